@@ -1,0 +1,162 @@
+/**
+ * Numbering of published events, shared by every backend (pure logic).
+ *
+ * A worker numbers its attempt's events from 1; an OUTPUT_BATCH takes one
+ * number per item. The store keeps, per job, the base of the current attempt
+ * (the highest sequence stored when the attempt began) and the highest
+ * sequence stored so far. An event is stored at `base + its number`; one at
+ * or below the highest already stored is a retried duplicate and is skipped.
+ * An event with sequence 0 asks the store to number it: it goes right after
+ * the highest (such events get no retry protection).
+ *
+ * @module
+ */
+import { clone, create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { EventType, type JobEvent, JobEventSchema } from "../../gen/job/v1/job_pb.ts";
+import { EventTooLargeError, InvalidEventError } from "./errors.ts";
+
+/** Most output items one batch event may carry. */
+export const MAX_BATCH_ITEMS = 10_000;
+
+/** The event type each `event_data` case implies. */
+const TYPE_OF_CASE = {
+  processStart: EventType.PROCESS_START,
+  processEnd: EventType.PROCESS_END,
+  processError: EventType.PROCESS_ERROR,
+  heartbeat: EventType.HEARTBEAT,
+  output: EventType.OUTPUT,
+  terminalResize: EventType.TERMINAL_RESIZE,
+  outputBatch: EventType.OUTPUT_BATCH,
+} as const satisfies Record<NonNullable<JobEvent["eventData"]["case"]>, EventType>;
+
+/** The result of {@link sequenceEvents}. */
+export interface SequencedEvents {
+  /** Copies of the events to store, numbered in the job's sequence, ascending. */
+  readonly events: JobEvent[];
+  /** Their encoded sizes in bytes, index for index. */
+  readonly sizes: number[];
+  /** The job's highest stored sequence once they are stored. */
+  readonly highest: bigint;
+}
+
+/** Where the job's numbering stands. */
+export interface SequenceState {
+  /** Highest sequence stored when the current attempt began. */
+  readonly base: bigint;
+  /** Highest sequence stored so far. */
+  readonly highest: bigint;
+}
+
+/**
+ * Validates and numbers `events` for storage. Pure: throws before the caller
+ * writes anything, so a bad event in a request stores none of them.
+ *
+ * @throws {InvalidEventError} for an event whose type, payload or batch range is inconsistent.
+ * @throws {EventTooLargeError} for an event larger than `maxEventBytes` once encoded.
+ */
+export function sequenceEvents(
+  incoming: readonly JobEvent[],
+  state: SequenceState,
+  nowMs: number,
+  maxEventBytes: number,
+): SequencedEvents {
+  let highest = state.highest;
+  const events: JobEvent[] = [];
+  const sizes: number[] = [];
+  for (const original of incoming) {
+    const event = clone(JobEventSchema, original);
+    normalizeEventType(event);
+    const batch = event.eventData.case === "outputBatch" ? event.eventData.value : undefined;
+    const width = BigInt(batch === undefined ? 1 : batchWidth(event));
+
+    let localStart = event.sequence;
+    if (batch !== undefined && batch.startSequence !== 0n) {
+      if (localStart !== 0n && localStart !== batch.startSequence) {
+        throw new InvalidEventError(
+          `output batch start_sequence ${batch.startSequence} differs from its sequence ${localStart}`,
+        );
+      }
+      localStart = batch.startSequence;
+    }
+    if (localStart < 0n) throw new InvalidEventError(`sequence ${localStart} is negative`);
+    if (batch !== undefined && batch.endSequence !== 0n && localStart !== 0n) {
+      if (batch.endSequence !== localStart + width - 1n) {
+        throw new InvalidEventError(
+          `output batch range ${localStart}..${batch.endSequence} does not match its ${width} items`,
+        );
+      }
+    }
+
+    const start = localStart === 0n ? highest + 1n : state.base + localStart;
+    if (start <= highest) continue; // a retried publish: already stored
+    const end = start + width - 1n;
+    event.sequence = start;
+    if (batch !== undefined) {
+      batch.startSequence = start;
+      batch.endSequence = end;
+    }
+    if (event.timestamp === undefined) event.timestamp = timestampFromMs(nowMs);
+
+    const size = toBinary(JobEventSchema, event).byteLength;
+    if (size > maxEventBytes) throw new EventTooLargeError(size, maxEventBytes);
+    events.push(event);
+    sizes.push(size);
+    highest = end;
+  }
+  return { events, sizes, highest };
+}
+
+/** The last sequence an event occupies: end_sequence for a batch, its sequence otherwise. */
+export function lastSequenceOf(event: JobEvent): bigint {
+  return event.eventData.case === "outputBatch"
+    ? event.eventData.value.endSequence
+    : event.sequence;
+}
+
+/** A JobEvent with the given payload, typed and stamped; `sequence` is the worker's number. */
+export function makeEvent(
+  sequence: bigint,
+  timestampMs: number,
+  eventData: JobEvent["eventData"],
+): JobEvent {
+  const eventType = eventData.case === undefined
+    ? EventType.UNSPECIFIED
+    : TYPE_OF_CASE[eventData.case];
+  return create(JobEventSchema, {
+    sequence,
+    timestamp: timestampFromMs(timestampMs),
+    eventType,
+    eventData,
+  });
+}
+
+function normalizeEventType(event: JobEvent): void {
+  const dataCase = event.eventData.case;
+  if (dataCase === undefined) {
+    if (event.eventType === EventType.UNSPECIFIED) {
+      throw new InvalidEventError("event has neither event_type nor event_data");
+    }
+    return;
+  }
+  const implied = TYPE_OF_CASE[dataCase];
+  if (event.eventType === EventType.UNSPECIFIED) {
+    event.eventType = implied;
+  } else if (event.eventType !== implied) {
+    throw new InvalidEventError(
+      `event_type ${
+        EventType[event.eventType] ?? event.eventType
+      } does not match event_data ${dataCase}`,
+    );
+  }
+}
+
+function batchWidth(event: JobEvent): number {
+  const batch = event.eventData.case === "outputBatch" ? event.eventData.value : undefined;
+  const n = batch?.outputs.length ?? 0;
+  if (n === 0) throw new InvalidEventError("output batch has no items");
+  if (n > MAX_BATCH_ITEMS) {
+    throw new InvalidEventError(`output batch has ${n} items, more than ${MAX_BATCH_ITEMS}`);
+  }
+  return n;
+}

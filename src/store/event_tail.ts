@@ -1,0 +1,74 @@
+/**
+ * Replay followed by live tail, shared by the backends. The backend supplies
+ * reads of its event log and a way to wait for new events; this module turns
+ * them into a stream that has no gap and no duplicate, applies the caller's
+ * filter to replay and tail alike, and ends once the job is finished and all
+ * of its events have been delivered.
+ *
+ * @module
+ */
+import type { JobEvent } from "../../gen/job/v1/job_pb.ts";
+import type { StreamEventsOptions } from "./job_store.ts";
+import { lastSequenceOf } from "./event_sequencing.ts";
+
+/** Events read per round trip to the backend. */
+export const TAIL_PAGE_SIZE = 500;
+
+/** What a backend gives the tail. */
+export interface EventLogSource {
+  /**
+   * Up to `limit` events of the job whose last sequence is at least
+   * `fromSequence`, ascending. Throws JobNotFoundError for an unknown job.
+   */
+  readEvents(jobId: string, fromSequence: bigint, limit: number): Promise<JobEvent[]>;
+  /** Whether the job is in a final state. Throws JobNotFoundError for an unknown job. */
+  isFinished(jobId: string): Promise<boolean>;
+  /**
+   * Starts waiting, at once, for the job's log or state to change; the
+   * promise resolves on change or when `signal` aborts.
+   */
+  waitForChange(jobId: string, signal: AbortSignal): Promise<void>;
+}
+
+/** Streams a job's events per `options` from `source` (see the module comment). */
+export async function* tailEvents(
+  source: EventLogSource,
+  jobId: string,
+  options: StreamEventsOptions,
+): AsyncGenerator<JobEvent> {
+  const { fromTimestampMs, eventTypes, signal } = options;
+  let cursor = options.fromSequence > 1n ? options.fromSequence : 1n;
+  while (!signal.aborted) {
+    const stopWaiting = new AbortController();
+    const onAbort = () => stopWaiting.abort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      // Register the wait before reading, so a write between the read and
+      // the wait still wakes us. Read "finished" before the events: a job
+      // finishes only after its last event is stored.
+      const changed = source.waitForChange(jobId, stopWaiting.signal);
+      const finished = await source.isFinished(jobId);
+      let page: JobEvent[];
+      do {
+        page = await source.readEvents(jobId, cursor, TAIL_PAGE_SIZE);
+        for (const event of page) {
+          cursor = lastSequenceOf(event) + 1n;
+          if (eventTypes.size > 0 && !eventTypes.has(event.eventType)) continue;
+          if (fromTimestampMs > 0 && timestampMs(event) < fromTimestampMs) continue;
+          yield event;
+          if (signal.aborted) return;
+        }
+      } while (page.length === TAIL_PAGE_SIZE);
+      if (finished) return;
+      await changed;
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      stopWaiting.abort();
+    }
+  }
+}
+
+function timestampMs(event: JobEvent): number {
+  const ts = event.timestamp;
+  return ts === undefined ? 0 : Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6);
+}

@@ -1,0 +1,174 @@
+/**
+ * The JobStore contract: the one interface every backend (memory, sqlite, aws)
+ * implements, and the glossary of the words it uses.
+ *
+ * Glossary
+ * - **job**: a command to run, with its parameters, state and result.
+ * - **queue**: a named FIFO of scheduled jobs; workers take from one queue.
+ * - **attempt**: one dequeue of a job. Each dequeue starts the next attempt
+ *   (1, 2, ...), whether the previous one finished or its lease ran out.
+ * - **lease**: an attempt's exclusive hold on a running job, until its
+ *   visibility timeout passes. A job whose lease expires is scheduled again
+ *   and redelivered (at-least-once delivery).
+ * - **task token**: the signed proof of a lease. Extending, publishing and
+ *   completing need the token of the job's current attempt; any older token is
+ *   refused (the fence).
+ * - **event**: an entry of a job's log (process start, output, end, ...).
+ *   One counter numbers every event of a job, across attempts.
+ * - **batch**: one OUTPUT_BATCH event carrying several output chunks; it
+ *   takes one sequence number per chunk.
+ *
+ * What the contract deliberately leaves out: connections, transactions,
+ * SQL, SQS and DynamoDB handles, and any notion of a server or of RPC. A
+ * backend hides all of them; what differs between backends that callers may
+ * depend on is declared as data in {@link StoreCapabilities}.
+ *
+ * @module
+ */
+import type {
+  EventType,
+  ExecutionConfig,
+  Job,
+  JobEvent,
+  JobParams,
+  JobResult,
+  JobState,
+} from "../../gen/job/v1/job_pb.ts";
+
+/** What a backend can do; core code and tests branch on these, never on the backend's name. */
+export interface StoreCapabilities {
+  /** Jobs and events survive a restart of the process. */
+  readonly durable: boolean;
+  /** A waiting dequeue is woken by the enqueue itself, not by polling. */
+  readonly wakesOnEnqueue: boolean;
+  /** A live tail is woken by the publish itself, not by polling. */
+  readonly pushesEvents: boolean;
+  /** Largest event the store accepts, in bytes of its protobuf encoding. */
+  readonly maxEventBytes: number;
+}
+
+/** A job to add to a queue. */
+export interface EnqueueInput {
+  /** Idempotency key; the empty string means "not idempotent". */
+  readonly requestId: string;
+  readonly queue: string;
+  readonly params: JobParams;
+  readonly executionConfig: ExecutionConfig;
+}
+
+/** The outcome of an enqueue. */
+export interface EnqueueResult {
+  readonly job: Job;
+  /** False when the request_id matched an earlier enqueue and that job was returned. */
+  readonly created: boolean;
+}
+
+/** How to wait for and lease jobs. */
+export interface DequeueOptions {
+  /** Lease at most this many jobs (>= 1). */
+  readonly maxJobs: number;
+  /** Lease length in milliseconds (> 0). */
+  readonly visibilityTimeoutMs: number;
+  /** Ends the wait; the dequeue then resolves with no jobs. */
+  readonly signal: AbortSignal;
+}
+
+/** A job together with the token that proves its lease. */
+export interface LeasedJob {
+  readonly job: Job;
+  readonly taskToken: string;
+}
+
+/** Which of a job's events to read. */
+export interface StreamEventsOptions {
+  /** Only events with a sequence at least this (0n: from the start). */
+  readonly fromSequence: bigint;
+  /** Only events stamped at or after this Unix millisecond (0: no bound). */
+  readonly fromTimestampMs: number;
+  /** Only events of these types (empty: every type). */
+  readonly eventTypes: ReadonlySet<EventType>;
+  /** Ends the stream early. */
+  readonly signal: AbortSignal;
+}
+
+/** A page request of {@link JobStore.listJobs}. */
+export interface ListJobsQuery {
+  /** Only this queue; undefined for every queue. */
+  readonly queue?: string;
+  /** Only this state; undefined for every state. */
+  readonly state?: JobState;
+  /** 1-based page number. */
+  readonly page: number;
+  /** Jobs per page (>= 1). */
+  readonly pageSize: number;
+}
+
+/** One page of jobs, newest first. */
+export interface JobPage {
+  readonly jobs: Job[];
+  /** Number of the last page; at least 1. */
+  readonly lastPage: number;
+}
+
+/**
+ * Where jobs and their events live.
+ *
+ * Guarantees every backend gives (the conformance suite in
+ * tests/store/conformance.ts checks each):
+ * - Job ids are UUIDv7; a new job is SCHEDULED; a dequeued job is RUNNING.
+ * - Each queue is FIFO; a job whose lease expired is dequeued again before
+ *   newer work, as soon as it expired (no sweep delay).
+ * - Enqueue with a non-empty request_id is idempotent.
+ * - Only the token of the job's current attempt can extend, publish or
+ *   complete; verification is constant time.
+ * - Sequences: a worker numbers its attempt's events from 1 (a batch takes
+ *   one number per item). The store saves each at the job's base for that
+ *   attempt (the highest sequence stored when the attempt began) plus the
+ *   worker's number, so sequences increase across attempts; an event at or
+ *   below the highest sequence stored is a retried duplicate and is skipped;
+ *   sequence 0 means "number it for me" (no retry protection).
+ * - Stream replay followed by live tail has no gap and no duplicate, honours
+ *   the same filter in both, and ends once the job is finished and every
+ *   stored event has been delivered.
+ * - Every method that returns a Job returns a copy the caller may keep.
+ */
+export interface JobStore extends AsyncDisposable {
+  /** What this backend can do. */
+  readonly capabilities: StoreCapabilities;
+
+  /** Adds a SCHEDULED job to `input.queue`, or returns the job an earlier call with the same request_id made. */
+  enqueue(input: EnqueueInput): Promise<EnqueueResult>;
+
+  /**
+   * Waits until `queue` has a job, then leases up to `maxJobs` of them, each
+   * starting a new attempt. Resolves with no jobs once `signal` aborts.
+   */
+  dequeue(queue: string, options: DequeueOptions): Promise<LeasedJob[]>;
+
+  /**
+   * Sets the lease to end `visibilityTimeoutMs` from now; 0 hands the job
+   * back at once (it is SCHEDULED again for the next dequeue).
+   */
+  updateLease(taskToken: string, queue: string, visibilityTimeoutMs: number): Promise<void>;
+
+  /**
+   * Records `result`, ends the lease and finishes the job: COMPLETED when
+   * `result.success`, FAILED otherwise. Returns the finished job.
+   */
+  complete(taskToken: string, result: JobResult): Promise<Job>;
+
+  /** Appends events to the log of the job the token leases (see the sequence rules above). */
+  publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<void>;
+
+  /** Replays a job's events, then tails new ones until the job is finished. */
+  streamEvents(jobId: string, options: StreamEventsOptions): AsyncIterable<JobEvent>;
+
+  /** Returns one job. */
+  getJob(jobId: string): Promise<Job>;
+
+  /** Returns one page of jobs, newest first. */
+  listJobs(query: ListJobsQuery): Promise<JobPage>;
+
+  /** Releases the store's resources and wakes every waiter; idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,383 @@
+/**
+ * The in-memory JobStore: fast, and gone when the process exits. Meant for
+ * tests, benchmarks and throwaway runs (`--store memory`).
+ *
+ * @module
+ */
+import { clone, create, equals } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  ExecutionConfigSchema,
+  type Job,
+  type JobEvent,
+  JobParamsSchema,
+  type JobResult,
+  JobResultSchema,
+  JobSchema,
+  JobState,
+} from "../../gen/job/v1/job_pb.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import {
+  IdempotencyConflictError,
+  JobMismatchError,
+  JobNotFoundError,
+  LeaseLostError,
+  QueueMismatchError,
+  StoreClosedError,
+} from "./errors.ts";
+import { lastSequenceOf, sequenceEvents } from "./event_sequencing.ts";
+import { type EventLogSource, tailEvents } from "./event_tail.ts";
+import { finishedStateFor, isFinished } from "./job_state.ts";
+import type {
+  DequeueOptions,
+  EnqueueInput,
+  EnqueueResult,
+  JobPage,
+  JobStore,
+  LeasedJob,
+  ListJobsQuery,
+  StoreCapabilities,
+  StreamEventsOptions,
+} from "./job_store.ts";
+import { MinHeap } from "./min_heap.ts";
+import { Notifier } from "./notifier.ts";
+import { TaskTokenCodec } from "./task_token.ts";
+import { UuidV7Generator } from "./uuid_v7.ts";
+
+/** Options of {@link MemoryJobStore}. */
+export interface MemoryJobStoreOptions {
+  readonly clock?: Clock;
+  /** Signs task tokens; a random secret by default. */
+  readonly tokenCodec?: TaskTokenCodec;
+}
+
+/** Largest event the embedded stores accept (1 MiB). */
+export const EMBEDDED_MAX_EVENT_BYTES = 1024 * 1024;
+
+interface JobRecord {
+  readonly job: Job;
+  readonly requestId: string;
+  /** Unix ms at which the current lease ends (meaningful while RUNNING). */
+  leaseExpiresAt: number;
+  /** Highest sequence stored when the current attempt began. */
+  sequenceBase: bigint;
+  highestSequence: bigint;
+  readonly events: JobEvent[];
+}
+
+interface LeaseEntry {
+  readonly record: JobRecord;
+  readonly attempt: number;
+  readonly expiresAt: number;
+}
+
+interface QueueRecord {
+  /** Jobs handed back or whose lease expired; served before `ready`. */
+  readonly again: JobRecord[];
+  /** Scheduled jobs in enqueue order; entries before `head` are taken. */
+  ready: JobRecord[];
+  head: number;
+  /** Running jobs by lease expiry; stale entries are skipped when popped. */
+  readonly leases: MinHeap<LeaseEntry>;
+}
+
+/** A JobStore that keeps everything in this process's memory. */
+export class MemoryJobStore implements JobStore {
+  readonly capabilities: StoreCapabilities = {
+    durable: false,
+    wakesOnEnqueue: true,
+    pushesEvents: true,
+    maxEventBytes: EMBEDDED_MAX_EVENT_BYTES,
+  };
+
+  readonly #clock: Clock;
+  readonly #tokens: TaskTokenCodec;
+  readonly #ids = new UuidV7Generator();
+  readonly #jobs = new Map<string, JobRecord>();
+  /** Every job in creation order, for listing. */
+  readonly #order: JobRecord[] = [];
+  readonly #byRequestId = new Map<string, JobRecord>();
+  readonly #queues = new Map<string, QueueRecord>();
+  readonly #queueWaiters: Notifier<string>;
+  readonly #jobWatchers: Notifier<string>;
+  #closed = false;
+
+  constructor(options: MemoryJobStoreOptions = {}) {
+    this.#clock = options.clock ?? systemClock;
+    this.#tokens = options.tokenCodec ?? TaskTokenCodec.withRandomSecret();
+    this.#queueWaiters = new Notifier(this.#clock);
+    this.#jobWatchers = new Notifier(this.#clock);
+  }
+
+  async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
+    this.#assertOpen();
+    if (input.requestId !== "") {
+      const existing = this.#byRequestId.get(input.requestId);
+      if (existing !== undefined) {
+        if (
+          existing.job.queue !== input.queue ||
+          !equals(JobParamsSchema, existing.job.jobParams!, input.params)
+        ) {
+          throw new IdempotencyConflictError(input.requestId, existing.job.jobId);
+        }
+        return { job: clone(JobSchema, existing.job), created: false };
+      }
+    }
+    const now = this.#clock.now();
+    const stamp = timestampFromMs(now);
+    const record: JobRecord = {
+      job: create(JobSchema, {
+        jobId: this.#ids.next(now),
+        jobParams: clone(JobParamsSchema, input.params),
+        state: JobState.SCHEDULED,
+        createdAt: stamp,
+        updatedAt: stamp,
+        executionConfig: clone(ExecutionConfigSchema, input.executionConfig),
+        queue: input.queue,
+        attempt: 0,
+      }),
+      requestId: input.requestId,
+      leaseExpiresAt: 0,
+      sequenceBase: 0n,
+      highestSequence: 0n,
+      events: [],
+    };
+    this.#jobs.set(record.job.jobId, record);
+    this.#order.push(record);
+    if (input.requestId !== "") this.#byRequestId.set(input.requestId, record);
+    this.#queue(input.queue).ready.push(record);
+    this.#queueWaiters.notify(input.queue, 1);
+    return { job: clone(JobSchema, record.job), created: true };
+  }
+
+  async dequeue(queueName: string, options: DequeueOptions): Promise<LeasedJob[]> {
+    const { maxJobs, visibilityTimeoutMs, signal } = options;
+    while (!this.#closed) {
+      const queue = this.#queue(queueName);
+      const now = this.#clock.now();
+      this.#reclaimExpired(queue, now);
+      const leased: LeasedJob[] = [];
+      for (let record = this.#takeNext(queue); record !== undefined;) {
+        leased.push(this.#lease(queue, record, now, visibilityTimeoutMs));
+        if (leased.length >= maxJobs) break;
+        record = this.#takeNext(queue);
+      }
+      if (leased.length > 0) return leased;
+      if (signal.aborted) break;
+      const nextExpiry = queue.leases.peek()?.expiresAt;
+      await this.#queueWaiters.wait(queueName, {
+        signal,
+        ...(nextExpiry === undefined ? {} : { timeoutMs: nextExpiry - now }),
+      });
+    }
+    return [];
+  }
+
+  async updateLease(taskToken: string, queue: string, visibilityTimeoutMs: number): Promise<void> {
+    this.#assertOpen();
+    const record = this.#leasedRecord(taskToken);
+    if (record.job.queue !== queue) throw new QueueMismatchError(record.job.queue, queue);
+    const now = this.#clock.now();
+    const queueRecord = this.#queue(record.job.queue);
+    if (visibilityTimeoutMs <= 0) {
+      this.#schedule(queueRecord, record, now);
+      this.#queueWaiters.notify(record.job.queue, 1);
+    } else {
+      record.leaseExpiresAt = now + visibilityTimeoutMs;
+      queueRecord.leases.push({
+        record,
+        attempt: record.job.attempt,
+        expiresAt: record.leaseExpiresAt,
+      });
+    }
+    return;
+  }
+
+  async complete(taskToken: string, result: JobResult): Promise<Job> {
+    this.#assertOpen();
+    const record = this.#leasedRecord(taskToken);
+    if (result.jobId !== record.job.jobId) {
+      throw new JobMismatchError(record.job.jobId, result.jobId);
+    }
+    const now = this.#clock.now();
+    const stored = clone(JobResultSchema, result);
+    stored.completedAt ??= timestampFromMs(now);
+    record.job.result = stored;
+    record.job.state = finishedStateFor(result.success);
+    record.job.updatedAt = timestampFromMs(now);
+    record.leaseExpiresAt = 0;
+    this.#jobWatchers.notify(record.job.jobId);
+    return clone(JobSchema, record.job);
+  }
+
+  async publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<void> {
+    this.#assertOpen();
+    const record = this.#leasedRecord(taskToken);
+    const sequenced = sequenceEvents(
+      events,
+      { base: record.sequenceBase, highest: record.highestSequence },
+      this.#clock.now(),
+      this.capabilities.maxEventBytes,
+    );
+    if (sequenced.events.length === 0) return;
+    record.events.push(...sequenced.events);
+    record.highestSequence = sequenced.highest;
+    this.#jobWatchers.notify(record.job.jobId);
+    return;
+  }
+
+  streamEvents(jobId: string, options: StreamEventsOptions): AsyncIterable<JobEvent> {
+    return tailEvents(this.#eventSource, jobId, options);
+  }
+
+  async getJob(jobId: string): Promise<Job> {
+    this.#assertOpen();
+    const record = this.#record(jobId);
+    this.#reclaimExpired(this.#queue(record.job.queue), this.#clock.now());
+    return clone(JobSchema, record.job);
+  }
+
+  async listJobs(query: ListJobsQuery): Promise<JobPage> {
+    this.#assertOpen();
+    const now = this.#clock.now();
+    for (const queue of this.#queues.values()) this.#reclaimExpired(queue, now);
+    const first = (query.page - 1) * query.pageSize;
+    const jobs: Job[] = [];
+    let matched = 0;
+    for (let i = this.#order.length - 1; i >= 0; i--) {
+      const job = this.#order[i]!.job;
+      if (query.queue !== undefined && job.queue !== query.queue) continue;
+      if (query.state !== undefined && job.state !== query.state) continue;
+      if (matched >= first && jobs.length < query.pageSize) jobs.push(clone(JobSchema, job));
+      matched++;
+    }
+    return { jobs, lastPage: Math.max(1, Math.ceil(matched / query.pageSize)) };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#queueWaiters.notifyAll();
+    this.#jobWatchers.notifyAll();
+    return;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  readonly #eventSource: EventLogSource = {
+    readEvents: async (jobId, fromSequence, limit) => {
+      this.#assertOpen();
+      const events = this.#record(jobId).events;
+      // Binary search for the first event that ends at or after fromSequence.
+      let lo = 0;
+      let hi = events.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (lastSequenceOf(events[mid]!) < fromSequence) lo = mid + 1;
+        else hi = mid;
+      }
+      // Stored events are never mutated, so readers share them.
+      return events.slice(lo, lo + limit);
+    },
+    isFinished: async (jobId) => {
+      this.#assertOpen();
+      return isFinished(this.#record(jobId).job.state);
+    },
+    waitForChange: (jobId, signal) => this.#jobWatchers.wait(jobId, { signal }),
+  };
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StoreClosedError();
+  }
+
+  #record(jobId: string): JobRecord {
+    const record = this.#jobs.get(jobId);
+    if (record === undefined) throw new JobNotFoundError(jobId);
+    return record;
+  }
+
+  /** The record the token leases, if its attempt still holds the job. */
+  #leasedRecord(taskToken: string): JobRecord {
+    const claims = this.#tokens.verify(taskToken);
+    const record = this.#record(claims.jobId);
+    const job = record.job;
+    this.#reclaimExpired(this.#queue(job.queue), this.#clock.now());
+    if (job.attempt !== claims.attempt) {
+      throw new LeaseLostError(
+        job.jobId,
+        `attempt ${claims.attempt} was superseded by attempt ${job.attempt}`,
+      );
+    }
+    if (job.state !== JobState.RUNNING) {
+      throw new LeaseLostError(
+        job.jobId,
+        isFinished(job.state)
+          ? "the job has finished"
+          : "the lease ended and the job was scheduled again",
+      );
+    }
+    return record;
+  }
+
+  #queue(name: string): QueueRecord {
+    let queue = this.#queues.get(name);
+    if (queue === undefined) {
+      queue = { again: [], ready: [], head: 0, leases: new MinHeap((e) => e.expiresAt) };
+      this.#queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  #takeNext(queue: QueueRecord): JobRecord | undefined {
+    const again = queue.again.shift();
+    if (again !== undefined) return again;
+    while (queue.head < queue.ready.length) {
+      const record = queue.ready[queue.head++]!;
+      if (queue.head > 1024 && queue.head * 2 > queue.ready.length) {
+        queue.ready = queue.ready.slice(queue.head);
+        queue.head = 0;
+      }
+      if (record.job.state === JobState.SCHEDULED) return record;
+    }
+    return undefined;
+  }
+
+  #lease(queue: QueueRecord, record: JobRecord, now: number, visibilityMs: number): LeasedJob {
+    const job = record.job;
+    job.attempt += 1;
+    job.state = JobState.RUNNING;
+    job.updatedAt = timestampFromMs(now);
+    record.leaseExpiresAt = now + visibilityMs;
+    record.sequenceBase = record.highestSequence;
+    queue.leases.push({ record, attempt: job.attempt, expiresAt: record.leaseExpiresAt });
+    const taskToken = this.#tokens.sign({
+      jobId: job.jobId,
+      queue: job.queue,
+      attempt: job.attempt,
+    });
+    return { job: clone(JobSchema, job), taskToken };
+  }
+
+  /** Schedules again every job of `queue` whose lease has ended by `now`. */
+  #reclaimExpired(queue: QueueRecord, now: number): void {
+    for (let top = queue.leases.peek(); top !== undefined && top.expiresAt <= now;) {
+      queue.leases.pop();
+      const { record, attempt, expiresAt } = top;
+      if (
+        record.job.state === JobState.RUNNING && record.job.attempt === attempt &&
+        record.leaseExpiresAt === expiresAt
+      ) {
+        this.#schedule(queue, record, now);
+      }
+      top = queue.leases.peek();
+    }
+  }
+
+  #schedule(queue: QueueRecord, record: JobRecord, now: number): void {
+    record.job.state = JobState.SCHEDULED;
+    record.job.updatedAt = timestampFromMs(now);
+    record.leaseExpiresAt = 0;
+    queue.again.push(record);
+  }
+}

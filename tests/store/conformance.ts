@@ -1,0 +1,669 @@
+/**
+ * The JobStore conformance suite. Every backend runs these cases unchanged,
+ * through {@link defineStoreConformance} with a factory of its own; a backend
+ * may skip a case only by lacking a capability the case names.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
+import {
+  EventType,
+  ExecutionConfigSchema,
+  type Job,
+  type JobEvent,
+  JobParamsSchema,
+  JobResultSchema,
+  JobState,
+  OutputItemSchema,
+  StreamType,
+} from "../../gen/job/v1/job_pb.ts";
+import {
+  EventTooLargeError,
+  IdempotencyConflictError,
+  InvalidEventError,
+  InvalidTaskTokenError,
+  JobMismatchError,
+  JobNotFoundError,
+  LeaseLostError,
+  QueueMismatchError,
+} from "../../src/store/errors.ts";
+import { makeEvent } from "../../src/store/event_sequencing.ts";
+import type { JobStore, LeasedJob, StreamEventsOptions } from "../../src/store/job_store.ts";
+import { isUuid } from "../../src/store/uuid_v7.ts";
+
+/** A store under test and a way to let its time pass. */
+export interface StoreHarness {
+  readonly store: JobStore;
+  /** Lets `ms` of the store's time pass (a fake clock moves; a real one is slept on). */
+  advance(ms: number): Promise<void>;
+  /** Stops the store and anything the harness started. */
+  close(): Promise<void>;
+}
+
+/** Makes a fresh, empty store for one test case. */
+export type StoreHarnessFactory = () => Promise<StoreHarness>;
+
+interface ConformanceCase {
+  readonly name: string;
+  readonly fn: (h: StoreHarness) => Promise<void>;
+}
+
+const cases: ConformanceCase[] = [];
+function conformance(name: string, fn: (h: StoreHarness) => Promise<void>): void {
+  cases.push({ name, fn });
+}
+
+/** Number of cases in the suite. */
+export function conformanceCaseCount(): number {
+  return cases.length;
+}
+
+/**
+ * Registers every case as a Deno test named `<backend> store: <case>`, plus
+ * a last test that fails unless every case ran, so that a backend can never
+ * drop out of the suite silently.
+ */
+export function defineStoreConformance(backend: string, factory: StoreHarnessFactory): void {
+  let executed = 0;
+  for (const c of cases) {
+    Deno.test(`${backend} store: ${c.name}`, async () => {
+      const harness = await factory();
+      try {
+        await c.fn(harness);
+      } finally {
+        await harness.close();
+      }
+      executed++;
+    });
+  }
+  Deno.test(`${backend} store: ran all ${cases.length} conformance cases`, () => {
+    console.log(`conformance: ${backend} executed ${executed} of ${cases.length} cases`);
+    assert.equal(executed, cases.length);
+  });
+}
+
+// ---------------------------------------------------------------- helpers
+
+const QUEUE = "default";
+const VISIBILITY_MS = 30_000;
+
+function params(command = "echo", args: string[] = ["hello"]) {
+  return create(JobParamsSchema, { command, args, environment: { A: "1" }, owner: "tester" });
+}
+
+const executionConfig = create(ExecutionConfigSchema, { heartbeatIntervalSeconds: 30 });
+
+async function enqueue(store: JobStore, queue = QUEUE, requestId = ""): Promise<Job> {
+  const { job } = await store.enqueue({
+    requestId,
+    queue,
+    params: params(),
+    executionConfig,
+  });
+  return job;
+}
+
+async function dequeueOne(
+  store: JobStore,
+  queue = QUEUE,
+  visibilityTimeoutMs = VISIBILITY_MS,
+): Promise<LeasedJob> {
+  const jobs = await store.dequeue(queue, {
+    maxJobs: 1,
+    visibilityTimeoutMs,
+    signal: AbortSignal.timeout(5_000),
+  });
+  assert.equal(jobs.length, 1, `expected a job on queue ${queue}`);
+  return jobs[0]!;
+}
+
+/** Dequeues with a short real-time wait and returns what came back. */
+function dequeueNow(store: JobStore, queue = QUEUE, maxJobs = 10): Promise<LeasedJob[]> {
+  return store.dequeue(queue, {
+    maxJobs,
+    visibilityTimeoutMs: VISIBILITY_MS,
+    signal: AbortSignal.timeout(300),
+  });
+}
+
+function result(jobId: string, exitCode: number) {
+  return create(JobResultSchema, { jobId, success: exitCode === 0, exitCode });
+}
+
+function outputEvent(sequence: number, text: string, stream = StreamType.STDOUT): JobEvent {
+  return makeEvent(BigInt(sequence), Date.now(), {
+    case: "outputBatch",
+    value: {
+      $typeName: "job.v1.OutputBatchEvent",
+      outputs: [create(OutputItemSchema, {
+        output: new TextEncoder().encode(text),
+        streamType: stream,
+      })],
+      startSequence: BigInt(sequence),
+      endSequence: BigInt(sequence),
+      firstTimestampMs: BigInt(Date.now()),
+      playbackIntervalMillis: 0,
+    },
+  });
+}
+
+function startEvent(sequence: number, timestampMs = Date.now()): JobEvent {
+  return makeEvent(BigInt(sequence), timestampMs, {
+    case: "processStart",
+    value: { $typeName: "job.v1.ProcessStartEvent", pid: 42 },
+  });
+}
+
+function endEvent(sequence: number, exitCode = 0): JobEvent {
+  return makeEvent(BigInt(sequence), Date.now(), {
+    case: "processEnd",
+    value: { $typeName: "job.v1.ProcessEndEvent", pid: 42, exitCode },
+  });
+}
+
+function streamOptions(overrides: Partial<StreamEventsOptions> = {}): StreamEventsOptions {
+  return {
+    fromSequence: 0n,
+    fromTimestampMs: 0,
+    eventTypes: new Set(),
+    signal: AbortSignal.timeout(10_000),
+    ...overrides,
+  };
+}
+
+async function collect(iterable: AsyncIterable<JobEvent>): Promise<JobEvent[]> {
+  const events: JobEvent[] = [];
+  for await (const event of iterable) events.push(event);
+  return events;
+}
+
+function sequences(events: JobEvent[]): bigint[] {
+  return events.map((e) => e.sequence);
+}
+
+// ---------------------------------------------------------------- enqueue
+
+conformance("enqueue creates a SCHEDULED job with a UUIDv7 id", async ({ store }) => {
+  const { job, created } = await store.enqueue({
+    requestId: "",
+    queue: QUEUE,
+    params: params("make", ["test"]),
+    executionConfig,
+  });
+  assert.equal(created, true);
+  assert.ok(isUuid(job.jobId), job.jobId);
+  assert.equal(job.jobId[14], "7", "version nibble of a UUIDv7");
+  assert.equal(job.state, JobState.SCHEDULED);
+  assert.equal(job.queue, QUEUE);
+  assert.equal(job.attempt, 0);
+  assert.equal(job.jobParams?.command, "make");
+  assert.deepEqual(job.jobParams?.args, ["test"]);
+  assert.deepEqual(job.jobParams?.environment, { A: "1" });
+  assert.ok(job.createdAt !== undefined);
+  const fetched = await store.getJob(job.jobId);
+  assert.equal(fetched.jobId, job.jobId);
+  assert.equal(fetched.executionConfig?.heartbeatIntervalSeconds, 30);
+});
+
+conformance("enqueue with a request_id is idempotent", async ({ store }) => {
+  const first = await store.enqueue({
+    requestId: "req-1",
+    queue: QUEUE,
+    params: params(),
+    executionConfig,
+  });
+  const again = await store.enqueue({
+    requestId: "req-1",
+    queue: QUEUE,
+    params: params(),
+    executionConfig,
+  });
+  assert.equal(again.created, false);
+  assert.equal(again.job.jobId, first.job.jobId);
+  const page = await store.listJobs({ page: 1, pageSize: 50 });
+  assert.equal(page.jobs.length, 1);
+});
+
+conformance("an empty request_id is no idempotency key", async ({ store }) => {
+  const a = await enqueue(store);
+  const b = await enqueue(store);
+  assert.notEqual(a.jobId, b.jobId);
+  assert.equal((await store.listJobs({ page: 1, pageSize: 50 })).jobs.length, 2);
+});
+
+conformance("a request_id reused with other parameters is refused", async ({ store }) => {
+  await store.enqueue({ requestId: "req-2", queue: QUEUE, params: params(), executionConfig });
+  await assert.rejects(
+    store.enqueue({
+      requestId: "req-2",
+      queue: QUEUE,
+      params: params("rm", ["-rf", "/"]),
+      executionConfig,
+    }),
+    IdempotencyConflictError,
+  );
+  assert.equal((await store.listJobs({ page: 1, pageSize: 50 })).jobs.length, 1);
+});
+
+// ---------------------------------------------------------------- dequeue
+
+conformance("dequeue leases jobs FIFO per queue", async ({ store }) => {
+  const a = await enqueue(store);
+  const other = await enqueue(store, "other");
+  const b = await enqueue(store);
+  const first = await dequeueOne(store);
+  const second = await dequeueOne(store);
+  assert.equal(first.job.jobId, a.jobId);
+  assert.equal(second.job.jobId, b.jobId);
+  assert.equal(first.job.state, JobState.RUNNING);
+  assert.equal(first.job.attempt, 1);
+  assert.ok(first.taskToken.length > 0);
+  assert.deepEqual(await dequeueNow(store), []);
+  assert.equal((await dequeueOne(store, "other")).job.jobId, other.jobId);
+  assert.equal((await store.getJob(a.jobId)).state, JobState.RUNNING);
+});
+
+conformance("dequeue takes at most max_jobs", async ({ store }) => {
+  for (let i = 0; i < 3; i++) await enqueue(store);
+  const two = await store.dequeue(QUEUE, {
+    maxJobs: 2,
+    visibilityTimeoutMs: VISIBILITY_MS,
+    signal: AbortSignal.timeout(5_000),
+  });
+  assert.equal(two.length, 2);
+  assert.equal((await dequeueNow(store)).length, 1);
+});
+
+conformance("a waiting dequeue is woken by an enqueue", async ({ store }) => {
+  const waiting = store.dequeue(QUEUE, {
+    maxJobs: 1,
+    visibilityTimeoutMs: VISIBILITY_MS,
+    signal: AbortSignal.timeout(5_000),
+  });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const job = await enqueue(store);
+  const leased = await waiting;
+  assert.equal(leased.length, 1);
+  assert.equal(leased[0]!.job.jobId, job.jobId);
+});
+
+conformance("a dequeue ends with no jobs when its signal aborts", async ({ store }) => {
+  const controller = new AbortController();
+  const waiting = store.dequeue(QUEUE, {
+    maxJobs: 1,
+    visibilityTimeoutMs: VISIBILITY_MS,
+    signal: controller.signal,
+  });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  controller.abort();
+  assert.deepEqual(await waiting, []);
+  // The queue still works afterwards, and no job was lost to the aborted wait.
+  const job = await enqueue(store);
+  assert.equal((await dequeueOne(store)).job.jobId, job.jobId);
+});
+
+// ---------------------------------------------------------------- leases
+
+conformance("an expired lease is redelivered as the next attempt", async (h) => {
+  const { store } = h;
+  const job = await enqueue(store);
+  const later = await enqueue(store);
+  const first = await dequeueOne(store, QUEUE, 1_000);
+  assert.equal(first.job.jobId, job.jobId);
+  await h.advance(1_500);
+  assert.equal((await store.getJob(job.jobId)).state, JobState.SCHEDULED);
+  const second = await dequeueOne(store, QUEUE, VISIBILITY_MS);
+  assert.equal(second.job.jobId, job.jobId, "the expired job comes before newer work");
+  assert.equal(second.job.attempt, 2);
+  assert.equal(second.job.state, JobState.RUNNING);
+  assert.equal((await dequeueOne(store)).job.jobId, later.jobId);
+});
+
+conformance("a waiting dequeue is woken when a lease expires", async (h) => {
+  const { store } = h;
+  const job = await enqueue(store);
+  await dequeueOne(store, QUEUE, 1_000);
+  const waiting = store.dequeue(QUEUE, {
+    maxJobs: 1,
+    visibilityTimeoutMs: VISIBILITY_MS,
+    signal: AbortSignal.timeout(10_000),
+  });
+  await h.advance(1_500);
+  const redelivered = await waiting;
+  assert.equal(redelivered.length, 1);
+  assert.equal(redelivered[0]!.job.jobId, job.jobId);
+  assert.equal(redelivered[0]!.job.attempt, 2);
+});
+
+conformance("an older attempt's token can neither extend, publish nor complete", async (h) => {
+  const { store } = h;
+  const job = await enqueue(store);
+  const stale = await dequeueOne(store, QUEUE, 1_000);
+  await h.advance(1_500);
+  const current = await dequeueOne(store);
+  await assert.rejects(store.complete(stale.taskToken, result(job.jobId, 0)), LeaseLostError);
+  await assert.rejects(store.updateLease(stale.taskToken, QUEUE, VISIBILITY_MS), LeaseLostError);
+  await assert.rejects(store.publishEvents(stale.taskToken, [startEvent(1)]), LeaseLostError);
+  const unchanged = await store.getJob(job.jobId);
+  assert.equal(unchanged.state, JobState.RUNNING);
+  assert.equal(unchanged.attempt, 2);
+  assert.equal(await collectNow(store, job.jobId), 0, "the stale publish stored nothing");
+  await store.complete(current.taskToken, result(job.jobId, 0));
+  assert.equal((await store.getJob(job.jobId)).state, JobState.COMPLETED);
+});
+
+async function collectNow(store: JobStore, jobId: string): Promise<number> {
+  const events = await collect(
+    store.streamEvents(jobId, streamOptions({ signal: AbortSignal.timeout(300) })),
+  ).catch(() => []);
+  return events.length;
+}
+
+conformance("forged and tampered task tokens are refused", async ({ store }) => {
+  const job = await enqueue(store);
+  const { taskToken } = await dequeueOne(store);
+  const [prefix, claims, mac] = taskToken.split(".");
+  const tampered = `${prefix}.${claims}.${mac!.slice(0, -2)}${mac!.endsWith("AA") ? "BB" : "AA"}`;
+  for (const bad of ["", "garbage", taskToken.slice(0, -5), tampered, `${taskToken}x`]) {
+    await assert.rejects(store.complete(bad, result(job.jobId, 0)), InvalidTaskTokenError, bad);
+    await assert.rejects(store.updateLease(bad, QUEUE, VISIBILITY_MS), InvalidTaskTokenError);
+    await assert.rejects(store.publishEvents(bad, [startEvent(1)]), InvalidTaskTokenError);
+  }
+  assert.equal((await store.getJob(job.jobId)).state, JobState.RUNNING);
+});
+
+conformance("an extended lease is not redelivered", async (h) => {
+  const { store } = h;
+  const job = await enqueue(store);
+  const leased = await dequeueOne(store, QUEUE, 2_000);
+  await h.advance(1_200);
+  await store.updateLease(leased.taskToken, QUEUE, 3_000);
+  await h.advance(1_200);
+  assert.deepEqual(await dequeueNow(store), []);
+  assert.equal((await store.getJob(job.jobId)).state, JobState.RUNNING);
+  await store.complete(leased.taskToken, result(job.jobId, 0));
+});
+
+conformance("a lease handed back with visibility 0 is redelivered at once", async ({ store }) => {
+  const job = await enqueue(store);
+  const first = await dequeueOne(store);
+  await store.updateLease(first.taskToken, QUEUE, 0);
+  assert.equal((await store.getJob(job.jobId)).state, JobState.SCHEDULED);
+  const second = await dequeueOne(store);
+  assert.equal(second.job.jobId, job.jobId);
+  assert.equal(second.job.attempt, 2);
+  await assert.rejects(store.complete(first.taskToken, result(job.jobId, 0)), LeaseLostError);
+});
+
+conformance("updating a lease on another queue is refused", async ({ store }) => {
+  const job = await enqueue(store);
+  const leased = await dequeueOne(store);
+  await assert.rejects(store.updateLease(leased.taskToken, "other", 0), QueueMismatchError);
+  assert.equal((await store.getJob(job.jobId)).state, JobState.RUNNING);
+});
+
+// ---------------------------------------------------------------- complete
+
+conformance("complete records the result and finishes the job", async (h) => {
+  const { store } = h;
+  const ok = await enqueue(store);
+  const bad = await enqueue(store);
+  const okLease = await dequeueOne(store, QUEUE, 1_000);
+  const badLease = await dequeueOne(store, QUEUE, 1_000);
+  const done = await store.complete(okLease.taskToken, result(ok.jobId, 0));
+  assert.equal(done.state, JobState.COMPLETED);
+  await store.complete(
+    badLease.taskToken,
+    create(JobResultSchema, { jobId: bad.jobId, success: false, exitCode: 3 }),
+  );
+  const failed = await store.getJob(bad.jobId);
+  assert.equal(failed.state, JobState.FAILED);
+  assert.equal(failed.result?.exitCode, 3);
+  assert.equal(failed.result?.success, false);
+  assert.ok(failed.result?.completedAt !== undefined);
+  // A finished job is never redelivered, and its token is dead.
+  await h.advance(1_500);
+  assert.deepEqual(await dequeueNow(store), []);
+  await assert.rejects(store.complete(okLease.taskToken, result(ok.jobId, 0)), LeaseLostError);
+  await assert.rejects(store.updateLease(okLease.taskToken, QUEUE, 1_000), LeaseLostError);
+  assert.equal((await store.getJob(ok.jobId)).state, JobState.COMPLETED);
+});
+
+conformance("complete refuses a result for another job", async ({ store }) => {
+  const job = await enqueue(store);
+  const other = await enqueue(store);
+  const leased = await dequeueOne(store);
+  await assert.rejects(store.complete(leased.taskToken, result(other.jobId, 0)), JobMismatchError);
+  assert.equal((await store.getJob(job.jobId)).state, JobState.RUNNING);
+  assert.equal((await store.getJob(other.jobId)).state, JobState.SCHEDULED);
+});
+
+// ---------------------------------------------------------------- list and get
+
+conformance("listJobs pages newest first, filtered by queue and state", async ({ store }) => {
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) ids.push((await enqueue(store)).jobId);
+  const elsewhere = await enqueue(store, "other");
+  const running = await dequeueOne(store); // ids[0]
+
+  const all = await store.listJobs({ page: 1, pageSize: 50 });
+  assert.deepEqual(all.jobs.map((j) => j.jobId), [elsewhere.jobId, ...[...ids].reverse()]);
+  assert.equal(all.lastPage, 1);
+
+  const p1 = await store.listJobs({ queue: QUEUE, page: 1, pageSize: 2 });
+  const p2 = await store.listJobs({ queue: QUEUE, page: 2, pageSize: 2 });
+  const p3 = await store.listJobs({ queue: QUEUE, page: 3, pageSize: 2 });
+  assert.deepEqual(
+    [...p1.jobs, ...p2.jobs, ...p3.jobs].map((j) => j.jobId),
+    [...ids].reverse(),
+  );
+  assert.equal(p1.lastPage, 3);
+  assert.deepEqual((await store.listJobs({ queue: QUEUE, page: 4, pageSize: 2 })).jobs, []);
+
+  const runningOnly = await store.listJobs({ state: JobState.RUNNING, page: 1, pageSize: 50 });
+  assert.deepEqual(runningOnly.jobs.map((j) => j.jobId), [running.job.jobId]);
+  const none = await store.listJobs({ queue: "nope", page: 1, pageSize: 50 });
+  assert.deepEqual(none, { jobs: [], lastPage: 1 });
+});
+
+conformance("unknown job ids are NotFound", async ({ store }) => {
+  const missing = "01890a5d-ac96-774b-bcce-b302099a8057";
+  await assert.rejects(store.getJob(missing), JobNotFoundError);
+  await assert.rejects(collect(store.streamEvents(missing, streamOptions())), JobNotFoundError);
+});
+
+// ---------------------------------------------------------------- events
+
+conformance(
+  "events are numbered in one sequence; a batch takes one per item",
+  async ({ store }) => {
+    const job = await enqueue(store);
+    const { taskToken } = await dequeueOne(store);
+    const batch = makeEvent(2n, Date.now(), {
+      case: "outputBatch",
+      value: {
+        $typeName: "job.v1.OutputBatchEvent",
+        outputs: ["a", "b", "c"].map((t) =>
+          create(OutputItemSchema, {
+            output: new TextEncoder().encode(t),
+            streamType: StreamType.STDOUT,
+          })
+        ),
+        startSequence: 2n,
+        endSequence: 4n,
+        firstTimestampMs: BigInt(Date.now()),
+        playbackIntervalMillis: 0,
+      },
+    });
+    await store.publishEvents(taskToken, [startEvent(1), batch, endEvent(5)]);
+    await store.complete(taskToken, result(job.jobId, 0));
+    const events = await collect(store.streamEvents(job.jobId, streamOptions()));
+    assert.deepEqual(sequences(events), [1n, 2n, 5n]);
+    assert.deepEqual(events.map((e) => e.eventType), [
+      EventType.PROCESS_START,
+      EventType.OUTPUT_BATCH,
+      EventType.PROCESS_END,
+    ]);
+    const stored = events[1]!.eventData;
+    assert.equal(stored.case, "outputBatch");
+    assert.equal(stored.value.startSequence, 2n);
+    assert.equal(stored.value.endSequence, 4n);
+    assert.equal(new TextDecoder().decode(stored.value.outputs[2]!.output), "c");
+  },
+);
+
+conformance("a retried publish stores nothing twice", async ({ store }) => {
+  const job = await enqueue(store);
+  const { taskToken } = await dequeueOne(store);
+  const events = [startEvent(1), outputEvent(2, "x"), outputEvent(3, "y")];
+  await store.publishEvents(taskToken, events);
+  await store.publishEvents(taskToken, events);
+  await store.publishEvents(taskToken, [outputEvent(3, "y"), outputEvent(4, "z")]);
+  await store.complete(taskToken, result(job.jobId, 0));
+  const stored = await collect(store.streamEvents(job.jobId, streamOptions()));
+  assert.deepEqual(sequences(stored), [1n, 2n, 3n, 4n]);
+});
+
+conformance("sequences keep increasing across attempts", async (h) => {
+  const { store } = h;
+  const job = await enqueue(store);
+  const first = await dequeueOne(store, QUEUE, 1_000);
+  await store.publishEvents(first.taskToken, [startEvent(1), outputEvent(2, "first try")]);
+  await h.advance(1_500);
+  const second = await dequeueOne(store);
+  await store.publishEvents(second.taskToken, [startEvent(1), endEvent(2)]);
+  await store.complete(second.taskToken, result(job.jobId, 0));
+  const events = await collect(store.streamEvents(job.jobId, streamOptions()));
+  assert.deepEqual(sequences(events), [1n, 2n, 3n, 4n]);
+});
+
+conformance("events with sequence 0 are numbered by the store", async ({ store }) => {
+  const job = await enqueue(store);
+  const { taskToken } = await dequeueOne(store);
+  await store.publishEvents(taskToken, [startEvent(0), outputEvent(0, "x"), endEvent(0)]);
+  await store.complete(taskToken, result(job.jobId, 0));
+  const events = await collect(store.streamEvents(job.jobId, streamOptions()));
+  assert.deepEqual(sequences(events), [1n, 2n, 3n]);
+});
+
+conformance("replay then live tail has no gap and no duplicate", async ({ store }) => {
+  const job = await enqueue(store);
+  const { taskToken } = await dequeueOne(store);
+  await store.publishEvents(taskToken, [startEvent(1), outputEvent(2, "early")]);
+  const following = collect(store.streamEvents(job.jobId, streamOptions()));
+  let next = 3;
+  for (let round = 0; round < 20; round++) {
+    const batch = [outputEvent(next, `line ${next}`), outputEvent(next + 1, `line ${next + 1}`)];
+    next += 2;
+    await store.publishEvents(taskToken, batch);
+    if (round % 3 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await store.publishEvents(taskToken, [endEvent(next)]);
+  await store.complete(taskToken, result(job.jobId, 0));
+  const events = await following;
+  assert.deepEqual(sequences(events), Array.from({ length: next }, (_, i) => BigInt(i + 1)));
+});
+
+conformance("the event filter applies to replay and live tail", async ({ store }) => {
+  const job = await enqueue(store);
+  const { taskToken } = await dequeueOne(store);
+  await store.publishEvents(taskToken, [startEvent(1), outputEvent(2, "replayed")]);
+  const following = collect(store.streamEvents(
+    job.jobId,
+    streamOptions({ eventTypes: new Set([EventType.PROCESS_START, EventType.PROCESS_END]) }),
+  ));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  await store.publishEvents(taskToken, [outputEvent(3, "live"), endEvent(4)]);
+  await store.complete(taskToken, result(job.jobId, 0));
+  const events = await following;
+  assert.deepEqual(events.map((e) => e.eventType), [
+    EventType.PROCESS_START,
+    EventType.PROCESS_END,
+  ]);
+  assert.deepEqual(sequences(events), [1n, 4n]);
+});
+
+conformance("from_sequence and from_timestamp bound the replay", async ({ store }) => {
+  const job = await enqueue(store);
+  const { taskToken } = await dequeueOne(store);
+  const t0 = Date.UTC(2026, 0, 1);
+  await store.publishEvents(taskToken, [
+    startEvent(1, t0),
+    startEvent(2, t0 + 1_000),
+    startEvent(3, t0 + 2_000),
+    startEvent(4, t0 + 3_000),
+  ]);
+  await store.complete(taskToken, result(job.jobId, 0));
+  const fromSeq = await collect(store.streamEvents(job.jobId, streamOptions({ fromSequence: 3n })));
+  assert.deepEqual(sequences(fromSeq), [3n, 4n]);
+  const fromTime = await collect(
+    store.streamEvents(job.jobId, streamOptions({ fromTimestampMs: t0 + 1_000 })),
+  );
+  assert.deepEqual(sequences(fromTime), [2n, 3n, 4n]);
+});
+
+conformance("a stream of a finished job ends; of a running job it waits", async ({ store }) => {
+  const job = await enqueue(store);
+  const { taskToken } = await dequeueOne(store);
+  await store.publishEvents(taskToken, [startEvent(1)]);
+  const controller = new AbortController();
+  const seen: JobEvent[] = [];
+  const following = (async () => {
+    for await (
+      const e of store.streamEvents(job.jobId, streamOptions({ signal: controller.signal }))
+    ) {
+      seen.push(e);
+    }
+  })();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(seen.length, 1, "the stream delivered the replay and kept waiting");
+  controller.abort();
+  await following;
+  // Once the job has finished, a new stream replays and ends by itself.
+  await store.complete(taskToken, result(job.jobId, 1));
+  assert.equal((await collect(store.streamEvents(job.jobId, streamOptions()))).length, 1);
+});
+
+conformance(
+  "an oversized event is refused and nothing of its publish is stored",
+  async ({ store }) => {
+    const job = await enqueue(store);
+    const { taskToken } = await dequeueOne(store);
+    const huge = outputEvent(2, "x".repeat(store.capabilities.maxEventBytes + 1));
+    await assert.rejects(store.publishEvents(taskToken, [startEvent(1), huge]), EventTooLargeError);
+    await store.publishEvents(taskToken, [startEvent(1)]);
+    await store.complete(taskToken, result(job.jobId, 0));
+    assert.deepEqual(sequences(await collect(store.streamEvents(job.jobId, streamOptions()))), [
+      1n,
+    ]);
+  },
+);
+
+conformance(
+  "a malformed event is refused and nothing of its publish is stored",
+  async ({ store }) => {
+    const job = await enqueue(store);
+    const { taskToken } = await dequeueOne(store);
+    const bad = outputEvent(2, "x");
+    if (bad.eventData.case === "outputBatch") bad.eventData.value.endSequence = 9n;
+    await assert.rejects(store.publishEvents(taskToken, [startEvent(1), bad]), InvalidEventError);
+    const mismatched = startEvent(1);
+    mismatched.eventType = EventType.OUTPUT;
+    await assert.rejects(store.publishEvents(taskToken, [mismatched]), InvalidEventError);
+    await store.complete(taskToken, result(job.jobId, 0));
+    assert.deepEqual(await collect(store.streamEvents(job.jobId, streamOptions())), []);
+  },
+);
+
+conformance("event timestamps default to the time of storage", async ({ store }) => {
+  const job = await enqueue(store);
+  const { taskToken } = await dequeueOne(store);
+  const event = startEvent(1);
+  delete (event as { timestamp?: unknown }).timestamp;
+  await store.publishEvents(taskToken, [event]);
+  await store.complete(taskToken, result(job.jobId, 0));
+  const [stored] = await collect(store.streamEvents(job.jobId, streamOptions()));
+  assert.ok(stored?.timestamp !== undefined);
+  assert.ok(stored.timestamp.seconds > 0n);
+});

@@ -1,0 +1,13 @@
+import { MemoryJobStore } from "../../src/store/memory_store.ts";
+import { FakeClock } from "../support/fake_clock.ts";
+import { defineStoreConformance } from "./conformance.ts";
+
+defineStoreConformance("memory", () => {
+  const clock = new FakeClock();
+  const store = new MemoryJobStore({ clock });
+  return Promise.resolve({
+    store,
+    advance: (ms) => clock.advance(ms),
+    close: () => store.close(),
+  });
+});
