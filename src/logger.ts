@@ -1,0 +1,42 @@
+/**
+ * The one pino logger of airunner. Diagnostics go to stderr as JSON lines;
+ * user-facing output (job ids, job output, tables) never goes through it.
+ *
+ * @module
+ */
+import pino from "pino";
+
+/** The logger type used across airunner. */
+export type Logger = pino.Logger;
+
+/** Log levels accepted by `--log-level`. */
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+/** One of {@link LOG_LEVELS}. */
+export type LogLevel = typeof LOG_LEVELS[number];
+
+/** Options of {@link createLogger}. */
+export interface LoggerOptions {
+  readonly level?: LogLevel;
+  /** Where lines go; stderr by default. Tests pass an in-memory stream. */
+  readonly destination?: pino.DestinationStream;
+}
+
+/** Creates the process's logger. */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  return pino(
+    {
+      level: options.level ?? "info",
+      // pid only: reading the hostname would need an extra permission and
+      // adds nothing on a single host.
+      base: { pid: Deno.pid },
+      // Secrets that may pass through log calls by mistake.
+      redact: { paths: ["taskToken", "token", "*.taskToken", "*.token"], censor: "[redacted]" },
+    },
+    options.destination ?? pino.destination({ fd: 2, sync: true }),
+  );
+}
+
+/** A logger that writes nothing (for tests and embedded use). */
+export function silentLogger(): Logger {
+  return pino({ level: "silent" });
+}

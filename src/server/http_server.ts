@@ -1,0 +1,205 @@
+/**
+ * The HTTP assembly: Connect routes for both services behind `Deno.serve`,
+ * `GET /health`, error translation and one log line per RPC, and a graceful
+ * shutdown that ends long polls and live tails first.
+ *
+ * @module
+ */
+import { Code, ConnectError, createConnectRouter, type Interceptor } from "@connectrpc/connect";
+import {
+  type UniversalHandler,
+  universalServerRequestFromFetch,
+  universalServerResponseToFetch,
+} from "@connectrpc/connect/protocol";
+import type { ExecutionConfig } from "../../gen/job/v1/job_pb.ts";
+import { JobEventsService, JobService } from "../../gen/job/v1/job_pb.ts";
+import type { Logger } from "../logger.ts";
+import type { JobStore } from "../store/job_store.ts";
+import { defaultExecutionConfig } from "./execution_config.ts";
+import { isExpectedError, toConnectError } from "./error_mapping.ts";
+import { createJobEventsService } from "./job_events_service.ts";
+import { createJobService } from "./job_service.ts";
+import { MAX_MESSAGE_BYTES } from "./limits.ts";
+
+/** Options of {@link startServer}. */
+export interface ServerOptions {
+  readonly store: JobStore;
+  readonly logger: Logger;
+  /** Address to listen on; use "127.0.0.1" or "::1" for loopback only. */
+  readonly hostname: string;
+  /** Port to listen on; 0 picks a free one. */
+  readonly port: number;
+  /** Given to every new job; the wire contract's defaults when absent. */
+  readonly executionConfig?: ExecutionConfig;
+  /** Longest a DequeueJob waits before ending without a job (default 60 s). */
+  readonly maxDequeueWaitMs?: number;
+  /** Longest shutdown waits for in-flight calls to finish (default 10 s). */
+  readonly shutdownTimeoutMs?: number;
+}
+
+/** A listening server. */
+export interface RunningServer extends AsyncDisposable {
+  /** Base URL clients use, such as `http://127.0.0.1:8080`. */
+  readonly url: string;
+  readonly port: number;
+  /** Resolves once the server has stopped. */
+  readonly finished: Promise<void>;
+  /** Ends streams and long polls, waits for in-flight calls, and stops; idempotent. */
+  close(): Promise<void>;
+}
+
+/** Starts serving the job.v1 API; resolves once the server listens. */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { logger } = options;
+  const shutdown = new AbortController();
+  const router = createConnectRouter({
+    // Deno.serve has no HTTP trailers, so native gRPC cannot work; refusing
+    // it gives gRPC clients a clean 415 instead of a broken stream.
+    grpc: false,
+    grpcWeb: true,
+    connect: true,
+    readMaxBytes: MAX_MESSAGE_BYTES,
+    shutdownSignal: shutdown.signal,
+    interceptors: [logAndTranslateErrors(logger)],
+  });
+  router.service(
+    JobService,
+    createJobService({
+      store: options.store,
+      logger,
+      executionConfig: options.executionConfig ?? defaultExecutionConfig(),
+      maxDequeueWaitMs: options.maxDequeueWaitMs ?? 60_000,
+    }),
+  );
+  router.service(JobEventsService, createJobEventsService({ store: options.store }));
+
+  const routes = new Map<string, (req: Request) => Promise<Response>>();
+  for (const handler of router.handlers) {
+    routes.set(handler.requestPath, toFetchHandler(handler));
+  }
+
+  const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve({
+    hostname: options.hostname,
+    port: options.port,
+    onListen: onListen,
+    onError(error) {
+      logger.error({ err: error }, "request failed outside any RPC");
+      return new Response("internal error", { status: 500 });
+    },
+  }, (req) => {
+    const path = new URL(req.url).pathname;
+    const route = routes.get(path);
+    if (route !== undefined) return route(req);
+    if (path === "/health" && (req.method === "GET" || req.method === "HEAD")) {
+      return Response.json({ status: "ok" });
+    }
+    return new Response("not found", { status: 404 });
+  });
+  const addr = await listening;
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  const url = `http://${host}:${addr.port}`;
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      // End waits first: long polls return empty and live tails end with
+      // Unavailable, so the graceful shutdown below is not held up by them.
+      shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
+      const timeout = AbortSignal.timeout(options.shutdownTimeoutMs ?? 10_000);
+      await Promise.race([
+        server.shutdown(),
+        new Promise((resolve) => timeout.addEventListener("abort", resolve, { once: true })),
+      ]);
+      await server.finished;
+    })();
+    return closing;
+  };
+  return {
+    url,
+    port: addr.port,
+    finished: server.finished,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/**
+ * Logs each RPC once (procedure, code, duration) and turns every error into
+ * the ConnectError the client should see, including errors raised while a
+ * response stream is being produced.
+ */
+function logAndTranslateErrors(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const procedure = req.url.slice(req.url.lastIndexOf("/", req.url.lastIndexOf("/") - 1));
+    const done = (error?: unknown) => {
+      const connectError = error === undefined ? undefined : toConnectError(error);
+      const fields = {
+        procedure,
+        code: connectError === undefined ? "ok" : Code[connectError.code],
+        durationMs: Math.round((performance.now() - started) * 10) / 10,
+      };
+      if (error !== undefined && !isExpectedError(error)) {
+        logger.error({ ...fields, err: error }, "rpc failed");
+      } else {
+        logger.debug(fields, "rpc");
+      }
+      return connectError;
+    };
+    let res;
+    try {
+      res = await next(req);
+    } catch (error) {
+      throw done(error);
+    }
+    if (!res.stream) {
+      done();
+      return res;
+    }
+    const messages = res.message;
+    return {
+      ...res,
+      message: (async function* () {
+        try {
+          yield* messages;
+        } catch (error) {
+          throw done(error);
+        }
+        done();
+      })(),
+    };
+  };
+}
+
+/**
+ * Adapts a Connect handler to fetch's Request and Response. A unary response
+ * (one that declares its Content-Length) is sent as one buffer: sent as a
+ * stream, Deno writes it in chunks and each call costs several milliseconds
+ * of waiting on the network; streaming responses stay streams.
+ */
+function toFetchHandler(handler: UniversalHandler): (req: Request) => Promise<Response> {
+  return async (req) => {
+    const res = await handler(universalServerRequestFromFetch(req, {}));
+    if (res.body === undefined || !res.header?.has("content-length")) {
+      return universalServerResponseToFetch(res);
+    }
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of res.body) chunks.push(chunk);
+    // Connect's chunks are plain ArrayBuffer-backed bytes.
+    const body = (chunks.length === 1 ? chunks[0]! : concatBytes(chunks)) as Uint8Array<
+      ArrayBuffer
+    >;
+    return new Response(body, { status: res.status, headers: res.header });
+  };
+}
+
+function concatBytes(chunks: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}

@@ -1,0 +1,108 @@
+/**
+ * JobService: the queue RPCs, translated to JobStore calls.
+ *
+ * @module
+ */
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  type DequeueJobResponse,
+  DequeueJobResponseSchema,
+  type ExecutionConfig,
+  type JobService,
+} from "../../gen/job/v1/job_pb.ts";
+import type { JobStore, LeasedJob } from "../store/job_store.ts";
+import type { Logger } from "../logger.ts";
+import {
+  validateCompleteRequest,
+  validateDequeueRequest,
+  validateJobId,
+  validateJobParams,
+  validateListRequest,
+  validateQueueName,
+  validateRequestId,
+  validateUpdateRequest,
+} from "./request_validation.ts";
+
+/** What JobService needs. */
+export interface JobServiceDeps {
+  readonly store: JobStore;
+  readonly logger: Logger;
+  /** Given to every new job. */
+  readonly executionConfig: ExecutionConfig;
+  /**
+   * Longest a DequeueJob waits for work before it ends without a job, so
+   * idle calls are recycled even when the client set no deadline.
+   */
+  readonly maxDequeueWaitMs: number;
+}
+
+/** Builds the JobService implementation. */
+export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobService> {
+  const { store, logger } = deps;
+  return {
+    async enqueueJob(req) {
+      const requestId = validateRequestId(req.requestId);
+      const queue = validateQueueName(req.queue);
+      const params = validateJobParams(req.jobParams);
+      const { job, created } = await store.enqueue({
+        requestId,
+        queue,
+        params,
+        executionConfig: deps.executionConfig,
+      });
+      logger.debug({ jobId: job.jobId, queue, created }, "job enqueued");
+      return { jobId: job.jobId, createdAt: job.createdAt, state: job.state };
+    },
+
+    async *dequeueJob(req, ctx: HandlerContext): AsyncGenerator<DequeueJobResponse> {
+      const { queue, maxJobs, visibilityTimeoutMs } = validateDequeueRequest(req);
+      const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(deps.maxDequeueWaitMs)]);
+      const leased = await store.dequeue(queue, { maxJobs, visibilityTimeoutMs, signal });
+      let sent = 0;
+      try {
+        for (const { job, taskToken } of leased) {
+          if (ctx.signal.aborted) break;
+          yield create(DequeueJobResponseSchema, { job, taskToken });
+          sent++;
+        }
+      } finally {
+        // Jobs the client never received go straight back to the queue
+        // instead of waiting out their visibility timeout.
+        await handBack(leased.slice(sent));
+      }
+    },
+
+    async updateJob(req) {
+      const { queue, taskToken, visibilityTimeoutMs } = validateUpdateRequest(req);
+      await store.updateLease(taskToken, queue, visibilityTimeoutMs);
+      return {};
+    },
+
+    async completeJob(req) {
+      validateCompleteRequest(req);
+      const job = await store.complete(req.taskToken, req.jobResult!);
+      logger.debug({ jobId: job.jobId, state: job.state }, "job completed");
+      return {};
+    },
+
+    async listJobs(req) {
+      const page = await store.listJobs(validateListRequest(req));
+      return { jobs: page.jobs, lastPage: page.lastPage };
+    },
+
+    async getJob(req) {
+      return { job: await store.getJob(validateJobId(req.jobId)) };
+    },
+  };
+
+  async function handBack(jobs: LeasedJob[]): Promise<void> {
+    for (const { job, taskToken } of jobs) {
+      try {
+        await store.updateLease(taskToken, job.queue, 0);
+      } catch (error) {
+        logger.warn({ jobId: job.jobId, err: error }, "could not hand back an undelivered job");
+      }
+    }
+  }
+}

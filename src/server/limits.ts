@@ -1,0 +1,44 @@
+/**
+ * Limits on what a client may send. Each is enforced at the RPC edge with an
+ * InvalidArgument error that names the field and the limit; nothing is
+ * written when a request breaks one. specs/architecture.md lists them.
+ *
+ * @module
+ */
+
+/** Longest queue name; queue names use [A-Za-z0-9_-] (what SQS allows). */
+export const MAX_QUEUE_NAME_LENGTH = 64;
+/** Longest request_id (idempotency key). */
+export const MAX_REQUEST_ID_LENGTH = 256;
+/** Longest command, in characters. */
+export const MAX_COMMAND_LENGTH = 4096;
+/** Most arguments. */
+export const MAX_ARGS = 1024;
+/** Longest single argument, in characters. */
+export const MAX_ARG_LENGTH = 64 * 1024;
+/** Most environment or metadata entries. */
+export const MAX_MAP_ENTRIES = 256;
+/** Longest environment or metadata key. */
+export const MAX_MAP_KEY_LENGTH = 256;
+/** Longest environment or metadata value. */
+export const MAX_MAP_VALUE_LENGTH = 32 * 1024;
+/** Longest repository, commit, branch, owner or working directory. */
+export const MAX_SHORT_STRING_LENGTH = 2048;
+/** Longest job timeout: 7 days. */
+export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
+/** Longest visibility timeout: 12 hours, SQS's cap. */
+export const MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200;
+/** Default visibility timeout when a dequeue asks for <= 0. */
+export const DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 300;
+/** Most jobs one dequeue leases: 10, what one SQS receive returns. */
+export const MAX_DEQUEUE_JOBS = 10;
+/** Largest ListJobs page. */
+export const MAX_PAGE_SIZE = 1000;
+/** Default ListJobs page size when a request asks for <= 0. */
+export const DEFAULT_PAGE_SIZE = 50;
+/** Most events in one PublishJobEvents message. */
+export const MAX_EVENTS_PER_PUBLISH = 1000;
+/** Longest error message in a job result. */
+export const MAX_ERROR_MESSAGE_LENGTH = 16 * 1024;
+/** Largest request message, in bytes. */
+export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;

@@ -1,0 +1,245 @@
+/**
+ * Validation of RPC requests (pure). Each function checks one request, turns
+ * it into the store's terms, applies the wire contract's defaults, and throws
+ * {@link InvalidArgumentError} naming the field and the limit for anything
+ * out of bounds, before anything is written.
+ *
+ * @module
+ */
+import {
+  type CompleteJobRequest,
+  type DequeueJobRequest,
+  EventType,
+  type JobParams,
+  JobState,
+  type ListJobsRequest,
+  ProcessType,
+  type StreamJobEventsRequest,
+  type UpdateJobRequest,
+} from "../../gen/job/v1/job_pb.ts";
+import type { ListJobsQuery } from "../store/job_store.ts";
+import { isUuid } from "../store/uuid_v7.ts";
+import * as limits from "./limits.ts";
+
+/** A request field breaks a rule; `field` is its path in the request, as in the proto. */
+export class InvalidArgumentError extends Error {
+  constructor(readonly field: string, problem: string) {
+    super(`${field}: ${problem}`);
+    this.name = "InvalidArgumentError";
+  }
+}
+
+const QUEUE_NAME = /^[A-Za-z0-9_-]+$/;
+
+/** Checks a queue name. */
+export function validateQueueName(queue: string, field = "queue"): string {
+  if (queue === "") throw new InvalidArgumentError(field, "is required");
+  if (queue.length > limits.MAX_QUEUE_NAME_LENGTH) {
+    throw new InvalidArgumentError(
+      field,
+      `is ${queue.length} characters, more than the limit of ${limits.MAX_QUEUE_NAME_LENGTH}`,
+    );
+  }
+  if (!QUEUE_NAME.test(queue)) {
+    throw new InvalidArgumentError(field, "may contain only letters, digits, '-' and '_'");
+  }
+  return queue;
+}
+
+/** Checks a job id. */
+export function validateJobId(jobId: string, field = "job_id"): string {
+  if (jobId === "") throw new InvalidArgumentError(field, "is required");
+  if (!isUuid(jobId)) throw new InvalidArgumentError(field, "is not a UUID");
+  return jobId.toLowerCase();
+}
+
+/** Checks a task token's presence and size (its signature is the store's to check). */
+export function validateTaskToken(token: string, field = "task_token"): string {
+  if (token === "") throw new InvalidArgumentError(field, "is required");
+  if (token.length > 4096) {
+    throw new InvalidArgumentError(field, "is longer than the limit of 4096 characters");
+  }
+  return token;
+}
+
+/** Checks an EnqueueJob request's request_id. */
+export function validateRequestId(requestId: string): string {
+  checkLength("request_id", requestId, limits.MAX_REQUEST_ID_LENGTH);
+  return requestId;
+}
+
+/** Checks a job's parameters. */
+export function validateJobParams(params: JobParams | undefined): JobParams {
+  const field = "job_params";
+  if (params === undefined) throw new InvalidArgumentError(field, "is required");
+  if (params.command.trim() === "") {
+    throw new InvalidArgumentError(`${field}.command`, "is required");
+  }
+  checkLength(`${field}.command`, params.command, limits.MAX_COMMAND_LENGTH);
+  checkNoNul(`${field}.command`, params.command);
+  if (params.args.length > limits.MAX_ARGS) {
+    throw new InvalidArgumentError(
+      `${field}.args`,
+      `has ${params.args.length} entries, more than the limit of ${limits.MAX_ARGS}`,
+    );
+  }
+  params.args.forEach((arg, i) => {
+    checkLength(`${field}.args[${i}]`, arg, limits.MAX_ARG_LENGTH);
+    checkNoNul(`${field}.args[${i}]`, arg);
+  });
+  checkMap(`${field}.environment`, params.environment);
+  for (const [key, value] of Object.entries(params.environment)) {
+    // A process environment cannot hold these; refuse them here rather than
+    // fail the job on the worker.
+    if (key.includes("=")) {
+      throw new InvalidArgumentError(`${field}.environment`, `key "${key}" contains '='`);
+    }
+    checkNoNul(`${field}.environment key`, key);
+    checkNoNul(`${field}.environment[${key}]`, value);
+  }
+  checkMap(`${field}.metadata`, params.metadata);
+  for (const key of ["repository", "commit", "branch", "owner", "workingDirectory"] as const) {
+    checkLength(`${field}.${snake(key)}`, params[key], limits.MAX_SHORT_STRING_LENGTH);
+  }
+  if (!(params.processType in ProcessType)) {
+    throw new InvalidArgumentError(
+      `${field}.process_type`,
+      `has unknown value ${params.processType}`,
+    );
+  }
+  checkRange(`${field}.timeout_seconds`, params.timeoutSeconds, 0, limits.MAX_TIMEOUT_SECONDS);
+  return params;
+}
+
+/** The dequeue settings of a DequeueJob request, with the contract's defaults. */
+export function validateDequeueRequest(
+  req: DequeueJobRequest,
+): { queue: string; maxJobs: number; visibilityTimeoutMs: number } {
+  const queue = validateQueueName(req.queue);
+  const maxJobs = req.maxJobs <= 0 ? 1 : req.maxJobs;
+  checkRange("max_jobs", maxJobs, 1, limits.MAX_DEQUEUE_JOBS);
+  const seconds = req.visibilityTimeoutSeconds <= 0
+    ? limits.DEFAULT_VISIBILITY_TIMEOUT_SECONDS
+    : req.visibilityTimeoutSeconds;
+  checkRange("visibility_timeout_seconds", seconds, 1, limits.MAX_VISIBILITY_TIMEOUT_SECONDS);
+  return { queue, maxJobs, visibilityTimeoutMs: seconds * 1000 };
+}
+
+/** The settings of an UpdateJob request; a visibility of 0 hands the job back. */
+export function validateUpdateRequest(
+  req: UpdateJobRequest,
+): { queue: string; taskToken: string; visibilityTimeoutMs: number } {
+  const queue = validateQueueName(req.queue);
+  const taskToken = validateTaskToken(req.taskToken);
+  checkRange(
+    "visibility_timeout_seconds",
+    req.visibilityTimeoutSeconds,
+    0,
+    limits.MAX_VISIBILITY_TIMEOUT_SECONDS,
+  );
+  return { queue, taskToken, visibilityTimeoutMs: req.visibilityTimeoutSeconds * 1000 };
+}
+
+/** Checks a CompleteJob request. */
+export function validateCompleteRequest(req: CompleteJobRequest): CompleteJobRequest {
+  validateTaskToken(req.taskToken);
+  const result = req.jobResult;
+  if (result === undefined) throw new InvalidArgumentError("job_result", "is required");
+  validateJobId(result.jobId, "job_result.job_id");
+  checkLength("job_result.error_message", result.errorMessage, limits.MAX_ERROR_MESSAGE_LENGTH);
+  return req;
+}
+
+/** The store query of a ListJobs request, with the contract's defaults. */
+export function validateListRequest(req: ListJobsRequest): ListJobsQuery {
+  const pageSize = req.pageSize <= 0 ? limits.DEFAULT_PAGE_SIZE : req.pageSize;
+  checkRange("page_size", pageSize, 1, limits.MAX_PAGE_SIZE);
+  if (!(req.state in JobState)) {
+    throw new InvalidArgumentError("state", `has unknown value ${req.state}`);
+  }
+  return {
+    page: req.page <= 0 ? 1 : req.page,
+    pageSize,
+    ...(req.queue === "" ? {} : { queue: validateQueueName(req.queue) }),
+    ...(req.state === JobState.UNSPECIFIED ? {} : { state: req.state }),
+  };
+}
+
+/** The replay bounds of a StreamJobEvents request. */
+export function validateStreamRequest(req: StreamJobEventsRequest): {
+  jobId: string;
+  fromSequence: bigint;
+  fromTimestampMs: number;
+  eventTypes: Set<EventType>;
+} {
+  const jobId = validateJobId(req.jobId);
+  if (req.fromSequence < 0n) {
+    throw new InvalidArgumentError("from_sequence", "must not be negative");
+  }
+  if (req.fromTimestamp < 0n) {
+    throw new InvalidArgumentError("from_timestamp", "must not be negative");
+  }
+  if (req.fromTimestamp > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new InvalidArgumentError("from_timestamp", "is beyond any representable time");
+  }
+  req.eventFilter.forEach((type, i) => {
+    if (!(type in EventType)) {
+      throw new InvalidArgumentError(`event_filter[${i}]`, `has unknown value ${type}`);
+    }
+  });
+  return {
+    jobId,
+    fromSequence: req.fromSequence,
+    fromTimestampMs: Number(req.fromTimestamp),
+    eventTypes: new Set(req.eventFilter),
+  };
+}
+
+/** Checks the size of one PublishJobEvents message. */
+export function validatePublishMessage(taskToken: string, eventCount: number): void {
+  validateTaskToken(taskToken);
+  if (eventCount > limits.MAX_EVENTS_PER_PUBLISH) {
+    throw new InvalidArgumentError(
+      "events",
+      `has ${eventCount} events, more than the limit of ${limits.MAX_EVENTS_PER_PUBLISH}`,
+    );
+  }
+}
+
+function checkLength(field: string, value: string, max: number): void {
+  if (value.length > max) {
+    throw new InvalidArgumentError(
+      field,
+      `is ${value.length} characters, more than the limit of ${max}`,
+    );
+  }
+}
+
+function checkNoNul(field: string, value: string): void {
+  if (value.includes("\0")) throw new InvalidArgumentError(field, "contains a NUL character");
+}
+
+function checkRange(field: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(field, `is ${value}, outside ${min}..${max}`);
+  }
+}
+
+function checkMap(field: string, map: Record<string, string>): void {
+  const keys = Object.keys(map);
+  if (keys.length > limits.MAX_MAP_ENTRIES) {
+    throw new InvalidArgumentError(
+      field,
+      `has ${keys.length} entries, more than the limit of ${limits.MAX_MAP_ENTRIES}`,
+    );
+  }
+  for (const key of keys) {
+    if (key === "") throw new InvalidArgumentError(field, "has an empty key");
+    checkLength(`${field} key`, key, limits.MAX_MAP_KEY_LENGTH);
+    checkLength(`${field}[${key}]`, map[key]!, limits.MAX_MAP_VALUE_LENGTH);
+  }
+}
+
+function snake(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}

@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
+import {
+  DequeueJobRequestSchema,
+  EventType,
+  JobParamsSchema,
+  JobState,
+  ListJobsRequestSchema,
+  StreamJobEventsRequestSchema,
+  UpdateJobRequestSchema,
+} from "../../gen/job/v1/job_pb.ts";
+import {
+  InvalidArgumentError,
+  validateDequeueRequest,
+  validateJobParams,
+  validateListRequest,
+  validateQueueName,
+  validateStreamRequest,
+  validateUpdateRequest,
+} from "../../src/server/request_validation.ts";
+
+function fails(fn: () => unknown, field: string, pattern: RegExp) {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof InvalidArgumentError);
+    assert.equal(e.field, field);
+    assert.match(e.message, pattern);
+    return true;
+  });
+}
+
+Deno.test("DequeueJob defaults: max_jobs 1 and visibility 300 s when <= 0", () => {
+  assert.deepEqual(validateDequeueRequest(create(DequeueJobRequestSchema, { queue: "q" })), {
+    queue: "q",
+    maxJobs: 1,
+    visibilityTimeoutMs: 300_000,
+  });
+  fails(
+    () =>
+      validateDequeueRequest(
+        create(DequeueJobRequestSchema, { queue: "q", visibilityTimeoutSeconds: 43_201 }),
+      ),
+    "visibility_timeout_seconds",
+    /outside 1..43200/,
+  );
+});
+
+Deno.test("ListJobs defaults: page 1, page_size 50", () => {
+  assert.deepEqual(validateListRequest(create(ListJobsRequestSchema, {})), {
+    page: 1,
+    pageSize: 50,
+  });
+  assert.deepEqual(
+    validateListRequest(
+      create(ListJobsRequestSchema, { queue: "q", state: JobState.FAILED, page: 3, pageSize: 7 }),
+    ),
+    { page: 3, pageSize: 7, queue: "q", state: JobState.FAILED },
+  );
+  fails(
+    () => validateListRequest(create(ListJobsRequestSchema, { state: 99 as JobState })),
+    "state",
+    /unknown value 99/,
+  );
+});
+
+Deno.test("UpdateJob takes visibility 0 (hand back) and refuses negative values", () => {
+  const ok = validateUpdateRequest(
+    create(UpdateJobRequestSchema, { queue: "q", taskToken: "t", visibilityTimeoutSeconds: 0 }),
+  );
+  assert.equal(ok.visibilityTimeoutMs, 0);
+  fails(
+    () =>
+      validateUpdateRequest(
+        create(UpdateJobRequestSchema, {
+          queue: "q",
+          taskToken: "t",
+          visibilityTimeoutSeconds: -1,
+        }),
+      ),
+    "visibility_timeout_seconds",
+    /outside 0..43200/,
+  );
+  fails(
+    () => validateUpdateRequest(create(UpdateJobRequestSchema, { queue: "q" })),
+    "task_token",
+    /required/,
+  );
+});
+
+Deno.test("job parameters are bounded and named by field", () => {
+  const base = { command: "x" };
+  const check = (extra: object) => () =>
+    validateJobParams(create(JobParamsSchema, { ...base, ...extra }));
+  fails(check({ command: "x".repeat(4097) }), "job_params.command", /limit of 4096/);
+  fails(check({ args: ["a\0b"] }), "job_params.args[0]", /NUL/);
+  fails(
+    check({
+      environment: Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`K${i}`, "v"])),
+    }),
+    "job_params.environment",
+    /257 entries, more than the limit of 256/,
+  );
+  fails(check({ metadata: { k: "v".repeat(32 * 1024 + 1) } }), "job_params.metadata[k]", /limit/);
+  fails(check({ workingDirectory: "d".repeat(2049) }), "job_params.working_directory", /limit/);
+  fails(check({ processType: 7 }), "job_params.process_type", /unknown value 7/);
+  fails(check({ timeoutSeconds: 7 * 24 * 3600 + 1 }), "job_params.timeout_seconds", /outside/);
+  assert.equal(validateJobParams(create(JobParamsSchema, base)).command, "x");
+});
+
+Deno.test("queue names: letters, digits, - and _, at most 64", () => {
+  assert.equal(validateQueueName("builds_2-x"), "builds_2-x");
+  fails(() => validateQueueName("a/b"), "queue", /only letters/);
+  fails(() => validateQueueName("q".repeat(65)), "queue", /limit of 64/);
+});
+
+Deno.test("StreamJobEvents bounds and filter are checked", () => {
+  const jobId = "01890a5d-ac96-774b-bcce-b302099a8057";
+  const parsed = validateStreamRequest(
+    create(StreamJobEventsRequestSchema, {
+      jobId,
+      fromSequence: 5n,
+      fromTimestamp: 1000n,
+      eventFilter: [EventType.PROCESS_END],
+    }),
+  );
+  assert.equal(parsed.fromSequence, 5n);
+  assert.equal(parsed.fromTimestampMs, 1000);
+  assert.deepEqual([...parsed.eventTypes], [EventType.PROCESS_END]);
+  fails(
+    () => validateStreamRequest(create(StreamJobEventsRequestSchema, { jobId, fromSequence: -1n })),
+    "from_sequence",
+    /negative/,
+  );
+  fails(
+    () =>
+      validateStreamRequest(
+        create(StreamJobEventsRequestSchema, { jobId, eventFilter: [42 as EventType] }),
+      ),
+    "event_filter[0]",
+    /unknown value 42/,
+  );
+});
