@@ -1,0 +1,92 @@
+/**
+ * A worker: claims jobs from one queue and runs up to `concurrency` of them
+ * at once. Shutdown is graceful: claiming stops at once, running jobs get
+ * `shutdownGraceMs` to finish, then they are stopped and handed back to the
+ * queue for another worker.
+ *
+ * @module
+ */
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../logger.ts";
+import { MAX_DEQUEUE_JOBS } from "../server/limits.ts";
+import { runClaimLoop } from "./claim_loop.ts";
+import { executeJob } from "./job_execution.ts";
+import type { WorkerApi } from "./worker_api.ts";
+
+/** Options of {@link startWorker}. */
+export interface WorkerOptions {
+  readonly api: WorkerApi;
+  readonly queue: string;
+  readonly concurrency: number;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Environment the jobs inherit (the job's own entries override it). */
+  readonly baseEnv: Readonly<Record<string, string>>;
+  /** Lease length the worker asks for; it extends at a third of it. */
+  readonly visibilityTimeoutSeconds: number;
+  /** Between SIGTERM and SIGKILL when a job must stop. */
+  readonly killGraceMs: number;
+  /** How long running jobs may finish after shutdown begins. */
+  readonly shutdownGraceMs: number;
+}
+
+/** A running worker. */
+export interface RunningWorker extends AsyncDisposable {
+  /** Resolves once the worker has stopped. */
+  readonly finished: Promise<void>;
+  /** Stops claiming; running jobs get the grace period, then are handed back. */
+  shutdown(): void;
+  /** Stops running jobs now and hands them back. */
+  stopNow(): void;
+  /** Stops at once and waits until stopped; idempotent. */
+  close(): Promise<void>;
+}
+
+/** Starts a worker. */
+export function startWorker(options: WorkerOptions): RunningWorker {
+  const { api, queue, clock, logger } = options;
+  const stopClaiming = new AbortController();
+  const stopJobs = new AbortController();
+  const deps = {
+    api,
+    clock,
+    logger,
+    baseEnv: options.baseEnv,
+    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
+    killGraceMs: options.killGraceMs,
+  };
+  const finished = runClaimLoop({
+    claim: (max, signal) =>
+      api.claim(queue, {
+        maxJobs: Math.min(max, MAX_DEQUEUE_JOBS),
+        visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
+        signal,
+      }),
+    handle: async (leased) => {
+      await executeJob(leased, deps, stopJobs.signal);
+    },
+    concurrency: options.concurrency,
+    clock,
+    logger,
+    signal: stopClaiming.signal,
+  });
+  logger.info({ queue, concurrency: options.concurrency }, "worker started");
+
+  let graceTimer: ReturnType<typeof setTimeout> | undefined;
+  const shutdown = () => {
+    if (stopClaiming.signal.aborted) return;
+    logger.info({ graceMs: options.shutdownGraceMs }, "worker shutting down");
+    stopClaiming.abort();
+    graceTimer = setTimeout(stopNow, options.shutdownGraceMs);
+  };
+  const stopNow = () => {
+    stopClaiming.abort();
+    stopJobs.abort();
+  };
+  const done = finished.finally(() => clearTimeout(graceTimer));
+  const close = async () => {
+    stopNow();
+    await done;
+  };
+  return { finished: done, shutdown, stopNow, close, [Symbol.asyncDispose]: close };
+}

@@ -1,0 +1,84 @@
+/**
+ * The operations a worker performs on the queue, as plain functions, so the
+ * worker loop and job execution are tested without a network (pass an
+ * in-process implementation) and run for real over RPC
+ * ({@link createRpcWorkerApi}).
+ *
+ * @module
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { JobEvent, JobResult } from "../../gen/job/v1/job_pb.ts";
+import type { AirunnerClients } from "../client/transport.ts";
+import type { LeasedJob } from "../store/job_store.ts";
+
+/** How to ask for jobs. */
+export interface ClaimOptions {
+  readonly maxJobs: number;
+  readonly visibilityTimeoutSeconds: number;
+  /** Ends the wait; the claim then resolves with no jobs. */
+  readonly signal: AbortSignal;
+}
+
+/** What a worker does to the queue. */
+export interface WorkerApi {
+  /** Waits for and leases up to `maxJobs` jobs of `queue` (none when the wait ends). */
+  claim(queue: string, options: ClaimOptions): Promise<LeasedJob[]>;
+  /** Sets the lease to end `visibilityTimeoutSeconds` from now (0 hands the job back). */
+  extendLease(taskToken: string, queue: string, visibilityTimeoutSeconds: number): Promise<void>;
+  /** Stores events of the leased job. */
+  publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<void>;
+  /** Records the leased job's result. */
+  complete(taskToken: string, result: JobResult): Promise<void>;
+}
+
+/** Longest a single DequeueJob call may wait before the client gives up on it. */
+const CLAIM_DEADLINE_MS = 90_000;
+
+/** The WorkerApi over Connect RPC. */
+export function createRpcWorkerApi(clients: AirunnerClients): WorkerApi {
+  return {
+    async claim(queue, { maxJobs, visibilityTimeoutSeconds, signal }) {
+      const leased: LeasedJob[] = [];
+      try {
+        const stream = clients.jobs.dequeueJob(
+          { queue, maxJobs, visibilityTimeoutSeconds },
+          { signal, timeoutMs: CLAIM_DEADLINE_MS },
+        );
+        for await (const res of stream) {
+          if (res.job !== undefined) leased.push({ job: res.job, taskToken: res.taskToken });
+        }
+      } catch (error) {
+        const code = ConnectError.from(error).code;
+        if (code === Code.DeadlineExceeded || (code === Code.Canceled && signal.aborted)) {
+          return leased;
+        }
+        throw error;
+      }
+      return leased;
+    },
+    async extendLease(taskToken, queue, visibilityTimeoutSeconds) {
+      await clients.jobs.updateJob({ taskToken, queue, visibilityTimeoutSeconds });
+    },
+    async publishEvents(taskToken, events) {
+      await clients.events.publishJobEvents(
+        (async function* () {
+          yield { taskToken, events: [...events] };
+        })(),
+      );
+    },
+    async complete(taskToken, result) {
+      await clients.jobs.completeJob({ taskToken, jobResult: result });
+    },
+  };
+}
+
+/**
+ * Whether a failed call may succeed if tried again: the server was
+ * unreachable, overloaded or restarting. Anything else (a lost lease, a
+ * rejected request) will fail the same way again.
+ */
+export function isRetryable(error: unknown): boolean {
+  const code = ConnectError.from(error).code;
+  return code === Code.Unavailable || code === Code.Unknown ||
+    code === Code.DeadlineExceeded || code === Code.Internal || code === Code.Aborted;
+}

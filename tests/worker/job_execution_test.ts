@@ -1,0 +1,244 @@
+import assert from "node:assert/strict";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  EventType,
+  type JobEvent,
+  JobParamsSchema,
+  JobState,
+  StreamType,
+} from "../../gen/job/v1/job_pb.ts";
+import { systemClock } from "../../src/clock.ts";
+import { defaultExecutionConfig } from "../../src/server/execution_config.ts";
+import type { JobStore } from "../../src/store/job_store.ts";
+import { MemoryJobStore } from "../../src/store/memory_store.ts";
+import {
+  executeJob,
+  type JobExecutionDeps,
+  TIMEOUT_EXIT_CODE,
+} from "../../src/worker/job_execution.ts";
+import type { WorkerApi } from "../../src/worker/worker_api.ts";
+import { memoryLog } from "../support/memory_log.ts";
+import { storeWorkerApi } from "../support/store_worker_api.ts";
+
+interface Run {
+  store: JobStore;
+  jobId: string;
+  events: JobEvent[];
+}
+
+async function runJob(
+  params: MessageInitShape<typeof JobParamsSchema>,
+  options: {
+    api?: (store: JobStore) => WorkerApi;
+    stopAfterMs?: number;
+    visibilitySeconds?: number;
+  } = {},
+): Promise<Run & { outcome: Awaited<ReturnType<typeof executeJob>> }> {
+  const store = new MemoryJobStore();
+  const { job } = await store.enqueue({
+    requestId: "",
+    queue: "default",
+    params: create(JobParamsSchema, params),
+    executionConfig: defaultExecutionConfig(),
+  });
+  const visibilitySeconds = options.visibilitySeconds ?? 30;
+  const [leased] = await store.dequeue("default", {
+    maxJobs: 1,
+    visibilityTimeoutMs: visibilitySeconds * 1000,
+    signal: AbortSignal.timeout(1000),
+  });
+  const deps: JobExecutionDeps = {
+    api: (options.api ?? storeWorkerApi)(store),
+    clock: systemClock,
+    logger: memoryLog().logger,
+    baseEnv: {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      FROM_WORKER: "w",
+      AIRUNNER_TOKEN: "secret",
+    },
+    visibilityTimeoutSeconds: visibilitySeconds,
+    killGraceMs: 1000,
+  };
+  const stop = new AbortController();
+  const timer = options.stopAfterMs === undefined
+    ? undefined
+    : setTimeout(() => stop.abort(), options.stopAfterMs);
+  const outcome = await executeJob(leased!, deps, stop.signal);
+  clearTimeout(timer);
+  const events: JobEvent[] = [];
+  const stream = store.streamEvents(job.jobId, {
+    fromSequence: 0n,
+    fromTimestampMs: 0,
+    eventTypes: new Set(),
+    signal: AbortSignal.timeout(500),
+  });
+  try {
+    for await (const e of stream) events.push(e);
+  } catch {
+    // A job that was not finished keeps its stream open until the timeout.
+  }
+  await store.close();
+  return { store, jobId: job.jobId, events, outcome };
+}
+
+function output(events: JobEvent[], stream: StreamType): string {
+  const decoder = new TextDecoder();
+  return events.flatMap((e) =>
+    e.eventData.case === "outputBatch"
+      ? e.eventData.value.outputs.filter((o) => o.streamType === stream).map((o) =>
+        decoder.decode(o.output)
+      )
+      : []
+  ).join("");
+}
+
+function types(events: JobEvent[]): EventType[] {
+  return events.map((e) => e.eventType).filter((t) => t !== EventType.OUTPUT_BATCH);
+}
+
+Deno.test("a job's stdout and stderr arrive apart, and exit 0 completes it", async () => {
+  const run = await runJob({ command: "sh", args: ["-c", "echo out; echo err >&2"] });
+  assert.equal(run.outcome.kind, "completed");
+  assert.equal(output(run.events, StreamType.STDOUT), "out\n");
+  assert.equal(output(run.events, StreamType.STDERR), "err\n");
+  assert.deepEqual(types(run.events), [EventType.PROCESS_START, EventType.PROCESS_END]);
+  const end = run.events.at(-1)!;
+  assert.equal(end.eventData.case === "processEnd" && end.eventData.value.exitCode, 0);
+  const seqs = run.events.map((e) => e.sequence);
+  assert.deepEqual(seqs, [...seqs].sort((a, b) => Number(a - b)), "events are in sequence order");
+});
+
+Deno.test("a non-zero exit fails the job with that exit code", async () => {
+  const run = await runJob({ command: "sh", args: ["-c", "exit 3"] });
+  assert.equal(run.outcome.kind, "completed");
+  if (run.outcome.kind !== "completed") return;
+  assert.equal(run.outcome.result.success, false);
+  assert.equal(run.outcome.result.exitCode, 3);
+});
+
+Deno.test("a command that is not found fails at once with 127 and PROCESS_ERROR", async () => {
+  const run = await runJob({ command: "airunner-no-such-command" });
+  assert.equal(run.outcome.kind, "completed");
+  if (run.outcome.kind !== "completed") return;
+  assert.equal(run.outcome.result.exitCode, 127);
+  assert.match(run.outcome.result.errorMessage, /command not found: airunner-no-such-command/);
+  assert.deepEqual(types(run.events), [EventType.PROCESS_ERROR]);
+});
+
+Deno.test("an empty command fails at once and is never redelivered", async () => {
+  const store = new MemoryJobStore();
+  const { job } = await store.enqueue({
+    requestId: "",
+    queue: "default",
+    params: create(JobParamsSchema, { command: "  " }),
+    executionConfig: defaultExecutionConfig(),
+  });
+  const [leased] = await store.dequeue("default", {
+    maxJobs: 1,
+    visibilityTimeoutMs: 30_000,
+    signal: AbortSignal.timeout(1000),
+  });
+  const outcome = await executeJob(leased!, {
+    api: storeWorkerApi(store),
+    clock: systemClock,
+    logger: memoryLog().logger,
+    baseEnv: {},
+    visibilityTimeoutSeconds: 30,
+    killGraceMs: 1000,
+  }, new AbortController().signal);
+  assert.equal(outcome.kind, "completed");
+  const stored = await store.getJob(job.jobId);
+  assert.equal(stored.state, JobState.FAILED);
+  assert.equal(stored.result?.exitCode, 126);
+  assert.match(stored.result?.errorMessage ?? "", /no command/);
+  await store.close();
+});
+
+Deno.test("the job's environment is merged over the worker's, without the worker's token", async () => {
+  const run = await runJob({
+    command: "sh",
+    args: [
+      "-c",
+      'echo "$FROM_WORKER $FROM_JOB $AIRUNNER_JOB_ID $AIRUNNER_ATTEMPT ${AIRUNNER_TOKEN:-none}"',
+    ],
+    environment: { FROM_JOB: "j", FROM_WORKER: "overridden" },
+  });
+  assert.equal(output(run.events, StreamType.STDOUT), `overridden j ${run.jobId} 1 none\n`);
+});
+
+Deno.test("the job runs in its working directory", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const run = await runJob({ command: "pwd", workingDirectory: dir });
+    assert.equal(output(run.events, StreamType.STDOUT).trim(), await Deno.realPath(dir));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("many lines arrive complete and in order", async () => {
+  const run = await runJob({ command: "seq", args: ["1", "20000"] });
+  const expected = Array.from({ length: 20000 }, (_, i) => `${i + 1}\n`).join("");
+  assert.equal(output(run.events, StreamType.STDOUT), expected);
+});
+
+Deno.test("timeout_seconds stops the command and fails the job as timed out", async () => {
+  const started = Date.now();
+  const run = await runJob({ command: "sleep", args: ["30"], timeoutSeconds: 1 });
+  assert.ok(Date.now() - started < 10_000, "stopped well before the command would end");
+  assert.equal(run.outcome.kind, "completed");
+  if (run.outcome.kind !== "completed") return;
+  assert.equal(run.outcome.result.exitCode, TIMEOUT_EXIT_CODE);
+  assert.match(run.outcome.result.errorMessage, /timed out after 1 s/);
+  assert.ok(types(run.events).includes(EventType.PROCESS_ERROR));
+});
+
+Deno.test("a lost lease stops the command and does not complete the job", async () => {
+  const started = Date.now();
+  const run = await runJob({ command: "sleep", args: ["30"] }, {
+    visibilitySeconds: 1,
+    api: (store) => ({
+      ...storeWorkerApi(store),
+      extendLease: () => Promise.reject(new ConnectError("lease lost", Code.FailedPrecondition)),
+    }),
+  });
+  assert.equal(run.outcome.kind, "lease_lost");
+  assert.ok(Date.now() - started < 10_000);
+  assert.ok(!types(run.events).includes(EventType.PROCESS_END), "no end was reported");
+});
+
+Deno.test("stopping the worker hands the running job back to the queue", async () => {
+  const store = new MemoryJobStore();
+  const { job } = await store.enqueue({
+    requestId: "",
+    queue: "default",
+    params: create(JobParamsSchema, { command: "sleep", args: ["30"] }),
+    executionConfig: defaultExecutionConfig(),
+  });
+  const [leased] = await store.dequeue("default", {
+    maxJobs: 1,
+    visibilityTimeoutMs: 30_000,
+    signal: AbortSignal.timeout(1000),
+  });
+  const stop = new AbortController();
+  setTimeout(() => stop.abort(), 300);
+  const outcome = await executeJob(leased!, {
+    api: storeWorkerApi(store),
+    clock: systemClock,
+    logger: memoryLog().logger,
+    baseEnv: { PATH: Deno.env.get("PATH") ?? "" },
+    visibilityTimeoutSeconds: 30,
+    killGraceMs: 1000,
+  }, stop.signal);
+  assert.equal(outcome.kind, "handed_back");
+  assert.equal((await store.getJob(job.jobId)).state, JobState.SCHEDULED);
+  const [again] = await store.dequeue("default", {
+    maxJobs: 1,
+    visibilityTimeoutMs: 30_000,
+    signal: AbortSignal.timeout(1000),
+  });
+  assert.equal(again?.job.jobId, job.jobId);
+  assert.equal(again?.job.attempt, 2);
+  await store.close();
+});
