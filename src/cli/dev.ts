@@ -1,0 +1,77 @@
+/**
+ * `airunner dev`: a server and workers in one process, on loopback only, for
+ * one person on one machine.
+ *
+ * @module
+ */
+import { Command, Option } from "@commander-js/extra-typings";
+import { createLogger, type LogLevel } from "../logger.ts";
+import { startServer } from "../server/http_server.ts";
+import { MemoryJobStore } from "../store/memory_store.ts";
+import { type ExitCodeSink, listenOption, logLevelOption, queueOption } from "./common_options.ts";
+import { reportError } from "./errors.ts";
+import { isLoopback, parseInteger, parseListenAddress, UsageError } from "./parse.ts";
+import { onShutdownSignals } from "./shutdown_signals.ts";
+import { parseWorkerConfig, startWorkerFor, WORKER_DEFAULTS } from "./worker.ts";
+
+/** Builds the `dev` command. */
+export function devCommand(setExitCode: ExitCodeSink) {
+  return new Command("dev")
+    .description("run a server and workers on this host (loopback only)")
+    .addOption(listenOption())
+    .addOption(new Option("--workers <n>", "workers to run").default("1"))
+    .addOption(queueOption("queue the workers take jobs from"))
+    .addOption(logLevelOption().default("warn" as const))
+    .addHelpText(
+      "after",
+      "\nExample:\n  airunner dev\n  airunner submit --follow -- echo hello   # in another shell",
+    )
+    .action(async (opts) => {
+      try {
+        setExitCode(await runDev(opts));
+      } catch (error) {
+        setExitCode(reportError(error));
+      }
+    });
+}
+
+async function runDev(opts: {
+  listen: string;
+  workers: string;
+  queue: string;
+  logLevel: string;
+}): Promise<number> {
+  const listen = parseListenAddress(opts.listen);
+  if (!isLoopback(listen.hostname)) {
+    throw new UsageError(
+      `--listen: dev listens on loopback only (127.0.0.1 or ::1), not ${listen.hostname}; use "airunner server" to serve other hosts`,
+    );
+  }
+  const workers = parseInteger(opts.workers, "--workers", 1, 64);
+  const logger = createLogger({ level: opts.logLevel as LogLevel });
+  await using store = new MemoryJobStore();
+  await using server = await startServer({
+    store,
+    logger,
+    hostname: listen.hostname,
+    port: listen.port,
+  });
+  const config = parseWorkerConfig({
+    server: server.url,
+    queue: opts.queue,
+    concurrency: "1",
+    visibilityTimeout: WORKER_DEFAULTS.visibilityTimeout,
+    shutdownGrace: WORKER_DEFAULTS.shutdownGrace,
+  });
+  const running = Array.from({ length: workers }, () => startWorkerFor(config, logger));
+  console.error(
+    `airunner dev: server on ${server.url}, ${workers} worker(s) on queue "${config.queue}", memory store; submit with: airunner submit --server ${server.url} --follow -- echo hello`,
+  );
+  const unsubscribe = onShutdownSignals(
+    () => running.forEach((w) => w.shutdown()),
+    () => running.forEach((w) => w.stopNow()),
+  );
+  await Promise.all(running.map((w) => w.finished));
+  unsubscribe();
+  return 0;
+}

@@ -1,0 +1,72 @@
+/**
+ * How the CLI reports failures: one line on stderr, `airunner: error: ...`,
+ * with a hint where one helps, and an exit code that tells usage mistakes
+ * (2) from failed requests (1) and from airunner being unable to work at all
+ * (125).
+ *
+ * @module
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { InvalidServerUrlError } from "../client/transport.ts";
+import { ExitCode } from "./exit_codes.ts";
+import { UsageError } from "./parse.ts";
+
+/** Raised by subcommands that a later release completes. */
+export class NotAvailableError extends Error {
+  constructor(command: string, arrivesWith: string) {
+    super(`"airunner ${command}" is not available yet; it arrives with ${arrivesWith}`);
+    this.name = "NotAvailableError";
+  }
+}
+
+/** The one-line message and exit code for `error`. */
+export function describeError(
+  error: unknown,
+  serverUrl?: string,
+): { message: string; exitCode: number } {
+  if (error instanceof UsageError || error instanceof InvalidServerUrlError) {
+    return { message: error.message, exitCode: ExitCode.Usage };
+  }
+  if (error instanceof NotAvailableError) {
+    return { message: error.message, exitCode: ExitCode.Error };
+  }
+  if (error instanceof ConnectError) {
+    if (isUnreachable(error)) {
+      const where = serverUrl === undefined ? "the server" : `the server at ${serverUrl}`;
+      return {
+        message:
+          `cannot reach ${where} (is "airunner server" or "airunner dev" running? set --server or AIRUNNER_SERVER)`,
+        exitCode: ExitCode.AirunnerFailed,
+      };
+    }
+    const failedAirunner = error.code === Code.Unauthenticated || error.code === Code.Internal ||
+      error.code === Code.Unimplemented;
+    return {
+      message: `${error.rawMessage} (${codeName(error.code)})`,
+      exitCode: failedAirunner ? ExitCode.AirunnerFailed : ExitCode.Error,
+    };
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return { message, exitCode: ExitCode.AirunnerFailed };
+}
+
+/** Prints `error` as one line on stderr and returns its exit code. */
+export function reportError(error: unknown, serverUrl?: string): number {
+  const { message, exitCode } = describeError(error, serverUrl);
+  console.error(`airunner: error: ${message.replaceAll("\n", " ")}`);
+  return exitCode;
+}
+
+function isUnreachable(error: ConnectError): boolean {
+  if (error.code !== Code.Unavailable && error.code !== Code.Unknown) return false;
+  const text = `${error.rawMessage} ${String(error.cause ?? "")}`;
+  return /connection refused|error sending request|tcp connect|dns error|fetch failed|network/i
+    .test(text) || error.code === Code.Unavailable;
+}
+
+function codeName(code: Code): string {
+  return Code[code].replace(
+    /[A-Z]/g,
+    (c, i) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`),
+  );
+}

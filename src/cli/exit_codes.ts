@@ -1,0 +1,34 @@
+/**
+ * Exit codes of the airunner command. A followed job's own exit code passes
+ * through; these are the ones airunner itself uses.
+ *
+ * @module
+ */
+import { type Job, JobState } from "../../gen/job/v1/job_pb.ts";
+
+export const ExitCode = {
+  Ok: 0,
+  /** A command failed (the server refused a request, a job was not found, ...). */
+  Error: 1,
+  /** The command line was wrong: unknown command or flag, bad value. */
+  Usage: 2,
+  /** The job timed out (as `timeout(1)` reports it). */
+  JobTimedOut: 124,
+  /** airunner itself failed: server unreachable, protocol error. */
+  AirunnerFailed: 125,
+  /** The job's command could not start. */
+  CommandCannotRun: 126,
+  /** The job's command was not found. */
+  CommandNotFound: 127,
+  /** The job was cancelled. */
+  JobCancelled: 130,
+} as const;
+
+/** The exit code that stands for a finished job's outcome. */
+export function exitCodeOfJob(job: Job): number {
+  if (job.state === JobState.COMPLETED) return ExitCode.Ok;
+  if (job.state === JobState.CANCELLED) return ExitCode.JobCancelled;
+  const code = job.result?.exitCode ?? ExitCode.Error;
+  // Codes outside 1..255 cannot survive a process exit: report plain failure.
+  return code >= 1 && code <= 255 ? code : ExitCode.Error;
+}

@@ -1,0 +1,113 @@
+/**
+ * Parsers of command-line values (pure). Each throws {@link UsageError}
+ * naming the flag and what it expects.
+ *
+ * @module
+ */
+import { JobState } from "../../gen/job/v1/job_pb.ts";
+
+/** A command-line mistake: printed as one line, exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+const DURATION_UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+/**
+ * Parses a duration such as `90s`, `5m`, `1h30m`, `250ms` or a bare number
+ * of seconds, into milliseconds.
+ */
+export function parseDurationMs(value: string, flag: string): number {
+  const text = value.trim();
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) {
+    throw new UsageError(`${flag}: "${value}" is not a duration (examples: 90s, 5m, 1h30m)`);
+  }
+  return Math.round(parts.reduce((ms, p) => ms + Number(p[1]) * DURATION_UNITS[p[2]!]!, 0));
+}
+
+/** Parses a whole number within [min, max]. */
+export function parseInteger(value: string, flag: string, min: number, max: number): number {
+  if (!/^-?\d+$/.test(value.trim())) {
+    throw new UsageError(`${flag}: "${value}" is not a whole number`);
+  }
+  const n = Number(value);
+  if (n < min || n > max) throw new UsageError(`${flag}: ${n} is outside ${min}..${max}`);
+  return n;
+}
+
+/** Parses `KEY=VALUE` (the value may contain '=' and be empty). */
+export function parseKeyValue(entry: string, flag: string): [string, string] {
+  const eq = entry.indexOf("=");
+  if (eq <= 0) throw new UsageError(`${flag}: "${entry}" is not KEY=VALUE`);
+  return [entry.slice(0, eq), entry.slice(eq + 1)];
+}
+
+/** Collects repeated `KEY=VALUE` flags into a record; later entries win. */
+export function parseKeyValues(entries: readonly string[], flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of entries) {
+    const [key, value] = parseKeyValue(entry, flag);
+    out[key] = value;
+  }
+  return out;
+}
+
+/** A listen address. */
+export interface ListenAddress {
+  readonly hostname: string;
+  readonly port: number;
+}
+
+/** Parses `HOST:PORT`, `[IPv6]:PORT` or a bare `PORT` (loopback). */
+export function parseListenAddress(value: string, flag = "--listen"): ListenAddress {
+  const text = value.trim();
+  let host = "127.0.0.1";
+  let port = text;
+  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(text);
+  if (v6 !== null) {
+    host = v6[1]!;
+    port = v6[2]!;
+  } else if (text.includes(":")) {
+    const colon = text.lastIndexOf(":");
+    host = text.slice(0, colon) || "0.0.0.0";
+    port = text.slice(colon + 1);
+  }
+  if (!/^\d+$/.test(port) || Number(port) > 65535) {
+    throw new UsageError(`${flag}: "${value}" is not HOST:PORT (example: 127.0.0.1:8080)`);
+  }
+  return { hostname: host, port: Number(port) };
+}
+
+/** Whether `hostname` is a loopback address (the host itself only). */
+export function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+/** Job state names accepted on the command line. */
+export const STATE_NAMES = ["scheduled", "running", "completed", "failed", "cancelled"] as const;
+
+/** Parses a state name such as `failed` (any case). */
+export function parseJobState(value: string, flag = "--state"): JobState {
+  const name = value.trim().toUpperCase().replace(/^JOB_STATE_/, "");
+  const state = JobState[name as keyof typeof JobState];
+  if (state === undefined || state === JobState.UNSPECIFIED) {
+    throw new UsageError(`${flag}: "${value}" is not one of ${STATE_NAMES.join(", ")}`);
+  }
+  return state;
+}
+
+/** The lower-case name of a state, such as `failed`. */
+export function jobStateName(state: JobState): string {
+  return (JobState[state] ?? "unspecified").toLowerCase();
+}

@@ -1,0 +1,85 @@
+/**
+ * `airunner server`: serve the job.v1 API until SIGINT/SIGTERM.
+ *
+ * @module
+ */
+import { Command, Option } from "@commander-js/extra-typings";
+import { createLogger, type LogLevel } from "../logger.ts";
+import { startServer } from "../server/http_server.ts";
+import { MemoryJobStore } from "../store/memory_store.ts";
+import { type ExitCodeSink, listenOption, logLevelOption } from "./common_options.ts";
+import { reportError } from "./errors.ts";
+import { isLoopback, type ListenAddress, parseListenAddress } from "./parse.ts";
+import { onShutdownSignals } from "./shutdown_signals.ts";
+
+/** Store backends `--store` accepts. */
+export const STORE_KINDS = ["memory"] as const;
+
+/** Settings of `airunner server`. */
+export interface ServerConfig {
+  readonly listen: ListenAddress;
+  readonly store: typeof STORE_KINDS[number];
+  readonly logLevel: LogLevel;
+}
+
+/** Builds the `server` command. */
+export function serverCommand(setExitCode: ExitCodeSink) {
+  return new Command("server")
+    .description("serve the job queue API")
+    .addOption(listenOption())
+    .addOption(
+      new Option("--store <kind>", "where jobs live").choices(STORE_KINDS).env("AIRUNNER_STORE")
+        .default("memory" as const),
+    )
+    .option("--no-auth", "serve without authentication (the only mode until JWT auth lands)")
+    .addOption(logLevelOption())
+    .addHelpText(
+      "after",
+      "\nExample:\n  airunner server --listen 127.0.0.1:8080 --store memory --no-auth",
+    )
+    .action(async (opts) => {
+      try {
+        setExitCode(
+          await runServer({
+            listen: parseListenAddress(opts.listen),
+            store: opts.store,
+            logLevel: opts.logLevel,
+          }),
+        );
+      } catch (error) {
+        setExitCode(reportError(error));
+      }
+    });
+}
+
+/** Runs the server until a shutdown signal; returns the exit code. */
+export async function runServer(config: ServerConfig): Promise<number> {
+  const logger = createLogger({ level: config.logLevel });
+  await using store = new MemoryJobStore();
+  await using server = await startServer({
+    store,
+    logger,
+    hostname: config.listen.hostname,
+    port: config.listen.port,
+  });
+  console.error(`airunner: server listening on ${server.url} (store: ${config.store})`);
+  warnAboutSetup(config);
+  const stopped = Promise.withResolvers<void>();
+  const unsubscribe = onShutdownSignals(() => stopped.resolve(), () => Deno.exit(130));
+  await Promise.race([stopped.promise, server.finished]);
+  unsubscribe();
+  console.error("airunner: server shutting down");
+  return 0;
+}
+
+function warnAboutSetup(config: ServerConfig): void {
+  if (config.store === "memory") {
+    console.error("airunner: warning: the memory store keeps jobs only until the server exits");
+  }
+  const exposure = isLoopback(config.listen.hostname)
+    ? "only this host can reach it"
+    : `ANYONE who can reach ${config.listen.hostname} can run commands on your workers`;
+  console.error(
+    `airunner: warning: authentication is not available yet; every request is accepted (${exposure})`,
+  );
+}

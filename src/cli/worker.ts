@@ -1,0 +1,119 @@
+/**
+ * `airunner worker`: run jobs from one queue until SIGINT/SIGTERM.
+ *
+ * @module
+ */
+import { Command, Option } from "@commander-js/extra-typings";
+import { systemClock } from "../clock.ts";
+import { createAirunnerClients, parseServerUrl } from "../client/transport.ts";
+import { createLogger, type Logger, type LogLevel } from "../logger.ts";
+import { validateQueueName } from "../server/request_validation.ts";
+import { startWorker } from "../worker/worker.ts";
+import { createRpcWorkerApi } from "../worker/worker_api.ts";
+import { type ExitCodeSink, logLevelOption, queueOption, serverOption } from "./common_options.ts";
+import { reportError } from "./errors.ts";
+import { parseDurationMs, parseInteger, UsageError } from "./parse.ts";
+import { onShutdownSignals } from "./shutdown_signals.ts";
+
+/** Settings of a worker. */
+export interface WorkerConfig {
+  readonly serverUrl: string;
+  readonly queue: string;
+  readonly concurrency: number;
+  readonly visibilityTimeoutSeconds: number;
+  readonly shutdownGraceMs: number;
+}
+
+/** The worker settings `airunner worker` uses unless told otherwise. */
+export const WORKER_DEFAULTS = {
+  concurrency: "1",
+  visibilityTimeout: "60s",
+  shutdownGrace: "30s",
+} as const;
+
+/** Builds the `worker` command. */
+export function workerCommand(setExitCode: ExitCodeSink) {
+  return new Command("worker")
+    .description("run jobs from a queue")
+    .addOption(serverOption())
+    .addOption(queueOption("queue to take jobs from"))
+    .addOption(
+      new Option("--concurrency <n>", "jobs run at once").env("AIRUNNER_CONCURRENCY")
+        .default(WORKER_DEFAULTS.concurrency),
+    )
+    .addOption(
+      new Option("--visibility-timeout <duration>", "lease length; extended at a third of it")
+        .default(WORKER_DEFAULTS.visibilityTimeout),
+    )
+    .addOption(
+      new Option("--shutdown-grace <duration>", "time running jobs get to finish on shutdown")
+        .default(WORKER_DEFAULTS.shutdownGrace),
+    )
+    .addOption(logLevelOption())
+    .addHelpText(
+      "after",
+      "\nExample:\n  airunner worker --server http://127.0.0.1:8080 --queue default",
+    )
+    .action(async (opts) => {
+      try {
+        const config = parseWorkerConfig(opts);
+        setExitCode(await runWorker(config, createLogger({ level: opts.logLevel as LogLevel })));
+      } catch (error) {
+        setExitCode(reportError(error, opts.server));
+      }
+    });
+}
+
+/** Turns worker flags into settings. */
+export function parseWorkerConfig(opts: {
+  server: string;
+  queue: string;
+  concurrency: string;
+  visibilityTimeout: string;
+  shutdownGrace: string;
+}): WorkerConfig {
+  let queue: string;
+  try {
+    queue = validateQueueName(opts.queue, "--queue");
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const visibilityMs = parseDurationMs(opts.visibilityTimeout, "--visibility-timeout");
+  if (visibilityMs < 1000 || visibilityMs > 43_200_000) {
+    throw new UsageError("--visibility-timeout: must be between 1s and 12h");
+  }
+  return {
+    serverUrl: parseServerUrl(opts.server),
+    queue,
+    concurrency: parseInteger(opts.concurrency, "--concurrency", 1, 1024),
+    visibilityTimeoutSeconds: Math.round(visibilityMs / 1000),
+    shutdownGraceMs: parseDurationMs(opts.shutdownGrace, "--shutdown-grace"),
+  };
+}
+
+/** Runs a worker until a shutdown signal and its jobs' grace have passed. */
+export async function runWorker(config: WorkerConfig, logger: Logger): Promise<number> {
+  const worker = startWorkerFor(config, logger);
+  console.error(
+    `airunner: worker taking jobs from queue "${config.queue}" at ${config.serverUrl}`,
+  );
+  const unsubscribe = onShutdownSignals(() => worker.shutdown(), () => worker.stopNow());
+  await worker.finished;
+  unsubscribe();
+  return 0;
+}
+
+/** Starts a worker connected over RPC to `config.serverUrl`. */
+export function startWorkerFor(config: WorkerConfig, logger: Logger) {
+  return startWorker({
+    api: createRpcWorkerApi(createAirunnerClients({ serverUrl: config.serverUrl })),
+    queue: config.queue,
+    concurrency: config.concurrency,
+    clock: systemClock,
+    logger,
+    baseEnv: Deno.env.toObject(),
+    visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
+    killGraceMs: 5_000,
+    shutdownGraceMs: config.shutdownGraceMs,
+  });
+}

@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { VERSION } from "../../src/version.ts";
+import { freePort, runAirunner } from "../support/airunner_process.ts";
+
+const SUBCOMMANDS = [
+  "server",
+  "worker",
+  "submit",
+  "monitor",
+  "list",
+  "token",
+  "orchestrator",
+  "dev",
+];
+
+Deno.test("airunner --help lists every subcommand; each has its own --help", async () => {
+  const help = await runAirunner(["--help"]);
+  assert.equal(help.code, 0);
+  for (const name of SUBCOMMANDS) assert.match(help.stdout, new RegExp(`^  ${name}\\b`, "m"), name);
+  const each = await Promise.all(SUBCOMMANDS.map((name) => runAirunner([name, "--help"])));
+  each.forEach((result, i) => {
+    assert.equal(result.code, 0, SUBCOMMANDS[i]);
+    assert.match(result.stdout, new RegExp(`Usage: airunner ${SUBCOMMANDS[i]}`));
+  });
+});
+
+Deno.test("airunner --version prints the version", async () => {
+  const result = await runAirunner(["--version"]);
+  assert.equal(result.code, 0);
+  assert.equal(result.stdout.trim(), VERSION);
+});
+
+Deno.test("unknown commands and flags are one-line usage errors with exit code 2", async () => {
+  for (
+    const args of [["bogus"], ["submit", "--bogus", "--", "true"], ["list", "--state", "nope"]]
+  ) {
+    const result = await runAirunner(args);
+    assert.equal(result.code, 2, args.join(" "));
+    const lines = result.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(lines[0]!, /^airunner: error: /);
+  }
+});
+
+Deno.test("submit without a command, or with bad values, is a usage error", async () => {
+  for (
+    const [args, pattern] of [
+      [["submit"], /nothing to run/],
+      [["submit", "--timeout", "soon", "--", "true"], /--timeout: "soon" is not a duration/],
+      [["submit", "--env", "NOVALUE", "--", "true"], /--env: "NOVALUE" is not KEY=VALUE/],
+      [["submit", "--server", "ftp://x", "--", "true"], /must start with http:\/\/ or https:\/\//],
+      [["monitor", "not-a-uuid"], /JOB_ID: is not a UUID/],
+      [["dev", "--listen", "0.0.0.0:0"], /dev listens on loopback only/],
+    ] as const
+  ) {
+    const result = await runAirunner(args);
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(result.stderr, pattern);
+  }
+});
+
+Deno.test("token and orchestrator say they are not available yet and fail", async () => {
+  for (const name of ["token", "orchestrator"]) {
+    const result = await runAirunner([name]);
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      new RegExp(`^airunner: error: "airunner ${name}" is not available yet`),
+    );
+  }
+});
+
+Deno.test("a client command says clearly when the server cannot be reached (exit 125)", async () => {
+  const server = `http://127.0.0.1:${freePort()}`;
+  const result = await runAirunner(["list", "--server", server]);
+  assert.equal(result.code, 125);
+  assert.match(
+    result.stderr,
+    /^airunner: error: cannot reach the server at http:\/\/127\.0\.0\.1:\d+/,
+  );
+  const viaEnv = await runAirunner(["submit", "--", "true"], { env: { AIRUNNER_SERVER: server } });
+  assert.equal(viaEnv.code, 125);
+  assert.match(viaEnv.stderr, new RegExp(`cannot reach the server at ${server}`));
+});

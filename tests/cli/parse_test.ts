@@ -1,0 +1,48 @@
+import assert from "node:assert/strict";
+import { JobState } from "../../gen/job/v1/job_pb.ts";
+import {
+  isLoopback,
+  parseDurationMs,
+  parseJobState,
+  parseKeyValues,
+  parseListenAddress,
+  UsageError,
+} from "../../src/cli/parse.ts";
+
+Deno.test("durations", () => {
+  assert.equal(parseDurationMs("90s", "--t"), 90_000);
+  assert.equal(parseDurationMs("5m", "--t"), 300_000);
+  assert.equal(parseDurationMs("1h30m", "--t"), 5_400_000);
+  assert.equal(parseDurationMs("250ms", "--t"), 250);
+  assert.equal(parseDurationMs("12", "--t"), 12_000);
+  for (const bad of ["", "soon", "5x", "m5", "5m soon"]) {
+    assert.throws(() => parseDurationMs(bad, "--t"), UsageError, bad);
+  }
+});
+
+Deno.test("listen addresses", () => {
+  assert.deepEqual(parseListenAddress("127.0.0.1:8080"), { hostname: "127.0.0.1", port: 8080 });
+  assert.deepEqual(parseListenAddress("[::1]:9"), { hostname: "::1", port: 9 });
+  assert.deepEqual(parseListenAddress("8080"), { hostname: "127.0.0.1", port: 8080 });
+  assert.deepEqual(parseListenAddress(":8080"), { hostname: "0.0.0.0", port: 8080 });
+  assert.throws(() => parseListenAddress("host:99999"), UsageError);
+  assert.throws(() => parseListenAddress("host:http"), UsageError);
+  assert.ok(isLoopback("127.0.0.1") && isLoopback("::1") && isLoopback("localhost"));
+  assert.ok(!isLoopback("0.0.0.0") && !isLoopback("10.0.0.1"));
+});
+
+Deno.test("KEY=VALUE lists: values may hold '=' or be empty; later entries win", () => {
+  assert.deepEqual(parseKeyValues(["A=1", "B=x=y", "C=", "A=2"], "--env"), {
+    A: "2",
+    B: "x=y",
+    C: "",
+  });
+  assert.throws(() => parseKeyValues(["=v"], "--env"), UsageError);
+});
+
+Deno.test("job states by name, any case", () => {
+  assert.equal(parseJobState("failed"), JobState.FAILED);
+  assert.equal(parseJobState("RUNNING"), JobState.RUNNING);
+  assert.throws(() => parseJobState("unspecified"), UsageError);
+  assert.throws(() => parseJobState("done"), UsageError);
+});

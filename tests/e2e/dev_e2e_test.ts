@@ -1,0 +1,139 @@
+import assert from "node:assert/strict";
+import {
+  airunnerArgv,
+  freePort,
+  runAirunner,
+  startAirunner,
+  waitForHealth,
+} from "../support/airunner_process.ts";
+
+Deno.test("airunner dev + submit --follow: output streams live and the exit code passes through", async () => {
+  const port = freePort();
+  const server = `http://127.0.0.1:${port}`;
+  await using dev = startAirunner(["dev", "--listen", `127.0.0.1:${port}`]);
+  await waitForHealth(server);
+
+  const failing = await runAirunner([
+    "submit",
+    "--server",
+    server,
+    "--follow",
+    "--",
+    "sh",
+    "-c",
+    "echo out; echo err >&2; exit 3",
+  ]);
+  assert.equal(failing.stdout, "out\n", "job stdout on stdout, nothing else");
+  assert.match(failing.stderr, /^err$/m, "job stderr on stderr");
+  assert.equal(failing.code, 3);
+
+  const passing = await runAirunner([
+    "submit",
+    "--server",
+    server,
+    "--follow",
+    "--",
+    "sh",
+    "-c",
+    "exit 0",
+  ]);
+  assert.equal(passing.code, 0, passing.stderr);
+
+  const listed = await runAirunner(["list", "--server", server, "--json"]);
+  assert.equal(listed.code, 0, listed.stderr);
+  const jobs = JSON.parse(listed.stdout) as {
+    state: string;
+    exitCode: number | null;
+    command: string;
+  }[];
+  assert.equal(jobs.length, 2);
+  assert.deepEqual(
+    jobs.map((j) => ({ state: j.state, exitCode: j.exitCode })),
+    [{ state: "completed", exitCode: 0 }, { state: "failed", exitCode: 3 }],
+  );
+  assert.equal(jobs[1]!.command, "sh -c 'echo out; echo err >&2; exit 3'");
+
+  const table = await runAirunner(["list", "--server", server, "--state", "failed"]);
+  assert.match(table.stdout, /^ID\s+QUEUE\s+STATE\s+COMMAND\s+CREATED\s+EXIT$/m);
+  assert.equal(table.stdout.trim().split("\n").length, 2, "header and the one failed job");
+
+  const stopped = await dev.stop("SIGINT");
+  assert.equal(stopped.code, 0, stopped.stderr);
+  assert.match(
+    stopped.stderr,
+    /airunner dev: server on http:\/\/127\.0\.0\.1:\d+.*airunner submit/,
+  );
+});
+
+Deno.test("submit prints only the job id; monitor follows it to its end", async () => {
+  const port = freePort();
+  const server = `http://127.0.0.1:${port}`;
+  await using dev = startAirunner(["dev", "--listen", `127.0.0.1:${port}`]);
+  await waitForHealth(server);
+
+  const submitted = await runAirunner([
+    "submit",
+    "--server",
+    server,
+    "--",
+    "sh",
+    "-c",
+    "echo hi; exit 5",
+  ]);
+  assert.equal(submitted.code, 0, submitted.stderr);
+  const id = submitted.stdout.trim();
+  assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+
+  const monitored = await runAirunner(["monitor", id, "--server", server]);
+  assert.equal(monitored.code, 5);
+  assert.match(monitored.stdout, /\[1\] PROCESS_START pid=\d+/);
+  assert.match(monitored.stdout, /^hi$/m);
+  assert.match(monitored.stdout, /PROCESS_END pid=\d+ exit_code=5/);
+
+  const later = await runAirunner(["monitor", id, "--server", server, "--from-sequence", "3"]);
+  assert.doesNotMatch(later.stdout, /PROCESS_START/, "--from-sequence skips earlier events");
+  await dev.stop();
+});
+
+Deno.test("submit --follow shows output while the job is still running", async () => {
+  const port = freePort();
+  const server = `http://127.0.0.1:${port}`;
+  await using dev = startAirunner(["dev", "--listen", `127.0.0.1:${port}`]);
+  await waitForHealth(server);
+
+  const follower = new Deno.Command(Deno.execPath(), {
+    args: airunnerArgv([
+      "submit",
+      "--server",
+      server,
+      "--follow",
+      "--",
+      "sh",
+      "-c",
+      "echo first; sleep 3; echo second",
+    ]),
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = follower.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const started = Date.now();
+  let seen = "";
+  while (!seen.includes("first\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += value;
+  }
+  const firstAfterMs = Date.now() - started;
+  assert.ok(
+    firstAfterMs < 2500,
+    `first line arrived after ${firstAfterMs} ms, before the job ended`,
+  );
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += value;
+  }
+  assert.equal(seen, "first\nsecond\n");
+  assert.equal((await follower.status).code, 0);
+  await dev.stop();
+});

@@ -1,0 +1,118 @@
+/**
+ * Running the real `airunner` command (main.ts under Deno) as a child
+ * process, the way people and scripts do.
+ *
+ * @module
+ */
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
+
+/** The permissions `deno task airunner` grants. */
+export const AIRUNNER_PERMISSIONS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys=hostname",
+];
+
+/** The argv that runs airunner with `args`. */
+export function airunnerArgv(args: readonly string[]): string[] {
+  return ["run", "--config", CONFIG, ...AIRUNNER_PERMISSIONS, MAIN, ...args];
+}
+
+/** What a finished airunner process did. */
+export interface AirunnerResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs airunner to its end. */
+export async function runAirunner(
+  args: readonly string[],
+  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<AirunnerResult> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: airunnerArgv(args),
+    env: { NO_COLOR: "1", ...options.env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** A long-running airunner process (server, worker, dev). */
+export interface AirunnerProcess extends AsyncDisposable {
+  readonly child: Deno.ChildProcess;
+  /** Sends `signal` and waits for the exit; returns the exit code and stderr. */
+  stop(signal?: Deno.Signal): Promise<{ code: number; stderr: string }>;
+}
+
+/** Starts airunner in the background; its stderr is collected. */
+export function startAirunner(
+  args: readonly string[],
+  options: { env?: Record<string, string> } = {},
+): AirunnerProcess {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: airunnerArgv(args),
+    env: { NO_COLOR: "1", ...options.env },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stderrText = new Response(child.stderr).text();
+  let stopped: Promise<{ code: number; stderr: string }> | undefined;
+  const stop = (signal: Deno.Signal = "SIGINT") => {
+    stopped ??= (async () => {
+      try {
+        child.kill(signal);
+      } catch {
+        // Already gone.
+      }
+      const status = await child.status;
+      return { code: status.code, stderr: await stderrText };
+    })();
+    return stopped;
+  };
+  return {
+    child,
+    stop,
+    [Symbol.asyncDispose]: async () => {
+      await stop("SIGKILL");
+    },
+  };
+}
+
+/** A free TCP port on 127.0.0.1, chosen by the OS. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Waits until `GET url/health` answers 200. */
+export async function waitForHealth(url: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${url}/health`);
+      await res.body?.cancel();
+      if (res.ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${url} did not become healthy within ${timeoutMs} ms`);
+}
