@@ -1,13 +1,16 @@
 /**
  * Numbering of published events, shared by every backend (pure logic).
  *
- * A worker numbers its attempt's events from 1; an OUTPUT_BATCH takes one
- * number per item. The store keeps, per job, the base of the current attempt
- * (the highest sequence stored when the attempt began) and the highest
- * sequence stored so far. An event is stored at `base + its number`; one at
- * or below the highest already stored is a retried duplicate and is skipped.
- * An event with sequence 0 asks the store to number it: it goes right after
- * the highest (such events get no retry protection).
+ * A worker numbers its attempt's events 1, 2, 3, ... with no gap; an
+ * OUTPUT_BATCH takes one number per item (start_sequence..end_sequence). The
+ * store keeps, per job, the base of the current attempt (the highest sequence
+ * stored when the attempt began) and the highest sequence stored so far, and
+ * stores each event at `base + its number`. So:
+ * - an event at or below the highest stored sequence is a resend of one
+ *   already stored and is skipped (a retried publish stores nothing twice);
+ * - the next event must continue right after the highest; one that skips
+ *   ahead, overlaps a stored event or has no number (0) is refused, because
+ *   accepting it would make a later resend look like a duplicate and lose it.
  *
  * @module
  */
@@ -88,9 +91,21 @@ export function sequenceEvents(
       }
     }
 
-    const start = localStart === 0n ? highest + 1n : state.base + localStart;
-    if (start <= highest) continue; // a retried publish: already stored
+    if (localStart === 0n) {
+      throw new InvalidEventError("sequence is required: number an attempt's events from 1");
+    }
+    const start = state.base + localStart;
     const end = start + width - 1n;
+    if (end <= highest) continue; // a resend: already stored
+    if (start !== highest + 1n) {
+      throw new InvalidEventError(
+        start <= highest
+          ? `sequence ${localStart}..${localStart + width - 1n} overlaps events already stored`
+          : `sequence ${localStart} skips ahead: the next event of this attempt is ${
+            highest + 1n - state.base
+          }`,
+      );
+    }
     event.sequence = start;
     if (batch !== undefined) {
       batch.startSequence = start;

@@ -30,7 +30,12 @@ export interface EventLogSource {
   waitForChange(jobId: string, signal: AbortSignal): Promise<void>;
 }
 
-/** Streams a job's events per `options` from `source` (see the module comment). */
+/**
+ * Streams a job's events per `options` from `source`. Ends normally only once
+ * the job is finished and every event has been delivered; when
+ * `options.signal` aborts first, it makes one last pass (so a job that has
+ * just finished still ends cleanly) and otherwise throws the signal's reason.
+ */
 export async function* tailEvents(
   source: EventLogSource,
   jobId: string,
@@ -38,7 +43,7 @@ export async function* tailEvents(
 ): AsyncGenerator<JobEvent> {
   const { fromTimestampMs, eventTypes, signal } = options;
   let cursor = options.fromSequence > 1n ? options.fromSequence : 1n;
-  while (!signal.aborted) {
+  for (;;) {
     const stopWaiting = new AbortController();
     const onAbort = () => stopWaiting.abort();
     signal.addEventListener("abort", onAbort, { once: true });
@@ -56,10 +61,10 @@ export async function* tailEvents(
           if (eventTypes.size > 0 && !eventTypes.has(event.eventType)) continue;
           if (fromTimestampMs > 0 && timestampMs(event) < fromTimestampMs) continue;
           yield event;
-          if (signal.aborted) return;
         }
       } while (page.length === TAIL_PAGE_SIZE);
       if (finished) return;
+      if (signal.aborted) throw signal.reason;
       await changed;
     } finally {
       signal.removeEventListener("abort", onAbort);

@@ -87,7 +87,7 @@ export interface StreamEventsOptions {
   readonly fromTimestampMs: number;
   /** Only events of these types (empty: every type). */
   readonly eventTypes: ReadonlySet<EventType>;
-  /** Ends the stream early. */
+  /** Ends the stream early (it then throws the signal's reason). */
   readonly signal: AbortSignal;
 }
 
@@ -119,14 +119,16 @@ export interface JobPage {
  * - Each queue is FIFO; a job whose lease expired is dequeued again before
  *   newer work, as soon as it expired (no sweep delay).
  * - Enqueue with a non-empty request_id is idempotent.
- * - Only the token of the job's current attempt can extend, publish or
- *   complete; verification is constant time.
- * - Sequences: a worker numbers its attempt's events from 1 (a batch takes
- *   one number per item). The store saves each at the job's base for that
- *   attempt (the highest sequence stored when the attempt began) plus the
- *   worker's number, so sequences increase across attempts; an event at or
- *   below the highest sequence stored is a retried duplicate and is skipped;
- *   sequence 0 means "number it for me" (no retry protection).
+ * - Only the token of the job's current attempt, while its lease lasts, can
+ *   extend, publish or complete; verification is constant time. A lease that
+ *   expired is lost at once (the job is SCHEDULED again), even before another
+ *   worker dequeues it.
+ * - Sequences: a worker numbers its attempt's events 1, 2, 3, ... without
+ *   gaps (a batch takes one number per item). The store saves each at the
+ *   job's base for that attempt (the highest sequence stored when the
+ *   attempt began) plus the worker's number, so sequences increase across
+ *   attempts. An event at or below the highest stored sequence is a resend
+ *   and is skipped; one that skips ahead or has no number is refused.
  * - Stream replay followed by live tail has no gap and no duplicate, honours
  *   the same filter in both, and ends once the job is finished and every
  *   stored event has been delivered.
@@ -160,7 +162,11 @@ export interface JobStore extends AsyncDisposable {
   /** Appends events to the log of the job the token leases (see the sequence rules above). */
   publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<void>;
 
-  /** Replays a job's events, then tails new ones until the job is finished. */
+  /**
+   * Replays a job's events, then tails new ones; ends once the job is
+   * finished and all are delivered. Throws `options.signal`'s reason when it
+   * aborts before that.
+   */
   streamEvents(jobId: string, options: StreamEventsOptions): AsyncIterable<JobEvent>;
 
   /** Returns one job. */

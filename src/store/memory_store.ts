@@ -72,6 +72,7 @@ interface LeaseEntry {
 }
 
 interface QueueRecord {
+  readonly name: string;
   /** Jobs handed back or whose lease expired; served before `ready`. */
   readonly again: JobRecord[];
   /** Scheduled jobs in enqueue order; entries before `head` are taken. */
@@ -79,6 +80,8 @@ interface QueueRecord {
   head: number;
   /** Running jobs by lease expiry; stale entries are skipped when popped. */
   readonly leases: MinHeap<LeaseEntry>;
+  /** Fires at the earliest lease expiry, so waiting dequeues wake when it passes. */
+  expiryTimer: { readonly at: number; readonly stop: AbortController } | undefined;
 }
 
 /** A JobStore that keeps everything in this process's memory. */
@@ -162,13 +165,14 @@ export class MemoryJobStore implements JobStore {
         if (leased.length >= maxJobs) break;
         record = this.#takeNext(queue);
       }
-      if (leased.length > 0) return leased;
+      if (leased.length > 0) {
+        this.#armExpiryTimer(queue);
+        return leased;
+      }
       if (signal.aborted) break;
-      const nextExpiry = queue.leases.peek()?.expiresAt;
-      await this.#queueWaiters.wait(queueName, {
-        signal,
-        ...(nextExpiry === undefined ? {} : { timeoutMs: nextExpiry - now }),
-      });
+      // Woken by an enqueue, a hand-back, a lease expiry (see
+      // #armExpiryTimer) or close.
+      await this.#queueWaiters.wait(queueName, { signal });
     }
     return [];
   }
@@ -181,7 +185,6 @@ export class MemoryJobStore implements JobStore {
     const queueRecord = this.#queue(record.job.queue);
     if (visibilityTimeoutMs <= 0) {
       this.#schedule(queueRecord, record, now);
-      this.#queueWaiters.notify(record.job.queue, 1);
     } else {
       record.leaseExpiresAt = now + visibilityTimeoutMs;
       queueRecord.leases.push({
@@ -189,6 +192,7 @@ export class MemoryJobStore implements JobStore {
         attempt: record.job.attempt,
         expiresAt: record.leaseExpiresAt,
       });
+      this.#armExpiryTimer(queueRecord);
     }
     return;
   }
@@ -256,6 +260,7 @@ export class MemoryJobStore implements JobStore {
 
   async close(): Promise<void> {
     this.#closed = true;
+    for (const queue of this.#queues.values()) queue.expiryTimer?.stop.abort();
     this.#queueWaiters.notifyAll();
     this.#jobWatchers.notifyAll();
     return;
@@ -314,7 +319,7 @@ export class MemoryJobStore implements JobStore {
         job.jobId,
         isFinished(job.state)
           ? "the job has finished"
-          : "the lease ended and the job was scheduled again",
+          : "the lease expired or was handed back, and the job was scheduled again",
       );
     }
     return record;
@@ -323,7 +328,14 @@ export class MemoryJobStore implements JobStore {
   #queue(name: string): QueueRecord {
     let queue = this.#queues.get(name);
     if (queue === undefined) {
-      queue = { again: [], ready: [], head: 0, leases: new MinHeap((e) => e.expiresAt) };
+      queue = {
+        name,
+        again: [],
+        ready: [],
+        head: 0,
+        leases: new MinHeap((e) => e.expiresAt),
+        expiryTimer: undefined,
+      };
       this.#queues.set(name, queue);
     }
     return queue;
@@ -361,23 +373,55 @@ export class MemoryJobStore implements JobStore {
 
   /** Schedules again every job of `queue` whose lease has ended by `now`. */
   #reclaimExpired(queue: QueueRecord, now: number): void {
-    for (let top = queue.leases.peek(); top !== undefined && top.expiresAt <= now;) {
+    for (let top = this.#liveLease(queue); top !== undefined && top.expiresAt <= now;) {
       queue.leases.pop();
+      this.#schedule(queue, top.record, now);
+      top = this.#liveLease(queue);
+    }
+  }
+
+  /** The earliest lease that is still current, dropping superseded entries. */
+  #liveLease(queue: QueueRecord): LeaseEntry | undefined {
+    for (let top = queue.leases.peek(); top !== undefined; top = queue.leases.peek()) {
       const { record, attempt, expiresAt } = top;
       if (
         record.job.state === JobState.RUNNING && record.job.attempt === attempt &&
         record.leaseExpiresAt === expiresAt
       ) {
-        this.#schedule(queue, record, now);
+        return top;
       }
-      top = queue.leases.peek();
+      queue.leases.pop();
     }
+    return undefined;
   }
 
+  /**
+   * Keeps one timer per queue armed at its earliest live lease expiry; when
+   * it fires, expired jobs are scheduled again, which wakes waiting dequeues.
+   */
+  #armExpiryTimer(queue: QueueRecord): void {
+    const next = this.#liveLease(queue);
+    const armed = queue.expiryTimer;
+    if (armed !== undefined && next !== undefined && armed.at <= next.expiresAt) return;
+    armed?.stop.abort();
+    queue.expiryTimer = undefined;
+    if (next === undefined || this.#closed) return;
+    const timer = { at: next.expiresAt, stop: new AbortController() };
+    queue.expiryTimer = timer;
+    void this.#clock.sleep(timer.at - this.#clock.now(), timer.stop.signal).then(() => {
+      if (timer.stop.signal.aborted) return;
+      queue.expiryTimer = undefined;
+      this.#reclaimExpired(queue, this.#clock.now());
+      this.#armExpiryTimer(queue);
+    });
+  }
+
+  /** Makes `record` SCHEDULED again, ahead of newer work, and wakes one waiting dequeue. */
   #schedule(queue: QueueRecord, record: JobRecord, now: number): void {
     record.job.state = JobState.SCHEDULED;
     record.job.updatedAt = timestampFromMs(now);
     record.leaseExpiresAt = 0;
     queue.again.push(record);
+    this.#queueWaiters.notify(queue.name, 1);
   }
 }

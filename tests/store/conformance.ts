@@ -336,6 +336,38 @@ conformance("a waiting dequeue is woken when a lease expires", async (h) => {
   assert.equal(redelivered[0]!.job.attempt, 2);
 });
 
+conformance("a waiter is woken by the expiry of a lease taken while it waited", async (h) => {
+  const { store } = h;
+  const first = store.dequeue(QUEUE, {
+    maxJobs: 1,
+    visibilityTimeoutMs: 1_000,
+    signal: AbortSignal.timeout(10_000),
+  });
+  const second = store.dequeue(QUEUE, {
+    maxJobs: 1,
+    visibilityTimeoutMs: VISIBILITY_MS,
+    signal: AbortSignal.timeout(10_000),
+  });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const job = await enqueue(store);
+  const [taken] = await first; // leased for 1 s, then its worker vanishes
+  assert.equal(taken?.job.jobId, job.jobId);
+  await h.advance(1_500);
+  const [redelivered] = await second;
+  assert.equal(redelivered?.job.jobId, job.jobId);
+  assert.equal(redelivered?.job.attempt, 2);
+});
+
+conformance("an expired lease is lost even before the job is redelivered", async (h) => {
+  const { store } = h;
+  const job = await enqueue(store);
+  const leased = await dequeueOne(store, QUEUE, 1_000);
+  await h.advance(1_500);
+  await assert.rejects(store.updateLease(leased.taskToken, QUEUE, VISIBILITY_MS), LeaseLostError);
+  await assert.rejects(store.complete(leased.taskToken, result(job.jobId, 0)), LeaseLostError);
+  assert.equal((await store.getJob(job.jobId)).state, JobState.SCHEDULED);
+});
+
 conformance("an older attempt's token can neither extend, publish nor complete", async (h) => {
   const { store } = h;
   const job = await enqueue(store);
@@ -353,10 +385,17 @@ conformance("an older attempt's token can neither extend, publish nor complete",
   assert.equal((await store.getJob(job.jobId)).state, JobState.COMPLETED);
 });
 
+/** Events stored for a job that is still running (the stream is cut after 300 ms). */
 async function collectNow(store: JobStore, jobId: string): Promise<number> {
-  const events = await collect(
-    store.streamEvents(jobId, streamOptions({ signal: AbortSignal.timeout(300) })),
-  ).catch(() => []);
+  const signal = AbortSignal.timeout(300);
+  const events: JobEvent[] = [];
+  await assert.rejects(
+    (async () => {
+      for await (const e of store.streamEvents(jobId, streamOptions({ signal }))) events.push(e);
+    })(),
+    (error: unknown) => error === signal.reason,
+    "a stream cut short throws its signal's reason",
+  );
   return events.length;
 }
 
@@ -538,13 +577,21 @@ conformance("sequences keep increasing across attempts", async (h) => {
   assert.deepEqual(sequences(events), [1n, 2n, 3n, 4n]);
 });
 
-conformance("events with sequence 0 are numbered by the store", async ({ store }) => {
+conformance("unnumbered, gapped and overlapping events are refused", async ({ store }) => {
   const job = await enqueue(store);
   const { taskToken } = await dequeueOne(store);
-  await store.publishEvents(taskToken, [startEvent(0), outputEvent(0, "x"), endEvent(0)]);
+  await assert.rejects(store.publishEvents(taskToken, [startEvent(0)]), /sequence is required/);
+  await assert.rejects(store.publishEvents(taskToken, [startEvent(2)]), /skips ahead/);
+  await store.publishEvents(taskToken, [startEvent(1), outputEvent(2, "x")]);
+  const wide = outputEvent(2, "y");
+  if (wide.eventData.case === "outputBatch") {
+    wide.eventData.value.outputs.push(wide.eventData.value.outputs[0]!);
+    wide.eventData.value.endSequence = 3n;
+  }
+  await assert.rejects(store.publishEvents(taskToken, [wide]), /overlaps/);
   await store.complete(taskToken, result(job.jobId, 0));
   const events = await collect(store.streamEvents(job.jobId, streamOptions()));
-  assert.deepEqual(sequences(events), [1n, 2n, 3n]);
+  assert.deepEqual(sequences(events), [1n, 2n]);
 });
 
 conformance("replay then live tail has no gap and no duplicate", async ({ store }) => {
@@ -618,8 +665,8 @@ conformance("a stream of a finished job ends; of a running job it waits", async 
   })();
   await new Promise((resolve) => setTimeout(resolve, 100));
   assert.equal(seen.length, 1, "the stream delivered the replay and kept waiting");
-  controller.abort();
-  await following;
+  controller.abort(new Error("stop following"));
+  await assert.rejects(following, /stop following/);
   // Once the job has finished, a new stream replays and ends by itself.
   await store.complete(taskToken, result(job.jobId, 1));
   assert.equal((await collect(store.streamEvents(job.jobId, streamOptions()))).length, 1);
