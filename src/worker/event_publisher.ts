@@ -2,8 +2,12 @@
  * Ordered, retrying delivery of one attempt's events. Events are sent in the
  * order they were appended, a few per call; a call that fails in a way that
  * may pass is retried with backoff until it succeeds (the store skips what a
- * retry resends), and memory stays bounded: `append` waits while too much is
+ * retry resends). Memory stays bounded: `append` waits while too much is
  * pending, which slows the reader of the process's output in turn.
+ *
+ * A call that fails for good (the lease is lost, the server refuses an
+ * event) stops delivery: later appends are dropped, `failure` says why, and
+ * `drain` throws it.
  *
  * @module
  */
@@ -20,6 +24,8 @@ export interface EventPublisherOptions {
   readonly isRetryable: (error: unknown) => boolean;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Called once when delivery stops for good. */
+  readonly onFailure?: (error: unknown) => void;
   /** `append` waits while more than this many bytes are pending (default 16 MiB). */
   readonly maxPendingBytes?: number;
   /** Most events per call (default 64). */
@@ -37,87 +43,113 @@ interface Pending {
 export class EventPublisher {
   readonly #options: EventPublisherOptions;
   readonly #maxPendingBytes: number;
-  readonly #stop = new AbortController();
+  readonly #stopped = new AbortController();
   #pending: Pending[] = [];
   #pendingBytes = 0;
-  #sending: Promise<void> | undefined;
-  #failure: unknown;
-  #spaceWaiters: (() => void)[] = [];
+  /** True while a sending round runs; `#round` is that round. */
+  #sending = false;
+  #round: Promise<void> = Promise.resolve();
+  #failure: { readonly error: unknown } | undefined;
+  #roomWaiters: (() => void)[] = [];
 
   constructor(options: EventPublisherOptions) {
     this.#options = options;
     this.#maxPendingBytes = options.maxPendingBytes ?? 16 * 1024 * 1024;
   }
 
-  /** The error that stopped delivery for good, if any. */
-  get failure(): unknown {
+  /** Why delivery stopped for good, if it did. */
+  get failure(): { readonly error: unknown } | undefined {
     return this.#failure;
   }
 
+  /** Bytes appended and not yet delivered. */
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
   /**
-   * Queues `event` (about `bytes` large) for delivery; waits while too much is
-   * pending. Throws the delivery failure once delivery has stopped for good.
+   * Queues `event` (`bytes` large) for delivery, waiting while too much is
+   * pending. Never throws: once delivery has stopped, the event is dropped.
    */
   async append(event: JobEvent, bytes: number): Promise<void> {
     while (this.#pendingBytes > this.#maxPendingBytes && this.#failure === undefined) {
-      await new Promise<void>((resolve) => this.#spaceWaiters.push(resolve));
+      await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
     }
-    if (this.#failure !== undefined) throw this.#failure;
+    if (this.#failure !== undefined) return;
     this.#pending.push({ event, bytes });
     this.#pendingBytes += bytes;
-    this.#sending ??= this.#sendAll().finally(() => this.#sending = undefined);
+    if (!this.#sending) {
+      this.#sending = true;
+      this.#round = this.#sendAll();
+    }
   }
 
-  /** Resolves once everything appended so far is delivered; throws the delivery failure. */
+  /**
+   * Resolves once everything appended so far is delivered; throws why
+   * delivery stopped, if it did.
+   */
   async drain(): Promise<void> {
-    while (this.#sending !== undefined) await this.#sending;
-    if (this.#failure !== undefined) throw this.#failure;
+    while (this.#sending) await this.#round;
+    if (this.#failure !== undefined) throw this.#failure.error;
   }
 
-  /** Stops retrying; pending events are dropped and `drain` ends. */
+  /** Stops delivery for good (pending events are dropped) with `reason`. */
   stop(reason: unknown): void {
-    this.#failure ??= reason;
-    this.#stop.abort();
-    this.#wakeSpaceWaiters();
+    this.#fail(reason);
+    this.#stopped.abort();
   }
 
   async #sendAll(): Promise<void> {
     const maxEvents = this.#options.maxEventsPerCall ?? 64;
     const maxBytes = this.#options.maxBytesPerCall ?? 4 * 1024 * 1024;
     let retries = 0;
-    while (this.#pending.length > 0 && this.#failure === undefined) {
-      let count = 0;
-      let bytes = 0;
-      while (count < this.#pending.length && count < maxEvents) {
-        const next = this.#pending[count]!.bytes;
-        if (count > 0 && bytes + next > maxBytes) break;
-        bytes += next;
-        count++;
-      }
-      try {
-        await this.#options.publish(this.#pending.slice(0, count).map((p) => p.event));
-      } catch (error) {
-        if (this.#stop.signal.aborted) return;
-        if (!this.#options.isRetryable(error)) {
-          this.#failure = error;
-          this.#wakeSpaceWaiters();
-          return;
+    try {
+      while (this.#pending.length > 0 && this.#failure === undefined) {
+        let count = 0;
+        let bytes = 0;
+        while (count < this.#pending.length && count < maxEvents) {
+          const next = this.#pending[count]!.bytes;
+          if (count > 0 && bytes + next > maxBytes) break;
+          bytes += next;
+          count++;
         }
-        const delay = backoffDelayMs(retries++);
-        this.#options.logger.warn({ err: error, retryInMs: delay }, "publishing events failed");
-        await this.#options.clock.sleep(delay, this.#stop.signal);
-        continue;
+        try {
+          await this.#options.publish(this.#pending.slice(0, count).map((p) => p.event));
+        } catch (error) {
+          if (this.#stopped.signal.aborted) return;
+          if (!this.#options.isRetryable(error)) {
+            this.#fail(error);
+            return;
+          }
+          const delayMs = backoffDelayMs(retries++);
+          this.#options.logger.warn({ err: error, retryInMs: delayMs }, "publishing events failed");
+          await this.#options.clock.sleep(delayMs, this.#stopped.signal);
+          continue;
+        }
+        retries = 0;
+        this.#pending = this.#pending.slice(count);
+        this.#pendingBytes -= bytes;
+        if (this.#pendingBytes <= this.#maxPendingBytes) this.#wakeRoomWaiters();
       }
-      retries = 0;
-      this.#pending = this.#pending.slice(count);
-      this.#pendingBytes -= bytes;
-      if (this.#pendingBytes <= this.#maxPendingBytes) this.#wakeSpaceWaiters();
+    } finally {
+      // Cleared in the same step that found nothing left to send, so an
+      // append that comes after it always starts a new round.
+      this.#sending = false;
     }
   }
 
-  #wakeSpaceWaiters(): void {
-    const waiters = this.#spaceWaiters;
-    this.#spaceWaiters = [];
+  #fail(error: unknown): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = { error };
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#wakeRoomWaiters();
+    this.#options.onFailure?.(error);
+  }
+
+  #wakeRoomWaiters(): void {
+    const waiters = this.#roomWaiters;
+    this.#roomWaiters = [];
     for (const wake of waiters) wake();
   }
 }

@@ -4,28 +4,36 @@
  *
  * Events of one attempt, in order: PROCESS_START, OUTPUT_BATCH..., then
  * PROCESS_END; or PROCESS_ERROR alone when the command cannot start. A
- * timeout adds PROCESS_ERROR ("timed out ...") before PROCESS_END.
+ * timeout adds PROCESS_ERROR ("timed out ...") before PROCESS_END; a
+ * shutdown adds PROCESS_ERROR after it. Output read before a lifecycle event
+ * is always published before it.
+ *
+ * How an attempt ends:
+ * - the command exits: the job is completed (COMPLETED on 0, else FAILED);
+ * - it cannot start, or the job asks for what this worker cannot do: FAILED
+ *   at once, never redelivered;
+ * - the lease is lost: the command is stopped and nothing is completed (the
+ *   attempt that holds the job now will report);
+ * - the server refuses the job's events: the command is stopped and the job
+ *   FAILED with the reason;
+ * - the worker stops (`stop` aborts): the command is stopped and the job is
+ *   handed back to the queue. Everything after `stop` is bounded in time.
  *
  * @module
  */
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import {
-  type JobEvent,
-  JobEventSchema,
-  type JobResult,
-  JobResultSchema,
-} from "../../gen/job/v1/job_pb.ts";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { type JobResult, JobResultSchema, ProcessType } from "../../gen/job/v1/job_pb.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import type { LeasedJob } from "../store/job_store.ts";
+import { AttemptEvents } from "./attempt_events.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import { EventBatcher, MAX_CHUNK_BYTES } from "./event_batcher.ts";
 import { EventPublisher } from "./event_publisher.ts";
 import {
-  EventSequencer,
   heartbeatEvent,
-  outputBatchEvent,
   processEndEvent,
   processErrorEvent,
   processStartEvent,
@@ -37,6 +45,10 @@ import { isRetryable, type WorkerApi } from "./worker_api.ts";
 
 /** Exit code reported for a job stopped by its timeout (as `timeout(1)` does). */
 export const TIMEOUT_EXIT_CODE = 124;
+/** Longest the worker spends publishing and handing back after it was told to stop. */
+export const STOP_CLEANUP_MS = 5_000;
+/** How long a finished command's pipes may stay open (held by an escaped child). */
+const DRAIN_AFTER_EXIT_MS = 2_000;
 
 /** What job execution needs from the worker. */
 export interface JobExecutionDeps {
@@ -48,6 +60,8 @@ export interface JobExecutionDeps {
   readonly visibilityTimeoutSeconds: number;
   /** Between SIGTERM and SIGKILL when a job must stop. */
   readonly killGraceMs: number;
+  /** Longest spent publishing and handing back after `stop` (default {@link STOP_CLEANUP_MS}). */
+  readonly stopCleanupMs?: number;
 }
 
 /** How an execution ended. */
@@ -56,57 +70,118 @@ export type JobOutcome =
   /** The lease was lost (a newer attempt holds the job): nothing was completed. */
   | { readonly kind: "lease_lost"; readonly reason: unknown }
   /** The worker stopped the job and handed it back for another attempt. */
-  | { readonly kind: "handed_back" };
+  | { readonly kind: "handed_back" }
+  /** The worker stopped and could not report; the lease will expire. */
+  | { readonly kind: "abandoned"; readonly reason: unknown };
 
-/**
- * Runs `leased` to its end. Aborting `stop` (worker shutdown) kills the
- * command and hands the job back to the queue instead of completing it.
- */
+type StopReason = "timeout" | "lease_lost" | "shutdown" | "publish_failed";
+
+/** Runs `leased` to its end (see the module comment for the outcomes). */
 export async function executeJob(
   leased: LeasedJob,
   deps: JobExecutionDeps,
   stop: AbortSignal,
 ): Promise<JobOutcome> {
-  const { api, clock, logger } = deps;
+  const { api, clock } = deps;
   const { job, taskToken } = leased;
   const params = job.jobParams;
-  const log = logger.child({ jobId: job.jobId, attempt: job.attempt });
-  const sequencer = new EventSequencer();
+  const log = deps.logger.child({ jobId: job.jobId, attempt: job.attempt });
+
+  const leaseLost = new AbortController();
+  const loseLease = (error: unknown) => {
+    if (!leaseLost.signal.aborted) leaseLost.abort(error);
+  };
+  let stopProcess: (reason: StopReason) => void = () => {};
+  let publishFailure: unknown;
   const publisher = new EventPublisher({
     publish: (events) => api.publishEvents(taskToken, events),
     isRetryable,
     clock,
     logger: log,
+    onFailure: (error) => {
+      if (isLeaseLost(error)) {
+        loseLease(error);
+      } else {
+        publishFailure = error;
+        stopProcess("publish_failed");
+      }
+    },
   });
-  const publish = (event: JobEvent) =>
-    publisher.append(event, toBinary(JobEventSchema, event).byteLength);
+  const batching = job.executionConfig?.batching;
+  const events = new AttemptEvents(
+    new EventBatcher({
+      maxItems: positive(batching?.maxBatchSize, 50),
+      maxBytes: positive(Number(batching?.maxBatchBytes ?? 0n), 256 * 1024),
+      flushIntervalMs: positive(batching?.flushIntervalSeconds, 2) * 1000,
+      idleFlushMs: job.executionConfig?.outputFlushIntervalMillis ?? 0,
+      maxChunkBytes: MAX_CHUNK_BYTES,
+    }),
+    publisher,
+    batching?.playbackIntervalMillis ?? 0,
+  );
 
-  const leaseLost = new AbortController();
-  const finished = new AbortController();
+  const leaseDone = new AbortController();
   const keeping = keepLease({
     extend: () => api.extendLease(taskToken, job.queue, deps.visibilityTimeoutSeconds),
     isRetryable,
     visibilityTimeoutMs: deps.visibilityTimeoutSeconds * 1000,
     clock,
     logger: log,
-    signal: finished.signal,
-    onLost: (error) => leaseLost.abort(error),
+    signal: leaseDone.signal,
+    onLost: loseLease,
   });
+  // Retrying (to publish or complete) ends when the lease is lost or the worker must stop.
+  const giveUp = AbortSignal.any([leaseLost.signal, stop]);
 
-  const complete = async (result: Omit<JobResult, "$typeName" | "jobId">) => {
-    await publisher.drain();
+  /** Publishes everything, then records the result; or says why it could not. */
+  const finish = async (result: Omit<JobResult, "$typeName" | "jobId">): Promise<JobOutcome> => {
+    await events.settled();
+    try {
+      await publisher.drain();
+    } catch (error) {
+      if (isLeaseLost(error)) return { kind: "lease_lost", reason: error };
+      result = {
+        ...result,
+        success: false,
+        exitCode: result.exitCode === 0 ? 1 : result.exitCode,
+        errorMessage: `the server refused the job's events: ${describe(error)}`,
+      };
+    }
     const full = create(JobResultSchema, { ...result, jobId: job.jobId });
-    await retrying(() => api.complete(taskToken, full), clock, leaseLost.signal);
-    return { kind: "completed", result: full } as const;
+    try {
+      await retrying(() => api.complete(taskToken, full), clock, giveUp);
+    } catch (error) {
+      if (isLeaseLost(error) || leaseLost.signal.aborted) {
+        return { kind: "lease_lost", reason: leaseLost.signal.reason ?? error };
+      }
+      if (stop.aborted) return { kind: "abandoned", reason: error };
+      throw error;
+    }
+    return { kind: "completed", result: full };
+  };
+
+  const failWithoutRunning = async (error: ProcessStartError): Promise<JobOutcome> => {
+    log.info({ reason: error.message }, "job could not start");
+    void events.lifecycle((seq) => processErrorEvent(seq, error.message, clock.now()));
+    const now = timestampFromMs(clock.now());
+    return await finish({
+      success: false,
+      exitCode: error.exitCode,
+      errorMessage: error.message,
+      startedAt: now,
+      completedAt: now,
+    });
   };
 
   try {
-    const startedMs = clock.now();
     const command = params?.command.trim() ?? "";
     if (command === "") {
-      return await failToStart(new ProcessStartError("job has no command", 126));
+      return await failWithoutRunning(new ProcessStartError("job has no command", 126));
     }
+    const unsupported = unsupportedRequest(leased);
+    if (unsupported !== undefined) return await failWithoutRunning(unsupported);
 
+    const startedMs = clock.now();
     let proc: RunningProcess;
     try {
       proc = startProcess({
@@ -116,27 +191,27 @@ export async function executeJob(
         ...(params?.workingDirectory ? { cwd: params.workingDirectory } : {}),
       });
     } catch (error) {
-      if (error instanceof ProcessStartError) return await failToStart(error);
+      if (error instanceof ProcessStartError) return await failWithoutRunning(error);
       throw error;
     }
     log.info({ pid: proc.pid, command }, "job started");
-    await publish(processStartEvent(sequencer, proc.pid, startedMs));
+    void events.lifecycle((seq) => processStartEvent(seq, proc.pid, startedMs));
 
-    // Why the process is being stopped, if it is.
-    let stopReason: "timeout" | "lease_lost" | "shutdown" | undefined;
-    const timeoutMs = (params?.timeoutSeconds ?? 0) * 1000;
-    const timeoutTimer = new AbortController();
-    const stopProcess = (reason: NonNullable<typeof stopReason>) => {
+    let stopReason: StopReason | undefined;
+    stopProcess = (reason) => {
       if (stopReason !== undefined) return;
       stopReason = reason;
       void terminate(proc, deps.killGraceMs, clock);
     };
-    if (timeoutMs > 0) {
-      void clock.sleep(timeoutMs, timeoutTimer.signal).then(() => {
-        if (timeoutTimer.signal.aborted) return;
-        void publish(
-          processErrorEvent(sequencer, `timed out after ${params?.timeoutSeconds} s`, clock.now()),
-        ).catch(() => {});
+    const timeoutSeconds = params?.timeoutSeconds ?? 0;
+    const exited = new AbortController();
+    void proc.exit.finally(() => exited.abort());
+    if (timeoutSeconds > 0) {
+      void clock.sleep(timeoutSeconds * 1000, exited.signal).then(() => {
+        if (exited.signal.aborted || stopReason !== undefined) return;
+        void events.lifecycle((seq) =>
+          processErrorEvent(seq, `timed out after ${timeoutSeconds} s`, clock.now())
+        );
         stopProcess("timeout");
       });
     }
@@ -144,69 +219,53 @@ export async function executeJob(
     const onStop = () => stopProcess("shutdown");
     leaseLost.signal.addEventListener("abort", onLeaseLost, { once: true });
     stop.addEventListener("abort", onStop, { once: true });
+    if (leaseLost.signal.aborted) onLeaseLost();
     if (stop.aborted) onStop();
 
-    const outputDone = new AbortController();
     const heartbeats = sendHeartbeats(
-      (elapsedMs) => publish(heartbeatEvent(sequencer, elapsedMs, true, clock.now())),
+      (elapsedMs) => events.lifecycle((seq) => heartbeatEvent(seq, elapsedMs, true, clock.now())),
       (job.executionConfig?.heartbeatIntervalSeconds ?? 0) * 1000,
       startedMs,
       clock,
-      outputDone.signal,
+      exited.signal,
     );
-
-    const batching = job.executionConfig?.batching;
-    const playback = batching?.playbackIntervalMillis ?? 0;
     const pumping = pumpOutput({
       stdout: proc.stdout,
       stderr: proc.stderr,
-      batcher: new EventBatcher({
-        maxItems: positive(batching?.maxBatchSize, 50),
-        maxBytes: positive(Number(batching?.maxBatchBytes ?? 0n), 256 * 1024),
-        flushIntervalMs: positive(batching?.flushIntervalSeconds, 2) * 1000,
-        idleFlushMs: job.executionConfig?.outputFlushIntervalMillis ?? 0,
-        maxChunkBytes: MAX_CHUNK_BYTES,
-      }),
-      send: (batch) => publish(outputBatchEvent(sequencer, batch, playback)),
+      events,
       clock,
       exited: proc.exit,
-      drainAfterExitMs: 2_000,
+      drainAfterExitMs: DRAIN_AFTER_EXIT_MS,
     });
     const exit = await proc.exit;
-    timeoutTimer.abort();
+    // Whatever the command left running in its process group goes with it.
+    proc.kill("SIGKILL");
     stop.removeEventListener("abort", onStop);
-    await pumping.catch((error) => log.warn({ err: error }, "output lost"));
-    outputDone.abort();
+    leaseLost.signal.removeEventListener("abort", onLeaseLost);
+    await pumping;
     await heartbeats;
     const endedMs = clock.now();
 
-    if (stopReason === "lease_lost") {
+    if (stopReason === "lease_lost" || leaseLost.signal.aborted) {
       publisher.stop(leaseLost.signal.reason);
       log.warn({ err: leaseLost.signal.reason }, "lease lost; the job was stopped");
       return { kind: "lease_lost", reason: leaseLost.signal.reason };
     }
-    await publish(
-      processEndEvent(sequencer, proc.pid, exit.exitCode, endedMs - startedMs, endedMs),
+    void events.lifecycle((seq) =>
+      processEndEvent(seq, proc.pid, exit.exitCode, endedMs - startedMs, endedMs)
     );
-    if (stopReason === "shutdown") {
-      await publish(processErrorEvent(
-        sequencer,
-        "the worker shut down before the command finished; the job goes back to the queue",
-        clock.now(),
-      ));
-      await publisher.drain();
-      await api.extendLease(taskToken, job.queue, 0);
-      log.info("job handed back");
-      return { kind: "handed_back" };
-    }
+    if (stopReason === "shutdown") return await handBack();
+
     const timedOut = stopReason === "timeout";
     const exitCode = timedOut ? TIMEOUT_EXIT_CODE : exit.exitCode;
     log.info({ exitCode, durationMs: endedMs - startedMs }, "job finished");
-    return await complete({
+    return await finish({
       success: exitCode === 0,
       exitCode,
       errorMessage: timedOut
-        ? `timed out after ${params?.timeoutSeconds} s`
+        ? `timed out after ${timeoutSeconds} s`
+        : stopReason === "publish_failed"
+        ? `the server refused the job's events: ${describe(publishFailure)}`
         : exitCode === 0
         ? ""
         : exit.signal !== null
@@ -215,29 +274,61 @@ export async function executeJob(
       startedAt: timestampFromMs(startedMs),
       completedAt: timestampFromMs(endedMs),
     });
-  } catch (error) {
-    if (leaseLost.signal.aborted) {
-      return { kind: "lease_lost", reason: leaseLost.signal.reason };
-    }
-    throw error;
   } finally {
-    finished.abort();
-    publisher.stop(new Error("execution ended"));
+    leaseDone.abort();
+    publisher.stop(new Error("the attempt is over"));
     await keeping;
   }
 
-  async function failToStart(error: ProcessStartError): Promise<JobOutcome> {
-    log.info({ reason: error.message }, "job could not start");
-    await publish(processErrorEvent(sequencer, error.message, clock.now()));
-    const now = timestampFromMs(clock.now());
-    return await complete({
-      success: false,
-      exitCode: error.exitCode,
-      errorMessage: error.message,
-      startedAt: now,
-      completedAt: now,
-    });
+  /** Says why the job stops, hands it back to the queue; bounded by STOP_CLEANUP_MS. */
+  async function handBack(): Promise<JobOutcome> {
+    void events.lifecycle((seq) =>
+      processErrorEvent(
+        seq,
+        "the worker shut down before the command finished; the job goes back to the queue",
+        clock.now(),
+      )
+    );
+    const deadline = AbortSignal.timeout(deps.stopCleanupMs ?? STOP_CLEANUP_MS);
+    try {
+      await Promise.race([
+        events.settled().then(() => publisher.drain()),
+        new Promise((_, reject) =>
+          deadline.addEventListener("abort", () => reject(deadline.reason))
+        ),
+      ]);
+      await Promise.race([
+        api.extendLease(taskToken, job.queue, 0),
+        new Promise((_, reject) =>
+          deadline.addEventListener("abort", () => reject(deadline.reason))
+        ),
+      ]);
+    } catch (error) {
+      log.warn({ err: error }, "could not hand the job back; it returns when its lease expires");
+      return { kind: "abandoned", reason: error };
+    }
+    log.info("job handed back");
+    return { kind: "handed_back" };
   }
+}
+
+/**
+ * What this worker cannot do yet; such jobs fail at once with a clear reason
+ * rather than run somewhere they did not ask for.
+ */
+function unsupportedRequest(leased: LeasedJob): ProcessStartError | undefined {
+  const params = leased.job.jobParams;
+  if (params === undefined) return undefined;
+  if (params.repository !== "" || params.branch !== "" || params.commit !== "") {
+    return new ProcessStartError(
+      "this worker cannot check out repositories yet (repository, branch and commit must be empty)",
+      126,
+    );
+  }
+  if (params.processType === ProcessType.PTY) {
+    return new ProcessStartError("this worker cannot run jobs on a pseudo-terminal yet", 126);
+  }
+  return undefined;
 }
 
 /**
@@ -257,7 +348,7 @@ export function jobEnvironment(
   return env;
 }
 
-/** SIGTERM, then SIGKILL if the process outlives the grace period. */
+/** SIGTERM to the process group, then SIGKILL if it outlives the grace period. */
 async function terminate(proc: RunningProcess, graceMs: number, clock: Clock): Promise<void> {
   proc.kill("SIGTERM");
   const exited = new AbortController();
@@ -277,7 +368,7 @@ async function sendHeartbeats(
   while (!signal.aborted) {
     await clock.sleep(intervalMs, signal);
     if (signal.aborted) return;
-    await send(clock.now() - startedMs).catch(() => {});
+    await send(clock.now() - startedMs);
   }
 }
 
@@ -289,8 +380,22 @@ async function retrying(call: () => Promise<void>, clock: Clock, signal: AbortSi
     } catch (error) {
       if (!isRetryable(error) || signal.aborted) throw error;
       await clock.sleep(backoffDelayMs(failures), signal);
+      if (signal.aborted) throw error;
     }
   }
+}
+
+/** Whether the server said the lease is gone (a newer attempt holds the job, or it finished). */
+function isLeaseLost(error: unknown): boolean {
+  return error instanceof ConnectError && error.code === Code.FailedPrecondition;
+}
+
+function describe(error: unknown): string {
+  return error instanceof ConnectError
+    ? error.rawMessage
+    : error instanceof Error
+    ? error.message
+    : String(error);
 }
 
 function positive(value: number | undefined, fallback: number): number {

@@ -1,45 +1,42 @@
 /**
- * Moves a running process's output into batches and on to the publisher:
- * both pipes are read at once, each chunk is batched with its stream type,
- * full batches go out at once, and a timer sends a batch when its flush time
- * comes (interval after its first item, or a pause in the output). Reading
- * waits while the publisher is full, so a fast writer is slowed rather than
- * buffered without bound.
+ * Moves a running process's output into the attempt's event log: both pipes
+ * are read at once, each chunk is batched with its stream type, and a timer
+ * queues a batch when its flush time comes (an interval after its first
+ * item, or a pause in the output). Reading waits while the publisher is
+ * full, so a fast writer is slowed rather than buffered without bound.
  *
  * @module
  */
 import { StreamType } from "../../gen/job/v1/job_pb.ts";
 import type { Clock } from "../clock.ts";
-import type { EventBatcher, OutputBatch } from "./event_batcher.ts";
+import type { AttemptEvents } from "./attempt_events.ts";
 
 /** Options of {@link pumpOutput}. */
 export interface OutputPumpOptions {
   readonly stdout: ReadableStream<Uint8Array>;
   readonly stderr: ReadableStream<Uint8Array>;
-  readonly batcher: EventBatcher;
-  /** Sends one batch (in order; may wait for room). */
-  readonly send: (batch: OutputBatch) => Promise<void>;
+  readonly events: AttemptEvents;
   readonly clock: Clock;
   /**
-   * Resolves when the process has exited; the pipes get `drainAfterExitMs`
-   * more to reach their end (a background child may hold them open).
+   * Resolves when the process has exited; the pipes then get
+   * `drainAfterExitMs` more to reach their end (a child that escaped the
+   * process group may hold them open).
    */
   readonly exited: Promise<unknown>;
   readonly drainAfterExitMs: number;
 }
 
-/** Pumps until both pipes end (or are given up on after exit), then sends what is left. */
+/**
+ * Pumps until both pipes end (or are given up on after exit). Output still
+ * waiting in the batcher is left for the next lifecycle event to flush.
+ */
 export async function pumpOutput(options: OutputPumpOptions): Promise<void> {
-  const { batcher, clock, send } = options;
-  // Batches leave in order: every send goes through this chain.
-  let chain: Promise<void> = Promise.resolve();
-  const enqueue = (batch: OutputBatch) => chain = chain.then(() => send(batch));
-
+  const { events, clock } = options;
   const readersDone = new AbortController();
   let dataArrived: (() => void) | undefined;
   const timer = (async () => {
     while (!readersDone.signal.aborted) {
-      const at = batcher.nextFlushAt();
+      const at = events.nextFlushAt();
       if (at === undefined) {
         await new Promise<void>((resolve) => {
           dataArrived = resolve;
@@ -49,8 +46,7 @@ export async function pumpOutput(options: OutputPumpOptions): Promise<void> {
       } else {
         await clock.sleep(at - clock.now(), readersDone.signal);
       }
-      const due = batcher.takeDue(clock.now());
-      if (due !== undefined) await enqueue(due);
+      if (!readersDone.signal.aborted) await events.flushDue(clock.now());
     }
   })();
 
@@ -66,11 +62,9 @@ export async function pumpOutput(options: OutputPumpOptions): Promise<void> {
   await Promise.race([Promise.all(readers.map((r) => r.done)), giveUp]);
   drained.abort();
   if (abandoned) await Promise.all(readers.map((r) => r.cancel()));
+  await Promise.all(readers.map((r) => r.done));
   readersDone.abort();
   await timer;
-  const rest = batcher.takeAll();
-  if (rest !== undefined) enqueue(rest);
-  await chain;
 
   function readInto(stream: ReadableStream<Uint8Array>, type: StreamType) {
     const reader = stream.getReader();
@@ -79,11 +73,13 @@ export async function pumpOutput(options: OutputPumpOptions): Promise<void> {
         for (;;) {
           const { done, value } = await reader.read();
           if (done) return;
-          for (const full of batcher.add(type, value, clock.now())) await enqueue(full);
+          await events.addOutput(type, value, clock.now());
           dataArrived?.();
         }
       } catch {
         // The pipe was cancelled after exit: what was read has been batched.
+      } finally {
+        reader.releaseLock();
       }
     })();
     return { done, cancel: () => reader.cancel().catch(() => {}) };

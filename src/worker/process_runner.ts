@@ -28,7 +28,7 @@ export interface RunningProcess {
   readonly stdout: ReadableStream<Uint8Array>;
   readonly stderr: ReadableStream<Uint8Array>;
   readonly exit: Promise<ProcessExit>;
-  /** Sends `signal` to the process, if it still runs. */
+  /** Sends `signal` to the process and everything it started (its process group). */
   kill(signal: Deno.Signal): void;
 }
 
@@ -40,8 +40,12 @@ export class ProcessStartError extends Error {
   }
 }
 
+const IS_WINDOWS = Deno.build.os === "windows";
+
 /**
- * Starts `spec`.
+ * Starts `spec` in a process group of its own (a new session on Unix), so
+ * that stopping the job stops everything it started, not only its first
+ * process.
  * @throws {ProcessStartError} when the command or working directory cannot be used.
  */
 export function startProcess(spec: ProcessSpec): RunningProcess {
@@ -54,6 +58,7 @@ export function startProcess(spec: ProcessSpec): RunningProcess {
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
+      detached: !IS_WINDOWS,
       ...(spec.cwd === undefined ? {} : { cwd: spec.cwd }),
     }).spawn();
   } catch (error) {
@@ -66,9 +71,10 @@ export function startProcess(spec: ProcessSpec): RunningProcess {
     exit: child.status.then((s) => ({ exitCode: s.code, signal: s.signal })),
     kill(signal) {
       try {
-        child.kill(signal);
+        if (IS_WINDOWS) child.kill(signal);
+        else Deno.kill(-child.pid, signal);
       } catch {
-        // Already exited: nothing to stop.
+        // The whole group has exited: nothing to stop.
       }
     },
   };

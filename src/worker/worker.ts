@@ -34,6 +34,8 @@ export interface WorkerOptions {
 export interface RunningWorker extends AsyncDisposable {
   /** Resolves once the worker has stopped. */
   readonly finished: Promise<void>;
+  /** Jobs running now. */
+  readonly runningJobs: number;
   /** Stops claiming; running jobs get the grace period, then are handed back. */
   shutdown(): void;
   /** Stops running jobs now and hands them back. */
@@ -47,6 +49,7 @@ export function startWorker(options: WorkerOptions): RunningWorker {
   const { api, queue, clock, logger } = options;
   const stopClaiming = new AbortController();
   const stopJobs = new AbortController();
+  let running = 0;
   const deps = {
     api,
     clock,
@@ -63,7 +66,12 @@ export function startWorker(options: WorkerOptions): RunningWorker {
         signal,
       }),
     handle: async (leased) => {
-      await executeJob(leased, deps, stopJobs.signal);
+      running++;
+      try {
+        await executeJob(leased, deps, stopJobs.signal);
+      } finally {
+        running--;
+      }
     },
     concurrency: options.concurrency,
     clock,
@@ -88,5 +96,14 @@ export function startWorker(options: WorkerOptions): RunningWorker {
     stopNow();
     await done;
   };
-  return { finished: done, shutdown, stopNow, close, [Symbol.asyncDispose]: close };
+  return {
+    finished: done,
+    get runningJobs() {
+      return running;
+    },
+    shutdown,
+    stopNow,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
 }

@@ -49,7 +49,12 @@ export function createRpcWorkerApi(clients: AirunnerClients): WorkerApi {
         }
       } catch (error) {
         const code = ConnectError.from(error).code;
-        if (code === Code.DeadlineExceeded || (code === Code.Canceled && signal.aborted)) {
+        // Jobs already received are leased to this worker: run them rather
+        // than leave them to wait out their visibility timeout.
+        if (
+          leased.length > 0 || code === Code.DeadlineExceeded ||
+          (code === Code.Canceled && signal.aborted)
+        ) {
           return leased;
         }
         throw error;

@@ -242,3 +242,87 @@ Deno.test("stopping the worker hands the running job back to the queue", async (
   assert.equal(again?.job.attempt, 2);
   await store.close();
 });
+
+Deno.test("a timeout reports in order and leaves no process of the job running", async () => {
+  const marker = `airunner-test-${crypto.randomUUID().slice(0, 8)}`;
+  const run = await runJob({
+    command: "sh",
+    args: ["-c", `echo started; exec -a ${marker} sleep 30 & sleep 30`],
+    timeoutSeconds: 1,
+  });
+  assert.deepEqual(types(run.events), [
+    EventType.PROCESS_START,
+    EventType.PROCESS_ERROR,
+    EventType.PROCESS_END,
+  ]);
+  const batchIndex = run.events.findIndex((e) => e.eventType === EventType.OUTPUT_BATCH);
+  const errorIndex = run.events.findIndex((e) => e.eventType === EventType.PROCESS_ERROR);
+  assert.ok(
+    batchIndex >= 0 && batchIndex < errorIndex,
+    "output read before the timeout comes first",
+  );
+  const ps = await new Deno.Command("ps", { args: ["-eo", "args"], stdout: "piped" }).output();
+  assert.ok(!new TextDecoder().decode(ps.stdout).includes(marker), "the background child is gone");
+});
+
+Deno.test("a job asking for a repository fails at once with a clear reason", async () => {
+  const run = await runJob({ command: "true", repository: "https://example.invalid/repo.git" });
+  assert.equal(run.outcome.kind, "completed");
+  if (run.outcome.kind !== "completed") return;
+  assert.equal(run.outcome.result.exitCode, 126);
+  assert.match(run.outcome.result.errorMessage, /cannot check out repositories yet/);
+});
+
+Deno.test("events the server refuses stop the command and fail the job with the reason", async () => {
+  const run = await runJob({ command: "sleep", args: ["30"] }, {
+    api: (store) => ({
+      ...storeWorkerApi(store),
+      publishEvents: () =>
+        Promise.reject(new ConnectError("events: event too large", Code.ResourceExhausted)),
+    }),
+  });
+  assert.equal(run.outcome.kind, "completed");
+  if (run.outcome.kind !== "completed") return;
+  assert.equal(run.outcome.result.success, false);
+  assert.match(
+    run.outcome.result.errorMessage,
+    /refused the job's events: events: event too large/,
+  );
+  assert.equal(await run.store.getJob(run.jobId).catch(() => undefined), undefined, "store closed");
+});
+
+Deno.test("stopping while the server is unreachable gives up within the cleanup bound", async () => {
+  const store = new MemoryJobStore();
+  await store.enqueue({
+    requestId: "",
+    queue: "default",
+    params: create(JobParamsSchema, { command: "sleep", args: ["30"] }),
+    executionConfig: defaultExecutionConfig(),
+  });
+  const [leased] = await store.dequeue("default", {
+    maxJobs: 1,
+    visibilityTimeoutMs: 30_000,
+    signal: AbortSignal.timeout(1000),
+  });
+  const down = () => Promise.reject(new ConnectError("unreachable", Code.Unavailable));
+  const stop = new AbortController();
+  setTimeout(() => stop.abort(), 200);
+  const started = Date.now();
+  const outcome = await executeJob(leased!, {
+    api: {
+      claim: () => Promise.resolve([]),
+      extendLease: down,
+      publishEvents: down,
+      complete: down,
+    },
+    clock: systemClock,
+    logger: memoryLog().logger,
+    baseEnv: { PATH: Deno.env.get("PATH") ?? "" },
+    visibilityTimeoutSeconds: 30,
+    killGraceMs: 500,
+    stopCleanupMs: 500,
+  }, stop.signal);
+  assert.equal(outcome.kind, "abandoned");
+  assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+  await store.close();
+});
