@@ -23,10 +23,25 @@ export const CONNECT_CODE_OF: Readonly<Record<StoreErrorCode, Code>> = {
   store_closed: Code.Unavailable,
 };
 
+/** The request field a store error is about, named in the message as validation errors are. */
+const FIELD_OF: Partial<Record<StoreErrorCode, string>> = {
+  invalid_task_token: "task_token",
+  queue_mismatch: "queue",
+  job_mismatch: "job_result.job_id",
+  invalid_event: "events",
+  event_too_large: "events",
+};
+
 /** Whether `error` is one the server raises on purpose (and may show to clients). */
 export function isExpectedError(error: unknown): boolean {
   return error instanceof ConnectError || error instanceof StoreError ||
-    error instanceof InvalidArgumentError;
+    error instanceof InvalidArgumentError || isAbort(error);
+}
+
+/** A client that went away (or a deadline that passed) aborts its call; that is no server fault. */
+function isAbort(error: unknown): boolean {
+  return error instanceof DOMException &&
+    (error.name === "AbortError" || error.name === "TimeoutError");
 }
 
 /** Translates any error thrown by a handler into the ConnectError to send. */
@@ -36,7 +51,10 @@ export function toConnectError(error: unknown): ConnectError {
     return new ConnectError(error.message, Code.InvalidArgument);
   }
   if (error instanceof StoreError) {
-    return new ConnectError(error.message, CONNECT_CODE_OF[error.code]);
+    const field = FIELD_OF[error.code];
+    const message = field === undefined ? error.message : `${field}: ${error.message}`;
+    return new ConnectError(message, CONNECT_CODE_OF[error.code]);
   }
+  if (isAbort(error)) return new ConnectError("the call was cancelled", Code.Canceled);
   return new ConnectError("internal error", Code.Internal);
 }

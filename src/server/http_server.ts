@@ -8,7 +8,6 @@
 import { Code, ConnectError, createConnectRouter, type Interceptor } from "@connectrpc/connect";
 import {
   type UniversalHandler,
-  universalServerRequestFromFetch,
   universalServerResponseToFetch,
 } from "@connectrpc/connect/protocol";
 import type { ExecutionConfig } from "../../gen/job/v1/job_pb.ts";
@@ -106,12 +105,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       // End waits first: long polls return empty and live tails end with
       // Unavailable, so the graceful shutdown below is not held up by them.
       shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
+      // Calls still running after the timeout (a client that never sends
+      // its body, say) are abandoned; the process is about to exit anyway.
       const timeout = AbortSignal.timeout(options.shutdownTimeoutMs ?? 10_000);
-      await Promise.race([
-        server.shutdown(),
-        new Promise((resolve) => timeout.addEventListener("abort", resolve, { once: true })),
+      const stopped = await Promise.race([
+        server.shutdown().then(() => server.finished).then(() => true),
+        new Promise<false>((resolve) =>
+          timeout.addEventListener("abort", () => resolve(false), { once: true })
+        ),
       ]);
-      await server.finished;
+      if (!stopped) logger.warn("shutdown timed out; abandoning calls still in flight");
     })();
     return closing;
   };
@@ -134,13 +137,20 @@ function logAndTranslateErrors(logger: Logger): Interceptor {
     const started = performance.now();
     const procedure = req.url.slice(req.url.lastIndexOf("/", req.url.lastIndexOf("/") - 1));
     const done = (error?: unknown) => {
-      const connectError = error === undefined ? undefined : toConnectError(error);
+      // A client that went away mid-call (or whose deadline passed) makes
+      // the response fail to write; that is its doing, not a server fault.
+      const gone = error !== undefined && req.signal.aborted && !(error instanceof ConnectError);
+      const connectError = error === undefined
+        ? undefined
+        : gone
+        ? new ConnectError("the call was cancelled", Code.Canceled)
+        : toConnectError(error);
       const fields = {
         procedure,
         code: connectError === undefined ? "ok" : Code[connectError.code],
         durationMs: Math.round((performance.now() - started) * 10) / 10,
       };
-      if (error !== undefined && !isExpectedError(error)) {
+      if (error !== undefined && !gone && !isExpectedError(error)) {
         logger.error({ ...fields, err: error }, "rpc failed");
       } else {
         logger.debug(fields, "rpc");
@@ -173,14 +183,28 @@ function logAndTranslateErrors(logger: Logger): Interceptor {
 }
 
 /**
- * Adapts a Connect handler to fetch's Request and Response. A unary response
- * (one that declares its Content-Length) is sent as one buffer: sent as a
- * stream, Deno writes it in chunks and each call costs several milliseconds
- * of waiting on the network; streaming responses stay streams.
+ * Adapts a Connect handler to fetch's Request and Response. Unary bodies
+ * (requests of a declared, bounded length; responses that declare their
+ * Content-Length) move as one buffer each, which costs far less than a
+ * stream per call; streaming calls stay streams.
  */
 function toFetchHandler(handler: UniversalHandler): (req: Request) => Promise<Response> {
   return async (req) => {
-    const res = await handler(universalServerRequestFromFetch(req, {}));
+    const length = Number(req.headers.get("content-length") ?? NaN);
+    const unary = !(req.headers.get("content-type") ?? "").startsWith("application/connect+");
+    // A unary body of a declared, bounded length is read in one go; reading
+    // it as a stream costs more than the call itself.
+    const requestBody = unary && length >= 0 && length <= MAX_MESSAGE_BYTES
+      ? oneChunk(await req.bytes())
+      : req.body ?? oneChunk(new Uint8Array());
+    const res = await handler({
+      httpVersion: "",
+      method: req.method,
+      url: req.url,
+      header: req.headers,
+      signal: req.signal,
+      body: requestBody,
+    });
     if (res.body === undefined || !res.header?.has("content-length")) {
       return universalServerResponseToFetch(res);
     }
@@ -192,6 +216,10 @@ function toFetchHandler(handler: UniversalHandler): (req: Request) => Promise<Re
     >;
     return new Response(body, { status: res.status, headers: res.header });
   };
+}
+
+async function* oneChunk(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  if (bytes.byteLength > 0) yield bytes;
 }
 
 function concatBytes(chunks: Uint8Array[]): Uint8Array<ArrayBuffer> {

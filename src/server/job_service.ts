@@ -31,8 +31,8 @@ export interface JobServiceDeps {
   /** Given to every new job. */
   readonly executionConfig: ExecutionConfig;
   /**
-   * Longest a DequeueJob waits for work before it ends without a job, so
-   * idle calls are recycled even when the client set no deadline.
+   * Longest a DequeueJob without a client deadline waits for work before it
+   * ends without a job.
    */
   readonly maxDequeueWaitMs: number;
 }
@@ -57,7 +57,11 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
 
     async *dequeueJob(req, ctx: HandlerContext): AsyncGenerator<DequeueJobResponse> {
       const { queue, maxJobs, visibilityTimeoutMs } = validateDequeueRequest(req);
-      const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(deps.maxDequeueWaitMs)]);
+      // The client's deadline bounds the wait; without one, the server's
+      // own cap does, so idle calls through proxies are recycled.
+      const signal = ctx.timeoutMs() === undefined
+        ? AbortSignal.any([ctx.signal, AbortSignal.timeout(deps.maxDequeueWaitMs)])
+        : ctx.signal;
       const leased = await store.dequeue(queue, { maxJobs, visibilityTimeoutMs, signal });
       let sent = 0;
       try {
@@ -80,8 +84,8 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
     },
 
     async completeJob(req) {
-      validateCompleteRequest(req);
-      const job = await store.complete(req.taskToken, req.jobResult!);
+      const { taskToken, result } = validateCompleteRequest(req);
+      const job = await store.complete(taskToken, result);
       logger.debug({ jobId: job.jobId, state: job.state }, "job completed");
       return {};
     },

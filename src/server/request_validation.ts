@@ -11,6 +11,7 @@ import {
   type DequeueJobRequest,
   EventType,
   type JobParams,
+  type JobResult,
   JobState,
   type ListJobsRequest,
   ProcessType,
@@ -116,8 +117,9 @@ export function validateDequeueRequest(
   req: DequeueJobRequest,
 ): { queue: string; maxJobs: number; visibilityTimeoutMs: number } {
   const queue = validateQueueName(req.queue);
-  const maxJobs = req.maxJobs <= 0 ? 1 : req.maxJobs;
-  checkRange("max_jobs", maxJobs, 1, limits.MAX_DEQUEUE_JOBS);
+  // Asking for more than one call can lease is not an error: the client
+  // gets what one call can give, as from an SQS receive.
+  const maxJobs = Math.min(req.maxJobs <= 0 ? 1 : req.maxJobs, limits.MAX_DEQUEUE_JOBS);
   const seconds = req.visibilityTimeoutSeconds <= 0
     ? limits.DEFAULT_VISIBILITY_TIMEOUT_SECONDS
     : req.visibilityTimeoutSeconds;
@@ -140,14 +142,18 @@ export function validateUpdateRequest(
   return { queue, taskToken, visibilityTimeoutMs: req.visibilityTimeoutSeconds * 1000 };
 }
 
-/** Checks a CompleteJob request. */
-export function validateCompleteRequest(req: CompleteJobRequest): CompleteJobRequest {
-  validateTaskToken(req.taskToken);
+/** The token and result of a CompleteJob request (the job id in canonical lower case). */
+export function validateCompleteRequest(
+  req: CompleteJobRequest,
+): { taskToken: string; result: JobResult } {
+  const taskToken = validateTaskToken(req.taskToken);
   const result = req.jobResult;
   if (result === undefined) throw new InvalidArgumentError("job_result", "is required");
-  validateJobId(result.jobId, "job_result.job_id");
   checkLength("job_result.error_message", result.errorMessage, limits.MAX_ERROR_MESSAGE_LENGTH);
-  return req;
+  return {
+    taskToken,
+    result: { ...result, jobId: validateJobId(result.jobId, "job_result.job_id") },
+  };
 }
 
 /** The store query of a ListJobs request, with the contract's defaults. */

@@ -12,17 +12,20 @@ import { type AirunnerClients, createAirunnerClients } from "../../src/client/tr
 import { startServer } from "../../src/server/http_server.ts";
 import { makeEvent } from "../../src/store/event_sequencing.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
-import { memoryLog } from "../support/memory_log.ts";
+import { type MemoryLog, memoryLog } from "../support/memory_log.ts";
 
 async function withServer(
   fn: (clients: AirunnerClients, url: string, close: () => Promise<void>) => Promise<void>,
+  options: { maxDequeueWaitMs?: number; shutdownTimeoutMs?: number; log?: MemoryLog } = {},
 ) {
   const store = new MemoryJobStore();
+  const { log = memoryLog(), ...serverOptions } = options;
   const server = await startServer({
     store,
-    logger: memoryLog().logger,
+    logger: log.logger,
     hostname: "127.0.0.1",
     port: 0,
+    ...serverOptions,
   });
   try {
     await fn(createAirunnerClients({ serverUrl: server.url }), server.url, () => server.close());
@@ -151,12 +154,20 @@ Deno.test("invalid requests get InvalidArgument naming the field, and change not
       Code.InvalidArgument,
       /^job_id: is not a UUID/,
     );
-    await rejectsWith(
-      clients.jobs.dequeueJob({ queue: "default", maxJobs: 11 })[Symbol.asyncIterator]().next(),
-      Code.InvalidArgument,
-      /^max_jobs: is 11, outside 1..10/,
-    );
     assert.deepEqual((await clients.jobs.listJobs({})).jobs, [], "nothing was written");
+  });
+});
+
+Deno.test("DequeueJob leases at most 10 jobs per call, however many are asked for", async () => {
+  await withServer(async (clients) => {
+    for (let i = 0; i < 12; i++) {
+      await clients.jobs.enqueueJob({ queue: "default", jobParams: params });
+    }
+    const leased = [];
+    for await (const res of clients.jobs.dequeueJob({ queue: "default", maxJobs: 20 })) {
+      leased.push(res);
+    }
+    assert.equal(leased.length, 10);
   });
 });
 
@@ -189,13 +200,60 @@ Deno.test("a waiting DequeueJob wakes as soon as a job is enqueued", async () =>
 
 Deno.test("a DequeueJob with no work ends at the client's deadline", async () => {
   await withServer(async (clients) => {
-    try {
-      const jobs = await dequeue(clients, "empty", 300);
-      assert.deepEqual(jobs, []);
-    } catch (error) {
-      assert.equal(ConnectError.from(error).code, Code.DeadlineExceeded);
-    }
-  });
+    const started = performance.now();
+    await rejectsWith(dequeue(clients, "empty", 300), Code.DeadlineExceeded);
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed >= 250 && elapsed < 5_000, `ended after ${elapsed} ms`);
+  }, { maxDequeueWaitMs: 60_000 });
+});
+
+Deno.test("a DequeueJob without a deadline ends empty at the server's cap", async () => {
+  await withServer(async (clients) => {
+    const started = performance.now();
+    const jobs = [];
+    for await (const res of clients.jobs.dequeueJob({ queue: "empty" })) jobs.push(res);
+    assert.deepEqual(jobs, []);
+    assert.ok(performance.now() - started >= 150);
+  }, { maxDequeueWaitMs: 200 });
+});
+
+Deno.test("a client that goes away is not logged as a server error", async () => {
+  const log = memoryLog();
+  await withServer(async (clients) => {
+    const { jobId } = await clients.jobs.enqueueJob({ queue: "default", jobParams: params });
+    const controller = new AbortController();
+    const following = (async () => {
+      for await (
+        const _ of clients.events.streamJobEvents({ jobId }, { signal: controller.signal })
+      ) {
+        // none
+      }
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    controller.abort();
+    await following.catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }, { log });
+  const errors = log.records().filter((r) => (r.level as number) >= 50);
+  assert.deepEqual(errors, []);
+});
+
+Deno.test("shutdown is bounded even when a publish stream never finishes", async () => {
+  await withServer(async (_clients, url, close) => {
+    // A client-streaming call whose body never ends.
+    const body = new ReadableStream<Uint8Array>({ start() {} });
+    const hanging = fetch(`${url}/job.v1.JobEventsService/PublishJobEvents`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+proto", "connect-protocol-version": "1" },
+      body,
+    }).then((r) => r.body?.cancel()).catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = performance.now();
+    await close();
+    assert.ok(performance.now() - started < 3_000, "close() returned within its bound");
+    await body.cancel().catch(() => {});
+    await hanging;
+  }, { shutdownTimeoutMs: 500 });
 });
 
 Deno.test("leases are fenced: wrong queue, forged and stale tokens are refused", async () => {
@@ -295,16 +353,17 @@ Deno.test("publishing with a forged token is refused and stores nothing", async 
       value: { $typeName: "job.v1.ProcessStartEvent", pid: 7 },
     });
     await rejectsWith(publish(clients, "v1.forged.token", [start]), Code.InvalidArgument);
-    const seen = [];
+    const seen: unknown[] = [];
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 200);
-    try {
-      for await (
-        const e of clients.events.streamJobEvents({ jobId }, { signal: controller.signal })
-      ) {
-        seen.push(e);
-      }
-    } catch { /* cancelled */ }
+    await rejectsWith(
+      (async () => {
+        for await (
+          const e of clients.events.streamJobEvents({ jobId }, { signal: controller.signal })
+        ) seen.push(e);
+      })(),
+      Code.Canceled,
+    );
     assert.deepEqual(seen, []);
   });
 });
