@@ -11,8 +11,12 @@ import { MemoryJobStore } from "../store/memory_store.ts";
 import { type ExitCodeSink, listenOption, logLevelOption, queueOption } from "./common_options.ts";
 import { reportError } from "./errors.ts";
 import { isLoopback, parseInteger, parseListenAddress, UsageError } from "./parse.ts";
+import { listenOrExplain } from "./server.ts";
 import { onShutdownSignals } from "./shutdown_signals.ts";
-import { parseWorkerConfig, startWorkerFor, WORKER_DEFAULTS } from "./worker.ts";
+import { parseWorkerConfig, shutdownSteps, startWorkerFor, WORKER_DEFAULTS } from "./worker.ts";
+
+/** How long dev keeps serving after its workers stopped, for followers to read results. */
+const FOLLOWER_LINGER_MS = 500;
 
 /** Builds the `dev` command. */
 export function devCommand(setExitCode: ExitCodeSink) {
@@ -50,12 +54,13 @@ async function runDev(opts: {
   const workers = parseInteger(opts.workers, "--workers", 1, 64);
   const logger = createLogger({ level: opts.logLevel as LogLevel });
   await using store = new MemoryJobStore();
-  await using server = await startServer({
-    store,
-    logger,
-    hostname: listen.hostname,
-    port: listen.port,
-  });
+  await using server = await listenOrExplain(() =>
+    startServer({
+      store,
+      logger,
+      hostname: listen.hostname,
+      port: listen.port,
+    }), listen);
   const config = parseWorkerConfig({
     server: server.url,
     queue: opts.queue,
@@ -65,13 +70,16 @@ async function runDev(opts: {
   });
   const running = Array.from({ length: workers }, () => startWorkerFor(config, logger));
   console.error(
-    `airunner dev: server on ${server.url}, ${workers} worker(s) on queue "${config.queue}", memory store; submit with: airunner submit --server ${server.url} --follow -- echo hello`,
+    `airunner dev: server on ${server.url}, ${workers} worker(s) on queue "${config.queue}"; submit with: airunner submit --server ${server.url} --follow -- echo hello`,
   );
-  const unsubscribe = onShutdownSignals(
-    () => running.forEach((w) => w.shutdown()),
-    () => running.forEach((w) => w.stopNow()),
+  console.error(
+    "airunner dev: jobs are kept in memory until dev exits; no authentication (loopback only)",
   );
+  const unsubscribe = onShutdownSignals(...shutdownSteps(running, config.shutdownGraceMs));
   await Promise.all(running.map((w) => w.finished));
   unsubscribe();
+  // Followers of the last jobs read their results right after the end of
+  // the stream; give them a moment before the server goes away.
+  await new Promise((resolve) => setTimeout(resolve, FOLLOWER_LINGER_MS));
   return 0;
 }

@@ -50,8 +50,13 @@ export function describeError(
   return { message, exitCode: ExitCode.AirunnerFailed };
 }
 
+/** Exit code when whoever read our output went away (as if killed by SIGPIPE). */
+const BROKEN_PIPE_EXIT = 141;
+
 /** Prints `error` as one line on stderr and returns its exit code. */
 export function reportError(error: unknown, serverUrl?: string): number {
+  // `airunner ... | head -1`: the reader has all it wanted; stop quietly.
+  if (error instanceof Deno.errors.BrokenPipe) return BROKEN_PIPE_EXIT;
   const { message, exitCode } = describeError(error, serverUrl);
   console.error(`airunner: error: ${message.replaceAll("\n", " ")}`);
   return exitCode;

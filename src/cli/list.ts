@@ -27,10 +27,11 @@ export function listCommand(setExitCode: ExitCodeSink) {
     .action(async (opts) => {
       try {
         const clients = createAirunnerClients({ serverUrl: opts.server });
+        const page = parseInteger(opts.page, "--page", 1, 1_000_000);
         const res = await clients.jobs.listJobs({
           queue: opts.queue ?? "",
           state: opts.state === undefined ? 0 : parseJobState(opts.state),
-          page: parseInteger(opts.page, "--page", 1, 1_000_000),
+          page,
           pageSize: parseInteger(opts.pageSize, "--page-size", 1, 1000),
         });
         console.log(
@@ -38,6 +39,9 @@ export function listCommand(setExitCode: ExitCodeSink) {
             ? JSON.stringify(res.jobs.map(summarizeJob), null, 2)
             : formatJobTable(res.jobs),
         );
+        if (!opts.json && res.lastPage > page) {
+          console.error(`airunner: page ${page} of ${res.lastPage}; next: --page ${page + 1}`);
+        }
         setExitCode(0);
       } catch (error) {
         setExitCode(reportError(error, opts.server));

@@ -5,16 +5,15 @@
  * @module
  */
 import { Command } from "@commander-js/extra-typings";
-import type { JobEvent } from "../../gen/job/v1/job_pb.ts";
-import { followJob } from "../client/follow.ts";
+import { type JobEvent, StreamType } from "../../gen/job/v1/job_pb.ts";
 import { createAirunnerClients } from "../client/transport.ts";
 import { validateJobId } from "../server/request_validation.ts";
 import { type ExitCodeSink, serverOption } from "./common_options.ts";
 import { reportError } from "./errors.ts";
-import { exitCodeOfJob } from "./exit_codes.ts";
-import { describeLifecycleEvent } from "./job_format.ts";
-import { writeOutput } from "./output.ts";
-import { parseInteger, UsageError } from "./parse.ts";
+import { followJobToExitCode } from "./follow_job.ts";
+import { describeLifecycleEvent, outputChunks } from "./job_format.ts";
+import { writeAll } from "./output.ts";
+import { parseInteger, usageChecked } from "./parse.ts";
 
 /** Builds the `monitor` command. */
 export function monitorCommand(setExitCode: ExitCodeSink) {
@@ -31,8 +30,14 @@ export function monitorCommand(setExitCode: ExitCodeSink) {
           parseInteger(opts.fromSequence, "--from-sequence", 0, Number.MAX_SAFE_INTEGER),
         );
         const clients = createAirunnerClients({ serverUrl: opts.server });
-        const job = await followJob(clients, id, { fromSequence: from, onEvent: printEvent });
-        setExitCode(exitCodeOfJob(job));
+        const printer = new EventPrinter();
+        setExitCode(
+          await followJobToExitCode(clients, id, {
+            fromSequence: from,
+            onEvent: (event) => printer.print(event),
+            explainFailure: false,
+          }),
+        );
       } catch (error) {
         setExitCode(reportError(error, opts.server));
       }
@@ -41,15 +46,30 @@ export function monitorCommand(setExitCode: ExitCodeSink) {
 
 /** Checks a job id given on the command line. */
 export function checkedJobId(jobId: string): string {
-  try {
-    return validateJobId(jobId, "JOB_ID");
-  } catch (error) {
-    throw new UsageError((error as Error).message);
+  return usageChecked(() => validateJobId(jobId, "JOB_ID"));
+}
+
+/**
+ * Prints lifecycle events as lines on stdout and output as it came (stderr
+ * output to stderr); a lifecycle line always starts on a line of its own.
+ */
+class EventPrinter {
+  #atLineStart = true;
+
+  async print(event: JobEvent): Promise<void> {
+    const line = describeLifecycleEvent(event);
+    if (line !== undefined) {
+      await writeAll(Deno.stdout, encoder.encode(`${this.#atLineStart ? "" : "\n"}${line}\n`));
+      this.#atLineStart = true;
+      return;
+    }
+    for (const { stream, bytes } of outputChunks(event)) {
+      await writeAll(stream === StreamType.STDERR ? Deno.stderr : Deno.stdout, bytes);
+      if (stream !== StreamType.STDERR && bytes.byteLength > 0) {
+        this.#atLineStart = bytes[bytes.byteLength - 1] === 0x0a;
+      }
+    }
   }
 }
 
-async function printEvent(event: JobEvent): Promise<void> {
-  const line = describeLifecycleEvent(event);
-  if (line !== undefined) console.log(line);
-  else await writeOutput(event);
-}
+const encoder = new TextEncoder();

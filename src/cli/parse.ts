@@ -14,6 +14,15 @@ export class UsageError extends Error {
   }
 }
 
+/** Runs a validator of the server's rules and reports its complaint as a usage error. */
+export function usageChecked<T>(validate: () => T): T {
+  try {
+    return validate();
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+}
+
 const DURATION_UNITS: Record<string, number> = {
   ms: 1,
   s: 1000,

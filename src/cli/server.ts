@@ -56,12 +56,13 @@ export function serverCommand(setExitCode: ExitCodeSink) {
 export async function runServer(config: ServerConfig): Promise<number> {
   const logger = createLogger({ level: config.logLevel });
   await using store = new MemoryJobStore();
-  await using server = await startServer({
-    store,
-    logger,
-    hostname: config.listen.hostname,
-    port: config.listen.port,
-  });
+  await using server = await listenOrExplain(() =>
+    startServer({
+      store,
+      logger,
+      hostname: config.listen.hostname,
+      port: config.listen.port,
+    }), config.listen);
   console.error(`airunner: server listening on ${server.url} (store: ${config.store})`);
   warnAboutSetup(config);
   const stopped = Promise.withResolvers<void>();
@@ -82,4 +83,39 @@ function warnAboutSetup(config: ServerConfig): void {
   console.error(
     `airunner: warning: authentication is not available yet; every request is accepted (${exposure})`,
   );
+}
+
+/** Why a server could not listen, in words that name the address. */
+export class ListenError extends Error {
+  constructor(address: ListenAddress, reason: string) {
+    super(`cannot listen on ${formatAddress(address)}: ${reason}`);
+    this.name = "ListenError";
+  }
+}
+
+/** Starts a server, turning "address in use" and similar into a {@link ListenError}. */
+export async function listenOrExplain<T>(
+  start: () => Promise<T>,
+  address: ListenAddress,
+): Promise<T> {
+  try {
+    return await start();
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new ListenError(
+        address,
+        "the address is already in use (is another airunner running?)",
+      );
+    }
+    if (
+      error instanceof Deno.errors.AddrNotAvailable || error instanceof Deno.errors.PermissionDenied
+    ) {
+      throw new ListenError(address, error.message);
+    }
+    throw error;
+  }
+}
+
+function formatAddress({ hostname, port }: ListenAddress): string {
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }

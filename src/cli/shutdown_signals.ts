@@ -1,17 +1,20 @@
 /**
- * Ctrl-C and SIGTERM handling for long-running commands: the first signal
- * asks for a graceful stop, a second one for an immediate stop.
+ * Ctrl-C and SIGTERM handling for long-running commands: each signal takes
+ * the next, firmer step (finish gracefully, then stop now, then exit).
  *
  * @module
  */
 
-/** Calls `graceful` on the first SIGINT/SIGTERM and `immediate` on the next; returns an unsubscribe. */
-export function onShutdownSignals(graceful: () => void, immediate: () => void): () => void {
+/**
+ * Calls `steps[0]` on the first SIGINT/SIGTERM, `steps[1]` on the second,
+ * and so on; the last step repeats. Returns an unsubscribe function.
+ */
+export function onShutdownSignals(...steps: (() => void)[]): () => void {
   let received = 0;
   const handler = () => {
+    const step = steps[Math.min(received, steps.length - 1)];
     received++;
-    if (received === 1) graceful();
-    else immediate();
+    step?.();
   };
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   for (const signal of signals) Deno.addSignalListener(signal, handler);

@@ -7,13 +7,14 @@
 import { create } from "@bufbuild/protobuf";
 import { Command, Option } from "@commander-js/extra-typings";
 import { type JobParams, JobParamsSchema } from "../../gen/job/v1/job_pb.ts";
-import { followJob } from "../client/follow.ts";
 import { type AirunnerClients, createAirunnerClients } from "../client/transport.ts";
 import { type ExitCodeSink, queueOption, serverOption } from "./common_options.ts";
 import { reportError } from "./errors.ts";
-import { exitCodeOfJob } from "./exit_codes.ts";
+import { followJobToExitCode } from "./follow_job.ts";
 import { writeOutput } from "./output.ts";
-import { parseDurationMs, parseKeyValues, UsageError } from "./parse.ts";
+import { MAX_TIMEOUT_SECONDS } from "../server/limits.ts";
+import { validateQueueName, validateRequestId } from "../server/request_validation.ts";
+import { parseDurationMs, parseKeyValues, usageChecked, UsageError } from "./parse.ts";
 
 /** What `submit` sends, once the command line is parsed. */
 export interface SubmitConfig {
@@ -31,7 +32,7 @@ export function submitCommand(setExitCode: ExitCodeSink, trailing: () => string[
       "submit a job; prints its id (with --follow, streams its output and exits with its code)",
     )
     .usage("[options] [REPOSITORY] [-- COMMAND [ARG...]]")
-    .argument("[repository]", "git repository the worker checks out before running")
+    .argument("[repository]", "git repository to check out first (not supported by workers yet)")
     .addOption(serverOption())
     .addOption(queueOption())
     .option("--command <command>", "command to run (instead of the words after --)")
@@ -45,8 +46,8 @@ export function submitCommand(setExitCode: ExitCodeSink, trailing: () => string[
     .option("--workdir <dir>", "working directory of the job")
     .addOption(new Option("--timeout <duration>", "stop the job after this long (e.g. 90s, 5m)"))
     .option("--request-id <id>", "idempotency key: repeating a submit with it returns the same job")
-    .option("--branch <branch>", "branch to check out")
-    .option("--commit <commit>", "commit to check out")
+    .option("--branch <branch>", "branch to check out (not supported by workers yet)")
+    .option("--commit <commit>", "commit to check out (not supported by workers yet)")
     .option("--follow", "stream the job's output and exit with its exit code", false)
     .addHelpText(
       "after",
@@ -58,7 +59,8 @@ Examples:
 
 Exit codes with --follow: the job's own exit code; 124 job timed out;
 125 airunner failed (server unreachable); 126 command could not start;
-127 command not found; 130 job cancelled; 2 usage error.`,
+127 command not found; 130 job cancelled, or Ctrl-C (the job keeps running);
+2 usage error.`,
     )
     .action(async (repository, opts) => {
       try {
@@ -111,12 +113,21 @@ export function parseSubmitConfig(
   }
   if (command.trim() === "") throw new UsageError("the command is empty");
   const timeoutMs = opts.timeout === undefined ? 0 : parseDurationMs(opts.timeout, "--timeout");
-  if (timeoutMs % 1000 !== 0 || timeoutMs < 0) {
-    throw new UsageError("--timeout: must be a whole number of seconds");
+  if (timeoutMs % 1000 !== 0 || timeoutMs > MAX_TIMEOUT_SECONDS * 1000) {
+    throw new UsageError(
+      `--timeout: must be whole seconds, at most ${
+        MAX_TIMEOUT_SECONDS / 86_400
+      } days (0 means no timeout)`,
+    );
+  }
+  const queue = usageChecked(() => validateQueueName(opts.queue, "--queue"));
+  if (opts.requestId !== undefined) {
+    if (opts.requestId === "") throw new UsageError("--request-id: must not be empty");
+    usageChecked(() => validateRequestId(opts.requestId!));
   }
   return {
     serverUrl: opts.server,
-    queue: opts.queue,
+    queue,
     requestId: opts.requestId ?? "",
     follow: opts.follow,
     params: create(JobParamsSchema, {
@@ -145,6 +156,5 @@ export async function runSubmit(config: SubmitConfig, clients: AirunnerClients):
     return 0;
   }
   console.error(`airunner: job ${jobId} submitted to queue "${config.queue}"`);
-  const job = await followJob(clients, jobId, { onEvent: writeOutput });
-  return exitCodeOfJob(job);
+  return await followJobToExitCode(clients, jobId, { onEvent: writeOutput, explainFailure: true });
 }

@@ -8,11 +8,11 @@ import { systemClock } from "../clock.ts";
 import { createAirunnerClients, parseServerUrl } from "../client/transport.ts";
 import { createLogger, type Logger, type LogLevel } from "../logger.ts";
 import { validateQueueName } from "../server/request_validation.ts";
-import { startWorker } from "../worker/worker.ts";
+import { type RunningWorker, startWorker } from "../worker/worker.ts";
 import { createRpcWorkerApi } from "../worker/worker_api.ts";
 import { type ExitCodeSink, logLevelOption, queueOption, serverOption } from "./common_options.ts";
 import { reportError } from "./errors.ts";
-import { parseDurationMs, parseInteger, UsageError } from "./parse.ts";
+import { parseDurationMs, parseInteger, usageChecked, UsageError } from "./parse.ts";
 import { onShutdownSignals } from "./shutdown_signals.ts";
 
 /** Settings of a worker. */
@@ -72,12 +72,7 @@ export function parseWorkerConfig(opts: {
   visibilityTimeout: string;
   shutdownGrace: string;
 }): WorkerConfig {
-  let queue: string;
-  try {
-    queue = validateQueueName(opts.queue, "--queue");
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  const queue = usageChecked(() => validateQueueName(opts.queue, "--queue"));
   const visibilityMs = parseDurationMs(opts.visibilityTimeout, "--visibility-timeout");
   if (visibilityMs < 1000 || visibilityMs > 43_200_000) {
     throw new UsageError("--visibility-timeout: must be between 1s and 12h");
@@ -97,10 +92,38 @@ export async function runWorker(config: WorkerConfig, logger: Logger): Promise<n
   console.error(
     `airunner: worker taking jobs from queue "${config.queue}" at ${config.serverUrl}`,
   );
-  const unsubscribe = onShutdownSignals(() => worker.shutdown(), () => worker.stopNow());
+  const unsubscribe = onShutdownSignals(...shutdownSteps([worker], config.shutdownGraceMs));
   await worker.finished;
   unsubscribe();
   return 0;
+}
+
+/**
+ * What Ctrl-C does to workers: first let running jobs finish (up to the
+ * grace), then stop them and hand them back, then exit at once.
+ */
+export function shutdownSteps(workers: RunningWorker[], graceMs: number): (() => void)[] {
+  const running = () => workers.reduce((n, w) => n + w.runningJobs, 0);
+  return [
+    () => {
+      const jobs = running();
+      console.error(
+        jobs === 0
+          ? "airunner: stopping"
+          : `airunner: stopping; ${jobs} running job(s) get up to ${
+            Math.round(graceMs / 1000)
+          }s to finish (Ctrl-C again stops them now and hands them back)`,
+      );
+      for (const worker of workers) worker.shutdown();
+    },
+    () => {
+      console.error(
+        "airunner: stopping running jobs now and handing them back (Ctrl-C again exits at once)",
+      );
+      for (const worker of workers) worker.stopNow();
+    },
+    () => Deno.exit(130),
+  ];
 }
 
 /** Starts a worker connected over RPC to `config.serverUrl`. */

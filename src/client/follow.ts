@@ -1,8 +1,9 @@
 /**
  * Following a job: replay its events, tail them live, and return the
- * finished job. A stream that ends early (server restart, dropped
- * connection) is resumed after the last event seen, so nothing is missed and
- * nothing is shown twice.
+ * finished job. A stream cut short (server restart, dropped connection) is
+ * resumed after the last event seen, so nothing is missed and nothing is
+ * shown twice. A server that cannot be reached at all fails at once; one
+ * that goes away mid-follow is retried for `maxOutageMs`.
  *
  * @module
  */
@@ -20,8 +21,10 @@ export interface FollowOptions {
   readonly fromSequence?: bigint;
   /** Only these event types (default: all). */
   readonly eventTypes?: readonly EventType[];
-  /** Called for each event, in order; awaited before the next. */
+  /** Called for each event, in order; awaited before the next. Its errors end the follow. */
   readonly onEvent: (event: JobEvent) => void | Promise<void>;
+  /** Called when a lost connection is being retried. */
+  readonly onReconnect?: (error: ConnectError) => void;
   readonly signal?: AbortSignal;
   readonly clock?: Clock;
   /** Give up after failing to reach the server for this long (default 60 s). */
@@ -36,39 +39,46 @@ export async function followJob(
 ): Promise<Job> {
   const clock = options.clock ?? systemClock;
   const maxOutageMs = options.maxOutageMs ?? 60_000;
+  const callOptions = options.signal === undefined ? {} : { signal: options.signal };
   let from = options.fromSequence ?? 0n;
-  let failures = 0;
+  // Asking for the job first fails fast on a server that cannot be reached
+  // (or a job that does not exist); only a server that answered once is
+  // waited for when it goes away.
+  const first = await clients.jobs.getJob({ jobId }, callOptions);
+  let connected = first.job !== undefined;
+  let retries = 0;
   let outageStarted: number | undefined;
   for (;;) {
     try {
       const stream = clients.events.streamJobEvents(
         { jobId, fromSequence: from, eventFilter: [...(options.eventTypes ?? [])] },
-        options.signal === undefined ? {} : { signal: options.signal },
+        callOptions,
       );
       for await (const { event } of stream) {
+        connected = true;
         if (event === undefined) continue;
-        await options.onEvent(event);
         from = lastSequenceOf(event) + 1n;
-        failures = 0;
-        outageStarted = undefined;
+        await options.onEvent(event);
       }
-      const job = await clients.jobs.getJob(
-        { jobId },
-        options.signal === undefined ? {} : { signal: options.signal },
-      );
-      if (job.job !== undefined && isFinished(job.job.state)) return job.job;
-      // The stream ended before the job did: resume where it stopped.
+      const { job } = await clients.jobs.getJob({ jobId }, callOptions);
+      connected = true;
+      outageStarted = undefined;
+      if (job !== undefined && isFinished(job.state)) return job;
+      // The stream ended before the job did (a server that cut it short):
+      // resume where it stopped, after a pause.
+      await clock.sleep(backoffDelayMs(retries++), options.signal);
     } catch (error) {
-      if (options.signal?.aborted || !isTransient(error)) throw error;
+      if (!(error instanceof ConnectError) || !connected || !isTransient(error)) throw error;
+      if (options.signal?.aborted) throw error;
       outageStarted ??= clock.now();
       if (clock.now() - outageStarted > maxOutageMs) throw error;
-      await clock.sleep(backoffDelayMs(failures++), options.signal);
+      options.onReconnect?.(error);
+      await clock.sleep(backoffDelayMs(retries++), options.signal);
     }
   }
 }
 
-function isTransient(error: unknown): boolean {
-  const code = ConnectError.from(error).code;
-  return code === Code.Unavailable || code === Code.Unknown || code === Code.Aborted ||
-    code === Code.Internal;
+function isTransient(error: ConnectError): boolean {
+  return error.code === Code.Unavailable || error.code === Code.Unknown ||
+    error.code === Code.Aborted || error.code === Code.Internal;
 }

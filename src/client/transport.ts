@@ -6,7 +6,7 @@
  * @module
  */
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
-import { createFetchClient } from "@connectrpc/connect/protocol";
+import type { UniversalClientFn } from "@connectrpc/connect/protocol";
 import { createTransport } from "@connectrpc/connect/protocol-connect";
 import { JobEventsService, JobService } from "../../gen/job/v1/job_pb.ts";
 
@@ -56,7 +56,7 @@ export function parseServerUrl(raw: string): string {
 export function createAirunnerTransport(options: ConnectionOptions): Transport {
   return createTransport({
     baseUrl: parseServerUrl(options.serverUrl),
-    httpClient: createFetchClient(fetch),
+    httpClient: createFetchHttpClient(fetch),
     useBinaryFormat: true,
     interceptors: [],
     acceptCompression: [],
@@ -75,4 +75,58 @@ export function createAirunnerClients(options: ConnectionOptions): AirunnerClien
     jobs: createClient(JobService, transport),
     events: createClient(JobEventsService, transport),
   };
+}
+
+/**
+ * Connect's HTTP client over fetch. Unary request and response bodies are
+ * handled as one buffer each: as streams they cost Deno a stream resource
+ * and chunked encoding per call, which made the client, not the server, the
+ * bottleneck. Streaming calls keep streamed bodies.
+ */
+export function createFetchHttpClient(fetchFn: typeof fetch): UniversalClientFn {
+  return async (req) => {
+    let body: BodyInit | null = null;
+    if (req.body !== undefined) {
+      const streaming = req.header.get("content-type")?.startsWith("application/connect+") ?? false;
+      body = streaming ? ReadableStream.from(req.body) : await collectBytes(req.body);
+    }
+    const res = await fetchFn(req.url, {
+      method: req.method,
+      headers: req.header,
+      body,
+      signal: req.signal ?? null,
+    });
+    const streamed = res.headers.get("content-type")?.startsWith("application/connect+") ?? false;
+    return {
+      status: res.status,
+      header: res.headers,
+      // Connect needs a generator (with throw()), not the bare stream.
+      body: streamed && res.body !== null ? chunksOf(res.body) : oneChunk(await res.bytes()),
+      trailer: new Headers(),
+    };
+  };
+}
+
+async function collectBytes(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array<ArrayBuffer>> {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of chunks) {
+    parts.push(chunk);
+    size += chunk.byteLength;
+  }
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.byteLength;
+  }
+  return out;
+}
+
+async function* chunksOf(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  yield* stream;
+}
+
+async function* oneChunk(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  if (bytes.byteLength > 0) yield bytes;
 }

@@ -51,6 +51,13 @@ Deno.test("submit without a command, or with bad values, is a usage error", asyn
       [["submit", "--server", "ftp://x", "--", "true"], /must start with http:\/\/ or https:\/\//],
       [["monitor", "not-a-uuid"], /JOB_ID: is not a UUID/],
       [["dev", "--listen", "0.0.0.0:0"], /dev listens on loopback only/],
+      [["submit", "--queue", "bad queue!", "--", "true"], /--queue: may contain only/],
+      [["submit", "--queue", "", "--", "true"], /--queue: is required/],
+      [
+        ["submit", "--timeout", "100d", "--", "true"],
+        /--timeout: must be whole seconds, at most 7 days/,
+      ],
+      [["submit", "--request-id", "", "--", "true"], /--request-id: must not be empty/],
     ] as const
   ) {
     const result = await runAirunner(args);

@@ -92,6 +92,33 @@ Deno.test("submit prints only the job id; monitor follows it to its end", async 
 
   const later = await runAirunner(["monitor", id, "--server", server, "--from-sequence", "3"]);
   assert.doesNotMatch(later.stdout, /PROCESS_START/, "--from-sequence skips earlier events");
+  assert.match(later.stdout, /^\[3\] PROCESS_END pid=\d+ exit_code=5/m);
+  assert.equal(later.code, 5);
+
+  const unterminated = await runAirunner([
+    "submit",
+    "--server",
+    server,
+    "--follow",
+    "--",
+    "printf",
+    "abc",
+  ]);
+  assert.equal(unterminated.stdout, "abc", "submit --follow passes output through byte for byte");
+  const partial = await runAirunner([
+    "submit",
+    "--server",
+    server,
+    "--",
+    "printf",
+    "abc",
+  ]);
+  const shown = await runAirunner(["monitor", partial.stdout.trim(), "--server", server]);
+  assert.match(
+    shown.stdout,
+    /^abc\n\[3\] PROCESS_END/m,
+    "a status line starts on a line of its own",
+  );
   await dev.stop();
 });
 
@@ -135,5 +162,99 @@ Deno.test("submit --follow shows output while the job is still running", async (
   }
   assert.equal(seen, "first\nsecond\n");
   assert.equal((await follower.status).code, 0);
+  await dev.stop();
+});
+
+Deno.test("a failed job says why on stderr; the exit code still comes from the job", async () => {
+  const port = freePort();
+  const server = `http://127.0.0.1:${port}`;
+  await using dev = startAirunner(["dev", "--listen", `127.0.0.1:${port}`]);
+  await waitForHealth(server);
+  const missing = await runAirunner([
+    "submit",
+    "--server",
+    server,
+    "--follow",
+    "--",
+    "airunner-no-such-command",
+  ]);
+  assert.equal(missing.code, 127);
+  assert.equal(missing.stdout, "");
+  assert.match(missing.stderr, /failed: command not found: airunner-no-such-command/);
+  const timedOut = await runAirunner([
+    "submit",
+    "--server",
+    server,
+    "--follow",
+    "--timeout",
+    "1s",
+    "--",
+    "sleep",
+    "30",
+  ]);
+  assert.equal(timedOut.code, 124);
+  assert.match(timedOut.stderr, /failed: timed out after 1 s/);
+  await dev.stop();
+});
+
+Deno.test("Ctrl-C stops following but not the job; a closed pipe ends the follower at once", async () => {
+  const port = freePort();
+  const server = `http://127.0.0.1:${port}`;
+  await using dev = startAirunner(["dev", "--listen", `127.0.0.1:${port}`]);
+  await waitForHealth(server);
+
+  const follower = new Deno.Command(Deno.execPath(), {
+    args: airunnerArgv([
+      "submit",
+      "--server",
+      server,
+      "--follow",
+      "--",
+      "sh",
+      "-c",
+      "sleep 1; echo late",
+    ]),
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(follower.stderr).text();
+  const stdout = new Response(follower.stdout).text();
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  follower.kill("SIGINT");
+  const status = await follower.status;
+  assert.equal(status.code, 130);
+  const message = await stderr;
+  assert.match(
+    message,
+    /stopped following job (\S+); it keeps running \(follow it again: airunner monitor \1\)/,
+  );
+  assert.equal(await stdout, "");
+  const id = /stopped following job (\S+);/.exec(message)![1]!;
+  const resumed = await runAirunner(["monitor", id, "--server", server]);
+  assert.equal(resumed.code, 0, "the job ran to its end");
+  assert.match(resumed.stdout, /^late$/m);
+
+  // `airunner submit --follow ... | head -1`: the follower stops when its reader goes away.
+  const piped = new Deno.Command(Deno.execPath(), {
+    args: airunnerArgv([
+      "submit",
+      "--server",
+      server,
+      "--follow",
+      "--",
+      "seq",
+      "1",
+      "1000000",
+    ]),
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = piped.stdout.getReader();
+  await reader.read();
+  await reader.cancel();
+  const started = Date.now();
+  const pipedStatus = await piped.status;
+  assert.ok(Date.now() - started < 5_000, "exited soon after its reader went away");
+  assert.equal(pipedStatus.code, 141);
   await dev.stop();
 });
