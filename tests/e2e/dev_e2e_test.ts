@@ -7,36 +7,39 @@ import {
   waitForHealth,
 } from "../support/airunner_process.ts";
 
-Deno.test("airunner dev + submit --follow: output streams live and the exit code passes through", async () => {
+/** `airunner dev` on a free port, healthy and ready for jobs. */
+async function startDev() {
   const port = freePort();
   const server = `http://127.0.0.1:${port}`;
-  await using dev = startAirunner(["dev", "--listen", `127.0.0.1:${port}`]);
+  const dev = startAirunner(["dev", "--listen", `127.0.0.1:${port}`]);
   await waitForHealth(server);
+  return Object.assign(dev, { server });
+}
 
-  const failing = await runAirunner([
-    "submit",
-    "--server",
-    server,
-    "--follow",
-    "--",
-    "sh",
-    "-c",
-    "echo out; echo err >&2; exit 3",
-  ]);
+/** Starts `airunner submit --follow -- ...command` in the background, stdout piped. */
+function spawnFollower(server: string, stderr: "piped" | "null", ...command: string[]) {
+  return new Deno.Command(Deno.execPath(), {
+    args: airunnerArgv(["submit", "--server", server, "--follow", "--", ...command]),
+    stdout: "piped",
+    stderr,
+  }).spawn();
+}
+
+/** Runs `airunner submit --follow -- ...command` against `server`. */
+function submitFollow(server: string, ...command: string[]) {
+  return runAirunner(["submit", "--server", server, "--follow", "--", ...command]);
+}
+
+Deno.test("airunner dev + submit --follow: output streams live and the exit code passes through", async () => {
+  await using dev = await startDev();
+  const { server } = dev;
+
+  const failing = await submitFollow(server, "sh", "-c", "echo out; echo err >&2; exit 3");
   assert.equal(failing.stdout, "out\n", "job stdout on stdout, nothing else");
   assert.match(failing.stderr, /^err$/m, "job stderr on stderr");
   assert.equal(failing.code, 3);
 
-  const passing = await runAirunner([
-    "submit",
-    "--server",
-    server,
-    "--follow",
-    "--",
-    "sh",
-    "-c",
-    "exit 0",
-  ]);
+  const passing = await submitFollow(server, "sh", "-c", "exit 0");
   assert.equal(passing.code, 0, passing.stderr);
 
   const listed = await runAirunner(["list", "--server", server, "--json"]);
@@ -66,10 +69,8 @@ Deno.test("airunner dev + submit --follow: output streams live and the exit code
 });
 
 Deno.test("submit prints only the job id; monitor follows it to its end", async () => {
-  const port = freePort();
-  const server = `http://127.0.0.1:${port}`;
-  await using dev = startAirunner(["dev", "--listen", `127.0.0.1:${port}`]);
-  await waitForHealth(server);
+  await using dev = await startDev();
+  const { server } = dev;
 
   const submitted = await runAirunner([
     "submit",
@@ -95,15 +96,7 @@ Deno.test("submit prints only the job id; monitor follows it to its end", async 
   assert.match(later.stdout, /^\[3\] PROCESS_END pid=\d+ exit_code=5/m);
   assert.equal(later.code, 5);
 
-  const unterminated = await runAirunner([
-    "submit",
-    "--server",
-    server,
-    "--follow",
-    "--",
-    "printf",
-    "abc",
-  ]);
+  const unterminated = await submitFollow(server, "printf", "abc");
   assert.equal(unterminated.stdout, "abc", "submit --follow passes output through byte for byte");
   const partial = await runAirunner([
     "submit",
@@ -123,25 +116,10 @@ Deno.test("submit prints only the job id; monitor follows it to its end", async 
 });
 
 Deno.test("submit --follow shows output while the job is still running", async () => {
-  const port = freePort();
-  const server = `http://127.0.0.1:${port}`;
-  await using dev = startAirunner(["dev", "--listen", `127.0.0.1:${port}`]);
-  await waitForHealth(server);
+  await using dev = await startDev();
+  const { server } = dev;
 
-  const follower = new Deno.Command(Deno.execPath(), {
-    args: airunnerArgv([
-      "submit",
-      "--server",
-      server,
-      "--follow",
-      "--",
-      "sh",
-      "-c",
-      "echo first; sleep 3; echo second",
-    ]),
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
+  const follower = spawnFollower(server, "null", "sh", "-c", "echo first; sleep 3; echo second");
   const reader = follower.stdout.pipeThrough(new TextDecoderStream()).getReader();
   const started = Date.now();
   let seen = "";
@@ -166,18 +144,9 @@ Deno.test("submit --follow shows output while the job is still running", async (
 });
 
 Deno.test("a failed job says why on stderr; the exit code still comes from the job", async () => {
-  const port = freePort();
-  const server = `http://127.0.0.1:${port}`;
-  await using dev = startAirunner(["dev", "--listen", `127.0.0.1:${port}`]);
-  await waitForHealth(server);
-  const missing = await runAirunner([
-    "submit",
-    "--server",
-    server,
-    "--follow",
-    "--",
-    "airunner-no-such-command",
-  ]);
+  await using dev = await startDev();
+  const { server } = dev;
+  const missing = await submitFollow(server, "airunner-no-such-command");
   assert.equal(missing.code, 127);
   assert.equal(missing.stdout, "");
   assert.match(missing.stderr, /failed: command not found: airunner-no-such-command/);
@@ -198,25 +167,10 @@ Deno.test("a failed job says why on stderr; the exit code still comes from the j
 });
 
 Deno.test("Ctrl-C stops following but not the job; a closed pipe ends the follower at once", async () => {
-  const port = freePort();
-  const server = `http://127.0.0.1:${port}`;
-  await using dev = startAirunner(["dev", "--listen", `127.0.0.1:${port}`]);
-  await waitForHealth(server);
+  await using dev = await startDev();
+  const { server } = dev;
 
-  const follower = new Deno.Command(Deno.execPath(), {
-    args: airunnerArgv([
-      "submit",
-      "--server",
-      server,
-      "--follow",
-      "--",
-      "sh",
-      "-c",
-      "sleep 1; echo late",
-    ]),
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const follower = spawnFollower(server, "piped", "sh", "-c", "sleep 1; echo late");
   const stderr = new Response(follower.stderr).text();
   const stdout = new Response(follower.stdout).text();
   await new Promise((resolve) => setTimeout(resolve, 600));
@@ -235,20 +189,7 @@ Deno.test("Ctrl-C stops following but not the job; a closed pipe ends the follow
   assert.match(resumed.stdout, /^late$/m);
 
   // `airunner submit --follow ... | head -1`: the follower stops when its reader goes away.
-  const piped = new Deno.Command(Deno.execPath(), {
-    args: airunnerArgv([
-      "submit",
-      "--server",
-      server,
-      "--follow",
-      "--",
-      "seq",
-      "1",
-      "1000000",
-    ]),
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
+  const piped = spawnFollower(server, "null", "seq", "1", "1000000");
   const reader = piped.stdout.getReader();
   await reader.read();
   await reader.cancel();

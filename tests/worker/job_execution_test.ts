@@ -21,6 +21,39 @@ import type { WorkerApi } from "../../src/worker/worker_api.ts";
 import { memoryLog } from "../support/memory_log.ts";
 import { storeWorkerApi } from "../support/store_worker_api.ts";
 
+/** Enqueues a job with `params` and leases it, as a worker's claim would. */
+async function leaseJob(
+  store: JobStore,
+  params: MessageInitShape<typeof JobParamsSchema>,
+  visibilitySeconds = 30,
+) {
+  const { job } = await store.enqueue({
+    requestId: "",
+    queue: "default",
+    params: create(JobParamsSchema, params),
+    executionConfig: defaultExecutionConfig(),
+  });
+  const [leased] = await store.dequeue("default", {
+    maxJobs: 1,
+    visibilityTimeoutMs: visibilitySeconds * 1000,
+    signal: AbortSignal.timeout(1000),
+  });
+  return { jobId: job.jobId, leased: leased! };
+}
+
+/** Execution settings for tests: real processes, short grace periods. */
+function testDeps(api: WorkerApi, overrides: Partial<JobExecutionDeps> = {}): JobExecutionDeps {
+  return {
+    api,
+    clock: systemClock,
+    logger: memoryLog().logger,
+    baseEnv: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+    visibilityTimeoutSeconds: 30,
+    killGraceMs: 1000,
+    ...overrides,
+  };
+}
+
 interface Run {
   store: JobStore;
   jobId: string;
@@ -36,38 +69,24 @@ async function runJob(
   } = {},
 ): Promise<Run & { outcome: Awaited<ReturnType<typeof executeJob>> }> {
   const store = new MemoryJobStore();
-  const { job } = await store.enqueue({
-    requestId: "",
-    queue: "default",
-    params: create(JobParamsSchema, params),
-    executionConfig: defaultExecutionConfig(),
-  });
   const visibilitySeconds = options.visibilitySeconds ?? 30;
-  const [leased] = await store.dequeue("default", {
-    maxJobs: 1,
-    visibilityTimeoutMs: visibilitySeconds * 1000,
-    signal: AbortSignal.timeout(1000),
-  });
-  const deps: JobExecutionDeps = {
-    api: (options.api ?? storeWorkerApi)(store),
-    clock: systemClock,
-    logger: memoryLog().logger,
+  const { jobId, leased } = await leaseJob(store, params, visibilitySeconds);
+  const deps = testDeps((options.api ?? storeWorkerApi)(store), {
     baseEnv: {
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
       FROM_WORKER: "w",
       AIRUNNER_TOKEN: "secret",
     },
     visibilityTimeoutSeconds: visibilitySeconds,
-    killGraceMs: 1000,
-  };
+  });
   const stop = new AbortController();
   const timer = options.stopAfterMs === undefined
     ? undefined
     : setTimeout(() => stop.abort(), options.stopAfterMs);
-  const outcome = await executeJob(leased!, deps, stop.signal);
+  const outcome = await executeJob(leased, deps, stop.signal);
   clearTimeout(timer);
   const events: JobEvent[] = [];
-  const stream = store.streamEvents(job.jobId, {
+  const stream = store.streamEvents(jobId, {
     fromSequence: 0n,
     fromTimestampMs: 0,
     eventTypes: new Set(),
@@ -79,7 +98,7 @@ async function runJob(
     // A job that was not finished keeps its stream open until the timeout.
   }
   await store.close();
-  return { store, jobId: job.jobId, events, outcome };
+  return { store, jobId, events, outcome };
 }
 
 function output(events: JobEvent[], stream: StreamType): string {
@@ -127,32 +146,18 @@ Deno.test("a command that is not found fails at once with 127 and PROCESS_ERROR"
 });
 
 Deno.test("an empty command fails at once and is never redelivered", async () => {
-  const store = new MemoryJobStore();
-  const { job } = await store.enqueue({
-    requestId: "",
-    queue: "default",
-    params: create(JobParamsSchema, { command: "  " }),
-    executionConfig: defaultExecutionConfig(),
-  });
-  const [leased] = await store.dequeue("default", {
-    maxJobs: 1,
-    visibilityTimeoutMs: 30_000,
-    signal: AbortSignal.timeout(1000),
-  });
-  const outcome = await executeJob(leased!, {
-    api: storeWorkerApi(store),
-    clock: systemClock,
-    logger: memoryLog().logger,
-    baseEnv: {},
-    visibilityTimeoutSeconds: 30,
-    killGraceMs: 1000,
-  }, new AbortController().signal);
+  await using store = new MemoryJobStore();
+  const { jobId, leased } = await leaseJob(store, { command: "  " });
+  const outcome = await executeJob(
+    leased,
+    testDeps(storeWorkerApi(store)),
+    new AbortController().signal,
+  );
   assert.equal(outcome.kind, "completed");
-  const stored = await store.getJob(job.jobId);
+  const stored = await store.getJob(jobId);
   assert.equal(stored.state, JobState.FAILED);
   assert.equal(stored.result?.exitCode, 126);
   assert.match(stored.result?.errorMessage ?? "", /no command/);
-  await store.close();
 });
 
 Deno.test("the job's environment is merged over the worker's, without the worker's token", async () => {
@@ -209,38 +214,20 @@ Deno.test("a lost lease stops the command and does not complete the job", async 
 });
 
 Deno.test("stopping the worker hands the running job back to the queue", async () => {
-  const store = new MemoryJobStore();
-  const { job } = await store.enqueue({
-    requestId: "",
-    queue: "default",
-    params: create(JobParamsSchema, { command: "sleep", args: ["30"] }),
-    executionConfig: defaultExecutionConfig(),
-  });
-  const [leased] = await store.dequeue("default", {
-    maxJobs: 1,
-    visibilityTimeoutMs: 30_000,
-    signal: AbortSignal.timeout(1000),
-  });
+  await using store = new MemoryJobStore();
+  const { jobId, leased } = await leaseJob(store, { command: "sleep", args: ["30"] });
   const stop = new AbortController();
   setTimeout(() => stop.abort(), 300);
-  const outcome = await executeJob(leased!, {
-    api: storeWorkerApi(store),
-    clock: systemClock,
-    logger: memoryLog().logger,
-    baseEnv: { PATH: Deno.env.get("PATH") ?? "" },
-    visibilityTimeoutSeconds: 30,
-    killGraceMs: 1000,
-  }, stop.signal);
+  const outcome = await executeJob(leased, testDeps(storeWorkerApi(store)), stop.signal);
   assert.equal(outcome.kind, "handed_back");
-  assert.equal((await store.getJob(job.jobId)).state, JobState.SCHEDULED);
+  assert.equal((await store.getJob(jobId)).state, JobState.SCHEDULED);
   const [again] = await store.dequeue("default", {
     maxJobs: 1,
     visibilityTimeoutMs: 30_000,
     signal: AbortSignal.timeout(1000),
   });
-  assert.equal(again?.job.jobId, job.jobId);
+  assert.equal(again?.job.jobId, jobId);
   assert.equal(again?.job.attempt, 2);
-  await store.close();
 });
 
 Deno.test("a timeout reports in order and leaves no process of the job running", async () => {
@@ -288,41 +275,26 @@ Deno.test("events the server refuses stop the command and fail the job with the 
     run.outcome.result.errorMessage,
     /refused the job's events: events: event too large/,
   );
-  assert.equal(await run.store.getJob(run.jobId).catch(() => undefined), undefined, "store closed");
 });
 
 Deno.test("stopping while the server is unreachable gives up within the cleanup bound", async () => {
-  const store = new MemoryJobStore();
-  await store.enqueue({
-    requestId: "",
-    queue: "default",
-    params: create(JobParamsSchema, { command: "sleep", args: ["30"] }),
-    executionConfig: defaultExecutionConfig(),
-  });
-  const [leased] = await store.dequeue("default", {
-    maxJobs: 1,
-    visibilityTimeoutMs: 30_000,
-    signal: AbortSignal.timeout(1000),
-  });
+  await using store = new MemoryJobStore();
+  const { leased } = await leaseJob(store, { command: "sleep", args: ["30"] });
   const down = () => Promise.reject(new ConnectError("unreachable", Code.Unavailable));
+  const api = {
+    claim: () => Promise.resolve([]),
+    extendLease: down,
+    publishEvents: down,
+    complete: down,
+  };
   const stop = new AbortController();
   setTimeout(() => stop.abort(), 200);
   const started = Date.now();
-  const outcome = await executeJob(leased!, {
-    api: {
-      claim: () => Promise.resolve([]),
-      extendLease: down,
-      publishEvents: down,
-      complete: down,
-    },
-    clock: systemClock,
-    logger: memoryLog().logger,
-    baseEnv: { PATH: Deno.env.get("PATH") ?? "" },
-    visibilityTimeoutSeconds: 30,
-    killGraceMs: 500,
-    stopCleanupMs: 500,
-  }, stop.signal);
+  const outcome = await executeJob(
+    leased,
+    testDeps(api, { killGraceMs: 500, stopCleanupMs: 500 }),
+    stop.signal,
+  );
   assert.equal(outcome.kind, "abandoned");
   assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
-  await store.close();
 });
