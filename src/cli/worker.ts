@@ -129,7 +129,9 @@ export function shutdownSteps(workers: RunningWorker[], graceMs: number): (() =>
 /** Starts a worker connected over RPC to `config.serverUrl`. */
 export function startWorkerFor(config: WorkerConfig, logger: Logger) {
   return startWorker({
-    api: createRpcWorkerApi(createAirunnerClients({ serverUrl: config.serverUrl })),
+    api: createRpcWorkerApi(
+      createAirunnerClients({ serverUrl: config.serverUrl, bufferRequestStreams: true }),
+    ),
     queue: config.queue,
     concurrency: config.concurrency,
     clock: systemClock,

@@ -74,7 +74,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const routes = new Map<string, (req: Request) => Promise<Response>>();
   for (const handler of router.handlers) {
-    routes.set(handler.requestPath, toFetchHandler(handler));
+    routes.set(
+      handler.requestPath,
+      toFetchHandler(handler, BUFFERED_STREAMS.has(handler.requestPath)),
+    );
   }
 
   const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
@@ -183,12 +186,23 @@ function logAndTranslateErrors(logger: Logger): Interceptor {
 }
 
 /**
+ * Server-streaming procedures whose whole response is sent as one buffer:
+ * DequeueJob answers only once it has leased its jobs and ends right after,
+ * so nothing is gained by streaming it, and one write saves the client a
+ * wait for the end of the stream.
+ */
+const BUFFERED_STREAMS = new Set([`/${JobService.typeName}/${JobService.method.dequeueJob.name}`]);
+
+/**
  * Adapts a Connect handler to fetch's Request and Response. Unary bodies
  * (requests of a declared, bounded length; responses that declare their
  * Content-Length) move as one buffer each, which costs far less than a
  * stream per call; streaming calls stay streams.
  */
-function toFetchHandler(handler: UniversalHandler): (req: Request) => Promise<Response> {
+function toFetchHandler(
+  handler: UniversalHandler,
+  bufferStream: boolean,
+): (req: Request) => Promise<Response> {
   return async (req) => {
     const length = Number(req.headers.get("content-length") ?? NaN);
     const unary = !(req.headers.get("content-type") ?? "").startsWith("application/connect+");
@@ -205,7 +219,7 @@ function toFetchHandler(handler: UniversalHandler): (req: Request) => Promise<Re
       signal: req.signal,
       body: requestBody,
     });
-    if (res.body === undefined || !res.header?.has("content-length")) {
+    if (res.body === undefined || (!bufferStream && !res.header?.has("content-length"))) {
       return universalServerResponseToFetch(res);
     }
     const chunks: Uint8Array[] = [];
@@ -214,7 +228,7 @@ function toFetchHandler(handler: UniversalHandler): (req: Request) => Promise<Re
     const body = (chunks.length === 1 ? chunks[0]! : concatBytes(chunks)) as Uint8Array<
       ArrayBuffer
     >;
-    return new Response(body, { status: res.status, headers: res.header });
+    return new Response(body, { status: res.status, headers: res.header ?? {} });
   };
 }
 

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { clone, create, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { EventType, type JobEvent, JobEventSchema } from "../../gen/job/v1/job_pb.ts";
 import { EventTooLargeError, InvalidEventError } from "./errors.ts";
@@ -68,9 +68,15 @@ export function sequenceEvents(
   const events: JobEvent[] = [];
   const sizes: number[] = [];
   for (const original of incoming) {
-    const event = clone(JobEventSchema, original);
+    // Shallow copies: the fields changed below are the numbers and the
+    // timestamp, so the output bytes are shared, never copied.
+    const event: JobEvent = { ...original };
     normalizeEventType(event);
-    const batch = event.eventData.case === "outputBatch" ? event.eventData.value : undefined;
+    let batch = event.eventData.case === "outputBatch" ? event.eventData.value : undefined;
+    if (batch !== undefined) {
+      batch = { ...batch };
+      event.eventData = { case: "outputBatch", value: batch };
+    }
     const width = BigInt(batch === undefined ? 1 : batchWidth(event));
 
     let localStart = event.sequence;
@@ -113,13 +119,32 @@ export function sequenceEvents(
     }
     if (event.timestamp === undefined) event.timestamp = timestampFromMs(nowMs);
 
-    const size = toBinary(JobEventSchema, event).byteLength;
+    const size = encodedSizeBound(event);
     if (size > maxEventBytes) throw new EventTooLargeError(size, maxEventBytes);
     events.push(event);
     sizes.push(size);
     highest = end;
   }
   return { events, sizes, highest };
+}
+
+/** Most bytes the protobuf encoding of one output item adds to its data (tags, lengths, fields). */
+const ITEM_ENCODING_OVERHEAD = 24;
+/** Most bytes the envelope of an output batch event adds to its items. */
+const BATCH_ENCODING_OVERHEAD = 96;
+
+/**
+ * The encoded size of `event`, or for an output batch a close upper bound
+ * computed without encoding it (encoding a 256 KiB batch just to weigh it
+ * would copy every byte once more).
+ */
+export function encodedSizeBound(event: JobEvent): number {
+  if (event.eventData.case !== "outputBatch") return toBinary(JobEventSchema, event).byteLength;
+  let size = BATCH_ENCODING_OVERHEAD;
+  for (const item of event.eventData.value.outputs) {
+    size += item.output.byteLength + ITEM_ENCODING_OVERHEAD;
+  }
+  return size;
 }
 
 /** The last sequence an event occupies: end_sequence for a batch, its sequence otherwise. */

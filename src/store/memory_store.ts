@@ -7,6 +7,7 @@
 import { clone, create, equals } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
+  type ExecutionConfig,
   ExecutionConfigSchema,
   type Job,
   type JobEvent,
@@ -104,6 +105,7 @@ export class MemoryJobStore implements JobStore {
   readonly #queueWaiters: Notifier<string>;
   readonly #jobWatchers: Notifier<string>;
   #closed = false;
+  #lastConfig: ExecutionConfig | undefined;
 
   constructor(options: MemoryJobStoreOptions = {}) {
     this.#clock = options.clock ?? systemClock;
@@ -135,7 +137,7 @@ export class MemoryJobStore implements JobStore {
         state: JobState.SCHEDULED,
         createdAt: stamp,
         updatedAt: stamp,
-        executionConfig: clone(ExecutionConfigSchema, input.executionConfig),
+        executionConfig: this.#sharedConfig(input.executionConfig),
         queue: input.queue,
         attempt: 0,
       }),
@@ -291,6 +293,20 @@ export class MemoryJobStore implements JobStore {
     },
     waitForChange: (jobId, signal) => this.#jobWatchers.wait(jobId, { signal }),
   };
+
+  /**
+   * Jobs almost always carry the server's one execution config; they share
+   * one stored copy of it (stored jobs are never changed in place and every
+   * job handed out is a copy) instead of holding one each.
+   */
+  #sharedConfig(config: ExecutionConfig): ExecutionConfig {
+    if (
+      this.#lastConfig === undefined || !equals(ExecutionConfigSchema, this.#lastConfig, config)
+    ) {
+      this.#lastConfig = clone(ExecutionConfigSchema, config);
+    }
+    return this.#lastConfig;
+  }
 
   #assertOpen(): void {
     if (this.#closed) throw new StoreClosedError();

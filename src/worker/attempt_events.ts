@@ -7,8 +7,8 @@
  *
  * @module
  */
-import { toBinary } from "@bufbuild/protobuf";
-import { type JobEvent, JobEventSchema, type StreamType } from "../../gen/job/v1/job_pb.ts";
+import type { JobEvent, StreamType } from "../../gen/job/v1/job_pb.ts";
+import { encodedSizeBound } from "../store/event_sequencing.ts";
 import type { EventBatcher, OutputBatch } from "./event_batcher.ts";
 import type { EventPublisher } from "./event_publisher.ts";
 import { EventSequencer, outputBatchEvent } from "./job_events.ts";
@@ -69,7 +69,7 @@ export class AttemptEvents {
   #queue(build: () => JobEvent): Promise<void> {
     this.#chain = this.#chain.then(() => {
       const event = build();
-      return this.#publisher.append(event, toBinary(JobEventSchema, event).byteLength);
+      return this.#publisher.append(event, encodedSizeBound(event));
     });
     return this.#chain;
   }

@@ -1,5 +1,14 @@
 /**
- * Starting a job's command as a child process with piped output.
+ * Starting a job's command as a child process with piped output, in a
+ * process group of its own so that stopping the job stops everything it
+ * started.
+ *
+ * On Linux the command is started through `setsid(1)`, which makes the new
+ * session and then execs the command in place (same pid). Deno's own
+ * `detached` option forks the whole worker process to do the same, which
+ * costs milliseconds per job once the worker's heap is large (measured: 245
+ * spawns/s detached vs 857/s through setsid, with a 250 MB parent). Where
+ * setsid is missing (macOS), `detached` is used.
  *
  * @module
  */
@@ -43,22 +52,22 @@ export class ProcessStartError extends Error {
 const IS_WINDOWS = Deno.build.os === "windows";
 
 /**
- * Starts `spec` in a process group of its own (a new session on Unix), so
- * that stopping the job stops everything it started, not only its first
- * process.
+ * Starts `spec`.
  * @throws {ProcessStartError} when the command or working directory cannot be used.
  */
 export function startProcess(spec: ProcessSpec): RunningProcess {
+  const executable = resolveExecutable(spec);
+  const setsid = IS_WINDOWS ? undefined : setsidPath();
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(spec.command, {
-      args: [...spec.args],
+    child = new Deno.Command(setsid ?? executable, {
+      args: setsid === undefined ? [...spec.args] : [executable, ...spec.args],
       env: { ...spec.env },
       clearEnv: true,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      detached: !IS_WINDOWS,
+      detached: !IS_WINDOWS && setsid === undefined,
       ...(spec.cwd === undefined ? {} : { cwd: spec.cwd }),
     }).spawn();
   } catch (error) {
@@ -78,6 +87,87 @@ export function startProcess(spec: ProcessSpec): RunningProcess {
       }
     },
   };
+}
+
+/**
+ * The path of the command to run, found the way a shell finds it (PATH of
+ * the job's environment, relative to its working directory), so that "not
+ * found" and "not runnable" are told apart before anything starts.
+ */
+export function resolveExecutable(spec: ProcessSpec): string {
+  if (spec.cwd !== undefined) {
+    let cwd: Deno.FileInfo | undefined;
+    try {
+      cwd = Deno.statSync(spec.cwd);
+    } catch {
+      cwd = undefined;
+    }
+    if (cwd === undefined || !cwd.isDirectory) {
+      throw new ProcessStartError(`working directory not found: ${spec.cwd}`, 126);
+    }
+  }
+  if (IS_WINDOWS) return spec.command; // PATHEXT lookup is left to the OS.
+  if (spec.command.includes("/")) {
+    const path = spec.command.startsWith("/") || spec.cwd === undefined
+      ? spec.command
+      : `${spec.cwd}/${spec.command}`;
+    const found = executableAt(path);
+    if (found === "missing") throw new ProcessStartError(`command not found: ${spec.command}`, 127);
+    if (found === "not-executable") {
+      throw new ProcessStartError(`permission denied: ${spec.command}`, 126);
+    }
+    return spec.command;
+  }
+  const searchPath = spec.env.PATH ?? "/usr/local/bin:/usr/bin:/bin";
+  const cacheKey = `${searchPath}\0${spec.command}`;
+  const cached = resolvedCommands.get(cacheKey);
+  // A cached hit is checked again (one stat of a file that exists is cheap);
+  // misses are not cached, so a command installed meanwhile is found.
+  if (cached !== undefined && executableAt(cached) === "ok") return cached;
+  let sawNotExecutable = false;
+  for (const dir of searchPath.split(":")) {
+    const path = `${dir === "" ? "." : dir}/${spec.command}`;
+    const relative = !path.startsWith("/");
+    const found = executableAt(relative && spec.cwd !== undefined ? `${spec.cwd}/${path}` : path);
+    if (found === "ok") {
+      if (!relative) remember(cacheKey, path);
+      return path;
+    }
+    if (found === "not-executable") sawNotExecutable = true;
+  }
+  if (sawNotExecutable) throw new ProcessStartError(`permission denied: ${spec.command}`, 126);
+  throw new ProcessStartError(`command not found: ${spec.command}`, 127);
+}
+
+/** Commands found on PATH, by PATH and name: a lookup costs a failed stat per directory before the hit. */
+const resolvedCommands = new Map<string, string>();
+
+function remember(key: string, path: string): void {
+  if (resolvedCommands.size >= 1024) resolvedCommands.clear();
+  resolvedCommands.set(key, path);
+}
+
+function executableAt(path: string): "ok" | "missing" | "not-executable" {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch {
+    return "missing";
+  }
+  if (info.isDirectory) return "not-executable";
+  return info.mode === null || (info.mode & 0o111) !== 0 ? "ok" : "not-executable";
+}
+
+let setsidLookup: string | null | undefined;
+
+/** Where setsid(1) is, once looked up; null where there is none. */
+function setsidPath(): string | undefined {
+  if (setsidLookup === undefined) {
+    setsidLookup = Deno.build.os !== "linux" ? null : ["/usr/bin/setsid", "/bin/setsid"].find(
+      (path) => executableAt(path) === "ok",
+    ) ?? null;
+  }
+  return setsidLookup ?? undefined;
 }
 
 function describeSpawnError(spec: ProcessSpec, error: unknown): ProcessStartError {

@@ -5,23 +5,9 @@
  * @module
  */
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
+import { airunnerArgv } from "../../scripts/airunner_argv.ts";
 
-/** The permissions `deno task airunner` grants. */
-export const AIRUNNER_PERMISSIONS = [
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys=hostname",
-];
-
-/** The argv that runs airunner with `args`. */
-export function airunnerArgv(args: readonly string[]): string[] {
-  return ["run", "--config", CONFIG, ...AIRUNNER_PERMISSIONS, MAIN, ...args];
-}
+export { airunnerArgv, freePort, waitForHealth } from "../../scripts/airunner_argv.ts";
 
 /** What a finished airunner process did. */
 export interface AirunnerResult {
@@ -91,28 +77,4 @@ export function startAirunner(
       await stop("SIGKILL");
     },
   };
-}
-
-/** A free TCP port on 127.0.0.1, chosen by the OS. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-/** Waits until `GET url/health` answers 200. */
-export async function waitForHealth(url: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      const res = await fetch(`${url}/health`);
-      await res.body?.cancel();
-      if (res.ok) return;
-    } catch {
-      // Not listening yet.
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`${url} did not become healthy within ${timeoutMs} ms`);
 }

@@ -1,0 +1,105 @@
+/**
+ * A load agent: one process that plays one role against a server and prints
+ * its result as one JSON line. Running load in processes of their own keeps
+ * the benchmark's own bookkeeping out of the measured path.
+ *
+ *   agent.ts rpc    --server URL --concurrency N --duration-ms MS
+ *   agent.ts submit --server URL --queue Q --jobs N --concurrency N [--command C]
+ *   agent.ts drain  --server URL --queue Q --jobs N --concurrency N
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { createAirunnerClients } from "../../src/client/transport.ts";
+
+const { positionals, values } = parseArgs({
+  args: Deno.args,
+  allowPositionals: true,
+  options: {
+    server: { type: "string" },
+    queue: { type: "string", default: "bench" },
+    jobs: { type: "string", default: "0" },
+    concurrency: { type: "string", default: "32" },
+    "duration-ms": { type: "string", default: "3000" },
+    command: { type: "string", default: "true" },
+  },
+});
+const clients = createAirunnerClients({ serverUrl: values.server! });
+const concurrency = Number(values.concurrency);
+const jobs = Number(values.jobs);
+
+/** Runs `loops` copies of `step` until `more()` says stop; returns the calls made. */
+async function load(step: () => Promise<void>, more: () => boolean): Promise<number> {
+  let done = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (more()) {
+      await step();
+      done++;
+    }
+  }));
+  return done;
+}
+
+const started = performance.now();
+let result: Record<string, number>;
+switch (positionals[0]) {
+  case "rpc": {
+    await clients.jobs.listJobs({ queue: values.queue, pageSize: 1 });
+    const end = performance.now() + Number(values["duration-ms"]);
+    const t0 = performance.now();
+    const calls = await load(
+      async () => void await clients.jobs.listJobs({ queue: values.queue, pageSize: 1 }),
+      () => performance.now() < end,
+    );
+    result = { calls, elapsedMs: performance.now() - t0 };
+    break;
+  }
+  case "submit": {
+    let issued = 0;
+    const calls = await load(
+      async () =>
+        void await clients.jobs.enqueueJob({
+          queue: values.queue,
+          jobParams: { command: values.command! },
+        }),
+      () => issued++ < jobs,
+    );
+    result = { calls, elapsedMs: performance.now() - started };
+    break;
+  }
+  case "drain": {
+    let claimed = 0;
+    let completed = 0;
+    const done = new AbortController();
+    let finishedAt = 0;
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      while (!done.signal.aborted) {
+        try {
+          for await (
+            const res of clients.jobs.dequeueJob({ queue: values.queue, maxJobs: 1 }, {
+              signal: done.signal,
+            })
+          ) {
+            claimed++;
+            await clients.jobs.completeJob({
+              taskToken: res.taskToken,
+              jobResult: { jobId: res.job!.jobId, success: true },
+            });
+            if (++completed >= jobs) {
+              finishedAt = performance.now();
+              done.abort();
+            }
+          }
+        } catch (error) {
+          if (!done.signal.aborted) throw error;
+        }
+      }
+    }));
+    result = { claimed, completed, elapsedMs: finishedAt - started };
+    break;
+  }
+  default:
+    throw new Error(`unknown agent role ${positionals[0]}`);
+}
+console.log(JSON.stringify(result));
+Deno.exit(0);

@@ -1,0 +1,84 @@
+/**
+ * `deno task bench`: starts real airunner processes on 127.0.0.1, runs the
+ * seven scenarios on each store, prints a table and writes the figures as
+ * JSON (`--out FILE`). `--quick` runs a small version of every scenario in
+ * seconds; the test suite runs it so the benchmark never rots.
+ *
+ *   deno task bench [--quick] [--out FILE] [--store memory] [--only NAME,...]
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { footprint } from "./footprint.ts";
+import { liveTail } from "./live_tail.ts";
+import { outputThroughput } from "./output_throughput.ts";
+import { processThroughput } from "./process_throughput.ts";
+import { queueCycle } from "./queue_cycle.ts";
+import { type BenchReport, formatTable } from "./report.ts";
+import { rpcBaseline } from "./rpc_baseline.ts";
+import type { ScenarioContext, ScenarioResult } from "./scenario.ts";
+import { timeToStart } from "./time_to_start.ts";
+
+/** Every scenario, in the order they run (later ones compare with earlier ones). */
+export const SCENARIOS = {
+  "rpc-baseline": rpcBaseline,
+  "queue-cycle": queueCycle,
+  "time-to-start": timeToStart,
+  "process-jobs": processThroughput,
+  "live-tail": liveTail,
+  "output-throughput": outputThroughput,
+  "footprint": footprint,
+} as const satisfies Record<string, (context: ScenarioContext) => Promise<ScenarioResult>>;
+
+/** Stores the benchmark can run on. */
+export const BENCH_STORES = ["memory"] as const;
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean", default: false },
+      out: { type: "string" },
+      store: { type: "string", default: BENCH_STORES.join(",") },
+      only: { type: "string" },
+    },
+  });
+  const stores = values.store.split(",");
+  const only = values.only?.split(",");
+  for (const store of stores) {
+    if (!(BENCH_STORES as readonly string[]).includes(store)) {
+      console.error(`bench: unknown store "${store}" (known: ${BENCH_STORES.join(", ")})`);
+      Deno.exit(2);
+    }
+  }
+  const report: BenchReport = {
+    startedAt: new Date().toISOString(),
+    quick: values.quick,
+    machine: {
+      cores: navigator.hardwareConcurrency,
+      deno: Deno.version.deno,
+      os: `${Deno.build.os}-${Deno.build.arch}`,
+    },
+    scenarios: [],
+  };
+  for (const store of stores) {
+    const earlier = new Map<string, ScenarioResult>();
+    for (const [name, run] of Object.entries(SCENARIOS)) {
+      if (only !== undefined && !only.includes(name)) continue;
+      console.error(`bench: ${name} (${store})...`);
+      const result = await run({
+        store,
+        quick: values.quick,
+        earlier,
+        progress: (message) => console.error(`bench: ${name}: ${message}`),
+      });
+      earlier.set(name, result);
+      report.scenarios.push(result);
+    }
+  }
+  console.log(formatTable(report));
+  if (values.out !== undefined) {
+    await Deno.writeTextFile(values.out, JSON.stringify(report, null, 2) + "\n");
+    console.error(`bench: figures written to ${values.out}`);
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The benchmark's output: a table for people (stdout) and the same figures
+ * as JSON for machines.
+ *
+ * @module
+ */
+import type { ScenarioResult } from "./scenario.ts";
+
+/** The JSON document `deno task bench --out FILE` writes. */
+export interface BenchReport {
+  readonly startedAt: string;
+  readonly quick: boolean;
+  readonly machine: { readonly cores: number; readonly deno: string; readonly os: string };
+  readonly scenarios: ScenarioResult[];
+}
+
+/** Formats a number for the table: 3 significant digits, thousands separated. */
+export function formatValue(value: number): string {
+  if (!Number.isFinite(value)) return "n/a";
+  const abs = Math.abs(value);
+  const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : 2;
+  return value.toLocaleString("en-US", {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+}
+
+/** The report as a text table: one row per figure, with its target and mark. */
+export function formatTable(report: BenchReport): string {
+  const rows: string[][] = [["scenario", "store", "figure", "value", "unit", "target", "mark"]];
+  const inputs: string[] = [];
+  for (const s of report.scenarios) {
+    inputs.push(
+      `${s.name} (${s.store}): ${Object.entries(s.inputs).map(([k, v]) => `${k}=${v}`).join(", ")}`,
+    );
+    for (const f of s.figures) {
+      const t = s.targets.find((x) => x.figure === f.name);
+      rows.push([
+        s.name,
+        s.store,
+        f.name,
+        formatValue(f.value),
+        f.unit,
+        t === undefined ? "" : `${t.comparison} ${formatValue(t.limit)} (${t.rule})`,
+        t === undefined ? "" : t.pass ? "pass" : "SHORT",
+      ]);
+    }
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const table = rows.map((r) =>
+    r.map((cell, i) => i === 3 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)).join("  ")
+      .trimEnd()
+  );
+  const notes = report.scenarios.flatMap((s) => s.notes.map((n) => `${s.name} (${s.store}): ${n}`));
+  return [
+    `airunner bench ${
+      report.quick ? "(quick) " : ""
+    }on ${report.machine.cores} cores, Deno ${report.machine.deno}, ${report.startedAt}`,
+    "",
+    ...table,
+    "",
+    "inputs:",
+    ...inputs.map((line) => `  ${line}`),
+    "notes:",
+    ...notes.map((line) => `  ${line}`),
+  ].join("\n");
+}

@@ -1,0 +1,41 @@
+/**
+ * Prints the heap a store keeps per finished job: `store_heap.ts STORE JOBS`
+ * (run with --v8-flags=--expose-gc).
+ *
+ * @module
+ */
+import { create } from "@bufbuild/protobuf";
+import { JobParamsSchema, JobResultSchema } from "../../gen/job/v1/job_pb.ts";
+import { defaultExecutionConfig } from "../../src/server/execution_config.ts";
+import { MemoryJobStore } from "../../src/store/memory_store.ts";
+
+const [storeKind, jobsText] = Deno.args;
+if (storeKind !== "memory") throw new Error(`store_heap: unknown store ${storeKind}`);
+const jobs = Number(jobsText);
+const gc = (globalThis as unknown as { gc?: () => void }).gc;
+if (gc === undefined) throw new Error("store_heap: run with --v8-flags=--expose-gc");
+
+const store = new MemoryJobStore();
+const executionConfig = defaultExecutionConfig();
+gc();
+const before = Deno.memoryUsage().heapUsed;
+for (let i = 0; i < jobs; i++) {
+  await store.enqueue({
+    requestId: "",
+    queue: "bench",
+    params: create(JobParamsSchema, { command: "true" }),
+    executionConfig,
+  });
+  const [leased] = await store.dequeue("bench", {
+    maxJobs: 1,
+    visibilityTimeoutMs: 60_000,
+    signal: AbortSignal.timeout(1_000),
+  });
+  await store.complete(
+    leased!.taskToken,
+    create(JobResultSchema, { jobId: leased!.job.jobId, success: true }),
+  );
+}
+gc();
+console.log(Math.round((Deno.memoryUsage().heapUsed - before) / jobs));
+await store.close();

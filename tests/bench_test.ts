@@ -1,0 +1,73 @@
+/**
+ * The benchmark must never rot: the suite runs `deno task bench --quick` and
+ * checks that every scenario produced every figure and target (not their
+ * values, which belong to the machine).
+ */
+import assert from "node:assert/strict";
+import type { BenchReport } from "../scripts/bench/report.ts";
+
+const EXPECTED: Record<string, { figures: string[]; targets: string[] }> = {
+  "rpc-baseline": { figures: ["calls/s", "server CPU"], targets: [] },
+  "queue-cycle": {
+    figures: ["jobs/s", "server CPU", "server CPU per job", "submitter CPU", "drainer CPU"],
+    targets: ["jobs/s"],
+  },
+  "time-to-start": {
+    figures: ["pickup p50", "pickup p99", "start p50", "start p99", "spawn p50 (Deno, true)"],
+    targets: ["pickup p50", "pickup p99", "start p50"],
+  },
+  "process-jobs": { figures: ["jobs/s", "Deno spawn rate (c=4)"], targets: ["jobs/s"] },
+  "live-tail": {
+    figures: [
+      "every 500 ms p50",
+      "every 500 ms p99",
+      "continuous p50",
+      "continuous p99",
+      "continuous items/batch",
+    ],
+    targets: ["every 500 ms p50", "continuous p99"],
+  },
+  "output-throughput": {
+    figures: ["MB/s through airunner", "MB/s local pipe", "ratio", "bytes intact"],
+    targets: ["ratio", "bytes intact"],
+  },
+  "footprint": {
+    figures: [
+      "RSS idle",
+      "RSS after 2000 jobs",
+      "growth per 1,000 jobs",
+      "store heap per finished job",
+    ],
+    targets: ["RSS idle"],
+  },
+};
+
+Deno.test("deno task bench --quick reports every scenario's figures and targets", async () => {
+  const out = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    const run = await new Deno.Command(Deno.execPath(), {
+      args: ["task", "bench", "--quick", "--out", out],
+      cwd: new URL("..", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(run.stdout);
+    assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
+    const report = JSON.parse(await Deno.readTextFile(out)) as BenchReport;
+    assert.equal(report.quick, true);
+    assert.deepEqual(report.scenarios.map((s) => s.name), Object.keys(EXPECTED));
+    for (const scenario of report.scenarios) {
+      const expected = EXPECTED[scenario.name]!;
+      assert.deepEqual(scenario.figures.map((f) => f.name), expected.figures, scenario.name);
+      for (const figure of scenario.figures) {
+        assert.ok(Number.isFinite(figure.value), `${scenario.name}: ${figure.name} is a number`);
+      }
+      assert.deepEqual(scenario.targets.map((t) => t.figure), expected.targets, scenario.name);
+      assert.ok(Object.keys(scenario.inputs).length > 0, `${scenario.name} states its inputs`);
+      assert.match(stdout, new RegExp(`^${scenario.name}\\s`, "m"), "the table shows it");
+    }
+    assert.match(stdout, /\b(pass|SHORT)\b/);
+  } finally {
+    await Deno.remove(out);
+  }
+});
