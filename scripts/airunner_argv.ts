@@ -9,19 +9,25 @@
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
-/** The permissions `deno task airunner` grants. */
-export const AIRUNNER_PERMISSIONS = [
+/**
+ * The `deno run` flags of `deno task airunner`: the permissions airunner
+ * needs, and a young generation of 4 MB, which keeps a busy server's memory
+ * about 50 MB lower at the same throughput (measured: 146 vs 196 MB RSS
+ * after 50,000 jobs). deno.json's tasks must say the same (a test checks).
+ */
+export const AIRUNNER_RUN_FLAGS = [
   "--allow-net",
   "--allow-read",
   "--allow-write",
   "--allow-env",
   "--allow-run",
   "--allow-sys=hostname",
+  "--v8-flags=--max-semi-space-size=4",
 ];
 
 /** The `deno` arguments that run `airunner ...args`. */
 export function airunnerArgv(args: readonly string[]): string[] {
-  return ["run", "--config", CONFIG, ...AIRUNNER_PERMISSIONS, MAIN, ...args];
+  return ["run", "--config", CONFIG, ...AIRUNNER_RUN_FLAGS, MAIN, ...args];
 }
 
 /** A free TCP port on 127.0.0.1, chosen by the OS. */

@@ -37,9 +37,16 @@ const EXPECTED: Record<string, { figures: string[]; targets: string[] }> = {
       "RSS after 2000 jobs",
       "growth per 1,000 jobs",
       "store heap per finished job",
+      "ListJobs page of 50, p50",
     ],
-    targets: ["RSS idle"],
+    targets: ["RSS idle", "ListJobs page of 50, p50"],
   },
+};
+
+/** Targets the sqlite store has on top of the common ones. */
+const SQLITE_EXTRA_TARGETS: Record<string, string[]> = {
+  "queue-cycle": ["jobs/s"],
+  "footprint": ["RSS after 2000 jobs"],
 };
 
 Deno.test("deno task bench --quick reports every scenario's figures and targets", async () => {
@@ -55,16 +62,30 @@ Deno.test("deno task bench --quick reports every scenario's figures and targets"
     assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
     const report = JSON.parse(await Deno.readTextFile(out)) as BenchReport;
     assert.equal(report.quick, true);
-    assert.deepEqual(report.scenarios.map((s) => s.name), Object.keys(EXPECTED));
+    const stores = ["memory", "sqlite"];
+    assert.deepEqual(
+      report.scenarios.map((s) => `${s.name}@${s.store}`),
+      stores.flatMap((store) => Object.keys(EXPECTED).map((name) => `${name}@${store}`)),
+    );
     for (const scenario of report.scenarios) {
       const expected = EXPECTED[scenario.name]!;
-      assert.deepEqual(scenario.figures.map((f) => f.name), expected.figures, scenario.name);
+      const where = `${scenario.name} (${scenario.store})`;
+      assert.deepEqual(scenario.figures.map((f) => f.name), expected.figures, where);
       for (const figure of scenario.figures) {
-        assert.ok(Number.isFinite(figure.value), `${scenario.name}: ${figure.name} is a number`);
+        assert.ok(Number.isFinite(figure.value), `${where}: ${figure.name} is a number`);
       }
-      assert.deepEqual(scenario.targets.map((t) => t.figure), expected.targets, scenario.name);
+      const extra = scenario.store === "sqlite" ? SQLITE_EXTRA_TARGETS[scenario.name] ?? [] : [];
+      assert.deepEqual(
+        scenario.targets.map((t) => t.figure).sort(),
+        [...expected.targets, ...extra].sort(),
+        where,
+      );
       assert.ok(Object.keys(scenario.inputs).length > 0, `${scenario.name} states its inputs`);
-      assert.match(stdout, new RegExp(`^${scenario.name}\\s`, "m"), "the table shows it");
+      assert.match(
+        stdout,
+        new RegExp(`^${scenario.name}\\s+${scenario.store}`, "m"),
+        "in the table",
+      );
     }
     assert.match(stdout, /\b(pass|SHORT)\b/);
   } finally {

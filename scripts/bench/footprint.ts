@@ -7,8 +7,10 @@
  *
  * @module
  */
+import { createAirunnerClients } from "../../src/client/transport.ts";
 import { runAgent, startServerProcess } from "./processes.ts";
 import { type ScenarioContext, type ScenarioResult, target } from "./scenario.ts";
+import { percentile } from "./stats.ts";
 
 const MB = 1024 * 1024;
 
@@ -22,6 +24,8 @@ export async function footprint(context: ScenarioContext): Promise<ScenarioResul
     await Promise.all([runAgent(["submit", ...common]), runAgent(["drain", ...common])]);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const after = await server.rssBytes();
+    const listLatencies = await timeListJobs(server.url, context.quick ? 20 : 100);
+    const listP50 = percentile(listLatencies, 50);
     const heapPerJob = await storeHeapPerJob(context.store, context.quick ? 2_000 : 20_000);
     return {
       name: "footprint",
@@ -32,8 +36,15 @@ export async function footprint(context: ScenarioContext): Promise<ScenarioResul
         { name: `RSS after ${jobs} jobs`, value: after / MB, unit: "MB" },
         { name: "growth per 1,000 jobs", value: (after - idle) / MB / (jobs / 1000), unit: "MB" },
         { name: "store heap per finished job", value: heapPerJob, unit: "bytes" },
+        { name: "ListJobs page of 50, p50", value: listP50, unit: "ms" },
       ],
-      targets: [target("RSS idle", idle / MB, "<=", 100, "100 MB")],
+      targets: [
+        target("RSS idle", idle / MB, "<=", 100, "100 MB"),
+        ...(context.store === "sqlite"
+          ? [target(`RSS after ${jobs} jobs`, after / MB, "<=", 150, "150 MB")]
+          : []),
+        target("ListJobs page of 50, p50", listP50, "<=", 10, "10 ms"),
+      ],
       notes: [
         "resident set size from /proc; the memory store keeps every job until the server exits",
       ],
@@ -61,4 +72,16 @@ async function storeHeapPerJob(store: string, jobs: number): Promise<number> {
   }).output();
   if (!output.success) throw new Error("store heap measurement failed");
   return Number(new TextDecoder().decode(output.stdout).trim());
+}
+
+/** Times ListJobs for the newest page of 50, one call after another. */
+async function timeListJobs(url: string, calls: number): Promise<number[]> {
+  const clients = createAirunnerClients({ serverUrl: url });
+  const samples: number[] = [];
+  for (let i = 0; i < calls; i++) {
+    const started = performance.now();
+    await clients.jobs.listJobs({ page: 1, pageSize: 50 });
+    samples.push(performance.now() - started);
+  }
+  return samples;
 }

@@ -31,7 +31,7 @@ export const SCENARIOS = {
 } as const satisfies Record<string, (context: ScenarioContext) => Promise<ScenarioResult>>;
 
 /** Stores the benchmark can run on. */
-export const BENCH_STORES = ["memory"] as const;
+export const BENCH_STORES = ["memory", "sqlite"] as const;
 
 if (import.meta.main) {
   const { values } = parseArgs({
@@ -61,8 +61,8 @@ if (import.meta.main) {
     },
     scenarios: [],
   };
+  const earlier = new Map<string, ScenarioResult>();
   for (const store of stores) {
-    const earlier = new Map<string, ScenarioResult>();
     for (const [name, run] of Object.entries(SCENARIOS)) {
       if (only !== undefined && !only.includes(name)) continue;
       console.error(`bench: ${name} (${store})...`);
@@ -72,7 +72,7 @@ if (import.meta.main) {
         earlier,
         progress: (message) => console.error(`bench: ${name}: ${message}`),
       });
-      earlier.set(name, result);
+      earlier.set(`${name}@${store}`, result);
       report.scenarios.push(result);
     }
   }

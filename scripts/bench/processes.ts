@@ -50,9 +50,10 @@ function wrap(child: Deno.ChildProcess): BenchProcess {
   };
 }
 
-/** Starts `airunner server` on a free loopback port. */
+/** Starts `airunner server` on a free loopback port (a fresh data dir for sqlite). */
 export async function startServerProcess(store: string): Promise<BenchServer> {
   const port = freePort();
+  const dataDir = await Deno.makeTempDir({ prefix: "airunner-bench-" });
   const child = new Deno.Command(Deno.execPath(), {
     args: airunnerArgv([
       "server",
@@ -60,6 +61,8 @@ export async function startServerProcess(store: string): Promise<BenchServer> {
       `127.0.0.1:${port}`,
       "--store",
       store,
+      "--data-dir",
+      dataDir,
       "--no-auth",
       "--log-level",
       "warn",
@@ -70,7 +73,15 @@ export async function startServerProcess(store: string): Promise<BenchServer> {
   }).spawn();
   const url = `http://127.0.0.1:${port}`;
   await waitForHealth(url);
-  return { ...wrap(child), url };
+  const process = wrap(child);
+  return {
+    ...process,
+    url,
+    async stop() {
+      await process.stop();
+      await Deno.remove(dataDir, { recursive: true });
+    },
+  };
 }
 
 /** Starts `airunner worker` against `server`. */

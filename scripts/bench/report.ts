@@ -34,16 +34,18 @@ export function formatTable(report: BenchReport): string {
       `${s.name} (${s.store}): ${Object.entries(s.inputs).map(([k, v]) => `${k}=${v}`).join(", ")}`,
     );
     for (const f of s.figures) {
-      const t = s.targets.find((x) => x.figure === f.name);
-      rows.push([
-        s.name,
-        s.store,
-        f.name,
-        formatValue(f.value),
-        f.unit,
-        t === undefined ? "" : `${t.comparison} ${formatValue(t.limit)} (${t.rule})`,
-        t === undefined ? "" : t.pass ? "pass" : "SHORT",
-      ]);
+      const targets = s.targets.filter((x) => x.figure === f.name);
+      (targets.length === 0 ? [undefined] : targets).forEach((t, i) => {
+        rows.push([
+          i === 0 ? s.name : "",
+          i === 0 ? s.store : "",
+          i === 0 ? f.name : "",
+          i === 0 ? formatValue(f.value) : "",
+          i === 0 ? f.unit : "",
+          t === undefined ? "" : `${t.comparison} ${formatValue(t.limit)} (${t.rule})`,
+          t === undefined ? "" : t.pass ? "pass" : "SHORT",
+        ]);
+      });
     }
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

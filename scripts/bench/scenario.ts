@@ -37,7 +37,7 @@ export interface ScenarioResult {
 export interface ScenarioContext {
   readonly store: string;
   readonly quick: boolean;
-  /** Figures of scenarios that ran earlier in this run, by scenario name. */
+  /** Results of scenarios that ran earlier in this run, by `name@store`. */
   readonly earlier: ReadonlyMap<string, ScenarioResult>;
   /** Progress for the person watching (stderr). */
   readonly progress: (message: string) => void;
@@ -55,11 +55,13 @@ export function target(
   return { figure, comparison, limit, rule, pass: Number.isFinite(value) && pass };
 }
 
-/** The value of figure `name` of an earlier scenario, or NaN. */
+/** The value of figure `name` of an earlier scenario (on `store`, by default this one), or NaN. */
 export function figureOf(
   context: ScenarioContext,
   scenario: string,
   name: string,
+  store = context.store,
 ): number {
-  return context.earlier.get(scenario)?.figures.find((f) => f.name === name)?.value ?? Number.NaN;
+  return context.earlier.get(`${scenario}@${store}`)?.figures.find((f) => f.name === name)
+    ?.value ?? Number.NaN;
 }

@@ -7,11 +7,19 @@
 import { Command, Option } from "@commander-js/extra-typings";
 import { createLogger, type LogLevel } from "../logger.ts";
 import { startServer } from "../server/http_server.ts";
-import { MemoryJobStore } from "../store/memory_store.ts";
 import { type ExitCodeSink, listenOption, logLevelOption, queueOption } from "./common_options.ts";
 import { reportError } from "./errors.ts";
 import { isLoopback, parseInteger, parseListenAddress, UsageError } from "./parse.ts";
 import { listenOrExplain } from "./server.ts";
+import {
+  dataDirOption,
+  DEV_DATA_DIR,
+  openConfiguredStore,
+  parseStoreConfig,
+  retentionOption,
+  type StoreKind,
+  storeKindOption,
+} from "./store_options.ts";
 import { onShutdownSignals } from "./shutdown_signals.ts";
 import { parseWorkerConfig, shutdownSteps, startWorkerFor, WORKER_DEFAULTS } from "./worker.ts";
 
@@ -23,6 +31,9 @@ export function devCommand(setExitCode: ExitCodeSink) {
   return new Command("dev")
     .description("run a server and workers on this host (loopback only)")
     .addOption(listenOption())
+    .addOption(storeKindOption())
+    .addOption(dataDirOption(DEV_DATA_DIR))
+    .addOption(retentionOption())
     .addOption(new Option("--workers <n>", "workers to run").default("1"))
     .addOption(queueOption("queue the workers take jobs from"))
     .addOption(logLevelOption().default("warn" as const))
@@ -41,6 +52,9 @@ export function devCommand(setExitCode: ExitCodeSink) {
 
 async function runDev(opts: {
   listen: string;
+  store: StoreKind;
+  dataDir: string;
+  retention: string;
   workers: string;
   queue: string;
   logLevel: string;
@@ -52,8 +66,10 @@ async function runDev(opts: {
     );
   }
   const workers = parseInteger(opts.workers, "--workers", 1, 64);
+  const storeConfig = parseStoreConfig(opts);
   const logger = createLogger({ level: opts.logLevel as LogLevel });
-  await using store = new MemoryJobStore();
+  const opened = await openConfiguredStore(storeConfig, logger);
+  await using store = opened.store;
   await using server = await listenOrExplain(() =>
     startServer({
       store,
@@ -72,9 +88,7 @@ async function runDev(opts: {
   console.error(
     `airunner dev: server on ${server.url}, ${workers} worker(s) on queue "${config.queue}"; submit with: airunner submit --server ${server.url} --follow -- echo hello`,
   );
-  console.error(
-    "airunner dev: jobs are kept in memory until dev exits; no authentication (loopback only)",
-  );
+  console.error(`airunner dev: ${opened.description}; no authentication (loopback only)`);
   const unsubscribe = onShutdownSignals(...shutdownSteps(running, config.shutdownGraceMs));
   await Promise.all(running.map((w) => w.finished));
   unsubscribe();

@@ -10,6 +10,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { InvalidServerUrlError } from "../client/transport.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { UsageError } from "./parse.ts";
+import { DataDirError } from "../store/sqlite/schema.ts";
 
 /** Raised by subcommands that a later release completes. */
 export class NotAvailableError extends Error {
@@ -27,7 +28,7 @@ export function describeError(
   if (error instanceof UsageError || error instanceof InvalidServerUrlError) {
     return { message: error.message, exitCode: ExitCode.Usage };
   }
-  if (error instanceof NotAvailableError) {
+  if (error instanceof NotAvailableError || error instanceof DataDirError) {
     return { message: error.message, exitCode: ExitCode.Error };
   }
   if (error instanceof ConnectError) {

@@ -7,6 +7,7 @@
  */
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { VERSION } from "../version.ts";
+import { backupCommand } from "./backup.ts";
 import { devCommand } from "./dev.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { listCommand } from "./list.ts";
@@ -53,6 +54,7 @@ Run "airunner <command> --help" for a command's flags and examples.`,
     tokenCommand(setExitCode),
     orchestratorCommand(setExitCode),
     devCommand(setExitCode),
+    backupCommand(setExitCode),
   ];
   for (const command of commands) program.addCommand(command);
   for (const command of [program, ...commands]) {

@@ -3,22 +3,27 @@
  *
  * @module
  */
-import { Command, Option } from "@commander-js/extra-typings";
+import { Command } from "@commander-js/extra-typings";
 import { createLogger, type LogLevel } from "../logger.ts";
 import { startServer } from "../server/http_server.ts";
-import { MemoryJobStore } from "../store/memory_store.ts";
 import { type ExitCodeSink, listenOption, logLevelOption } from "./common_options.ts";
+import {
+  dataDirOption,
+  openConfiguredStore,
+  parseStoreConfig,
+  retentionOption,
+  serverDataDirDefault,
+  type StoreConfig,
+  storeKindOption,
+} from "./store_options.ts";
 import { reportError } from "./errors.ts";
 import { isLoopback, type ListenAddress, parseListenAddress } from "./parse.ts";
 import { onShutdownSignals } from "./shutdown_signals.ts";
 
-/** Store backends `--store` accepts. */
-export const STORE_KINDS = ["memory"] as const;
-
 /** Settings of `airunner server`. */
 export interface ServerConfig {
   readonly listen: ListenAddress;
-  readonly store: typeof STORE_KINDS[number];
+  readonly store: StoreConfig;
   readonly logLevel: LogLevel;
 }
 
@@ -27,22 +32,21 @@ export function serverCommand(setExitCode: ExitCodeSink) {
   return new Command("server")
     .description("serve the job queue API")
     .addOption(listenOption())
-    .addOption(
-      new Option("--store <kind>", "where jobs live").choices(STORE_KINDS).env("AIRUNNER_STORE")
-        .default("memory" as const),
-    )
+    .addOption(storeKindOption())
+    .addOption(dataDirOption(serverDataDirDefault()))
+    .addOption(retentionOption())
     .option("--no-auth", "serve without authentication (the only mode until JWT auth lands)")
     .addOption(logLevelOption())
     .addHelpText(
       "after",
-      "\nExample:\n  airunner server --listen 127.0.0.1:8080 --store memory --no-auth",
+      "\nExamples:\n  airunner server --listen 127.0.0.1:8080 --no-auth\n  airunner server --data-dir /var/lib/airunner --retention 7d --no-auth",
     )
     .action(async (opts) => {
       try {
         setExitCode(
           await runServer({
             listen: parseListenAddress(opts.listen),
-            store: opts.store,
+            store: parseStoreConfig(opts),
             logLevel: opts.logLevel,
           }),
         );
@@ -55,7 +59,8 @@ export function serverCommand(setExitCode: ExitCodeSink) {
 /** Runs the server until a shutdown signal; returns the exit code. */
 export async function runServer(config: ServerConfig): Promise<number> {
   const logger = createLogger({ level: config.logLevel });
-  await using store = new MemoryJobStore();
+  const opened = await openConfiguredStore(config.store, logger);
+  await using store = opened.store;
   await using server = await listenOrExplain(() =>
     startServer({
       store,
@@ -63,7 +68,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
       hostname: config.listen.hostname,
       port: config.listen.port,
     }), config.listen);
-  console.error(`airunner: server listening on ${server.url} (store: ${config.store})`);
+  console.error(`airunner: server listening on ${server.url} (${opened.description})`);
   warnAboutSetup(config);
   const stopped = Promise.withResolvers<void>();
   const unsubscribe = onShutdownSignals(() => stopped.resolve(), () => Deno.exit(130));
@@ -74,7 +79,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
 }
 
 function warnAboutSetup(config: ServerConfig): void {
-  if (config.store === "memory") {
+  if (config.store.kind === "memory") {
     console.error("airunner: warning: the memory store keeps jobs only until the server exits");
   }
   const exposure = isLoopback(config.listen.hostname)

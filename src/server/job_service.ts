@@ -58,11 +58,16 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
     async *dequeueJob(req, ctx: HandlerContext): AsyncGenerator<DequeueJobResponse> {
       const { queue, maxJobs, visibilityTimeoutMs } = validateDequeueRequest(req);
       // The client's deadline bounds the wait; without one, the server's
-      // own cap does, so idle calls through proxies are recycled.
-      const signal = ctx.timeoutMs() === undefined
-        ? AbortSignal.any([ctx.signal, AbortSignal.timeout(deps.maxDequeueWaitMs)])
-        : ctx.signal;
-      const leased = await store.dequeue(queue, { maxJobs, visibilityTimeoutMs, signal });
+      // own cap does, so idle calls through proxies are recycled. (The cap
+      // is the store's wait timeout, cancelled when work comes: a timer per
+      // call left running for its full length would hold every call's
+      // memory that long.)
+      const leased = await store.dequeue(queue, {
+        maxJobs,
+        visibilityTimeoutMs,
+        signal: ctx.signal,
+        ...(ctx.timeoutMs() === undefined ? { maxWaitMs: deps.maxDequeueWaitMs } : {}),
+      });
       let sent = 0;
       try {
         for (const { job, taskToken } of leased) {
@@ -85,8 +90,8 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
 
     async completeJob(req) {
       const { taskToken, result } = validateCompleteRequest(req);
-      const job = await store.complete(taskToken, result);
-      logger.debug({ jobId: job.jobId, state: job.state }, "job completed");
+      await store.complete(taskToken, result);
+      logger.debug({ jobId: result.jobId, success: result.success }, "job completed");
       return {};
     },
 

@@ -71,6 +71,8 @@ export interface DequeueOptions {
   readonly visibilityTimeoutMs: number;
   /** Ends the wait; the dequeue then resolves with no jobs. */
   readonly signal: AbortSignal;
+  /** Longest to wait for work, in milliseconds (no limit when absent). */
+  readonly maxWaitMs?: number;
 }
 
 /** A job together with the token that proves its lease. */
@@ -155,9 +157,9 @@ export interface JobStore extends AsyncDisposable {
 
   /**
    * Records `result`, ends the lease and finishes the job: COMPLETED when
-   * `result.success`, FAILED otherwise. Returns the finished job.
+   * `result.success`, FAILED otherwise.
    */
-  complete(taskToken: string, result: JobResult): Promise<Job>;
+  complete(taskToken: string, result: JobResult): Promise<void>;
 
   /** Appends events to the log of the job the token leases (see the sequence rules above). */
   publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<void>;

@@ -157,6 +157,9 @@ export class MemoryJobStore implements JobStore {
 
   async dequeue(queueName: string, options: DequeueOptions): Promise<LeasedJob[]> {
     const { maxJobs, visibilityTimeoutMs, signal } = options;
+    const deadline = options.maxWaitMs === undefined
+      ? undefined
+      : this.#clock.now() + options.maxWaitMs;
     while (!this.#closed) {
       const queue = this.#queue(queueName);
       const now = this.#clock.now();
@@ -171,10 +174,13 @@ export class MemoryJobStore implements JobStore {
         this.#armExpiryTimer(queue);
         return leased;
       }
-      if (signal.aborted) break;
+      if (signal.aborted || (deadline !== undefined && now >= deadline)) break;
       // Woken by an enqueue, a hand-back, a lease expiry (see
-      // #armExpiryTimer) or close.
-      await this.#queueWaiters.wait(queueName, { signal });
+      // #armExpiryTimer), close, or the end of the wait.
+      await this.#queueWaiters.wait(queueName, {
+        signal,
+        ...(deadline === undefined ? {} : { timeoutMs: deadline - now }),
+      });
     }
     return [];
   }
@@ -199,7 +205,7 @@ export class MemoryJobStore implements JobStore {
     return;
   }
 
-  async complete(taskToken: string, result: JobResult): Promise<Job> {
+  async complete(taskToken: string, result: JobResult): Promise<void> {
     this.#assertOpen();
     const record = this.#leasedRecord(taskToken);
     if (result.jobId !== record.job.jobId) {
@@ -213,7 +219,6 @@ export class MemoryJobStore implements JobStore {
     record.job.updatedAt = timestampFromMs(now);
     record.leaseExpiresAt = 0;
     this.#jobWatchers.notify(record.job.jobId);
-    return clone(JobSchema, record.job);
   }
 
   async publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<void> {

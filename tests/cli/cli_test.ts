@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { VERSION } from "../../src/version.ts";
+import { AIRUNNER_RUN_FLAGS } from "../../scripts/airunner_argv.ts";
 import { freePort, runAirunner } from "../support/airunner_process.ts";
 
 const SUBCOMMANDS = [
@@ -88,4 +89,11 @@ Deno.test("a client command says clearly when the server cannot be reached (exit
   const viaEnv = await runAirunner(["submit", "--", "true"], { env: { AIRUNNER_SERVER: server } });
   assert.equal(viaEnv.code, 125);
   assert.match(viaEnv.stderr, new RegExp(`cannot reach the server at ${server}`));
+});
+
+Deno.test("deno task airunner and dev run with the same flags as the tests and benchmarks", async () => {
+  const { default: config } = await import("../../deno.json", { with: { type: "json" } });
+  const flags = AIRUNNER_RUN_FLAGS.join(" ");
+  assert.equal(config.tasks.airunner, `deno run ${flags} main.ts`);
+  assert.equal(config.tasks.dev, `deno run ${flags} main.ts dev`);
 });

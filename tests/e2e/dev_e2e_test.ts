@@ -7,13 +7,20 @@ import {
   waitForHealth,
 } from "../support/airunner_process.ts";
 
-/** `airunner dev` on a free port, healthy and ready for jobs. */
+/** `airunner dev` on a free port with a data dir of its own, healthy and ready for jobs. */
 async function startDev() {
   const port = freePort();
   const server = `http://127.0.0.1:${port}`;
-  const dev = startAirunner(["dev", "--listen", `127.0.0.1:${port}`]);
+  const dataDir = await Deno.makeTempDir({ prefix: "airunner-dev-" });
+  const dev = startAirunner(["dev", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir]);
   await waitForHealth(server);
-  return Object.assign(dev, { server });
+  return Object.assign(dev, {
+    server,
+    async [Symbol.asyncDispose]() {
+      await dev.stop("SIGKILL");
+      await Deno.remove(dataDir, { recursive: true });
+    },
+  });
 }
 
 /** Starts `airunner submit --follow -- ...command` in the background, stdout piped. */

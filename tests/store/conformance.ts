@@ -303,6 +303,21 @@ conformance("a dequeue ends with no jobs when its signal aborts", async ({ store
   assert.equal((await dequeueOne(store)).job.jobId, job.jobId);
 });
 
+conformance("a dequeue with maxWaitMs ends empty once that time has passed", async (h) => {
+  const { store } = h;
+  const waiting = store.dequeue(QUEUE, {
+    maxJobs: 1,
+    visibilityTimeoutMs: VISIBILITY_MS,
+    signal: AbortSignal.timeout(10_000),
+    maxWaitMs: 1_000,
+  });
+  await h.advance(1_500);
+  assert.deepEqual(await waiting, []);
+  // A job enqueued later is still there for the next dequeue.
+  const job = await enqueue(store);
+  assert.equal((await dequeueOne(store)).job.jobId, job.jobId);
+});
+
 // ---------------------------------------------------------------- leases
 
 conformance("an expired lease is redelivered as the next attempt", async (h) => {
@@ -450,8 +465,8 @@ conformance("complete records the result and finishes the job", async (h) => {
   const bad = await enqueue(store);
   const okLease = await dequeueOne(store, QUEUE, 1_000);
   const badLease = await dequeueOne(store, QUEUE, 1_000);
-  const done = await store.complete(okLease.taskToken, result(ok.jobId, 0));
-  assert.equal(done.state, JobState.COMPLETED);
+  await store.complete(okLease.taskToken, result(ok.jobId, 0));
+  assert.equal((await store.getJob(ok.jobId)).state, JobState.COMPLETED);
   await store.complete(
     badLease.taskToken,
     create(JobResultSchema, { jobId: bad.jobId, success: false, exitCode: 3 }),

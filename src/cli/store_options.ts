@@ -1,0 +1,95 @@
+/**
+ * Where a server keeps its jobs: `--store`, `--data-dir`, `--retention`,
+ * shared by `server` and `dev` (which differ only in the default data dir).
+ *
+ * @module
+ */
+import { Option } from "@commander-js/extra-typings";
+import { join } from "node:path";
+import type { Logger } from "../logger.ts";
+import { defaultDataDir, openDataDirStore } from "../store/data_dir.ts";
+import type { JobStore } from "../store/job_store.ts";
+import { MemoryJobStore } from "../store/memory_store.ts";
+import { parseDurationMs } from "./parse.ts";
+
+/** Store backends `--store` accepts. */
+export const STORE_KINDS = ["sqlite", "memory"] as const;
+/** One of {@link STORE_KINDS}. */
+export type StoreKind = typeof STORE_KINDS[number];
+
+/** `--store sqlite|memory`. */
+export function storeKindOption() {
+  return new Option("--store <kind>", "where jobs live: sqlite (durable) or memory (lost on exit)")
+    .choices(STORE_KINDS).env("AIRUNNER_STORE").default("sqlite" as StoreKind);
+}
+
+/** `--data-dir DIR`. */
+export function dataDirOption(defaultDir: string) {
+  return new Option("--data-dir <dir>", "directory of the sqlite store").env("AIRUNNER_DATA_DIR")
+    .default(defaultDir);
+}
+
+/** `--retention DURATION`. */
+export function retentionOption() {
+  return new Option(
+    "--retention <duration>",
+    "delete finished jobs and their logs after this long (0 keeps them)",
+  ).env("AIRUNNER_RETENTION").default("30d");
+}
+
+/** The settings of the store flags. */
+export interface StoreConfig {
+  readonly kind: StoreKind;
+  readonly dataDir: string;
+  readonly retentionMs: number;
+}
+
+/** Turns the store flags into settings. */
+export function parseStoreConfig(opts: {
+  store: StoreKind;
+  dataDir: string;
+  retention: string;
+}): StoreConfig {
+  return {
+    kind: opts.store,
+    dataDir: opts.dataDir,
+    retentionMs: parseDurationMs(opts.retention, "--retention"),
+  };
+}
+
+/** The default data dir of `airunner server`: the platform's user data directory. */
+export function serverDataDirDefault(): string {
+  return defaultDataDir();
+}
+
+/** The default data dir of `airunner dev`: ./.airunner in the current directory. */
+export const DEV_DATA_DIR = ".airunner";
+
+/** Opens the configured store; returns it with a sentence saying where the data is. */
+export async function openConfiguredStore(
+  config: StoreConfig,
+  logger: Logger,
+): Promise<{ store: JobStore; description: string }> {
+  if (config.kind === "memory") {
+    return {
+      store: new MemoryJobStore(),
+      description: "memory store: jobs are lost when it exits",
+    };
+  }
+  const store = await openDataDirStore(config.dataDir, {
+    retentionMs: config.retentionMs,
+    onBackgroundError: (error) => logger.error({ err: error }, "retention sweep failed"),
+  });
+  const retention = config.retentionMs > 0
+    ? `finished jobs kept ${formatDays(config.retentionMs)}`
+    : "finished jobs kept forever";
+  return {
+    store,
+    description: `sqlite store at ${join(config.dataDir, "airunner.db")}; ${retention}`,
+  };
+}
+
+function formatDays(ms: number): string {
+  const days = ms / 86_400_000;
+  return Number.isInteger(days) ? `${days} days` : `${Math.round(ms / 3_600_000)} hours`;
+}

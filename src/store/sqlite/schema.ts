@@ -1,0 +1,93 @@
+/**
+ * The SQLite schema and its migrations. `PRAGMA user_version` holds the
+ * schema version; each migration moves it up by one inside the same
+ * transaction. A database written by a newer airunner is refused before
+ * anything is written to it.
+ *
+ * @module
+ */
+import type { DatabaseSync } from "node:sqlite";
+
+/** Why a data directory cannot be used. */
+export class DataDirError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DataDirError";
+  }
+}
+
+/**
+ * Migrations, index = the version they lead from. Never edit one that has
+ * shipped: add the next.
+ *
+ * Tables:
+ * - jobs: one row per job. `ready_key` orders a queue's SCHEDULED jobs:
+ *   the row id for new work, and RESCHEDULED_BASE + the time of expiry or
+ *   hand-back for work scheduled again, which therefore goes first, oldest
+ *   first. Protobuf blobs keep the parts no query looks into.
+ * - events: one row per stored event, found by (job, end_seq), the last
+ *   sequence the event occupies (a batch spans several).
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE jobs (
+    id                  INTEGER PRIMARY KEY,
+    job_id              TEXT NOT NULL UNIQUE,
+    queue               TEXT NOT NULL,
+    state               INTEGER NOT NULL,
+    request_id          TEXT,
+    attempt             INTEGER NOT NULL DEFAULT 0,
+    ready_key           INTEGER,
+    lease_expires_at_ms INTEGER,
+    sequence_base       INTEGER NOT NULL DEFAULT 0,
+    highest_sequence    INTEGER NOT NULL DEFAULT 0,
+    created_at_ms       INTEGER NOT NULL,
+    updated_at_ms       INTEGER NOT NULL,
+    finished_at_ms      INTEGER,
+    params              BLOB NOT NULL,
+    execution_config    BLOB NOT NULL,
+    result              BLOB
+  );
+  CREATE UNIQUE INDEX jobs_by_request_id ON jobs (request_id) WHERE request_id IS NOT NULL;
+  CREATE INDEX jobs_ready ON jobs (queue, ready_key) WHERE state = 1;
+  CREATE INDEX jobs_leases ON jobs (lease_expires_at_ms) WHERE state = 2;
+  CREATE INDEX jobs_by_queue_state ON jobs (queue, state, id);
+  CREATE INDEX jobs_by_state ON jobs (state, id);
+  CREATE INDEX jobs_finished ON jobs (finished_at_ms) WHERE finished_at_ms IS NOT NULL;
+  CREATE TABLE events (
+    job          INTEGER NOT NULL,
+    end_seq      INTEGER NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    payload      BLOB NOT NULL
+  );
+  CREATE UNIQUE INDEX events_by_job ON events (job, end_seq);
+  `,
+];
+
+/** The schema version this airunner writes. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/**
+ * Brings the database to {@link SCHEMA_VERSION}.
+ * @throws {DataDirError} when it was written by a newer airunner (it is left untouched).
+ */
+export function migrate(db: DatabaseSync, path: string): void {
+  const row = db.prepare("PRAGMA user_version").get() as { user_version: number };
+  const version = row.user_version;
+  if (version > SCHEMA_VERSION) {
+    throw new DataDirError(
+      `${path} was written by a newer airunner (schema version ${version}; this one knows up to ${SCHEMA_VERSION}); upgrade airunner, or point --data-dir elsewhere`,
+    );
+  }
+  for (let v = version; v < SCHEMA_VERSION; v++) {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      db.exec(MIGRATIONS[v]!);
+      db.exec(`PRAGMA user_version = ${v + 1}`);
+      db.exec("COMMIT");
+    } catch (error) {
+      db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+}

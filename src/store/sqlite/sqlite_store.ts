@@ -1,0 +1,520 @@
+/**
+ * The SQLite JobStore (`node:sqlite`, built into Deno): the durable
+ * single-host default. Every write is one transaction, committed before the
+ * call returns. The database runs in WAL mode with synchronous=NORMAL: a
+ * commit is in the WAL file (the OS holds it) when it returns, so a server
+ * killed with kill -9 loses nothing it acknowledged; only an OS crash or
+ * power cut can lose the last commits since the WAL was last synced. Waiting
+ * dequeues and live tails are woken in process by the writes themselves.
+ *
+ * @module
+ */
+import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import {
+  ExecutionConfigSchema,
+  type Job,
+  type JobEvent,
+  JobEventSchema,
+  type JobParams,
+  JobParamsSchema,
+  type JobResult,
+  JobResultSchema,
+  JobSchema,
+  JobState,
+} from "../../../gen/job/v1/job_pb.ts";
+import { type Clock, systemClock } from "../../clock.ts";
+import {
+  IdempotencyConflictError,
+  JobMismatchError,
+  JobNotFoundError,
+  LeaseLostError,
+  QueueMismatchError,
+  StoreClosedError,
+} from "../errors.ts";
+import { lastSequenceOf, sequenceEvents } from "../event_sequencing.ts";
+import { type EventLogSource, tailEvents } from "../event_tail.ts";
+import { finishedStateFor, isFinished } from "../job_state.ts";
+import type {
+  DequeueOptions,
+  EnqueueInput,
+  EnqueueResult,
+  JobPage,
+  JobStore,
+  LeasedJob,
+  ListJobsQuery,
+  StoreCapabilities,
+  StreamEventsOptions,
+} from "../job_store.ts";
+import { EMBEDDED_MAX_EVENT_BYTES } from "../memory_store.ts";
+import { Notifier } from "../notifier.ts";
+import type { TaskTokenCodec } from "../task_token.ts";
+import { UuidV7Generator } from "../uuid_v7.ts";
+import { migrate } from "./schema.ts";
+
+/** Options of {@link SqliteJobStore.open}. */
+export interface SqliteJobStoreOptions {
+  /** The database file. */
+  readonly path: string;
+  readonly tokenCodec: TaskTokenCodec;
+  readonly clock?: Clock;
+  /** Finished jobs older than this are deleted with their events; 0 keeps them (default 30 days). */
+  readonly retentionMs?: number;
+  /** How often the retention sweep runs (default 60 s). */
+  readonly retentionIntervalMs?: number;
+  /** Told about errors of background work (the retention sweep); it retries next interval. */
+  readonly onBackgroundError?: (error: unknown) => void;
+  /** Called once the database is closed (to release what the opener holds). */
+  readonly onClose?: () => void;
+}
+
+/** Default retention of finished jobs: 30 days. */
+export const DEFAULT_RETENTION_MS = 30 * 24 * 3600 * 1000;
+
+/** ready_key of work scheduled again: below every row id, oldest first. */
+const RESCHEDULED_BASE = -(2 ** 52);
+/** Jobs and event rows deleted per retention transaction, so requests are never held up long. */
+const RETENTION_BATCH = 500;
+
+const S = JobState;
+
+interface JobRow {
+  id: number;
+  job_id: string;
+  queue: string;
+  state: number;
+  request_id: string | null;
+  attempt: number;
+  lease_expires_at_ms: number | null;
+  sequence_base: number;
+  highest_sequence: number;
+  created_at_ms: number;
+  updated_at_ms: number;
+  params: Uint8Array;
+  execution_config: Uint8Array;
+  result: Uint8Array | null;
+}
+
+/** A JobStore in one SQLite file. */
+export class SqliteJobStore implements JobStore {
+  readonly capabilities: StoreCapabilities = {
+    durable: true,
+    wakesOnEnqueue: true,
+    pushesEvents: true,
+    maxEventBytes: EMBEDDED_MAX_EVENT_BYTES,
+  };
+
+  readonly #db: DatabaseSync;
+  readonly #clock: Clock;
+  readonly #tokens: TaskTokenCodec;
+  readonly #ids = new UuidV7Generator();
+  readonly #statements = new Map<string, StatementSync>();
+  readonly #queueWaiters: Notifier<string>;
+  readonly #jobWatchers: Notifier<string>;
+  readonly #stopped = new AbortController();
+  #expiryTimer: { readonly at: number; readonly stop: AbortController } | undefined;
+  readonly #retention: Promise<void>;
+  readonly #onError: (error: unknown) => void;
+  readonly #onClose: () => void;
+  #closed = false;
+
+  private constructor(db: DatabaseSync, options: SqliteJobStoreOptions) {
+    this.#db = db;
+    this.#clock = options.clock ?? systemClock;
+    this.#tokens = options.tokenCodec;
+    this.#queueWaiters = new Notifier(this.#clock);
+    this.#jobWatchers = new Notifier(this.#clock);
+    this.#onError = options.onBackgroundError ?? (() => {});
+    this.#onClose = options.onClose ?? (() => {});
+    // Leases that ran out while the server was down are due now.
+    this.#armExpiryTimer();
+    const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
+    this.#retention = retentionMs > 0
+      ? this.#retainLoop(retentionMs, options.retentionIntervalMs ?? 60_000)
+      : Promise.resolve();
+  }
+
+  /** Opens (creating or migrating) the database at `options.path`. */
+  static open(options: SqliteJobStoreOptions): SqliteJobStore {
+    const db = new DatabaseSync(options.path);
+    try {
+      db.exec("PRAGMA busy_timeout = 5000");
+      migrate(db, options.path);
+      db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+    return new SqliteJobStore(db, options);
+  }
+
+  async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
+    this.#assertOpen();
+    const now = this.#clock.now();
+    const result = this.#transaction(() => {
+      if (input.requestId !== "") {
+        const existing = this.#sql("SELECT * FROM jobs WHERE request_id = ?").get(
+          input.requestId,
+        ) as JobRow | undefined;
+        if (existing !== undefined) {
+          const sameJob = existing.queue === input.queue &&
+            equals(JobParamsSchema, fromBinary(JobParamsSchema, existing.params), input.params);
+          if (!sameJob) throw new IdempotencyConflictError(input.requestId, existing.job_id);
+          return { job: jobFromRow(existing), created: false };
+        }
+      }
+      const row = this.#sql(
+        `INSERT INTO jobs (job_id, queue, state, request_id, created_at_ms, updated_at_ms, params, execution_config)
+         VALUES (?, ?, ${S.SCHEDULED}, ?, ?, ?, ?, ?) RETURNING *`,
+      ).get(
+        this.#ids.next(now),
+        input.queue,
+        input.requestId === "" ? null : input.requestId,
+        now,
+        now,
+        toBinary(JobParamsSchema, input.params),
+        toBinary(ExecutionConfigSchema, input.executionConfig),
+      ) as unknown as JobRow;
+      this.#sql("UPDATE jobs SET ready_key = id WHERE id = ?").run(row.id);
+      return { job: jobFromRow(row), created: true };
+    });
+    if (result.created) this.#queueWaiters.notify(input.queue, 1);
+    return result;
+  }
+
+  async dequeue(queue: string, options: DequeueOptions): Promise<LeasedJob[]> {
+    const { maxJobs, visibilityTimeoutMs, signal } = options;
+    const deadline = options.maxWaitMs === undefined
+      ? undefined
+      : this.#clock.now() + options.maxWaitMs;
+    while (!this.#closed) {
+      const now = this.#clock.now();
+      this.#reclaimExpired(now);
+      const rows = this.#transaction(() => {
+        const ids = this.#sql(
+          `SELECT id FROM jobs WHERE queue = ? AND state = ${S.SCHEDULED} ORDER BY ready_key LIMIT ?`,
+        ).all(queue, maxJobs) as unknown as { id: number }[];
+        const lease = this.#sql(
+          `UPDATE jobs SET state = ${S.RUNNING}, attempt = attempt + 1, ready_key = NULL,
+             lease_expires_at_ms = ?, sequence_base = highest_sequence, updated_at_ms = ?
+           WHERE id = ? RETURNING *`,
+        );
+        return ids.map(({ id }) =>
+          lease.get(now + visibilityTimeoutMs, now, id) as unknown as JobRow
+        );
+      });
+      if (rows.length > 0) {
+        this.#armExpiryTimer();
+        return rows.map((row) => ({
+          job: jobFromRow(row),
+          taskToken: this.#tokens.sign({
+            jobId: row.job_id,
+            queue: row.queue,
+            attempt: row.attempt,
+          }),
+        }));
+      }
+      if (signal.aborted || (deadline !== undefined && now >= deadline)) break;
+      await this.#queueWaiters.wait(queue, {
+        signal,
+        ...(deadline === undefined ? {} : { timeoutMs: deadline - now }),
+      });
+    }
+    return [];
+  }
+
+  async updateLease(taskToken: string, queue: string, visibilityTimeoutMs: number): Promise<void> {
+    this.#assertOpen();
+    const now = this.#clock.now();
+    const row = this.#leasedRow(taskToken, now);
+    if (row.queue !== queue) throw new QueueMismatchError(row.queue, queue);
+    if (visibilityTimeoutMs <= 0) {
+      this.#scheduleAgain(row.id, now);
+      this.#queueWaiters.notify(row.queue, 1);
+    } else {
+      this.#sql("UPDATE jobs SET lease_expires_at_ms = ? WHERE id = ?").run(
+        now + visibilityTimeoutMs,
+        row.id,
+      );
+      this.#armExpiryTimer();
+    }
+  }
+
+  async complete(taskToken: string, result: JobResult): Promise<void> {
+    this.#assertOpen();
+    const now = this.#clock.now();
+    const row = this.#leasedRow(taskToken, now);
+    if (result.jobId !== row.job_id) throw new JobMismatchError(row.job_id, result.jobId);
+    const stored = create(JobResultSchema, result);
+    stored.completedAt ??= timestampFromMs(now);
+    this.#sql(
+      `UPDATE jobs SET state = ?, result = ?, lease_expires_at_ms = NULL, updated_at_ms = ?,
+         finished_at_ms = ? WHERE id = ?`,
+    ).run(finishedStateFor(result.success), toBinary(JobResultSchema, stored), now, now, row.id);
+    this.#jobWatchers.notify(row.job_id);
+  }
+
+  async publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<void> {
+    this.#assertOpen();
+    const now = this.#clock.now();
+    const row = this.#leasedRow(taskToken, now);
+    const sequenced = sequenceEvents(
+      events,
+      { base: BigInt(row.sequence_base), highest: BigInt(row.highest_sequence) },
+      now,
+      this.capabilities.maxEventBytes,
+    );
+    if (sequenced.events.length === 0) return;
+    this.#transaction(() => {
+      const insert = this.#sql(
+        "INSERT INTO events (job, end_seq, timestamp_ms, payload) VALUES (?, ?, ?, ?)",
+      );
+      for (const event of sequenced.events) {
+        insert.run(
+          row.id,
+          Number(lastSequenceOf(event)),
+          timestampMsOf(event, now),
+          toBinary(JobEventSchema, event),
+        );
+      }
+      this.#sql("UPDATE jobs SET highest_sequence = ? WHERE id = ?").run(
+        Number(sequenced.highest),
+        row.id,
+      );
+    });
+    this.#jobWatchers.notify(row.job_id);
+  }
+
+  streamEvents(jobId: string, options: StreamEventsOptions): AsyncIterable<JobEvent> {
+    return tailEvents(this.#eventSource, jobId, options);
+  }
+
+  async getJob(jobId: string): Promise<Job> {
+    this.#assertOpen();
+    this.#reclaimExpired(this.#clock.now());
+    return jobFromRow(this.#row(jobId));
+  }
+
+  async listJobs(query: ListJobsQuery): Promise<JobPage> {
+    this.#assertOpen();
+    this.#reclaimExpired(this.#clock.now());
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (query.queue !== undefined) {
+      where.push("queue = ?");
+      args.push(query.queue);
+    }
+    if (query.state !== undefined) {
+      where.push("state = ?");
+      args.push(query.state);
+    }
+    const filter = where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`;
+    const { total } = this.#sql(`SELECT COUNT(*) AS total FROM jobs ${filter}`).get(...args) as {
+      total: number;
+    };
+    const rows = this.#sql(`SELECT * FROM jobs ${filter} ORDER BY id DESC LIMIT ? OFFSET ?`).all(
+      ...args,
+      query.pageSize,
+      (query.page - 1) * query.pageSize,
+    ) as unknown as JobRow[];
+    return {
+      jobs: rows.map(jobFromRow),
+      lastPage: Math.max(1, Math.ceil(total / query.pageSize)),
+    };
+  }
+
+  /**
+   * Deletes up to one batch of finished jobs older than `cutoffMs`, with
+   * their events; returns how many jobs went. Event rows go in batches of
+   * their own, so a job with a huge log never holds the database long.
+   */
+  async deleteFinishedBefore(cutoffMs: number): Promise<number> {
+    this.#assertOpen();
+    const jobs = this.#sql(
+      "SELECT id FROM jobs WHERE finished_at_ms < ? ORDER BY finished_at_ms LIMIT ?",
+    ).all(cutoffMs, RETENTION_BATCH) as unknown as { id: number }[];
+    for (const { id } of jobs) {
+      const deleteEvents = this.#sql(
+        "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE job = ? LIMIT ?)",
+      );
+      while (!this.#closed && Number(deleteEvents.run(id, RETENTION_BATCH).changes) > 0) {
+        await yieldToRequests();
+      }
+      if (this.#closed) return 0;
+      this.#sql("DELETE FROM jobs WHERE id = ?").run(id);
+    }
+    return jobs.length;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stopped.abort();
+    this.#expiryTimer?.stop.abort();
+    this.#queueWaiters.notifyAll();
+    this.#jobWatchers.notifyAll();
+    await this.#retention;
+    this.#db.close();
+    this.#onClose();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  readonly #eventSource: EventLogSource = {
+    readEvents: async (jobId, fromSequence, limit) => {
+      this.#assertOpen();
+      const rows = this.#sql(
+        `SELECT payload FROM events WHERE job = (SELECT id FROM jobs WHERE job_id = ?)
+           AND end_seq >= ? ORDER BY end_seq LIMIT ?`,
+      ).all(jobId, Number(fromSequence), limit) as unknown as { payload: Uint8Array }[];
+      return rows.map((r) => fromBinary(JobEventSchema, r.payload));
+    },
+    isFinished: async (jobId) => {
+      this.#assertOpen();
+      const row = this.#sql("SELECT state FROM jobs WHERE job_id = ?").get(jobId) as
+        | { state: JobState }
+        | undefined;
+      if (row === undefined) throw new JobNotFoundError(jobId);
+      return isFinished(row.state);
+    },
+    waitForChange: (jobId, signal) => this.#jobWatchers.wait(jobId, { signal }),
+  };
+
+  #sql(text: string): StatementSync {
+    let statement = this.#statements.get(text);
+    if (statement === undefined) {
+      statement = this.#db.prepare(text);
+      this.#statements.set(text, statement);
+    }
+    return statement;
+  }
+
+  #transaction<T>(work: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = work();
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StoreClosedError();
+  }
+
+  #row(jobId: string): JobRow {
+    const row = this.#sql("SELECT * FROM jobs WHERE job_id = ?").get(jobId) as JobRow | undefined;
+    if (row === undefined) throw new JobNotFoundError(jobId);
+    return row;
+  }
+
+  /** The row the token leases, if its attempt still holds the job and its lease has not run out. */
+  #leasedRow(taskToken: string, now: number): JobRow {
+    const claims = this.#tokens.verify(taskToken);
+    const row = this.#row(claims.jobId);
+    if (row.attempt !== claims.attempt) {
+      throw new LeaseLostError(
+        row.job_id,
+        `attempt ${claims.attempt} was superseded by attempt ${row.attempt}`,
+      );
+    }
+    if (row.state === S.RUNNING && (row.lease_expires_at_ms ?? 0) <= now) {
+      this.#scheduleAgain(row.id, row.lease_expires_at_ms ?? now);
+      this.#queueWaiters.notify(row.queue, 1);
+      row.state = S.SCHEDULED;
+    }
+    if (row.state !== S.RUNNING) {
+      throw new LeaseLostError(
+        row.job_id,
+        isFinished(row.state)
+          ? "the job has finished"
+          : "the lease expired or was handed back, and the job was scheduled again",
+      );
+    }
+    return row;
+  }
+
+  #scheduleAgain(id: number, atMs: number): void {
+    this.#sql(
+      `UPDATE jobs SET state = ${S.SCHEDULED}, ready_key = ?, lease_expires_at_ms = NULL,
+         updated_at_ms = ? WHERE id = ?`,
+    ).run(RESCHEDULED_BASE + atMs, this.#clock.now(), id);
+  }
+
+  /** Schedules again every job whose lease has run out by `now`, and wakes their queues. */
+  #reclaimExpired(now: number): void {
+    const queues = this.#sql(
+      `UPDATE jobs SET state = ${S.SCHEDULED}, ready_key = ${RESCHEDULED_BASE} + lease_expires_at_ms,
+         lease_expires_at_ms = NULL, updated_at_ms = ?
+       WHERE state = ${S.RUNNING} AND lease_expires_at_ms <= ? RETURNING queue`,
+    ).all(now, now) as unknown as { queue: string }[];
+    for (const { queue } of queues) this.#queueWaiters.notify(queue, 1);
+  }
+
+  /** Keeps one timer armed at the earliest lease expiry, so waiting dequeues wake when it passes. */
+  #armExpiryTimer(): void {
+    if (this.#closed) return;
+    const { next } = this.#sql(
+      `SELECT MIN(lease_expires_at_ms) AS next FROM jobs WHERE state = ${S.RUNNING}`,
+    ).get() as { next: number | null };
+    const armed = this.#expiryTimer;
+    if (armed !== undefined && next !== null && armed.at <= next) return;
+    armed?.stop.abort();
+    this.#expiryTimer = undefined;
+    if (next === null) return;
+    const timer = { at: next, stop: new AbortController() };
+    this.#expiryTimer = timer;
+    void this.#clock.sleep(next - this.#clock.now(), timer.stop.signal).then(() => {
+      if (timer.stop.signal.aborted || this.#closed) return;
+      this.#expiryTimer = undefined;
+      this.#reclaimExpired(this.#clock.now());
+      this.#armExpiryTimer();
+    });
+  }
+
+  async #retainLoop(retentionMs: number, intervalMs: number): Promise<void> {
+    const signal = this.#stopped.signal;
+    while (!signal.aborted) {
+      try {
+        while (
+          !signal.aborted && await this.deleteFinishedBefore(this.#clock.now() - retentionMs) > 0
+        ) {
+          await yieldToRequests();
+        }
+      } catch (error) {
+        if (!(error instanceof StoreClosedError)) this.#onError(error);
+      }
+      await this.#clock.sleep(intervalMs, signal);
+    }
+  }
+}
+
+/** Lets queued requests run between batches of background work (a macrotask, not clock time). */
+function yieldToRequests(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+function jobFromRow(row: JobRow): Job {
+  return create(JobSchema, {
+    jobId: row.job_id,
+    jobParams: fromBinary(JobParamsSchema, row.params) as JobParams,
+    state: row.state,
+    createdAt: timestampFromMs(row.created_at_ms),
+    updatedAt: timestampFromMs(row.updated_at_ms),
+    executionConfig: fromBinary(ExecutionConfigSchema, row.execution_config),
+    queue: row.queue,
+    attempt: row.attempt,
+    ...(row.result === null ? {} : { result: fromBinary(JobResultSchema, row.result) }),
+  });
+}
+
+function timestampMsOf(event: JobEvent, fallback: number): number {
+  const ts = event.timestamp;
+  return ts === undefined ? fallback : Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6);
+}

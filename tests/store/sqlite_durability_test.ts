@@ -1,0 +1,233 @@
+/**
+ * What the SQLite store adds to the contract: data that outlives the store,
+ * schema versions, the data-dir lock, the persisted token secret, retention
+ * and long event logs.
+ */
+import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
+import { DatabaseSync } from "node:sqlite";
+import { JobParamsSchema, JobResultSchema, JobState } from "../../gen/job/v1/job_pb.ts";
+import { defaultExecutionConfig } from "../../src/server/execution_config.ts";
+import { LeaseLostError } from "../../src/store/errors.ts";
+import { makeEvent } from "../../src/store/event_sequencing.ts";
+import { loadTokenSecret, lockDataDir, openDataDirStore } from "../../src/store/data_dir.ts";
+import { DataDirError, SCHEMA_VERSION } from "../../src/store/sqlite/schema.ts";
+import { SqliteJobStore } from "../../src/store/sqlite/sqlite_store.ts";
+import { TaskTokenCodec } from "../../src/store/task_token.ts";
+import type { JobEvent } from "../../gen/job/v1/job_pb.ts";
+import type { JobStore } from "../../src/store/job_store.ts";
+import { FakeClock } from "../support/fake_clock.ts";
+
+const noEnv = () => undefined;
+
+async function withDir(fn: (dir: string) => Promise<void>) {
+  const dir = await Deno.makeTempDir({ prefix: "airunner-datadir-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function enqueue(store: JobStore, command = "true") {
+  const { job } = await store.enqueue({
+    requestId: "",
+    queue: "default",
+    params: create(JobParamsSchema, { command }),
+    executionConfig: defaultExecutionConfig(),
+  });
+  return job.jobId;
+}
+
+async function dequeue(store: JobStore, visibilityTimeoutMs = 30_000) {
+  const [leased] = await store.dequeue("default", {
+    maxJobs: 1,
+    visibilityTimeoutMs,
+    signal: AbortSignal.timeout(1_000),
+  });
+  return leased!;
+}
+
+function startEvent(sequence: number): JobEvent {
+  return makeEvent(BigInt(sequence), Date.now(), {
+    case: "processStart",
+    value: { $typeName: "job.v1.ProcessStartEvent", pid: 1 },
+  });
+}
+
+async function collect(store: JobStore, jobId: string): Promise<JobEvent[]> {
+  const events: JobEvent[] = [];
+  for await (
+    const e of store.streamEvents(jobId, {
+      fromSequence: 0n,
+      fromTimestampMs: 0,
+      eventTypes: new Set(),
+      signal: AbortSignal.timeout(10_000),
+    })
+  ) events.push(e);
+  return events;
+}
+
+Deno.test("jobs, events and leases outlive the store; tokens keep working after a reopen", async () => {
+  await withDir(async (dir) => {
+    const clock = new FakeClock();
+    const first = await openDataDirStore(dir, { clock, env: noEnv });
+    const queued = await enqueue(first);
+    const running = await enqueue(first);
+    const expiring = await enqueue(first);
+    const stillQueued = await enqueue(first);
+    const done = await dequeue(first);
+    assert.equal(done.job.jobId, queued);
+    await first.complete(done.taskToken, create(JobResultSchema, { jobId: queued, success: true }));
+    const held = await dequeue(first, 60_000); // `running`, kept across the restart
+    assert.equal(held.job.jobId, running);
+    const lapsing = await dequeue(first, 1_000); // `expiring`: its lease runs out while down
+    assert.equal(lapsing.job.jobId, expiring);
+    await first.close();
+
+    await clock.advance(5_000);
+    const second = await openDataDirStore(dir, { clock, env: noEnv });
+    // The worker that held `running` carries on with its token.
+    await second.updateLease(held.taskToken, "default", 60_000);
+    await second.publishEvents(held.taskToken, [startEvent(1)]);
+    await second.complete(
+      held.taskToken,
+      create(JobResultSchema, { jobId: running, success: true }),
+    );
+    assert.equal((await second.getJob(running)).state, JobState.COMPLETED);
+    // The lease that ran out while the server was down is redelivered.
+    await assert.rejects(
+      second.complete(
+        lapsing.taskToken,
+        create(JobResultSchema, { jobId: expiring, success: true }),
+      ),
+      LeaseLostError,
+    );
+    const again = await dequeue(second);
+    assert.equal(again.job.jobId, expiring, "redelivered before newer work");
+    assert.equal(again.job.attempt, 2);
+    assert.equal((await dequeue(second)).job.jobId, stillQueued, "queued work stayed queued");
+    assert.equal((await second.getJob(queued)).state, JobState.COMPLETED);
+    assert.deepEqual((await collect(second, running)).map((e) => e.sequence), [1n]);
+    await second.close();
+  });
+});
+
+Deno.test("a database written by a newer airunner is refused and left untouched", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/airunner.db`;
+    const db = new DatabaseSync(path);
+    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}; CREATE TABLE future (x)`);
+    db.close();
+    const before = await Deno.readFile(path);
+    assert.throws(
+      () => SqliteJobStore.open({ path, tokenCodec: testCodec() }),
+      (error: unknown) =>
+        error instanceof DataDirError &&
+        error.message.includes(`schema version ${SCHEMA_VERSION + 1}`) &&
+        error.message.includes("newer airunner"),
+    );
+    assert.deepEqual(await Deno.readFile(path), before);
+  });
+});
+
+Deno.test("a second server on the same data dir is refused while the first runs", async () => {
+  await withDir(async (dir) => {
+    const first = await openDataDirStore(dir, { env: noEnv });
+    await assert.rejects(
+      openDataDirStore(dir, { env: noEnv }),
+      (error: unknown) =>
+        error instanceof DataDirError && /is in use by another airunner server/.test(error.message),
+    );
+    await first.close();
+    const lock = lockDataDir(dir); // free again once the first closed
+    lock.release();
+  });
+});
+
+Deno.test("the token secret is created once with mode 0600, or taken from the environment", async () => {
+  await withDir(async (dir) => {
+    const secret = await loadTokenSecret(dir, noEnv);
+    assert.equal(secret.byteLength, 32);
+    assert.deepEqual(await loadTokenSecret(dir, noEnv), secret);
+    if (Deno.build.os !== "windows") {
+      assert.equal((await Deno.stat(`${dir}/token-secret`)).mode! & 0o777, 0o600);
+    }
+    const fromEnv = await loadTokenSecret(
+      dir,
+      (name) => name === "AIRUNNER_TOKEN_SIGNING_SECRET" ? "x".repeat(40) : undefined,
+    );
+    assert.equal(new TextDecoder().decode(fromEnv), "x".repeat(40));
+    await assert.rejects(
+      loadTokenSecret(dir, () => "too short"),
+      /AIRUNNER_TOKEN_SIGNING_SECRET is 9 bytes; it must be at least 32/,
+    );
+  });
+});
+
+Deno.test("retention deletes finished jobs older than the limit, with their events", async () => {
+  await withDir(async (dir) => {
+    const clock = new FakeClock();
+    const store = SqliteJobStore.open({
+      path: `${dir}/airunner.db`,
+      clock,
+      tokenCodec: testCodec(),
+      retentionMs: 7 * 24 * 3600_000,
+      retentionIntervalMs: 3600_000,
+    });
+    const old = await enqueue(store);
+    const leased = await dequeue(store);
+    await store.publishEvents(leased.taskToken, [startEvent(1)]);
+    await store.complete(leased.taskToken, create(JobResultSchema, { jobId: old, success: true }));
+    const waiting = await enqueue(store); // never finishes: kept
+    await clock.advance(6 * 24 * 3600_000);
+    const recent = await enqueue(store);
+    const recentLease = await dequeue(store);
+    assert.equal(recentLease.job.jobId, waiting);
+    await store.complete(
+      recentLease.taskToken,
+      create(JobResultSchema, { jobId: waiting, success: false, exitCode: 1 }),
+    );
+    await clock.advance(2 * 24 * 3600_000); // `old` is now 8 days finished; `waiting` 2 days
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await assert.rejects(store.getJob(old), /not found/);
+    assert.equal((await store.getJob(waiting)).state, JobState.FAILED);
+    assert.equal((await store.getJob(recent)).state, JobState.SCHEDULED);
+    await store.close();
+  });
+});
+
+Deno.test("a job with 100,000 events replays them all, in order", async () => {
+  await withDir(async (dir) => {
+    const store = SqliteJobStore.open({ path: `${dir}/airunner.db`, tokenCodec: testCodec() });
+    const jobId = await enqueue(store);
+    const leased = await dequeue(store);
+    for (let first = 1; first <= 100_000; first += 1000) {
+      await store.publishEvents(
+        leased.taskToken,
+        Array.from({ length: 1000 }, (_, i) => startEvent(first + i)),
+      );
+    }
+    await store.complete(leased.taskToken, create(JobResultSchema, { jobId, success: true }));
+    let count = 0;
+    let last = 0n;
+    for await (
+      const e of store.streamEvents(jobId, {
+        fromSequence: 0n,
+        fromTimestampMs: 0,
+        eventTypes: new Set(),
+        signal: AbortSignal.timeout(60_000),
+      })
+    ) {
+      assert.equal(e.sequence, last + 1n);
+      last = e.sequence;
+      count++;
+    }
+    assert.equal(count, 100_000);
+    await store.close();
+  });
+});
+
+function testCodec() {
+  return new TaskTokenCodec(new Uint8Array(32).fill(7));
+}

@@ -1,0 +1,22 @@
+import { SqliteJobStore } from "../../src/store/sqlite/sqlite_store.ts";
+import { TaskTokenCodec } from "../../src/store/task_token.ts";
+import { FakeClock } from "../support/fake_clock.ts";
+import { defineStoreConformance } from "./conformance.ts";
+
+defineStoreConformance("sqlite", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "airunner-sqlite-" });
+  const clock = new FakeClock();
+  const store = SqliteJobStore.open({
+    path: `${dir}/airunner.db`,
+    clock,
+    tokenCodec: TaskTokenCodec.withRandomSecret(),
+  });
+  return {
+    store,
+    advance: (ms) => clock.advance(ms),
+    close: async () => {
+      await store.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+});
