@@ -40,10 +40,14 @@ export async function footprint(context: ScenarioContext): Promise<ScenarioResul
       ],
       targets: [
         target("RSS idle", idle / MB, "<=", 100, "100 MB"),
+        // The durable store's targets; the memory store holds every job in
+        // RAM and scans them to list, so it only reports these.
         ...(context.store === "sqlite"
-          ? [target(`RSS after ${jobs} jobs`, after / MB, "<=", 150, "150 MB")]
+          ? [
+            target(`RSS after ${jobs} jobs`, after / MB, "<=", 150, "150 MB"),
+            target("ListJobs page of 50, p50", listP50, "<=", 10, "10 ms"),
+          ]
           : []),
-        target("ListJobs page of 50, p50", listP50, "<=", 10, "10 ms"),
       ],
       notes: [
         "resident set size from /proc; the memory store keeps every job until the server exits",
