@@ -8,6 +8,7 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { VERSION } from "../version.ts";
 import { backupCommand } from "./backup.ts";
+import { cancelCommand } from "./cancel.ts";
 import { devCommand } from "./dev.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { listCommand } from "./list.ts";
@@ -51,6 +52,7 @@ Run "airunner <command> --help" for a command's flags and examples.`,
     submitCommand(setExitCode, () => trailing),
     monitorCommand(setExitCode),
     listCommand(setExitCode),
+    cancelCommand(setExitCode),
     tokenCommand(setExitCode),
     orchestratorCommand(setExitCode),
     devCommand(setExitCode),

@@ -12,6 +12,7 @@ import { InvalidArgumentError } from "./request_validation.ts";
 /** The Connect code of each store error. */
 export const CONNECT_CODE_OF: Readonly<Record<StoreErrorCode, Code>> = {
   job_not_found: Code.NotFound,
+  job_finished: Code.FailedPrecondition,
   invalid_task_token: Code.InvalidArgument,
   lease_lost: Code.FailedPrecondition,
   queue_mismatch: Code.InvalidArgument,

@@ -14,6 +14,7 @@ import {
 import type { JobStore, LeasedJob } from "../store/job_store.ts";
 import type { Logger } from "../logger.ts";
 import {
+  validateCancelRequest,
   validateCompleteRequest,
   validateDequeueRequest,
   validateJobId,
@@ -84,8 +85,8 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
 
     async updateJob(req) {
       const { queue, taskToken, visibilityTimeoutMs } = validateUpdateRequest(req);
-      await store.updateLease(taskToken, queue, visibilityTimeoutMs);
-      return {};
+      const { cancelled } = await store.updateLease(taskToken, queue, visibilityTimeoutMs);
+      return { cancelled };
     },
 
     async completeJob(req) {
@@ -102,6 +103,13 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
 
     async getJob(req) {
       return { job: await store.getJob(validateJobId(req.jobId)) };
+    },
+
+    async cancelJob(req) {
+      const { jobId, reason } = validateCancelRequest(req);
+      const job = await store.cancel(jobId, reason);
+      logger.info({ jobId, state: job.state }, "job cancelled");
+      return { job };
     },
   };
 

@@ -38,6 +38,8 @@ export const MAX_PAGE_SIZE = 1000;
 export const DEFAULT_PAGE_SIZE = 50;
 /** Most events in one PublishJobEvents message. */
 export const MAX_EVENTS_PER_PUBLISH = 1000;
+/** Longest cancel reason. */
+export const MAX_CANCEL_REASON_LENGTH = 1024;
 /** Longest error message in a job result. */
 export const MAX_ERROR_MESSAGE_LENGTH = 16 * 1024;
 /** Largest request message, in bytes. */

@@ -7,6 +7,7 @@
  * @module
  */
 import {
+  type CancelJobRequest,
   type CompleteJobRequest,
   type DequeueJobRequest,
   EventType,
@@ -199,6 +200,12 @@ export function validateStreamRequest(req: StreamJobEventsRequest): {
     fromTimestampMs: Number(req.fromTimestamp),
     eventTypes: new Set(req.eventFilter),
   };
+}
+
+/** The job and reason of a CancelJob request. */
+export function validateCancelRequest(req: CancelJobRequest): { jobId: string; reason: string } {
+  checkLength("reason", req.reason, limits.MAX_CANCEL_REASON_LENGTH);
+  return { jobId: validateJobId(req.jobId), reason: req.reason };
 }
 
 /** Checks the size of one PublishJobEvents message. */

@@ -14,6 +14,8 @@ export const StoreErrorCode = {
   InvalidTaskToken: "invalid_task_token",
   /** The token is genuine but its lease is over: another attempt holds the job, or it finished. */
   LeaseLost: "lease_lost",
+  /** The job has finished (COMPLETED, FAILED or CANCELLED): nothing more can happen to it. */
+  JobFinished: "job_finished",
   /** The request names a queue other than the leased job's queue. */
   QueueMismatch: "queue_mismatch",
   /** The request names a job other than the one the task token leases. */
@@ -44,6 +46,15 @@ export class JobNotFoundError extends StoreError {
   constructor(readonly jobId: string) {
     super(`job ${jobId} not found`);
     this.name = "JobNotFoundError";
+  }
+}
+
+/** The job has finished; it can no longer be cancelled. */
+export class JobFinishedError extends StoreError {
+  readonly code = StoreErrorCode.JobFinished;
+  constructor(readonly jobId: string, state: string) {
+    super(`job ${jobId} has already finished (${state})`);
+    this.name = "JobFinishedError";
   }
 }
 

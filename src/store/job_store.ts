@@ -93,6 +93,15 @@ export interface StreamEventsOptions {
   readonly signal: AbortSignal;
 }
 
+/** What an extension tells the lease holder. */
+export interface LeaseUpdate {
+  /** Someone cancelled the job: stop the command and complete it. */
+  readonly cancelled: boolean;
+}
+
+/** The reason stored when a cancel gives none. */
+export const DEFAULT_CANCEL_REASON = "cancelled on request";
+
 /** A page request of {@link JobStore.listJobs}. */
 export interface ListJobsQuery {
   /** Only this queue; undefined for every queue. */
@@ -151,15 +160,31 @@ export interface JobStore extends AsyncDisposable {
 
   /**
    * Sets the lease to end `visibilityTimeoutMs` from now; 0 hands the job
-   * back at once (it is SCHEDULED again for the next dequeue).
+   * back at once (it is SCHEDULED again for the next dequeue, or CANCELLED
+   * if a cancel was asked for). Says whether the job has been cancelled.
    */
-  updateLease(taskToken: string, queue: string, visibilityTimeoutMs: number): Promise<void>;
+  updateLease(
+    taskToken: string,
+    queue: string,
+    visibilityTimeoutMs: number,
+  ): Promise<LeaseUpdate>;
 
   /**
-   * Records `result`, ends the lease and finishes the job: COMPLETED when
-   * `result.success`, FAILED otherwise.
+   * Records `result`, ends the lease and finishes the job: CANCELLED when a
+   * cancel was asked for, else COMPLETED when `result.success`, FAILED
+   * otherwise.
    */
   complete(taskToken: string, result: JobResult): Promise<void>;
+
+  /**
+   * Cancels a job. A SCHEDULED job becomes CANCELLED at once and is never
+   * dequeued; a RUNNING one is marked, its lease holder learns it at its
+   * next extension, and it becomes CANCELLED when completed, handed back or
+   * when its lease runs out. Returns the job after the cancel; cancelling a
+   * running job again is harmless.
+   * @throws {JobFinishedError} when the job has already finished.
+   */
+  cancel(jobId: string, reason: string): Promise<Job>;
 
   /** Appends events to the log of the job the token leases (see the sequence rules above). */
   publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<void>;

@@ -20,6 +20,7 @@ import {
 import { type Clock, systemClock } from "../clock.ts";
 import {
   IdempotencyConflictError,
+  JobFinishedError,
   JobMismatchError,
   JobNotFoundError,
   LeaseLostError,
@@ -29,16 +30,18 @@ import {
 import { lastSequenceOf, sequenceEvents } from "./event_sequencing.ts";
 import { type EventLogSource, tailEvents } from "./event_tail.ts";
 import { finishedStateFor, isFinished } from "./job_state.ts";
-import type {
-  DequeueOptions,
-  EnqueueInput,
-  EnqueueResult,
-  JobPage,
-  JobStore,
-  LeasedJob,
-  ListJobsQuery,
-  StoreCapabilities,
-  StreamEventsOptions,
+import {
+  DEFAULT_CANCEL_REASON,
+  type DequeueOptions,
+  type EnqueueInput,
+  type EnqueueResult,
+  type JobPage,
+  type JobStore,
+  type LeasedJob,
+  type LeaseUpdate,
+  type ListJobsQuery,
+  type StoreCapabilities,
+  type StreamEventsOptions,
 } from "./job_store.ts";
 import { MinHeap } from "./min_heap.ts";
 import { Notifier } from "./notifier.ts";
@@ -185,12 +188,17 @@ export class MemoryJobStore implements JobStore {
     return [];
   }
 
-  async updateLease(taskToken: string, queue: string, visibilityTimeoutMs: number): Promise<void> {
+  async updateLease(
+    taskToken: string,
+    queue: string,
+    visibilityTimeoutMs: number,
+  ): Promise<LeaseUpdate> {
     this.#assertOpen();
     const record = this.#leasedRecord(taskToken);
     if (record.job.queue !== queue) throw new QueueMismatchError(record.job.queue, queue);
     const now = this.#clock.now();
     const queueRecord = this.#queue(record.job.queue);
+    const cancelled = record.job.cancelReason !== "";
     if (visibilityTimeoutMs <= 0) {
       this.#schedule(queueRecord, record, now);
     } else {
@@ -202,7 +210,7 @@ export class MemoryJobStore implements JobStore {
       });
       this.#armExpiryTimer(queueRecord);
     }
-    return;
+    return { cancelled };
   }
 
   async complete(taskToken: string, result: JobResult): Promise<void> {
@@ -215,10 +223,25 @@ export class MemoryJobStore implements JobStore {
     const stored = clone(JobResultSchema, result);
     stored.completedAt ??= timestampFromMs(now);
     record.job.result = stored;
-    record.job.state = finishedStateFor(result.success);
+    record.job.state = record.job.cancelReason !== ""
+      ? JobState.CANCELLED
+      : finishedStateFor(result.success);
     record.job.updatedAt = timestampFromMs(now);
     record.leaseExpiresAt = 0;
     this.#jobWatchers.notify(record.job.jobId);
+  }
+
+  async cancel(jobId: string, reason: string): Promise<Job> {
+    this.#assertOpen();
+    const record = this.#record(jobId);
+    const job = record.job;
+    this.#reclaimExpired(this.#queue(job.queue), this.#clock.now());
+    if (isFinished(job.state)) throw new JobFinishedError(jobId, JobState[job.state].toLowerCase());
+    if (job.cancelReason === "") job.cancelReason = reason === "" ? DEFAULT_CANCEL_REASON : reason;
+    const now = this.#clock.now();
+    job.updatedAt = timestampFromMs(now);
+    if (job.state === JobState.SCHEDULED) this.#finishCancelled(record, now, "");
+    return clone(JobSchema, job);
   }
 
   async publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<void> {
@@ -363,8 +386,9 @@ export class MemoryJobStore implements JobStore {
   }
 
   #takeNext(queue: QueueRecord): JobRecord | undefined {
-    const again = queue.again.shift();
-    if (again !== undefined) return again;
+    for (let again = queue.again.shift(); again !== undefined; again = queue.again.shift()) {
+      if (again.job.state === JobState.SCHEDULED) return again;
+    }
     while (queue.head < queue.ready.length) {
       const record = queue.ready[queue.head++]!;
       if (queue.head > 1024 && queue.head * 2 > queue.ready.length) {
@@ -437,8 +461,30 @@ export class MemoryJobStore implements JobStore {
     });
   }
 
-  /** Makes `record` SCHEDULED again, ahead of newer work, and wakes one waiting dequeue. */
+  /** Ends a job that was cancelled before it ran (or whose worker is gone) as CANCELLED. */
+  #finishCancelled(record: JobRecord, now: number, detail: string): void {
+    const job = record.job;
+    job.state = JobState.CANCELLED;
+    job.updatedAt = timestampFromMs(now);
+    job.result = create(JobResultSchema, {
+      jobId: job.jobId,
+      success: false,
+      errorMessage: `cancelled: ${job.cancelReason}${detail}`,
+      completedAt: timestampFromMs(now),
+    });
+    record.leaseExpiresAt = 0;
+    this.#jobWatchers.notify(job.jobId);
+  }
+
+  /**
+   * Makes `record` SCHEDULED again, ahead of newer work, and wakes one
+   * waiting dequeue; a job someone cancelled ends CANCELLED instead.
+   */
   #schedule(queue: QueueRecord, record: JobRecord, now: number): void {
+    if (record.job.cancelReason !== "") {
+      this.#finishCancelled(record, now, " (its worker stopped before finishing)");
+      return;
+    }
     record.job.state = JobState.SCHEDULED;
     record.job.updatedAt = timestampFromMs(now);
     record.leaseExpiresAt = 0;

@@ -57,6 +57,25 @@ export function processErrorEvent(seq: EventSequencer, message: string, nowMs: n
   });
 }
 
+/** TERMINAL_RESIZE. */
+export function terminalResizeEvent(
+  seq: EventSequencer,
+  cols: number,
+  rows: number,
+  nowMs: number,
+): JobEvent {
+  return makeEvent(seq.take(), nowMs, {
+    case: "terminalResize",
+    value: {
+      $typeName: "job.v1.TerminalResizeEvent",
+      cols,
+      rows,
+      widthPixels: 0,
+      heightPixels: 0,
+    },
+  });
+}
+
 /** HEARTBEAT. */
 export function heartbeatEvent(
   seq: EventSequencer,

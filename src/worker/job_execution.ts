@@ -37,9 +37,11 @@ import {
   processEndEvent,
   processErrorEvent,
   processStartEvent,
+  terminalResizeEvent,
 } from "./job_events.ts";
 import { keepLease } from "./lease_keeper.ts";
 import { pumpOutput } from "./output_pump.ts";
+import { windowSizeFor } from "./pty.ts";
 import { ProcessStartError, type RunningProcess, startProcess } from "./process_runner.ts";
 import { isRetryable, type WorkerApi } from "./worker_api.ts";
 
@@ -74,7 +76,7 @@ export type JobOutcome =
   /** The worker stopped and could not report; the lease will expire. */
   | { readonly kind: "abandoned"; readonly reason: unknown };
 
-type StopReason = "timeout" | "lease_lost" | "shutdown" | "publish_failed";
+type StopReason = "timeout" | "lease_lost" | "shutdown" | "publish_failed" | "cancelled";
 
 /** Runs `leased` to its end (see the module comment for the outcomes). */
 export async function executeJob(
@@ -92,6 +94,7 @@ export async function executeJob(
     if (!leaseLost.signal.aborted) leaseLost.abort(error);
   };
   let stopProcess: (reason: StopReason) => void = () => {};
+  let cancelled = false;
   let publishFailure: unknown;
   const publisher = new EventPublisher({
     publish: (events) => api.publishEvents(taskToken, events),
@@ -129,6 +132,10 @@ export async function executeJob(
     logger: log,
     signal: leaseDone.signal,
     onLost: loseLease,
+    onCancelled: () => {
+      cancelled = true;
+      stopProcess("cancelled");
+    },
   });
   // Retrying (to publish or complete) ends when the lease is lost or the worker must stop.
   const giveUp = AbortSignal.any([leaseLost.signal, stop]);
@@ -182,13 +189,16 @@ export async function executeJob(
     if (unsupported !== undefined) return await failWithoutRunning(unsupported);
 
     const startedMs = clock.now();
+    const env = jobEnvironment(deps.baseEnv, params?.environment ?? {}, leased);
+    const pty = params?.processType === ProcessType.PTY ? windowSizeFor(env) : undefined;
     let proc: RunningProcess;
     try {
       proc = startProcess({
         command,
         args: params?.args ?? [],
-        env: jobEnvironment(deps.baseEnv, params?.environment ?? {}, leased),
+        env,
         ...(params?.workingDirectory ? { cwd: params.workingDirectory } : {}),
+        ...(pty === undefined ? {} : { pty }),
       });
     } catch (error) {
       if (error instanceof ProcessStartError) return await failWithoutRunning(error);
@@ -196,11 +206,19 @@ export async function executeJob(
     }
     log.info({ pid: proc.pid, command }, "job started");
     void events.lifecycle((seq) => processStartEvent(seq, proc.pid, startedMs));
+    if (pty !== undefined) {
+      void events.lifecycle((seq) => terminalResizeEvent(seq, pty.cols, pty.rows, clock.now()));
+    }
 
     let stopReason: StopReason | undefined;
     stopProcess = (reason) => {
       if (stopReason !== undefined) return;
       stopReason = reason;
+      if (reason === "cancelled") {
+        void events.lifecycle((seq) =>
+          processErrorEvent(seq, "the job was cancelled", clock.now())
+        );
+      }
       void terminate(proc, deps.killGraceMs, clock);
     };
     const timeoutSeconds = params?.timeoutSeconds ?? 0;
@@ -215,6 +233,7 @@ export async function executeJob(
         stopProcess("timeout");
       });
     }
+    if (cancelled) stopProcess("cancelled"); // cancelled before the command started
     const onLeaseLost = () => stopProcess("lease_lost");
     const onStop = () => stopProcess("shutdown");
     leaseLost.signal.addEventListener("abort", onLeaseLost, { once: true });
@@ -264,6 +283,8 @@ export async function executeJob(
       exitCode,
       errorMessage: timedOut
         ? `timed out after ${timeoutSeconds} s`
+        : stopReason === "cancelled"
+        ? "cancelled; the command was stopped"
         : stopReason === "publish_failed"
         ? `the server refused the job's events: ${describe(publishFailure)}`
         : exitCode === 0
@@ -324,9 +345,6 @@ function unsupportedRequest(leased: LeasedJob): ProcessStartError | undefined {
       "this worker cannot check out repositories yet (repository, branch and commit must be empty)",
       126,
     );
-  }
-  if (params.processType === ProcessType.PTY) {
-    return new ProcessStartError("this worker cannot run jobs on a pseudo-terminal yet", 126);
   }
   return undefined;
 }

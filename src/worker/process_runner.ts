@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { ptyInvocation, scriptFlavour, scriptPath, type WindowSize } from "./pty.ts";
 
 /** What to run. */
 export interface ProcessSpec {
@@ -21,6 +22,8 @@ export interface ProcessSpec {
   readonly env: Readonly<Record<string, string>>;
   /** Working directory; the worker's own when absent. */
   readonly cwd?: string;
+  /** Run on a pseudo-terminal of this size (stdout and stderr become one stream). */
+  readonly pty?: WindowSize;
 }
 
 /** How a process ended. */
@@ -56,12 +59,24 @@ const IS_WINDOWS = Deno.build.os === "windows";
  * @throws {ProcessStartError} when the command or working directory cannot be used.
  */
 export function startProcess(spec: ProcessSpec): RunningProcess {
-  const executable = resolveExecutable(spec);
+  let executable = resolveExecutable(spec);
+  let args: readonly string[] = spec.args;
+  if (spec.pty !== undefined) {
+    const flavour = scriptFlavour();
+    if (flavour === undefined) {
+      throw new ProcessStartError(
+        "pty jobs need script(1) (util-linux on Linux, part of macOS), which this worker's host lacks; install it or run the job as a pipe job",
+        126,
+      );
+    }
+    args = ptyInvocation(flavour, executable, spec.args, spec.pty);
+    executable = scriptPath();
+  }
   const setsid = IS_WINDOWS ? undefined : setsidPath();
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(setsid ?? executable, {
-      args: setsid === undefined ? [...spec.args] : [executable, ...spec.args],
+      args: setsid === undefined ? [...args] : [executable, ...args],
       env: { ...spec.env },
       clearEnv: true,
       stdin: "null",

@@ -9,7 +9,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { JobEvent, JobResult } from "../../gen/job/v1/job_pb.ts";
 import type { AirunnerClients } from "../client/transport.ts";
-import type { LeasedJob } from "../store/job_store.ts";
+import type { LeasedJob, LeaseUpdate } from "../store/job_store.ts";
 
 /** How to ask for jobs. */
 export interface ClaimOptions {
@@ -23,8 +23,15 @@ export interface ClaimOptions {
 export interface WorkerApi {
   /** Waits for and leases up to `maxJobs` jobs of `queue` (none when the wait ends). */
   claim(queue: string, options: ClaimOptions): Promise<LeasedJob[]>;
-  /** Sets the lease to end `visibilityTimeoutSeconds` from now (0 hands the job back). */
-  extendLease(taskToken: string, queue: string, visibilityTimeoutSeconds: number): Promise<void>;
+  /**
+   * Sets the lease to end `visibilityTimeoutSeconds` from now (0 hands the
+   * job back); says whether the job was cancelled meanwhile.
+   */
+  extendLease(
+    taskToken: string,
+    queue: string,
+    visibilityTimeoutSeconds: number,
+  ): Promise<LeaseUpdate>;
   /** Stores events of the leased job. */
   publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<void>;
   /** Records the leased job's result. */
@@ -62,7 +69,12 @@ export function createRpcWorkerApi(clients: AirunnerClients): WorkerApi {
       return leased;
     },
     async extendLease(taskToken, queue, visibilityTimeoutSeconds) {
-      await clients.jobs.updateJob({ taskToken, queue, visibilityTimeoutSeconds });
+      const { cancelled } = await clients.jobs.updateJob({
+        taskToken,
+        queue,
+        visibilityTimeoutSeconds,
+      });
+      return { cancelled };
     },
     async publishEvents(taskToken, events) {
       await clients.events.publishJobEvents(

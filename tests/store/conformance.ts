@@ -23,6 +23,7 @@ import {
   IdempotencyConflictError,
   InvalidEventError,
   InvalidTaskTokenError,
+  JobFinishedError,
   JobMismatchError,
   JobNotFoundError,
   LeaseLostError,
@@ -491,6 +492,66 @@ conformance("complete refuses a result for another job", async ({ store }) => {
   await assert.rejects(store.complete(leased.taskToken, result(other.jobId, 0)), JobMismatchError);
   assert.equal((await store.getJob(job.jobId)).state, JobState.RUNNING);
   assert.equal((await store.getJob(other.jobId)).state, JobState.SCHEDULED);
+});
+
+// ---------------------------------------------------------------- cancel
+
+conformance(
+  "a cancelled scheduled job is never dequeued and its stream ends",
+  async ({ store }) => {
+    const job = await enqueue(store);
+    const later = await enqueue(store);
+    const cancelled = await store.cancel(job.jobId, "not needed");
+    assert.equal(cancelled.state, JobState.CANCELLED);
+    assert.equal(cancelled.cancelReason, "not needed");
+    assert.match(cancelled.result?.errorMessage ?? "", /cancelled: not needed/);
+    assert.equal((await dequeueOne(store)).job.jobId, later.jobId);
+    assert.deepEqual(await dequeueNow(store), []);
+    assert.deepEqual(await collect(store.streamEvents(job.jobId, streamOptions())), []);
+    await assert.rejects(store.cancel(job.jobId, "again"), JobFinishedError);
+  },
+);
+
+conformance(
+  "a cancelled running job is told at its next extension and ends CANCELLED",
+  async ({ store }) => {
+    const job = await enqueue(store);
+    const leased = await dequeueOne(store);
+    assert.deepEqual(await store.updateLease(leased.taskToken, QUEUE, VISIBILITY_MS), {
+      cancelled: false,
+    });
+    const marked = await store.cancel(job.jobId, "");
+    assert.equal(marked.state, JobState.RUNNING, "running until its worker stops it");
+    assert.ok(marked.cancelReason !== "", "a default reason is recorded");
+    await store.cancel(job.jobId, "twice is harmless");
+    assert.deepEqual(await store.updateLease(leased.taskToken, QUEUE, VISIBILITY_MS), {
+      cancelled: true,
+    });
+    await store.complete(
+      leased.taskToken,
+      create(JobResultSchema, { jobId: job.jobId, success: false, exitCode: 143 }),
+    );
+    const finished = await store.getJob(job.jobId);
+    assert.equal(finished.state, JobState.CANCELLED);
+    assert.equal(finished.result?.exitCode, 143);
+  },
+);
+
+conformance("a cancelled job whose worker vanished ends CANCELLED, not redelivered", async (h) => {
+  const { store } = h;
+  const job = await enqueue(store);
+  const gone = await enqueue(store);
+  const first = await dequeueOne(store, QUEUE, 1_000);
+  const second = await dequeueOne(store, QUEUE, 1_000);
+  await store.cancel(job.jobId, "stop");
+  await store.cancel(gone.jobId, "stop");
+  await store.updateLease(second.taskToken, QUEUE, 0); // handed back
+  await h.advance(1_500); // first's lease runs out
+  assert.equal((await store.getJob(job.jobId)).state, JobState.CANCELLED);
+  assert.equal((await store.getJob(gone.jobId)).state, JobState.CANCELLED);
+  assert.deepEqual(await dequeueNow(store), []);
+  await assert.rejects(store.updateLease(first.taskToken, QUEUE, 1_000), LeaseLostError);
+  await assert.rejects(store.cancel("01890a5d-ac96-774b-bcce-b302099a8057", ""), JobNotFoundError);
 });
 
 // ---------------------------------------------------------------- list and get

@@ -6,6 +6,7 @@ import {
   type JobEvent,
   JobParamsSchema,
   JobState,
+  ProcessType,
   StreamType,
 } from "../../gen/job/v1/job_pb.ts";
 import { systemClock } from "../../src/clock.ts";
@@ -231,10 +232,11 @@ Deno.test("stopping the worker hands the running job back to the queue", async (
 });
 
 Deno.test("a timeout reports in order and leaves no process of the job running", async () => {
-  const marker = `airunner-test-${crypto.randomUUID().slice(0, 8)}`;
+  // A sleep of a length nobody else uses marks the background child in `ps`.
+  const marker = `sleep 30.${Math.floor(Math.random() * 1e6)}`;
   const run = await runJob({
     command: "sh",
-    args: ["-c", `echo started; exec -a ${marker} sleep 30 & sleep 30`],
+    args: ["-c", `echo started; ${marker} & ${marker}`],
     timeoutSeconds: 1,
   });
   assert.deepEqual(types(run.events), [
@@ -297,4 +299,54 @@ Deno.test("stopping while the server is unreachable gives up within the cleanup 
   );
   assert.equal(outcome.kind, "abandoned");
   assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+});
+
+Deno.test("a job cancelled while it runs is stopped within seconds and ends CANCELLED", async () => {
+  await using store = new MemoryJobStore();
+  const marker = `sleep 60.${Math.floor(Math.random() * 1e6)}`;
+  const { jobId, leased } = await leaseJob(store, { command: "sh", args: ["-c", marker] }, 6);
+  setTimeout(() => void store.cancel(jobId, "changed my mind"), 300);
+  const started = Date.now();
+  const outcome = await executeJob(
+    leased,
+    testDeps(storeWorkerApi(store), { visibilityTimeoutSeconds: 6 }),
+    new AbortController().signal,
+  );
+  assert.ok(Date.now() - started < 6_000, `stopped after ${Date.now() - started} ms`);
+  assert.equal(outcome.kind, "completed");
+  const job = await store.getJob(jobId);
+  assert.equal(job.state, JobState.CANCELLED);
+  assert.equal(job.cancelReason, "changed my mind");
+  const ps = await new Deno.Command("ps", { args: ["-eo", "args"], stdout: "piped" }).output();
+  assert.ok(!new TextDecoder().decode(ps.stdout).includes(marker), "the command is gone");
+});
+
+Deno.test("a pty job sees a terminal of the default size; a pipe job does not", async () => {
+  const probe =
+    "test -t 0 && echo in-tty; test -t 1 && echo out-tty; stty size 2>/dev/null; echo to-stderr >&2";
+  const pty = await runJob({ command: "sh", args: ["-c", probe], processType: ProcessType.PTY });
+  const shown = output(pty.events, StreamType.STDOUT).replaceAll("\r\n", "\n");
+  assert.equal(shown, "in-tty\nout-tty\n40 120\nto-stderr\n", "one terminal stream");
+  const resize = pty.events.find((e) => e.eventData.case === "terminalResize");
+  assert.ok(resize?.eventData.case === "terminalResize");
+  assert.equal(resize.eventData.value.cols, 120);
+  assert.equal(resize.eventData.value.rows, 40);
+  const sized = await runJob({
+    command: "stty",
+    args: ["size"],
+    processType: ProcessType.PTY,
+    environment: { COLUMNS: "100", LINES: "30" },
+  });
+  assert.equal(output(sized.events, StreamType.STDOUT).trim(), "30 100");
+  const exit = await runJob({
+    command: "sh",
+    args: ["-c", "exit 7"],
+    processType: ProcessType.PTY,
+  });
+  assert.equal(exit.outcome.kind === "completed" && exit.outcome.result.exitCode, 7);
+
+  const pipe = await runJob({ command: "sh", args: ["-c", probe] });
+  assert.equal(output(pipe.events, StreamType.STDOUT), "");
+  assert.equal(output(pipe.events, StreamType.STDERR), "to-stderr\n");
+  assert.equal(pipe.events.some((e) => e.eventData.case === "terminalResize"), false);
 });

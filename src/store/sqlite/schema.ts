@@ -62,6 +62,8 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE UNIQUE INDEX events_by_job ON events (job, end_seq);
   `,
+  // 1 -> 2: cancellation. A non-empty reason marks a cancel asked for.
+  `ALTER TABLE jobs ADD COLUMN cancel_reason TEXT NOT NULL DEFAULT '';`,
 ];
 
 /** The schema version this airunner writes. */

@@ -27,6 +27,7 @@ import {
 import { type Clock, systemClock } from "../../clock.ts";
 import {
   IdempotencyConflictError,
+  JobFinishedError,
   JobMismatchError,
   JobNotFoundError,
   LeaseLostError,
@@ -36,16 +37,18 @@ import {
 import { lastSequenceOf, sequenceEvents } from "../event_sequencing.ts";
 import { type EventLogSource, tailEvents } from "../event_tail.ts";
 import { finishedStateFor, isFinished } from "../job_state.ts";
-import type {
-  DequeueOptions,
-  EnqueueInput,
-  EnqueueResult,
-  JobPage,
-  JobStore,
-  LeasedJob,
-  ListJobsQuery,
-  StoreCapabilities,
-  StreamEventsOptions,
+import {
+  DEFAULT_CANCEL_REASON,
+  type DequeueOptions,
+  type EnqueueInput,
+  type EnqueueResult,
+  type JobPage,
+  type JobStore,
+  type LeasedJob,
+  type LeaseUpdate,
+  type ListJobsQuery,
+  type StoreCapabilities,
+  type StreamEventsOptions,
 } from "../job_store.ts";
 import { EMBEDDED_MAX_EVENT_BYTES } from "../memory_store.ts";
 import { Notifier } from "../notifier.ts";
@@ -94,6 +97,7 @@ interface JobRow {
   params: Uint8Array;
   execution_config: Uint8Array;
   result: Uint8Array | null;
+  cancel_reason: string;
 }
 
 /** A JobStore in one SQLite file. */
@@ -224,14 +228,18 @@ export class SqliteJobStore implements JobStore {
     return [];
   }
 
-  async updateLease(taskToken: string, queue: string, visibilityTimeoutMs: number): Promise<void> {
+  async updateLease(
+    taskToken: string,
+    queue: string,
+    visibilityTimeoutMs: number,
+  ): Promise<LeaseUpdate> {
     this.#assertOpen();
     const now = this.#clock.now();
     const row = this.#leasedRow(taskToken, now);
     if (row.queue !== queue) throw new QueueMismatchError(row.queue, queue);
+    const cancelled = row.cancel_reason !== "";
     if (visibilityTimeoutMs <= 0) {
-      this.#scheduleAgain(row.id, now);
-      this.#queueWaiters.notify(row.queue, 1);
+      this.#scheduleAgain(row, now);
     } else {
       this.#sql("UPDATE jobs SET lease_expires_at_ms = ? WHERE id = ?").run(
         now + visibilityTimeoutMs,
@@ -239,6 +247,7 @@ export class SqliteJobStore implements JobStore {
       );
       this.#armExpiryTimer();
     }
+    return { cancelled };
   }
 
   async complete(taskToken: string, result: JobResult): Promise<void> {
@@ -251,8 +260,34 @@ export class SqliteJobStore implements JobStore {
     this.#sql(
       `UPDATE jobs SET state = ?, result = ?, lease_expires_at_ms = NULL, updated_at_ms = ?,
          finished_at_ms = ? WHERE id = ?`,
-    ).run(finishedStateFor(result.success), toBinary(JobResultSchema, stored), now, now, row.id);
+    ).run(
+      row.cancel_reason !== "" ? S.CANCELLED : finishedStateFor(result.success),
+      toBinary(JobResultSchema, stored),
+      now,
+      now,
+      row.id,
+    );
     this.#jobWatchers.notify(row.job_id);
+  }
+
+  async cancel(jobId: string, reason: string): Promise<Job> {
+    this.#assertOpen();
+    const now = this.#clock.now();
+    this.#reclaimExpired(now);
+    const row = this.#row(jobId);
+    if (isFinished(row.state)) {
+      throw new JobFinishedError(jobId, (JobState[row.state] ?? "").toLowerCase());
+    }
+    if (row.cancel_reason === "") {
+      row.cancel_reason = reason === "" ? DEFAULT_CANCEL_REASON : reason;
+      this.#sql("UPDATE jobs SET cancel_reason = ?, updated_at_ms = ? WHERE id = ?").run(
+        row.cancel_reason,
+        now,
+        row.id,
+      );
+    }
+    if (row.state === S.SCHEDULED) this.#finishCancelled(row, now, "");
+    return jobFromRow(this.#row(jobId));
   }
 
   async publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<void> {
@@ -425,8 +460,7 @@ export class SqliteJobStore implements JobStore {
       );
     }
     if (row.state === S.RUNNING && (row.lease_expires_at_ms ?? 0) <= now) {
-      this.#scheduleAgain(row.id, row.lease_expires_at_ms ?? now);
-      this.#queueWaiters.notify(row.queue, 1);
+      this.#scheduleAgain(row, row.lease_expires_at_ms ?? now);
       row.state = S.SCHEDULED;
     }
     if (row.state !== S.RUNNING) {
@@ -440,15 +474,44 @@ export class SqliteJobStore implements JobStore {
     return row;
   }
 
-  #scheduleAgain(id: number, atMs: number): void {
+  /**
+   * Makes a running job SCHEDULED again (ordered by `atMs`, ahead of new
+   * work) and wakes its queue; a job someone cancelled ends CANCELLED instead.
+   */
+  #scheduleAgain(row: JobRow, atMs: number): void {
+    if (row.cancel_reason !== "") {
+      this.#finishCancelled(row, this.#clock.now(), " (its worker stopped before finishing)");
+      return;
+    }
     this.#sql(
       `UPDATE jobs SET state = ${S.SCHEDULED}, ready_key = ?, lease_expires_at_ms = NULL,
          updated_at_ms = ? WHERE id = ?`,
-    ).run(RESCHEDULED_BASE + atMs, this.#clock.now(), id);
+    ).run(RESCHEDULED_BASE + atMs, this.#clock.now(), row.id);
+    this.#queueWaiters.notify(row.queue, 1);
+  }
+
+  /** Ends a cancelled job that is not running (any more) as CANCELLED. */
+  #finishCancelled(row: JobRow, now: number, detail: string): void {
+    const result = create(JobResultSchema, {
+      jobId: row.job_id,
+      success: false,
+      errorMessage: `cancelled: ${row.cancel_reason}${detail}`,
+      completedAt: timestampFromMs(now),
+    });
+    this.#sql(
+      `UPDATE jobs SET state = ${S.CANCELLED}, ready_key = NULL, lease_expires_at_ms = NULL,
+         result = ?, updated_at_ms = ?, finished_at_ms = ? WHERE id = ?`,
+    ).run(toBinary(JobResultSchema, result), now, now, row.id);
+    this.#jobWatchers.notify(row.job_id);
   }
 
   /** Schedules again every job whose lease has run out by `now`, and wakes their queues. */
   #reclaimExpired(now: number): void {
+    const cancelled = this.#sql(
+      `SELECT * FROM jobs WHERE state = ${S.RUNNING} AND lease_expires_at_ms <= ?
+         AND cancel_reason != ''`,
+    ).all(now) as unknown as JobRow[];
+    for (const row of cancelled) this.#scheduleAgain(row, now);
     const queues = this.#sql(
       `UPDATE jobs SET state = ${S.SCHEDULED}, ready_key = ${RESCHEDULED_BASE} + lease_expires_at_ms,
          lease_expires_at_ms = NULL, updated_at_ms = ?
@@ -511,6 +574,7 @@ function jobFromRow(row: JobRow): Job {
     queue: row.queue,
     attempt: row.attempt,
     ...(row.result === null ? {} : { result: fromBinary(JobResultSchema, row.result) }),
+    cancelReason: row.cancel_reason,
   });
 }
 
