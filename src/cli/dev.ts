@@ -5,6 +5,7 @@
  * @module
  */
 import { Command, Option } from "@commander-js/extra-typings";
+import { join } from "node:path";
 import { createLogger, type LogLevel } from "../logger.ts";
 import { startServer } from "../server/http_server.ts";
 import { type ExitCodeSink, listenOption, logLevelOption, queueOption } from "./common_options.ts";
@@ -83,6 +84,8 @@ async function runDev(opts: {
     concurrency: "1",
     visibilityTimeout: WORKER_DEFAULTS.visibilityTimeout,
     shutdownGrace: WORKER_DEFAULTS.shutdownGrace,
+    workspaceRoot: join(storeConfig.dataDir, "workspaces"),
+    keepWorkspaces: false,
   });
   const running = Array.from({ length: workers }, () => startWorkerFor(config, logger));
   console.error(

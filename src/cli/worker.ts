@@ -4,6 +4,7 @@
  * @module
  */
 import { Command, Option } from "@commander-js/extra-typings";
+import { join } from "node:path";
 import { systemClock } from "../clock.ts";
 import { createAirunnerClients, parseServerUrl } from "../client/transport.ts";
 import { createLogger, type Logger, type LogLevel } from "../logger.ts";
@@ -22,6 +23,8 @@ export interface WorkerConfig {
   readonly concurrency: number;
   readonly visibilityTimeoutSeconds: number;
   readonly shutdownGraceMs: number;
+  readonly workspaceRoot: string;
+  readonly keepWorkspaces: boolean;
 }
 
 /** The worker settings `airunner worker` uses unless told otherwise. */
@@ -49,6 +52,11 @@ export function workerCommand(setExitCode: ExitCodeSink) {
       new Option("--shutdown-grace <duration>", "time running jobs get to finish on shutdown")
         .default(WORKER_DEFAULTS.shutdownGrace),
     )
+    .addOption(
+      new Option("--workspace-root <dir>", "where jobs' repositories are checked out")
+        .env("AIRUNNER_WORKSPACE_ROOT").default(defaultWorkspaceRoot()),
+    )
+    .option("--keep-workspaces", "leave each job's checkout in place after the job", false)
     .addOption(logLevelOption())
     .addHelpText(
       "after",
@@ -71,6 +79,8 @@ export function parseWorkerConfig(opts: {
   concurrency: string;
   visibilityTimeout: string;
   shutdownGrace: string;
+  workspaceRoot: string;
+  keepWorkspaces: boolean;
 }): WorkerConfig {
   const queue = usageChecked(() => validateQueueName(opts.queue, "--queue"));
   const visibilityMs = parseDurationMs(opts.visibilityTimeout, "--visibility-timeout");
@@ -83,7 +93,16 @@ export function parseWorkerConfig(opts: {
     concurrency: parseInteger(opts.concurrency, "--concurrency", 1, 1024),
     visibilityTimeoutSeconds: Math.round(visibilityMs / 1000),
     shutdownGraceMs: parseDurationMs(opts.shutdownGrace, "--shutdown-grace"),
+    workspaceRoot: opts.workspaceRoot,
+    keepWorkspaces: opts.keepWorkspaces,
   };
+}
+
+/** The default workspace root: airunner-workspaces in the system's temporary directory. */
+export function defaultWorkspaceRoot(): string {
+  const tmp = Deno.env.get("TMPDIR") ?? Deno.env.get("TEMP") ?? Deno.env.get("TMP") ??
+    (Deno.build.os === "windows" ? "C:\\Windows\\Temp" : "/tmp");
+  return join(tmp, "airunner-workspaces");
 }
 
 /** Runs a worker until a shutdown signal and its jobs' grace have passed. */
@@ -140,5 +159,7 @@ export function startWorkerFor(config: WorkerConfig, logger: Logger) {
     visibilityTimeoutSeconds: config.visibilityTimeoutSeconds,
     killGraceMs: 5_000,
     shutdownGraceMs: config.shutdownGraceMs,
+    workspaceRoot: config.workspaceRoot,
+    keepWorkspaces: config.keepWorkspaces,
   });
 }

@@ -10,8 +10,8 @@
  *
  * How an attempt ends:
  * - the command exits: the job is completed (COMPLETED on 0, else FAILED);
- * - it cannot start, or the job asks for what this worker cannot do: FAILED
- *   at once, never redelivered;
+ * - it cannot start (not found, not runnable, its repository cannot be
+ *   checked out): FAILED at once, never redelivered;
  * - the lease is lost: the command is stopped and nothing is completed (the
  *   attempt that holds the job now will report);
  * - the server refuses the job's events: the command is stopped and the job
@@ -41,6 +41,7 @@ import {
 } from "./job_events.ts";
 import { keepLease } from "./lease_keeper.ts";
 import { pumpOutput } from "./output_pump.ts";
+import { checkOut, CheckoutError, workingDirectoryIn, type Workspace } from "./workspace.ts";
 import { windowSizeFor } from "./pty.ts";
 import { ProcessStartError, type RunningProcess, startProcess } from "./process_runner.ts";
 import { isRetryable, type WorkerApi } from "./worker_api.ts";
@@ -64,6 +65,10 @@ export interface JobExecutionDeps {
   readonly killGraceMs: number;
   /** Longest spent publishing and handing back after `stop` (default {@link STOP_CLEANUP_MS}). */
   readonly stopCleanupMs?: number;
+  /** Where jobs' repositories are checked out. */
+  readonly workspaceRoot: string;
+  /** Leave workspaces in place after their jobs (for debugging). */
+  readonly keepWorkspaces: boolean;
 }
 
 /** How an execution ended. */
@@ -167,6 +172,7 @@ export async function executeJob(
     return { kind: "completed", result: full };
   };
 
+  let workspace: Workspace | undefined;
   const failWithoutRunning = async (error: ProcessStartError): Promise<JobOutcome> => {
     log.info({ reason: error.message }, "job could not start");
     void events.lifecycle((seq) => processErrorEvent(seq, error.message, clock.now()));
@@ -185,11 +191,33 @@ export async function executeJob(
     if (command === "") {
       return await failWithoutRunning(new ProcessStartError("job has no command", 126));
     }
-    const unsupported = unsupportedRequest(leased);
-    if (unsupported !== undefined) return await failWithoutRunning(unsupported);
+    const env = jobEnvironment(deps.baseEnv, params?.environment ?? {}, leased);
+    let cwd = params?.workingDirectory || undefined;
+    if (params !== undefined && params.repository !== "") {
+      try {
+        workspace = await checkOut({
+          root: deps.workspaceRoot,
+          name: `${job.jobId}-${job.attempt}`,
+          repository: params.repository,
+          commit: params.commit,
+          branch: params.branch,
+          env,
+          signal: giveUp,
+        }, deps.keepWorkspaces);
+        cwd = workingDirectoryIn(workspace.dir, params.workingDirectory);
+      } catch (error) {
+        if (leaseLost.signal.aborted) {
+          return { kind: "lease_lost", reason: leaseLost.signal.reason };
+        }
+        if (stop.aborted) return await handBack();
+        if (error instanceof CheckoutError) {
+          return await failWithoutRunning(new ProcessStartError(error.message, 126));
+        }
+        throw error;
+      }
+    }
 
     const startedMs = clock.now();
-    const env = jobEnvironment(deps.baseEnv, params?.environment ?? {}, leased);
     const pty = params?.processType === ProcessType.PTY ? windowSizeFor(env) : undefined;
     let proc: RunningProcess;
     try {
@@ -197,7 +225,7 @@ export async function executeJob(
         command,
         args: params?.args ?? [],
         env,
-        ...(params?.workingDirectory ? { cwd: params.workingDirectory } : {}),
+        ...(cwd === undefined ? {} : { cwd }),
         ...(pty === undefined ? {} : { pty }),
       });
     } catch (error) {
@@ -299,6 +327,7 @@ export async function executeJob(
     leaseDone.abort();
     publisher.stop(new Error("the attempt is over"));
     await keeping;
+    await workspace?.remove();
   }
 
   /** Says why the job stops, hands it back to the queue; bounded by STOP_CLEANUP_MS. */
@@ -331,22 +360,6 @@ export async function executeJob(
     log.info("job handed back");
     return { kind: "handed_back" };
   }
-}
-
-/**
- * What this worker cannot do yet; such jobs fail at once with a clear reason
- * rather than run somewhere they did not ask for.
- */
-function unsupportedRequest(leased: LeasedJob): ProcessStartError | undefined {
-  const params = leased.job.jobParams;
-  if (params === undefined) return undefined;
-  if (params.repository !== "" || params.branch !== "" || params.commit !== "") {
-    return new ProcessStartError(
-      "this worker cannot check out repositories yet (repository, branch and commit must be empty)",
-      126,
-    );
-  }
-  return undefined;
 }
 
 /**

@@ -28,6 +28,10 @@ export interface WorkerOptions {
   readonly killGraceMs: number;
   /** How long running jobs may finish after shutdown begins. */
   readonly shutdownGraceMs: number;
+  /** Where jobs' repositories are checked out. */
+  readonly workspaceRoot: string;
+  /** Leave workspaces in place after their jobs. */
+  readonly keepWorkspaces: boolean;
 }
 
 /** A running worker. */
@@ -57,6 +61,8 @@ export function startWorker(options: WorkerOptions): RunningWorker {
     baseEnv: options.baseEnv,
     visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
     killGraceMs: options.killGraceMs,
+    workspaceRoot: options.workspaceRoot,
+    keepWorkspaces: options.keepWorkspaces,
   };
   const finished = runClaimLoop({
     claim: (max, signal) =>

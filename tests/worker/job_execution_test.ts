@@ -19,8 +19,12 @@ import {
   TIMEOUT_EXIT_CODE,
 } from "../../src/worker/job_execution.ts";
 import type { WorkerApi } from "../../src/worker/worker_api.ts";
+import { makeTestRepo } from "../support/git_repo.ts";
 import { memoryLog } from "../support/memory_log.ts";
 import { storeWorkerApi } from "../support/store_worker_api.ts";
+
+/** Where these tests' jobs check out repositories. */
+const WORKSPACES = `${Deno.env.get("TMPDIR") ?? "/tmp"}/airunner-test-workspaces`;
 
 /** Enqueues a job with `params` and leases it, as a worker's claim would. */
 async function leaseJob(
@@ -51,6 +55,8 @@ function testDeps(api: WorkerApi, overrides: Partial<JobExecutionDeps> = {}): Jo
     baseEnv: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
     visibilityTimeoutSeconds: 30,
     killGraceMs: 1000,
+    workspaceRoot: WORKSPACES,
+    keepWorkspaces: false,
     ...overrides,
   };
 }
@@ -254,14 +260,6 @@ Deno.test("a timeout reports in order and leaves no process of the job running",
   assert.ok(!new TextDecoder().decode(ps.stdout).includes(marker), "the background child is gone");
 });
 
-Deno.test("a job asking for a repository fails at once with a clear reason", async () => {
-  const run = await runJob({ command: "true", repository: "https://example.invalid/repo.git" });
-  assert.equal(run.outcome.kind, "completed");
-  if (run.outcome.kind !== "completed") return;
-  assert.equal(run.outcome.result.exitCode, 126);
-  assert.match(run.outcome.result.errorMessage, /cannot check out repositories yet/);
-});
-
 Deno.test("events the server refuses stop the command and fail the job with the reason", async () => {
   const run = await runJob({ command: "sleep", args: ["30"] }, {
     api: (store) => ({
@@ -349,4 +347,42 @@ Deno.test("a pty job sees a terminal of the default size; a pipe job does not", 
   assert.equal(output(pipe.events, StreamType.STDOUT), "");
   assert.equal(output(pipe.events, StreamType.STDERR), "to-stderr\n");
   assert.equal(pipe.events.some((e) => e.eventData.case === "terminalResize"), false);
+});
+
+Deno.test("a job with a repository runs in its checkout, in its working_directory", async () => {
+  const repo = await makeTestRepo();
+  try {
+    const onBranch = await runJob({
+      command: "sh",
+      args: ["-c", "cat ../../VERSION; pwd"],
+      repository: repo.url,
+      branch: "main",
+      workingDirectory: "sub/dir",
+    });
+    const [version, cwd] = output(onBranch.events, StreamType.STDOUT).trim().split("\n");
+    assert.equal(version, "two");
+    assert.match(cwd!, /airunner-test-workspaces\/.*\/sub\/dir$/);
+    assert.equal(await Deno.stat(cwd!).catch(() => undefined), undefined, "workspace removed");
+
+    const atCommit = await runJob({
+      command: "cat",
+      args: ["VERSION"],
+      repository: repo.url,
+      commit: repo.firstCommit,
+    });
+    assert.equal(output(atCommit.events, StreamType.STDOUT), "one\n");
+
+    const escaping = await runJob({
+      command: "true",
+      repository: repo.url,
+      workingDirectory: "../..",
+    });
+    assert.equal(escaping.outcome.kind === "completed" && escaping.outcome.result.exitCode, 126);
+    const failed = await runJob({ command: "true", repository: `${repo.url}-missing` });
+    assert.ok(failed.outcome.kind === "completed");
+    assert.match(failed.outcome.result.errorMessage, /git clone failed/);
+    assert.equal(types(failed.events)[0], EventType.PROCESS_ERROR);
+  } finally {
+    await repo.remove();
+  }
 });

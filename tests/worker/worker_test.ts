@@ -19,6 +19,8 @@ function options(store: MemoryJobStore, overrides: Partial<WorkerOptions> = {}):
     visibilityTimeoutSeconds: 30,
     killGraceMs: 500,
     shutdownGraceMs: 5_000,
+    workspaceRoot: `${Deno.env.get("TMPDIR") ?? "/tmp"}/airunner-test-workspaces`,
+    keepWorkspaces: false,
     ...overrides,
   };
 }

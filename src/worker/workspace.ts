@@ -1,0 +1,153 @@
+/**
+ * Per-job workspaces: a fresh directory under the worker's workspace root
+ * with the job's repository checked out (shallow where the server allows),
+ * at its commit, else its branch, else the default branch. The job's
+ * working_directory is relative to the checkout and may not leave it.
+ *
+ * @module
+ */
+import { isAbsolute, join, normalize, relative } from "node:path";
+
+/** Why a checkout could not be made; `message` carries git's own words. */
+export class CheckoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CheckoutError";
+  }
+}
+
+/** What to check out, and where. */
+export interface CheckoutRequest {
+  /** Directory under which the workspace is made. */
+  readonly root: string;
+  /** Names the workspace (job id and attempt). */
+  readonly name: string;
+  readonly repository: string;
+  readonly commit: string;
+  readonly branch: string;
+  /** Environment for git (the job's, so credentials helpers and proxies apply). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Stops git (the job was cancelled, timed out or the worker stops). */
+  readonly signal: AbortSignal;
+}
+
+/** A checked-out workspace. */
+export interface Workspace {
+  /** The checkout's top directory. */
+  readonly dir: string;
+  /** Removes the workspace (unless the worker keeps them). */
+  remove(): Promise<void>;
+}
+
+/** Clones `request.repository` into a fresh workspace and checks out what it names. */
+export async function checkOut(request: CheckoutRequest, keep: boolean): Promise<Workspace> {
+  await Deno.mkdir(request.root, { recursive: true, mode: 0o700 });
+  const dir = await Deno.makeTempDir({ dir: request.root, prefix: `${request.name}-` });
+  const workspace: Workspace = {
+    dir,
+    remove: keep
+      ? () => Promise.resolve()
+      : () => Deno.remove(dir, { recursive: true }).catch(() => {}),
+  };
+  try {
+    if (request.commit !== "") {
+      await git(request, dir, ["init", "--quiet"]);
+      await git(request, dir, ["remote", "add", "origin", request.repository]);
+      // Servers may refuse to send a bare commit; then fetch the history.
+      const shallow = await git(request, dir, [
+        "fetch",
+        "--quiet",
+        "--depth",
+        "1",
+        "origin",
+        request.commit,
+      ])
+        .then(() => true, () => false);
+      if (!shallow) await git(request, dir, ["fetch", "--quiet", "origin"]);
+      await git(request, dir, [
+        "checkout",
+        "--quiet",
+        "--detach",
+        shallow ? "FETCH_HEAD" : request.commit,
+      ]);
+    } else {
+      const branch = request.branch === "" ? [] : ["--branch", request.branch];
+      await git(request, request.root, [
+        "clone",
+        "--quiet",
+        "--depth",
+        "1",
+        ...branch,
+        "--",
+        request.repository,
+        dir,
+      ]);
+    }
+  } catch (error) {
+    await workspace.remove();
+    throw error;
+  }
+  return workspace;
+}
+
+/**
+ * The directory a job runs in: `workingDirectory` (relative) inside
+ * `checkout`, or the checkout itself.
+ * @throws {CheckoutError} when it is absolute or leads out of the checkout.
+ */
+export function workingDirectoryIn(checkout: string, workingDirectory: string): string {
+  if (workingDirectory === "") return checkout;
+  if (isAbsolute(workingDirectory)) {
+    throw new CheckoutError(
+      `working_directory "${workingDirectory}" must be relative to the repository checkout`,
+    );
+  }
+  const dir = normalize(join(checkout, workingDirectory));
+  const inside = relative(checkout, dir);
+  if (inside.startsWith("..") || isAbsolute(inside)) {
+    throw new CheckoutError(`working_directory "${workingDirectory}" leads out of the checkout`);
+  }
+  return dir;
+}
+
+/** Whether git can be run here. */
+export async function gitAvailable(): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command("git", {
+      args: ["--version"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    return false;
+  }
+}
+
+async function git(request: CheckoutRequest, cwd: string, args: string[]): Promise<void> {
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command("git", {
+      args: ["-c", "advice.detachedHead=false", ...args],
+      cwd,
+      env: { ...request.env, GIT_TERMINAL_PROMPT: "0" },
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: request.signal,
+    }).output();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new CheckoutError(
+        "checking out a repository needs git, which this worker's host lacks",
+      );
+    }
+    throw error;
+  }
+  if (!output.success) {
+    const said = new TextDecoder().decode(output.stderr).split("\n").map((l) => l.trim())
+      .filter((l) => l !== "").join(" ").slice(0, 600);
+    throw new CheckoutError(`git ${args[0]} failed: ${said || `exit code ${output.code}`}`);
+  }
+}
