@@ -28,8 +28,14 @@ const EXPECTED: Record<string, { figures: string[]; targets: string[] }> = {
     targets: ["every 500 ms p50", "continuous p99"],
   },
   "output-throughput": {
-    figures: ["MB/s through airunner", "MB/s local pipe", "ratio", "bytes intact"],
-    targets: ["ratio", "bytes intact"],
+    figures: [
+      "MB/s through airunner",
+      "MB/s local pipe",
+      "ratio",
+      "bytes intact",
+      "worker peak RSS",
+    ],
+    targets: ["ratio", "bytes intact", "worker peak RSS"],
   },
   "footprint": {
     figures: [

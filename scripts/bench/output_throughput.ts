@@ -22,6 +22,10 @@ export async function outputThroughput(context: ScenarioContext): Promise<Scenar
     const clients = createAirunnerClients({ serverUrl: server.url });
     const hash = createHash("sha256");
     let bytes = 0;
+    let peakWorkerRss = await worker.rssBytes();
+    const sampling = setInterval(async () => {
+      peakWorkerRss = Math.max(peakWorkerRss, await worker.rssBytes());
+    }, 100);
     const started = performance.now();
     const { jobId } = await clients.jobs.enqueueJob({ queue: "output", jobParams: command });
     await followEvents(clients, jobId, (event) => {
@@ -31,6 +35,7 @@ export async function outputThroughput(context: ScenarioContext): Promise<Scenar
       }
     });
     const elapsedMs = performance.now() - started;
+    clearInterval(sampling);
     const intact = hash.digest("hex") === local.sha256 && bytes === local.bytes;
     const rate = bytes / 1e6 / (elapsedMs / 1000);
     return {
@@ -42,10 +47,12 @@ export async function outputThroughput(context: ScenarioContext): Promise<Scenar
         { name: "MB/s local pipe", value: local.rate, unit: "MB/s" },
         { name: "ratio", value: rate / local.rate, unit: "×" },
         { name: "bytes intact", value: intact ? 1 : 0, unit: "1 = yes" },
+        { name: "worker peak RSS", value: peakWorkerRss / (1024 * 1024), unit: "MB" },
       ],
       targets: [
         target("ratio", rate / local.rate, ">=", 0.3, "0.3 × local pipe"),
         target("bytes intact", intact ? 1 : 0, ">=", 1, "every byte, in order"),
+        target("worker peak RSS", peakWorkerRss / (1024 * 1024), "<=", 200, "200 MB"),
       ],
       notes: ["time from EnqueueJob sent to the follower's last byte"],
     };

@@ -2,8 +2,9 @@
  * Ordered, retrying delivery of one attempt's events. Events are sent in the
  * order they were appended, a few per call; a call that fails in a way that
  * may pass is retried with backoff until it succeeds (the store skips what a
- * retry resends). Memory stays bounded: `append` waits while too much is
- * pending, which slows the reader of the process's output in turn.
+ * retry resends). Memory stays bounded: past `maxPendingBytes` events go to
+ * a spill file (when one is given), and past its limit `append` waits, which
+ * slows the reader of the process's output in turn.
  *
  * A call that fails for good (the lease is lost, the server refuses an
  * event) stops delivery: later appends are dropped, `failure` says why, and
@@ -15,6 +16,7 @@ import type { JobEvent } from "../../gen/job/v1/job_pb.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import { backoffDelayMs } from "./backoff.ts";
+import { SpillQueue } from "./spill_queue.ts";
 
 /** Options of {@link EventPublisher}. */
 export interface EventPublisherOptions {
@@ -26,26 +28,21 @@ export interface EventPublisherOptions {
   readonly logger: Logger;
   /** Called once when delivery stops for good. */
   readonly onFailure?: (error: unknown) => void;
-  /** `append` waits while more than this many bytes are pending (default 16 MiB). */
+  /** Pending bytes kept in memory (default 16 MiB); past them, events spill or `append` waits. */
   readonly maxPendingBytes?: number;
+  /** Where to spill events past the memory limit, and how much (none by default). */
+  readonly spill?: { readonly path: string; readonly limitBytes: number };
   /** Most events per call (default 64). */
   readonly maxEventsPerCall?: number;
   /** Most bytes per call (default 4 MiB). */
   readonly maxBytesPerCall?: number;
 }
 
-interface Pending {
-  readonly event: JobEvent;
-  readonly bytes: number;
-}
-
 /** Delivers one attempt's events in order. */
 export class EventPublisher {
   readonly #options: EventPublisherOptions;
-  readonly #maxPendingBytes: number;
   readonly #stopped = new AbortController();
-  #pending: Pending[] = [];
-  #pendingBytes = 0;
+  readonly #queue: SpillQueue;
   /** True while a sending round runs; `#round` is that round. */
   #sending = false;
   #round: Promise<void> = Promise.resolve();
@@ -54,7 +51,11 @@ export class EventPublisher {
 
   constructor(options: EventPublisherOptions) {
     this.#options = options;
-    this.#maxPendingBytes = options.maxPendingBytes ?? 16 * 1024 * 1024;
+    this.#queue = new SpillQueue({
+      memoryLimitBytes: options.maxPendingBytes ?? 16 * 1024 * 1024,
+      fileLimitBytes: options.spill?.limitBytes ?? 0,
+      path: options.spill?.path ?? "",
+    });
   }
 
   /** Why delivery stopped for good, if it did. */
@@ -64,7 +65,7 @@ export class EventPublisher {
 
   /** Bytes appended and not yet delivered. */
   get pendingBytes(): number {
-    return this.#pendingBytes;
+    return this.#queue.pendingBytes;
   }
 
   /**
@@ -72,12 +73,11 @@ export class EventPublisher {
    * pending. Never throws: once delivery has stopped, the event is dropped.
    */
   async append(event: JobEvent, bytes: number): Promise<void> {
-    while (this.#pendingBytes > this.#maxPendingBytes && this.#failure === undefined) {
+    while (this.#queue.isFull && this.#failure === undefined) {
       await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
     }
     if (this.#failure !== undefined) return;
-    this.#pending.push({ event, bytes });
-    this.#pendingBytes += bytes;
+    await this.#queue.push(event, bytes);
     if (!this.#sending) {
       this.#sending = true;
       this.#round = this.#sendAll();
@@ -93,10 +93,12 @@ export class EventPublisher {
     if (this.#failure !== undefined) throw this.#failure.error;
   }
 
-  /** Stops delivery for good (pending events are dropped) with `reason`. */
-  stop(reason: unknown): void {
+  /** Stops delivery for good (pending events are dropped, the spill file removed) with `reason`. */
+  async stop(reason: unknown): Promise<void> {
     this.#fail(reason);
     this.#stopped.abort();
+    while (this.#sending) await this.#round;
+    await this.#queue.close();
   }
 
   async #sendAll(): Promise<void> {
@@ -104,17 +106,10 @@ export class EventPublisher {
     const maxBytes = this.#options.maxBytesPerCall ?? 4 * 1024 * 1024;
     let retries = 0;
     try {
-      while (this.#pending.length > 0 && this.#failure === undefined) {
-        let count = 0;
-        let bytes = 0;
-        while (count < this.#pending.length && count < maxEvents) {
-          const next = this.#pending[count]!.bytes;
-          if (count > 0 && bytes + next > maxBytes) break;
-          bytes += next;
-          count++;
-        }
+      while (!this.#queue.isEmpty && this.#failure === undefined) {
+        const batch = await this.#queue.peek(maxEvents, maxBytes);
         try {
-          await this.#options.publish(this.#pending.slice(0, count).map((p) => p.event));
+          await this.#options.publish(batch.map((p) => p.event));
         } catch (error) {
           if (this.#stopped.signal.aborted) return;
           if (!this.#options.isRetryable(error)) {
@@ -127,9 +122,8 @@ export class EventPublisher {
           continue;
         }
         retries = 0;
-        this.#pending = this.#pending.slice(count);
-        this.#pendingBytes -= bytes;
-        if (this.#pendingBytes <= this.#maxPendingBytes) this.#wakeRoomWaiters();
+        this.#queue.drop(batch.length);
+        if (!this.#queue.isFull) this.#wakeRoomWaiters();
       }
     } finally {
       // Cleared in the same step that found nothing left to send, so an
@@ -141,8 +135,7 @@ export class EventPublisher {
   #fail(error: unknown): void {
     if (this.#failure !== undefined) return;
     this.#failure = { error };
-    this.#pending = [];
-    this.#pendingBytes = 0;
+    this.#queue.discard();
     this.#wakeRoomWaiters();
     this.#options.onFailure?.(error);
   }

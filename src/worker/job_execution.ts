@@ -22,6 +22,7 @@
  * @module
  */
 import { create } from "@bufbuild/protobuf";
+import { join } from "node:path";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type JobResult, JobResultSchema, ProcessType } from "../../gen/job/v1/job_pb.ts";
@@ -106,6 +107,12 @@ export async function executeJob(
     isRetryable,
     clock,
     logger: log,
+    // Through an outage the job keeps running; its events wait on disk.
+    maxPendingBytes: 8 * 1024 * 1024,
+    spill: {
+      path: join(deps.workspaceRoot, `events-${job.jobId}-${job.attempt}.spill`),
+      limitBytes: 1024 * 1024 * 1024,
+    },
     onFailure: (error) => {
       if (isLeaseLost(error)) {
         loseLease(error);
@@ -294,7 +301,7 @@ export async function executeJob(
     const endedMs = clock.now();
 
     if (stopReason === "lease_lost" || leaseLost.signal.aborted) {
-      publisher.stop(leaseLost.signal.reason);
+      await publisher.stop(leaseLost.signal.reason);
       log.warn({ err: leaseLost.signal.reason }, "lease lost; the job was stopped");
       return { kind: "lease_lost", reason: leaseLost.signal.reason };
     }
@@ -325,7 +332,7 @@ export async function executeJob(
     });
   } finally {
     leaseDone.abort();
-    publisher.stop(new Error("the attempt is over"));
+    await publisher.stop(new Error("the attempt is over"));
     await keeping;
     await workspace?.remove();
   }

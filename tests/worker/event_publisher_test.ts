@@ -92,3 +92,38 @@ Deno.test("append waits while too much is pending (backpressure)", async () => {
   await publisher.drain();
   assert.equal(third, true);
 });
+
+Deno.test("through an outage events spill to disk and all arrive in order afterwards", async () => {
+  const dir = await Deno.makeTempDir();
+  const clock = new FakeClock();
+  let down = true;
+  const sent: bigint[] = [];
+  const publisher = new EventPublisher({
+    publish: (events) => {
+      if (down) return Promise.reject(new ConnectError("down", Code.Unavailable));
+      sent.push(...events.map((e) => e.sequence));
+      return Promise.resolve();
+    },
+    isRetryable,
+    clock,
+    logger: memoryLog().logger,
+    maxPendingBytes: 1_000,
+    spill: { path: `${dir}/events.spill`, limitBytes: 10_000_000 },
+  });
+  const appended: bigint[] = [];
+  for (let i = 0; i < 500; i++) {
+    const e = event();
+    appended.push(e.sequence);
+    await publisher.append(e, 100); // never waits: the spill file takes it
+  }
+  // 500 events of ~17 bytes encoded (+4 of framing): all but a few wait on disk.
+  assert.ok(Deno.statSync(`${dir}/events.spill`).size > 8_000, "most events wait on disk");
+  down = false;
+  await clock.advance(5_000);
+  await clock.advance(5_000);
+  await publisher.drain();
+  assert.deepEqual(sent, appended);
+  await publisher.stop(new Error("done"));
+  assert.throws(() => Deno.statSync(`${dir}/events.spill`), Deno.errors.NotFound);
+  await Deno.remove(dir, { recursive: true });
+});
