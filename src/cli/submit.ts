@@ -32,7 +32,7 @@ export function submitCommand(setExitCode: ExitCodeSink, trailing: () => string[
       "submit a job; prints its id (with --follow, streams its output and exits with its code)",
     )
     .usage("[options] [REPOSITORY] [-- COMMAND [ARG...]]")
-    .argument("[repository]", "git repository to check out first (not supported by workers yet)")
+    .argument("[repository]", "git repository the worker checks out and runs the command in")
     .addOption(serverOption())
     .addOption(queueOption())
     .option("--command <command>", "command to run (instead of the words after --)")
@@ -46,8 +46,8 @@ export function submitCommand(setExitCode: ExitCodeSink, trailing: () => string[
     .option("--workdir <dir>", "working directory of the job")
     .addOption(new Option("--timeout <duration>", "stop the job after this long (e.g. 90s, 5m)"))
     .option("--request-id <id>", "idempotency key: repeating a submit with it returns the same job")
-    .option("--branch <branch>", "branch to check out (not supported by workers yet)")
-    .option("--commit <commit>", "commit to check out (not supported by workers yet)")
+    .option("--branch <branch>", "branch to check out (default: the repository's default)")
+    .option("--commit <commit>", "commit to check out (wins over --branch)")
     .option("--follow", "stream the job's output and exit with its exit code", false)
     .addHelpText(
       "after",
