@@ -125,6 +125,8 @@ async function collectBytes(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Arr
     parts.push(chunk);
     size += chunk.byteLength;
   }
+  // One part (the usual case) goes as it is: no copy of a large body.
+  if (parts.length === 1) return parts[0] as Uint8Array<ArrayBuffer>;
   const out = new Uint8Array(size);
   let offset = 0;
   for (const part of parts) {

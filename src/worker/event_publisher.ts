@@ -34,7 +34,7 @@ export interface EventPublisherOptions {
   readonly spill?: { readonly path: string; readonly limitBytes: number };
   /** Most events per call (default 64). */
   readonly maxEventsPerCall?: number;
-  /** Most bytes per call (default 4 MiB). */
+  /** Most bytes per call (default 1 MiB; larger calls move output faster but let the worker grow past 200 MB on a 200 MB job). */
   readonly maxBytesPerCall?: number;
 }
 
@@ -103,7 +103,7 @@ export class EventPublisher {
 
   async #sendAll(): Promise<void> {
     const maxEvents = this.#options.maxEventsPerCall ?? 64;
-    const maxBytes = this.#options.maxBytesPerCall ?? 4 * 1024 * 1024;
+    const maxBytes = this.#options.maxBytesPerCall ?? 1024 * 1024;
     let retries = 0;
     try {
       while (!this.#queue.isEmpty && this.#failure === undefined) {

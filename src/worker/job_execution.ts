@@ -108,7 +108,7 @@ export async function executeJob(
     clock,
     logger: log,
     // Through an outage the job keeps running; its events wait on disk.
-    maxPendingBytes: 8 * 1024 * 1024,
+    maxPendingBytes: 4 * 1024 * 1024,
     spill: {
       path: join(deps.workspaceRoot, `events-${job.jobId}-${job.attempt}.spill`),
       limitBytes: 1024 * 1024 * 1024,
