@@ -6,8 +6,14 @@
  */
 import { Command } from "@commander-js/extra-typings";
 import { JobState } from "../../gen/job/v1/job_pb.ts";
-import { createAirunnerClients } from "../client/transport.ts";
-import { type ExitCodeSink, serverOption } from "./common_options.ts";
+import {
+  caCertOption,
+  callTimeoutOption,
+  clientsFrom,
+  type ExitCodeSink,
+  serverOption,
+  tokenOption,
+} from "./common_options.ts";
 import { reportError } from "./errors.ts";
 import { checkedJobId } from "./monitor.ts";
 
@@ -17,6 +23,9 @@ export function cancelCommand(setExitCode: ExitCodeSink) {
     .description("cancel a job (a running one is stopped by its worker within seconds)")
     .argument("<job-id>", "id of the job")
     .addOption(serverOption())
+    .addOption(tokenOption())
+    .addOption(caCertOption())
+    .addOption(callTimeoutOption())
     .option("--reason <text>", "why, for the record", "")
     .addHelpText(
       "after",
@@ -24,7 +33,7 @@ export function cancelCommand(setExitCode: ExitCodeSink) {
     )
     .action(async (jobId, opts) => {
       try {
-        const clients = createAirunnerClients({ serverUrl: opts.server });
+        const clients = await clientsFrom({ ...opts, callTimeout: opts.timeout });
         const { job } = await clients.jobs.cancelJob({
           jobId: checkedJobId(jobId),
           reason: opts.reason,

@@ -6,8 +6,13 @@
  * @module
  */
 import { Option } from "@commander-js/extra-typings";
-import { DEFAULT_SERVER_URL } from "../client/transport.ts";
+import {
+  type AirunnerClients,
+  createAirunnerClients,
+  DEFAULT_SERVER_URL,
+} from "../client/transport.ts";
 import { LOG_LEVELS } from "../logger.ts";
+import { parseDurationMs, UsageError } from "./parse.ts";
 
 /** `--server URL`. */
 export function serverOption() {
@@ -31,6 +36,62 @@ export function listenOption() {
 /** `--queue NAME`. */
 export function queueOption(description = "queue name") {
   return new Option("--queue <name>", description).env("AIRUNNER_QUEUE").default("default");
+}
+
+/** `--token TOKEN`: the API token sent with every call. */
+export function tokenOption() {
+  return new Option("--token <token>", "API token (from airunner token)").env("AIRUNNER_TOKEN");
+}
+
+/** `--ca-cert FILE`: a private CA to trust for https:// servers. */
+export function caCertOption() {
+  return new Option("--ca-cert <file>", "PEM file of a CA to trust for https:// servers")
+    .env("AIRUNNER_CA_CERT");
+}
+
+/** `--timeout DURATION`: the deadline of each call to the server. */
+export function callTimeoutOption() {
+  return new Option("--timeout <duration>", "give up on each call to the server after this long")
+    .env("AIRUNNER_CALL_TIMEOUT");
+}
+
+/** `--call-timeout DURATION`: the call deadline of `submit`, whose --timeout is the job's. */
+export function submitCallTimeoutOption() {
+  return new Option(
+    "--call-timeout <duration>",
+    "give up on each call to the server after this long",
+  )
+    .env("AIRUNNER_CALL_TIMEOUT");
+}
+
+/** What the client flags carry. */
+export interface ClientFlags {
+  readonly server: string;
+  readonly token?: string | undefined;
+  readonly caCert?: string | undefined;
+  /** A duration such as 30s. */
+  readonly callTimeout?: string | undefined;
+}
+
+/** Clients for the server the flags name. */
+export async function clientsFrom(flags: ClientFlags): Promise<AirunnerClients> {
+  const timeoutMs = flags.callTimeout === undefined
+    ? undefined
+    : parseDurationMs(flags.callTimeout, "--timeout");
+  let caCertPem: string | undefined;
+  if (flags.caCert !== undefined) {
+    try {
+      caCertPem = await Deno.readTextFile(flags.caCert);
+    } catch (error) {
+      throw new UsageError(`--ca-cert: cannot read ${flags.caCert}: ${(error as Error).message}`);
+    }
+  }
+  return createAirunnerClients({
+    serverUrl: flags.server,
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    ...(flags.token === undefined ? {} : { token: flags.token }),
+    ...(caCertPem === undefined ? {} : { caCertPem }),
+  });
 }
 
 /** Receives a subcommand's exit code. */

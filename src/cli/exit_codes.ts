@@ -24,6 +24,15 @@ export const ExitCode = {
   JobCancelled: 130,
 } as const;
 
+/** The exit codes, as `--help` of the commands that follow jobs shows them. */
+export const EXIT_CODES_HELP = `Exit codes when following or waiting: the job's own exit code, or
+  124  the job timed out
+  125  airunner itself failed (server unreachable, authentication)
+  126  the command could not start
+  127  the command was not found
+  130  the job was cancelled, or you pressed Ctrl-C (the job keeps running)
+  2    usage error`;
+
 /** The exit code that stands for a finished job's outcome. */
 export function exitCodeOfJob(job: Job): number {
   if (job.state === JobState.COMPLETED) return ExitCode.Ok;

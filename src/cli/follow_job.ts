@@ -1,59 +1,109 @@
 /**
- * Following a job from a command (`submit --follow`, `monitor`): Ctrl-C
- * stops following (the job keeps running) and says how to resume, a lost
- * connection is reported while it is retried, a job that failed says why,
- * and the job's outcome becomes the exit code.
+ * Following a job from a command (`submit --follow/--wait`, `logs -f`,
+ * `monitor`): a spinner while the job waits for a worker (on a terminal),
+ * Ctrl-C that stops following and says how to resume (or cancels the job,
+ * when asked), reconnect notices, why a failed job failed, and the job's
+ * outcome as the exit code.
  *
  * @module
  */
 import { ConnectError } from "@connectrpc/connect";
-import { type Job, type JobEvent, JobState } from "../../gen/job/v1/job_pb.ts";
+import { type EventType, type Job, type JobEvent, JobState } from "../../gen/job/v1/job_pb.ts";
 import { followJob } from "../client/follow.ts";
 import type { AirunnerClients } from "../client/transport.ts";
 import { ExitCode, exitCodeOfJob } from "./exit_codes.ts";
+import { formatElapsed, startSpinner } from "./terminal.ts";
 
-/** Options of {@link followJobToExitCode}. */
+/** Options of {@link followJobToOutcome}. */
 export interface FollowJobOptions {
   readonly fromSequence?: bigint;
+  readonly fromTimestampMs?: number;
+  readonly eventTypes?: readonly EventType[];
   readonly onEvent: (event: JobEvent) => void | Promise<void>;
   /** Print why the job failed when it did (for commands that show only output). */
   readonly explainFailure: boolean;
+  /** Show a spinner naming this queue until the job starts (on a terminal only). */
+  readonly spinnerQueue?: string;
+  /** Ctrl-C cancels the job (then follows it to its end) instead of leaving it running. */
+  readonly cancelOnInterrupt?: boolean;
 }
 
-/** Follows `jobId` to its end and returns the exit code that stands for it. */
-export async function followJobToExitCode(
+/** How following ended. */
+export interface FollowOutcome {
+  /** The finished job; undefined when following stopped first (Ctrl-C). */
+  readonly job?: Job;
+  readonly exitCode: number;
+}
+
+/** Follows `jobId` to its end (or to Ctrl-C). */
+export async function followJobToOutcome(
   clients: AirunnerClients,
   jobId: string,
   options: FollowJobOptions,
-): Promise<number> {
+): Promise<FollowOutcome> {
   const interrupt = new AbortController();
-  const onSigint = () => interrupt.abort();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (options.cancelOnInterrupt && interrupts === 1) {
+      console.error(`\nairunner: cancelling job ${jobId} (Ctrl-C again stops following)`);
+      void clients.jobs.cancelJob({ jobId, reason: "interrupted while followed" }).catch((error) =>
+        console.error(
+          `airunner: could not cancel: ${error instanceof Error ? error.message : error}`,
+        )
+      );
+      return;
+    }
+    interrupt.abort();
+  };
   Deno.addSignalListener("SIGINT", onSigint);
+  const started = Date.now();
+  let stopSpinner = options.spinnerQueue === undefined
+    ? () => {}
+    : startSpinner(() =>
+      `waiting for a worker on queue "${options.spinnerQueue}" (${
+        formatElapsed(Date.now() - started)
+      })`
+    );
   let job: Job;
   try {
     job = await followJob(clients, jobId, {
-      onEvent: options.onEvent,
+      onEvent: (event) => {
+        stopSpinner();
+        stopSpinner = () => {};
+        return options.onEvent(event);
+      },
       signal: interrupt.signal,
-      onReconnect: (error) =>
-        console.error(`airunner: lost the server (${error.rawMessage}); reconnecting...`),
+      onReconnect: (error) => {
+        stopSpinner();
+        console.error(`airunner: lost the server (${error.rawMessage}); reconnecting...`);
+      },
       ...(options.fromSequence === undefined ? {} : { fromSequence: options.fromSequence }),
+      ...(options.fromTimestampMs === undefined
+        ? {}
+        : { fromTimestampMs: options.fromTimestampMs }),
+      ...(options.eventTypes === undefined ? {} : { eventTypes: options.eventTypes }),
     });
   } catch (error) {
     if (!interrupt.signal.aborted || !(error instanceof ConnectError)) throw error;
+    stopSpinner();
     console.error(
-      `\nairunner: stopped following job ${jobId}; it keeps running (follow it again: airunner monitor ${jobId})`,
+      `\nairunner: stopped following job ${jobId}; it keeps running (follow it again: airunner logs -f ${jobId})`,
     );
-    return ExitCode.JobCancelled;
+    return { exitCode: ExitCode.JobCancelled };
   } finally {
+    stopSpinner();
     Deno.removeSignalListener("SIGINT", onSigint);
   }
   if (options.explainFailure) explainFailure(job);
-  return exitCodeOfJob(job);
+  return { job, exitCode: exitCodeOfJob(job) };
 }
 
 function explainFailure(job: Job): void {
   if (job.state === JobState.CANCELLED) {
-    console.error(`airunner: job ${job.jobId} was cancelled`);
+    console.error(
+      `airunner: job ${job.jobId} was cancelled (${job.cancelReason || "no reason given"})`,
+    );
   } else if (job.state === JobState.FAILED) {
     const why = job.result?.errorMessage || `exited with code ${job.result?.exitCode ?? "?"}`;
     console.error(`airunner: job ${job.jobId} failed: ${why}`);

@@ -1,12 +1,21 @@
 /**
- * How jobs and events look on a terminal and in JSON (pure).
+ * How jobs and events look on a terminal and in JSON (pure: the current
+ * time is an argument).
  *
  * @module
  */
-import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { EventType, type Job, type JobEvent, StreamType } from "../../gen/job/v1/job_pb.ts";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import {
+  EventType,
+  type Job,
+  type JobEvent,
+  JobState,
+  ProcessType,
+  StreamType,
+} from "../../gen/job/v1/job_pb.ts";
 import { isFinished } from "../store/job_state.ts";
 import { jobStateName } from "./parse.ts";
+import { formatElapsed } from "./terminal.ts";
 
 /** The JSON shape of one job in `list --json`. */
 export interface JobSummary {
@@ -17,6 +26,37 @@ export interface JobSummary {
   readonly created: string | null;
   /** null until the job has finished. */
   readonly exitCode: number | null;
+  readonly attempt: number;
+  readonly owner: string;
+  readonly repository: string;
+  readonly startedAt: string | null;
+  readonly completedAt: string | null;
+}
+
+/** The JSON shape of `get --json`: the summary and everything else about the job. */
+export interface JobDetails extends JobSummary {
+  readonly args: string[];
+  readonly branch: string;
+  readonly commit: string;
+  readonly workingDirectory: string;
+  readonly processType: string;
+  readonly timeoutSeconds: number;
+  /** Values are "***" unless shown on request. */
+  readonly environment: Record<string, string>;
+  readonly metadata: Record<string, string>;
+  readonly updated: string | null;
+  readonly error: string | null;
+  readonly cancelReason: string | null;
+}
+
+/** Unix ms of a timestamp, or undefined. */
+export function millis(ts: Timestamp | undefined): number | undefined {
+  return ts === undefined ? undefined : Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6);
+}
+
+function iso(ts: Timestamp | undefined): string | null {
+  const ms = millis(ts);
+  return ms === undefined ? null : new Date(ms).toISOString();
 }
 
 /** The job's command line, arguments quoted where a shell would need it. */
@@ -33,30 +73,101 @@ export function summarizeJob(job: Job): JobSummary {
     queue: job.queue,
     state: jobStateName(job.state),
     command: commandLine(job),
-    created: job.createdAt === undefined ? null : timestampDate(job.createdAt).toISOString(),
+    created: iso(job.createdAt),
     exitCode: isFinished(job.state) && job.result !== undefined ? job.result.exitCode : null,
+    attempt: job.attempt,
+    owner: job.jobParams?.owner ?? "",
+    repository: job.jobParams?.repository ?? "",
+    startedAt: iso(job.result?.startedAt),
+    completedAt: iso(job.result?.completedAt),
   };
+}
+
+/** Everything about `job` for `get --json`; environment values masked unless `showEnv`. */
+export function jobDetails(job: Job, showEnv: boolean): JobDetails {
+  const p = job.jobParams;
+  return {
+    ...summarizeJob(job),
+    args: p?.args ?? [],
+    branch: p?.branch ?? "",
+    commit: p?.commit ?? "",
+    workingDirectory: p?.workingDirectory ?? "",
+    processType: p?.processType === ProcessType.PTY ? "pty" : "pipe",
+    timeoutSeconds: p?.timeoutSeconds ?? 0,
+    environment: Object.fromEntries(
+      Object.entries(p?.environment ?? {}).map(([k, v]) => [k, showEnv ? v : "***"]),
+    ),
+    metadata: { ...p?.metadata },
+    updated: iso(job.updatedAt),
+    error: job.result?.errorMessage || null,
+    cancelReason: job.cancelReason || null,
+  };
+}
+
+/** How long the job has run (running) or ran (finished), in ms; undefined before it ran. */
+export function runTimeMs(job: Job, nowMs: number): number | undefined {
+  const started = millis(job.result?.startedAt);
+  const completed = millis(job.result?.completedAt);
+  if (started !== undefined && completed !== undefined) return completed - started;
+  // A running job's last update is its dequeue (extensions do not touch it).
+  if (job.state === JobState.RUNNING) return nowMs - (millis(job.updatedAt) ?? nowMs);
+  return undefined;
 }
 
 const MAX_COMMAND_COLUMN = 40;
 
-/** A table of jobs with a header row, columns padded to fit. */
-export function formatJobTable(jobs: readonly Job[]): string {
-  const rows = [["ID", "QUEUE", "STATE", "COMMAND", "CREATED", "EXIT"]];
+/** A table of jobs with a header row, columns padded to fit; `wide` adds repository, owner, attempt. */
+export function formatJobTable(jobs: readonly Job[], nowMs: number, wide = false): string {
+  const header = ["ID", "QUEUE", "STATE", "COMMAND", "AGE", "DURATION", "EXIT"];
+  const rows = [wide ? [...header, "REPOSITORY", "OWNER", "ATTEMPT"] : header];
   for (const job of jobs) {
     const s = summarizeJob(job);
-    rows.push([
+    const age = millis(job.createdAt);
+    const row = [
       s.id,
       s.queue,
       s.state,
       shorten(s.command, MAX_COMMAND_COLUMN),
-      s.created === null ? "-" : s.created.replace("T", " ").replace(/\.\d+Z$/, "Z"),
+      age === undefined ? "-" : formatElapsed(nowMs - age),
+      formatElapsed(runTimeMs(job, nowMs) ?? Number.NaN),
       s.exitCode === null ? "-" : String(s.exitCode),
-    ]);
+    ];
+    rows.push(wide ? [...row, s.repository || "-", s.owner || "-", String(s.attempt)] : row);
   }
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((r) => r[col]!.length)));
   return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd())
     .join("\n");
+}
+
+/** `get`'s human view: one "name: value" line per fact. */
+export function describeJob(job: Job, nowMs: number, showEnv: boolean): string {
+  const d = jobDetails(job, showEnv);
+  const lines: [string, string][] = [
+    ["id", d.id],
+    ["queue", d.queue],
+    ["state", d.exitCode === null ? d.state : `${d.state} (exit code ${d.exitCode})`],
+    ["command", d.command],
+    ["attempt", String(d.attempt)],
+    ["owner", d.owner || "-"],
+    ["created", d.created ?? "-"],
+    ["started", d.startedAt ?? "-"],
+    ["completed", d.completedAt ?? "-"],
+    ["duration", formatElapsed(runTimeMs(job, nowMs) ?? Number.NaN)],
+  ];
+  if (d.repository !== "") {
+    lines.push(["repository", d.repository]);
+    if (d.branch !== "") lines.push(["branch", d.branch]);
+    if (d.commit !== "") lines.push(["commit", d.commit]);
+  }
+  if (d.workingDirectory !== "") lines.push(["workdir", d.workingDirectory]);
+  if (d.processType !== "pipe") lines.push(["process", d.processType]);
+  if (d.timeoutSeconds > 0) lines.push(["timeout", `${d.timeoutSeconds}s`]);
+  for (const [k, v] of Object.entries(d.environment)) lines.push(["env", `${k}=${v}`]);
+  for (const [k, v] of Object.entries(d.metadata)) lines.push(["metadata", `${k}=${v}`]);
+  if (d.error !== null) lines.push(["error", d.error]);
+  if (d.cancelReason !== null) lines.push(["cancelled", d.cancelReason]);
+  const width = Math.max(...lines.map(([k]) => k.length)) + 1;
+  return lines.map(([k, v]) => `${`${k}:`.padEnd(width)} ${v}`).join("\n");
 }
 
 /** One line describing a lifecycle event, or undefined for output events. */
@@ -88,13 +199,23 @@ export function describeLifecycleEvent(event: JobEvent): string | undefined {
   }
 }
 
-/** The output chunks an event carries, with the stream each belongs to. */
-export function outputChunks(event: JobEvent): { stream: StreamType; bytes: Uint8Array }[] {
+/** The output chunks an event carries, with the stream and the Unix ms each was read. */
+export function outputChunks(
+  event: JobEvent,
+): { stream: StreamType; bytes: Uint8Array; timeMs: number }[] {
   const data = event.eventData;
+  const eventMs = millis(event.timestamp) ?? 0;
   if (data.case === "outputBatch") {
-    return data.value.outputs.map((o) => ({ stream: o.streamType, bytes: o.output }));
+    const first = Number(data.value.firstTimestampMs) || eventMs;
+    return data.value.outputs.map((o) => ({
+      stream: o.streamType,
+      bytes: o.output,
+      timeMs: first + o.timestampDeltaMs,
+    }));
   }
-  if (data.case === "output") return [{ stream: StreamType.STDOUT, bytes: data.value.output }];
+  if (data.case === "output") {
+    return [{ stream: StreamType.STDOUT, bytes: data.value.output, timeMs: eventMs }];
+  }
   return [];
 }
 

@@ -1,50 +1,124 @@
 /**
- * `airunner list`: a table (or JSON) of jobs, newest first.
+ * `airunner list`: jobs newest first, as a table, a wide table or JSON;
+ * `--watch` redraws the table in place until Ctrl-C.
  *
  * @module
  */
 import { Command, Option } from "@commander-js/extra-typings";
-import { createAirunnerClients } from "../client/transport.ts";
-import { type ExitCodeSink, serverOption } from "./common_options.ts";
+import type { AirunnerClients } from "../client/transport.ts";
+import {
+  caCertOption,
+  callTimeoutOption,
+  clientsFrom,
+  type ExitCodeSink,
+  serverOption,
+  tokenOption,
+} from "./common_options.ts";
 import { reportError } from "./errors.ts";
 import { formatJobTable, summarizeJob } from "./job_format.ts";
-import { parseInteger, parseJobState, STATE_NAMES } from "./parse.ts";
+import { parseInteger, parseJobState, STATE_NAMES, UsageError } from "./parse.ts";
+import { ansi, stdoutIsTerminal } from "./terminal.ts";
+
+/** How long `--watch` waits between redraws. */
+const WATCH_INTERVAL_MS = 2_000;
 
 /** Builds the `list` command. */
 export function listCommand(setExitCode: ExitCodeSink) {
   return new Command("list")
     .description("list jobs, newest first")
     .addOption(serverOption())
+    .addOption(tokenOption())
+    .addOption(caCertOption())
+    .addOption(callTimeoutOption())
     .option("--queue <name>", "only this queue")
     .addOption(new Option("--state <state>", "only jobs in this state").choices(STATE_NAMES))
     .option("--page <n>", "page number, from 1", "1")
     .option("--page-size <n>", "jobs per page", "50")
-    .option("--json", "print JSON (an array of jobs)", false)
+    .addOption(
+      new Option("--output <format>", "table, wide (adds repository, owner, attempt) or json")
+        .choices(["table", "wide", "json"] as const).default("table" as const),
+    )
+    .option("--json", "same as --output json", false)
+    .option("--watch", "redraw every 2 s until Ctrl-C (on a terminal)", false)
     .addHelpText(
       "after",
-      "\nExamples:\n  airunner list --state failed\n  airunner list --json | jq '.[0].id'",
+      "\nExamples:\n  airunner list --state failed\n  airunner list --output wide --watch\n  airunner list --json | jq -r '.[0].id'",
     )
     .action(async (opts) => {
       try {
-        const clients = createAirunnerClients({ serverUrl: opts.server });
-        const page = parseInteger(opts.page, "--page", 1, 1_000_000);
-        const res = await clients.jobs.listJobs({
+        const format = opts.json ? "json" : opts.output;
+        const query = {
           queue: opts.queue ?? "",
           state: opts.state === undefined ? 0 : parseJobState(opts.state),
-          page,
+          page: parseInteger(opts.page, "--page", 1, 1_000_000),
           pageSize: parseInteger(opts.pageSize, "--page-size", 1, 1000),
-        });
+        };
+        const clients = await clientsFrom({ ...opts, callTimeout: opts.timeout });
+        if (opts.watch) {
+          if (format === "json") {
+            throw new UsageError("--watch draws a table; it does not go with --json");
+          }
+          setExitCode(await watch(clients, query, format === "wide"));
+          return;
+        }
+        const res = await clients.jobs.listJobs(query);
         console.log(
-          opts.json
+          format === "json"
             ? JSON.stringify(res.jobs.map(summarizeJob), null, 2)
-            : formatJobTable(res.jobs),
+            : formatJobTable(res.jobs, Date.now(), format === "wide"),
         );
-        if (!opts.json && res.lastPage > page) {
-          console.error(`airunner: page ${page} of ${res.lastPage}; next: --page ${page + 1}`);
+        if (format !== "json" && res.lastPage > query.page) {
+          console.error(
+            `airunner: page ${query.page} of ${res.lastPage}; next: --page ${query.page + 1}`,
+          );
         }
         setExitCode(0);
       } catch (error) {
         setExitCode(reportError(error, opts.server));
       }
     });
+}
+
+/**
+ * Redraws the table every {@link WATCH_INTERVAL_MS} on the alternate screen
+ * (so the terminal looks as before once it ends) until Ctrl-C.
+ */
+async function watch(
+  clients: AirunnerClients,
+  query: Parameters<AirunnerClients["jobs"]["listJobs"]>[0],
+  wide: boolean,
+): Promise<number> {
+  const terminal = stdoutIsTerminal();
+  const write = (text: string) => Deno.stdout.writeSync(new TextEncoder().encode(text));
+  const stop = new AbortController();
+  const onSigint = () => stop.abort();
+  Deno.addSignalListener("SIGINT", onSigint);
+  if (terminal) write(ansi.alternateScreen + ansi.hideCursor);
+  try {
+    while (!stop.signal.aborted) {
+      const res = await clients.jobs.listJobs(query, { signal: stop.signal }).catch((error) => {
+        if (stop.signal.aborted) return undefined;
+        throw error;
+      });
+      if (res === undefined) break;
+      const table = formatJobTable(res.jobs, Date.now(), wide);
+      const title = `airunner list, every ${WATCH_INTERVAL_MS / 1000}s (Ctrl-C to stop)  ${
+        new Date().toLocaleTimeString()
+      }`;
+      if (terminal) {
+        write(`${ansi.home}${title}\n\n${table.replaceAll("\n", `\n`)}\n${ansi.clearBelow}`);
+      } else write(`${title}\n${table}\n\n`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, WATCH_INTERVAL_MS);
+        stop.signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          resolve();
+        }, { once: true });
+      });
+    }
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+    if (terminal) write(ansi.showCursor + ansi.mainScreen);
+  }
+  return 0;
 }

@@ -1,41 +1,85 @@
 /**
- * `airunner monitor JOB_ID`: print a job's events as they arrive and exit
- * with the job's exit code once it ends.
+ * `airunner monitor JOB_ID`: watch one job. On a terminal, a header that
+ * stays in place (id, queue, state, attempt, elapsed time, exit code) sits
+ * above the live output, colours intact; elsewhere, one plain line per
+ * lifecycle event, then the output. `--playback` replays a finished job at
+ * its original pace. Ends when the job ends, with its exit code.
  *
  * @module
  */
 import { Command } from "@commander-js/extra-typings";
-import { type JobEvent, StreamType } from "../../gen/job/v1/job_pb.ts";
-import { createAirunnerClients } from "../client/transport.ts";
+import {
+  EventType,
+  type Job,
+  type JobEvent,
+  JobState,
+  StreamType,
+} from "../../gen/job/v1/job_pb.ts";
+import type { AirunnerClients } from "../client/transport.ts";
 import { validateJobId } from "../server/request_validation.ts";
-import { type ExitCodeSink, serverOption } from "./common_options.ts";
+import { isFinished } from "../store/job_state.ts";
+import {
+  caCertOption,
+  callTimeoutOption,
+  clientsFrom,
+  type ExitCodeSink,
+  serverOption,
+  tokenOption,
+} from "./common_options.ts";
 import { reportError } from "./errors.ts";
-import { followJobToExitCode } from "./follow_job.ts";
-import { describeLifecycleEvent, outputChunks } from "./job_format.ts";
+import { EXIT_CODES_HELP } from "./exit_codes.ts";
+import { followJobToOutcome } from "./follow_job.ts";
+import { describeLifecycleEvent, millis, outputChunks } from "./job_format.ts";
 import { writeAll } from "./output.ts";
-import { parseInteger, usageChecked } from "./parse.ts";
+import { jobStateName, parseInteger, usageChecked, UsageError } from "./parse.ts";
+import {
+  ansi,
+  colourEnabled,
+  formatElapsed,
+  stdoutIsTerminal,
+  styles,
+  terminalSize,
+} from "./terminal.ts";
+
+/** Longest pause `--playback` keeps between two outputs. */
+const PLAYBACK_MAX_GAP_MS = 5_000;
 
 /** Builds the `monitor` command. */
 export function monitorCommand(setExitCode: ExitCodeSink) {
   return new Command("monitor")
-    .description("print a job's events as they happen; exits with the job's exit code")
+    .description(
+      "watch one job: a header with its state above its live output; exits with its code",
+    )
     .argument("<job-id>", "id of the job")
     .addOption(serverOption())
+    .addOption(tokenOption())
+    .addOption(caCertOption())
+    .addOption(callTimeoutOption())
     .option("--from-sequence <n>", "start at this event sequence", "0")
-    .addHelpText("after", "\nExample:\n  airunner monitor 0193c3a1-7c2e-7d10-9a1e-5b3c2d1e0f00")
+    .option("--from-timestamp <time>", "start at this time (ISO 8601, or Unix milliseconds)")
+    .option("--event-filter <types>", "only these event types, e.g. process_start,process_end")
+    .option("--playback", "replay a finished job at its original pace", false)
+    .addHelpText(
+      "after",
+      `\nExamples:\n  airunner monitor "$id"\n  airunner monitor "$id" --playback\n  airunner monitor "$id" --event-filter process_start,process_end\n\n${EXIT_CODES_HELP}`,
+    )
     .action(async (jobId, opts) => {
       try {
         const id = checkedJobId(jobId);
-        const from = BigInt(
+        const fromSequence = BigInt(
           parseInteger(opts.fromSequence, "--from-sequence", 0, Number.MAX_SAFE_INTEGER),
         );
-        const clients = createAirunnerClients({ serverUrl: opts.server });
-        const printer = new EventPrinter();
+        const fromTimestampMs = opts.fromTimestamp === undefined
+          ? 0
+          : parseTime(opts.fromTimestamp);
+        const eventTypes = opts.eventFilter === undefined ? [] : parseEventTypes(opts.eventFilter);
+        const clients = await clientsFrom({ ...opts, callTimeout: opts.timeout });
         setExitCode(
-          await followJobToExitCode(clients, id, {
-            fromSequence: from,
-            onEvent: (event) => printer.print(event),
-            explainFailure: false,
+          await runMonitor(clients, id, {
+            fromSequence,
+            fromTimestampMs,
+            eventTypes,
+            playback: opts.playback,
           }),
         );
       } catch (error) {
@@ -49,27 +93,215 @@ export function checkedJobId(jobId: string): string {
   return usageChecked(() => validateJobId(jobId, "JOB_ID"));
 }
 
-/**
- * Prints lifecycle events as lines on stdout and output as it came (stderr
- * output to stderr); a lifecycle line always starts on a line of its own.
- */
-class EventPrinter {
-  #atLineStart = true;
+/** Parses `process_start,OUTPUT_BATCH,...` into event types. */
+export function parseEventTypes(text: string): EventType[] {
+  return text.split(",").map((raw) => {
+    const name = raw.trim().toUpperCase().replace(/^EVENT_TYPE_/, "");
+    const type = EventType[name as keyof typeof EventType];
+    if (type === undefined || type === EventType.UNSPECIFIED) {
+      const known = Object.keys(EventType).filter((k) => isNaN(Number(k)) && k !== "UNSPECIFIED");
+      throw new UsageError(
+        `--event-filter: "${raw}" is not an event type (${
+          known.map((k) => k.toLowerCase()).join(", ")
+        })`,
+      );
+    }
+    return type;
+  });
+}
 
-  async print(event: JobEvent): Promise<void> {
-    const line = describeLifecycleEvent(event);
-    if (line !== undefined) {
-      await writeAll(Deno.stdout, encoder.encode(`${this.#atLineStart ? "" : "\n"}${line}\n`));
-      this.#atLineStart = true;
-      return;
+/** Parses an ISO 8601 time or Unix milliseconds. */
+export function parseTime(text: string): number {
+  const ms = /^\d+$/.test(text.trim()) ? Number(text) : Date.parse(text);
+  if (!Number.isFinite(ms)) {
+    throw new UsageError(
+      `--from-timestamp: "${text}" is not a time (ISO 8601 or Unix milliseconds)`,
+    );
+  }
+  return ms;
+}
+
+interface MonitorOptions {
+  readonly fromSequence: bigint;
+  readonly fromTimestampMs: number;
+  readonly eventTypes: EventType[];
+  readonly playback: boolean;
+}
+
+async function runMonitor(
+  clients: AirunnerClients,
+  jobId: string,
+  options: MonitorOptions,
+): Promise<number> {
+  const { job } = await clients.jobs.getJob({ jobId });
+  if (job === undefined) throw new Error("the server returned no job");
+  if (options.playback && !isFinished(job.state)) {
+    throw new UsageError(
+      "--playback replays finished jobs; this one is still " + jobStateName(job.state),
+    );
+  }
+  const view = stdoutIsTerminal() ? new HeaderView(job) : new PlainView();
+  const pace = options.playback ? new Pacer() : undefined;
+  view.open();
+  let exitCode: number;
+  try {
+    const outcome = await followJobToOutcome(clients, jobId, {
+      fromSequence: options.fromSequence,
+      fromTimestampMs: options.fromTimestampMs,
+      eventTypes: options.eventTypes,
+      onEvent: async (event) => {
+        for (const chunk of outputChunks(event)) {
+          await pace?.waitUntil(chunk.timeMs);
+          await view.output(chunk.stream, chunk.bytes);
+        }
+        if (outputChunks(event).length === 0) {
+          await pace?.waitUntil(millis(event.timestamp) ?? 0);
+          await view.lifecycle(event);
+        }
+      },
+      explainFailure: false,
+    });
+    exitCode = outcome.exitCode;
+    if (outcome.job !== undefined) view.finished(outcome.job);
+  } finally {
+    view.close();
+  }
+  return exitCode;
+}
+
+/** Sleeps so that outputs appear as far apart as they were made (gaps capped). */
+class Pacer {
+  #lastEventMs: number | undefined;
+
+  async waitUntil(eventMs: number): Promise<void> {
+    if (this.#lastEventMs !== undefined && eventMs > this.#lastEventMs) {
+      await new Promise((r) =>
+        setTimeout(r, Math.min(PLAYBACK_MAX_GAP_MS, eventMs - this.#lastEventMs!))
+      );
     }
-    for (const { stream, bytes } of outputChunks(event)) {
-      await writeAll(stream === StreamType.STDERR ? Deno.stderr : Deno.stdout, bytes);
-      if (stream !== StreamType.STDERR && bytes.byteLength > 0) {
-        this.#atLineStart = bytes[bytes.byteLength - 1] === 0x0a;
-      }
-    }
+    if (eventMs > 0) this.#lastEventMs = eventMs;
   }
 }
 
+interface View {
+  open(): void;
+  output(stream: StreamType, bytes: Uint8Array): Promise<void>;
+  lifecycle(event: JobEvent): Promise<void>;
+  finished(job: Job): void;
+  close(): void;
+}
+
 const encoder = new TextEncoder();
+
+/** Off a terminal: a plain line per lifecycle event; each starts on a line of its own. */
+class PlainView implements View {
+  #atLineStart = true;
+
+  open(): void {}
+
+  async output(stream: StreamType, bytes: Uint8Array): Promise<void> {
+    await writeAll(stream === StreamType.STDERR ? Deno.stderr : Deno.stdout, bytes);
+    if (stream !== StreamType.STDERR && bytes.byteLength > 0) {
+      this.#atLineStart = bytes[bytes.byteLength - 1] === 0x0a;
+    }
+  }
+
+  async lifecycle(event: JobEvent): Promise<void> {
+    const line = describeLifecycleEvent(event);
+    if (line === undefined) return;
+    await writeAll(Deno.stdout, encoder.encode(`${this.#atLineStart ? "" : "\n"}${line}\n`));
+    this.#atLineStart = true;
+  }
+
+  finished(): void {}
+
+  close(): void {}
+}
+
+/**
+ * On a terminal: two header lines held in place by a scrolling region; the
+ * output scrolls below them. The header is redrawn every second and on
+ * every lifecycle event; closing restores the whole screen for scrolling.
+ */
+class HeaderView implements View {
+  #job: Job;
+  #startedMs: number | undefined;
+  #endedMs: number | undefined;
+  #exitCode: number | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #style = styles(colourEnabled());
+
+  constructor(job: Job) {
+    this.#job = job;
+  }
+
+  open(): void {
+    const { rows } = terminalSize();
+    this.#write(`${ansi.clearScreen}${ansi.scrollRegion(3, rows)}${ansi.moveTo(3, 1)}`);
+    this.#drawHeader();
+    this.#timer = setInterval(() => this.#drawHeader(), 1_000);
+  }
+
+  async output(stream: StreamType, bytes: Uint8Array): Promise<void> {
+    await writeAll(stream === StreamType.STDERR ? Deno.stderr : Deno.stdout, bytes);
+  }
+
+  async lifecycle(event: JobEvent): Promise<void> {
+    const data = event.eventData;
+    if (data.case === "processStart") {
+      this.#startedMs = millis(data.value.startedAt) ?? millis(event.timestamp);
+      this.#endedMs = undefined;
+      this.#exitCode = undefined;
+      this.#job = { ...this.#job, state: JobState.RUNNING };
+    } else if (data.case === "processEnd") {
+      this.#endedMs = millis(event.timestamp);
+      this.#exitCode = data.value.exitCode;
+    } else if (data.case === "processError") {
+      await writeAll(
+        Deno.stdout,
+        encoder.encode(`\r\n${this.#style.yellow(`▸ ${data.value.errorMessage}`)}\r\n`),
+      );
+    }
+    this.#drawHeader();
+  }
+
+  finished(job: Job): void {
+    this.#job = job;
+    this.#exitCode = job.result?.exitCode ?? this.#exitCode;
+    this.#drawHeader();
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    const { rows } = terminalSize();
+    this.#write(`${ansi.resetScrollRegion}${ansi.moveTo(rows, 1)}\n`);
+  }
+
+  #drawHeader(): void {
+    const job = this.#job;
+    const { columns } = terminalSize();
+    const elapsed = this.#startedMs === undefined
+      ? "-"
+      : formatElapsed((this.#endedMs ?? Date.now()) - this.#startedMs);
+    const state = jobStateName(job.state);
+    const colouredState = job.state === JobState.COMPLETED
+      ? this.#style.green(state)
+      : job.state === JobState.FAILED || job.state === JobState.CANCELLED
+      ? this.#style.red(state)
+      : this.#style.yellow(state);
+    const header = `${
+      this.#style.bold(`job ${job.jobId}`)
+    }  queue ${job.queue}  ${colouredState}  attempt ${job.attempt}  elapsed ${elapsed}  exit ${
+      this.#exitCode ?? "-"
+    }`;
+    this.#write(
+      `${ansi.saveCursor}${ansi.moveTo(1, 1)}${ansi.clearLine}${header}${
+        ansi.moveTo(2, 1)
+      }${ansi.clearLine}${this.#style.dim("─".repeat(Math.max(10, columns)))}${ansi.restoreCursor}`,
+    );
+  }
+
+  #write(text: string): void {
+    Deno.stdout.writeSync(encoder.encode(text));
+  }
+}

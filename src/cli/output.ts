@@ -7,10 +7,10 @@
 import { type JobEvent, StreamType } from "../../gen/job/v1/job_pb.ts";
 import { outputChunks } from "./job_format.ts";
 
-/** Writes the output an event carries. */
-export async function writeOutput(event: JobEvent): Promise<void> {
+/** Writes the output an event carries (all of it to stderr when `allToStderr`). */
+export async function writeOutput(event: JobEvent, allToStderr = false): Promise<void> {
   for (const { stream, bytes } of outputChunks(event)) {
-    await writeAll(stream === StreamType.STDERR ? Deno.stderr : Deno.stdout, bytes);
+    await writeAll(allToStderr || stream === StreamType.STDERR ? Deno.stderr : Deno.stdout, bytes);
   }
 }
 

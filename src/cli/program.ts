@@ -9,6 +9,9 @@ import { Command, CommanderError } from "@commander-js/extra-typings";
 import { VERSION } from "../version.ts";
 import { backupCommand } from "./backup.ts";
 import { cancelCommand } from "./cancel.ts";
+import { completionCommand } from "./completion.ts";
+import { getCommand } from "./get.ts";
+import { logsCommand } from "./logs.ts";
 import { devCommand } from "./dev.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { listCommand } from "./list.ts";
@@ -51,17 +54,20 @@ Run "airunner <command> --help" for a command's flags and examples.`,
     workerCommand(setExitCode),
     submitCommand(setExitCode, () => trailing),
     monitorCommand(setExitCode),
+    logsCommand(setExitCode),
     listCommand(setExitCode),
+    getCommand(setExitCode),
     cancelCommand(setExitCode),
     tokenCommand(setExitCode),
     orchestratorCommand(setExitCode),
     devCommand(setExitCode),
     backupCommand(setExitCode),
+    completionCommand(setExitCode, () => program),
   ];
   for (const command of commands) program.addCommand(command);
   for (const command of [program, ...commands]) {
     command.exitOverride().configureOutput({
-      outputError: (message, write) => write(`airunner: error: ${message.replace(/^error: /, "")}`),
+      outputError: (message, write) => write(`airunner: error: ${oneLineUsageError(message)}\n`),
     });
   }
   try {
@@ -74,4 +80,15 @@ Run "airunner <command> --help" for a command's flags and examples.`,
     throw error;
   }
   return exitCode;
+}
+
+/**
+ * Commander's parse error as one line: without its "error: " prefix, with a
+ * "(Did you mean x?)" suggestion folded into the line as the hint.
+ */
+export function oneLineUsageError(message: string): string {
+  return message
+    .replace(/^error: /, "")
+    .replace(/\s*\n\(Did you mean (.+)\?\)/, " (did you mean $1?)")
+    .trim();
 }

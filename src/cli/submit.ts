@@ -1,40 +1,83 @@
 /**
  * `airunner submit`: enqueue a job, print its id, and optionally follow it
- * to its end and exit with its exit code.
+ * (or wait for it) to its end and exit with its exit code.
+ *
+ * Where each setting comes from, first match wins: the command line (flags,
+ * `--`), AIRUNNER_* environment variables, the `--config` job file, the
+ * defaults. `--env` and `--metadata` entries override the file's entries key
+ * by key; `--env-file` sits between the two.
  *
  * @module
  */
 import { create } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Command, Option } from "@commander-js/extra-typings";
-import { type JobParams, JobParamsSchema } from "../../gen/job/v1/job_pb.ts";
-import { type AirunnerClients, createAirunnerClients } from "../client/transport.ts";
-import { type ExitCodeSink, queueOption, serverOption } from "./common_options.ts";
-import { reportError } from "./errors.ts";
-import { followJobToExitCode } from "./follow_job.ts";
-import { writeOutput } from "./output.ts";
+import { type Job, type JobParams, JobParamsSchema, ProcessType } from "../../gen/job/v1/job_pb.ts";
+import type { AirunnerClients } from "../client/transport.ts";
 import { MAX_TIMEOUT_SECONDS } from "../server/limits.ts";
 import { validateQueueName, validateRequestId } from "../server/request_validation.ts";
+import {
+  caCertOption,
+  clientsFrom,
+  type ExitCodeSink,
+  serverOption,
+  submitCallTimeoutOption,
+  tokenOption,
+} from "./common_options.ts";
+import { reportError } from "./errors.ts";
+import { EXIT_CODES_HELP } from "./exit_codes.ts";
+import { followJobToOutcome } from "./follow_job.ts";
+import { type JobFile, parseEnvFile, readJobFile } from "./job_file.ts";
+import { jobStateName } from "./parse.ts";
+import { writeOutput } from "./output.ts";
 import { parseDurationMs, parseKeyValues, usageChecked, UsageError } from "./parse.ts";
 
-/** What `submit` sends, once the command line is parsed. */
+/** What `submit` sends and does, once the command line is parsed. */
 export interface SubmitConfig {
-  readonly serverUrl: string;
   readonly queue: string;
   readonly requestId: string;
   readonly params: JobParams;
-  readonly follow: boolean;
+  /** none: print the id; wait: wait for the end; follow: stream output until the end. */
+  readonly mode: "none" | "wait" | "follow";
+  readonly json: boolean;
+  readonly cancelOnInterrupt: boolean;
+}
+
+/** The flags of `submit` (as commander parses them). */
+export interface SubmitFlags {
+  queue?: string;
+  command?: string;
+  arg: string[];
+  env: string[];
+  envFile?: string;
+  metadata: string[];
+  owner?: string;
+  workdir?: string;
+  timeout?: string;
+  processType?: "pipe" | "pty";
+  requestId?: string;
+  branch?: string;
+  commit?: string;
+  follow: boolean;
+  wait: boolean;
+  json: boolean;
+  cancelOnInterrupt: boolean;
 }
 
 /** Builds the `submit` command. `trailing` holds the words after `--`, if any. */
 export function submitCommand(setExitCode: ExitCodeSink, trailing: () => string[] | undefined) {
   return new Command("submit")
     .description(
-      "submit a job; prints its id (with --follow, streams its output and exits with its code)",
+      "submit a job; prints its id (--follow streams its output, --wait waits; both exit with its code)",
     )
     .usage("[options] [REPOSITORY] [-- COMMAND [ARG...]]")
     .argument("[repository]", "git repository the worker checks out and runs the command in")
     .addOption(serverOption())
-    .addOption(queueOption())
+    .addOption(tokenOption())
+    .addOption(caCertOption())
+    .addOption(submitCallTimeoutOption())
+    .option("--config <file>", "job file (YAML, or JSON by extension) with the job's settings")
+    .addOption(new Option("--queue <name>", "queue (default: default)").env("AIRUNNER_QUEUE"))
     .option("--command <command>", "command to run (instead of the words after --)")
     .option("--arg <arg>", "argument of --command (repeatable)", collect, [] as string[])
     .option(
@@ -43,12 +86,35 @@ export function submitCommand(setExitCode: ExitCodeSink, trailing: () => string[
       collect,
       [] as string[],
     )
-    .option("--workdir <dir>", "working directory of the job")
-    .addOption(new Option("--timeout <duration>", "stop the job after this long (e.g. 90s, 5m)"))
+    .option("--env-file <file>", "environment variables for the job, KEY=VALUE per line")
+    .option(
+      "--metadata <KEY=VALUE>",
+      "metadata recorded with the job (repeatable)",
+      collect,
+      [] as string[],
+    )
+    .option("--owner <name>", "who the job is for (default: your user name)")
+    .option(
+      "--workdir <dir>",
+      "working directory (relative to the checkout when there is a repository)",
+    )
+    .option("--timeout <duration>", "stop the job after this long (e.g. 90s, 5m; 0: no limit)")
+    .addOption(
+      new Option("--process-type <type>", "run the command on pipes or a terminal").choices(
+        ["pipe", "pty"] as const,
+      ),
+    )
     .option("--request-id <id>", "idempotency key: repeating a submit with it returns the same job")
     .option("--branch <branch>", "branch to check out (default: the repository's default)")
     .option("--commit <commit>", "commit to check out (wins over --branch)")
-    .option("--follow", "stream the job's output and exit with its exit code", false)
+    .option("--follow", "stream the job's output, then exit with its exit code", false)
+    .option("--wait", "wait for the job to end, then exit with its exit code", false)
+    .option(
+      "--json",
+      "print one JSON object instead of the id (job output then goes to stderr)",
+      false,
+    )
+    .option("--cancel-on-interrupt", "Ctrl-C cancels the job instead of leaving it running", false)
     .addHelpText(
       "after",
       `
@@ -56,17 +122,20 @@ Examples:
   airunner submit -- make test
   id=$(airunner submit --queue builds -- ./build.sh)
   airunner submit --follow -- sh -c 'echo out; echo err >&2; exit 3'; echo "exit $?"
+  airunner submit --config job.yaml --env CI=true --wait --json
 
-Exit codes with --follow: the job's own exit code; 124 job timed out;
-125 airunner failed (server unreachable); 126 command could not start;
-127 command not found; 130 job cancelled, or Ctrl-C (the job keeps running);
-2 usage error.`,
+${EXIT_CODES_HELP}`,
     )
     .action(async (repository, opts) => {
       try {
-        const config = parseSubmitConfig(repository, opts, trailing());
+        const file = opts.config === undefined ? {} : await readJobFile(opts.config);
+        const envFile = opts.envFile === undefined ? {} : await readEnvFile(opts.envFile);
+        const config = parseSubmitConfig(repository, opts, trailing(), file, envFile);
         setExitCode(
-          await runSubmit(config, createAirunnerClients({ serverUrl: config.serverUrl })),
+          await runSubmit(
+            config,
+            await clientsFrom({ ...opts, callTimeout: opts.callTimeout }),
+          ),
         );
       } catch (error) {
         setExitCode(reportError(error, opts.server));
@@ -78,23 +147,22 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-/** Turns submit's flags and trailing words into what to send. */
+async function readEnvFile(path: string): Promise<Record<string, string>> {
+  try {
+    return parseEnvFile(await Deno.readTextFile(path), path);
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw new UsageError(`--env-file: cannot read ${path}: ${(error as Error).message}`);
+  }
+}
+
+/** Turns the command line, the job file and the env file into what to send (pure). */
 export function parseSubmitConfig(
   repository: string | undefined,
-  opts: {
-    server: string;
-    queue: string;
-    command?: string;
-    arg: string[];
-    env: string[];
-    workdir?: string;
-    timeout?: string;
-    requestId?: string;
-    branch?: string;
-    commit?: string;
-    follow: boolean;
-  },
+  opts: SubmitFlags,
   trailing: string[] | undefined,
+  file: JobFile = {},
+  envFile: Record<string, string> = {},
 ): SubmitConfig {
   let command: string;
   let args: string[];
@@ -106,55 +174,116 @@ export function parseSubmitConfig(
   } else if (opts.command !== undefined) {
     command = opts.command;
     args = opts.arg;
+  } else if (file.command !== undefined) {
+    command = file.command;
+    args = opts.arg.length > 0 ? opts.arg : file.args ?? [];
   } else {
     throw new UsageError(
-      'nothing to run: put the command after "--" (airunner submit -- make test) or use --command',
+      'nothing to run: put the command after "--" (airunner submit -- make test), use --command, or a --config file with command',
     );
   }
   if (command.trim() === "") throw new UsageError("the command is empty");
-  const timeoutMs = opts.timeout === undefined ? 0 : parseDurationMs(opts.timeout, "--timeout");
-  if (timeoutMs % 1000 !== 0 || timeoutMs > MAX_TIMEOUT_SECONDS * 1000) {
+  if (opts.follow && opts.wait) throw new UsageError("choose --follow or --wait, not both");
+
+  let timeoutSeconds = file.timeoutSeconds ?? 0;
+  if (opts.timeout !== undefined) {
+    const ms = parseDurationMs(opts.timeout, "--timeout");
+    if (ms % 1000 !== 0) throw new UsageError("--timeout: must be whole seconds");
+    timeoutSeconds = ms / 1000;
+  }
+  if (timeoutSeconds > MAX_TIMEOUT_SECONDS) {
     throw new UsageError(
-      `--timeout: must be whole seconds, at most ${
-        MAX_TIMEOUT_SECONDS / 86_400
-      } days (0 means no timeout)`,
+      `--timeout: must be at most ${MAX_TIMEOUT_SECONDS / 86_400} days (0 means no limit)`,
     );
   }
-  const queue = usageChecked(() => validateQueueName(opts.queue, "--queue"));
+  const queue = usageChecked(() =>
+    validateQueueName(opts.queue ?? file.queue ?? "default", "--queue")
+  );
   if (opts.requestId !== undefined) {
     if (opts.requestId === "") throw new UsageError("--request-id: must not be empty");
     usageChecked(() => validateRequestId(opts.requestId!));
   }
+  const processType = opts.processType ?? file.processType ?? "pipe";
   return {
-    serverUrl: opts.server,
     queue,
     requestId: opts.requestId ?? "",
-    follow: opts.follow,
+    mode: opts.follow ? "follow" : opts.wait ? "wait" : "none",
+    json: opts.json,
+    cancelOnInterrupt: opts.cancelOnInterrupt,
     params: create(JobParamsSchema, {
       command,
       args,
-      environment: parseKeyValues(opts.env, "--env"),
-      repository: repository ?? "",
-      branch: opts.branch ?? "",
-      commit: opts.commit ?? "",
-      workingDirectory: opts.workdir ?? "",
-      timeoutSeconds: timeoutMs / 1000,
-      owner: Deno.env.get("USER") ?? Deno.env.get("USERNAME") ?? "",
+      environment: {
+        ...file.environment,
+        ...envFile,
+        ...parseKeyValues(opts.env, "--env"),
+      },
+      metadata: { ...file.metadata, ...parseKeyValues(opts.metadata, "--metadata") },
+      repository: repository ?? file.repository ?? "",
+      branch: opts.branch ?? file.branch ?? "",
+      commit: opts.commit ?? file.commit ?? "",
+      workingDirectory: opts.workdir ?? file.workingDirectory ?? "",
+      timeoutSeconds,
+      processType: processType === "pty" ? ProcessType.PTY : ProcessType.PIPE,
+      owner: opts.owner ?? file.owner ?? localUserName(),
     }),
   };
 }
 
-/** Submits (and follows); returns the exit code. */
+/** The name of the user running airunner, for a job's owner. */
+export function localUserName(): string {
+  return Deno.env.get("USER") ?? Deno.env.get("USERNAME") ?? Deno.env.get("LOGNAME") ?? "";
+}
+
+/** The JSON `submit --json` prints. */
+export interface SubmitJson {
+  readonly id: string;
+  readonly queue: string;
+  readonly state: string;
+  readonly exitCode?: number | null;
+  readonly startedAt?: string | null;
+  readonly completedAt?: string | null;
+  readonly error?: string | null;
+}
+
+/** Submits (and follows or waits); returns the exit code. */
 export async function runSubmit(config: SubmitConfig, clients: AirunnerClients): Promise<number> {
-  const { jobId } = await clients.jobs.enqueueJob({
+  const { jobId, state } = await clients.jobs.enqueueJob({
     requestId: config.requestId,
     queue: config.queue,
     jobParams: config.params,
   });
-  if (!config.follow) {
-    console.log(jobId);
+  if (config.mode === "none") {
+    console.log(
+      config.json
+        ? JSON.stringify(
+          { id: jobId, queue: config.queue, state: jobStateName(state) } satisfies SubmitJson,
+        )
+        : jobId,
+    );
     return 0;
   }
-  console.error(`airunner: job ${jobId} submitted to queue "${config.queue}"`);
-  return await followJobToExitCode(clients, jobId, { onEvent: writeOutput, explainFailure: true });
+  if (!config.json) console.error(`airunner: job ${jobId} submitted to queue "${config.queue}"`);
+  const outcome = await followJobToOutcome(clients, jobId, {
+    onEvent: config.mode === "follow" ? (e) => writeOutput(e, config.json) : () => {},
+    explainFailure: !config.json,
+    spinnerQueue: config.queue,
+    cancelOnInterrupt: config.cancelOnInterrupt,
+  });
+  if (config.json) console.log(JSON.stringify(outcomeJson(jobId, config.queue, outcome.job)));
+  return outcome.exitCode;
+}
+
+function outcomeJson(id: string, queue: string, job: Job | undefined): SubmitJson {
+  const time = (t: Parameters<typeof timestampDate>[0] | undefined) =>
+    t === undefined ? null : timestampDate(t).toISOString();
+  return {
+    id,
+    queue,
+    state: job === undefined ? "unknown" : jobStateName(job.state),
+    exitCode: job?.result?.exitCode ?? null,
+    startedAt: time(job?.result?.startedAt),
+    completedAt: time(job?.result?.completedAt),
+    error: job?.result?.errorMessage || null,
+  };
 }

@@ -19,6 +19,8 @@ import type { AirunnerClients } from "./transport.ts";
 export interface FollowOptions {
   /** Start at this sequence (default: the beginning). */
   readonly fromSequence?: bigint;
+  /** Only events at or after this Unix millisecond (default: all). */
+  readonly fromTimestampMs?: number;
   /** Only these event types (default: all). */
   readonly eventTypes?: readonly EventType[];
   /** Called for each event, in order; awaited before the next. Its errors end the follow. */
@@ -51,7 +53,12 @@ export async function followJob(
   for (;;) {
     try {
       const stream = clients.events.streamJobEvents(
-        { jobId, fromSequence: from, eventFilter: [...(options.eventTypes ?? [])] },
+        {
+          jobId,
+          fromSequence: from,
+          fromTimestamp: BigInt(options.fromTimestampMs ?? 0),
+          eventFilter: [...(options.eventTypes ?? [])],
+        },
         callOptions,
       );
       for await (const { event } of stream) {

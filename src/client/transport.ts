@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import type { UniversalClientFn } from "@connectrpc/connect/protocol";
 import { createTransport } from "@connectrpc/connect/protocol-connect";
 import { JobEventsService, JobService } from "../../gen/job/v1/job_pb.ts";
@@ -26,6 +26,10 @@ export interface ConnectionOptions {
    * chunked stream saves a round trip's worth of latency.
    */
   readonly bufferRequestStreams?: boolean;
+  /** Bearer token sent with every call (an API token from `airunner token`). */
+  readonly token?: string;
+  /** PEM certificate(s) of a private CA to trust for https:// servers. */
+  readonly caCertPem?: string;
 }
 
 /** Both services' clients over one transport. */
@@ -61,11 +65,24 @@ export function parseServerUrl(raw: string): string {
 
 /** Creates the Connect transport for `options`. */
 export function createAirunnerTransport(options: ConnectionOptions): Transport {
+  let fetchFn: typeof fetch = fetch;
+  if (options.caCertPem !== undefined) {
+    const client = Deno.createHttpClient({ caCerts: [options.caCertPem] });
+    fetchFn = (input, init) => fetch(input, { ...init, client });
+  }
+  const interceptors: Interceptor[] = [];
+  if (options.token !== undefined && options.token !== "") {
+    const authorization = `Bearer ${options.token}`;
+    interceptors.push((next) => (req) => {
+      req.header.set("Authorization", authorization);
+      return next(req);
+    });
+  }
   return createTransport({
     baseUrl: parseServerUrl(options.serverUrl),
-    httpClient: createFetchHttpClient(fetch, options.bufferRequestStreams ?? false),
+    httpClient: createFetchHttpClient(fetchFn, options.bufferRequestStreams ?? false),
     useBinaryFormat: true,
-    interceptors: [],
+    interceptors,
     acceptCompression: [],
     sendCompression: null,
     compressMinBytes: 1024,

@@ -64,7 +64,7 @@ Deno.test("airunner dev + submit --follow: output streams live and the exit code
   assert.equal(jobs[1]!.command, "sh -c 'echo out; echo err >&2; exit 3'");
 
   const table = await runAirunner(["list", "--server", server, "--state", "failed"]);
-  assert.match(table.stdout, /^ID\s+QUEUE\s+STATE\s+COMMAND\s+CREATED\s+EXIT$/m);
+  assert.match(table.stdout, /^ID\s+QUEUE\s+STATE\s+COMMAND\s+AGE\s+DURATION\s+EXIT$/m);
   assert.equal(table.stdout.trim().split("\n").length, 2, "header and the one failed job");
 
   const stopped = await dev.stop("SIGINT");
@@ -187,7 +187,7 @@ Deno.test("Ctrl-C stops following but not the job; a closed pipe ends the follow
   const message = await stderr;
   assert.match(
     message,
-    /stopped following job (\S+); it keeps running \(follow it again: airunner monitor \1\)/,
+    /stopped following job (\S+); it keeps running \(follow it again: airunner logs -f \1\)/,
   );
   assert.equal(await stdout, "");
   const id = /stopped following job (\S+);/.exec(message)![1]!;

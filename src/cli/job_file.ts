@@ -1,0 +1,175 @@
+/**
+ * Job files (`submit --config FILE`, YAML or JSON by extension) and env
+ * files (`submit --env-file FILE`): parsing and checking, pure apart from
+ * reading the file. Every mistake is a usage error naming the file and key.
+ *
+ * A job file uses the keys of job files people already have:
+ *
+ * ```yaml
+ * command: make
+ * args: [test]
+ * environment: { CI: "true" }
+ * metadata: { team: build }
+ * owner: ada
+ * repository: https://example.com/repo.git
+ * branch: main            # or commit: 1a2b3c
+ * workingDirectory: sub/dir
+ * processType: pty        # pipe (default) or pty
+ * timeout: 600            # seconds (or a duration such as 10m)
+ * queue: builds
+ * ```
+ *
+ * @module
+ */
+import { parse as parseYaml } from "yaml";
+import { parseDurationMs, UsageError } from "./parse.ts";
+
+/** What a job file may say. */
+export interface JobFile {
+  command?: string;
+  args?: string[];
+  environment?: Record<string, string>;
+  metadata?: Record<string, string>;
+  owner?: string;
+  repository?: string;
+  commit?: string;
+  branch?: string;
+  workingDirectory?: string;
+  processType?: "pipe" | "pty";
+  timeoutSeconds?: number;
+  queue?: string;
+}
+
+const STRING_KEYS = [
+  "command",
+  "owner",
+  "repository",
+  "commit",
+  "branch",
+  "workingDirectory",
+  "queue",
+] as const;
+const KNOWN_KEYS = [
+  ...STRING_KEYS,
+  "args",
+  "environment",
+  "metadata",
+  "processType",
+  "timeout",
+];
+
+/** Reads and checks the job file at `path` (YAML unless it ends in .json). */
+export async function readJobFile(path: string): Promise<JobFile> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(`--config: cannot read ${path}: ${(error as Error).message}`);
+  }
+  return parseJobFile(text, path.toLowerCase().endsWith(".json") ? "json" : "yaml", path);
+}
+
+/** Parses and checks a job file's text. */
+export function parseJobFile(text: string, format: "yaml" | "json", name: string): JobFile {
+  let value: unknown;
+  try {
+    value = format === "json" ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new UsageError(
+      `--config ${name}: not valid ${format.toUpperCase()}: ${firstLine(error)}`,
+    );
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new UsageError(`--config ${name}: must be a mapping of keys such as command and args`);
+  }
+  const fields = value as Record<string, unknown>;
+  const fail = (key: string, problem: string): never => {
+    throw new UsageError(`--config ${name}: ${key} ${problem}`);
+  };
+  for (const key of Object.keys(fields)) {
+    if (!KNOWN_KEYS.includes(key)) {
+      fail(`key "${key}"`, `is unknown (known keys: ${KNOWN_KEYS.join(", ")})`);
+    }
+  }
+  const file: JobFile = {};
+  for (const key of STRING_KEYS) {
+    const v = fields[key];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== "string") fail(key, "must be a string");
+    file[key] = v as string;
+  }
+  if (fields.args !== undefined && fields.args !== null) {
+    if (!Array.isArray(fields.args)) fail("args", "must be a list");
+    file.args = (fields.args as unknown[]).map((a, i) =>
+      typeof a === "string" || typeof a === "number"
+        ? String(a)
+        : fail(`args[${i}]`, "must be a string")
+    );
+  }
+  for (const key of ["environment", "metadata"] as const) {
+    const v = fields[key];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== "object" || Array.isArray(v)) {
+      fail(key, "must be a mapping of names to values");
+    }
+    file[key] = Object.fromEntries(
+      Object.entries(v as Record<string, unknown>).map(([k, x]) => [
+        k,
+        typeof x === "string" || typeof x === "number" || typeof x === "boolean"
+          ? String(x)
+          : fail(`${key}.${k}`, "must be a string"),
+      ]),
+    );
+  }
+  if (fields.processType !== undefined && fields.processType !== null) {
+    file.processType = parseProcessType(
+      String(fields.processType),
+      `--config ${name}: processType`,
+    );
+  }
+  if (fields.timeout !== undefined && fields.timeout !== null) {
+    const t = fields.timeout;
+    const seconds = typeof t === "number"
+      ? t
+      : parseDurationMs(String(t), `--config ${name}: timeout`) / 1000;
+    if (!Number.isInteger(seconds) || seconds < 0) {
+      fail("timeout", "must be whole seconds, 0 or more");
+    }
+    file.timeoutSeconds = seconds;
+  }
+  return file;
+}
+
+/** Parses `pipe` or `pty` (any case, with or without the PROCESS_TYPE_ prefix). */
+export function parseProcessType(value: string, where: string): "pipe" | "pty" {
+  const name = value.trim().toLowerCase().replace(/^process_type_/, "");
+  if (name === "pipe" || name === "pty") return name;
+  throw new UsageError(`${where}: "${value}" is not pipe or pty`);
+}
+
+/**
+ * Parses an env file: KEY=VALUE lines; blank lines and # comments are
+ * skipped, an `export ` prefix is allowed, and a value may be quoted.
+ */
+export function parseEnvFile(text: string, name: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim().replace(/^export\s+/, "");
+    if (line === "" || line.startsWith("#")) return;
+    const eq = line.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--env-file ${name}: line ${i + 1} is not KEY=VALUE`);
+    const key = line.slice(0, eq).trim();
+    let value = line.slice(eq + 1).trim();
+    const quote = value[0];
+    if ((quote === '"' || quote === "'") && value.length >= 2 && value.endsWith(quote)) {
+      value = value.slice(1, -1);
+      if (quote === '"') value = value.replaceAll("\\n", "\n").replaceAll('\\"', '"');
+    }
+    out[key] = value;
+  });
+  return out;
+}
+
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0]!;
+}

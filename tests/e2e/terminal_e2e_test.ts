@@ -1,0 +1,77 @@
+/**
+ * The terminal views, run in a real pseudo-terminal (script(1)): monitor's
+ * fixed header above the live output, and list --watch, which gives the
+ * terminal back as it found it when stopped with Ctrl-C.
+ */
+import assert from "node:assert/strict";
+import {
+  airunnerArgv,
+  freePort,
+  runAirunner,
+  startAirunner,
+  waitForHealth,
+} from "../support/airunner_process.ts";
+import { shellQuote } from "../../src/worker/pty.ts";
+
+/** Runs `shellCommand` in a 100x30 pty; returns what the terminal received and the exit code. */
+async function inTerminal(shellCommand: string, env: Record<string, string>) {
+  const out = await new Deno.Command("script", {
+    args: ["-q", "-e", "-f", "-c", `stty cols 100 rows 30; ${shellCommand}`, "/dev/null"],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(30_000),
+  }).output();
+  return { code: out.code, screen: new TextDecoder().decode(out.stdout) };
+}
+
+function airunnerShell(...args: string[]): string {
+  return [Deno.execPath(), ...airunnerArgv(args)].map(shellQuote).join(" ");
+}
+
+Deno.test("monitor and list --watch render in a terminal and exit cleanly", async () => {
+  const port = freePort();
+  const server = `http://127.0.0.1:${port}`;
+  const dataDir = await Deno.makeTempDir({ prefix: "airunner-tty-" });
+  await using dev = startAirunner(["dev", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir]);
+  await waitForHealth(server);
+  const env = { AIRUNNER_SERVER: server, TERM: "xterm-256color" };
+  const submitted = await runAirunner([
+    "submit",
+    "--server",
+    server,
+    "--",
+    "sh",
+    "-c",
+    "printf '\\033[31mred\\033[0m\\n'; sleep 1; echo done; exit 3",
+  ]);
+  const id = submitted.stdout.trim();
+
+  const monitor = await inTerminal(airunnerShell("monitor", id), env);
+  assert.equal(monitor.code, 3);
+  assert.ok(monitor.screen.includes("\x1b[3;30r"), "the output scrolls below a fixed header");
+  assert.match(monitor.screen, new RegExp(`job ${id}.*queue default`));
+  assert.match(monitor.screen, /exit 3/);
+  assert.ok(monitor.screen.includes("\x1b[31mred\x1b[0m"), "the job's colours pass through");
+  assert.ok(monitor.screen.includes("\x1b[r"), "the whole screen scrolls again at the end");
+  assert.ok(monitor.screen.includes("\x1b[1m"), "the header is styled");
+  const plainColours = await inTerminal(airunnerShell("monitor", id), { ...env, NO_COLOR: "1" });
+  assert.ok(!plainColours.screen.includes("\x1b[1m"), "NO_COLOR turns our styling off");
+
+  const watch = await inTerminal(
+    `${airunnerShell("list", "--watch")} & pid=$!; sleep 3; kill -INT $pid; wait $pid`,
+    env,
+  );
+  assert.equal(watch.code, 0);
+  assert.ok(watch.screen.includes("\x1b[?1049h"), "drawn on the alternate screen");
+  assert.match(watch.screen, /ID +QUEUE +STATE +COMMAND +AGE +DURATION +EXIT/);
+  assert.ok(
+    watch.screen.indexOf("\x1b[?1049l") > watch.screen.indexOf("\x1b[?1049h"),
+    "screen restored",
+  );
+  assert.ok(watch.screen.includes("\x1b[?25h"), "cursor shown again");
+
+  await dev.stop();
+  await Deno.remove(dataDir, { recursive: true });
+});
