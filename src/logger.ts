@@ -29,8 +29,25 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       // pid only: reading the hostname would need an extra permission and
       // adds nothing on a single host.
       base: { pid: Deno.pid },
-      // Secrets that may pass through log calls by mistake.
-      redact: { paths: ["taskToken", "token", "*.taskToken", "*.token"], censor: "[redacted]" },
+      // Secrets that may pass through log calls by mistake: tokens, keys and
+      // job environments (which carry credentials). Code logs none of them on
+      // purpose; this is the net under that rule.
+      redact: {
+        paths: [
+          "taskToken",
+          "token",
+          "authorization",
+          "environment",
+          "signingKey",
+          "*.taskToken",
+          "*.token",
+          "*.authorization",
+          "*.environment",
+          "*.signingKey",
+          "headers.authorization",
+        ],
+        censor: "[redacted]",
+      },
     },
     options.destination ?? pino.destination({ fd: 2, sync: true }),
   );

@@ -78,20 +78,23 @@ export async function clientsFrom(flags: ClientFlags): Promise<AirunnerClients> 
   const timeoutMs = flags.callTimeout === undefined
     ? undefined
     : parseDurationMs(flags.callTimeout, "--timeout");
-  let caCertPem: string | undefined;
-  if (flags.caCert !== undefined) {
-    try {
-      caCertPem = await Deno.readTextFile(flags.caCert);
-    } catch (error) {
-      throw new UsageError(`--ca-cert: cannot read ${flags.caCert}: ${(error as Error).message}`);
-    }
-  }
+  const caCertPem = await readCaCert(flags.caCert);
   return createAirunnerClients({
     serverUrl: flags.server,
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
     ...(flags.token === undefined ? {} : { token: flags.token }),
     ...(caCertPem === undefined ? {} : { caCertPem }),
   });
+}
+
+/** The PEM text of the `--ca-cert` file, if one was named. */
+export async function readCaCert(path: string | undefined): Promise<string | undefined> {
+  if (path === undefined) return undefined;
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(`--ca-cert: cannot read ${path}: ${(error as Error).message}`);
+  }
 }
 
 /** Receives a subcommand's exit code. */

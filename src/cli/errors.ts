@@ -11,6 +11,7 @@ import { InvalidServerUrlError } from "../client/transport.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { UsageError } from "./parse.ts";
 import { DataDirError } from "../store/sqlite/schema.ts";
+import { InvalidKeyError } from "../auth/keys.ts";
 
 /** Raised by subcommands that a later release completes. */
 export class NotAvailableError extends Error {
@@ -25,13 +26,25 @@ export function describeError(
   error: unknown,
   serverUrl?: string,
 ): { message: string; exitCode: number } {
-  if (error instanceof UsageError || error instanceof InvalidServerUrlError) {
+  if (
+    error instanceof UsageError || error instanceof InvalidServerUrlError ||
+    error instanceof InvalidKeyError
+  ) {
     return { message: error.message, exitCode: ExitCode.Usage };
   }
   if (error instanceof NotAvailableError || error instanceof DataDirError) {
     return { message: error.message, exitCode: ExitCode.Error };
   }
   if (error instanceof ConnectError) {
+    const certificateProblem = untrustedCertificate(error);
+    if (certificateProblem !== undefined) {
+      const where = serverUrl === undefined ? "the server" : `the server at ${serverUrl}`;
+      return {
+        message:
+          `cannot trust the TLS certificate of ${where}: ${certificateProblem} (pass the CA that signed it with --ca-cert FILE or AIRUNNER_CA_CERT; "airunner server --tls auto" prints its path)`,
+        exitCode: ExitCode.AirunnerFailed,
+      };
+    }
     if (isUnreachable(error)) {
       const where = serverUrl === undefined ? "the server" : `the server at ${serverUrl}`;
       return {
@@ -63,9 +76,28 @@ export function reportError(error: unknown, serverUrl?: string): number {
   return exitCode;
 }
 
+/** The TLS verification failure behind `error`, if that is what it is. */
+function untrustedCertificate(error: ConnectError): string | undefined {
+  const text = causeChainText(error);
+  const match = /invalid peer certificate: ([A-Za-z]+)|certificate verify failed[^)]*/.exec(text);
+  if (match === null) return undefined;
+  return match[1] === undefined ? match[0] : `invalid peer certificate (${match[1]})`;
+}
+
+/** The messages of `error` and every cause below it (fetch nests the TLS reason two deep). */
+function causeChainText(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current !== undefined && current !== null && depth < 8; depth++) {
+    parts.push(current instanceof Error ? current.message : String(current));
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return parts.join(" | ");
+}
+
 function isUnreachable(error: ConnectError): boolean {
   if (error.code !== Code.Unavailable && error.code !== Code.Unknown) return false;
-  const text = `${error.rawMessage} ${String(error.cause ?? "")}`;
+  const text = causeChainText(error);
   return /connection refused|error sending request|tcp connect|dns error|fetch failed|network/i
     .test(text) || error.code === Code.Unavailable;
 }

@@ -83,6 +83,16 @@ export function summarizeJob(job: Job): JobSummary {
   };
 }
 
+/**
+ * A job's environment: names always, values only when `showEnv` (values
+ * often carry credentials, and job listings end up in CI logs).
+ */
+export function environmentOf(job: Job, showEnv: boolean): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(job.jobParams?.environment ?? {}).map(([k, v]) => [k, showEnv ? v : "***"]),
+  );
+}
+
 /** Everything about `job` for `get --json`; environment values masked unless `showEnv`. */
 export function jobDetails(job: Job, showEnv: boolean): JobDetails {
   const p = job.jobParams;
@@ -94,9 +104,7 @@ export function jobDetails(job: Job, showEnv: boolean): JobDetails {
     workingDirectory: p?.workingDirectory ?? "",
     processType: p?.processType === ProcessType.PTY ? "pty" : "pipe",
     timeoutSeconds: p?.timeoutSeconds ?? 0,
-    environment: Object.fromEntries(
-      Object.entries(p?.environment ?? {}).map(([k, v]) => [k, showEnv ? v : "***"]),
-    ),
+    environment: environmentOf(job, showEnv),
     metadata: { ...p?.metadata },
     updated: iso(job.updatedAt),
     error: job.result?.errorMessage || null,

@@ -15,7 +15,7 @@ import {
   tokenOption,
 } from "./common_options.ts";
 import { reportError } from "./errors.ts";
-import { formatJobTable, summarizeJob } from "./job_format.ts";
+import { environmentOf, formatJobTable, summarizeJob } from "./job_format.ts";
 import { parseInteger, parseJobState, STATE_NAMES, UsageError } from "./parse.ts";
 import { ansi, stdoutIsTerminal } from "./terminal.ts";
 
@@ -39,6 +39,7 @@ export function listCommand(setExitCode: ExitCodeSink) {
         .choices(["table", "wide", "json"] as const).default("table" as const),
     )
     .option("--json", "same as --output json", false)
+    .option("--show-env", "show environment values in --json (names are always shown)", false)
     .option("--watch", "redraw every 2 s until Ctrl-C (on a terminal)", false)
     .addHelpText(
       "after",
@@ -64,7 +65,14 @@ export function listCommand(setExitCode: ExitCodeSink) {
         const res = await clients.jobs.listJobs(query);
         console.log(
           format === "json"
-            ? JSON.stringify(res.jobs.map(summarizeJob), null, 2)
+            ? JSON.stringify(
+              res.jobs.map((job) => ({
+                ...summarizeJob(job),
+                environment: environmentOf(job, opts.showEnv),
+              })),
+              null,
+              2,
+            )
             : formatJobTable(res.jobs, Date.now(), format === "wide"),
         );
         if (format !== "json" && res.lastPage > query.page) {

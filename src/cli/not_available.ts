@@ -8,15 +8,6 @@ import { Command } from "@commander-js/extra-typings";
 import type { ExitCodeSink } from "./common_options.ts";
 import { NotAvailableError, reportError } from "./errors.ts";
 
-/** Builds `token`, which mints JWTs once authentication lands. */
-export function tokenCommand(setExitCode: ExitCodeSink) {
-  return new Command("token")
-    .description("mint an API token (not available yet: arrives with JWT authentication)")
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .action(() => setExitCode(reportError(new NotAvailableError("token", "JWT authentication"))));
-}
-
 /** Builds `orchestrator`, the server on AWS SQS + DynamoDB. */
 export function orchestratorCommand(setExitCode: ExitCodeSink) {
   return new Command("orchestrator")

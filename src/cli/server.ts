@@ -16,15 +16,25 @@ import {
   type StoreConfig,
   storeKindOption,
 } from "./store_options.ts";
+import { type ListenAddress, parseListenAddress } from "./parse.ts";
 import { reportError } from "./errors.ts";
-import { isLoopback, type ListenAddress, parseListenAddress } from "./parse.ts";
 import { onShutdownSignals } from "./shutdown_signals.ts";
+import {
+  jwtPublicKeyOption,
+  noAuthOption,
+  resolveSecurity,
+  type SecurityFlags,
+  tlsCertOption,
+  tlsKeyOption,
+  tlsModeOption,
+} from "./security_options.ts";
 
 /** Settings of `airunner server`. */
 export interface ServerConfig {
   readonly listen: ListenAddress;
   readonly store: StoreConfig;
   readonly logLevel: LogLevel;
+  readonly security: SecurityFlags;
 }
 
 /** Builds the `server` command. */
@@ -35,11 +45,15 @@ export function serverCommand(setExitCode: ExitCodeSink) {
     .addOption(storeKindOption())
     .addOption(dataDirOption(serverDataDirDefault()))
     .addOption(retentionOption())
-    .option("--no-auth", "serve without authentication (the only mode until JWT auth lands)")
+    .addOption(jwtPublicKeyOption())
+    .addOption(noAuthOption())
+    .addOption(tlsCertOption())
+    .addOption(tlsKeyOption())
+    .addOption(tlsModeOption())
     .addOption(logLevelOption())
     .addHelpText(
       "after",
-      "\nExamples:\n  airunner server --listen 127.0.0.1:8080 --no-auth\n  airunner server --data-dir /var/lib/airunner --retention 7d --no-auth",
+      "\nExamples:\n  airunner token keygen --out keys\n  airunner server --listen 0.0.0.0:8443 --jwt-public-key keys/public.pem --tls auto\n  airunner server --listen 127.0.0.1:8080 --no-auth --data-dir /var/lib/airunner --retention 7d",
     )
     .action(async (opts) => {
       try {
@@ -48,6 +62,7 @@ export function serverCommand(setExitCode: ExitCodeSink) {
             listen: parseListenAddress(opts.listen),
             store: parseStoreConfig(opts),
             logLevel: opts.logLevel,
+            security: opts,
           }),
         );
       } catch (error) {
@@ -59,6 +74,11 @@ export function serverCommand(setExitCode: ExitCodeSink) {
 /** Runs the server until a shutdown signal; returns the exit code. */
 export async function runServer(config: ServerConfig): Promise<number> {
   const logger = createLogger({ level: config.logLevel });
+  const security = await resolveSecurity(config.security, {
+    hostname: config.listen.hostname,
+    dataDir: config.store.dataDir,
+  });
+  const { notices, ...serving } = security;
   const opened = await openConfiguredStore(config.store, logger);
   await using store = opened.store;
   await using server = await listenOrExplain(() =>
@@ -67,27 +87,20 @@ export async function runServer(config: ServerConfig): Promise<number> {
       logger,
       hostname: config.listen.hostname,
       port: config.listen.port,
+      ...serving,
     }), config.listen);
-  console.error(`airunner: server listening on ${server.url} (${opened.description})`);
-  warnAboutSetup(config);
+  const auth = security.auth === undefined ? "no authentication" : "ES256 tokens required";
+  console.error(`airunner: server listening on ${server.url} (${opened.description}; ${auth})`);
+  for (const notice of notices) console.error(notice);
+  if (config.store.kind === "memory") {
+    console.error("airunner: warning: the memory store keeps jobs only until the server exits");
+  }
   const stopped = Promise.withResolvers<void>();
   const unsubscribe = onShutdownSignals(() => stopped.resolve(), () => Deno.exit(130));
   await Promise.race([stopped.promise, server.finished]);
   unsubscribe();
   console.error("airunner: server shutting down");
   return 0;
-}
-
-function warnAboutSetup(config: ServerConfig): void {
-  if (config.store.kind === "memory") {
-    console.error("airunner: warning: the memory store keeps jobs only until the server exits");
-  }
-  const exposure = isLoopback(config.listen.hostname)
-    ? "only this host can reach it"
-    : `ANYONE who can reach ${config.listen.hostname} can run commands on your workers`;
-  console.error(
-    `airunner: warning: authentication is not available yet; every request is accepted (${exposure})`,
-  );
 }
 
 /** Why a server could not listen, in words that name the address. */

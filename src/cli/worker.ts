@@ -11,7 +11,15 @@ import { createLogger, type Logger, type LogLevel } from "../logger.ts";
 import { validateQueueName } from "../server/request_validation.ts";
 import { type RunningWorker, startWorker } from "../worker/worker.ts";
 import { createRpcWorkerApi } from "../worker/worker_api.ts";
-import { type ExitCodeSink, logLevelOption, queueOption, serverOption } from "./common_options.ts";
+import {
+  caCertOption,
+  type ExitCodeSink,
+  logLevelOption,
+  queueOption,
+  readCaCert,
+  serverOption,
+  tokenOption,
+} from "./common_options.ts";
 import { reportError } from "./errors.ts";
 import { parseDurationMs, parseInteger, usageChecked, UsageError } from "./parse.ts";
 import { onShutdownSignals } from "./shutdown_signals.ts";
@@ -25,6 +33,10 @@ export interface WorkerConfig {
   readonly shutdownGraceMs: number;
   readonly workspaceRoot: string;
   readonly keepWorkspaces: boolean;
+  /** API token (scope worker or admin) sent with every call. */
+  readonly token?: string | undefined;
+  /** PEM of a private CA to trust for an https:// server. */
+  readonly caCertPem?: string | undefined;
 }
 
 /** The worker settings `airunner worker` uses unless told otherwise. */
@@ -39,6 +51,8 @@ export function workerCommand(setExitCode: ExitCodeSink) {
   return new Command("worker")
     .description("run jobs from a queue")
     .addOption(serverOption())
+    .addOption(tokenOption())
+    .addOption(caCertOption())
     .addOption(queueOption("queue to take jobs from"))
     .addOption(
       new Option("--concurrency <n>", "jobs run at once").env("AIRUNNER_CONCURRENCY")
@@ -64,7 +78,11 @@ export function workerCommand(setExitCode: ExitCodeSink) {
     )
     .action(async (opts) => {
       try {
-        const config = parseWorkerConfig(opts);
+        const config = {
+          ...parseWorkerConfig(opts),
+          token: opts.token,
+          caCertPem: await readCaCert(opts.caCert),
+        };
         setExitCode(await runWorker(config, createLogger({ level: opts.logLevel as LogLevel })));
       } catch (error) {
         setExitCode(reportError(error, opts.server));
@@ -149,7 +167,12 @@ export function shutdownSteps(workers: RunningWorker[], graceMs: number): (() =>
 export function startWorkerFor(config: WorkerConfig, logger: Logger) {
   return startWorker({
     api: createRpcWorkerApi(
-      createAirunnerClients({ serverUrl: config.serverUrl, bufferRequestStreams: true }),
+      createAirunnerClients({
+        serverUrl: config.serverUrl,
+        bufferRequestStreams: true,
+        ...(config.token === undefined ? {} : { token: config.token }),
+        ...(config.caCertPem === undefined ? {} : { caCertPem: config.caCertPem }),
+      }),
     ),
     queue: config.queue,
     concurrency: config.concurrency,

@@ -6,6 +6,7 @@
  * @module
  */
 import { Code, ConnectError } from "@connectrpc/connect";
+import { PermissionDeniedError, UnauthenticatedError } from "../auth/errors.ts";
 import { StoreError, type StoreErrorCode } from "../store/errors.ts";
 import { InvalidArgumentError } from "./request_validation.ts";
 
@@ -36,7 +37,8 @@ const FIELD_OF: Partial<Record<StoreErrorCode, string>> = {
 /** Whether `error` is one the server raises on purpose (and may show to clients). */
 export function isExpectedError(error: unknown): boolean {
   return error instanceof ConnectError || error instanceof StoreError ||
-    error instanceof InvalidArgumentError || isAbort(error);
+    error instanceof InvalidArgumentError || error instanceof UnauthenticatedError ||
+    error instanceof PermissionDeniedError || isAbort(error);
 }
 
 /** A client that went away (or a deadline that passed) aborts its call; that is no server fault. */
@@ -50,6 +52,12 @@ export function toConnectError(error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
   if (error instanceof InvalidArgumentError) {
     return new ConnectError(error.message, Code.InvalidArgument);
+  }
+  if (error instanceof UnauthenticatedError) {
+    return new ConnectError(error.message, Code.Unauthenticated);
+  }
+  if (error instanceof PermissionDeniedError) {
+    return new ConnectError(error.message, Code.PermissionDenied);
   }
   if (error instanceof StoreError) {
     const field = FIELD_OF[error.code];

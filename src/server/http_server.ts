@@ -12,13 +12,17 @@ import {
 } from "@connectrpc/connect/protocol";
 import type { ExecutionConfig } from "../../gen/job/v1/job_pb.ts";
 import { JobEventsService, JobService } from "../../gen/job/v1/job_pb.ts";
+import type { ApiTokenVerifier } from "../auth/jwt.ts";
 import type { Logger } from "../logger.ts";
 import type { JobStore } from "../store/job_store.ts";
 import { defaultExecutionConfig } from "./execution_config.ts";
 import { isExpectedError, toConnectError } from "./error_mapping.ts";
 import { createJobEventsService } from "./job_events_service.ts";
 import { createJobService } from "./job_service.ts";
+import { CALLER, requireApiToken } from "./authorization.ts";
 import { MAX_MESSAGE_BYTES } from "./limits.ts";
+import { concatBytes } from "../bytes.ts";
+import { correctStreamParseErrors, correctUnaryParseError } from "./malformed_requests.ts";
 
 /** Options of {@link startServer}. */
 export interface ServerOptions {
@@ -34,6 +38,13 @@ export interface ServerOptions {
   readonly maxDequeueWaitMs?: number;
   /** Longest shutdown waits for in-flight calls to finish (default 10 s). */
   readonly shutdownTimeoutMs?: number;
+  /**
+   * Checks every call's API token; absent, every call is accepted (the CLI
+   * allows that only with --no-auth or on loopback in `dev`).
+   */
+  readonly auth?: ApiTokenVerifier;
+  /** Serve HTTPS (h2 and HTTP/1.1 by ALPN) with this certificate chain and key. */
+  readonly tls?: { readonly certPem: string; readonly keyPem: string };
 }
 
 /** A listening server. */
@@ -59,7 +70,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     connect: true,
     readMaxBytes: MAX_MESSAGE_BYTES,
     shutdownSignal: shutdown.signal,
-    interceptors: [logAndTranslateErrors(logger)],
+    interceptors: [
+      logAndTranslateErrors(logger),
+      ...(options.auth === undefined ? [] : [requireApiToken(options.auth)]),
+    ],
   });
   router.service(
     JobService,
@@ -84,6 +98,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const server = Deno.serve({
     hostname: options.hostname,
     port: options.port,
+    ...(options.tls === undefined ? {} : { cert: options.tls.certPem, key: options.tls.keyPem }),
     onListen: onListen,
     onError(error) {
       logger.error({ err: error }, "request failed outside any RPC");
@@ -100,7 +115,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   const addr = await listening;
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-  const url = `http://${host}:${addr.port}`;
+  const url = `${options.tls === undefined ? "http" : "https"}://${host}:${addr.port}`;
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -150,6 +165,7 @@ function logAndTranslateErrors(logger: Logger): Interceptor {
         : toConnectError(error);
       const fields = {
         procedure,
+        subject: req.contextValues.get(CALLER)?.subject,
         code: connectError === undefined ? "ok" : Code[connectError.code],
         durationMs: Math.round((performance.now() - started) * 10) / 10,
       };
@@ -219,29 +235,33 @@ function toFetchHandler(
       signal: req.signal,
       body: requestBody,
     });
-    if (res.body === undefined || (!bufferStream && !res.header?.has("content-length"))) {
-      return universalServerResponseToFetch(res);
+    const failed = res.status === 500;
+    if (
+      res.body === undefined || (!bufferStream && !failed && !res.header?.has("content-length"))
+    ) {
+      return universalServerResponseToFetch(
+        unary || res.body === undefined
+          ? res
+          : { ...res, body: correctStreamParseErrors(res.body) },
+      );
     }
     const chunks: Uint8Array[] = [];
-    for await (const chunk of res.body) chunks.push(chunk);
+    const body = bufferStream && !unary ? correctStreamParseErrors(res.body) : res.body;
+    for await (const chunk of body) chunks.push(chunk);
     // Connect's chunks are plain ArrayBuffer-backed bytes.
-    const body = (chunks.length === 1 ? chunks[0]! : concatBytes(chunks)) as Uint8Array<
+    const bytes = (chunks.length === 1 ? chunks[0]! : concatBytes(chunks)) as Uint8Array<
       ArrayBuffer
     >;
-    return new Response(body, { status: res.status, headers: res.header ?? {} });
+    const corrected = failed ? correctUnaryParseError(res.status, bytes) : undefined;
+    if (corrected !== undefined) {
+      const headers = new Headers(res.header ?? {});
+      headers.delete("content-length");
+      return new Response(corrected.body, { status: corrected.status, headers });
+    }
+    return new Response(bytes, { status: res.status, headers: res.header ?? {} });
   };
 }
 
 async function* oneChunk(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   if (bytes.byteLength > 0) yield bytes;
-}
-
-function concatBytes(chunks: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
 }

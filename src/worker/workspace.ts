@@ -107,7 +107,27 @@ export function workingDirectoryIn(checkout: string, workingDirectory: string): 
   if (inside.startsWith("..") || isAbsolute(inside)) {
     throw new CheckoutError(`working_directory "${workingDirectory}" leads out of the checkout`);
   }
+  // A repository may hold a symlink that points outside (sub -> /); follow
+  // links and check again. A directory that does not exist fails at start.
+  const real = realPathOrUndefined(dir);
+  if (real !== undefined) {
+    const realInside = relative(Deno.realPathSync(checkout), real);
+    if (realInside.startsWith("..") || isAbsolute(realInside)) {
+      throw new CheckoutError(
+        `working_directory "${workingDirectory}" leads out of the checkout through a symlink`,
+      );
+    }
+  }
   return dir;
+}
+
+function realPathOrUndefined(path: string): string | undefined {
+  try {
+    return Deno.realPathSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
 }
 
 /** Whether git can be run here. */

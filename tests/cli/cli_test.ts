@@ -69,8 +69,8 @@ Deno.test("submit without a command, or with bad values, is a usage error", asyn
   }
 });
 
-Deno.test("token and orchestrator say they are not available yet and fail", async () => {
-  for (const name of ["token", "orchestrator"]) {
+Deno.test("orchestrator says it is not available yet and fails", async () => {
+  for (const name of ["orchestrator"]) {
     const result = await runAirunner([name]);
     assert.equal(result.code, 1);
     assert.match(

@@ -93,6 +93,11 @@ Deno.test("the CLI against a real dev server", async (t) => {
     assert.deepEqual(hidden.environment, { FROM_FILE: "***", BOTH: "***", QUOTED: "***" });
     const human = await cli("get", id);
     assert.match(human.stdout, /^env: +BOTH=\*\*\*$/m);
+    const listed = JSON.parse((await cli("list", "--json")).stdout);
+    const entry = listed.find((j: { id: string }) => j.id === id);
+    assert.deepEqual(entry.environment, { FROM_FILE: "***", BOTH: "***", QUOTED: "***" });
+    const listedWithEnv = JSON.parse((await cli("list", "--json", "--show-env")).stdout);
+    assert.equal(listedWithEnv.find((j: { id: string }) => j.id === id).environment.BOTH, "flag");
     assert.match(human.stdout, /^owner: +ada$/m);
   });
 

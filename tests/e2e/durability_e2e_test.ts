@@ -14,10 +14,7 @@ import {
   startAirunner,
   waitForHealth,
 } from "../support/airunner_process.ts";
-
-async function* once<T>(value: T): AsyncGenerator<T> {
-  yield value;
-}
+import { once } from "../support/streams.ts";
 
 function startServer(dataDir: string, port: number) {
   return startAirunner([

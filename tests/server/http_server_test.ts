@@ -13,6 +13,7 @@ import { startServer } from "../../src/server/http_server.ts";
 import { makeEvent } from "../../src/store/event_sequencing.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
 import { type MemoryLog, memoryLog } from "../support/memory_log.ts";
+import { once } from "../support/streams.ts";
 
 async function withServer(
   fn: (clients: AirunnerClients, url: string, close: () => Promise<void>) => Promise<void>,
@@ -50,10 +51,6 @@ async function dequeue(clients: AirunnerClients, queue = "default", timeoutMs = 
   const out = [];
   for await (const res of clients.jobs.dequeueJob({ queue }, { timeoutMs })) out.push(res);
   return out;
-}
-
-async function* once<T>(value: T): AsyncGenerator<T> {
-  yield value;
 }
 
 function publish(clients: AirunnerClients, taskToken: string, events: JobEvent[]) {

@@ -84,3 +84,19 @@ Deno.test("working_directory is relative to the checkout and cannot leave it", (
   assert.throws(() => workingDirectoryIn("/ws/co", "sub/../../x"), /leads out of the checkout/);
   assert.throws(() => workingDirectoryIn("/ws/co", "/etc"), /must be relative/);
 });
+
+Deno.test("working_directory cannot leave the checkout through a symlink in the repository", async () => {
+  const checkout = await Deno.makeTempDir({ prefix: "airunner-checkout-" });
+  const outside = await Deno.makeTempDir({ prefix: "airunner-outside-" });
+  try {
+    await Deno.mkdir(`${checkout}/src`);
+    await Deno.symlink(outside, `${checkout}/escape`);
+    await Deno.symlink(`${checkout}/src`, `${checkout}/inner`);
+    assert.throws(() => workingDirectoryIn(checkout, "escape"), /through a symlink/);
+    assert.equal(workingDirectoryIn(checkout, "inner"), `${checkout}/inner`);
+    assert.equal(workingDirectoryIn(checkout, "src"), `${checkout}/src`);
+  } finally {
+    await Deno.remove(checkout, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});

@@ -1,0 +1,401 @@
+/**
+ * Fuzzing the running server: 10,000+ random and mutated requests to every
+ * RPC of a real `airunner server` process: valid protobuf shapes with
+ * extreme values, mutated and truncated messages, random bytes, wrong
+ * content types, lying stream envelopes and oversized bodies. The server
+ * must answer each with a proper response (never Internal, never a dropped
+ * connection), stay up, log no unexpected error, and still run a job.
+ *
+ * The run is reproducible: FUZZ_SEED=<n> replays the sequence a failure
+ * names.
+ */
+import assert from "node:assert/strict";
+import {
+  create,
+  type DescField,
+  type DescMessage,
+  ScalarType,
+  toBinary,
+  toJsonString,
+} from "@bufbuild/protobuf";
+import { JobEventsService, JobService } from "../../gen/job/v1/job_pb.ts";
+import { concatBytes } from "../../src/bytes.ts";
+import {
+  freePort,
+  runAirunner,
+  startAirunner,
+  waitForHealth,
+} from "../support/airunner_process.ts";
+
+const REQUESTS = 10_000;
+const CONCURRENCY = 16;
+const SEED = Number(Deno.env.get("FUZZ_SEED") ?? Math.floor(Math.random() * 2 ** 31));
+
+/** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
+class Random {
+  #state: number;
+  constructor(seed: number) {
+    this.#state = seed >>> 0;
+  }
+  next(): number {
+    let t = (this.#state = (this.#state + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  int(max: number): number {
+    return Math.floor(this.next() * max);
+  }
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)]!;
+  }
+  bytes(length: number): Uint8Array<ArrayBuffer> {
+    const out = new Uint8Array(length);
+    for (let i = 0; i < length; i++) out[i] = this.int(256);
+    return out;
+  }
+}
+
+interface Procedure {
+  readonly path: string;
+  readonly input: DescMessage;
+  readonly streamingRequest: boolean;
+  readonly streamingResponse: boolean;
+}
+
+const PROCEDURES: Procedure[] = [JobService, JobEventsService].flatMap((service) =>
+  service.methods.map((method) => ({
+    path: `/${service.typeName}/${method.name}`,
+    input: method.input,
+    streamingRequest: method.methodKind === "client_streaming" ||
+      method.methodKind === "bidi_streaming",
+    streamingResponse: method.methodKind === "server_streaming" ||
+      method.methodKind === "bidi_streaming",
+  }))
+);
+
+const INT32_EXTREMES = [0, 1, -1, 2 ** 31 - 1, -(2 ** 31), 300, 43_200, 43_201, 1_000, 1_001];
+const INT64_EXTREMES = [0n, 1n, -1n, 2n ** 63n - 1n, -(2n ** 63n), 2n ** 53n + 1n];
+
+function randomString(rng: Random): string {
+  switch (rng.int(10)) {
+    case 0:
+      return "";
+    case 1:
+      return "default";
+    case 2:
+      return crypto.randomUUID();
+    case 3:
+      return "x".repeat(rng.pick([64, 65, 256, 257, 2048, 2049, 4097, 70_000]));
+    case 4:
+      return "../../etc/passwd\0";
+    case 5:
+      return "\u{1F600}\uD800ünï\u0000code\n\r\t";
+    case 6:
+      return "a/b c=d";
+    case 7:
+      return "v1.e30.AAAA";
+    default:
+      return String.fromCharCode(...Array.from({ length: rng.int(40) }, () => rng.int(0xd7ff)));
+  }
+}
+
+function randomScalar(rng: Random, type: ScalarType): unknown {
+  switch (type) {
+    case ScalarType.STRING:
+      return randomString(rng);
+    case ScalarType.BYTES:
+      return rng.bytes(rng.int(64));
+    case ScalarType.BOOL:
+      return rng.chance(0.5);
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT:
+      return rng.pick([0, -0, NaN, Infinity, -Infinity, 1e308, 3.5]);
+    case ScalarType.INT64:
+    case ScalarType.SINT64:
+    case ScalarType.SFIXED64:
+      return rng.pick(INT64_EXTREMES);
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      return rng.pick([0n, 1n, 2n ** 64n - 1n, 2n ** 63n]);
+    case ScalarType.UINT32:
+    case ScalarType.FIXED32:
+      return rng.pick([0, 1, 2 ** 32 - 1, 2 ** 31]);
+    default:
+      return rng.pick(INT32_EXTREMES);
+  }
+}
+
+function randomEnum(rng: Random, field: DescField & { enum: { values: { number: number }[] } }) {
+  return rng.chance(0.8) ? rng.pick(field.enum.values).number : rng.pick([-1, 99, 2 ** 31 - 1]);
+}
+
+/** A value of one element of `field`: the field itself, or an item of its list. */
+function randomElement(
+  rng: Random,
+  field: DescField,
+  kind: "scalar" | "enum" | "message",
+  depth: number,
+): unknown {
+  switch (kind) {
+    case "scalar":
+      return randomScalar(rng, (field as { scalar: ScalarType }).scalar);
+    case "enum":
+      return randomEnum(rng, field as Parameters<typeof randomEnum>[1]);
+    case "message":
+      return depth > 3
+        ? {}
+        : randomInit(rng, (field as { message: DescMessage }).message, depth + 1);
+  }
+}
+
+function randomValue(rng: Random, field: DescField, depth: number): unknown {
+  switch (field.fieldKind) {
+    case "scalar":
+    case "enum":
+    case "message":
+      return randomElement(rng, field, field.fieldKind, depth);
+    case "list": {
+      const length = rng.chance(0.05) ? rng.pick([1025, 1001]) : rng.int(4);
+      return Array.from({ length }, () => randomElement(rng, field, field.listKind, depth));
+    }
+    case "map": {
+      const entries = rng.chance(0.05) ? 257 : rng.int(4);
+      return Object.fromEntries(
+        Array.from({ length: entries }, (_, i) => [
+          rng.chance(0.9) ? `K${i}` : randomString(rng),
+          field.mapKind === "scalar" ? randomScalar(rng, field.scalar) : {},
+        ]),
+      );
+    }
+  }
+}
+
+/** A message init of `desc` with random fields set, oneofs respected. */
+function randomInit(rng: Random, desc: DescMessage, depth = 0): Record<string, unknown> {
+  const init: Record<string, unknown> = {};
+  for (const field of desc.fields) {
+    if (rng.chance(0.3)) continue;
+    const value = randomValue(rng, field, depth);
+    if (field.oneof === undefined) {
+      init[field.localName] = value;
+    } else if (init[field.oneof.localName] === undefined) {
+      init[field.oneof.localName] = { case: field.localName, value };
+    }
+  }
+  return init;
+}
+
+function envelope(flags: number, data: Uint8Array, declaredLength = data.byteLength) {
+  const out = new Uint8Array(5 + data.byteLength);
+  out[0] = flags;
+  new DataView(out.buffer).setUint32(1, declaredLength >>> 0);
+  out.set(data, 5);
+  return out;
+}
+
+function mutate(rng: Random, bytes: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(bytes);
+  switch (rng.int(4)) {
+    case 0: // Flip some bytes.
+      for (let i = 0; i < 1 + rng.int(4) && out.length > 0; i++) {
+        out[rng.int(out.length)] = rng.int(256);
+      }
+      return out;
+    case 1: // Truncate.
+      return out.slice(0, rng.int(out.length + 1));
+    case 2: // Append garbage.
+      return concatBytes([out, rng.bytes(1 + rng.int(32))]);
+    default: // A varint that never ends.
+      return concatBytes([out, new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])]);
+  }
+}
+
+interface FuzzRequest {
+  readonly kind: string;
+  readonly path: string;
+  readonly contentType: string;
+  readonly body: Uint8Array<ArrayBuffer>;
+}
+
+function validShape(rng: Random, procedure: Procedure): Uint8Array<ArrayBuffer> {
+  try {
+    return new Uint8Array(
+      toBinary(procedure.input, create(procedure.input, randomInit(rng, procedure.input))),
+    );
+  } catch {
+    return new Uint8Array();
+  }
+}
+
+/** One request to `procedure`, of a randomly chosen kind. */
+function fuzzRequest(rng: Random, procedure: Procedure, oversized: boolean): FuzzRequest {
+  const streaming = procedure.streamingRequest || procedure.streamingResponse;
+  const protoType = streaming ? "application/connect+proto" : "application/proto";
+  const frame = (data: Uint8Array<ArrayBuffer>) => (streaming ? envelope(0, data) : data);
+  const base = { path: procedure.path, contentType: protoType };
+  if (oversized) {
+    const body = new Uint8Array(9 * 1024 * 1024);
+    return { ...base, kind: "oversized", body: streaming ? envelope(0, body) : body };
+  }
+  switch (rng.int(8)) {
+    case 0:
+    case 1:
+      return { ...base, kind: "valid shape", body: frame(validShape(rng, procedure)) };
+    case 2:
+      return { ...base, kind: "mutated", body: frame(mutate(rng, validShape(rng, procedure))) };
+    case 3:
+      return { ...base, kind: "random bytes", body: rng.bytes(rng.int(2048)) };
+    case 4: {
+      let json = "{}";
+      try {
+        json = toJsonString(
+          procedure.input,
+          create(procedure.input, randomInit(rng, procedure.input)),
+        );
+      } catch { /* keep {} */ }
+      if (rng.chance(0.3)) json = json.slice(0, rng.int(json.length));
+      if (rng.chance(0.2)) json = rng.pick(["[]", "null", '{"queue":{}}', '{"pageSize":"1e999"}']);
+      const data = new TextEncoder().encode(json);
+      return {
+        ...base,
+        kind: "json",
+        contentType: streaming ? "application/connect+json" : "application/json",
+        body: streaming ? envelope(0, data) : data,
+      };
+    }
+    case 5:
+      return {
+        ...base,
+        kind: "wrong content type",
+        contentType: rng.pick([
+          "text/plain",
+          "application/grpc",
+          "application/grpc-web+proto",
+          "application/xml",
+          "",
+          streaming ? "application/proto" : "application/connect+proto",
+        ]),
+        body: validShape(rng, procedure),
+      };
+    case 6: {
+      // Stream envelopes that lie: a length longer than the data, huge, or odd flags.
+      const data = validShape(rng, procedure);
+      const lie = rng.pick([data.byteLength + 10, 0x7fffffff, 0xffffffff, 9 * 1024 * 1024]);
+      const flags = rng.pick([0, 1, 2, 0x80]);
+      return { ...base, kind: "lying envelope", body: envelope(flags, data, lie) };
+    }
+    default: {
+      // Several messages on one stream, some broken, maybe an end-stream frame.
+      const parts = Array.from(
+        { length: 1 + rng.int(4) },
+        () => envelope(0, rng.chance(0.7) ? validShape(rng, procedure) : rng.bytes(rng.int(64))),
+      );
+      if (rng.chance(0.5)) parts.push(envelope(2, new TextEncoder().encode("{}")));
+      return { ...base, kind: "multi-message", body: concatBytes(parts) };
+    }
+  }
+}
+
+/** Why `status` + `text` is not a proper answer, or undefined when it is. */
+function improperAnswer(status: number, text: string): string | undefined {
+  if (status >= 500 && status !== 503 && status !== 504) return `HTTP ${status}`;
+  if (/"code":\s*"(internal|unknown)"/.test(text)) return "an internal/unknown error";
+  return undefined;
+}
+
+Deno.test(`the server survives ${REQUESTS} fuzzed requests to every RPC (seed ${SEED})`, async () => {
+  const port = freePort();
+  const url = `http://127.0.0.1:${port}`;
+  await using server = startAirunner([
+    "server",
+    "--listen",
+    `127.0.0.1:${port}`,
+    "--store",
+    "memory",
+    "--no-auth",
+    "--log-level",
+    "error",
+  ]);
+  await waitForHealth(url);
+
+  const rng = new Random(SEED);
+  const plan = Array.from({ length: REQUESTS }, (_, i) => {
+    const procedure = PROCEDURES[i % PROCEDURES.length]!;
+    // Every procedure gets a few 9 MiB bodies; the rest are small.
+    const oversized = i < PROCEDURES.length * 2;
+    return fuzzRequest(rng, procedure, oversized);
+  });
+
+  const counts = new Map<string, number>();
+  const failures: string[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < plan.length) {
+      const index = next++;
+      const request = plan[index]!;
+      try {
+        const headers: Record<string, string> = { "connect-timeout-ms": "200" };
+        if (request.contentType !== "") headers["content-type"] = request.contentType;
+        const response = await fetch(`${url}${request.path}`, {
+          method: "POST",
+          headers,
+          body: request.body,
+          signal: AbortSignal.timeout(15_000),
+        });
+        const text = await response.text();
+        const problem = improperAnswer(response.status, text);
+        if (problem !== undefined) {
+          failures.push(
+            `#${index} ${request.kind} ${request.path}: ${problem}: ${text.slice(0, 200)}`,
+          );
+        }
+        const key = `${request.kind} → ${response.status}`;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      } catch (error) {
+        failures.push(`#${index} ${request.kind} ${request.path}: no answer: ${error}`);
+      }
+    }
+  }));
+  const seconds = (performance.now() - started) / 1000;
+  console.log(
+    `fuzz: ${REQUESTS} requests to ${PROCEDURES.length} procedures in ${
+      seconds.toFixed(1)
+    } s (seed ${SEED})`,
+  );
+  console.log([...counts].sort().map(([k, n]) => `  ${k}: ${n}`).join("\n"));
+
+  assert.deepEqual(failures.slice(0, 10), [], `seed ${SEED}: ${failures.length} improper answers`);
+  assert.ok(
+    [...counts.keys()].some((k) => k.startsWith("oversized → 429")),
+    "oversized bodies are ResourceExhausted",
+  );
+  assert.ok([...counts.keys()].some((k) => k.startsWith("wrong content type → 415")));
+  assert.ok([...counts.keys()].some((k) => k.startsWith("valid shape → 400")));
+
+  // Still alive and still useful: a worker runs a job on a queue no fuzz request used.
+  await waitForHealth(url);
+  const queue = `after-fuzz-${SEED}`;
+  await using worker = startAirunner(["worker", "--server", url, "--queue", queue]);
+  const result = await runAirunner([
+    "submit",
+    "--server",
+    url,
+    "--queue",
+    queue,
+    "--follow",
+    "--",
+    "echo",
+    "still here",
+  ]);
+  assert.equal(result.stdout, "still here\n", result.stderr);
+  assert.equal(result.code, 0);
+  await worker.stop();
+
+  const { stderr } = await server.stop();
+  assert.doesNotMatch(stderr, /"level":(50|60)/, `seed ${SEED}: the server logged an error`);
+});
