@@ -21,7 +21,7 @@ export const AIRUNNER_RUN_FLAGS = [
   "--allow-write",
   "--allow-env",
   "--allow-run",
-  "--allow-sys=hostname",
+  "--allow-sys=hostname,osRelease",
   "--v8-flags=--max-semi-space-size=4",
 ];
 

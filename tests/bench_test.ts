@@ -55,6 +55,14 @@ const SQLITE_EXTRA_TARGETS: Record<string, string[]> = {
   "footprint": ["RSS after 2000 jobs", "ListJobs page of 50, p50"],
 };
 
+/** The scenarios the AWS store runs (against in-process stand-ins); the rest are skipped. */
+const AWS_SCENARIOS = ["rpc-baseline", "queue-cycle", "time-to-start"];
+
+/** Figures the AWS store reports on top of the common ones. */
+const AWS_EXTRA_FIGURES: Record<string, string[]> = {
+  "queue-cycle": ["jobs/s vs memory", "stand-ins CPU (bench process)"],
+};
+
 Deno.test("deno task bench --quick reports every scenario's figures and targets", async () => {
   const out = await Deno.makeTempFile({ suffix: ".json" });
   try {
@@ -68,15 +76,30 @@ Deno.test("deno task bench --quick reports every scenario's figures and targets"
     assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
     const report = JSON.parse(await Deno.readTextFile(out)) as BenchReport;
     assert.equal(report.quick, true);
-    const stores = ["memory", "sqlite"];
+    const stores = ["memory", "sqlite", "aws"];
+    const runsOn = (store: string) =>
+      Object.keys(EXPECTED).filter((name) => store !== "aws" || AWS_SCENARIOS.includes(name));
     assert.deepEqual(
       report.scenarios.map((s) => `${s.name}@${s.store}`),
-      stores.flatMap((store) => Object.keys(EXPECTED).map((name) => `${name}@${store}`)),
+      stores.flatMap((store) => runsOn(store).map((name) => `${name}@${store}`)),
     );
+    assert.deepEqual(
+      report.skipped.map((s) => `${s.name}@${s.store}`),
+      Object.keys(EXPECTED).filter((name) => !AWS_SCENARIOS.includes(name)).map((name) =>
+        `${name}@aws`
+      ),
+    );
+    for (const skipped of report.skipped) assert.ok(skipped.reason.length > 0, "says why");
+    assert.match(stdout, /^skipped:$/m);
     for (const scenario of report.scenarios) {
       const expected = EXPECTED[scenario.name]!;
       const where = `${scenario.name} (${scenario.store})`;
-      assert.deepEqual(scenario.figures.map((f) => f.name), expected.figures, where);
+      const extraFigures = scenario.store === "aws" ? AWS_EXTRA_FIGURES[scenario.name] ?? [] : [];
+      assert.deepEqual(
+        scenario.figures.map((f) => f.name),
+        [...expected.figures, ...extraFigures],
+        where,
+      );
       for (const figure of scenario.figures) {
         assert.ok(Number.isFinite(figure.value), `${where}: ${figure.name} is a number`);
       }

@@ -4,7 +4,11 @@
  * JSON (`--out FILE`). `--quick` runs a small version of every scenario in
  * seconds; the test suite runs it so the benchmark never rots.
  *
- *   deno task bench [--quick] [--out FILE] [--store memory] [--only NAME,...]
+ * The AWS store (`airunner orchestrator`) runs against in-process stand-ins
+ * for SQS and DynamoDB, so only the scenarios in {@link AWS_SCENARIOS} run on
+ * it; the others are listed as skipped, with the reason.
+ *
+ *   deno task bench [--quick] [--out FILE] [--store memory,sqlite,aws] [--only NAME,...]
  *
  * @module
  */
@@ -13,6 +17,7 @@ import { footprint } from "./footprint.ts";
 import { liveTail } from "./live_tail.ts";
 import { outputThroughput } from "./output_throughput.ts";
 import { processThroughput } from "./process_throughput.ts";
+import { stopAwsStandIns } from "./processes.ts";
 import { queueCycle } from "./queue_cycle.ts";
 import { type BenchReport, formatTable } from "./report.ts";
 import { rpcBaseline } from "./rpc_baseline.ts";
@@ -30,8 +35,20 @@ export const SCENARIOS = {
   "footprint": footprint,
 } as const satisfies Record<string, (context: ScenarioContext) => Promise<ScenarioResult>>;
 
-/** Stores the benchmark can run on. */
-export const BENCH_STORES = ["memory", "sqlite"] as const;
+/** Stores the benchmark can run on (all of them by default). */
+export const BENCH_STORES = ["memory", "sqlite", "aws"] as const;
+
+/**
+ * The scenarios that run on the AWS store. rpc-baseline is the yardstick the
+ * queue figures are compared with.
+ */
+export const AWS_SCENARIOS: readonly string[] = ["rpc-baseline", "queue-cycle", "time-to-start"];
+
+/** Why the other scenarios do not run on the AWS store. */
+export const AWS_SKIP_REASON =
+  "not run on the AWS store: its SQS and DynamoDB stand-ins are single-threaded JavaScript " +
+  "emulators inside the bench process, so process, output and footprint figures would " +
+  "measure the emulators, not airunner";
 
 if (import.meta.main) {
   const { values } = parseArgs({
@@ -60,21 +77,31 @@ if (import.meta.main) {
       os: `${Deno.build.os}-${Deno.build.arch}`,
     },
     scenarios: [],
+    skipped: [],
   };
   const earlier = new Map<string, ScenarioResult>();
-  for (const store of stores) {
-    for (const [name, run] of Object.entries(SCENARIOS)) {
-      if (only !== undefined && !only.includes(name)) continue;
-      console.error(`bench: ${name} (${store})...`);
-      const result = await run({
-        store,
-        quick: values.quick,
-        earlier,
-        progress: (message) => console.error(`bench: ${name}: ${message}`),
-      });
-      earlier.set(`${name}@${store}`, result);
-      report.scenarios.push(result);
+  try {
+    for (const store of stores) {
+      for (const [name, run] of Object.entries(SCENARIOS)) {
+        if (only !== undefined && !only.includes(name)) continue;
+        if (store === "aws" && !AWS_SCENARIOS.includes(name)) {
+          console.error(`bench: ${name} (${store}) skipped (see "skipped:" in the report)`);
+          report.skipped.push({ name, store, reason: AWS_SKIP_REASON });
+          continue;
+        }
+        console.error(`bench: ${name} (${store})...`);
+        const result = await run({
+          store,
+          quick: values.quick,
+          earlier,
+          progress: (message) => console.error(`bench: ${name}: ${message}`),
+        });
+        earlier.set(`${name}@${store}`, result);
+        report.scenarios.push(result);
+      }
     }
+  } finally {
+    await stopAwsStandIns();
   }
   console.log(formatTable(report));
   if (values.out !== undefined) {

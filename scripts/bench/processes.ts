@@ -2,9 +2,18 @@
  * The processes a benchmark starts (an airunner server, workers, load
  * agents) and what /proc says about them: resident memory and CPU time.
  *
+ * On the AWS store the server is `airunner orchestrator`, against the AWS
+ * stand-ins (dynalite, fauxqs) running in this process: started once per
+ * bench run, on first use, and stopped by {@link stopAwsStandIns}. Every
+ * orchestrator gets fresh tables and queues under a name prefix of its own.
+ *
  * @module
  */
 import { airunnerArgv, freePort, waitForHealth } from "../airunner_argv.ts";
+import { type AwsEmulators, startAwsEmulators } from "../aws_emulators.ts";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { provisionAwsResources } from "../../src/store/aws/provision.ts";
 
 /** A child process the benchmark started and stops. */
 export interface BenchProcess {
@@ -50,8 +59,26 @@ function wrap(child: Deno.ChildProcess): BenchProcess {
   };
 }
 
-/** Starts `airunner server` on a free loopback port (a fresh data dir for sqlite). */
-export async function startServerProcess(store: string): Promise<BenchServer> {
+/** What a scenario's server must offer. */
+export interface ServerOptions {
+  /**
+   * Queues the scenario enqueues to or dequeues from. The embedded stores
+   * make queues on first use; the AWS store needs their SQS queues created
+   * beforehand, so exactly these are.
+   */
+  readonly queues?: readonly string[];
+}
+
+/**
+ * Starts an airunner server for `store` on a free loopback port: `airunner
+ * server` (a fresh data dir for sqlite), or for "aws" `airunner orchestrator`
+ * on fresh tables and queues in the stand-ins.
+ */
+export async function startServerProcess(
+  store: string,
+  options: ServerOptions = {},
+): Promise<BenchServer> {
+  if (store === "aws") return await startOrchestratorProcess(options.queues ?? []);
   const port = freePort();
   const dataDir = await Deno.makeTempDir({ prefix: "airunner-bench-" });
   const child = new Deno.Command(Deno.execPath(), {
@@ -72,8 +99,14 @@ export async function startServerProcess(store: string): Promise<BenchServer> {
     stderr: "null",
   }).spawn();
   const url = `http://127.0.0.1:${port}`;
-  await waitForHealth(url);
   const process = wrap(child);
+  try {
+    await waitForHealth(url);
+  } catch (error) {
+    await process.stop();
+    await Deno.remove(dataDir, { recursive: true });
+    throw error;
+  }
   return {
     ...process,
     url,
@@ -81,6 +114,126 @@ export async function startServerProcess(store: string): Promise<BenchServer> {
       await process.stop();
       await Deno.remove(dataDir, { recursive: true });
     },
+  };
+}
+
+let standIns: Promise<AwsEmulators> | undefined;
+
+/** The AWS stand-ins of this bench run, started on first use. */
+function awsStandIns(): Promise<AwsEmulators> {
+  standIns ??= startAwsEmulators();
+  return standIns;
+}
+
+/** Stops the AWS stand-ins if this run started them (safe to call more than once). */
+export async function stopAwsStandIns(): Promise<void> {
+  const running = standIns;
+  standIns = undefined;
+  if (running === undefined) return;
+  try {
+    await (await running).stop();
+  } catch {
+    // They never started, or are gone already.
+  }
+}
+
+/**
+ * Starts `airunner orchestrator` on fresh tables and on SQS queues for
+ * `queues` (named `<prefix><queue>`, with a prefix unique to this server).
+ */
+async function startOrchestratorProcess(queues: readonly string[]): Promise<BenchServer> {
+  const emulators = await awsStandIns();
+  const id = crypto.randomUUID().slice(0, 8);
+  const names = {
+    jobsTable: `bench-${id}-jobs`,
+    eventsTable: `bench-${id}-events`,
+    queuePrefix: `bench-${id}-`,
+  };
+  // The stand-ins' dummy credentials, given to these clients alone (this
+  // process's environment, which workers and agents inherit, stays as it is).
+  const config = {
+    region: emulators.env.AWS_REGION!,
+    credentials: {
+      accessKeyId: emulators.env.AWS_ACCESS_KEY_ID!,
+      secretAccessKey: emulators.env.AWS_SECRET_ACCESS_KEY!,
+    },
+  };
+  const dynamodb = new DynamoDBClient({ ...config, endpoint: emulators.dynamodbEndpoint });
+  const sqs = new SQSClient({ ...config, endpoint: emulators.sqsEndpoint });
+  try {
+    await provisionAwsResources({ dynamodb, sqs }, {
+      jobsTable: names.jobsTable,
+      eventsTable: names.eventsTable,
+      sqsQueues: queues.map((queue) => `${names.queuePrefix}${queue}`),
+    });
+  } finally {
+    dynamodb.destroy();
+    sqs.destroy();
+  }
+  const secret = crypto.getRandomValues(new Uint8Array(48));
+  const port = freePort();
+  // Only --tls auto would write here; a temporary one keeps the default clean.
+  const dataDir = await Deno.makeTempDir({ prefix: "airunner-bench-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: airunnerArgv([
+      "orchestrator",
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--jobs-table",
+      names.jobsTable,
+      "--events-table",
+      names.eventsTable,
+      "--queue-prefix",
+      names.queuePrefix,
+      "--data-dir",
+      dataDir,
+      "--no-auth",
+      "--log-level",
+      "warn",
+    ]),
+    env: {
+      ...emulators.env,
+      AIRUNNER_TOKEN_SIGNING_SECRET: btoa(String.fromCharCode(...secret)),
+    },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stderr = keepTail(child.stderr);
+  const url = `http://127.0.0.1:${port}`;
+  const process = wrap(child);
+  try {
+    await waitForHealth(url);
+  } catch (error) {
+    await process.stop();
+    await Deno.remove(dataDir, { recursive: true });
+    throw new Error(`airunner orchestrator did not start; its stderr ended:\n${await stderr()}`, {
+      cause: error,
+    });
+  }
+  return {
+    ...process,
+    url,
+    async stop() {
+      await process.stop();
+      await Deno.remove(dataDir, { recursive: true });
+    },
+  };
+}
+
+/**
+ * Reads `stream` to its end, keeping its last 4 KB, so a child's log neither
+ * fills the pipe nor the bench output; the result waits for the end.
+ */
+function keepTail(stream: ReadableStream<Uint8Array>): () => Promise<string> {
+  let tail = "";
+  const decoder = new TextDecoder();
+  const done = (async () => {
+    for await (const chunk of stream) tail = (tail + decoder.decode(chunk)).slice(-4096);
+  })().catch(() => {});
+  return async () => {
+    await done;
+    return tail;
   };
 }
 
@@ -133,6 +286,11 @@ export async function runAgent<T>(args: string[], onStart?: (p: BenchProcess) =>
     throw new Error(`bench agent ${args[0]} failed with exit code ${status.code}`);
   }
   return JSON.parse(out) as T;
+}
+
+/** CPU time this (the bench) process has used so far, in ms; on the AWS store it runs the stand-ins. */
+export function benchProcessCpuMs(): Promise<number> {
+  return readCpuMs(Deno.pid);
 }
 
 async function readRss(pid: number): Promise<number> {

@@ -12,6 +12,15 @@ export interface BenchReport {
   readonly quick: boolean;
   readonly machine: { readonly cores: number; readonly deno: string; readonly os: string };
   readonly scenarios: ScenarioResult[];
+  /** Scenarios not run on a store, and why. */
+  readonly skipped: SkippedScenario[];
+}
+
+/** A scenario that does not run on a store. */
+export interface SkippedScenario {
+  readonly name: string;
+  readonly store: string;
+  readonly reason: string;
 }
 
 /** Formats a number for the table: 3 significant digits, thousands separated. */
@@ -65,5 +74,23 @@ export function formatTable(report: BenchReport): string {
     ...inputs.map((line) => `  ${line}`),
     "notes:",
     ...notes.map((line) => `  ${line}`),
+    ...skippedLines(report.skipped),
   ].join("\n");
+}
+
+/** The skipped scenarios, grouped by store and reason (none: no lines). */
+function skippedLines(skipped: readonly SkippedScenario[] = []): string[] {
+  const groups = new Map<string, string[]>();
+  for (const s of skipped) {
+    const key = `${s.store}\n${s.reason}`;
+    groups.set(key, [...(groups.get(key) ?? []), s.name]);
+  }
+  if (groups.size === 0) return [];
+  return [
+    "skipped:",
+    ...[...groups].map(([key, names]) => {
+      const [store, reason] = key.split("\n");
+      return `  ${names.join(", ")} (${store}): ${reason}`;
+    }),
+  ];
 }

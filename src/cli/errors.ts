@@ -13,14 +13,6 @@ import { UsageError } from "./parse.ts";
 import { DataDirError } from "../store/sqlite/schema.ts";
 import { InvalidKeyError } from "../auth/keys.ts";
 
-/** Raised by subcommands that a later release completes. */
-export class NotAvailableError extends Error {
-  constructor(command: string, arrivesWith: string) {
-    super(`"airunner ${command}" is not available yet; it arrives with ${arrivesWith}`);
-    this.name = "NotAvailableError";
-  }
-}
-
 /** The one-line message and exit code for `error`. */
 export function describeError(
   error: unknown,
@@ -32,7 +24,7 @@ export function describeError(
   ) {
     return { message: error.message, exitCode: ExitCode.Usage };
   }
-  if (error instanceof NotAvailableError || error instanceof DataDirError) {
+  if (error instanceof DataDirError) {
     return { message: error.message, exitCode: ExitCode.Error };
   }
   if (error instanceof ConnectError) {

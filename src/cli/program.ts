@@ -16,7 +16,7 @@ import { devCommand } from "./dev.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { listCommand } from "./list.ts";
 import { monitorCommand } from "./monitor.ts";
-import { orchestratorCommand } from "./not_available.ts";
+import { orchestratorCommand } from "./orchestrator.ts";
 import { tokenCommand } from "./token.ts";
 import { serverCommand } from "./server.ts";
 import { submitCommand } from "./submit.ts";
@@ -41,6 +41,8 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     .version(VERSION, "-V, --version", "print the version")
     .helpOption("-h, --help", "show help")
     .showSuggestionAfterError()
+    // A subcommand's flags belong to it (orchestrator init --jobs-table X).
+    .enablePositionalOptions()
     .addHelpText(
       "after",
       `
@@ -66,7 +68,9 @@ Run "airunner <command> --help" for a command's flags and examples.`,
     completionCommand(setExitCode, () => program),
   ];
   for (const command of commands) program.addCommand(command);
-  for (const command of [program, ...commands]) {
+  // Subcommands (token keygen, orchestrator init) report errors the same way.
+  const nested = commands.flatMap((c) => c.commands);
+  for (const command of [program, ...commands, ...nested]) {
     command.exitOverride().configureOutput({
       outputError: (message, write) => write(`airunner: error: ${oneLineUsageError(message)}\n`),
     });

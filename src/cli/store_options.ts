@@ -11,6 +11,7 @@ import { defaultDataDir, openDataDirStore } from "../store/data_dir.ts";
 import type { JobStore } from "../store/job_store.ts";
 import { MemoryJobStore } from "../store/memory_store.ts";
 import { parseDurationMs } from "./parse.ts";
+import type { AwsSettings } from "./aws_options.ts";
 
 /** Store backends `--store` accepts. */
 export const STORE_KINDS = ["sqlite", "memory"] as const;
@@ -38,10 +39,20 @@ export function retentionOption() {
 }
 
 /** The settings of the store flags. */
-export interface StoreConfig {
+export type StoreConfig = EmbeddedStoreConfig | AwsStoreConfig;
+
+/** The memory and sqlite stores. */
+export interface EmbeddedStoreConfig {
   readonly kind: StoreKind;
   readonly dataDir: string;
   readonly retentionMs: number;
+}
+
+/** The AWS store (`airunner orchestrator`); `dataDir` holds only `--tls auto` files. */
+export interface AwsStoreConfig {
+  readonly kind: "aws";
+  readonly dataDir: string;
+  readonly aws: AwsSettings;
 }
 
 /** Turns the store flags into settings. */
@@ -49,7 +60,7 @@ export function parseStoreConfig(opts: {
   store: StoreKind;
   dataDir: string;
   retention: string;
-}): StoreConfig {
+}): EmbeddedStoreConfig {
   return {
     kind: opts.store,
     dataDir: opts.dataDir,
@@ -75,6 +86,11 @@ export async function openConfiguredStore(
       store: new MemoryJobStore(),
       description: "memory store: jobs are lost when it exits",
     };
+  }
+  if (config.kind === "aws") {
+    // Loaded only here, so other commands start without the AWS SDK.
+    const { openAwsStore } = await import("./aws_store_opener.ts");
+    return await openAwsStore(config.aws);
   }
   const store = await openDataDirStore(config.dataDir, {
     retentionMs: config.retentionMs,

@@ -23,6 +23,8 @@ export const CONNECT_CODE_OF: Readonly<Record<StoreErrorCode, Code>> = {
   idempotency_conflict: Code.AlreadyExists,
   throttled: Code.Unavailable,
   store_closed: Code.Unavailable,
+  queue_not_found: Code.NotFound,
+  backend_unavailable: Code.Unavailable,
 };
 
 /** The request field a store error is about, named in the message as validation errors are. */

@@ -30,6 +30,10 @@ export const StoreErrorCode = {
   Throttled: "throttled",
   /** The store has been closed. */
   StoreClosed: "store_closed",
+  /** The queue has no backing queue (an SQS queue that does not exist). */
+  QueueNotFound: "queue_not_found",
+  /** The backend (DynamoDB, SQS) cannot be reached or failed. */
+  BackendUnavailable: "backend_unavailable",
 } as const;
 
 /** One of {@link StoreErrorCode}'s values. */
@@ -138,5 +142,23 @@ export class StoreClosedError extends StoreError {
   constructor() {
     super("store is closed");
     this.name = "StoreClosedError";
+  }
+}
+
+/** The queue has nothing behind it (on AWS: no SQS queue by that name or URL). */
+export class QueueNotFoundError extends StoreError {
+  readonly code = StoreErrorCode.QueueNotFound;
+  constructor(queue: string, hint: string) {
+    super(`queue "${queue}" does not exist (${hint})`);
+    this.name = "QueueNotFoundError";
+  }
+}
+
+/** The backend failed or could not be reached; the call may be retried. */
+export class BackendUnavailableError extends StoreError {
+  readonly code = StoreErrorCode.BackendUnavailable;
+  constructor(operation: string, reason: string) {
+    super(`${operation} failed: ${reason}`);
+    this.name = "BackendUnavailableError";
   }
 }

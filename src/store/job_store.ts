@@ -45,6 +45,12 @@ export interface StoreCapabilities {
   readonly pushesEvents: boolean;
   /** Largest event the store accepts, in bytes of its protobuf encoding. */
   readonly maxEventBytes: number;
+  /**
+   * A job whose lease expired is dequeued before work enqueued after it.
+   * SQS standard queues order best-effort only, so the AWS store does not
+   * promise this; the embedded stores do.
+   */
+  readonly redeliversBeforeNewerWork: boolean;
 }
 
 /** A job to add to a queue. */
@@ -127,8 +133,9 @@ export interface JobPage {
  * Guarantees every backend gives (the conformance suite in
  * tests/store/conformance.ts checks each):
  * - Job ids are UUIDv7; a new job is SCHEDULED; a dequeued job is RUNNING.
- * - Each queue is FIFO; a job whose lease expired is dequeued again before
- *   newer work, as soon as it expired (no sweep delay).
+ * - Each queue is FIFO (best-effort on SQS); a job whose lease expired is
+ *   dequeued again as soon as it expired (no sweep delay), and before newer
+ *   work where {@link StoreCapabilities.redeliversBeforeNewerWork} says so.
  * - Enqueue with a non-empty request_id is idempotent.
  * - Only the token of the job's current attempt, while its lease lasts, can
  *   extend, publish or complete; verification is constant time. A lease that

@@ -95,6 +95,7 @@ export class MemoryJobStore implements JobStore {
     wakesOnEnqueue: true,
     pushesEvents: true,
     maxEventBytes: EMBEDDED_MAX_EVENT_BYTES,
+    redeliversBeforeNewerWork: true,
   };
 
   readonly #clock: Clock;

@@ -69,17 +69,6 @@ Deno.test("submit without a command, or with bad values, is a usage error", asyn
   }
 });
 
-Deno.test("orchestrator says it is not available yet and fails", async () => {
-  for (const name of ["orchestrator"]) {
-    const result = await runAirunner([name]);
-    assert.equal(result.code, 1);
-    assert.match(
-      result.stderr,
-      new RegExp(`^airunner: error: "airunner ${name}" is not available yet`),
-    );
-  }
-});
-
 Deno.test("a client command says clearly when the server cannot be reached (exit 125)", async () => {
   const server = `http://127.0.0.1:${freePort()}`;
   const result = await runAirunner(["list", "--server", server]);

@@ -329,11 +329,15 @@ conformance("an expired lease is redelivered as the next attempt", async (h) => 
   assert.equal(first.job.jobId, job.jobId);
   await h.advance(1_500);
   assert.equal((await store.getJob(job.jobId)).state, JobState.SCHEDULED);
-  const second = await dequeueOne(store, QUEUE, VISIBILITY_MS);
-  assert.equal(second.job.jobId, job.jobId, "the expired job comes before newer work");
+  const leased = [await dequeueOne(store, QUEUE, VISIBILITY_MS), await dequeueOne(store)];
+  if (store.capabilities.redeliversBeforeNewerWork) {
+    assert.deepEqual(leased.map((l) => l.job.jobId), [job.jobId, later.jobId]);
+  }
+  const second = leased.find((l) => l.job.jobId === job.jobId);
+  assert.ok(second !== undefined, "the expired job is redelivered");
   assert.equal(second.job.attempt, 2);
   assert.equal(second.job.state, JobState.RUNNING);
-  assert.equal((await dequeueOne(store)).job.jobId, later.jobId);
+  assert.ok(leased.some((l) => l.job.jobId === later.jobId));
 });
 
 conformance("a waiting dequeue is woken when a lease expires", async (h) => {

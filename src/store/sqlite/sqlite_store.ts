@@ -107,6 +107,7 @@ export class SqliteJobStore implements JobStore {
     wakesOnEnqueue: true,
     pushesEvents: true,
     maxEventBytes: EMBEDDED_MAX_EVENT_BYTES,
+    redeliversBeforeNewerWork: true,
   };
 
   readonly #db: DatabaseSync;

@@ -1,0 +1,130 @@
+/**
+ * `airunner orchestrator`: the server on the AWS store (SQS + DynamoDB), for
+ * several stateless servers behind one address; `airunner orchestrator
+ * init` creates the queues and tables it needs.
+ *
+ * @module
+ */
+import { Command, Option } from "@commander-js/extra-typings";
+import { environmentKeyOf } from "../store/aws/queue_env.ts";
+import { validateQueueName } from "../server/request_validation.ts";
+import { awsOptions, parseAwsSettings } from "./aws_options.ts";
+import { type ExitCodeSink, listenOption, logLevelOption } from "./common_options.ts";
+import { reportError } from "./errors.ts";
+import { parseListenAddress, UsageError } from "./parse.ts";
+import { runServer } from "./server.ts";
+import { dataDirOption, serverDataDirDefault } from "./store_options.ts";
+import {
+  jwtPublicKeyOption,
+  noAuthOption,
+  tlsCertOption,
+  tlsKeyOption,
+  tlsModeOption,
+} from "./security_options.ts";
+
+/** Queues `orchestrator init` creates unless told otherwise. */
+const DEFAULT_QUEUES = ["default", "priority"];
+
+/** Builds `orchestrator` and its `init` subcommand. */
+export function orchestratorCommand(setExitCode: ExitCodeSink) {
+  const [sqsQueue, jobsTable, eventsTable, eventsTtl, queuePrefix, region] = awsOptions();
+  const orchestrator = new Command("orchestrator")
+    .description("serve the job queue API on AWS SQS + DynamoDB (orchestrator init: create them)")
+    // `orchestrator init --jobs-table X`: flags after "init" are init's.
+    .enablePositionalOptions()
+    .addOption(listenOption())
+    .addOption(sqsQueue)
+    .addOption(jobsTable)
+    .addOption(eventsTable)
+    .addOption(eventsTtl)
+    .addOption(queuePrefix)
+    .addOption(region)
+    .addOption(dataDirOption(serverDataDirDefault()).hideHelp())
+    .addOption(jwtPublicKeyOption())
+    .addOption(noAuthOption())
+    .addOption(tlsCertOption())
+    .addOption(tlsKeyOption())
+    .addOption(tlsModeOption())
+    .addOption(logLevelOption())
+    .addHelpText(
+      "after",
+      `
+Environment: AIRUNNER_TOKEN_SIGNING_SECRET (required, at least 32 bytes, the
+same on every orchestrator), AWS_REGION and the standard AWS credential
+chain, AWS_ENDPOINT_URL_SQS and AWS_ENDPOINT_URL_DYNAMODB (for emulators).
+
+Examples:
+  airunner orchestrator init --jobs-table airunner-jobs --events-table airunner-events
+  airunner orchestrator --listen 0.0.0.0:8080 --jwt-public-key public.pem \\
+    --jobs-table airunner-jobs --events-table airunner-events`,
+    )
+    .action(async (opts) => {
+      try {
+        setExitCode(
+          await runServer({
+            listen: parseListenAddress(opts.listen),
+            store: { kind: "aws", dataDir: opts.dataDir, aws: parseAwsSettings(opts) },
+            logLevel: opts.logLevel,
+            security: opts,
+          }),
+        );
+      } catch (error) {
+        setExitCode(reportError(error));
+      }
+    });
+  orchestrator.addCommand(initCommand(setExitCode));
+  return orchestrator;
+}
+
+function initCommand(setExitCode: ExitCodeSink) {
+  const [sqsQueue, jobsTable, eventsTable, eventsTtl, queuePrefix, region] = awsOptions();
+  return new Command("init")
+    .description("create the SQS queues (with dead-letter queues) and DynamoDB tables if missing")
+    .addOption(
+      new Option("--queue <name>", "a queue to create (repeatable; default: default and priority)")
+        .argParser((value, previous: string[] | undefined) => [...(previous ?? []), value]),
+    )
+    .addOption(sqsQueue)
+    .addOption(jobsTable)
+    .addOption(eventsTable)
+    .addOption(eventsTtl)
+    .addOption(queuePrefix)
+    .addOption(region)
+    .action(async (opts) => {
+      try {
+        const settings = parseAwsSettings(opts, Deno.env.get, Object.keys(Deno.env.toObject()), {
+          secret: false,
+        });
+        const names = opts.queue ?? DEFAULT_QUEUES;
+        for (const name of names) {
+          try {
+            validateQueueName(name);
+          } catch (error) {
+            throw new UsageError(`--queue: ${(error as Error).message}`);
+          }
+        }
+        // Queues given by URL exist already; the rest are <prefix><name>.
+        const sqsQueues = names.filter((n) =>
+          !settings.queueUrls.has(n) && !settings.queueUrls.has(environmentKeyOf(n))
+        ).map((n) => `${settings.queuePrefix}${n}`);
+        // Loaded only here, so other commands start without the AWS SDK.
+        const { createAwsClients } = await import("../store/aws/aws_clients.ts");
+        const { provisionAwsResources } = await import("../store/aws/provision.ts");
+        const clients = createAwsClients(settings);
+        try {
+          const report = await provisionAwsResources(clients, {
+            jobsTable: settings.jobsTable,
+            eventsTable: settings.eventsTable,
+            sqsQueues,
+          });
+          for (const line of report.created) console.error(`airunner: created ${line}`);
+          for (const line of report.existing) console.error(`airunner: exists: ${line}`);
+        } finally {
+          clients.destroy();
+        }
+        setExitCode(0);
+      } catch (error) {
+        setExitCode(reportError(error));
+      }
+    });
+}

@@ -1,0 +1,221 @@
+/**
+ * How jobs and events are laid out in DynamoDB (pure logic, no I/O). The
+ * layout is the wire contract's "AWS backend facts": the jobs table keyed by
+ * `job_id` with GSI1 (`queue`, `created_at`) and GSI2 (`request_id`), the
+ * events table keyed by `job_id` and `sequence`.
+ *
+ * A job item holds the job's fixed parts as protobuf bytes (`params`,
+ * `execution_config`, `result`) and its changing parts as plain attributes
+ * that conditional updates test: `state`, `attempt`, `lease_expires_at`.
+ * A RUNNING job whose lease has passed is SCHEDULED again by definition
+ * ({@link effectiveState}); no sweep has to write that down.
+ *
+ * @module
+ */
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  ExecutionConfigSchema,
+  type Job,
+  type JobEvent,
+  JobEventSchema,
+  type JobParams,
+  JobParamsSchema,
+  JobResultSchema,
+  JobSchema,
+  JobState,
+} from "../../../gen/job/v1/job_pb.ts";
+import { lastSequenceOf } from "../event_sequencing.ts";
+
+/** A DynamoDB item. */
+export type Item = Record<string, AttributeValue>;
+
+/** Name of the jobs table's index on (queue, created_at). */
+export const QUEUE_INDEX = "GSI1";
+/** Name of the jobs table's index on request_id. */
+export const REQUEST_ID_INDEX = "GSI2";
+/** Prefix of the items that claim a request_id (idempotency), kept in the jobs table. */
+export const IDEMPOTENCY_PREFIX = "request#";
+
+/** A job item, decoded. */
+export interface JobRecord {
+  readonly jobId: string;
+  readonly queue: string;
+  readonly createdAtMs: number;
+  readonly updatedAtMs: number;
+  readonly requestId: string;
+  readonly state: JobState;
+  readonly attempt: number;
+  /** 0 when the job holds no lease. */
+  readonly leaseExpiresAtMs: number;
+  /** Highest event sequence stored when the current attempt began. */
+  readonly sequenceBase: bigint;
+  readonly cancelReason: string;
+  /** SQS receipt handle and message id of the message the current attempt received. */
+  readonly receiptHandle: string;
+  readonly messageId: string;
+  readonly params: Uint8Array;
+  readonly executionConfig: Uint8Array;
+  readonly result?: Uint8Array;
+  /** Unix seconds after which DynamoDB's TTL may delete the item; 0 for none. */
+  readonly ttl: number;
+}
+
+const n = (value: number | bigint): AttributeValue => ({ N: String(value) });
+const s = (value: string): AttributeValue => ({ S: value });
+
+/** The item of a new SCHEDULED job. */
+export function newJobItem(fields: {
+  jobId: string;
+  queue: string;
+  requestId: string;
+  nowMs: number;
+  params: JobParams;
+  executionConfig: Uint8Array;
+}): Item {
+  const item: Item = {
+    job_id: s(fields.jobId),
+    queue: s(fields.queue),
+    created_at: n(fields.nowMs),
+    updated_at: n(fields.nowMs),
+    state: n(JobState.SCHEDULED),
+    attempt: n(0),
+    lease_expires_at: n(0),
+    sequence_base: n(0),
+    params: { B: toBinary(JobParamsSchema, fields.params) },
+    execution_config: { B: fields.executionConfig },
+  };
+  // Only jobs with a request_id appear in GSI2 (a sparse index).
+  if (fields.requestId !== "") item.request_id = s(fields.requestId);
+  return item;
+}
+
+/** Decodes a job item. */
+export function jobRecordOf(item: Item): JobRecord {
+  return {
+    jobId: str(item, "job_id"),
+    queue: str(item, "queue"),
+    createdAtMs: num(item, "created_at"),
+    updatedAtMs: num(item, "updated_at"),
+    requestId: item.request_id?.S ?? "",
+    state: num(item, "state") as JobState,
+    attempt: num(item, "attempt"),
+    leaseExpiresAtMs: num(item, "lease_expires_at"),
+    sequenceBase: BigInt(item.sequence_base?.N ?? "0"),
+    cancelReason: item.cancel_reason?.S ?? "",
+    receiptHandle: item.receipt_handle?.S ?? "",
+    messageId: item.message_id?.S ?? "",
+    params: item.params?.B ?? new Uint8Array(),
+    executionConfig: item.execution_config?.B ?? new Uint8Array(),
+    ...(item.result?.B === undefined ? {} : { result: item.result.B }),
+    ttl: num(item, "ttl"),
+  };
+}
+
+/** Whether the item is a job (not an idempotency claim) that TTL has not removed. */
+export function isLiveJobItem(item: Item | undefined, nowMs: number): item is Item {
+  if (item === undefined || item.created_at === undefined) return false;
+  const ttl = Number(item.ttl?.N ?? "0");
+  return ttl === 0 || ttl * 1000 > nowMs;
+}
+
+/** The state a job is in at `nowMs`: an expired lease makes a RUNNING job SCHEDULED. */
+export function effectiveState(record: JobRecord, nowMs: number): JobState {
+  return leaseExpired(record, nowMs) ? JobState.SCHEDULED : record.state;
+}
+
+/** Whether the job is RUNNING on a lease that has passed. */
+export function leaseExpired(record: JobRecord, nowMs: number): boolean {
+  return record.state === JobState.RUNNING && record.leaseExpiresAtMs <= nowMs;
+}
+
+/** The Job message of a record, as of `nowMs`. */
+export function jobOf(record: JobRecord, nowMs: number): Job {
+  const expired = leaseExpired(record, nowMs);
+  return create(JobSchema, {
+    jobId: record.jobId,
+    jobParams: fromBinary(JobParamsSchema, record.params),
+    state: effectiveState(record, nowMs),
+    createdAt: timestampFromMs(record.createdAtMs),
+    updatedAt: timestampFromMs(expired ? record.leaseExpiresAtMs : record.updatedAtMs),
+    executionConfig: fromBinary(ExecutionConfigSchema, record.executionConfig),
+    queue: record.queue,
+    attempt: record.attempt,
+    ...(record.result === undefined ? {} : { result: fromBinary(JobResultSchema, record.result) }),
+    cancelReason: record.cancelReason,
+  });
+}
+
+/** The key of the item that claims `requestId`. */
+export function idempotencyKey(requestId: string): Item {
+  return { job_id: s(`${IDEMPOTENCY_PREFIX}${requestId}`) };
+}
+
+/** The item that claims `requestId` for a job (no queue/created_at: it stays out of GSI1). */
+export function idempotencyItem(
+  requestId: string,
+  jobId: string,
+  queue: string,
+  params: JobParams,
+): Item {
+  return {
+    ...idempotencyKey(requestId),
+    idempotency_of: s(jobId),
+    target_queue: s(queue),
+    params: { B: toBinary(JobParamsSchema, params) },
+  };
+}
+
+/** What an idempotency item says. */
+export function idempotencyClaimOf(
+  item: Item,
+): { jobId: string; queue: string; params: JobParams } {
+  return {
+    jobId: str(item, "idempotency_of"),
+    queue: str(item, "target_queue"),
+    params: fromBinary(JobParamsSchema, item.params?.B ?? new Uint8Array()),
+  };
+}
+
+/** The events-table item of a stored event (`sequence` is its last sequence). */
+export function eventItem(jobId: string, event: JobEvent, timestampMs: number, ttl: number): Item {
+  return {
+    job_id: s(jobId),
+    sequence: n(lastSequenceOf(event)),
+    timestamp: n(timestampMs),
+    event_type: n(event.eventType),
+    event_payload: { B: toBinary(JobEventSchema, event) },
+    ttl: n(ttl),
+  };
+}
+
+/** The event an events-table item holds, or undefined when TTL has expired it. */
+export function eventOf(item: Item, nowMs: number): JobEvent | undefined {
+  const ttl = Number(item.ttl?.N ?? "0");
+  if (ttl !== 0 && ttl * 1000 <= nowMs) return undefined;
+  return fromBinary(JobEventSchema, item.event_payload?.B ?? new Uint8Array());
+}
+
+/** The SQS message body that points at a job (the wire contract's shape). */
+export function messageBody(jobId: string, queue: string, attempt: number): string {
+  return JSON.stringify({ job_id: jobId, queue, attempt });
+}
+
+/** The job id an SQS message body names, or undefined when the body is not ours. */
+export function jobIdOfMessage(body: string | undefined): string | undefined {
+  try {
+    const parsed = JSON.parse(body ?? "");
+    return typeof parsed?.job_id === "string" ? parsed.job_id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function str(item: Item, name: string): string {
+  return item[name]?.S ?? "";
+}
+
+function num(item: Item, name: string): number {
+  return Number(item[name]?.N ?? "0");
+}

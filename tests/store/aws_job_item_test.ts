@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
+import { JobParamsSchema, JobState } from "../../gen/job/v1/job_pb.ts";
+import {
+  effectiveState,
+  isLiveJobItem,
+  jobIdOfMessage,
+  jobOf,
+  jobRecordOf,
+  messageBody,
+  newJobItem,
+} from "../../src/store/aws/job_item.ts";
+
+const item = newJobItem({
+  jobId: "01890a5d-ac96-774b-bcce-b302099a8057",
+  queue: "default",
+  requestId: "",
+  nowMs: 1_000,
+  params: create(JobParamsSchema, { command: "make", args: ["test"] }),
+  executionConfig: new Uint8Array(),
+});
+
+Deno.test("a new job item decodes to a SCHEDULED job with its parameters", () => {
+  const record = jobRecordOf(item);
+  assert.equal(record.state, JobState.SCHEDULED);
+  assert.equal(item.request_id, undefined, "no request_id: out of the sparse GSI2");
+  const job = jobOf(record, 2_000);
+  assert.equal(job.jobParams?.command, "make");
+  assert.deepEqual(job.jobParams?.args, ["test"]);
+  assert.equal(job.queue, "default");
+});
+
+Deno.test("a RUNNING job whose lease passed reads as SCHEDULED", () => {
+  const running = jobRecordOf({
+    ...item,
+    state: { N: String(JobState.RUNNING) },
+    lease_expires_at: { N: "5000" },
+  });
+  assert.equal(effectiveState(running, 4_999), JobState.RUNNING);
+  assert.equal(effectiveState(running, 5_000), JobState.SCHEDULED);
+});
+
+Deno.test("items past their TTL and idempotency claims are not live jobs", () => {
+  assert.ok(isLiveJobItem(item, 10_000));
+  assert.ok(!isLiveJobItem({ ...item, ttl: { N: "9" } }, 10_000));
+  assert.ok(isLiveJobItem({ ...item, ttl: { N: "11" } }, 10_000));
+  assert.ok(!isLiveJobItem({ job_id: { S: "request#x" }, idempotency_of: { S: "j" } }, 0));
+  assert.ok(!isLiveJobItem(undefined, 0));
+});
+
+Deno.test("message bodies carry the job id in the contract's shape", () => {
+  const body = messageBody("j1", "default", 0);
+  assert.deepEqual(JSON.parse(body), { job_id: "j1", queue: "default", attempt: 0 });
+  assert.equal(jobIdOfMessage(body), "j1");
+  assert.equal(jobIdOfMessage("not json"), undefined);
+  assert.equal(jobIdOfMessage('{"job_id": 5}'), undefined);
+  assert.equal(jobIdOfMessage(undefined), undefined);
+});
