@@ -1,7 +1,10 @@
 /**
- * How to run the airunner command from source (main.ts under Deno, with the
- * permissions `deno task airunner` grants), for tests and benchmarks that
- * start real airunner processes.
+ * How to run the airunner command, for tests and benchmarks that start real
+ * airunner processes: from source (main.ts under Deno, with the permissions
+ * `deno task airunner` grants) by default; from a single bundled file when
+ * AIRUNNER_ENTRYPOINT names one (run with no config, away from the source
+ * tree); or as a compiled binary when AIRUNNER_BINARY names one. The last
+ * two let the end-to-end suite check what people actually run.
  *
  * @module
  */
@@ -25,9 +28,18 @@ export const AIRUNNER_RUN_FLAGS = [
   "--v8-flags=--max-semi-space-size=4",
 ];
 
-/** The `deno` arguments that run `airunner ...args`. */
+/** The `deno` arguments that run `airunner ...args` (from source or AIRUNNER_ENTRYPOINT). */
 export function airunnerArgv(args: readonly string[]): string[] {
+  const entrypoint = Deno.env.get("AIRUNNER_ENTRYPOINT") ?? "";
+  if (entrypoint !== "") return ["run", "--no-config", ...AIRUNNER_RUN_FLAGS, entrypoint, ...args];
   return ["run", "--config", CONFIG, ...AIRUNNER_RUN_FLAGS, MAIN, ...args];
+}
+
+/** The program and arguments that run `airunner ...args` (a binary, if AIRUNNER_BINARY is set). */
+export function airunnerInvocation(args: readonly string[]): { command: string; args: string[] } {
+  const binary = Deno.env.get("AIRUNNER_BINARY") ?? "";
+  if (binary !== "") return { command: binary, args: [...args] };
+  return { command: Deno.execPath(), args: airunnerArgv(args) };
 }
 
 /** A free TCP port on 127.0.0.1, chosen by the OS. */
@@ -52,4 +64,10 @@ export async function waitForHealth(url: string, timeoutMs = 20_000): Promise<vo
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`${url} did not become healthy within ${timeoutMs} ms`);
+}
+
+/** `airunner ...args` as one argv, program first (for shell command lines). */
+export function airunnerCommandLine(args: readonly string[]): string[] {
+  const { command, args: rest } = airunnerInvocation(args);
+  return [command, ...rest];
 }

@@ -1,10 +1,12 @@
 /**
- * The one pino logger of airunner. Diagnostics go to stderr as JSON lines;
- * user-facing output (job ids, job output, tables) never goes through it.
+ * The one pino logger of airunner. Diagnostics go to stderr as JSON lines
+ * (readable lines on a terminal); user-facing output (job ids, job output,
+ * tables) never goes through it.
  *
  * @module
  */
 import pino from "pino";
+import { readableStderr } from "./log_format.ts";
 
 /** The logger type used across airunner. */
 export type Logger = pino.Logger;
@@ -49,8 +51,20 @@ export function createLogger(options: LoggerOptions = {}): Logger {
         censor: "[redacted]",
       },
     },
-    options.destination ?? pino.destination({ fd: 2, sync: true }),
+    options.destination ?? defaultDestination(),
   );
+}
+
+/**
+ * JSON lines when stderr is a file, a pipe or a log collector; readable
+ * lines when a person watches it on a terminal (colour unless NO_COLOR).
+ */
+function defaultDestination(): pino.DestinationStream {
+  if (Deno.stderr.isTerminal()) {
+    const noColor = (Deno.env.get("NO_COLOR") ?? "") !== "";
+    return readableStderr(!noColor);
+  }
+  return pino.destination({ fd: 2, sync: true });
 }
 
 /** A logger that writes nothing (for tests and embedded use). */

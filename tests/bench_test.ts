@@ -12,6 +12,18 @@ const EXPECTED: Record<string, { figures: string[]; targets: string[] }> = {
     figures: ["jobs/s", "server CPU", "server CPU per job", "submitter CPU", "drainer CPU"],
     targets: ["jobs/s"],
   },
+  "telemetry": {
+    figures: [
+      "jobs/s off",
+      "jobs/s on",
+      "ratio on/off",
+      "server CPU per job off",
+      "server CPU per job on",
+      "OTLP requests (on runs)",
+      "OTLP bytes (on runs)",
+    ],
+    targets: ["ratio on/off"],
+  },
   "time-to-start": {
     figures: ["pickup p50", "pickup p99", "start p50", "start p99", "spawn p50 (Deno, true)"],
     targets: ["pickup p50", "pickup p99", "start p50"],
@@ -58,6 +70,9 @@ const SQLITE_EXTRA_TARGETS: Record<string, string[]> = {
 /** The scenarios the AWS store runs (against in-process stand-ins); the rest are skipped. */
 const AWS_SCENARIOS = ["rpc-baseline", "queue-cycle", "time-to-start"];
 
+/** Scenarios that run on some stores only; skipped, with a reason, on the others. */
+const ONLY_ON: Record<string, string[]> = { "telemetry": ["memory"] };
+
 /** Figures the AWS store reports on top of the common ones. */
 const AWS_EXTRA_FIGURES: Record<string, string[]> = {
   "queue-cycle": ["jobs/s vs memory", "stand-ins CPU (bench process)"],
@@ -77,18 +92,17 @@ Deno.test("deno task bench --quick reports every scenario's figures and targets"
     const report = JSON.parse(await Deno.readTextFile(out)) as BenchReport;
     assert.equal(report.quick, true);
     const stores = ["memory", "sqlite", "aws"];
-    const runsOn = (store: string) =>
-      Object.keys(EXPECTED).filter((name) => store !== "aws" || AWS_SCENARIOS.includes(name));
-    assert.deepEqual(
-      report.scenarios.map((s) => `${s.name}@${s.store}`),
-      stores.flatMap((store) => runsOn(store).map((name) => `${name}@${store}`)),
-    );
-    assert.deepEqual(
-      report.skipped.map((s) => `${s.name}@${s.store}`),
-      Object.keys(EXPECTED).filter((name) => !AWS_SCENARIOS.includes(name)).map((name) =>
-        `${name}@aws`
-      ),
-    );
+    const runs = (name: string, store: string) =>
+      (ONLY_ON[name] ?? stores).includes(store) &&
+      (store !== "aws" || AWS_SCENARIOS.includes(name));
+    const where = (want: boolean) =>
+      stores.flatMap((store) =>
+        Object.keys(EXPECTED).filter((name) => runs(name, store) === want).map((name) =>
+          `${name}@${store}`
+        )
+      );
+    assert.deepEqual(report.scenarios.map((s) => `${s.name}@${s.store}`), where(true));
+    assert.deepEqual(report.skipped.map((s) => `${s.name}@${s.store}`), where(false));
     for (const skipped of report.skipped) assert.ok(skipped.reason.length > 0, "says why");
     assert.match(stdout, /^skipped:$/m);
     for (const scenario of report.scenarios) {

@@ -53,7 +53,7 @@ variable "max_receive_count" {
   description = "Receives after which SQS moves a message to its queue's dead-letter queue."
   type        = number
   nullable    = false
-  default     = 20
+  default     = 100
 
   # Every receive counts, not only failures: a lease that expires because a
   # worker died, and a job a worker hands back, each end in another receive.

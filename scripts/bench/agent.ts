@@ -1,7 +1,9 @@
 /**
  * A load agent: one process that plays one role against a server and prints
  * its result as one JSON line. Running load in processes of their own keeps
- * the benchmark's own bookkeeping out of the measured path.
+ * the benchmark's own bookkeeping out of the measured path. Every result
+ * carries `startedAtMs` and `endedAtMs`, wall-clock times (comparable across
+ * processes) of the load's start and end, process start-up left out.
  *
  *   agent.ts rpc    --server URL --concurrency N --duration-ms MS
  *   agent.ts submit --server URL --queue Q --jobs N --concurrency N [--command C]
@@ -11,6 +13,7 @@
  */
 import { parseArgs } from "node:util";
 import { createAirunnerClients } from "../../src/client/transport.ts";
+import { preciseNowMs } from "./stats.ts";
 
 const { positionals, values } = parseArgs({
   args: Deno.args,
@@ -41,17 +44,21 @@ async function load(step: () => Promise<void>, more: () => boolean): Promise<num
 }
 
 const started = performance.now();
+let startedAtMs = performance.timeOrigin + started;
+let endedAtMs = Number.NaN;
 let result: Record<string, number>;
 switch (positionals[0]) {
   case "rpc": {
     await clients.jobs.listJobs({ queue: values.queue, pageSize: 1 });
     const end = performance.now() + Number(values["duration-ms"]);
     const t0 = performance.now();
+    startedAtMs = performance.timeOrigin + t0;
     const calls = await load(
       async () => void await clients.jobs.listJobs({ queue: values.queue, pageSize: 1 }),
       () => performance.now() < end,
     );
     result = { calls, elapsedMs: performance.now() - t0 };
+    endedAtMs = preciseNowMs();
     break;
   }
   case "submit": {
@@ -65,6 +72,7 @@ switch (positionals[0]) {
       () => issued++ < jobs,
     );
     result = { calls, elapsedMs: performance.now() - started };
+    endedAtMs = preciseNowMs();
     break;
   }
   case "drain": {
@@ -96,10 +104,11 @@ switch (positionals[0]) {
       }
     }));
     result = { claimed, completed, elapsedMs: finishedAt - started };
+    endedAtMs = performance.timeOrigin + finishedAt;
     break;
   }
   default:
     throw new Error(`unknown agent role ${positionals[0]}`);
 }
-console.log(JSON.stringify(result));
+console.log(JSON.stringify({ ...result, startedAtMs, endedAtMs }));
 Deno.exit(0);

@@ -8,7 +8,7 @@
  * @module
  */
 import { createAirunnerClients } from "../../src/client/transport.ts";
-import { runAgent, startServerProcess } from "./processes.ts";
+import { childEnv, runAgent, startServerProcess } from "./processes.ts";
 import { type ScenarioContext, type ScenarioResult, target } from "./scenario.ts";
 import { percentile } from "./stats.ts";
 
@@ -71,6 +71,8 @@ async function storeHeapPerJob(store: string, jobs: number): Promise<number> {
       store,
       String(jobs),
     ],
+    env: childEnv(),
+    clearEnv: true,
     stdout: "piped",
     stderr: "inherit",
   }).output();

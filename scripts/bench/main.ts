@@ -1,12 +1,13 @@
 /**
  * `deno task bench`: starts real airunner processes on 127.0.0.1, runs the
- * seven scenarios on each store, prints a table and writes the figures as
+ * eight scenarios on each store that they run on, prints a table and writes the figures as
  * JSON (`--out FILE`). `--quick` runs a small version of every scenario in
  * seconds; the test suite runs it so the benchmark never rots.
  *
  * The AWS store (`airunner orchestrator`) runs against in-process stand-ins
  * for SQS and DynamoDB, so only the scenarios in {@link AWS_SCENARIOS} run on
- * it; the others are listed as skipped, with the reason.
+ * it; the others are listed as skipped, with the reason. The telemetry
+ * scenario runs on the memory store only ({@link TELEMETRY_STORES}).
  *
  *   deno task bench [--quick] [--out FILE] [--store memory,sqlite,aws] [--only NAME,...]
  *
@@ -22,12 +23,18 @@ import { queueCycle } from "./queue_cycle.ts";
 import { type BenchReport, formatTable } from "./report.ts";
 import { rpcBaseline } from "./rpc_baseline.ts";
 import type { ScenarioContext, ScenarioResult } from "./scenario.ts";
+import {
+  TELEMETRY_SKIP_REASON,
+  TELEMETRY_STORES,
+  telemetryOverhead,
+} from "./telemetry_overhead.ts";
 import { timeToStart } from "./time_to_start.ts";
 
 /** Every scenario, in the order they run (later ones compare with earlier ones). */
 export const SCENARIOS = {
   "rpc-baseline": rpcBaseline,
   "queue-cycle": queueCycle,
+  "telemetry": telemetryOverhead,
   "time-to-start": timeToStart,
   "process-jobs": processThroughput,
   "live-tail": liveTail,
@@ -49,6 +56,13 @@ export const AWS_SKIP_REASON =
   "not run on the AWS store: its SQS and DynamoDB stand-ins are single-threaded JavaScript " +
   "emulators inside the bench process, so process, output and footprint figures would " +
   "measure the emulators, not airunner";
+
+/** Why `name` does not run on `store`, or undefined when it does. */
+export function skipReason(name: string, store: string): string | undefined {
+  if (name === "telemetry" && !TELEMETRY_STORES.includes(store)) return TELEMETRY_SKIP_REASON;
+  if (store === "aws" && !AWS_SCENARIOS.includes(name)) return AWS_SKIP_REASON;
+  return undefined;
+}
 
 if (import.meta.main) {
   const { values } = parseArgs({
@@ -84,9 +98,10 @@ if (import.meta.main) {
     for (const store of stores) {
       for (const [name, run] of Object.entries(SCENARIOS)) {
         if (only !== undefined && !only.includes(name)) continue;
-        if (store === "aws" && !AWS_SCENARIOS.includes(name)) {
+        const reason = skipReason(name, store);
+        if (reason !== undefined) {
           console.error(`bench: ${name} (${store}) skipped (see "skipped:" in the report)`);
-          report.skipped.push({ name, store, reason: AWS_SKIP_REASON });
+          report.skipped.push({ name, store, reason });
           continue;
         }
         console.error(`bench: ${name} (${store})...`);

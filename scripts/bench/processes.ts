@@ -7,6 +7,11 @@
  * bench run, on first use, and stopped by {@link stopAwsStandIns}. Every
  * orchestrator gets fresh tables and queues under a name prefix of its own.
  *
+ * Every child runs without the OTEL_* variables of the bench's environment,
+ * so a stray OTEL_DENO=true does not turn telemetry on behind a figure's
+ * back; only a server started with {@link ServerOptions.telemetry} exports
+ * (the telemetry scenario's "on" server).
+ *
  * @module
  */
 import { airunnerArgv, freePort, waitForHealth } from "../airunner_argv.ts";
@@ -67,6 +72,44 @@ export interface ServerOptions {
    * beforehand, so exactly these are.
    */
   readonly queues?: readonly string[];
+  /**
+   * Turns Deno's built-in OpenTelemetry on in the server (OTEL_DENO=true),
+   * exporting OTLP http/protobuf to `endpoint`. Absent, the server runs
+   * without OTEL_* variables: airunner's instruments are no-ops.
+   */
+  readonly telemetry?: TelemetryExport;
+}
+
+/** Where and how a server exports its spans and metrics. */
+export interface TelemetryExport {
+  /** OTLP/HTTP base URL, such as `http://127.0.0.1:4318`. */
+  readonly endpoint: string;
+  readonly serviceName: string;
+  /** OTEL_METRIC_EXPORT_INTERVAL: how often metrics are exported. */
+  readonly metricExportIntervalMs: number;
+}
+
+/**
+ * The environment of a child: this process's, less every OTEL_* variable,
+ * plus `extra`. Use with `clearEnv: true`.
+ */
+export function childEnv(extra: Readonly<Record<string, string>> = {}): Record<string, string> {
+  const env = Object.fromEntries(
+    Object.entries(Deno.env.toObject()).filter(([name]) => !name.startsWith("OTEL_")),
+  );
+  return { ...env, ...extra };
+}
+
+/** The OTEL_* variables that make a Deno process export to `telemetry`. */
+function telemetryEnv(telemetry: TelemetryExport | undefined): Record<string, string> {
+  if (telemetry === undefined) return {};
+  return {
+    OTEL_DENO: "true",
+    OTEL_EXPORTER_OTLP_ENDPOINT: telemetry.endpoint,
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf",
+    OTEL_SERVICE_NAME: telemetry.serviceName,
+    OTEL_METRIC_EXPORT_INTERVAL: String(telemetry.metricExportIntervalMs),
+  };
 }
 
 /**
@@ -78,7 +121,9 @@ export async function startServerProcess(
   store: string,
   options: ServerOptions = {},
 ): Promise<BenchServer> {
-  if (store === "aws") return await startOrchestratorProcess(options.queues ?? []);
+  if (store === "aws") {
+    return await startOrchestratorProcess(options.queues ?? [], telemetryEnv(options.telemetry));
+  }
   const port = freePort();
   const dataDir = await Deno.makeTempDir({ prefix: "airunner-bench-" });
   const child = new Deno.Command(Deno.execPath(), {
@@ -94,6 +139,8 @@ export async function startServerProcess(
       "--log-level",
       "warn",
     ]),
+    env: childEnv(telemetryEnv(options.telemetry)),
+    clearEnv: true,
     stdin: "null",
     stdout: "null",
     stderr: "null",
@@ -141,7 +188,10 @@ export async function stopAwsStandIns(): Promise<void> {
  * Starts `airunner orchestrator` on fresh tables and on SQS queues for
  * `queues` (named `<prefix><queue>`, with a prefix unique to this server).
  */
-async function startOrchestratorProcess(queues: readonly string[]): Promise<BenchServer> {
+async function startOrchestratorProcess(
+  queues: readonly string[],
+  otelEnv: Readonly<Record<string, string>>,
+): Promise<BenchServer> {
   const emulators = await awsStandIns();
   const id = crypto.randomUUID().slice(0, 8);
   const names = {
@@ -191,10 +241,12 @@ async function startOrchestratorProcess(queues: readonly string[]): Promise<Benc
       "--log-level",
       "warn",
     ]),
-    env: {
+    env: childEnv({
       ...emulators.env,
       AIRUNNER_TOKEN_SIGNING_SECRET: btoa(String.fromCharCode(...secret)),
-    },
+      ...otelEnv,
+    }),
+    clearEnv: true,
     stdin: "null",
     stdout: "null",
     stderr: "piped",
@@ -255,6 +307,8 @@ export function startWorkerProcess(
       "--log-level",
       "warn",
     ]),
+    env: childEnv(),
+    clearEnv: true,
     stdin: "null",
     stdout: "null",
     stderr: "null",
@@ -276,6 +330,8 @@ export async function runAgent<T>(args: string[], onStart?: (p: BenchProcess) =>
       new URL("./agent.ts", import.meta.url).pathname,
       ...args,
     ],
+    env: childEnv(),
+    clearEnv: true,
     stdin: "null",
     stdout: "piped",
     stderr: "inherit",
@@ -291,6 +347,24 @@ export async function runAgent<T>(args: string[], onStart?: (p: BenchProcess) =>
 /** CPU time this (the bench) process has used so far, in ms; on the AWS store it runs the stand-ins. */
 export function benchProcessCpuMs(): Promise<number> {
   return readCpuMs(Deno.pid);
+}
+
+/**
+ * CPU time all processes on the machine have used since boot, in ms,
+ * summed over cores (Linux /proc/stat: user, nice, system, irq, softirq;
+ * NaN elsewhere).
+ */
+export async function machineCpuMs(): Promise<number> {
+  try {
+    const stat = await Deno.readTextFile("/proc/stat");
+    const fields = (/^cpu\s+(.*)$/m.exec(stat)?.[1] ?? "").split(/\s+/).map(Number);
+    // user nice system idle iowait irq softirq ... (guest time is inside user)
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = fields;
+    if (fields.length < 7) return Number.NaN;
+    return (user + nice + system + irq + softirq) * 10; // USER_HZ is 100 on Linux
+  } catch {
+    return Number.NaN;
+  }
 }
 
 async function readRss(pid: number): Promise<number> {

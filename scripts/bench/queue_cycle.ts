@@ -15,7 +15,7 @@ import {
   AWS_STAND_IN_NOTE,
   awsCallsSentence,
 } from "./aws.ts";
-import { benchProcessCpuMs, runAgent, startServerProcess } from "./processes.ts";
+import { benchProcessCpuMs, type BenchServer, runAgent, startServerProcess } from "./processes.ts";
 import {
   type Figure,
   figureOf,
@@ -25,37 +25,106 @@ import {
   target,
 } from "./scenario.ts";
 
+/** Submitters and claim loops of the queue-cycle workload (each). */
+export const QUEUE_CYCLE_CONCURRENCY = 32;
+
+/** The queue the workload uses (the agents' default). */
+export const QUEUE_CYCLE_QUEUE = "bench";
+
+/** What one run of the queue-cycle workload measured. */
+export interface QueueCycleRun {
+  readonly jobs: number;
+  /** From starting the agents' processes to both agents' exit. */
+  readonly elapsedMs: number;
+  /** Jobs per second: `jobs` over `elapsedMs`. */
+  readonly rate: number;
+  /**
+   * From the first agent's first call to the last agent's end, by the
+   * agents' wall clocks: `elapsedMs` less process start-up and exit.
+   */
+  readonly loadMs: number;
+  /** CPU time each process used during the run, in ms (NaN where /proc is missing). */
+  readonly cpuMs: {
+    readonly server: number;
+    readonly submit: number;
+    readonly drain: number;
+    /** This process (on the AWS store it runs the stand-ins). */
+    readonly bench: number;
+  };
+}
+
+/** The part of an agent's result that says when its load ran (scripts/bench/agent.ts). */
+interface AgentWindow {
+  readonly startedAtMs: number;
+  readonly endedAtMs: number;
+}
+
+/**
+ * Runs the queue-cycle workload once against `server` (which must offer
+ * queue {@link QUEUE_CYCLE_QUEUE}): a submit agent enqueues `jobs` jobs
+ * with `concurrency` loops while a drain agent dequeues and completes as
+ * many with as many loops. CPU is read from /proc before and after.
+ */
+export async function runQueueCycleLoad(
+  server: BenchServer,
+  jobs: number,
+  concurrency = QUEUE_CYCLE_CONCURRENCY,
+): Promise<QueueCycleRun> {
+  const serverCpuBefore = await server.cpuMs();
+  const benchCpuBefore = await benchProcessCpuMs();
+  const started = performance.now();
+  const agentCpu: Promise<number>[] = [];
+  const common = [
+    "--server",
+    server.url,
+    "--queue",
+    QUEUE_CYCLE_QUEUE,
+    "--jobs",
+    String(jobs),
+    "--concurrency",
+    String(concurrency),
+  ];
+  const agents = await Promise.all([
+    runAgent<AgentWindow>(
+      ["submit", ...common],
+      (p) => void agentCpu.push(sampleCpuUntilExit(p.cpuMs)),
+    ),
+    runAgent<AgentWindow>(
+      ["drain", ...common],
+      (p) => void agentCpu.push(sampleCpuUntilExit(p.cpuMs)),
+    ),
+  ]);
+  const elapsedMs = performance.now() - started;
+  const serverCpu = (await server.cpuMs()) - serverCpuBefore;
+  const bench = (await benchProcessCpuMs()) - benchCpuBefore;
+  const [submit = Number.NaN, drain = Number.NaN] = await Promise.all(agentCpu);
+  return {
+    jobs,
+    elapsedMs,
+    rate: (jobs / elapsedMs) * 1000,
+    loadMs: Math.max(...agents.map((a) => a.endedAtMs)) -
+      Math.min(...agents.map((a) => a.startedAtMs)),
+    cpuMs: { server: serverCpu, submit, drain, bench },
+  };
+}
+
 export async function queueCycle(context: ScenarioContext): Promise<ScenarioResult> {
   const aws = context.store === "aws";
   const jobs = aws
     ? (context.quick ? AWS_QUEUE_CYCLE_JOBS.quick : AWS_QUEUE_CYCLE_JOBS.full)
     : (context.quick ? 1_000 : 20_000);
-  const concurrency = 32;
-  const server = await startServerProcess(context.store, { queues: ["bench"] });
+  const concurrency = QUEUE_CYCLE_CONCURRENCY;
+  const server = await startServerProcess(context.store, { queues: [QUEUE_CYCLE_QUEUE] });
   try {
-    const cpu = { server: await server.cpuMs(), submit: 0, drain: 0, bench: 0 };
-    const benchCpuBefore = await benchProcessCpuMs();
-    const started = performance.now();
-    const agentCpu: Promise<number>[] = [];
-    const common = [
-      "--server",
-      server.url,
-      "--jobs",
-      String(jobs),
-      "--concurrency",
-      String(concurrency),
-    ];
-    await Promise.all([
-      runAgent(["submit", ...common], (p) => void agentCpu.push(sampleCpuUntilExit(p.cpuMs))),
-      runAgent(["drain", ...common], (p) => void agentCpu.push(sampleCpuUntilExit(p.cpuMs))),
-    ]);
-    const elapsedMs = performance.now() - started;
-    cpu.server = ((await server.cpuMs()) - cpu.server) / elapsedMs;
-    cpu.bench = ((await benchProcessCpuMs()) - benchCpuBefore) / elapsedMs;
-    const [submitCpuMs = Number.NaN, drainCpuMs = Number.NaN] = await Promise.all(agentCpu);
-    cpu.submit = submitCpuMs / elapsedMs;
-    cpu.drain = drainCpuMs / elapsedMs;
-    const rate = (jobs / elapsedMs) * 1000;
+    const run = await runQueueCycleLoad(server, jobs, concurrency);
+    const { elapsedMs, rate } = run;
+    // CPU as a share of one core over the run.
+    const cpu = {
+      server: run.cpuMs.server / elapsedMs,
+      submit: run.cpuMs.submit / elapsedMs,
+      drain: run.cpuMs.drain / elapsedMs,
+      bench: run.cpuMs.bench / elapsedMs,
+    };
     const baseline = figureOf(context, "rpc-baseline", "calls/s");
     const limit = cpu.server >= 0.9 ? "the server's CPU" : "the clients' CPU and round trips";
     const memoryRate = figureOf(context, "queue-cycle", "jobs/s", "memory");

@@ -6,7 +6,7 @@
  * @module
  */
 import { Command, CommanderError } from "@commander-js/extra-typings";
-import { VERSION } from "../version.ts";
+import { versionText } from "../version.ts";
 import { backupCommand } from "./backup.ts";
 import { cancelCommand } from "./cancel.ts";
 import { completionCommand } from "./completion.ts";
@@ -38,7 +38,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   const setExitCode = (code: number) => exitCode = code;
   const program = new Command("airunner")
     .description("a job queue server, workers and a scriptable CLI in one binary")
-    .version(VERSION, "-V, --version", "print the version")
+    .version(versionText(), "-V, --version", "print the version")
     .helpOption("-h, --help", "show help")
     .showSuggestionAfterError()
     // A subcommand's flags belong to it (orchestrator init --jobs-table X).

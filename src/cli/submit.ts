@@ -9,6 +9,12 @@
  *
  * @module
  */
+import {
+  currentTraceparent,
+  inSpan,
+  SpanKind,
+  TRACEPARENT_METADATA_KEY,
+} from "../telemetry/tracing.ts";
 import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Command, Option } from "@commander-js/extra-typings";
@@ -246,13 +252,47 @@ export interface SubmitJson {
   readonly error?: string | null;
 }
 
-/** Submits (and follows or waits); returns the exit code. */
-export async function runSubmit(config: SubmitConfig, clients: AirunnerClients): Promise<number> {
+/**
+ * Submits (and follows or waits); returns the exit code. With telemetry on,
+ * it all happens in one span whose context the job carries in its metadata,
+ * so the worker's span and the job's process join the same trace.
+ */
+export function runSubmit(config: SubmitConfig, clients: AirunnerClients): Promise<number> {
+  return inSpan("airunner submit", {
+    kind: SpanKind.PRODUCER,
+    attributes: { "airunner.queue": config.queue },
+  }, async (span) => {
+    const traceparent = currentTraceparent();
+    const jobParams = traceparent === undefined ||
+        config.params.metadata?.[TRACEPARENT_METADATA_KEY] !== undefined
+      ? config.params
+      : {
+        ...config.params,
+        metadata: { ...config.params.metadata, [TRACEPARENT_METADATA_KEY]: traceparent },
+      };
+    const exitCode = await submitAndFollow(
+      config,
+      jobParams,
+      clients,
+      (jobId) => span.setAttribute("airunner.job_id", jobId),
+    );
+    span.setAttribute("airunner.exit_code", exitCode);
+    return exitCode;
+  });
+}
+
+async function submitAndFollow(
+  config: SubmitConfig,
+  jobParams: SubmitConfig["params"],
+  clients: AirunnerClients,
+  onJobId: (jobId: string) => void,
+): Promise<number> {
   const { jobId, state } = await clients.jobs.enqueueJob({
     requestId: config.requestId,
     queue: config.queue,
-    jobParams: config.params,
+    jobParams,
   });
+  onJobId(jobId);
   if (config.mode === "none") {
     console.log(
       config.json

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { registerAllMetrics } from "../telemetry/metrics.ts";
 import { Command, Option } from "@commander-js/extra-typings";
 import { join } from "node:path";
 import { systemClock } from "../clock.ts";
@@ -165,6 +166,7 @@ export function shutdownSteps(workers: RunningWorker[], graceMs: number): (() =>
 
 /** Starts a worker connected over RPC to `config.serverUrl`. */
 export function startWorkerFor(config: WorkerConfig, logger: Logger) {
+  registerAllMetrics();
   return startWorker({
     api: createRpcWorkerApi(
       createAirunnerClients({

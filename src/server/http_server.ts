@@ -22,6 +22,9 @@ import { createJobService } from "./job_service.ts";
 import { CALLER, requireApiToken } from "./authorization.ts";
 import { MAX_MESSAGE_BYTES } from "./limits.ts";
 import { concatBytes } from "../bytes.ts";
+import { instrumentStore } from "../telemetry/instrumented_store.ts";
+import { registerAllMetrics } from "../telemetry/metrics.ts";
+import { activeSpan } from "../telemetry/tracing.ts";
 import { correctStreamParseErrors, correctUnaryParseError } from "./malformed_requests.ts";
 
 /** Options of {@link startServer}. */
@@ -61,6 +64,8 @@ export interface RunningServer extends AsyncDisposable {
 /** Starts serving the job.v1 API; resolves once the server listens. */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { logger } = options;
+  registerAllMetrics();
+  const store = instrumentStore(options.store);
   const shutdown = new AbortController();
   const router = createConnectRouter({
     // Deno.serve has no HTTP trailers, so native gRPC cannot work; refusing
@@ -78,13 +83,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   router.service(
     JobService,
     createJobService({
-      store: options.store,
+      store,
       logger,
       executionConfig: options.executionConfig ?? defaultExecutionConfig(),
       maxDequeueWaitMs: options.maxDequeueWaitMs ?? 60_000,
     }),
   );
-  router.service(JobEventsService, createJobEventsService({ store: options.store }));
+  router.service(JobEventsService, createJobEventsService({ store }));
 
   const routes = new Map<string, (req: Request) => Promise<Response>>();
   for (const handler of router.handlers) {
@@ -133,6 +138,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         ),
       ]);
       if (!stopped) logger.warn("shutdown timed out; abandoning calls still in flight");
+      store.stopObserving();
     })();
     return closing;
   };
@@ -154,6 +160,17 @@ function logAndTranslateErrors(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     const procedure = req.url.slice(req.url.lastIndexOf("/", req.url.lastIndexOf("/") - 1));
+    // Deno.serve's span for this request is named after the HTTP method; name it after the RPC.
+    const span = activeSpan();
+    span?.updateName(procedure.slice(1));
+    span?.setAttributes({
+      "rpc.system": "connect_rpc",
+      "rpc.service": req.service.typeName,
+      "rpc.method": req.method.name,
+    });
+    let jobId = req.stream ? undefined : jobIdOf(req.message);
+    const queue = req.stream ? undefined : queueOf(req.message);
+    if (queue !== undefined) span?.setAttribute("airunner.queue", queue);
     const done = (error?: unknown) => {
       // A client that went away mid-call (or whose deadline passed) makes
       // the response fail to write; that is its doing, not a server fault.
@@ -165,10 +182,13 @@ function logAndTranslateErrors(logger: Logger): Interceptor {
         : toConnectError(error);
       const fields = {
         procedure,
+        jobId,
         subject: req.contextValues.get(CALLER)?.subject,
         code: connectError === undefined ? "ok" : Code[connectError.code],
         durationMs: Math.round((performance.now() - started) * 10) / 10,
       };
+      if (jobId !== undefined) span?.setAttribute("airunner.job_id", jobId);
+      span?.setAttribute("rpc.connect_rpc.error_code", fields.code);
       if (error !== undefined && !gone && !isExpectedError(error)) {
         logger.error({ ...fields, err: error }, "rpc failed");
       } else {
@@ -183,6 +203,7 @@ function logAndTranslateErrors(logger: Logger): Interceptor {
       throw done(error);
     }
     if (!res.stream) {
+      jobId ??= jobIdOf(res.message);
       done();
       return res;
     }
@@ -199,6 +220,23 @@ function logAndTranslateErrors(logger: Logger): Interceptor {
       })(),
     };
   };
+}
+
+/** The job a request or response message is about, if it names one. */
+function jobIdOf(message: object): string | undefined {
+  const m = message as {
+    jobId?: unknown;
+    job?: { jobId?: unknown };
+    jobResult?: { jobId?: unknown };
+  };
+  const id = m.jobId ?? m.job?.jobId ?? m.jobResult?.jobId;
+  return typeof id === "string" && id !== "" ? id : undefined;
+}
+
+/** The queue a request message names, if any. */
+function queueOf(message: object): string | undefined {
+  const queue = (message as { queue?: unknown }).queue;
+  return typeof queue === "string" && queue !== "" ? queue : undefined;
 }
 
 /**

@@ -7,6 +7,7 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { JobEventsService, StreamJobEventsResponse } from "../../gen/job/v1/job_pb.ts";
 import type { JobStore } from "../store/job_store.ts";
+import { count } from "../telemetry/metrics.ts";
 import { validatePublishMessage, validateStreamRequest } from "./request_validation.ts";
 
 /** What JobEventsService needs. */
@@ -22,10 +23,15 @@ export function createJobEventsService(
   return {
     async *streamJobEvents(req, ctx: HandlerContext): AsyncGenerator<StreamJobEventsResponse> {
       const { jobId, ...bounds } = validateStreamRequest(req);
-      // Ends cleanly only after the job has finished; a call cut short (by
-      // the client, its deadline or server shutdown) ends with the reason.
-      for await (const event of store.streamEvents(jobId, { ...bounds, signal: ctx.signal })) {
-        yield { $typeName: "job.v1.StreamJobEventsResponse", event };
+      count("airunner.streams.active", 1);
+      try {
+        // Ends cleanly only after the job has finished; a call cut short (by
+        // the client, its deadline or server shutdown) ends with the reason.
+        for await (const event of store.streamEvents(jobId, { ...bounds, signal: ctx.signal })) {
+          yield { $typeName: "job.v1.StreamJobEventsResponse", event };
+        }
+      } finally {
+        count("airunner.streams.active", -1);
       }
     },
 

@@ -10,6 +10,7 @@
 import type { JobEvent } from "../../gen/job/v1/job_pb.ts";
 import type { StreamEventsOptions } from "./job_store.ts";
 import { lastSequenceOf } from "./event_sequencing.ts";
+import { count, record } from "../telemetry/metrics.ts";
 
 /** Events read per round trip to the backend. */
 export const TAIL_PAGE_SIZE = 500;
@@ -43,6 +44,16 @@ export async function* tailEvents(
 ): AsyncGenerator<JobEvent> {
   const { fromTimestampMs, eventTypes, signal } = options;
   let cursor = options.fromSequence > 1n ? options.fromSequence : 1n;
+  // The first pass replays what is stored; later passes tail.
+  const replayStarted = performance.now();
+  let replaying = true;
+  let replayed = 0;
+  const replayDone = () => {
+    if (!replaying) return;
+    replaying = false;
+    record("airunner.streams.historical_replay.duration", performance.now() - replayStarted);
+    count("airunner.streams.historical_replay.events.total", replayed);
+  };
   for (;;) {
     const stopWaiting = new AbortController();
     const onAbort = () => stopWaiting.abort();
@@ -60,9 +71,11 @@ export async function* tailEvents(
           cursor = lastSequenceOf(event) + 1n;
           if (eventTypes.size > 0 && !eventTypes.has(event.eventType)) continue;
           if (fromTimestampMs > 0 && timestampMs(event) < fromTimestampMs) continue;
+          if (replaying) replayed++;
           yield event;
         }
       } while (page.length === TAIL_PAGE_SIZE);
+      replayDone();
       if (finished) return;
       if (signal.aborted) throw signal.reason;
       await changed;

@@ -193,8 +193,11 @@ export interface JobStore extends AsyncDisposable {
    */
   cancel(jobId: string, reason: string): Promise<Job>;
 
-  /** Appends events to the log of the job the token leases (see the sequence rules above). */
-  publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<void>;
+  /**
+   * Appends events to the log of the job the token leases (see the sequence
+   * rules above); returns how many were stored (resends are not).
+   */
+  publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<number>;
 
   /**
    * Replays a job's events, then tails new ones; ends once the job is

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { sameJobParams } from "./idempotency.ts";
 import { clone, create, equals } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
@@ -125,7 +126,7 @@ export class MemoryJobStore implements JobStore {
       if (existing !== undefined) {
         if (
           existing.job.queue !== input.queue ||
-          !equals(JobParamsSchema, existing.job.jobParams!, input.params)
+          !sameJobParams(existing.job.jobParams!, input.params)
         ) {
           throw new IdempotencyConflictError(input.requestId, existing.job.jobId);
         }
@@ -245,7 +246,7 @@ export class MemoryJobStore implements JobStore {
     return clone(JobSchema, job);
   }
 
-  async publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<void> {
+  async publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<number> {
     this.#assertOpen();
     const record = this.#leasedRecord(taskToken);
     const sequenced = sequenceEvents(
@@ -254,11 +255,11 @@ export class MemoryJobStore implements JobStore {
       this.#clock.now(),
       this.capabilities.maxEventBytes,
     );
-    if (sequenced.events.length === 0) return;
+    if (sequenced.events.length === 0) return 0;
     record.events.push(...sequenced.events);
     record.highestSequence = sequenced.highest;
     this.#jobWatchers.notify(record.job.jobId);
-    return;
+    return sequenced.events.length;
   }
 
   streamEvents(jobId: string, options: StreamEventsOptions): AsyncIterable<JobEvent> {

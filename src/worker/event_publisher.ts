@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { count } from "../telemetry/metrics.ts";
 import type { JobEvent } from "../../gen/job/v1/job_pb.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
@@ -76,7 +77,10 @@ export class EventPublisher {
     while (this.#queue.isFull && this.#failure === undefined) {
       await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
     }
-    if (this.#failure !== undefined) return;
+    if (this.#failure !== undefined) {
+      count("airunner.events.dropped.total");
+      return;
+    }
     await this.#queue.push(event, bytes);
     if (!this.#sending) {
       this.#sending = true;
@@ -135,7 +139,7 @@ export class EventPublisher {
   #fail(error: unknown): void {
     if (this.#failure !== undefined) return;
     this.#failure = { error };
-    this.#queue.discard();
+    count("airunner.events.dropped.total", this.#queue.discard());
     this.#wakeRoomWaiters();
     this.#options.onFailure?.(error);
   }

@@ -21,9 +21,17 @@
  *
  * @module
  */
+import { record } from "../telemetry/metrics.ts";
+import {
+  contextFromTraceparent,
+  currentTraceparent,
+  inSpan,
+  SpanKind,
+  TRACEPARENT_METADATA_KEY,
+} from "../telemetry/tracing.ts";
 import { create } from "@bufbuild/protobuf";
 import { join } from "node:path";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type JobResult, JobResultSchema, ProcessType } from "../../gen/job/v1/job_pb.ts";
 import type { Clock } from "../clock.ts";
@@ -84,8 +92,36 @@ export type JobOutcome =
 
 type StopReason = "timeout" | "lease_lost" | "shutdown" | "publish_failed" | "cancelled";
 
-/** Runs `leased` to its end (see the module comment for the outcomes). */
-export async function executeJob(
+/**
+ * Runs `leased` to its end (see the module comment for the outcomes), in a
+ * span that continues the trace its submitter started (the job's
+ * `traceparent` metadata), so the job's whole life is one trace.
+ */
+export function executeJob(
+  leased: LeasedJob,
+  deps: JobExecutionDeps,
+  stop: AbortSignal,
+): Promise<JobOutcome> {
+  const { job } = leased;
+  return inSpan("airunner.job", {
+    kind: SpanKind.CONSUMER,
+    parent: contextFromTraceparent(job.jobParams?.metadata[TRACEPARENT_METADATA_KEY]),
+    attributes: {
+      "airunner.job_id": job.jobId,
+      "airunner.queue": job.queue,
+      "airunner.attempt": job.attempt,
+    },
+  }, async (span) => {
+    const outcome = await runAttempt(leased, deps, stop);
+    span.setAttribute("airunner.outcome", outcome.kind);
+    if (outcome.kind === "completed") {
+      span.setAttribute("airunner.exit_code", outcome.result.exitCode);
+    }
+    return outcome;
+  });
+}
+
+async function runAttempt(
   leased: LeasedJob,
   deps: JobExecutionDeps,
   stop: AbortSignal,
@@ -240,6 +276,10 @@ export async function executeJob(
       throw error;
     }
     log.info({ pid: proc.pid, command }, "job started");
+    const createdMs = job.createdAt === undefined
+      ? undefined
+      : timestampDate(job.createdAt).getTime();
+    if (createdMs !== undefined) record("airunner.jobs.time_to_start", startedMs - createdMs);
     void events.lifecycle((seq) => processStartEvent(seq, proc.pid, startedMs));
     if (pty !== undefined) {
       void events.lifecycle((seq) => terminalResizeEvent(seq, pty.cols, pty.rows, clock.now()));
@@ -300,6 +340,18 @@ export async function executeJob(
     await heartbeats;
     const endedMs = clock.now();
 
+    const outcome = stopReason === "lease_lost" || leaseLost.signal.aborted
+      ? "lost"
+      : stopReason === "timeout"
+      ? "timed_out"
+      : stopReason === "cancelled"
+      ? "cancelled"
+      : stopReason === "shutdown"
+      ? "handed_back"
+      : exit.exitCode === 0
+      ? "succeeded"
+      : "failed";
+    record("airunner.jobs.duration", endedMs - startedMs, { outcome });
     if (stopReason === "lease_lost" || leaseLost.signal.aborted) {
       await publisher.stop(leaseLost.signal.reason);
       log.warn({ err: leaseLost.signal.reason }, "lease lost; the job was stopped");
@@ -383,6 +435,10 @@ export function jobEnvironment(
   env.AIRUNNER_JOB_ID = leased.job.jobId;
   env.AIRUNNER_QUEUE = leased.job.queue;
   env.AIRUNNER_ATTEMPT = String(leased.job.attempt);
+  // The job's process continues the job's trace (W3C Trace Context, as
+  // OpenTelemetry SDKs read it from TRACEPARENT) unless the job sets its own.
+  const traceparent = currentTraceparent();
+  if (traceparent !== undefined && own.TRACEPARENT === undefined) env.TRACEPARENT = traceparent;
   return env;
 }
 

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { count } from "../telemetry/metrics.ts";
 import { StreamType } from "../../gen/job/v1/job_pb.ts";
 import type { Clock } from "../clock.ts";
 import type { AttemptEvents } from "./attempt_events.ts";
@@ -68,11 +69,13 @@ export async function pumpOutput(options: OutputPumpOptions): Promise<void> {
 
   function readInto(stream: ReadableStream<Uint8Array>, type: StreamType) {
     const reader = stream.getReader();
+    const streamName = type === StreamType.STDERR ? "stderr" : "stdout";
     const done = (async () => {
       try {
         for (;;) {
           const { done, value } = await reader.read();
           if (done) return;
+          count("airunner.jobs.output.bytes", value.byteLength, { stream: streamName });
           await events.addOutput(type, value, clock.now());
           dataArrived?.();
         }

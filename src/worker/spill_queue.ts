@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { count } from "../telemetry/metrics.ts";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { dirname } from "node:path";
 import { type JobEvent, JobEventSchema } from "../../gen/job/v1/job_pb.ts";
@@ -38,6 +39,8 @@ interface Entry {
 export class SpillQueue {
   readonly #options: SpillQueueOptions;
   #memory: Entry[] = [];
+  /** Events in the file not yet read back. */
+  #fileEvents = 0;
   #memoryBytes = 0;
   #writer: Deno.FsFile | undefined;
   #reader: Deno.FsFile | undefined;
@@ -101,6 +104,8 @@ export class SpillQueue {
     this.#drained = false;
     await writeAll(this.#writer, record);
     this.#fileBytes += record.byteLength;
+    this.#fileEvents++;
+    count("airunner.channels.overflow.total");
   }
 
   /** Up to `maxEvents` events and `maxBytes` bytes (at least one event) from the front, not removed. */
@@ -121,12 +126,15 @@ export class SpillQueue {
     for (const entry of this.#memory.splice(0, count)) this.#memoryBytes -= entry.bytes;
   }
 
-  /** Drops everything waiting (the file stays until close). */
-  discard(): void {
+  /** Drops everything waiting (the file stays until close); returns how many events that was. */
+  discard(): number {
+    const dropped = this.#memory.length + this.#fileEvents;
     this.#memory = [];
     this.#memoryBytes = 0;
     this.#fileBytes = 0;
+    this.#fileEvents = 0;
     this.#drained = true;
+    return dropped;
   }
 
   /** Drops everything and removes the file. */
@@ -185,6 +193,7 @@ export class SpillQueue {
     this.#memoryBytes += encoded.byteLength;
     this.#readOffset += recordBytes;
     this.#fileBytes -= recordBytes;
+    this.#fileEvents--;
     // Everything spilled is back in memory: the next write starts the file over.
     if (this.#fileBytes === 0) this.#drained = true;
   }

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  airunnerInvocation,
   freePort,
   runAirunner,
   startAirunner,
@@ -208,8 +209,9 @@ Deno.test("the CLI against a real dev server", async (t) => {
       const file = `${dataDir}/random.bin`;
       await Deno.writeFile(file, bytes);
       const id = await submitAndWait("--", "sh", "-c", `cat ${file}; echo err >&2`);
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: (await import("../support/airunner_process.ts")).airunnerArgv(["logs", id]),
+      const logs = airunnerInvocation(["logs", id]);
+      const out = await new Deno.Command(logs.command, {
+        args: logs.args,
         env: env,
         stdout: "piped",
         stderr: "piped",

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import {
-  airunnerArgv,
+  airunnerInvocation,
   freePort,
   runAirunner,
   startAirunner,
@@ -25,8 +25,9 @@ async function startDev() {
 
 /** Starts `airunner submit --follow -- ...command` in the background, stdout piped. */
 function spawnFollower(server: string, stderr: "piped" | "null", ...command: string[]) {
-  return new Deno.Command(Deno.execPath(), {
-    args: airunnerArgv(["submit", "--server", server, "--follow", "--", ...command]),
+  const submit = airunnerInvocation(["submit", "--server", server, "--follow", "--", ...command]);
+  return new Deno.Command(submit.command, {
+    args: submit.args,
     stdout: "piped",
     stderr,
   }).spawn();
@@ -177,14 +178,25 @@ Deno.test("Ctrl-C stops following but not the job; a closed pipe ends the follow
   await using dev = await startDev();
   const { server } = dev;
 
-  const follower = spawnFollower(server, "piped", "sh", "-c", "sleep 1; echo late");
-  const stderr = new Response(follower.stderr).text();
+  const follower = spawnFollower(server, "piped", "sh", "-c", "sleep 2; echo late");
   const stdout = new Response(follower.stdout).text();
-  await new Promise((resolve) => setTimeout(resolve, 600));
+  // Ctrl-C once the job is submitted and followed (not while airunner is still starting).
+  const errors = follower.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let message = "";
+  while (!message.includes("submitted to queue")) {
+    const { done, value } = await errors.read();
+    if (done) break;
+    message += value;
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
   follower.kill("SIGINT");
+  for (;;) {
+    const { done, value } = await errors.read();
+    if (done) break;
+    message += value;
+  }
   const status = await follower.status;
   assert.equal(status.code, 130);
-  const message = await stderr;
   assert.match(
     message,
     /stopped following job (\S+); it keeps running \(follow it again: airunner logs -f \1\)/,

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
-  airunnerArgv,
+  airunnerCommandLine,
   freePort,
   startAirunner,
   waitForHealth,
@@ -50,7 +50,8 @@ Deno.test("the README's scripting examples run as written", async () => {
 
   const bin = join(scratch, "bin");
   await Deno.mkdir(bin);
-  const argv = [Deno.execPath(), ...airunnerArgv([])].map(shellQuote).join(" ");
+  const argv = airunnerCommandLine([]).map(shellQuote)
+    .join(" ");
   await Deno.writeTextFile(join(bin, "airunner"), `#!/bin/sh\nexec ${argv} "$@"\n`, {
     mode: 0o755,
   });

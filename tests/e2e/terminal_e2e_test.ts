@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import {
-  airunnerArgv,
+  airunnerCommandLine,
   freePort,
   runAirunner,
   startAirunner,
@@ -15,9 +15,12 @@ import { shellQuote } from "../../src/worker/pty.ts";
 
 /** Runs `shellCommand` in a 100x30 pty; returns what the terminal received and the exit code. */
 async function inTerminal(shellCommand: string, env: Record<string, string>) {
+  // The caller's NO_COLOR (a CI setting, say) must not leak in: colour is under test.
+  const { NO_COLOR: _inherited, ...inherited } = Deno.env.toObject();
   const out = await new Deno.Command("script", {
     args: ["-q", "-e", "-f", "-c", `stty cols 100 rows 30; ${shellCommand}`, "/dev/null"],
-    env,
+    env: { ...inherited, ...env },
+    clearEnv: true,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -27,7 +30,8 @@ async function inTerminal(shellCommand: string, env: Record<string, string>) {
 }
 
 function airunnerShell(...args: string[]): string {
-  return [Deno.execPath(), ...airunnerArgv(args)].map(shellQuote).join(" ");
+  return airunnerCommandLine(args).map(shellQuote)
+    .join(" ");
 }
 
 Deno.test("monitor and list --watch render in a terminal and exit cleanly", async () => {

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { JobState } from "../../gen/job/v1/job_pb.ts";
 import { createAirunnerClients } from "../../src/client/transport.ts";
 import {
-  airunnerArgv,
+  airunnerInvocation,
   freePort,
   runAirunner,
   startAirunner,
@@ -57,17 +57,18 @@ Deno.test("a server crash mid-job loses no line and repeats none for the followe
     const url = `http://127.0.0.1:${port}`;
     const first = await server(dataDir, port);
     await using w = worker(url);
-    const follower = new Deno.Command(Deno.execPath(), {
-      args: airunnerArgv([
-        "submit",
-        "--server",
-        url,
-        "--follow",
-        "--",
-        "sh",
-        "-c",
-        "for i in $(seq 1 40); do echo line $i; sleep 0.1; done",
-      ]),
+    const followerRun = airunnerInvocation([
+      "submit",
+      "--server",
+      url,
+      "--follow",
+      "--",
+      "sh",
+      "-c",
+      "for i in $(seq 1 40); do echo line $i; sleep 0.1; done",
+    ]);
+    const follower = new Deno.Command(followerRun.command, {
+      args: followerRun.args,
       stdout: "piped",
       stderr: "piped",
     }).spawn();

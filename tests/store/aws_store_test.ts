@@ -11,12 +11,19 @@ import {
   JobParamsSchema,
   JobResultSchema,
   JobState,
+  ProcessStartEventSchema,
 } from "../../gen/job/v1/job_pb.ts";
 import { createAwsClients } from "../../src/store/aws/aws_clients.ts";
 import { SDK_MAX_ATTEMPTS } from "../../src/store/aws/aws_errors.ts";
 import { AwsJobStore, type AwsJobStoreOptions } from "../../src/store/aws/aws_store.ts";
 import { idempotencyItem, messageBody } from "../../src/store/aws/job_item.ts";
-import { JobNotFoundError, QueueNotFoundError, ThrottledError } from "../../src/store/errors.ts";
+import {
+  JobNotFoundError,
+  LeaseLostError,
+  QueueNotFoundError,
+  ThrottledError,
+} from "../../src/store/errors.ts";
+import { makeEvent } from "../../src/store/event_sequencing.ts";
 import { TaskTokenCodec } from "../../src/store/task_token.ts";
 import { emulatorClients, freshAwsResources, startAwsEmulators } from "../support/aws.ts";
 import { defineStoreConformance } from "./conformance.ts";
@@ -113,7 +120,7 @@ Deno.test("aws store: a retried idempotent enqueue repairs one that died before 
     await clients.dynamodb.send(
       new PutItemCommand({
         TableName: names.jobsTable,
-        Item: idempotencyItem("deploy-42", orphanId, "default", input.params),
+        Item: idempotencyItem("deploy-42", orphanId, "default", input.params, Date.now()),
       }),
     );
     const retried = await store.enqueue(input);
@@ -185,5 +192,99 @@ Deno.test("aws store: throttling is retried with backoff, then refused as Thrott
   } finally {
     await store.close();
     await throttling.shutdown();
+  }
+});
+
+Deno.test("aws store: a stale publish held up past its lease cannot displace the next attempt's events", async () => {
+  // A DynamoDB client for worker A whose next Query waits until released:
+  // A passes its lease check, then stalls while B takes the job over.
+  const aClients = createAwsClients({
+    region: "us-east-1",
+    dynamodbEndpoint: emulators.dynamodbEndpoint,
+    sqsEndpoint: emulators.sqsEndpoint,
+  });
+  let gate: Promise<void> | undefined;
+  let release = () => {};
+  aClients.dynamodb.middlewareStack.add((next, context) => async (args) => {
+    if (gate !== undefined && context.commandName === "QueryCommand") {
+      const waiting = gate;
+      gate = undefined;
+      await waiting;
+    }
+    return await next(args);
+  }, { step: "initialize", name: "testGate" });
+  const { store: b, names } = await awsStore();
+  const codec = TaskTokenCodec.withRandomSecret();
+  const storeA = new AwsJobStore({
+    dynamodb: aClients.dynamodb,
+    sqs: aClients.sqs,
+    ...names,
+    queueUrls: new Map(),
+    tokenCodec: codec,
+    onClose: () => aClients.destroy(),
+  });
+  const storeB = new AwsJobStore({
+    dynamodb: clients.dynamodb,
+    sqs: clients.sqs,
+    ...names,
+    queueUrls: new Map(),
+    tokenCodec: codec,
+  });
+  const start = (pid: number) =>
+    makeEvent(1n, Date.now(), {
+      case: "processStart",
+      value: create(ProcessStartEventSchema, { pid }),
+    });
+  try {
+    const { job } = await storeA.enqueue(jobInput());
+    const [leasedA] = await storeA.dequeue("default", { ...now(), visibilityTimeoutMs: 1_000 });
+    gate = new Promise((resolve) => release = resolve);
+    const stale = storeA.publishEvents(leasedA!.taskToken, [start(111)]);
+    const [leasedB] = await storeB.dequeue("default", now(10_000));
+    assert.equal(leasedB?.job.attempt, 2);
+    release();
+    await assert.rejects(stale, LeaseLostError, "the late write is fenced off");
+    assert.equal(await storeB.publishEvents(leasedB!.taskToken, [start(222)]), 1);
+    await storeB.complete(
+      leasedB!.taskToken,
+      create(JobResultSchema, { jobId: job.jobId, success: true }),
+    );
+    const pids: number[] = [];
+    for await (
+      const event of storeB.streamEvents(job.jobId, {
+        fromSequence: 0n,
+        fromTimestampMs: 0,
+        eventTypes: new Set(),
+        signal: AbortSignal.timeout(5_000),
+      })
+    ) {
+      if (event.eventData.case === "processStart") pids.push(event.eventData.value.pid);
+    }
+    assert.deepEqual(pids, [222]);
+  } finally {
+    release();
+    await storeA.close();
+    await storeB.close();
+    await b.close();
+  }
+});
+
+Deno.test("aws store: retrying a request_id whose job expired leaves a job that exists", async () => {
+  const { store } = await awsStore({ eventsTtlMs: 1_000 });
+  try {
+    const input = jobInput("default", "nightly-1");
+    const first = await store.enqueue(input);
+    const [leased] = await store.dequeue("default", now());
+    await store.complete(
+      leased!.taskToken,
+      create(JobResultSchema, { jobId: first.job.jobId, success: true }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    // Within a minute of the claim, a missing job means a half-done enqueue: same id.
+    const retried = await store.enqueue(input);
+    assert.equal(retried.job.jobId, first.job.jobId);
+    assert.equal((await store.getJob(retried.job.jobId)).state, JobState.SCHEDULED, "it exists");
+  } finally {
+    await store.close();
   }
 });

@@ -5,9 +5,14 @@
  * @module
  */
 
-import { airunnerArgv } from "../../scripts/airunner_argv.ts";
+import { airunnerInvocation } from "../../scripts/airunner_argv.ts";
 
-export { airunnerArgv, freePort, waitForHealth } from "../../scripts/airunner_argv.ts";
+export {
+  airunnerCommandLine,
+  airunnerInvocation,
+  freePort,
+  waitForHealth,
+} from "../../scripts/airunner_argv.ts";
 
 /** What a finished airunner process did. */
 export interface AirunnerResult {
@@ -21,8 +26,9 @@ export async function runAirunner(
   args: readonly string[],
   options: { env?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<AirunnerResult> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: airunnerArgv(args),
+  const { command, args: argv } = airunnerInvocation(args);
+  const output = await new Deno.Command(command, {
+    args: argv,
     env: { NO_COLOR: "1", ...options.env },
     stdin: "null",
     stdout: "piped",
@@ -49,8 +55,9 @@ export function startAirunner(
   args: readonly string[],
   options: { env?: Record<string, string> } = {},
 ): AirunnerProcess {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: airunnerArgv(args),
+  const { command, args: argv } = airunnerInvocation(args);
+  const child = new Deno.Command(command, {
+    args: argv,
     env: { NO_COLOR: "1", ...options.env },
     stdin: "null",
     stdout: "null",

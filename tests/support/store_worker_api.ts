@@ -25,7 +25,8 @@ export function storeWorkerApi(store: JobStore): WorkerApi {
       ),
     extendLease: (token, queue, seconds) =>
       rpc(() => store.updateLease(token, queue, seconds * 1000)),
-    publishEvents: (token, events) => rpc(() => store.publishEvents(token, events)),
+    publishEvents: (token, events) =>
+      rpc(async () => void await store.publishEvents(token, events)),
     complete: (token, result) => rpc(async () => void await store.complete(token, result)),
   };
 }

@@ -8,7 +8,8 @@
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { SDK_MAX_ATTEMPTS } from "./aws_errors.ts";
+import { SDK_MAX_ATTEMPTS, THROTTLING_ERRORS } from "./aws_errors.ts";
+import { count } from "../../telemetry/metrics.ts";
 
 /** Where the services are; unset fields come from the SDK's standard chain. */
 export interface AwsEndpoints {
@@ -35,6 +36,7 @@ export function createAwsClients(endpoints: AwsEndpoints = {}): AwsClients {
     ...common,
     ...(endpoints.dynamodbEndpoint === undefined ? {} : { endpoint: endpoints.dynamodbEndpoint }),
   });
+  countDynamoDbCalls(dynamodb);
   // With an endpoint set, the SDK sends to it rather than to each queue URL's host.
   const sqs = new SQSClient({
     ...common,
@@ -48,4 +50,33 @@ export function createAwsClients(endpoints: AwsEndpoints = {}): AwsClients {
       sqs.destroy();
     },
   };
+}
+
+/**
+ * Counts every DynamoDB call (airunner.dynamodb.operations.total), the ones
+ * that needed the SDK's retries (batch_retries) and the ones still throttled
+ * after them (throttles), by operation.
+ */
+function countDynamoDbCalls(dynamodb: DynamoDBClient): void {
+  dynamodb.middlewareStack.add(
+    (next, context) => async (args) => {
+      const operation = context.commandName ?? "unknown";
+      count("airunner.dynamodb.operations.total", 1, { operation });
+      try {
+        const result = await next(args);
+        const attempts = (result.output as { $metadata?: { attempts?: number } }).$metadata
+          ?.attempts ?? 1;
+        if (attempts > 1) {
+          count("airunner.dynamodb.batch_retries.total", attempts - 1, { operation });
+        }
+        return result;
+      } catch (error) {
+        if (THROTTLING_ERRORS.has((error as { name?: string }).name ?? "")) {
+          count("airunner.dynamodb.throttles.total", 1, { operation });
+        }
+        throw error;
+      }
+    },
+    { step: "initialize", name: "airunnerCallCounter" },
+  );
 }

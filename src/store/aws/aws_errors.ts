@@ -11,7 +11,8 @@ import { BackendUnavailableError, StoreError, ThrottledError } from "../errors.t
 /** Attempts the SDK makes per call before giving up (its standard retry mode). */
 export const SDK_MAX_ATTEMPTS = 5;
 
-const THROTTLING = new Set([
+/** Error names AWS uses for throttling. */
+export const THROTTLING_ERRORS: ReadonlySet<string> = new Set([
   "ProvisionedThroughputExceededException",
   "ThrottlingException",
   "RequestLimitExceeded",
@@ -42,7 +43,7 @@ export function isStaleReceipt(error: unknown): boolean {
 export function asStoreError(operation: string, error: unknown): Error {
   if (error instanceof StoreError) return error;
   const name = errorName(error);
-  if (THROTTLING.has(name)) return new ThrottledError(operation);
+  if (THROTTLING_ERRORS.has(name)) return new ThrottledError(operation);
   const message = error instanceof Error ? error.message : String(error);
   return new BackendUnavailableError(
     operation,

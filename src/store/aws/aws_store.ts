@@ -28,6 +28,7 @@
  *
  * @module
  */
+import { sameJobParams } from "../idempotency.ts";
 import {
   ConditionalCheckFailedException,
   type DynamoDBClient,
@@ -47,19 +48,19 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
-import { create, equals, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   ExecutionConfigSchema,
   type Job,
   type JobEvent,
-  JobParamsSchema,
   type JobResult,
   JobResultSchema,
   JobState,
 } from "../../../gen/job/v1/job_pb.ts";
 import { type Clock, systemClock } from "../../clock.ts";
 import {
+  BackendUnavailableError,
   IdempotencyConflictError,
   JobFinishedError,
   JobMismatchError,
@@ -194,20 +195,25 @@ export class AwsJobStore implements JobStore {
     const now = this.#clock.now();
     let jobId = this.#ids.next(now);
     if (input.requestId !== "") {
-      const claimed = await this.#claimRequestId(input, jobId);
+      const claimed = await this.#claimRequestId(input, jobId, now);
       if (claimed !== undefined) {
-        jobId = claimed.jobId;
-        const existing = await this.#getItem(jobId);
+        const existing = await this.#getItem(claimed.jobId);
         if (existing !== undefined) {
           const record = jobRecordOf(existing);
           // A job nobody has taken yet may have lost its message to a crash:
           // send another (a duplicate is deleted on receipt).
           if (record.attempt === 0 && record.state === S.SCHEDULED) {
-            await this.#sendMessage(queueUrl, jobId, input.queue);
+            await this.#sendMessage(queueUrl, claimed.jobId, input.queue);
           }
           return { job: jobOf(record, now), created: false };
         }
-        // The first call died between its claim and its job: finish its work.
+        if (now - claimed.claimedAtMs < YOUNG_MESSAGE_MS) {
+          // The first call died between its claim and its job: finish its work.
+          jobId = claimed.jobId;
+        } else {
+          // Its job is gone (past its TTL): the key is free for a new job.
+          await this.#reclaimRequestId(input, claimed.jobId, jobId, now);
+        }
       }
     }
     await this.#sendMessage(queueUrl, jobId, input.queue);
@@ -219,15 +225,26 @@ export class AwsJobStore implements JobStore {
       params: input.params,
       executionConfig: toBinary(ExecutionConfigSchema, input.executionConfig),
     });
-    await this.#call("DynamoDB PutItem", () =>
+    const put = await this.#call("DynamoDB PutItem", () =>
       this.#ddb.send(
         new PutItemCommand({
           TableName: this.#jobsTable,
           Item: item,
-          ConditionExpression: "attribute_not_exists(job_id)",
+          // New, or a leftover past its TTL that DynamoDB has not deleted yet.
+          ConditionExpression: "attribute_not_exists(job_id) OR #ttl BETWEEN :one AND :now",
+          ExpressionAttributeNames: { "#ttl": "ttl" },
+          ExpressionAttributeValues: { ":one": num(1), ":now": num(Math.floor(now / 1000)) },
         }),
         this.#abort(),
       ), { ignoreConditionFailure: true });
+    if (put === undefined) {
+      // A concurrent retry of the same repair wrote it first.
+      const written = await this.#getItem(jobId);
+      if (written === undefined) {
+        throw asStoreError("DynamoDB PutItem", new Error(`job ${jobId} could not be written`));
+      }
+      return { job: jobOf(jobRecordOf(written), now), created: false };
+    }
     return { job: jobOf(jobRecordOf(item), now), created: true };
   }
 
@@ -254,11 +271,18 @@ export class AwsJobStore implements JobStore {
         signal,
       );
       const leased: LeasedJob[] = [];
+      let failure: unknown;
       for (const message of messages) {
-        const claimed = await this.#claim(queue, queueUrl, message, visibilityTimeoutMs);
-        if (claimed !== undefined) leased.push(claimed);
+        try {
+          const claimed = await this.#claim(queue, queueUrl, message, visibilityTimeoutMs);
+          if (claimed !== undefined) leased.push(claimed);
+        } catch (error) {
+          // Keep the leases already taken; this message comes back when its visibility ends.
+          failure ??= error;
+        }
       }
       if (leased.length > 0) return leased;
+      if (failure !== undefined) throw failure;
     }
     return [];
   }
@@ -373,7 +397,7 @@ export class AwsJobStore implements JobStore {
     return jobOf(record, this.#clock.now());
   }
 
-  async publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<void> {
+  async publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<number> {
     this.#assertOpen();
     const now = this.#clock.now();
     const record = await this.#leasedRecord(taskToken, now);
@@ -384,13 +408,25 @@ export class AwsJobStore implements JobStore {
       now,
       this.capabilities.maxEventBytes,
     );
+    if (sequenced.events.length === 0) return 0;
+    // Reserve the numbers on the job item, fenced like every lease write:
+    // a worker whose lease ended meanwhile is refused here and writes
+    // nothing, and the next attempt numbers its events above any range
+    // reserved before it began (see #claim), so a late write can never
+    // take a number the next attempt uses.
+    await this.#fencedUpdate(record, now, {
+      UpdateExpression: "SET reserved_sequence = :high",
+      ConditionExtra: "(attribute_not_exists(reserved_sequence) OR reserved_sequence <= :high)",
+      ExpressionAttributeValues: { ":high": num(sequenced.highest) },
+    });
     const ttl = this.#ttlSeconds(now);
+    let stored = 0;
     for (const event of sequenced.events) {
       const ts = event.timestamp;
       const timestampMs = ts === undefined
         ? now
         : Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6);
-      await this.#call(
+      const put = await this.#call(
         "DynamoDB PutItem",
         () =>
           this.#ddb.send(
@@ -404,8 +440,11 @@ export class AwsJobStore implements JobStore {
           ),
         { ignoreConditionFailure: true },
       );
+      // A refused condition means a concurrent resend stored it first.
+      if (put !== undefined) stored++;
     }
-    if (sequenced.events.length > 0) this.#jobWatchers.notify(record.jobId);
+    if (stored > 0) this.#jobWatchers.notify(record.jobId);
+    return stored;
   }
 
   streamEvents(jobId: string, options: StreamEventsOptions): AsyncIterable<JobEvent> {
@@ -527,12 +566,13 @@ export class AwsJobStore implements JobStore {
   async #claimRequestId(
     input: EnqueueInput,
     jobId: string,
-  ): Promise<{ jobId: string } | undefined> {
+    now: number,
+  ): Promise<{ jobId: string; claimedAtMs: number } | undefined> {
     try {
       await this.#ddb.send(
         new PutItemCommand({
           TableName: this.#jobsTable,
-          Item: idempotencyItem(input.requestId, jobId, input.queue, input.params),
+          Item: idempotencyItem(input.requestId, jobId, input.queue, input.params, now),
           ConditionExpression: "attribute_not_exists(job_id)",
         }),
         this.#abort(),
@@ -554,10 +594,38 @@ export class AwsJobStore implements JobStore {
       throw asStoreError("DynamoDB GetItem", new Error("the request_id claim vanished"));
     }
     const claim = idempotencyClaimOf(out.Item);
-    if (claim.queue !== input.queue || !equals(JobParamsSchema, claim.params, input.params)) {
+    if (claim.queue !== input.queue || !sameJobParams(claim.params, input.params)) {
       throw new IdempotencyConflictError(input.requestId, claim.jobId);
     }
-    return { jobId: claim.jobId };
+    return { jobId: claim.jobId, claimedAtMs: claim.claimedAtMs };
+  }
+
+  /** Points the request_id at a new job, if it still points at `oldJobId` (else another call won). */
+  async #reclaimRequestId(
+    input: EnqueueInput,
+    oldJobId: string,
+    newJobId: string,
+    now: number,
+  ): Promise<void> {
+    try {
+      await this.#ddb.send(
+        new PutItemCommand({
+          TableName: this.#jobsTable,
+          Item: idempotencyItem(input.requestId, newJobId, input.queue, input.params, now),
+          ConditionExpression: "idempotency_of = :old",
+          ExpressionAttributeValues: { ":old": { S: oldJobId } },
+        }),
+        this.#abort(),
+      );
+    } catch (error) {
+      if (isConditionFailed(error)) {
+        throw new BackendUnavailableError(
+          "enqueue",
+          `request_id "${input.requestId}" was claimed by a concurrent call; retry`,
+        );
+      }
+      throw asStoreError("DynamoDB PutItem", error);
+    }
   }
 
   async #sendMessage(queueUrl: string, jobId: string, queue: string): Promise<void> {
@@ -683,7 +751,11 @@ export class AwsJobStore implements JobStore {
       return undefined;
     }
     // Events need a lease, so a job never taken has none: skip the query.
-    const sequenceBase = record.attempt === 0 ? 0n : await this.#highestSequence(jobId);
+    // Above what is stored and what an earlier attempt reserved (a late write of its own).
+    const storedHighest = record.attempt === 0 ? 0n : await this.#highestSequence(jobId);
+    const sequenceBase = storedHighest > record.reservedSequence
+      ? storedHighest
+      : record.reservedSequence;
     let out;
     try {
       out = await this.#ddb.send(
@@ -787,6 +859,8 @@ export class AwsJobStore implements JobStore {
     now: number,
     update: {
       UpdateExpression: string;
+      /** More that must hold, ANDed to the fence. */
+      ConditionExtra?: string;
       ExpressionAttributeNames?: Record<string, string>;
       ExpressionAttributeValues: Item;
     },
@@ -798,7 +872,8 @@ export class AwsJobStore implements JobStore {
           Key: { job_id: { S: record.jobId } },
           UpdateExpression: update.UpdateExpression,
           ConditionExpression:
-            "attempt = :attempt AND #state = :runningNow AND lease_expires_at > :now",
+            "attempt = :attempt AND #state = :runningNow AND lease_expires_at > :now" +
+            (update.ConditionExtra === undefined ? "" : ` AND ${update.ConditionExtra}`),
           ExpressionAttributeNames: { "#state": "state", ...update.ExpressionAttributeNames },
           ExpressionAttributeValues: {
             ...update.ExpressionAttributeValues,
@@ -819,6 +894,7 @@ export class AwsJobStore implements JobStore {
 
   /** Ends a job that is not running (any more) and has a cancel reason as CANCELLED. */
   async #finishCancelled(record: JobRecord, now: number, detail: string): Promise<JobRecord> {
+    const handBack = record.state === S.RUNNING && !leaseExpired(record, now);
     const result = create(JobResultSchema, {
       jobId: record.jobId,
       success: false,
@@ -832,8 +908,10 @@ export class AwsJobStore implements JobStore {
           Key: { job_id: { S: record.jobId } },
           UpdateExpression:
             "SET #state = :cancelled, #result = :result, lease_expires_at = :zero, updated_at = :now, #ttl = :ttl",
-          ConditionExpression:
-            "attempt = :attempt AND (#state = :scheduled OR (#state = :running AND lease_expires_at <= :now) OR (#state = :running AND :handBack = :yes))",
+          // A lease holder handing a cancelled job back ends it while still holding it.
+          ConditionExpression: handBack
+            ? "attempt = :attempt AND #state IN (:scheduled, :running)"
+            : "attempt = :attempt AND (#state = :scheduled OR (#state = :running AND lease_expires_at <= :now))",
           ExpressionAttributeNames: { "#state": "state", "#result": "result", "#ttl": "ttl" },
           ExpressionAttributeValues: {
             ":cancelled": num(S.CANCELLED),
@@ -844,9 +922,6 @@ export class AwsJobStore implements JobStore {
             ":now": num(now),
             ":ttl": num(this.#ttlSeconds(now)),
             ":attempt": num(record.attempt),
-            // A lease holder handing a cancelled job back ends it while still holding it.
-            ":handBack": { BOOL: record.state === S.RUNNING && !leaseExpired(record, now) },
-            ":yes": { BOOL: true },
           },
           ReturnValues: "ALL_NEW",
         }),

@@ -51,6 +51,8 @@ export interface JobRecord {
   readonly leaseExpiresAtMs: number;
   /** Highest event sequence stored when the current attempt began. */
   readonly sequenceBase: bigint;
+  /** Highest event sequence any attempt has reserved for writing (0 when none). */
+  readonly reservedSequence: bigint;
   readonly cancelReason: string;
   /** SQS receipt handle and message id of the message the current attempt received. */
   readonly receiptHandle: string;
@@ -103,6 +105,7 @@ export function jobRecordOf(item: Item): JobRecord {
     attempt: num(item, "attempt"),
     leaseExpiresAtMs: num(item, "lease_expires_at"),
     sequenceBase: BigInt(item.sequence_base?.N ?? "0"),
+    reservedSequence: BigInt(item.reserved_sequence?.N ?? "0"),
     cancelReason: item.cancel_reason?.S ?? "",
     receiptHandle: item.receipt_handle?.S ?? "",
     messageId: item.message_id?.S ?? "",
@@ -158,23 +161,26 @@ export function idempotencyItem(
   jobId: string,
   queue: string,
   params: JobParams,
+  nowMs: number,
 ): Item {
   return {
     ...idempotencyKey(requestId),
     idempotency_of: s(jobId),
     target_queue: s(queue),
     params: { B: toBinary(JobParamsSchema, params) },
+    claimed_at: n(nowMs),
   };
 }
 
 /** What an idempotency item says. */
 export function idempotencyClaimOf(
   item: Item,
-): { jobId: string; queue: string; params: JobParams } {
+): { jobId: string; queue: string; params: JobParams; claimedAtMs: number } {
   return {
     jobId: str(item, "idempotency_of"),
     queue: str(item, "target_queue"),
     params: fromBinary(JobParamsSchema, item.params?.B ?? new Uint8Array()),
+    claimedAtMs: num(item, "claimed_at"),
   };
 }
 

@@ -21,8 +21,12 @@ import {
 import { asStoreError, isQueueMissing } from "./aws_errors.ts";
 import { QUEUE_INDEX, REQUEST_ID_INDEX } from "./job_item.ts";
 
-/** Receives of one message before SQS moves it to the dead-letter queue. */
-export const MAX_RECEIVE_COUNT = 20;
+/**
+ * Receives of one message before SQS moves it to the dead-letter queue.
+ * Every lease that runs out and every hand-back is a receive, so this is
+ * far above the retries a healthy job sees.
+ */
+export const MAX_RECEIVE_COUNT = 100;
 /** SQS's longest message retention: 14 days. */
 const RETENTION_SECONDS = 1_209_600;
 

@@ -9,7 +9,8 @@
  *
  * @module
  */
-import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { sameJobParams } from "../idempotency.ts";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import {
@@ -164,7 +165,7 @@ export class SqliteJobStore implements JobStore {
         ) as JobRow | undefined;
         if (existing !== undefined) {
           const sameJob = existing.queue === input.queue &&
-            equals(JobParamsSchema, fromBinary(JobParamsSchema, existing.params), input.params);
+            sameJobParams(fromBinary(JobParamsSchema, existing.params), input.params);
           if (!sameJob) throw new IdempotencyConflictError(input.requestId, existing.job_id);
           return { job: jobFromRow(existing), created: false };
         }
@@ -291,7 +292,7 @@ export class SqliteJobStore implements JobStore {
     return jobFromRow(this.#row(jobId));
   }
 
-  async publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<void> {
+  async publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<number> {
     this.#assertOpen();
     const now = this.#clock.now();
     const row = this.#leasedRow(taskToken, now);
@@ -301,7 +302,7 @@ export class SqliteJobStore implements JobStore {
       now,
       this.capabilities.maxEventBytes,
     );
-    if (sequenced.events.length === 0) return;
+    if (sequenced.events.length === 0) return 0;
     this.#transaction(() => {
       const insert = this.#sql(
         "INSERT INTO events (job, end_seq, timestamp_ms, payload) VALUES (?, ?, ?, ?)",
@@ -320,6 +321,7 @@ export class SqliteJobStore implements JobStore {
       );
     });
     this.#jobWatchers.notify(row.job_id);
+    return sequenced.events.length;
   }
 
   streamEvents(jobId: string, options: StreamEventsOptions): AsyncIterable<JobEvent> {

@@ -1,0 +1,148 @@
+/**
+ * A JobStore that records a child span per store call and the job metrics
+ * of the wire contract, around any backend. The server wraps its store in
+ * it, so every backend is measured the same way in one place.
+ *
+ * @module
+ */
+import type { Job, JobEvent, JobResult } from "../../gen/job/v1/job_pb.ts";
+import { JobState } from "../../gen/job/v1/job_pb.ts";
+import type {
+  DequeueOptions,
+  EnqueueInput,
+  EnqueueResult,
+  JobPage,
+  JobStore,
+  LeasedJob,
+  LeaseUpdate,
+  ListJobsQuery,
+  StreamEventsOptions,
+} from "../store/job_store.ts";
+import { count, observe, record } from "./metrics.ts";
+import { inLeafSpan } from "./tracing.ts";
+
+/** Most queues whose depth one server reports (queue names are chosen by clients). */
+const MAX_DEPTH_QUEUES = 64;
+
+/** `store`, traced and measured. */
+export function instrumentStore(store: JobStore): JobStore & { stopObserving(): void } {
+  const queues = new Set<string>();
+  const seen = (queue: string) => {
+    if (queues.size < MAX_DEPTH_QUEUES) queues.add(queue);
+  };
+  const stopObserving = observe("airunner.queue.depth", async (result) => {
+    for (const queue of queues) {
+      try {
+        const page = await store.listJobs({
+          queue,
+          state: JobState.SCHEDULED,
+          page: 1,
+          pageSize: 1,
+        });
+        result.observe(page.jobs.length === 0 ? 0 : page.lastPage, { queue });
+      } catch {
+        // A store that is closing or failing reports nothing this round.
+      }
+    }
+  });
+  const span = <T>(method: string, attributes: Record<string, string>, work: () => Promise<T>) =>
+    inLeafSpan(`store.${method}`, { "airunner.store.operation": method, ...attributes }, work);
+
+  return {
+    capabilities: store.capabilities,
+    stopObserving,
+    async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
+      seen(input.queue);
+      const result = await span(
+        "enqueue",
+        { "airunner.queue": input.queue },
+        () => store.enqueue(input),
+      );
+      if (result.created) count("airunner.jobs.enqueued.total", 1, { queue: input.queue });
+      return result;
+    },
+    async dequeue(queue: string, options: DequeueOptions): Promise<LeasedJob[]> {
+      seen(queue);
+      const started = performance.now();
+      const leased = await span(
+        "dequeue",
+        { "airunner.queue": queue },
+        () => store.dequeue(queue, options),
+      );
+      record("airunner.dequeue.wait.duration", performance.now() - started, {
+        queue,
+        result: leased.length > 0 ? "job" : "empty",
+      });
+      if (leased.length > 0) count("airunner.jobs.dequeued.total", leased.length, { queue });
+      return leased;
+    },
+    async updateLease(
+      taskToken: string,
+      queue: string,
+      visibilityTimeoutMs: number,
+    ): Promise<LeaseUpdate> {
+      const update = await span(
+        "update_lease",
+        { "airunner.queue": queue },
+        () => store.updateLease(taskToken, queue, visibilityTimeoutMs),
+      );
+      count("airunner.jobs.visibility_updates.total", 1, {
+        queue,
+        kind: visibilityTimeoutMs > 0 ? "extend" : "hand_back",
+      });
+      return update;
+    },
+    async complete(taskToken: string, result: JobResult): Promise<void> {
+      await span(
+        "complete",
+        { "airunner.job_id": result.jobId },
+        () => store.complete(taskToken, result),
+      );
+      count("airunner.jobs.completed.total", 1, {
+        outcome: result.success ? "succeeded" : "failed",
+      });
+    },
+    cancel(jobId: string, reason: string): Promise<Job> {
+      return span("cancel", { "airunner.job_id": jobId }, () => store.cancel(jobId, reason));
+    },
+    async publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<number> {
+      const started = performance.now();
+      count("airunner.events.publish.total");
+      try {
+        const stored = await span(
+          "publish_events",
+          {},
+          () => store.publishEvents(taskToken, events),
+        );
+        count("airunner.events.persisted.total", stored);
+        return stored;
+      } catch (error) {
+        count("airunner.events.publish.errors.total");
+        throw error;
+      } finally {
+        record("airunner.events.publish.duration", performance.now() - started);
+      }
+    },
+    streamEvents(jobId: string, options: StreamEventsOptions): AsyncIterable<JobEvent> {
+      return store.streamEvents(jobId, options);
+    },
+    getJob(jobId: string): Promise<Job> {
+      return span("get_job", { "airunner.job_id": jobId }, () => store.getJob(jobId));
+    },
+    listJobs(query: ListJobsQuery): Promise<JobPage> {
+      return span(
+        "list_jobs",
+        query.queue === undefined ? {} : { "airunner.queue": query.queue },
+        () => store.listJobs(query),
+      );
+    },
+    close(): Promise<void> {
+      stopObserving();
+      return store.close();
+    },
+    [Symbol.asyncDispose](): Promise<void> {
+      stopObserving();
+      return store.close();
+    },
+  };
+}
