@@ -50,6 +50,9 @@ export interface AirunnerProcess extends AsyncDisposable {
   stop(signal?: Deno.Signal): Promise<{ code: number; stderr: string }>;
 }
 
+/** How long {@link AirunnerProcess.stop} waits before SIGKILL. */
+const STOP_GRACE_MS = 20_000;
+
 /** Starts airunner in the background; its stderr is collected. */
 export function startAirunner(
   args: readonly string[],
@@ -72,7 +75,16 @@ export function startAirunner(
       } catch {
         // Already gone.
       }
+      // A process that ignores the signal is killed, so a hang fails its test, not the run.
+      const timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // Exited meanwhile.
+        }
+      }, STOP_GRACE_MS);
       const status = await child.status;
+      clearTimeout(timer);
       return { code: status.code, stderr: await stderrText };
     })();
     return stopped;
