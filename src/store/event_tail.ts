@@ -9,7 +9,7 @@
  */
 import type { JobEvent } from "../../gen/job/v1/job_pb.ts";
 import type { StreamEventsOptions } from "./job_store.ts";
-import { lastSequenceOf } from "./event_sequencing.ts";
+import { eventTimestampMs, lastSequenceOf } from "./event_sequencing.ts";
 import { count, record } from "../telemetry/metrics.ts";
 
 /** Events read per round trip to the backend. */
@@ -70,7 +70,7 @@ export async function* tailEvents(
         for (const event of page) {
           cursor = lastSequenceOf(event) + 1n;
           if (eventTypes.size > 0 && !eventTypes.has(event.eventType)) continue;
-          if (fromTimestampMs > 0 && timestampMs(event) < fromTimestampMs) continue;
+          if (fromTimestampMs > 0 && eventTimestampMs(event, 0) < fromTimestampMs) continue;
           if (replaying) replayed++;
           yield event;
         }
@@ -84,9 +84,4 @@ export async function* tailEvents(
       stopWaiting.abort();
     }
   }
-}
-
-function timestampMs(event: JobEvent): number {
-  const ts = event.timestamp;
-  return ts === undefined ? 0 : Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6);
 }

@@ -141,8 +141,7 @@ export function instrumentStore(store: JobStore): JobStore & { stopObserving(): 
       return store.close();
     },
     [Symbol.asyncDispose](): Promise<void> {
-      stopObserving();
-      return store.close();
+      return this.close();
     },
   };
 }

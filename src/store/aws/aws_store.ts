@@ -69,7 +69,7 @@ import {
   QueueMismatchError,
   StoreClosedError,
 } from "../errors.ts";
-import { sequenceEvents } from "../event_sequencing.ts";
+import { eventTimestampMs, sequenceEvents } from "../event_sequencing.ts";
 import { type EventLogSource, tailEvents } from "../event_tail.ts";
 import { finishedStateFor, isFinished } from "../job_state.ts";
 import {
@@ -422,17 +422,13 @@ export class AwsJobStore implements JobStore {
     const ttl = this.#ttlSeconds(now);
     let stored = 0;
     for (const event of sequenced.events) {
-      const ts = event.timestamp;
-      const timestampMs = ts === undefined
-        ? now
-        : Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6);
       const put = await this.#call(
         "DynamoDB PutItem",
         () =>
           this.#ddb.send(
             new PutItemCommand({
               TableName: this.#eventsTable,
-              Item: eventItem(record.jobId, event, timestampMs, ttl),
+              Item: eventItem(record.jobId, event, eventTimestampMs(event, now), ttl),
               // A resend of a stored event writes nothing.
               ConditionExpression: "attribute_not_exists(job_id)",
             }),

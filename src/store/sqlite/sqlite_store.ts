@@ -35,7 +35,7 @@ import {
   QueueMismatchError,
   StoreClosedError,
 } from "../errors.ts";
-import { lastSequenceOf, sequenceEvents } from "../event_sequencing.ts";
+import { eventTimestampMs, lastSequenceOf, sequenceEvents } from "../event_sequencing.ts";
 import { type EventLogSource, tailEvents } from "../event_tail.ts";
 import { finishedStateFor, isFinished } from "../job_state.ts";
 import {
@@ -311,7 +311,7 @@ export class SqliteJobStore implements JobStore {
         insert.run(
           row.id,
           Number(lastSequenceOf(event)),
-          timestampMsOf(event, now),
+          eventTimestampMs(event, now),
           toBinary(JobEventSchema, event),
         );
       }
@@ -579,9 +579,4 @@ function jobFromRow(row: JobRow): Job {
     ...(row.result === null ? {} : { result: fromBinary(JobResultSchema, row.result) }),
     cancelReason: row.cancel_reason,
   });
-}
-
-function timestampMsOf(event: JobEvent, fallback: number): number {
-  const ts = event.timestamp;
-  return ts === undefined ? fallback : Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6);
 }
