@@ -69,6 +69,20 @@ export interface EnqueueResult {
   readonly created: boolean;
 }
 
+/** One completion of {@link JobStore.completeBatch}. */
+export interface CompletionInput {
+  readonly taskToken: string;
+  readonly result: JobResult;
+}
+
+/**
+ * The outcome of one item of a batch: its value, or the error that item
+ * alone met (the other items are unaffected by it).
+ */
+export type BatchOutcome<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: unknown };
+
 /** How to wait for and lease jobs. */
 export interface DequeueOptions {
   /** Lease at most this many jobs (>= 1). */
@@ -150,6 +164,11 @@ export interface JobPage {
  * - Stream replay followed by live tail has no gap and no duplicate, honours
  *   the same filter in both, and ends once the job is finished and every
  *   stored event has been delivered.
+ * - Completing again with the token of the attempt that completed the job
+ *   and the same result is a resend: it succeeds and changes nothing.
+ * - Batches (enqueueBatch, completeBatch) do for each item exactly what the
+ *   single call does and answer per item, in order; one item's failure does
+ *   not stop the others.
  * - Every method that returns a Job returns a copy the caller may keep.
  */
 export interface JobStore extends AsyncDisposable {
@@ -158,6 +177,13 @@ export interface JobStore extends AsyncDisposable {
 
   /** Adds a SCHEDULED job to `input.queue`, or returns the job an earlier call with the same request_id made. */
   enqueue(input: EnqueueInput): Promise<EnqueueResult>;
+
+  /**
+   * Enqueues every input as {@link enqueue} would, in order, and answers
+   * each. The embedded stores write a batch in one transaction; the AWS
+   * store in batched calls.
+   */
+  enqueueBatch(inputs: readonly EnqueueInput[]): Promise<BatchOutcome<EnqueueResult>[]>;
 
   /**
    * Waits until `queue` has a job, then leases up to `maxJobs` of them, each
@@ -182,6 +208,9 @@ export interface JobStore extends AsyncDisposable {
    * otherwise.
    */
   complete(taskToken: string, result: JobResult): Promise<void>;
+
+  /** Completes every item as {@link complete} would, in order, and answers each. */
+  completeBatch(items: readonly CompletionInput[]): Promise<BatchOutcome<void>[]>;
 
   /**
    * Cancels a job. A SCHEDULED job becomes CANCELLED at once and is never

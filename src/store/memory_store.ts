@@ -5,6 +5,7 @@
  * @module
  */
 import { sameJobParams } from "./idempotency.ts";
+import { isCompletionResend, settleEachSync } from "./batch.ts";
 import { clone, create, equals } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
@@ -32,6 +33,8 @@ import { lastSequenceOf, sequenceEvents } from "./event_sequencing.ts";
 import { type EventLogSource, tailEvents } from "./event_tail.ts";
 import { finishedStateFor, isFinished } from "./job_state.ts";
 import {
+  type BatchOutcome,
+  type CompletionInput,
   DEFAULT_CANCEL_REASON,
   type DequeueOptions,
   type EnqueueInput,
@@ -46,7 +49,7 @@ import {
 } from "./job_store.ts";
 import { MinHeap } from "./min_heap.ts";
 import { Notifier } from "./notifier.ts";
-import { TaskTokenCodec } from "./task_token.ts";
+import { type TaskTokenClaims, TaskTokenCodec } from "./task_token.ts";
 import { UuidV7Generator } from "./uuid_v7.ts";
 
 /** Options of {@link MemoryJobStore}. */
@@ -121,6 +124,15 @@ export class MemoryJobStore implements JobStore {
 
   async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
     this.#assertOpen();
+    return this.#enqueueOne(input);
+  }
+
+  async enqueueBatch(inputs: readonly EnqueueInput[]): Promise<BatchOutcome<EnqueueResult>[]> {
+    this.#assertOpen();
+    return settleEachSync(inputs, (input) => this.#enqueueOne(input));
+  }
+
+  #enqueueOne(input: EnqueueInput): EnqueueResult {
     if (input.requestId !== "") {
       const existing = this.#byRequestId.get(input.requestId);
       if (existing !== undefined) {
@@ -217,7 +229,24 @@ export class MemoryJobStore implements JobStore {
 
   async complete(taskToken: string, result: JobResult): Promise<void> {
     this.#assertOpen();
-    const record = this.#leasedRecord(taskToken);
+    this.#completeOne(taskToken, result);
+  }
+
+  async completeBatch(items: readonly CompletionInput[]): Promise<BatchOutcome<void>[]> {
+    this.#assertOpen();
+    return settleEachSync(items, (item) => this.#completeOne(item.taskToken, item.result));
+  }
+
+  #completeOne(taskToken: string, result: JobResult): void {
+    const claims = this.#tokens.verify(taskToken);
+    const done = this.#record(claims.jobId).job;
+    if (
+      isFinished(done.state) && done.attempt === claims.attempt &&
+      isCompletionResend(done.result, result)
+    ) {
+      return;
+    }
+    const record = this.#leasedRecord(taskToken, claims);
     if (result.jobId !== record.job.jobId) {
       throw new JobMismatchError(record.job.jobId, result.jobId);
     }
@@ -349,8 +378,10 @@ export class MemoryJobStore implements JobStore {
   }
 
   /** The record the token leases, if its attempt still holds the job. */
-  #leasedRecord(taskToken: string): JobRecord {
-    const claims = this.#tokens.verify(taskToken);
+  #leasedRecord(
+    taskToken: string,
+    claims: TaskTokenClaims = this.#tokens.verify(taskToken),
+  ): JobRecord {
     const record = this.#record(claims.jobId);
     const job = record.job;
     this.#reclaimExpired(this.#queue(job.queue), this.#clock.now());

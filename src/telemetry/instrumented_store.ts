@@ -8,6 +8,8 @@
 import type { Job, JobEvent, JobResult } from "../../gen/job/v1/job_pb.ts";
 import { JobState } from "../../gen/job/v1/job_pb.ts";
 import type {
+  BatchOutcome,
+  CompletionInput,
   DequeueOptions,
   EnqueueInput,
   EnqueueResult,
@@ -61,6 +63,20 @@ export function instrumentStore(store: JobStore): JobStore & { stopObserving(): 
       if (result.created) count("airunner.jobs.enqueued.total", 1, { queue: input.queue });
       return result;
     },
+    async enqueueBatch(inputs: readonly EnqueueInput[]): Promise<BatchOutcome<EnqueueResult>[]> {
+      for (const input of inputs) seen(input.queue);
+      const outcomes = await span(
+        "enqueue_batch",
+        { "airunner.batch.size": String(inputs.length) },
+        () => store.enqueueBatch(inputs),
+      );
+      outcomes.forEach((outcome, i) => {
+        if (outcome.ok && outcome.value.created) {
+          count("airunner.jobs.enqueued.total", 1, { queue: inputs[i]!.queue });
+        }
+      });
+      return outcomes;
+    },
     async dequeue(queue: string, options: DequeueOptions): Promise<LeasedJob[]> {
       seen(queue);
       const started = performance.now();
@@ -101,6 +117,20 @@ export function instrumentStore(store: JobStore): JobStore & { stopObserving(): 
       count("airunner.jobs.completed.total", 1, {
         outcome: result.success ? "succeeded" : "failed",
       });
+    },
+    async completeBatch(items: readonly CompletionInput[]): Promise<BatchOutcome<void>[]> {
+      const outcomes = await span(
+        "complete_batch",
+        { "airunner.batch.size": String(items.length) },
+        () => store.completeBatch(items),
+      );
+      outcomes.forEach((outcome, i) => {
+        if (!outcome.ok) return;
+        count("airunner.jobs.completed.total", 1, {
+          outcome: items[i]!.result.success ? "succeeded" : "failed",
+        });
+      });
+      return outcomes;
     },
     cancel(jobId: string, reason: string): Promise<Job> {
       return span("cancel", { "airunner.job_id": jobId }, () => store.cancel(jobId, reason));

@@ -106,7 +106,8 @@ export const METRICS = {
   "airunner.dynamodb.batch_retries.total": {
     kind: "counter",
     unit: "{retry}",
-    description: "DynamoDB calls that needed SDK retries (throttling or transient faults)",
+    description:
+      "DynamoDB calls retried: by the SDK (throttling, transient faults) and BatchWriteItem rounds resending UnprocessedItems",
   },
   "airunner.channels.overflow.total": {
     kind: "counter",

@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
-import { PutItemCommand } from "@aws-sdk/client-dynamodb";
+import {
+  type BatchWriteItemCommandInput,
+  type BatchWriteItemCommandOutput,
+  PutItemCommand,
+} from "@aws-sdk/client-dynamodb";
 import {
   GetQueueAttributesCommand,
   GetQueueUrlCommand,
+  type SendMessageBatchCommandInput,
+  type SendMessageBatchCommandOutput,
   SendMessageCommand,
 } from "@aws-sdk/client-sqs";
 import { create } from "@bufbuild/protobuf";
@@ -18,11 +24,13 @@ import { SDK_MAX_ATTEMPTS } from "../../src/store/aws/aws_errors.ts";
 import { AwsJobStore, type AwsJobStoreOptions } from "../../src/store/aws/aws_store.ts";
 import { idempotencyItem, messageBody } from "../../src/store/aws/job_item.ts";
 import {
+  BackendUnavailableError,
   JobNotFoundError,
   LeaseLostError,
   QueueNotFoundError,
   ThrottledError,
 } from "../../src/store/errors.ts";
+import type { JobStore, LeasedJob } from "../../src/store/job_store.ts";
 import { makeEvent } from "../../src/store/event_sequencing.ts";
 import { TaskTokenCodec } from "../../src/store/task_token.ts";
 import { emulatorClients, freshAwsResources, startAwsEmulators } from "../support/aws.ts";
@@ -284,6 +292,242 @@ Deno.test("aws store: retrying a request_id whose job expired leaves a job that 
     const retried = await store.enqueue(input);
     assert.equal(retried.job.jobId, first.job.jobId);
     assert.equal((await store.getJob(retried.job.jobId)).state, JobState.SCHEDULED, "it exists");
+  } finally {
+    await store.close();
+  }
+});
+
+// ------------------------------------------------ batches
+
+/** Leases jobs of `queue` until `expected` are leased (or 20 s pass). */
+async function leaseAll(store: JobStore, queue: string, expected: number): Promise<LeasedJob[]> {
+  const leased: LeasedJob[] = [];
+  const deadline = Date.now() + 20_000;
+  while (leased.length < expected && Date.now() < deadline) {
+    leased.push(
+      ...await store.dequeue(queue, {
+        maxJobs: 10,
+        visibilityTimeoutMs: 60_000,
+        signal: AbortSignal.timeout(10_000),
+        maxWaitMs: 2_000,
+      }),
+    );
+  }
+  return leased;
+}
+
+Deno.test("aws store: enqueueBatch answers each of 60 jobs in order, and each is dequeued once", async () => {
+  const { store } = await awsStore();
+  try {
+    const inputs = Array.from({ length: 60 }, (_, i) => ({
+      ...jobInput(
+        i === 17 ? "nowhere" : i % 2 === 0 ? "default" : "other",
+        i % 3 === 0 ? `req-${i}` : "",
+      ),
+      params: create(JobParamsSchema, { command: "echo", args: [String(i)] }),
+    }));
+    const outcomes = await store.enqueueBatch(inputs);
+    assert.equal(outcomes.length, 60);
+    const ids = new Map<string, number>();
+    outcomes.forEach((outcome, i) => {
+      if (i === 17) {
+        assert.ok(!outcome.ok && outcome.error instanceof QueueNotFoundError, `item ${i}`);
+        return;
+      }
+      assert.ok(outcome.ok, `item ${i}: ${outcome.ok ? "" : outcome.error}`);
+      const { job, created } = outcome.value;
+      assert.ok(created);
+      assert.equal(job.queue, inputs[i]!.queue, `item ${i}'s job`);
+      assert.deepEqual(job.jobParams?.args, [String(i)], `item ${i}'s job`);
+      assert.equal(job.state, JobState.SCHEDULED);
+      ids.set(job.jobId, i);
+    });
+    assert.equal(ids.size, 59, "distinct jobs");
+    // The unknown queue's item wrote nothing.
+    assert.equal((await store.listJobs({ page: 1, pageSize: 100 })).jobs.length, 59);
+
+    // Sent again, the idempotent items answer with their jobs and create none.
+    const again = await store.enqueueBatch(inputs.filter((input) => input.requestId !== ""));
+    for (const outcome of again) {
+      assert.ok(outcome.ok && !outcome.value.created && ids.has(outcome.value.job.jobId));
+    }
+
+    for (const queue of ["default", "other"]) {
+      const expected = [...ids.values()].filter((i) => inputs[i]!.queue === queue).length;
+      const leased = await leaseAll(store, queue, expected);
+      const leasedIds = leased.map((l) => l.job.jobId);
+      assert.equal(new Set(leasedIds).size, leasedIds.length, `${queue}: no job leased twice`);
+      assert.equal(leasedIds.length, expected, `${queue}: every job leased`);
+      for (const id of leasedIds) assert.equal(inputs[ids.get(id)!]!.queue, queue);
+      assert.deepEqual(
+        await store.dequeue(queue, { ...now(), maxWaitMs: 1_500 }),
+        [],
+        `${queue}: nothing left`,
+      );
+    }
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("aws store: enqueueBatch retries the items BatchWriteItem leaves unprocessed", async () => {
+  // A client whose first BatchWriteItem writes half its items and hands the
+  // other half back as UnprocessedItems, as DynamoDB does when throttled.
+  const flaky = createAwsClients({
+    region: "us-east-1",
+    dynamodbEndpoint: emulators.dynamodbEndpoint,
+    sqsEndpoint: emulators.sqsEndpoint,
+  });
+  const batchWrites: number[] = [];
+  let handedBack: string[] = [];
+  let retried: string[] = [];
+  flaky.dynamodb.middlewareStack.add((next, context) => async (args) => {
+    if (context.commandName !== "BatchWriteItemCommand") return await next(args);
+    const input = args.input as BatchWriteItemCommandInput;
+    const [table, requests] = Object.entries(input.RequestItems ?? {})[0]!;
+    const jobIds = requests.map((r) => r.PutRequest?.Item?.job_id?.S ?? "");
+    batchWrites.push(requests.length);
+    if (batchWrites.length === 2) retried = jobIds;
+    if (batchWrites.length > 1) return await next(args);
+    const half = Math.floor(requests.length / 2);
+    handedBack = jobIds.slice(half);
+    const result = await next({
+      ...args,
+      input: { ...input, RequestItems: { [table]: requests.slice(0, half) } },
+    });
+    const output = result.output as BatchWriteItemCommandOutput;
+    output.UnprocessedItems = { [table]: requests.slice(half) };
+    return result;
+  }, { step: "initialize", name: "testUnprocessed" });
+  const { store } = await awsStore({ dynamodb: flaky.dynamodb, onClose: () => flaky.destroy() });
+  try {
+    const outcomes = await store.enqueueBatch(Array.from({ length: 20 }, () => jobInput()));
+    const jobIds = outcomes.map((outcome) => {
+      assert.ok(outcome.ok, outcome.ok ? "" : String(outcome.error));
+      return outcome.value.job.jobId;
+    });
+    assert.deepEqual(batchWrites, [20, 10], "one call, then one retry of the unprocessed half");
+    assert.deepEqual(retried, handedBack);
+    for (const jobId of jobIds) {
+      assert.equal((await store.getJob(jobId)).state, JobState.SCHEDULED, `${jobId} exists`);
+    }
+    const leased = await leaseAll(store, "default", 20);
+    assert.deepEqual(leased.map((l) => l.job.jobId).sort(), [...jobIds].sort());
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("aws store: enqueueBatch resends retryable SendMessageBatch failures and writes no job for the rest", async () => {
+  // A client whose first SendMessageBatch leaves out its first two entries,
+  // reporting the first as SQS's fault (retryable) and the second as the
+  // request's (not).
+  const flaky = createAwsClients({
+    region: "us-east-1",
+    dynamodbEndpoint: emulators.dynamodbEndpoint,
+    sqsEndpoint: emulators.sqsEndpoint,
+  });
+  const sends: number[] = [];
+  flaky.sqs.middlewareStack.add((next, context) => async (args) => {
+    if (context.commandName !== "SendMessageBatchCommand") return await next(args);
+    const input = args.input as SendMessageBatchCommandInput;
+    const entries = input.Entries ?? [];
+    sends.push(entries.length);
+    if (sends.length > 1) return await next(args);
+    const result = await next({ ...args, input: { ...input, Entries: entries.slice(2) } });
+    const output = result.output as SendMessageBatchCommandOutput;
+    output.Failed = [
+      { Id: entries[0]!.Id, SenderFault: false, Code: "InternalError", Message: "try again" },
+      { Id: entries[1]!.Id, SenderFault: true, Code: "InvalidMessageContents", Message: "no" },
+    ];
+    return result;
+  }, { step: "initialize", name: "testFailedEntries" });
+  const { store } = await awsStore({ sqs: flaky.sqs, onClose: () => flaky.destroy() });
+  try {
+    const outcomes = await store.enqueueBatch(Array.from({ length: 5 }, () => jobInput()));
+    assert.deepEqual(sends, [5, 1], "one call, then the retryable entry again");
+    assert.deepEqual(outcomes.map((o) => o.ok), [true, false, true, true, true]);
+    assert.ok(!outcomes[1]!.ok && outcomes[1]!.error instanceof BackendUnavailableError);
+    assert.equal((await store.listJobs({ page: 1, pageSize: 10 })).jobs.length, 4);
+    assert.equal((await leaseAll(store, "default", 4)).length, 4);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("aws store: an item DynamoDB refuses fails alone in enqueueBatch", async () => {
+  const { store } = await awsStore();
+  try {
+    // Over DynamoDB's 400 KB item limit: BatchWriteItem refuses the whole call.
+    const huge = {
+      ...jobInput(),
+      params: create(JobParamsSchema, { command: "echo", args: ["x".repeat(450 * 1024)] }),
+    };
+    const outcomes = await store.enqueueBatch([jobInput(), huge, jobInput()]);
+    assert.deepEqual(outcomes.map((o) => o.ok), [true, false, true]);
+    assert.ok(!outcomes[1]!.ok && outcomes[1]!.error instanceof BackendUnavailableError);
+    assert.equal((await store.listJobs({ page: 1, pageSize: 10 })).jobs.length, 2);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("aws store: completeBatch completes valid tokens, refuses stale ones, accepts resends", async () => {
+  const { store, names } = await awsStore();
+  try {
+    const enqueued = await store.enqueueBatch(Array.from({ length: 4 }, () => jobInput()));
+    const [a, b, c, d] = enqueued.map((outcome) => {
+      assert.ok(outcome.ok);
+      return outcome.value.job.jobId;
+    });
+    const leased = await leaseAll(store, "default", 4);
+    const token = (jobId: string | undefined) =>
+      leased.find((l) => l.job.jobId === jobId)!.taskToken;
+    const result = (jobId: string | undefined, success = true, errorMessage = "") =>
+      create(JobResultSchema, { jobId: jobId!, success, exitCode: success ? 0 : 1, errorMessage });
+
+    // A finished earlier; B was handed back and leased again, so its first token is stale.
+    await store.complete(token(a), result(a));
+    const finishedA = await store.getJob(a!);
+    await store.updateLease(token(b), "default", 0);
+    const [b2] = await leaseAll(store, "default", 1);
+    assert.equal(b2?.job.jobId, b);
+    assert.equal(b2?.job.attempt, 2);
+
+    const outcomes = await store.completeBatch([
+      { taskToken: token(c), result: result(c) },
+      { taskToken: token(b), result: result(b) },
+      { taskToken: token(a), result: result(a) },
+      { taskToken: token(d), result: result(d, false, "exit 1") },
+      { taskToken: token(a), result: result(a, false, "something else") },
+      { taskToken: token(c), result: result(c) },
+    ]);
+    assert.deepEqual(outcomes.map((o) => o.ok), [true, false, true, true, false, true]);
+    assert.ok(!outcomes[1]!.ok && outcomes[1]!.error instanceof LeaseLostError, "stale token");
+    assert.ok(!outcomes[4]!.ok && outcomes[4]!.error instanceof LeaseLostError, "other result");
+
+    assert.equal((await store.getJob(c!)).state, JobState.COMPLETED);
+    assert.equal((await store.getJob(d!)).state, JobState.FAILED);
+    assert.equal((await store.getJob(d!)).result?.errorMessage, "exit 1");
+    assert.deepEqual(await store.getJob(a!), finishedA, "the resend changed nothing");
+    const running = await store.getJob(b!);
+    assert.equal(running.state, JobState.RUNNING);
+    assert.equal(running.attempt, 2);
+    // A single resend is accepted too.
+    await store.complete(token(a), result(a));
+
+    // Every finished job's message is gone; B's is in flight under its lease.
+    const { QueueUrl } = await clients.sqs.send(
+      new GetQueueUrlCommand({ QueueName: `${names.queuePrefix}default` }),
+    );
+    const left = await clients.sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl,
+        AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+      }),
+    );
+    assert.equal(left.Attributes?.ApproximateNumberOfMessages, "0");
+    assert.equal(left.Attributes?.ApproximateNumberOfMessagesNotVisible, "1");
   } finally {
     await store.close();
   }

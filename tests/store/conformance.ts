@@ -249,6 +249,68 @@ conformance("a request_id reused with other parameters is refused", async ({ sto
 
 // ---------------------------------------------------------------- dequeue
 
+conformance("enqueueBatch enqueues each job in order, as enqueue would", async ({ store }) => {
+  const outcomes = await store.enqueueBatch(
+    ["a", "b", "c", "d"].map((arg, i) => ({
+      requestId: i === 1 ? "batch-key" : "",
+      queue: QUEUE,
+      params: params("echo", [arg]),
+      executionConfig,
+    })),
+  );
+  assert.equal(outcomes.length, 4);
+  const jobs = outcomes.map((o) => {
+    assert.ok(o.ok, "every item is enqueued");
+    assert.equal(o.value.created, true);
+    assert.equal(o.value.job.state, JobState.SCHEDULED);
+    return o.value.job;
+  });
+  assert.equal(new Set(jobs.map((j) => j.jobId)).size, 4);
+  const leased = await store.dequeue(QUEUE, {
+    maxJobs: 10,
+    visibilityTimeoutMs: VISIBILITY_MS,
+    signal: AbortSignal.timeout(5_000),
+  });
+  assert.deepEqual(leased.map((l) => l.job.jobId), jobs.map((j) => j.jobId), "FIFO in batch order");
+  assert.deepEqual(leased.map((l) => l.job.jobParams?.args), [["a"], ["b"], ["c"], ["d"]]);
+  assert.deepEqual(await store.enqueueBatch([]), []);
+});
+
+conformance("enqueueBatch answers each item: a conflict fails only its own", async ({ store }) => {
+  const earlier = await enqueue(store, QUEUE, "key-1");
+  const outcomes = await store.enqueueBatch([
+    { requestId: "key-1", queue: QUEUE, params: params(), executionConfig },
+    { requestId: "key-1", queue: QUEUE, params: params("other"), executionConfig },
+    { requestId: "key-2", queue: QUEUE, params: params(), executionConfig },
+    { requestId: "key-2", queue: QUEUE, params: params(), executionConfig },
+  ]);
+  assert.deepEqual(outcomes.map((o) => o.ok), [true, false, true, true]);
+  const [repeat, conflict, fresh, repeatInBatch] = outcomes;
+  assert.ok(repeat?.ok && !repeat.value.created && repeat.value.job.jobId === earlier.jobId);
+  assert.ok(conflict !== undefined && !conflict.ok);
+  assert.ok(conflict.error instanceof IdempotencyConflictError);
+  assert.ok(fresh?.ok && fresh.value.created);
+  assert.ok(repeatInBatch?.ok && !repeatInBatch.value.created);
+  assert.equal(repeatInBatch.value.job.jobId, fresh.value.job.jobId);
+  const all = await store.listJobs({ page: 1, pageSize: 10 });
+  assert.equal(all.jobs.length, 2, "one job per request_id, nothing for the conflict");
+});
+
+conformance("a waiting dequeue is woken by a batch enqueue", async ({ store }) => {
+  const waiting = store.dequeue(QUEUE, {
+    maxJobs: 1,
+    visibilityTimeoutMs: VISIBILITY_MS,
+    signal: AbortSignal.timeout(5_000),
+  });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const [outcome] = await store.enqueueBatch([
+    { requestId: "", queue: QUEUE, params: params(), executionConfig },
+  ]);
+  assert.ok(outcome?.ok);
+  const leased = await waiting;
+  assert.equal(leased[0]?.job.jobId, outcome.value.job.jobId);
+});
+
 conformance("dequeue leases jobs FIFO per queue", async ({ store }) => {
   const a = await enqueue(store);
   const other = await enqueue(store, "other");
@@ -484,9 +546,55 @@ conformance("complete records the result and finishes the job", async (h) => {
   // A finished job is never redelivered, and its token is dead.
   await h.advance(1_500);
   assert.deepEqual(await dequeueNow(store), []);
-  await assert.rejects(store.complete(okLease.taskToken, result(ok.jobId, 0)), LeaseLostError);
+  await assert.rejects(store.complete(okLease.taskToken, result(ok.jobId, 7)), LeaseLostError);
   await assert.rejects(store.updateLease(okLease.taskToken, QUEUE, 1_000), LeaseLostError);
   assert.equal((await store.getJob(ok.jobId)).state, JobState.COMPLETED);
+});
+
+conformance("a completion sent again with the same result is a harmless resend", async (h) => {
+  const { store } = h;
+  const job = await enqueue(store);
+  const leased = await dequeueOne(store, QUEUE, 1_000);
+  await store.complete(leased.taskToken, result(job.jobId, 0));
+  const finished = await store.getJob(job.jobId);
+  await h.advance(1_500);
+  // The worker never saw the acknowledgement and sends the same result again.
+  await store.complete(leased.taskToken, result(job.jobId, 0));
+  const [again] = await store.completeBatch([
+    { taskToken: leased.taskToken, result: result(job.jobId, 0) },
+  ]);
+  assert.equal(again?.ok, true);
+  assert.deepEqual(await store.getJob(job.jobId), finished, "a resend changes nothing");
+  // Another result from the same attempt is no resend.
+  await assert.rejects(store.complete(leased.taskToken, result(job.jobId, 1)), LeaseLostError);
+  assert.deepEqual(await dequeueNow(store), []);
+});
+
+conformance("completeBatch answers each completion on its own, in order", async ({ store }) => {
+  const first = await enqueue(store);
+  const second = await enqueue(store);
+  const third = await enqueue(store);
+  const [a, b, c] = await store.dequeue(QUEUE, {
+    maxJobs: 3,
+    visibilityTimeoutMs: VISIBILITY_MS,
+    signal: AbortSignal.timeout(5_000),
+  });
+  assert.ok(a !== undefined && b !== undefined && c !== undefined);
+  const outcomes = await store.completeBatch([
+    { taskToken: a.taskToken, result: result(first.jobId, 0) },
+    { taskToken: "not-a-token", result: result(second.jobId, 0) },
+    { taskToken: b.taskToken, result: result(second.jobId, 4) },
+    { taskToken: c.taskToken, result: result(first.jobId, 0) },
+  ]);
+  assert.deepEqual(outcomes.map((o) => o.ok), [true, false, true, false]);
+  assert.ok(!outcomes[1]!.ok && outcomes[1]!.error instanceof InvalidTaskTokenError);
+  assert.ok(!outcomes[3]!.ok && outcomes[3]!.error instanceof JobMismatchError);
+  assert.equal((await store.getJob(first.jobId)).state, JobState.COMPLETED);
+  const failed = await store.getJob(second.jobId);
+  assert.equal(failed.state, JobState.FAILED);
+  assert.equal(failed.result?.exitCode, 4);
+  assert.equal((await store.getJob(third.jobId)).state, JobState.RUNNING);
+  assert.deepEqual(await store.completeBatch([]), []);
 });
 
 conformance("complete refuses a result for another job", async ({ store }) => {

@@ -39,6 +39,32 @@ export function isStaleReceipt(error: unknown): boolean {
     name === "InvalidParameterValue" || name === "AWS.SimpleQueueService.MessageNotInflight";
 }
 
+/** What SQS reports about one entry of a batch call it did not carry out. */
+export interface BatchEntryFailure {
+  readonly Code?: string | undefined;
+  readonly Message?: string | undefined;
+  readonly SenderFault?: boolean | undefined;
+}
+
+/**
+ * Whether a failed entry of an SQS batch call may succeed when sent again:
+ * SQS's own faults and throttling may, a fault of the request itself will not.
+ */
+export function isRetryableBatchEntry(entry: BatchEntryFailure): boolean {
+  return entry.SenderFault !== true || THROTTLING_ERRORS.has(entry.Code ?? "");
+}
+
+/**
+ * A failed batch entry as an error named by its code, so that
+ * {@link asStoreError} and {@link isStaleReceipt} classify it like the
+ * single call's exception.
+ */
+export function batchEntryError(entry: BatchEntryFailure): Error {
+  const error = new Error(entry.Message ?? "the entry was not carried out");
+  error.name = entry.Code ?? "Error";
+  return error;
+}
+
 /** `error` as the store error to throw: store errors pass, AWS faults are translated. */
 export function asStoreError(operation: string, error: unknown): Error {
   if (error instanceof StoreError) return error;

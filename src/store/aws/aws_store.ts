@@ -28,8 +28,10 @@
  *
  * @module
  */
+import { isCompletionResend, settle } from "../batch.ts";
 import { sameJobParams } from "../idempotency.ts";
 import {
+  BatchWriteItemCommand,
   ConditionalCheckFailedException,
   type DynamoDBClient,
   GetItemCommand,
@@ -39,16 +41,20 @@ import {
   ScanCommand,
   type ScanCommandInput,
   UpdateItemCommand,
+  type WriteRequest,
 } from "@aws-sdk/client-dynamodb";
 import {
+  type BatchResultErrorEntry,
   ChangeMessageVisibilityCommand,
+  DeleteMessageBatchCommand,
   DeleteMessageCommand,
   type Message,
   ReceiveMessageCommand,
+  SendMessageBatchCommand,
   SendMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   ExecutionConfigSchema,
@@ -73,6 +79,8 @@ import { eventTimestampMs, sequenceEvents } from "../event_sequencing.ts";
 import { type EventLogSource, tailEvents } from "../event_tail.ts";
 import { finishedStateFor, isFinished } from "../job_state.ts";
 import {
+  type BatchOutcome,
+  type CompletionInput,
   DEFAULT_CANCEL_REASON,
   type DequeueOptions,
   type EnqueueInput,
@@ -85,10 +93,17 @@ import {
   type StoreCapabilities,
   type StreamEventsOptions,
 } from "../job_store.ts";
+import { count } from "../../telemetry/metrics.ts";
 import { Notifier } from "../notifier.ts";
 import type { TaskTokenCodec } from "../task_token.ts";
 import { UuidV7Generator } from "../uuid_v7.ts";
-import { asStoreError, isConditionFailed, isStaleReceipt } from "./aws_errors.ts";
+import {
+  asStoreError,
+  batchEntryError,
+  isConditionFailed,
+  isRetryableBatchEntry,
+  isStaleReceipt,
+} from "./aws_errors.ts";
 import {
   effectiveState,
   eventItem,
@@ -125,6 +140,23 @@ const YOUNG_MESSAGE_MS = 60_000;
 const TAIL_POLL_MIN_MS = 100;
 const TAIL_POLL_MAX_MS = 1_000;
 const TAIL_QUIET_MS = 4_000;
+/** SQS's most entries per SendMessageBatch / DeleteMessageBatch. */
+const SQS_BATCH_MAX = 10;
+/** DynamoDB's most requests per BatchWriteItem. */
+const DYNAMODB_BATCH_WRITE_MAX = 25;
+/** Items of a batch call worked on at once (each is a few SDK calls). */
+const BATCH_CONCURRENCY = 8;
+/**
+ * Retries of the entries a batch call left undone (SQS `Failed` entries that
+ * may succeed later, DynamoDB `UnprocessedItems`), with exponential backoff
+ * from BATCH_RETRY_BASE_MS up to BATCH_RETRY_MAX_MS. All of them together
+ * take a few seconds, far below YOUNG_MESSAGE_MS: a message sent for a job
+ * whose item is still being retried must not be taken for an orphan.
+ */
+const SQS_BATCH_RETRIES = 3;
+const DYNAMODB_BATCH_RETRIES = 8;
+const BATCH_RETRY_BASE_MS = 25;
+const BATCH_RETRY_MAX_MS = 1_000;
 
 const S = JobState;
 
@@ -192,31 +224,48 @@ export class AwsJobStore implements JobStore {
     this.#assertOpen();
     // Resolve the queue first: an unknown queue writes nothing.
     const queueUrl = await this.#queues.urlOf(input.queue, this.#closing.signal);
+    return await this.#enqueueTo(queueUrl, input);
+  }
+
+  /** {@link enqueue} once the queue's URL is known. */
+  async #enqueueTo(queueUrl: string, input: EnqueueInput): Promise<EnqueueResult> {
     const now = this.#clock.now();
-    let jobId = this.#ids.next(now);
-    if (input.requestId !== "") {
-      const claimed = await this.#claimRequestId(input, jobId, now);
-      if (claimed !== undefined) {
-        const existing = await this.#getItem(claimed.jobId);
-        if (existing !== undefined) {
-          const record = jobRecordOf(existing);
-          // A job nobody has taken yet may have lost its message to a crash:
-          // send another (a duplicate is deleted on receipt).
-          if (record.attempt === 0 && record.state === S.SCHEDULED) {
-            await this.#sendMessage(queueUrl, claimed.jobId, input.queue);
-          }
-          return { job: jobOf(record, now), created: false };
-        }
-        if (now - claimed.claimedAtMs < YOUNG_MESSAGE_MS) {
-          // The first call died between its claim and its job: finish its work.
-          jobId = claimed.jobId;
-        } else {
-          // Its job is gone (past its TTL): the key is free for a new job.
-          await this.#reclaimRequestId(input, claimed.jobId, jobId, now);
-        }
-      }
+    const plan = await this.#planEnqueue(input, this.#ids.next(now), now);
+    if (plan.send) await this.#sendMessage(queueUrl, plan.jobId, input.queue);
+    return plan.existing ?? await this.#putNewJob(input, plan.jobId, now);
+  }
+
+  /**
+   * Settles `input`'s request_id, if any: which job the enqueue is about
+   * (`freshId`, or the one an earlier call claimed), whether that job
+   * exists already, and whether a message must be sent for it.
+   */
+  async #planEnqueue(input: EnqueueInput, freshId: string, now: number): Promise<EnqueuePlan> {
+    if (input.requestId === "") return { jobId: freshId, send: true };
+    const claimed = await this.#claimRequestId(input, freshId, now);
+    if (claimed === undefined) return { jobId: freshId, send: true };
+    const existing = await this.#getItem(claimed.jobId);
+    if (existing !== undefined) {
+      const record = jobRecordOf(existing);
+      return {
+        jobId: claimed.jobId,
+        existing: { job: jobOf(record, now), created: false },
+        // A job nobody has taken yet may have lost its message to a crash:
+        // send another (a duplicate is deleted on receipt).
+        send: record.attempt === 0 && record.state === S.SCHEDULED,
+      };
     }
-    await this.#sendMessage(queueUrl, jobId, input.queue);
+    if (now - claimed.claimedAtMs < YOUNG_MESSAGE_MS) {
+      // The first call died between its claim and its job: finish its work.
+      return { jobId: claimed.jobId, send: true };
+    }
+    // Its job is gone (past its TTL): the key is free for a new job.
+    await this.#reclaimRequestId(input, claimed.jobId, freshId, now);
+    return { jobId: freshId, send: true };
+  }
+
+  /** Writes the item of a job whose message is sent; answers the enqueue. */
+  async #putNewJob(input: EnqueueInput, jobId: string, now: number): Promise<EnqueueResult> {
     const item = newJobItem({
       jobId,
       queue: input.queue,
@@ -246,6 +295,307 @@ export class AwsJobStore implements JobStore {
       return { job: jobOf(jobRecordOf(written), now), created: false };
     }
     return { job: jobOf(jobRecordOf(item), now), created: true };
+  }
+
+  /**
+   * Enqueues each input as {@link enqueue} does, in three steps: settle the
+   * request_ids (each claim is a conditional write of its own, which no
+   * batch call can carry), send the messages in request order with
+   * SendMessageBatch, then write the jobs, with BatchWriteItem for those
+   * without a request_id. A request_id met earlier in the batch is enqueued
+   * after the rest, as a later call would be.
+   */
+  async enqueueBatch(inputs: readonly EnqueueInput[]): Promise<BatchOutcome<EnqueueResult>[]> {
+    this.#assertOpen();
+    const outcomes = new Array<BatchOutcome<EnqueueResult>>(inputs.length);
+    // Resolve every queue first: an item for an unknown queue writes nothing.
+    const urls = await this.#queueUrls(inputs.map((input) => input.queue));
+    const now = this.#clock.now();
+    const entries: { index: number; queueUrl: string; input: EnqueueInput; jobId: string }[] = [];
+    const repeats: { index: number; queueUrl: string; input: EnqueueInput }[] = [];
+    const requestIds = new Set<string>();
+    inputs.forEach((input, index) => {
+      const url = urls.get(input.queue)!;
+      if (!url.ok) {
+        outcomes[index] = url;
+      } else if (input.requestId !== "" && requestIds.has(input.requestId)) {
+        repeats.push({ index, queueUrl: url.value, input });
+      } else {
+        if (input.requestId !== "") requestIds.add(input.requestId);
+        // Ids are drawn in request order, so the batch's jobs sort in that order.
+        entries.push({ index, queueUrl: url.value, input, jobId: this.#ids.next(now) });
+      }
+    });
+    const plans = await settleBounded(
+      entries,
+      BATCH_CONCURRENCY,
+      (entry) => this.#planEnqueue(entry.input, entry.jobId, now),
+    );
+    const planned: PlannedEnqueue[] = [];
+    plans.forEach((plan, k) => {
+      const entry = entries[k]!;
+      if (plan.ok) planned.push({ ...entry, plan: plan.value });
+      else outcomes[entry.index] = plan;
+    });
+    for (const [k, outcome] of (await this.#sendAndWrite(planned, now)).entries()) {
+      outcomes[planned[k]!.index] = outcome;
+    }
+    const byRequestId = groupBy(repeats, (repeat) => repeat.input.requestId);
+    await settleBounded([...byRequestId.values()], BATCH_CONCURRENCY, async (group) => {
+      for (const { index, queueUrl, input } of group) {
+        outcomes[index] = await settle(() => this.#enqueueTo(queueUrl, input));
+      }
+    });
+    return outcomes;
+  }
+
+  /**
+   * Sends the planned jobs' messages, then writes their items, as
+   * {@link enqueue} orders them: a message whose job is not written yet
+   * waits on receipt (see #claim), while a job without a message would never
+   * run, so a job whose message failed is not written. Messages go out in
+   * request order for each queue (a standard queue keeps order only
+   * best-effort; the batch adds no disorder of its own), window by window; each window's
+   * items are written while the next window's messages go out, which keeps
+   * every message's wait for its job short.
+   */
+  async #sendAndWrite(
+    planned: readonly PlannedEnqueue[],
+    now: number,
+  ): Promise<BatchOutcome<EnqueueResult>[]> {
+    const outcomes = new Array<BatchOutcome<EnqueueResult>>(planned.length);
+    // Grouped by queue (a stable sort keeps request order within each), so
+    // that most windows send full SendMessageBatch calls to one queue.
+    const positions = planned.map((_, k) => k).sort((a, b) =>
+      compareStrings(planned[a]!.queueUrl, planned[b]!.queueUrl) || a - b
+    );
+    const writes: Promise<void>[] = [];
+    for (const window of chunksOf(positions, DYNAMODB_BATCH_WRITE_MAX)) {
+      const unsent = await this.#sendWindow(window.map((k) => planned[k]!));
+      writes.push((async () => {
+        const written = await settle(() =>
+          this.#writeWindow(window.map((k) => planned[k]!), unsent, now)
+        );
+        window.forEach((k, i) => outcomes[k] = written.ok ? written.value[i]! : written);
+      })());
+    }
+    await Promise.all(writes);
+    return outcomes;
+  }
+
+  /**
+   * Sends the messages of a window's jobs that need one, each queue's in
+   * order (queues in parallel); returns the errors of those that failed,
+   * by position in the window.
+   */
+  async #sendWindow(window: readonly PlannedEnqueue[]): Promise<Map<number, unknown>> {
+    const failures = new Map<number, unknown>();
+    const toSend = window.flatMap((entry, i) => entry.plan.send ? [i] : []);
+    const byQueue = groupBy(toSend, (i) => window[i]!.queueUrl);
+    await Promise.all([...byQueue].map(async ([queueUrl, members]) => {
+      for (const group of chunksOf(members, SQS_BATCH_MAX)) {
+        const failed = await this.#sqsBatch(
+          "SQS SendMessageBatch",
+          group.map((i) => ({
+            Id: String(i),
+            MessageBody: messageBody(window[i]!.plan.jobId, window[i]!.input.queue, 0),
+          })),
+          (entries) =>
+            this.#sqs.send(
+              new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }),
+              this.#abort(),
+            ),
+        );
+        for (const [id, error] of failed) failures.set(Number(id), error);
+      }
+    }));
+    return failures;
+  }
+
+  /**
+   * Writes a window's jobs whose message went out: with BatchWriteItem for
+   * jobs without a request_id, with enqueue's conditional PutItem for the
+   * others (one may repair a half-done enqueue, which reuses its id).
+   * Answers each job of the window.
+   */
+  async #writeWindow(
+    window: readonly PlannedEnqueue[],
+    unsent: ReadonlyMap<number, unknown>,
+    now: number,
+  ): Promise<BatchOutcome<EnqueueResult>[]> {
+    const outcomes = new Array<BatchOutcome<EnqueueResult>>(window.length);
+    const plain: { i: number; item: Item }[] = [];
+    const claimed: number[] = [];
+    window.forEach((entry, i) => {
+      const failure = unsent.get(i);
+      if (failure !== undefined) outcomes[i] = { ok: false, error: failure };
+      else if (entry.plan.existing !== undefined) {
+        outcomes[i] = { ok: true, value: entry.plan.existing };
+      } else if (entry.input.requestId !== "") claimed.push(i);
+      else {
+        const item = newJobItem({
+          jobId: entry.plan.jobId,
+          queue: entry.input.queue,
+          requestId: "",
+          nowMs: now,
+          params: entry.input.params,
+          executionConfig: toBinary(ExecutionConfigSchema, entry.input.executionConfig),
+        });
+        plain.push({ i, item });
+      }
+    });
+    const [unwritten, puts] = await Promise.all([
+      this.#putJobItems(plain.map(({ item }) => item)),
+      settleBounded(
+        claimed,
+        BATCH_CONCURRENCY,
+        (i) => this.#putNewJob(window[i]!.input, window[i]!.plan.jobId, now),
+      ),
+    ]);
+    for (const { i, item } of plain) {
+      const error = unwritten.get(window[i]!.plan.jobId);
+      outcomes[i] = error === undefined
+        ? { ok: true, value: { job: jobOf(jobRecordOf(item), now), created: true } }
+        : { ok: false, error };
+    }
+    puts.forEach((outcome, k) => outcomes[claimed[k]!] = outcome);
+    return outcomes;
+  }
+
+  /**
+   * Writes new job items with BatchWriteItem, retrying what DynamoDB leaves
+   * unprocessed; returns the errors of the items not written, by job id.
+   *
+   * BatchWriteItem takes no condition, unlike enqueue's PutItem. None is
+   * needed: these ids are fresh UUIDv7s from this store's generator, so no
+   * item can hold them (enqueue's condition protects the repair of an
+   * idempotent enqueue, which reuses an id and never comes here).
+   */
+  async #putJobItems(items: readonly Item[]): Promise<Map<string, Error>> {
+    const failures = new Map<string, Error>();
+    let pending: WriteRequest[] = items.map((Item) => ({ PutRequest: { Item } }));
+    for (let retry = 0; pending.length > 0; retry++) {
+      this.#assertOpen();
+      let unprocessed: WriteRequest[];
+      try {
+        const out = await this.#ddb.send(
+          new BatchWriteItemCommand({ RequestItems: { [this.#jobsTable]: pending } }),
+          this.#abort(),
+        );
+        unprocessed = out.UnprocessedItems?.[this.#jobsTable] ?? [];
+      } catch (error) {
+        if (this.#closed) return failAll(failures, pending, new StoreClosedError());
+        // The call is refused whole when one item is (too large, say):
+        // write them one by one so that only that item fails, as with enqueue.
+        if (isValidationError(error) && pending.length > 1) {
+          for (const [jobId, failure] of await this.#putEach(pending)) {
+            failures.set(jobId, failure);
+          }
+          return failures;
+        }
+        return failAll(failures, pending, asStoreError("DynamoDB BatchWriteItem", error));
+      }
+      if (unprocessed.length === 0) break;
+      if (retry >= DYNAMODB_BATCH_RETRIES) {
+        return failAll(
+          failures,
+          unprocessed,
+          new BackendUnavailableError(
+            "DynamoDB BatchWriteItem",
+            `items stayed unprocessed after ${retry} retries`,
+          ),
+        );
+      }
+      // One count per round, labelled like the client's own counts of the
+      // SDK's retries (aws_clients.ts), which this batch_retries series shares.
+      count("airunner.dynamodb.batch_retries.total", 1, { operation: "BatchWriteItemCommand" });
+      await this.#clock.sleep(backoffMs(retry), this.#closing.signal);
+      pending = unprocessed;
+    }
+    return failures;
+  }
+
+  /** Writes each request with its own PutItem; returns the errors by job id. */
+  async #putEach(requests: readonly WriteRequest[]): Promise<Map<string, Error>> {
+    const outcomes = await settleBounded(
+      requests,
+      BATCH_CONCURRENCY,
+      (request) =>
+        this.#call("DynamoDB PutItem", () =>
+          this.#ddb.send(
+            new PutItemCommand({ TableName: this.#jobsTable, Item: request.PutRequest?.Item }),
+            this.#abort(),
+          )),
+    );
+    const failures = new Map<string, Error>();
+    outcomes.forEach((outcome, i) => {
+      if (!outcome.ok) failures.set(jobIdOfRequest(requests[i]!), outcome.error as Error);
+    });
+    return failures;
+  }
+
+  /**
+   * Completes each item as {@link complete} does. Each completion stays its
+   * own fenced UpdateItem: the fence is a condition, and BatchWriteItem
+   * carries none. The finished jobs' messages then go in DeleteMessageBatch
+   * calls.
+   */
+  async completeBatch(items: readonly CompletionInput[]): Promise<BatchOutcome<void>[]> {
+    this.#assertOpen();
+    const completed = await settleBounded(
+      items,
+      BATCH_CONCURRENCY,
+      (item) => this.#completeOne(item.taskToken, item.result),
+    );
+    const outcomes: BatchOutcome<void>[] = completed.map((outcome) =>
+      outcome.ok ? { ok: true, value: undefined } : outcome
+    );
+    // A resend (undefined) finds its message deleted already.
+    const finished = completed.flatMap((outcome, index) =>
+      outcome.ok && outcome.value !== undefined && outcome.value.receiptHandle !== ""
+        ? [{ index, record: outcome.value }]
+        : []
+    );
+    const urls = await this.#queueUrls(finished.map(({ record }) => record.queue));
+    const byQueue = new Map<string, typeof finished>();
+    for (const entry of finished) {
+      const url = urls.get(entry.record.queue)!;
+      if (url.ok) groupInto(byQueue, url.value, entry);
+      else outcomes[entry.index] = url;
+    }
+    const deletes = [...byQueue].flatMap(([queueUrl, entries]) =>
+      chunksOf(entries, SQS_BATCH_MAX).map((group) => ({ queueUrl, group }))
+    );
+    await settleBounded(deletes, BATCH_CONCURRENCY, async ({ queueUrl, group }) => {
+      const failed = await this.#sqsBatch(
+        "SQS DeleteMessageBatch",
+        group.map(({ index, record }) => ({
+          Id: String(index),
+          ReceiptHandle: record.receiptHandle,
+        })),
+        (entries) =>
+          this.#sqs.send(
+            new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }),
+            this.#abort(),
+          ),
+        // As in #deleteMessage: a stale handle's message is deleted at its
+        // next receipt (its job is finished).
+        (failure) => isStaleReceipt(batchEntryError(failure)),
+      );
+      for (const [id, error] of failed) outcomes[Number(id)] = { ok: false, error };
+    });
+    return outcomes;
+  }
+
+  /** Each distinct queue's URL, or the error resolving it met. */
+  async #queueUrls(queues: readonly string[]): Promise<Map<string, BatchOutcome<string>>> {
+    const distinct = [...new Set(queues)];
+    const urls = await settleBounded(
+      distinct,
+      BATCH_CONCURRENCY,
+      (queue) => this.#queues.urlOf(queue, this.#closing.signal),
+    );
+    return new Map(distinct.map((queue, i) => [queue, urls[i]!]));
   }
 
   async dequeue(queue: string, options: DequeueOptions): Promise<LeasedJob[]> {
@@ -327,26 +677,53 @@ export class AwsJobStore implements JobStore {
 
   async complete(taskToken: string, result: JobResult): Promise<void> {
     this.#assertOpen();
+    const record = await this.#completeOne(taskToken, result);
+    if (record === undefined) return;
+    const queueUrl = await this.#queues.urlOf(record.queue, this.#closing.signal);
+    await this.#deleteMessage(queueUrl, record.receiptHandle);
+  }
+
+  /**
+   * Records one result; returns the record of the job it finished (whose
+   * message is still to be deleted), or undefined when the call was a
+   * resend of the recorded result and changed nothing.
+   */
+  async #completeOne(taskToken: string, result: JobResult): Promise<JobRecord | undefined> {
     const now = this.#clock.now();
-    const record = await this.#leasedRecord(taskToken, now);
+    const claims = this.#tokens.verify(taskToken);
+    const current = await this.#record(claims.jobId);
+    if (isResendOf(current, claims.attempt, result)) return undefined;
+    const record = this.#holding(current, claims.attempt, now);
     if (result.jobId !== record.jobId) throw new JobMismatchError(record.jobId, result.jobId);
     const stored = create(JobResultSchema, result);
     stored.completedAt ??= timestampFromMs(now);
     const state = record.cancelReason !== "" ? S.CANCELLED : finishedStateFor(result.success);
-    await this.#fencedUpdate(record, now, {
-      UpdateExpression:
-        "SET #state = :final, #result = :result, lease_expires_at = :zero, updated_at = :now, #ttl = :ttl",
-      ExpressionAttributeNames: { "#result": "result", "#ttl": "ttl" },
-      ExpressionAttributeValues: {
-        ":final": num(state),
-        ":result": { B: toBinary(JobResultSchema, stored) },
-        ":zero": num(0),
-        ":ttl": num(this.#ttlSeconds(now)),
-      },
-    });
+    try {
+      await this.#fencedUpdate(record, now, {
+        UpdateExpression:
+          "SET #state = :final, #result = :result, lease_expires_at = :zero, updated_at = :now, #ttl = :ttl",
+        ExpressionAttributeNames: { "#result": "result", "#ttl": "ttl" },
+        ExpressionAttributeValues: {
+          ":final": num(state),
+          ":result": { B: toBinary(JobResultSchema, stored) },
+          ":zero": num(0),
+          ":ttl": num(this.#ttlSeconds(now)),
+        },
+      });
+    } catch (error) {
+      // A copy of this completion sent at the same time (a retry racing the
+      // original, on this server or another) may have passed the fence
+      // first: this one is then its resend, as it would be had it come later.
+      if (error instanceof LeaseLostError) {
+        const after = await this.#getItem(record.jobId);
+        if (after !== undefined && isResendOf(jobRecordOf(after), claims.attempt, result)) {
+          return undefined;
+        }
+      }
+      throw error;
+    }
     this.#jobWatchers.notify(record.jobId);
-    const queueUrl = await this.#queues.urlOf(record.queue, this.#closing.signal);
-    await this.#deleteMessage(queueUrl, record.receiptHandle);
+    return record;
   }
 
   async cancel(jobId: string, reason: string): Promise<Job> {
@@ -827,11 +1204,18 @@ export class AwsJobStore implements JobStore {
    */
   async #leasedRecord(taskToken: string, now: number): Promise<JobRecord> {
     const claims = this.#tokens.verify(taskToken);
-    const record = await this.#record(claims.jobId);
-    if (record.attempt !== claims.attempt) {
+    return this.#holding(await this.#record(claims.jobId), claims.attempt, now);
+  }
+
+  /**
+   * `record`, while `attempt` holds the job and its lease lasts.
+   * @throws {LeaseLostError} otherwise.
+   */
+  #holding(record: JobRecord, attempt: number, now: number): JobRecord {
+    if (record.attempt !== attempt) {
       throw new LeaseLostError(
         record.jobId,
-        `attempt ${claims.attempt} was superseded by attempt ${record.attempt}`,
+        `attempt ${attempt} was superseded by attempt ${record.attempt}`,
       );
     }
     const state = effectiveState(record, now);
@@ -1037,6 +1421,58 @@ export class AwsJobStore implements JobStore {
     }
   }
 
+  /**
+   * One SQS batch call over `entries` (at most SQS_BATCH_MAX), sending again
+   * the entries whose failure may pass, a few times with backoff. Returns
+   * the errors of the entries that still failed, by entry Id; an entry SQS
+   * reports neither way counts as failed. `harmless` failures are not errors.
+   */
+  async #sqsBatch<E extends { Id: string }>(
+    operation: string,
+    entries: readonly E[],
+    send: (entries: E[]) => Promise<{
+      Successful?: readonly { Id: string | undefined }[] | undefined;
+      Failed?: readonly BatchResultErrorEntry[] | undefined;
+    }>,
+    harmless: (failure: BatchResultErrorEntry) => boolean = () => false,
+  ): Promise<Map<string, unknown>> {
+    const failures = new Map<string, unknown>();
+    let pending = [...entries];
+    for (let retry = 0; pending.length > 0; retry++) {
+      let out;
+      try {
+        out = await this.#call(operation, () => send(pending));
+      } catch (error) {
+        for (const entry of pending) failures.set(entry.Id, error);
+        break;
+      }
+      const succeeded = new Set(out?.Successful?.map((entry) => entry.Id));
+      const failed = new Map(out?.Failed?.map((entry) => [entry.Id, entry]));
+      const again: E[] = [];
+      for (const entry of pending) {
+        if (succeeded.has(entry.Id)) continue;
+        const failure = failed.get(entry.Id);
+        if (failure !== undefined && harmless(failure)) continue;
+        if (failure !== undefined && isRetryableBatchEntry(failure) && retry < SQS_BATCH_RETRIES) {
+          again.push(entry);
+        } else {
+          failures.set(
+            entry.Id,
+            asStoreError(
+              operation,
+              failure === undefined
+                ? new Error(`SQS reported no outcome for entry ${entry.Id}`)
+                : batchEntryError(failure),
+            ),
+          );
+        }
+      }
+      pending = again;
+      if (pending.length > 0) await this.#clock.sleep(backoffMs(retry), this.#closing.signal);
+    }
+    return failures;
+  }
+
   async #deleteMessage(queueUrl: string, handle: string): Promise<void> {
     if (handle === "") return;
     try {
@@ -1084,4 +1520,98 @@ const WORKER_GONE = " (its worker stopped before finishing)";
 
 function num(value: number | bigint): { N: string } {
   return { N: String(value) };
+}
+
+/** What an enqueue has to do once its request_id is settled. */
+interface EnqueuePlan {
+  /** The job: a fresh one, or the one the request_id names. */
+  readonly jobId: string;
+  /** The answer, when the job exists already (nothing to write). */
+  readonly existing?: EnqueueResult;
+  /** Whether to send a message for the job. */
+  readonly send: boolean;
+}
+
+/** An item of enqueueBatch with its plan. */
+interface PlannedEnqueue {
+  readonly index: number;
+  readonly queueUrl: string;
+  readonly input: EnqueueInput;
+  readonly plan: EnqueuePlan;
+}
+
+/**
+ * Whether completing `attempt` with `result` repeats the completion that
+ * finished the job (see isCompletionResend).
+ */
+function isResendOf(record: JobRecord, attempt: number, result: JobResult): boolean {
+  return isFinished(record.state) && record.attempt === attempt &&
+    isCompletionResend(
+      record.result === undefined ? undefined : fromBinary(JobResultSchema, record.result),
+      result,
+    );
+}
+
+/** Runs `work` on each item, at most `limit` at a time; answers each, in input order. */
+async function settleBounded<I, T>(
+  items: readonly I[],
+  limit: number,
+  work: (item: I) => Promise<T>,
+): Promise<BatchOutcome<T>[]> {
+  const outcomes = new Array<BatchOutcome<T>>(items.length);
+  let next = 0;
+  const runner = async () => {
+    while (next < items.length) {
+      const index = next++;
+      outcomes[index] = await settle(() => work(items[index]!));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, runner));
+  return outcomes;
+}
+
+function chunksOf<T>(items: readonly T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
+  return chunks;
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) groupInto(groups, key(item), item);
+  return groups;
+}
+
+function groupInto<T>(groups: Map<string, T[]>, key: string, item: T): void {
+  const group = groups.get(key);
+  if (group === undefined) groups.set(key, [item]);
+  else group.push(item);
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Delay before retry number `retry` (from 0) of a batch call's leftovers: exponential, half jittered. */
+function backoffMs(retry: number): number {
+  const ceiling = Math.min(BATCH_RETRY_MAX_MS, BATCH_RETRY_BASE_MS * 2 ** retry);
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
+/** Records `error` for every request's job; returns `failures`. */
+function failAll(
+  failures: Map<string, Error>,
+  requests: readonly WriteRequest[],
+  error: Error,
+): Map<string, Error> {
+  for (const request of requests) failures.set(jobIdOfRequest(request), error);
+  return failures;
+}
+
+function jobIdOfRequest(request: WriteRequest): string {
+  return request.PutRequest?.Item?.job_id?.S ?? "";
+}
+
+function isValidationError(error: unknown): boolean {
+  return (error as { name?: unknown } | null)?.name === "ValidationException";
 }

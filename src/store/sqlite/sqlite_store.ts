@@ -10,10 +10,12 @@
  * @module
  */
 import { sameJobParams } from "../idempotency.ts";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { isCompletionResend, settleEachSync } from "../batch.ts";
+import { clone, create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import {
+  type ExecutionConfig,
   ExecutionConfigSchema,
   type Job,
   type JobEvent,
@@ -39,6 +41,8 @@ import { eventTimestampMs, lastSequenceOf, sequenceEvents } from "../event_seque
 import { type EventLogSource, tailEvents } from "../event_tail.ts";
 import { finishedStateFor, isFinished } from "../job_state.ts";
 import {
+  type BatchOutcome,
+  type CompletionInput,
   DEFAULT_CANCEL_REASON,
   type DequeueOptions,
   type EnqueueInput,
@@ -53,7 +57,7 @@ import {
 } from "../job_store.ts";
 import { EMBEDDED_MAX_EVENT_BYTES } from "../memory_store.ts";
 import { Notifier } from "../notifier.ts";
-import type { TaskTokenCodec } from "../task_token.ts";
+import type { TaskTokenClaims, TaskTokenCodec } from "../task_token.ts";
 import { UuidV7Generator } from "../uuid_v7.ts";
 import { migrate } from "./schema.ts";
 
@@ -115,6 +119,17 @@ export class SqliteJobStore implements JobStore {
   readonly #clock: Clock;
   readonly #tokens: TaskTokenCodec;
   readonly #ids = new UuidV7Generator();
+  #lastConfig:
+    | {
+      /** The object last given (usually the server's one config, passed each time). */
+      readonly given: ExecutionConfig;
+      /** A copy of it, for comparing after the caller changed its object. */
+      readonly config: ExecutionConfig;
+      readonly bytes: Uint8Array;
+    }
+    | undefined;
+  /** The id the next inserted job gets (one above the highest, as SQLite would pick). */
+  #nextRowId: number;
   readonly #statements = new Map<string, StatementSync>();
   readonly #queueWaiters: Notifier<string>;
   readonly #jobWatchers: Notifier<string>;
@@ -133,6 +148,9 @@ export class SqliteJobStore implements JobStore {
     this.#jobWatchers = new Notifier(this.#clock);
     this.#onError = options.onBackgroundError ?? (() => {});
     this.#onClose = options.onClose ?? (() => {});
+    this.#nextRowId = (db.prepare("SELECT COALESCE(MAX(id), 0) + 1 AS next FROM jobs").get() as {
+      next: number;
+    }).next;
     // Leases that ran out while the server was down are due now.
     this.#armExpiryTimer();
     const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
@@ -158,35 +176,89 @@ export class SqliteJobStore implements JobStore {
   async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
     this.#assertOpen();
     const now = this.#clock.now();
-    const result = this.#transaction(() => {
-      if (input.requestId !== "") {
-        const existing = this.#sql("SELECT * FROM jobs WHERE request_id = ?").get(
-          input.requestId,
-        ) as JobRow | undefined;
-        if (existing !== undefined) {
-          const sameJob = existing.queue === input.queue &&
-            sameJobParams(fromBinary(JobParamsSchema, existing.params), input.params);
-          if (!sameJob) throw new IdempotencyConflictError(input.requestId, existing.job_id);
-          return { job: jobFromRow(existing), created: false };
-        }
-      }
-      const row = this.#sql(
-        `INSERT INTO jobs (job_id, queue, state, request_id, created_at_ms, updated_at_ms, params, execution_config)
-         VALUES (?, ?, ${S.SCHEDULED}, ?, ?, ?, ?, ?) RETURNING *`,
-      ).get(
-        this.#ids.next(now),
-        input.queue,
-        input.requestId === "" ? null : input.requestId,
-        now,
-        now,
-        toBinary(JobParamsSchema, input.params),
-        toBinary(ExecutionConfigSchema, input.executionConfig),
-      ) as unknown as JobRow;
-      this.#sql("UPDATE jobs SET ready_key = id WHERE id = ?").run(row.id);
-      return { job: jobFromRow(row), created: true };
-    });
+    const result = this.#transaction(() => this.#insertJob(input, now));
     if (result.created) this.#queueWaiters.notify(input.queue, 1);
     return result;
+  }
+
+  async enqueueBatch(inputs: readonly EnqueueInput[]): Promise<BatchOutcome<EnqueueResult>[]> {
+    this.#assertOpen();
+    const now = this.#clock.now();
+    // One transaction (one WAL commit) for the whole batch; an item that
+    // fails throws before it writes anything, so the others still commit.
+    const outcomes = this.#transaction(() =>
+      settleEachSync(inputs, (input) => this.#insertJob(input, now))
+    );
+    inputs.forEach((input, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome.ok && outcome.value.created) this.#queueWaiters.notify(input.queue, 1);
+    });
+    return outcomes;
+  }
+
+  /** Inserts one job (or finds the one its request_id made); runs inside a transaction. */
+  #insertJob(input: EnqueueInput, now: number): EnqueueResult {
+    if (input.requestId !== "") {
+      const existing = this.#sql("SELECT * FROM jobs WHERE request_id = ?").get(
+        input.requestId,
+      ) as JobRow | undefined;
+      if (existing !== undefined) {
+        const sameJob = existing.queue === input.queue &&
+          sameJobParams(fromBinary(JobParamsSchema, existing.params), input.params);
+        if (!sameJob) throw new IdempotencyConflictError(input.requestId, existing.job_id);
+        return { job: jobFromRow(existing), created: false };
+      }
+    }
+    const jobId = this.#ids.next(now);
+    // The row id is chosen here, so the row is written whole in one
+    // statement (its ready_key, the queue order, is its id).
+    const id = this.#nextRowId++;
+    this.#sql(
+      `INSERT INTO jobs (id, job_id, queue, state, request_id, created_at_ms, updated_at_ms, params, execution_config, ready_key)
+       VALUES (?, ?, ?, ${S.SCHEDULED}, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      id,
+      jobId,
+      input.queue,
+      input.requestId === "" ? null : input.requestId,
+      now,
+      now,
+      toBinary(JobParamsSchema, input.params),
+      this.#configBytes(input.executionConfig),
+      id,
+    );
+    // Built from what was written rather than read back and decoded: the
+    // row holds exactly these values. The parameters are the caller's own
+    // object; the config is copied (the server shares one across jobs).
+    const stamp = timestampFromMs(now);
+    const job = create(JobSchema, {
+      jobId,
+      jobParams: input.params,
+      state: S.SCHEDULED,
+      createdAt: stamp,
+      updatedAt: stamp,
+      executionConfig: clone(ExecutionConfigSchema, input.executionConfig),
+      queue: input.queue,
+      attempt: 0,
+    });
+    return { job, created: true };
+  }
+
+  /**
+   * The encoded execution config; jobs almost always carry the server's one
+   * config, so its encoding is kept rather than redone per job.
+   */
+  #configBytes(config: ExecutionConfig): Uint8Array {
+    const cached = this.#lastConfig;
+    if (
+      cached !== undefined &&
+      (cached.given === config || equals(ExecutionConfigSchema, cached.config, config))
+    ) {
+      return cached.bytes;
+    }
+    const bytes = toBinary(ExecutionConfigSchema, config);
+    this.#lastConfig = { given: config, config: clone(ExecutionConfigSchema, config), bytes };
+    return bytes;
   }
 
   async dequeue(queue: string, options: DequeueOptions): Promise<LeasedJob[]> {
@@ -196,22 +268,32 @@ export class SqliteJobStore implements JobStore {
       : this.#clock.now() + options.maxWaitMs;
     while (!this.#closed) {
       const now = this.#clock.now();
-      this.#reclaimExpired(now);
+      // The armed timer is at or before the earliest lease expiry, so
+      // before it nothing can have expired.
+      if (this.#expiryTimer === undefined || now >= this.#expiryTimer.at) {
+        this.#reclaimExpired(now);
+      }
       const rows = this.#transaction(() => {
         const ids = this.#sql(
           `SELECT id FROM jobs WHERE queue = ? AND state = ${S.SCHEDULED} ORDER BY ready_key LIMIT ?`,
         ).all(queue, maxJobs) as unknown as { id: number }[];
-        const lease = this.#sql(
+        if (ids.length === 0) return [];
+        // One statement leases them all; RETURNING has no order, so the
+        // rows are put back in queue order.
+        const leased = this.#sql(
           `UPDATE jobs SET state = ${S.RUNNING}, attempt = attempt + 1, ready_key = NULL,
              lease_expires_at_ms = ?, sequence_base = highest_sequence, updated_at_ms = ?
-           WHERE id = ? RETURNING *`,
-        );
-        return ids.map(({ id }) =>
-          lease.get(now + visibilityTimeoutMs, now, id) as unknown as JobRow
-        );
+           WHERE id IN (SELECT value FROM json_each(?)) RETURNING *`,
+        ).all(
+          now + visibilityTimeoutMs,
+          now,
+          JSON.stringify(ids.map(({ id }) => id)),
+        ) as unknown as JobRow[];
+        const byId = new Map(leased.map((row) => [row.id, row]));
+        return ids.map(({ id }) => byId.get(id)!);
       });
       if (rows.length > 0) {
-        this.#armExpiryTimer();
+        this.#armExpiryTimer(now + visibilityTimeoutMs);
         return rows.map((row) => ({
           job: jobFromRow(row),
           taskToken: this.#tokens.sign({
@@ -247,7 +329,7 @@ export class SqliteJobStore implements JobStore {
         now + visibilityTimeoutMs,
         row.id,
       );
-      this.#armExpiryTimer();
+      this.#armExpiryTimer(now + visibilityTimeoutMs);
     }
     return { cancelled };
   }
@@ -255,10 +337,63 @@ export class SqliteJobStore implements JobStore {
   async complete(taskToken: string, result: JobResult): Promise<void> {
     this.#assertOpen();
     const now = this.#clock.now();
-    const row = this.#leasedRow(taskToken, now);
-    if (result.jobId !== row.job_id) throw new JobMismatchError(row.job_id, result.jobId);
+    // One UPDATE needs no transaction; a lease found expired on the way
+    // stays rescheduled even though the completion is refused.
+    const jobId = this.#completeJob(taskToken, result, now);
+    if (jobId !== undefined) this.#jobWatchers.notify(jobId);
+  }
+
+  async completeBatch(items: readonly CompletionInput[]): Promise<BatchOutcome<void>[]> {
+    this.#assertOpen();
+    const now = this.#clock.now();
+    const outcomes = this.#transaction(() =>
+      settleEachSync(items, (item) => this.#completeJob(item.taskToken, item.result, now))
+    );
+    return outcomes.map((outcome) => {
+      if (!outcome.ok) return outcome;
+      if (outcome.value !== undefined) this.#jobWatchers.notify(outcome.value);
+      return { ok: true, value: undefined };
+    });
+  }
+
+  /**
+   * Records one result; returns the finished job's id, or undefined when the
+   * call was a resend of the recorded result.
+   */
+  #completeJob(taskToken: string, result: JobResult, now: number): string | undefined {
+    const claims = this.#tokens.verify(taskToken);
     const stored = create(JobResultSchema, result);
     stored.completedAt ??= timestampFromMs(now);
+    if (result.jobId === claims.jobId) {
+      // The usual case in one statement: the fence is in the WHERE clause.
+      const { changes } = this.#sql(
+        `UPDATE jobs SET state = CASE WHEN cancel_reason != '' THEN ${S.CANCELLED} ELSE ? END,
+           result = ?, lease_expires_at_ms = NULL, updated_at_ms = ?, finished_at_ms = ?
+         WHERE job_id = ? AND attempt = ? AND state = ${S.RUNNING} AND lease_expires_at_ms > ?`,
+      ).run(
+        finishedStateFor(result.success),
+        toBinary(JobResultSchema, stored),
+        now,
+        now,
+        claims.jobId,
+        claims.attempt,
+        now,
+      );
+      if (Number(changes) === 1) return claims.jobId;
+    }
+    // Otherwise find out why (a resend, a lost lease, another job's result).
+    const done = this.#row(claims.jobId);
+    if (
+      isFinished(done.state) && done.attempt === claims.attempt &&
+      isCompletionResend(
+        done.result === null ? undefined : fromBinary(JobResultSchema, done.result),
+        result,
+      )
+    ) {
+      return undefined;
+    }
+    const row = this.#leasedRow(taskToken, now, { claims, row: done });
+    if (result.jobId !== row.job_id) throw new JobMismatchError(row.job_id, result.jobId);
     this.#sql(
       `UPDATE jobs SET state = ?, result = ?, lease_expires_at_ms = NULL, updated_at_ms = ?,
          finished_at_ms = ? WHERE id = ?`,
@@ -269,7 +404,7 @@ export class SqliteJobStore implements JobStore {
       now,
       row.id,
     );
-    this.#jobWatchers.notify(row.job_id);
+    return row.job_id;
   }
 
   async cancel(jobId: string, reason: string): Promise<Job> {
@@ -453,9 +588,13 @@ export class SqliteJobStore implements JobStore {
   }
 
   /** The row the token leases, if its attempt still holds the job and its lease has not run out. */
-  #leasedRow(taskToken: string, now: number): JobRow {
-    const claims = this.#tokens.verify(taskToken);
-    const row = this.#row(claims.jobId);
+  #leasedRow(
+    taskToken: string,
+    now: number,
+    known?: { readonly claims: TaskTokenClaims; readonly row: JobRow },
+  ): JobRow {
+    const claims = known?.claims ?? this.#tokens.verify(taskToken);
+    const row = known?.row ?? this.#row(claims.jobId);
     if (row.attempt !== claims.attempt) {
       throw new LeaseLostError(
         row.job_id,
@@ -524,8 +663,13 @@ export class SqliteJobStore implements JobStore {
   }
 
   /** Keeps one timer armed at the earliest lease expiry, so waiting dequeues wake when it passes. */
-  #armExpiryTimer(): void {
+  #armExpiryTimer(newLeaseExpiresAt?: number): void {
     if (this.#closed) return;
+    // A new lease ending no earlier than the armed timer changes nothing.
+    const armedAt = this.#expiryTimer?.at;
+    if (armedAt !== undefined && newLeaseExpiresAt !== undefined && armedAt <= newLeaseExpiresAt) {
+      return;
+    }
     const { next } = this.#sql(
       `SELECT MIN(lease_expires_at_ms) AS next FROM jobs WHERE state = ${S.RUNNING}`,
     ).get() as { next: number | null };
