@@ -20,6 +20,7 @@ export function isScope(value: string): value is Scope {
 /** The scope each procedure needs ("package.Service/Method" → scope); admin covers all. */
 export const SCOPE_OF_PROCEDURE: ReadonlyMap<string, Exclude<Scope, "admin">> = new Map([
   [procedureName(JobService.typeName, JobService.method.enqueueJob.name), "submit"],
+  [procedureName(JobService.typeName, JobService.method.enqueueJobs.name), "submit"],
   [procedureName(JobService.typeName, JobService.method.getJob.name), "submit"],
   [procedureName(JobService.typeName, JobService.method.listJobs.name), "submit"],
   [procedureName(JobService.typeName, JobService.method.cancelJob.name), "submit"],
@@ -28,6 +29,7 @@ export const SCOPE_OF_PROCEDURE: ReadonlyMap<string, Exclude<Scope, "admin">> = 
     "submit",
   ],
   [procedureName(JobService.typeName, JobService.method.dequeueJob.name), "worker"],
+  [procedureName(JobService.typeName, JobService.method.workerSession.name), "worker"],
   [procedureName(JobService.typeName, JobService.method.updateJob.name), "worker"],
   [procedureName(JobService.typeName, JobService.method.completeJob.name), "worker"],
   [

@@ -22,7 +22,13 @@ import {
   storeKindOption,
 } from "./store_options.ts";
 import { onShutdownSignals } from "./shutdown_signals.ts";
-import { parseWorkerConfig, shutdownSteps, startWorkerFor, WORKER_DEFAULTS } from "./worker.ts";
+import {
+  parseWorkerConfig,
+  protocolOption,
+  shutdownSteps,
+  startWorkerFor,
+  WORKER_DEFAULTS,
+} from "./worker.ts";
 
 /** How long dev keeps serving after its workers stopped, for followers to read results. */
 const FOLLOWER_LINGER_MS = 500;
@@ -37,6 +43,7 @@ export function devCommand(setExitCode: ExitCodeSink) {
     .addOption(retentionOption())
     .addOption(new Option("--workers <n>", "workers to run").default("1"))
     .addOption(queueOption("queue the workers take jobs from"))
+    .addOption(protocolOption())
     .addOption(logLevelOption().default("warn" as const))
     .addHelpText(
       "after",
@@ -58,6 +65,7 @@ async function runDev(opts: {
   retention: string;
   workers: string;
   queue: string;
+  protocol: string;
   logLevel: string;
 }): Promise<number> {
   const listen = parseListenAddress(opts.listen);
@@ -86,6 +94,7 @@ async function runDev(opts: {
     shutdownGrace: WORKER_DEFAULTS.shutdownGrace,
     workspaceRoot: join(storeConfig.dataDir, "workspaces"),
     keepWorkspaces: false,
+    protocol: opts.protocol,
   });
   const running = Array.from({ length: workers }, () => startWorkerFor(config, logger));
   console.error(

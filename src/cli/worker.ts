@@ -11,7 +11,8 @@ import { createAirunnerClients, parseServerUrl } from "../client/transport.ts";
 import { createLogger, type Logger, type LogLevel } from "../logger.ts";
 import { validateQueueName } from "../server/request_validation.ts";
 import { type RunningWorker, startWorker } from "../worker/worker.ts";
-import { createRpcWorkerApi } from "../worker/worker_api.ts";
+import { createRpcWorkerApi, type WorkerApi } from "../worker/worker_api.ts";
+import { createSessionWorkerApi, type WorkerProtocol } from "../worker/session_worker_api.ts";
 import {
   caCertOption,
   type ExitCodeSink,
@@ -34,6 +35,8 @@ export interface WorkerConfig {
   readonly shutdownGraceMs: number;
   readonly workspaceRoot: string;
   readonly keepWorkspaces: boolean;
+  /** How the worker talks to the server (see {@link protocolOption}). */
+  readonly protocol: WorkerProtocol;
   /** API token (scope worker or admin) sent with every call. */
   readonly token?: string | undefined;
   /** PEM of a private CA to trust for an https:// server. */
@@ -72,6 +75,7 @@ export function workerCommand(setExitCode: ExitCodeSink) {
         .env("AIRUNNER_WORKSPACE_ROOT").default(defaultWorkspaceRoot()),
     )
     .option("--keep-workspaces", "leave each job's checkout in place after the job", false)
+    .addOption(protocolOption())
     .addOption(logLevelOption())
     .addHelpText(
       "after",
@@ -100,6 +104,7 @@ export function parseWorkerConfig(opts: {
   shutdownGrace: string;
   workspaceRoot: string;
   keepWorkspaces: boolean;
+  protocol: string;
 }): WorkerConfig {
   const queue = usageChecked(() => validateQueueName(opts.queue, "--queue"));
   const visibilityMs = parseDurationMs(opts.visibilityTimeout, "--visibility-timeout");
@@ -114,7 +119,23 @@ export function parseWorkerConfig(opts: {
     shutdownGraceMs: parseDurationMs(opts.shutdownGrace, "--shutdown-grace"),
     workspaceRoot: opts.workspaceRoot,
     keepWorkspaces: opts.keepWorkspaces,
+    protocol: opts.protocol as WorkerProtocol,
   };
+}
+
+/**
+ * `--protocol`: `auto` (the default) holds one streaming session with the
+ * server and falls back to unary calls when the way to the server cannot
+ * stream both ways (HTTP/1.1); `session` insists on the session; `unary`
+ * makes one call per operation, as workers before the session did.
+ */
+export function protocolOption() {
+  return new Option(
+    "--protocol <protocol>",
+    "how to talk to the server: a streaming session (falling back to unary calls over HTTP/1.1), or unary calls only",
+  ).choices(["auto", "session", "unary"] as const).env("AIRUNNER_WORKER_PROTOCOL").default(
+    "auto" as const,
+  );
 }
 
 /** The default workspace root: airunner-workspaces in the system's temporary directory. */
@@ -168,14 +189,7 @@ export function shutdownSteps(workers: RunningWorker[], graceMs: number): (() =>
 export function startWorkerFor(config: WorkerConfig, logger: Logger) {
   registerAllMetrics();
   return startWorker({
-    api: createRpcWorkerApi(
-      createAirunnerClients({
-        serverUrl: config.serverUrl,
-        bufferRequestStreams: true,
-        ...(config.token === undefined ? {} : { token: config.token }),
-        ...(config.caCertPem === undefined ? {} : { caCertPem: config.caCertPem }),
-      }),
-    ),
+    api: workerApiFor(config, logger),
     queue: config.queue,
     concurrency: config.concurrency,
     clock: systemClock,
@@ -186,5 +200,25 @@ export function startWorkerFor(config: WorkerConfig, logger: Logger) {
     shutdownGraceMs: config.shutdownGraceMs,
     workspaceRoot: config.workspaceRoot,
     keepWorkspaces: config.keepWorkspaces,
+  });
+}
+
+/** The WorkerApi `config.protocol` asks for. */
+export function workerApiFor(config: WorkerConfig, logger: Logger): WorkerApi {
+  const connection = {
+    serverUrl: config.serverUrl,
+    ...(config.token === undefined ? {} : { token: config.token }),
+    ...(config.caCertPem === undefined ? {} : { caCertPem: config.caCertPem }),
+  };
+  const unary = createRpcWorkerApi(
+    createAirunnerClients({ ...connection, bufferRequestStreams: true }),
+  );
+  if (config.protocol === "unary") return unary;
+  return createSessionWorkerApi({
+    connection,
+    unary,
+    mode: config.protocol,
+    clock: systemClock,
+    logger,
   });
 }

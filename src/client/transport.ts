@@ -30,6 +30,12 @@ export interface ConnectionOptions {
   readonly token?: string;
   /** PEM certificate(s) of a private CA to trust for https:// servers. */
   readonly caCertPem?: string;
+  /**
+   * Speak HTTP/2 only: prior knowledge on http://, ALPN h2 on https://. Full
+   * duplex streams (the worker session) need it; a server that cannot speak
+   * HTTP/2 then fails at once instead of hanging half duplex.
+   */
+  readonly http2Only?: boolean;
 }
 
 /** Both services' clients over one transport. */
@@ -66,8 +72,11 @@ export function parseServerUrl(raw: string): string {
 /** Creates the Connect transport for `options`. */
 export function createAirunnerTransport(options: ConnectionOptions): Transport {
   let fetchFn: typeof fetch = fetch;
-  if (options.caCertPem !== undefined) {
-    const client = Deno.createHttpClient({ caCerts: [options.caCertPem] });
+  if (options.caCertPem !== undefined || options.http2Only === true) {
+    const client = Deno.createHttpClient({
+      ...(options.caCertPem === undefined ? {} : { caCerts: [options.caCertPem] }),
+      ...(options.http2Only === true ? { http1: false, http2: true } : {}),
+    });
     fetchFn = (input, init) => fetch(input, { ...init, client });
   }
   const interceptors: Interceptor[] = [];

@@ -8,6 +8,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { PermissionDeniedError, UnauthenticatedError } from "../auth/errors.ts";
 import { StoreError, type StoreErrorCode } from "../store/errors.ts";
+import { create } from "@bufbuild/protobuf";
+import { type OperationError, OperationErrorSchema } from "../../gen/job/v1/job_pb.ts";
+import type { Logger } from "../logger.ts";
 import { InvalidArgumentError } from "./request_validation.ts";
 
 /** The Connect code of each store error. */
@@ -68,4 +71,18 @@ export function toConnectError(error: unknown): ConnectError {
   }
   if (isAbort(error)) return new ConnectError("the call was cancelled", Code.Canceled);
   return new ConnectError("internal error", Code.Internal);
+}
+
+/**
+ * The error of one item of a batch or one session operation, as sent to the
+ * client: the same code and message a single call would end with. An
+ * unexpected error is logged here, since no RPC ends with it.
+ */
+export function operationError(error: unknown, logger: Logger): OperationError {
+  if (!isExpectedError(error)) logger.error({ err: error }, "operation failed unexpectedly");
+  const connectError = toConnectError(error);
+  return create(OperationErrorSchema, {
+    code: connectError.code,
+    message: connectError.rawMessage,
+  });
 }

@@ -8,20 +8,23 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   type DequeueJobResponse,
   DequeueJobResponseSchema,
+  type EnqueueJobsResult,
+  EnqueueJobsResultSchema,
   type ExecutionConfig,
   type JobService,
 } from "../../gen/job/v1/job_pb.ts";
 import type { JobStore, LeasedJob } from "../store/job_store.ts";
 import type { Logger } from "../logger.ts";
+import { operationError } from "./error_mapping.ts";
+import { serveWorkerSession } from "./worker_session.ts";
 import {
   validateCancelRequest,
   validateCompleteRequest,
   validateDequeueRequest,
+  validateEnqueueJobsRequest,
+  validateEnqueueRequest,
   validateJobId,
-  validateJobParams,
   validateListRequest,
-  validateQueueName,
-  validateRequestId,
   validateUpdateRequest,
 } from "./request_validation.ts";
 
@@ -43,17 +46,46 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
   const { store, logger } = deps;
   return {
     async enqueueJob(req) {
-      const requestId = validateRequestId(req.requestId);
-      const queue = validateQueueName(req.queue);
-      const params = validateJobParams(req.jobParams);
+      const input = validateEnqueueRequest(req);
       const { job, created } = await store.enqueue({
-        requestId,
-        queue,
-        params,
+        ...input,
         executionConfig: deps.executionConfig,
       });
-      logger.debug({ jobId: job.jobId, queue, created }, "job enqueued");
+      logger.debug({ jobId: job.jobId, queue: input.queue, created }, "job enqueued");
       return { jobId: job.jobId, createdAt: job.createdAt, state: job.state };
+    },
+
+    async enqueueJobs(req) {
+      const inputs = validateEnqueueJobsRequest(req).map((input) => ({
+        ...input,
+        executionConfig: deps.executionConfig,
+      }));
+      const outcomes = await store.enqueueBatch(inputs);
+      logger.debug({ jobs: inputs.length }, "jobs enqueued in a batch");
+      return {
+        results: outcomes.map((outcome, i): EnqueueJobsResult => {
+          const requestId = inputs[i]!.requestId;
+          if (!outcome.ok) {
+            return create(EnqueueJobsResultSchema, {
+              requestId,
+              outcome: { case: "error", value: operationError(outcome.error, logger) },
+            });
+          }
+          const { job, created } = outcome.value;
+          return create(EnqueueJobsResultSchema, {
+            requestId,
+            created,
+            outcome: {
+              case: "job",
+              value: { jobId: job.jobId, createdAt: job.createdAt, state: job.state },
+            },
+          });
+        }),
+      };
+    },
+
+    workerSession(requests, ctx) {
+      return serveWorkerSession(requests, ctx, { store, logger });
     },
 
     async *dequeueJob(req, ctx: HandlerContext): AsyncGenerator<DequeueJobResponse> {

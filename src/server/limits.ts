@@ -38,6 +38,12 @@ export const MAX_PAGE_SIZE = 1000;
 export const DEFAULT_PAGE_SIZE = 50;
 /** Most events in one PublishJobEvents message. */
 export const MAX_EVENTS_PER_PUBLISH = 1000;
+/** Most jobs one EnqueueJobs call enqueues. */
+export const MAX_ENQUEUE_BATCH = 1000;
+/** Most jobs a worker session may hold at once (its credits). */
+export const MAX_SESSION_CREDITS = 1000;
+/** Most operations (lease updates, event batches, completions) in one session message. */
+export const MAX_SESSION_OPERATIONS = 1000;
 /** Longest cancel reason. */
 export const MAX_CANCEL_REASON_LENGTH = 1024;
 /** Longest error message in a job result. */

@@ -10,16 +10,19 @@ import {
   type CancelJobRequest,
   type CompleteJobRequest,
   type DequeueJobRequest,
+  type EnqueueJobRequest,
+  type EnqueueJobsRequest,
   EventType,
   type JobParams,
   type JobResult,
   JobState,
   type ListJobsRequest,
   ProcessType,
+  type SessionOpen,
   type StreamJobEventsRequest,
   type UpdateJobRequest,
 } from "../../gen/job/v1/job_pb.ts";
-import type { ListJobsQuery } from "../store/job_store.ts";
+import type { EnqueueInput, ListJobsQuery } from "../store/job_store.ts";
 import { isUuid } from "../store/uuid_v7.ts";
 import * as limits from "./limits.ts";
 
@@ -113,6 +116,64 @@ export function validateJobParams(params: JobParams | undefined): JobParams {
   return params;
 }
 
+/** An EnqueueJob request in the store's terms (its execution config is the server's). */
+export function validateEnqueueRequest(
+  req: EnqueueJobRequest,
+): Omit<EnqueueInput, "executionConfig"> {
+  return {
+    requestId: validateRequestId(req.requestId),
+    queue: validateQueueName(req.queue),
+    params: validateJobParams(req.jobParams),
+  };
+}
+
+/**
+ * Every job of an EnqueueJobs request, checked before any is stored; an
+ * error names the item (`jobs[3].job_params.command: is required`).
+ */
+export function validateEnqueueJobsRequest(
+  req: EnqueueJobsRequest,
+): Omit<EnqueueInput, "executionConfig">[] {
+  if (req.jobs.length > limits.MAX_ENQUEUE_BATCH) {
+    throw new InvalidArgumentError(
+      "jobs",
+      `has ${req.jobs.length} jobs, more than the limit of ${limits.MAX_ENQUEUE_BATCH}`,
+    );
+  }
+  return req.jobs.map((job, i) => withinItem(`jobs[${i}]`, () => validateEnqueueRequest(job)));
+}
+
+/** The queue and lease length a worker session opens with, with the contract's defaults. */
+export function validateSessionOpen(
+  open: SessionOpen | undefined,
+): { queue: string; visibilityTimeoutMs: number } {
+  if (open === undefined) {
+    throw new InvalidArgumentError("open", "is required in the first message of a session");
+  }
+  return withinItem("open", () => {
+    const seconds = open.visibilityTimeoutSeconds <= 0
+      ? limits.DEFAULT_VISIBILITY_TIMEOUT_SECONDS
+      : open.visibilityTimeoutSeconds;
+    checkRange("visibility_timeout_seconds", seconds, 1, limits.MAX_VISIBILITY_TIMEOUT_SECONDS);
+    return { queue: validateQueueName(open.queue), visibilityTimeoutMs: seconds * 1000 };
+  });
+}
+
+/** Runs `check`, naming `prefix` in front of the field of any error it throws. */
+export function withinItem<T>(prefix: string, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof InvalidArgumentError) {
+      throw new InvalidArgumentError(
+        `${prefix}.${error.field}`,
+        error.message.slice(error.field.length + 2),
+      );
+    }
+    throw error;
+  }
+}
+
 /** The dequeue settings of a DequeueJob request, with the contract's defaults. */
 export function validateDequeueRequest(
   req: DequeueJobRequest,
@@ -130,7 +191,7 @@ export function validateDequeueRequest(
 
 /** The settings of an UpdateJob request; a visibility of 0 hands the job back. */
 export function validateUpdateRequest(
-  req: UpdateJobRequest,
+  req: Pick<UpdateJobRequest, "queue" | "taskToken" | "visibilityTimeoutSeconds">,
 ): { queue: string; taskToken: string; visibilityTimeoutMs: number } {
   const queue = validateQueueName(req.queue);
   const taskToken = validateTaskToken(req.taskToken);
@@ -145,7 +206,7 @@ export function validateUpdateRequest(
 
 /** The token and result of a CompleteJob request (the job id in canonical lower case). */
 export function validateCompleteRequest(
-  req: CompleteJobRequest,
+  req: Pick<CompleteJobRequest, "taskToken" | "jobResult">,
 ): { taskToken: string; result: JobResult } {
   const taskToken = validateTaskToken(req.taskToken);
   const result = req.jobResult;

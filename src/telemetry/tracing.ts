@@ -96,6 +96,32 @@ export async function inLeafSpan<T>(
   }
 }
 
+/**
+ * Starts a server span for work a remote caller asked for within its trace
+ * (`traceparent`); undefined when the caller sent none. The caller ends it.
+ */
+export function startRemoteChildSpan(
+  name: string,
+  traceparent: string,
+  attributes: Attributes = {},
+): Span | undefined {
+  if (traceparent === "") return undefined;
+  return tracer().startSpan(
+    name,
+    { kind: SpanKind.SERVER, attributes },
+    contextFromTraceparent(traceparent),
+  );
+}
+
+/** Ends `span` (if any), marking it failed when `error` is set. */
+export function endSpan(span: Span | undefined, error?: unknown): void {
+  if (span === undefined) return;
+  if (error !== undefined) {
+    span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(error) });
+  }
+  span.end();
+}
+
 /** The active context as a W3C traceparent, or undefined when nothing is being traced. */
 export function currentTraceparent(from: Context = context.active()): string | undefined {
   const carrier: Record<string, string> = {};

@@ -97,7 +97,7 @@ export function startWorker(options: WorkerOptions): RunningWorker {
     stopClaiming.abort();
     stopJobs.abort();
   };
-  const done = finished.finally(() => clearTimeout(graceTimer));
+  const done = finished.finally(() => clearTimeout(graceTimer)).then(() => api.close?.());
   const close = async () => {
     stopNow();
     await done;

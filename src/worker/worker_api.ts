@@ -36,6 +36,8 @@ export interface WorkerApi {
   publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<void>;
   /** Records the leased job's result. */
   complete(taskToken: string, result: JobResult): Promise<void>;
+  /** Ends the API's connection once the worker has stopped (nothing to end when absent). */
+  close?(): Promise<void>;
 }
 
 /** Longest a single DequeueJob call may wait before the client gives up on it. */

@@ -11,6 +11,8 @@ import {
   runAirunner,
   startAirunner,
   waitForHealth,
+  WORKER_PROTOCOLS,
+  type WorkerProtocol,
 } from "../support/airunner_process.ts";
 
 /** A server on `port` with `dataDir`, started and healthy. */
@@ -27,8 +29,17 @@ async function server(dataDir: string, port: number) {
   return process;
 }
 
-function worker(url: string, ...extra: string[]) {
-  return startAirunner(["worker", "--server", url, "--visibility-timeout", "30s", ...extra]);
+function worker(protocol: WorkerProtocol, url: string, ...extra: string[]) {
+  return startAirunner([
+    "worker",
+    "--server",
+    url,
+    "--protocol",
+    protocol,
+    "--visibility-timeout",
+    "30s",
+    ...extra,
+  ]);
 }
 
 async function waitForState(url: string, jobId: string, state: JobState, timeoutMs = 15_000) {
@@ -51,117 +62,123 @@ async function withDataDir(fn: (dir: string) => Promise<void>) {
   }
 }
 
-Deno.test("a server crash mid-job loses no line and repeats none for the follower", async () => {
-  await withDataDir(async (dataDir) => {
-    const port = freePort();
-    const url = `http://127.0.0.1:${port}`;
-    const first = await server(dataDir, port);
-    await using w = worker(url);
-    const followerRun = airunnerInvocation([
-      "submit",
-      "--server",
-      url,
-      "--follow",
-      "--",
-      "sh",
-      "-c",
-      "for i in $(seq 1 40); do echo line $i; sleep 0.1; done",
-    ]);
-    const follower = new Deno.Command(followerRun.command, {
-      args: followerRun.args,
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const stdout = new Response(follower.stdout).text();
-    const stderr = new Response(follower.stderr).text();
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-    first.child.kill("SIGKILL");
-    await first.stop();
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    await using second = await server(dataDir, port);
-    const status = await follower.status;
-    const lines = (await stdout).trim().split("\n");
-    assert.deepEqual(lines, Array.from({ length: 40 }, (_, i) => `line ${i + 1}`));
-    assert.equal(status.code, 0, await stderr);
-    assert.match(await stderr, /lost the server .*; reconnecting/);
-    await w.stop();
-    await second.stop();
+for (const protocol of WORKER_PROTOCOLS) {
+  Deno.test(`a server crash mid-job loses no line and repeats none for the follower [${protocol}]`, async () => {
+    await withDataDir(async (dataDir) => {
+      const port = freePort();
+      const url = `http://127.0.0.1:${port}`;
+      const first = await server(dataDir, port);
+      await using w = worker(protocol, url);
+      const followerRun = airunnerInvocation([
+        "submit",
+        "--server",
+        url,
+        "--follow",
+        "--",
+        "sh",
+        "-c",
+        "for i in $(seq 1 40); do echo line $i; sleep 0.1; done",
+      ]);
+      const follower = new Deno.Command(followerRun.command, {
+        args: followerRun.args,
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const stdout = new Response(follower.stdout).text();
+      const stderr = new Response(follower.stderr).text();
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      first.child.kill("SIGKILL");
+      await first.stop();
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      await using second = await server(dataDir, port);
+      const status = await follower.status;
+      const lines = (await stdout).trim().split("\n");
+      assert.deepEqual(lines, Array.from({ length: 40 }, (_, i) => `line ${i + 1}`));
+      assert.equal(status.code, 0, await stderr);
+      assert.match(await stderr, /lost the server .*; reconnecting/);
+      await w.stop();
+      await second.stop();
+    });
   });
-});
+}
 
-Deno.test("SIGTERM to a worker hands its running job to another worker, which completes it", async () => {
-  await withDataDir(async (dataDir) => {
-    const port = freePort();
-    const url = `http://127.0.0.1:${port}`;
-    await using srv = await server(dataDir, port);
-    const leaving = worker(url, "--shutdown-grace", "500ms");
-    const submitted = await runAirunner([
-      "submit",
-      "--server",
-      url,
-      "--",
-      "sh",
-      "-c",
-      'sleep 2; echo "done on attempt $AIRUNNER_ATTEMPT"',
-    ]);
-    const jobId = submitted.stdout.trim();
-    await waitForState(url, jobId, JobState.RUNNING);
-    const stopped = await leaving.stop("SIGTERM");
-    assert.equal(stopped.code, 0, stopped.stderr);
-    assert.equal((await waitForState(url, jobId, JobState.SCHEDULED)).attempt, 1);
-    await using taking = worker(url);
-    const job = await waitForState(url, jobId, JobState.COMPLETED);
-    assert.equal(job.attempt, 2);
-    const log = await runAirunner(["monitor", jobId, "--server", url]);
-    assert.match(log.stdout, /the worker shut down before the command finished/);
-    assert.match(log.stdout, /^done on attempt 2$/m);
-    await taking.stop();
-    await srv.stop();
+for (const protocol of WORKER_PROTOCOLS) {
+  Deno.test(`SIGTERM to a worker hands its running job to another worker, which completes it [${protocol}]`, async () => {
+    await withDataDir(async (dataDir) => {
+      const port = freePort();
+      const url = `http://127.0.0.1:${port}`;
+      await using srv = await server(dataDir, port);
+      const leaving = worker(protocol, url, "--shutdown-grace", "500ms");
+      const submitted = await runAirunner([
+        "submit",
+        "--server",
+        url,
+        "--",
+        "sh",
+        "-c",
+        'sleep 2; echo "done on attempt $AIRUNNER_ATTEMPT"',
+      ]);
+      const jobId = submitted.stdout.trim();
+      await waitForState(url, jobId, JobState.RUNNING);
+      const stopped = await leaving.stop("SIGTERM");
+      assert.equal(stopped.code, 0, stopped.stderr);
+      assert.equal((await waitForState(url, jobId, JobState.SCHEDULED)).attempt, 1);
+      await using taking = worker(protocol, url);
+      const job = await waitForState(url, jobId, JobState.COMPLETED);
+      assert.equal(job.attempt, 2);
+      const log = await runAirunner(["monitor", jobId, "--server", url]);
+      assert.match(log.stdout, /the worker shut down before the command finished/);
+      assert.match(log.stdout, /^done on attempt 2$/m);
+      await taking.stop();
+      await srv.stop();
+    });
   });
-});
+}
 
-Deno.test("airunner cancel: a scheduled job never runs; a running one stops, and followers exit 130", async () => {
-  await withDataDir(async (dataDir) => {
-    const port = freePort();
-    const url = `http://127.0.0.1:${port}`;
-    await using srv = await server(dataDir, port);
-    await using w = worker(url);
-    const submit = async (...command: string[]) =>
-      (await runAirunner(["submit", "--server", url, "--", ...command])).stdout.trim();
-    const running = await submit("sleep", "60");
-    await waitForState(url, running, JobState.RUNNING);
-    const waiting = await submit("echo", "never");
+for (const protocol of WORKER_PROTOCOLS) {
+  Deno.test(`airunner cancel: a scheduled job never runs; a running one stops, and followers exit 130 [${protocol}]`, async () => {
+    await withDataDir(async (dataDir) => {
+      const port = freePort();
+      const url = `http://127.0.0.1:${port}`;
+      await using srv = await server(dataDir, port);
+      await using w = worker(protocol, url);
+      const submit = async (...command: string[]) =>
+        (await runAirunner(["submit", "--server", url, "--", ...command])).stdout.trim();
+      const running = await submit("sleep", "60");
+      await waitForState(url, running, JobState.RUNNING);
+      const waiting = await submit("echo", "never");
 
-    const cancelWaiting = await runAirunner([
-      "cancel",
-      waiting,
-      "--server",
-      url,
-      "--reason",
-      "dup",
-    ]);
-    assert.equal(cancelWaiting.code, 0, cancelWaiting.stderr);
-    assert.match(cancelWaiting.stderr, /job .* cancelled/);
+      const cancelWaiting = await runAirunner([
+        "cancel",
+        waiting,
+        "--server",
+        url,
+        "--reason",
+        "dup",
+      ]);
+      assert.equal(cancelWaiting.code, 0, cancelWaiting.stderr);
+      assert.match(cancelWaiting.stderr, /job .* cancelled/);
 
-    const follower = runAirunner(["monitor", running, "--server", url]);
-    const started = Date.now();
-    const cancelRunning = await runAirunner(["cancel", running, "--server", url]);
-    assert.match(cancelRunning.stderr, /its worker stops it within a few seconds/);
-    const followed = await follower;
-    assert.equal(followed.code, 130);
-    assert.ok(Date.now() - started < 8_000, `stopped after ${Date.now() - started} ms`);
-    assert.match(followed.stdout, /PROCESS_ERROR the job was cancelled/);
+      const follower = runAirunner(["monitor", running, "--server", url]);
+      const started = Date.now();
+      const cancelRunning = await runAirunner(["cancel", running, "--server", url]);
+      assert.match(cancelRunning.stderr, /its worker stops it within a few seconds/);
+      const followed = await follower;
+      assert.equal(followed.code, 130);
+      assert.ok(Date.now() - started < 8_000, `stopped after ${Date.now() - started} ms`);
+      assert.match(followed.stdout, /PROCESS_ERROR the job was cancelled/);
 
-    const list = await runAirunner(["list", "--server", url, "--json"]);
-    const states = Object.fromEntries(
-      (JSON.parse(list.stdout) as { id: string; state: string }[]).map((j) => [j.id, j.state]),
-    );
-    assert.equal(states[waiting], "cancelled");
-    assert.equal(states[running], "cancelled");
-    const again = await runAirunner(["cancel", waiting, "--server", url]);
-    assert.equal(again.code, 1);
-    assert.match(again.stderr, /already finished \(cancelled\)/);
-    await w.stop();
-    await srv.stop();
+      const list = await runAirunner(["list", "--server", url, "--json"]);
+      const states = Object.fromEntries(
+        (JSON.parse(list.stdout) as { id: string; state: string }[]).map((j) => [j.id, j.state]),
+      );
+      assert.equal(states[waiting], "cancelled");
+      assert.equal(states[running], "cancelled");
+      const again = await runAirunner(["cancel", waiting, "--server", url]);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /already finished \(cancelled\)/);
+      await w.stop();
+      await srv.stop();
+    });
   });
-});
+}

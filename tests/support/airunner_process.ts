@@ -43,6 +43,14 @@ export async function runAirunner(
   };
 }
 
+/**
+ * The two ways a worker can talk to the server; end-to-end tests that run a
+ * worker run once over each. ("session", not "auto": a fallback to unary
+ * must not hide a broken session.)
+ */
+export const WORKER_PROTOCOLS = ["session", "unary"] as const;
+export type WorkerProtocol = typeof WORKER_PROTOCOLS[number];
+
 /** A long-running airunner process (server, worker, dev). */
 export interface AirunnerProcess extends AsyncDisposable {
   readonly child: Deno.ChildProcess;

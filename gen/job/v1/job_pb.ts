@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file job/v1/job.proto.
  */
 export const file_job_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChBqb2IvdjEvam9iLnByb3RvEgZqb2IudjEi1gMKCEpvYkV2ZW50EhAKCHNlcXVlbmNlGAEgASgDEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoKZXZlbnRfdHlwZRgDIAEoDjIRLmpvYi52MS5FdmVudFR5cGUSMgoNcHJvY2Vzc19zdGFydBgEIAEoCzIZLmpvYi52MS5Qcm9jZXNzU3RhcnRFdmVudEgAEi4KC3Byb2Nlc3NfZW5kGAUgASgLMhcuam9iLnYxLlByb2Nlc3NFbmRFdmVudEgAEjIKDXByb2Nlc3NfZXJyb3IYBiABKAsyGS5qb2IudjEuUHJvY2Vzc0Vycm9yRXZlbnRIABIrCgloZWFydGJlYXQYByABKAsyFi5qb2IudjEuSGVhcnRiZWF0RXZlbnRIABIlCgZvdXRwdXQYCCABKAsyEy5qb2IudjEuT3V0cHV0RXZlbnRIABI2Cg90ZXJtaW5hbF9yZXNpemUYCSABKAsyGy5qb2IudjEuVGVybWluYWxSZXNpemVFdmVudEgAEjAKDG91dHB1dF9iYXRjaBgKIAEoCzIYLmpvYi52MS5PdXRwdXRCYXRjaEV2ZW50SABCDAoKZXZlbnRfZGF0YSJQChFQcm9jZXNzU3RhcnRFdmVudBILCgNwaWQYASABKAUSLgoKc3RhcnRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYgoPUHJvY2Vzc0VuZEV2ZW50EgsKA3BpZBgBIAEoBRIRCglleGl0X2NvZGUYAiABKAUSLwoMcnVuX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIioKEVByb2Nlc3NFcnJvckV2ZW50EhUKDWVycm9yX21lc3NhZ2UYASABKAkiWAoOSGVhcnRiZWF0RXZlbnQSLwoMZWxhcHNlZF90aW1lGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhUKDXByb2Nlc3NfYWxpdmUYAiABKAgiXgoTVGVybWluYWxSZXNpemVFdmVudBIMCgRjb2xzGAEgASgFEgwKBHJvd3MYAiABKAUSFAoMd2lkdGhfcGl4ZWxzGAMgASgFEhUKDWhlaWdodF9waXhlbHMYBCABKAUiHQoLT3V0cHV0RXZlbnQSDgoGb3V0cHV0GAEgASgMImEKCk91dHB1dEl0ZW0SDgoGb3V0cHV0GAEgASgMEicKC3N0cmVhbV90eXBlGAIgASgOMhIuam9iLnYxLlN0cmVhbVR5cGUSGgoSdGltZXN0YW1wX2RlbHRhX21zGAMgASgFIqMBChBPdXRwdXRCYXRjaEV2ZW50EiMKB291dHB1dHMYASADKAsyEi5qb2IudjEuT3V0cHV0SXRlbRIWCg5zdGFydF9zZXF1ZW5jZRgCIAEoAxIUCgxlbmRfc2VxdWVuY2UYAyABKAMSGgoSZmlyc3RfdGltZXN0YW1wX21zGAQgASgDEiAKGHBsYXliYWNrX2ludGVydmFsX21pbGxpcxgFIAEoBSKDAQoOQmF0Y2hpbmdDb25maWcSHgoWZmx1c2hfaW50ZXJ2YWxfc2Vjb25kcxgBIAEoBRIWCg5tYXhfYmF0Y2hfc2l6ZRgCIAEoBRIXCg9tYXhfYmF0Y2hfYnl0ZXMYAyABKAMSIAoYcGxheWJhY2tfaW50ZXJ2YWxfbWlsbGlzGAQgASgFIoUBCg9FeGVjdXRpb25Db25maWcSKAoIYmF0Y2hpbmcYASABKAsyFi5qb2IudjEuQmF0Y2hpbmdDb25maWcSIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYAiABKAUSJAocb3V0cHV0X2ZsdXNoX2ludGVydmFsX21pbGxpcxgDIAEoBSJPChdQdWJsaXNoSm9iRXZlbnRzUmVxdWVzdBISCgp0YXNrX3Rva2VuGAEgASgJEiAKBmV2ZW50cxgCIAMoCzIQLmpvYi52MS5Kb2JFdmVudCIaChhQdWJsaXNoSm9iRXZlbnRzUmVzcG9uc2UigAEKFlN0cmVhbUpvYkV2ZW50c1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEhUKDWZyb21fc2VxdWVuY2UYAiABKAMSFgoOZnJvbV90aW1lc3RhbXAYAyABKAMSJwoMZXZlbnRfZmlsdGVyGAQgAygOMhEuam9iLnYxLkV2ZW50VHlwZSI6ChdTdHJlYW1Kb2JFdmVudHNSZXNwb25zZRIfCgVldmVudBgBIAEoCzIQLmpvYi52MS5Kb2JFdmVudCJdChFFbnF1ZXVlSm9iUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEg0KBXF1ZXVlGAIgASgJEiUKCmpvYl9wYXJhbXMYAyABKAsyES5qb2IudjEuSm9iUGFyYW1zInUKEkVucXVldWVKb2JSZXNwb25zZRIOCgZqb2JfaWQYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHwoFc3RhdGUYAyABKA4yEC5qb2IudjEuSm9iU3RhdGUiWAoRRGVxdWV1ZUpvYlJlcXVlc3QSDQoFcXVldWUYASABKAkSEAoIbWF4X2pvYnMYAiABKAUSIgoadmlzaWJpbGl0eV90aW1lb3V0X3NlY29uZHMYAyABKAUiQgoSRGVxdWV1ZUpvYlJlc3BvbnNlEhgKA2pvYhgBIAEoCzILLmpvYi52MS5Kb2ISEgoKdGFza190b2tlbhgCIAEoCSJZChBVcGRhdGVKb2JSZXF1ZXN0Eg0KBXF1ZXVlGAEgASgJEhIKCnRhc2tfdG9rZW4YAiABKAkSIgoadmlzaWJpbGl0eV90aW1lb3V0X3NlY29uZHMYAyABKAUiJgoRVXBkYXRlSm9iUmVzcG9uc2USEQoJY2FuY2VsbGVkGAEgASgIImIKD0xpc3RKb2JzUmVxdWVzdBINCgVxdWV1ZRgBIAEoCRIfCgVzdGF0ZRgCIAEoDjIQLmpvYi52MS5Kb2JTdGF0ZRIMCgRwYWdlGAMgASgFEhEKCXBhZ2Vfc2l6ZRgEIAEoBSJAChBMaXN0Sm9ic1Jlc3BvbnNlEhkKBGpvYnMYASADKAsyCy5qb2IudjEuSm9iEhEKCWxhc3RfcGFnZRgCIAEoBSKdAwoJSm9iUGFyYW1zEhIKCnJlcG9zaXRvcnkYASABKAkSDgoGY29tbWl0GAIgASgJEg4KBmJyYW5jaBgDIAEoCRI3CgtlbnZpcm9ubWVudBgEIAMoCzIiLmpvYi52MS5Kb2JQYXJhbXMuRW52aXJvbm1lbnRFbnRyeRIxCghtZXRhZGF0YRgFIAMoCzIfLmpvYi52MS5Kb2JQYXJhbXMuTWV0YWRhdGFFbnRyeRINCgVvd25lchgGIAEoCRIPCgdjb21tYW5kGAcgASgJEgwKBGFyZ3MYCCADKAkSKQoMcHJvY2Vzc190eXBlGAkgASgOMhMuam9iLnYxLlByb2Nlc3NUeXBlEhcKD3RpbWVvdXRfc2Vjb25kcxgKIAEoBRIZChF3b3JraW5nX2RpcmVjdG9yeRgLIAEoCRoyChBFbnZpcm9ubWVudEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIsoCCgNKb2ISDgoGam9iX2lkGAEgASgJEiUKCmpvYl9wYXJhbXMYAiABKAsyES5qb2IudjEuSm9iUGFyYW1zEh8KBXN0YXRlGAMgASgOMhAuam9iLnYxLkpvYlN0YXRlEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKEGV4ZWN1dGlvbl9jb25maWcYBiABKAsyFy5qb2IudjEuRXhlY3V0aW9uQ29uZmlnEg0KBXF1ZXVlGAcgASgJEg8KB2F0dGVtcHQYCCABKAUSIQoGcmVzdWx0GAkgASgLMhEuam9iLnYxLkpvYlJlc3VsdBIVCg1jYW5jZWxfcmVhc29uGAogASgJIk8KEkNvbXBsZXRlSm9iUmVxdWVzdBISCgp0YXNrX3Rva2VuGAEgASgJEiUKCmpvYl9yZXN1bHQYAiABKAsyES5qb2IudjEuSm9iUmVzdWx0IhUKE0NvbXBsZXRlSm9iUmVzcG9uc2UiuAEKCUpvYlJlc3VsdBIOCgZqb2JfaWQYASABKAkSDwoHc3VjY2VzcxgCIAEoCBIRCglleGl0X2NvZGUYAyABKAUSFQoNZXJyb3JfbWVzc2FnZRgEIAEoCRIuCgpzdGFydGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIioKDkdldEpvYlJlc3BvbnNlEhgKA2pvYhgBIAEoCzILLmpvYi52MS5Kb2IiMgoQQ2FuY2VsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIi0KEUNhbmNlbEpvYlJlc3BvbnNlEhgKA2pvYhgBIAEoCzILLmpvYi52MS5Kb2IqWQoKU3RyZWFtVHlwZRIbChdTVFJFQU1fVFlQRV9VTlNQRUNJRklFRBAAEhYKElNUUkVBTV9UWVBFX1NURE9VVBABEhYKElNUUkVBTV9UWVBFX1NUREVSUhACKu0BCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhwKGEVWRU5UX1RZUEVfUFJPQ0VTU19TVEFSVBABEhoKFkVWRU5UX1RZUEVfUFJPQ0VTU19FTkQQAhIcChhFVkVOVF9UWVBFX1BST0NFU1NfRVJST1IQAxIYChRFVkVOVF9UWVBFX0hFQVJUQkVBVBAEEhUKEUVWRU5UX1RZUEVfT1VUUFVUEAUSHgoaRVZFTlRfVFlQRV9URVJNSU5BTF9SRVNJWkUQBhIbChdFVkVOVF9UWVBFX09VVFBVVF9CQVRDSBAHKlgKC1Byb2Nlc3NUeXBlEhwKGFBST0NFU1NfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVBST0NFU1NfVFlQRV9QSVBFEAESFAoQUFJPQ0VTU19UWVBFX1BUWRACKp0BCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNKT0JfU1RBVEVfU0NIRURVTEVEEAESFQoRSk9CX1NUQVRFX1JVTk5JTkcQAhIXChNKT0JfU1RBVEVfQ09NUExFVEVEEAMSFAoQSk9CX1NUQVRFX0ZBSUxFRBAEEhcKE0pPQl9TVEFURV9DQU5DRUxMRUQQBTLqAwoKSm9iU2VydmljZRJFCgpFbnF1ZXVlSm9iEhkuam9iLnYxLkVucXVldWVKb2JSZXF1ZXN0Ghouam9iLnYxLkVucXVldWVKb2JSZXNwb25zZSIAEkcKCkRlcXVldWVKb2ISGS5qb2IudjEuRGVxdWV1ZUpvYlJlcXVlc3QaGi5qb2IudjEuRGVxdWV1ZUpvYlJlc3BvbnNlIgAwARJCCglVcGRhdGVKb2ISGC5qb2IudjEuVXBkYXRlSm9iUmVxdWVzdBoZLmpvYi52MS5VcGRhdGVKb2JSZXNwb25zZSIAEkgKC0NvbXBsZXRlSm9iEhouam9iLnYxLkNvbXBsZXRlSm9iUmVxdWVzdBobLmpvYi52MS5Db21wbGV0ZUpvYlJlc3BvbnNlIgASPwoITGlzdEpvYnMSFy5qb2IudjEuTGlzdEpvYnNSZXF1ZXN0Ghguam9iLnYxLkxpc3RKb2JzUmVzcG9uc2UiABI5CgZHZXRKb2ISFS5qb2IudjEuR2V0Sm9iUmVxdWVzdBoWLmpvYi52MS5HZXRKb2JSZXNwb25zZSIAEkIKCUNhbmNlbEpvYhIYLmpvYi52MS5DYW5jZWxKb2JSZXF1ZXN0Ghkuam9iLnYxLkNhbmNlbEpvYlJlc3BvbnNlIgAyxQEKEEpvYkV2ZW50c1NlcnZpY2USVgoPU3RyZWFtSm9iRXZlbnRzEh4uam9iLnYxLlN0cmVhbUpvYkV2ZW50c1JlcXVlc3QaHy5qb2IudjEuU3RyZWFtSm9iRXZlbnRzUmVzcG9uc2UiADABElkKEFB1Ymxpc2hKb2JFdmVudHMSHy5qb2IudjEuUHVibGlzaEpvYkV2ZW50c1JlcXVlc3QaIC5qb2IudjEuUHVibGlzaEpvYkV2ZW50c1Jlc3BvbnNlIgAoAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChBqb2IvdjEvam9iLnByb3RvEgZqb2IudjEi1gMKCEpvYkV2ZW50EhAKCHNlcXVlbmNlGAEgASgDEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoKZXZlbnRfdHlwZRgDIAEoDjIRLmpvYi52MS5FdmVudFR5cGUSMgoNcHJvY2Vzc19zdGFydBgEIAEoCzIZLmpvYi52MS5Qcm9jZXNzU3RhcnRFdmVudEgAEi4KC3Byb2Nlc3NfZW5kGAUgASgLMhcuam9iLnYxLlByb2Nlc3NFbmRFdmVudEgAEjIKDXByb2Nlc3NfZXJyb3IYBiABKAsyGS5qb2IudjEuUHJvY2Vzc0Vycm9yRXZlbnRIABIrCgloZWFydGJlYXQYByABKAsyFi5qb2IudjEuSGVhcnRiZWF0RXZlbnRIABIlCgZvdXRwdXQYCCABKAsyEy5qb2IudjEuT3V0cHV0RXZlbnRIABI2Cg90ZXJtaW5hbF9yZXNpemUYCSABKAsyGy5qb2IudjEuVGVybWluYWxSZXNpemVFdmVudEgAEjAKDG91dHB1dF9iYXRjaBgKIAEoCzIYLmpvYi52MS5PdXRwdXRCYXRjaEV2ZW50SABCDAoKZXZlbnRfZGF0YSJQChFQcm9jZXNzU3RhcnRFdmVudBILCgNwaWQYASABKAUSLgoKc3RhcnRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYgoPUHJvY2Vzc0VuZEV2ZW50EgsKA3BpZBgBIAEoBRIRCglleGl0X2NvZGUYAiABKAUSLwoMcnVuX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIioKEVByb2Nlc3NFcnJvckV2ZW50EhUKDWVycm9yX21lc3NhZ2UYASABKAkiWAoOSGVhcnRiZWF0RXZlbnQSLwoMZWxhcHNlZF90aW1lGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhUKDXByb2Nlc3NfYWxpdmUYAiABKAgiXgoTVGVybWluYWxSZXNpemVFdmVudBIMCgRjb2xzGAEgASgFEgwKBHJvd3MYAiABKAUSFAoMd2lkdGhfcGl4ZWxzGAMgASgFEhUKDWhlaWdodF9waXhlbHMYBCABKAUiHQoLT3V0cHV0RXZlbnQSDgoGb3V0cHV0GAEgASgMImEKCk91dHB1dEl0ZW0SDgoGb3V0cHV0GAEgASgMEicKC3N0cmVhbV90eXBlGAIgASgOMhIuam9iLnYxLlN0cmVhbVR5cGUSGgoSdGltZXN0YW1wX2RlbHRhX21zGAMgASgFIqMBChBPdXRwdXRCYXRjaEV2ZW50EiMKB291dHB1dHMYASADKAsyEi5qb2IudjEuT3V0cHV0SXRlbRIWCg5zdGFydF9zZXF1ZW5jZRgCIAEoAxIUCgxlbmRfc2VxdWVuY2UYAyABKAMSGgoSZmlyc3RfdGltZXN0YW1wX21zGAQgASgDEiAKGHBsYXliYWNrX2ludGVydmFsX21pbGxpcxgFIAEoBSKDAQoOQmF0Y2hpbmdDb25maWcSHgoWZmx1c2hfaW50ZXJ2YWxfc2Vjb25kcxgBIAEoBRIWCg5tYXhfYmF0Y2hfc2l6ZRgCIAEoBRIXCg9tYXhfYmF0Y2hfYnl0ZXMYAyABKAMSIAoYcGxheWJhY2tfaW50ZXJ2YWxfbWlsbGlzGAQgASgFIoUBCg9FeGVjdXRpb25Db25maWcSKAoIYmF0Y2hpbmcYASABKAsyFi5qb2IudjEuQmF0Y2hpbmdDb25maWcSIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYAiABKAUSJAocb3V0cHV0X2ZsdXNoX2ludGVydmFsX21pbGxpcxgDIAEoBSJPChdQdWJsaXNoSm9iRXZlbnRzUmVxdWVzdBISCgp0YXNrX3Rva2VuGAEgASgJEiAKBmV2ZW50cxgCIAMoCzIQLmpvYi52MS5Kb2JFdmVudCIaChhQdWJsaXNoSm9iRXZlbnRzUmVzcG9uc2UigAEKFlN0cmVhbUpvYkV2ZW50c1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEhUKDWZyb21fc2VxdWVuY2UYAiABKAMSFgoOZnJvbV90aW1lc3RhbXAYAyABKAMSJwoMZXZlbnRfZmlsdGVyGAQgAygOMhEuam9iLnYxLkV2ZW50VHlwZSI6ChdTdHJlYW1Kb2JFdmVudHNSZXNwb25zZRIfCgVldmVudBgBIAEoCzIQLmpvYi52MS5Kb2JFdmVudCJdChFFbnF1ZXVlSm9iUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEg0KBXF1ZXVlGAIgASgJEiUKCmpvYl9wYXJhbXMYAyABKAsyES5qb2IudjEuSm9iUGFyYW1zInUKEkVucXVldWVKb2JSZXNwb25zZRIOCgZqb2JfaWQYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHwoFc3RhdGUYAyABKA4yEC5qb2IudjEuSm9iU3RhdGUiWAoRRGVxdWV1ZUpvYlJlcXVlc3QSDQoFcXVldWUYASABKAkSEAoIbWF4X2pvYnMYAiABKAUSIgoadmlzaWJpbGl0eV90aW1lb3V0X3NlY29uZHMYAyABKAUiQgoSRGVxdWV1ZUpvYlJlc3BvbnNlEhgKA2pvYhgBIAEoCzILLmpvYi52MS5Kb2ISEgoKdGFza190b2tlbhgCIAEoCSJZChBVcGRhdGVKb2JSZXF1ZXN0Eg0KBXF1ZXVlGAEgASgJEhIKCnRhc2tfdG9rZW4YAiABKAkSIgoadmlzaWJpbGl0eV90aW1lb3V0X3NlY29uZHMYAyABKAUiJgoRVXBkYXRlSm9iUmVzcG9uc2USEQoJY2FuY2VsbGVkGAEgASgIImIKD0xpc3RKb2JzUmVxdWVzdBINCgVxdWV1ZRgBIAEoCRIfCgVzdGF0ZRgCIAEoDjIQLmpvYi52MS5Kb2JTdGF0ZRIMCgRwYWdlGAMgASgFEhEKCXBhZ2Vfc2l6ZRgEIAEoBSJAChBMaXN0Sm9ic1Jlc3BvbnNlEhkKBGpvYnMYASADKAsyCy5qb2IudjEuSm9iEhEKCWxhc3RfcGFnZRgCIAEoBSKdAwoJSm9iUGFyYW1zEhIKCnJlcG9zaXRvcnkYASABKAkSDgoGY29tbWl0GAIgASgJEg4KBmJyYW5jaBgDIAEoCRI3CgtlbnZpcm9ubWVudBgEIAMoCzIiLmpvYi52MS5Kb2JQYXJhbXMuRW52aXJvbm1lbnRFbnRyeRIxCghtZXRhZGF0YRgFIAMoCzIfLmpvYi52MS5Kb2JQYXJhbXMuTWV0YWRhdGFFbnRyeRINCgVvd25lchgGIAEoCRIPCgdjb21tYW5kGAcgASgJEgwKBGFyZ3MYCCADKAkSKQoMcHJvY2Vzc190eXBlGAkgASgOMhMuam9iLnYxLlByb2Nlc3NUeXBlEhcKD3RpbWVvdXRfc2Vjb25kcxgKIAEoBRIZChF3b3JraW5nX2RpcmVjdG9yeRgLIAEoCRoyChBFbnZpcm9ubWVudEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIsoCCgNKb2ISDgoGam9iX2lkGAEgASgJEiUKCmpvYl9wYXJhbXMYAiABKAsyES5qb2IudjEuSm9iUGFyYW1zEh8KBXN0YXRlGAMgASgOMhAuam9iLnYxLkpvYlN0YXRlEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKEGV4ZWN1dGlvbl9jb25maWcYBiABKAsyFy5qb2IudjEuRXhlY3V0aW9uQ29uZmlnEg0KBXF1ZXVlGAcgASgJEg8KB2F0dGVtcHQYCCABKAUSIQoGcmVzdWx0GAkgASgLMhEuam9iLnYxLkpvYlJlc3VsdBIVCg1jYW5jZWxfcmVhc29uGAogASgJIk8KEkNvbXBsZXRlSm9iUmVxdWVzdBISCgp0YXNrX3Rva2VuGAEgASgJEiUKCmpvYl9yZXN1bHQYAiABKAsyES5qb2IudjEuSm9iUmVzdWx0IhUKE0NvbXBsZXRlSm9iUmVzcG9uc2UiuAEKCUpvYlJlc3VsdBIOCgZqb2JfaWQYASABKAkSDwoHc3VjY2VzcxgCIAEoCBIRCglleGl0X2NvZGUYAyABKAUSFQoNZXJyb3JfbWVzc2FnZRgEIAEoCRIuCgpzdGFydGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIioKDkdldEpvYlJlc3BvbnNlEhgKA2pvYhgBIAEoCzILLmpvYi52MS5Kb2IiMgoQQ2FuY2VsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIi0KEUNhbmNlbEpvYlJlc3BvbnNlEhgKA2pvYhgBIAEoCzILLmpvYi52MS5Kb2IiPQoSRW5xdWV1ZUpvYnNSZXF1ZXN0EicKBGpvYnMYASADKAsyGS5qb2IudjEuRW5xdWV1ZUpvYlJlcXVlc3QiQQoTRW5xdWV1ZUpvYnNSZXNwb25zZRIqCgdyZXN1bHRzGAEgAygLMhkuam9iLnYxLkVucXVldWVKb2JzUmVzdWx0IpcBChFFbnF1ZXVlSm9ic1Jlc3VsdBISCgpyZXF1ZXN0X2lkGAEgASgJEikKA2pvYhgCIAEoCzIaLmpvYi52MS5FbnF1ZXVlSm9iUmVzcG9uc2VIABInCgVlcnJvchgDIAEoCzIWLmpvYi52MS5PcGVyYXRpb25FcnJvckgAEg8KB2NyZWF0ZWQYBCABKAhCCQoHb3V0Y29tZSIvCg5PcGVyYXRpb25FcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAki1AEKFFdvcmtlclNlc3Npb25SZXF1ZXN0EiEKBG9wZW4YASABKAsyEy5qb2IudjEuU2Vzc2lvbk9wZW4SDwoHY3JlZGl0cxgCIAEoBRIxCg1sZWFzZV91cGRhdGVzGAMgAygLMhouam9iLnYxLlNlc3Npb25MZWFzZVVwZGF0ZRIlCgZldmVudHMYBCADKAsyFS5qb2IudjEuU2Vzc2lvbkV2ZW50cxIuCgtjb21wbGV0aW9ucxgFIAMoCzIZLmpvYi52MS5TZXNzaW9uQ29tcGxldGlvbiJACgtTZXNzaW9uT3BlbhINCgVxdWV1ZRgBIAEoCRIiChp2aXNpYmlsaXR5X3RpbWVvdXRfc2Vjb25kcxgCIAEoBSJwChJTZXNzaW9uTGVhc2VVcGRhdGUSDQoFb3BfaWQYASABKAQSEgoKdGFza190b2tlbhgCIAEoCRIiChp2aXNpYmlsaXR5X3RpbWVvdXRfc2Vjb25kcxgDIAEoBRITCgt0cmFjZXBhcmVudBgEIAEoCSJpCg1TZXNzaW9uRXZlbnRzEg0KBW9wX2lkGAEgASgEEhIKCnRhc2tfdG9rZW4YAiABKAkSIAoGZXZlbnRzGAMgAygLMhAuam9iLnYxLkpvYkV2ZW50EhMKC3RyYWNlcGFyZW50GAQgASgJInIKEVNlc3Npb25Db21wbGV0aW9uEg0KBW9wX2lkGAEgASgEEhIKCnRhc2tfdG9rZW4YAiABKAkSJQoKam9iX3Jlc3VsdBgDIAEoCzIRLmpvYi52MS5Kb2JSZXN1bHQSEwoLdHJhY2VwYXJlbnQYBCABKAkiYwoVV29ya2VyU2Vzc2lvblJlc3BvbnNlEigKBGpvYnMYASADKAsyGi5qb2IudjEuRGVxdWV1ZUpvYlJlc3BvbnNlEiAKBGFja3MYAiADKAsyEi5qb2IudjEuU2Vzc2lvbkFjayJVCgpTZXNzaW9uQWNrEg0KBW9wX2lkGAEgASgEEiUKBWVycm9yGAIgASgLMhYuam9iLnYxLk9wZXJhdGlvbkVycm9yEhEKCWNhbmNlbGxlZBgDIAEoCCpZCgpTdHJlYW1UeXBlEhsKF1NUUkVBTV9UWVBFX1VOU1BFQ0lGSUVEEAASFgoSU1RSRUFNX1RZUEVfU1RET1VUEAESFgoSU1RSRUFNX1RZUEVfU1RERVJSEAIq7QEKCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASHAoYRVZFTlRfVFlQRV9QUk9DRVNTX1NUQVJUEAESGgoWRVZFTlRfVFlQRV9QUk9DRVNTX0VORBACEhwKGEVWRU5UX1RZUEVfUFJPQ0VTU19FUlJPUhADEhgKFEVWRU5UX1RZUEVfSEVBUlRCRUFUEAQSFQoRRVZFTlRfVFlQRV9PVVRQVVQQBRIeChpFVkVOVF9UWVBFX1RFUk1JTkFMX1JFU0laRRAGEhsKF0VWRU5UX1RZUEVfT1VUUFVUX0JBVENIEAcqWAoLUHJvY2Vzc1R5cGUSHAoYUFJPQ0VTU19UWVBFX1VOU1BFQ0lGSUVEEAASFQoRUFJPQ0VTU19UWVBFX1BJUEUQARIUChBQUk9DRVNTX1RZUEVfUFRZEAIqnQEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhcKE0pPQl9TVEFURV9TQ0hFRFVMRUQQARIVChFKT0JfU1RBVEVfUlVOTklORxACEhcKE0pPQl9TVEFURV9DT01QTEVURUQQAxIUChBKT0JfU1RBVEVfRkFJTEVEEAQSFwoTSk9CX1NUQVRFX0NBTkNFTExFRBAFMogFCgpKb2JTZXJ2aWNlEkUKCkVucXVldWVKb2ISGS5qb2IudjEuRW5xdWV1ZUpvYlJlcXVlc3QaGi5qb2IudjEuRW5xdWV1ZUpvYlJlc3BvbnNlIgASRwoKRGVxdWV1ZUpvYhIZLmpvYi52MS5EZXF1ZXVlSm9iUmVxdWVzdBoaLmpvYi52MS5EZXF1ZXVlSm9iUmVzcG9uc2UiADABEkIKCVVwZGF0ZUpvYhIYLmpvYi52MS5VcGRhdGVKb2JSZXF1ZXN0Ghkuam9iLnYxLlVwZGF0ZUpvYlJlc3BvbnNlIgASSAoLQ29tcGxldGVKb2ISGi5qb2IudjEuQ29tcGxldGVKb2JSZXF1ZXN0Ghsuam9iLnYxLkNvbXBsZXRlSm9iUmVzcG9uc2UiABI/CghMaXN0Sm9icxIXLmpvYi52MS5MaXN0Sm9ic1JlcXVlc3QaGC5qb2IudjEuTGlzdEpvYnNSZXNwb25zZSIAEjkKBkdldEpvYhIVLmpvYi52MS5HZXRKb2JSZXF1ZXN0GhYuam9iLnYxLkdldEpvYlJlc3BvbnNlIgASQgoJQ2FuY2VsSm9iEhguam9iLnYxLkNhbmNlbEpvYlJlcXVlc3QaGS5qb2IudjEuQ2FuY2VsSm9iUmVzcG9uc2UiABJICgtFbnF1ZXVlSm9icxIaLmpvYi52MS5FbnF1ZXVlSm9ic1JlcXVlc3QaGy5qb2IudjEuRW5xdWV1ZUpvYnNSZXNwb25zZSIAElIKDVdvcmtlclNlc3Npb24SHC5qb2IudjEuV29ya2VyU2Vzc2lvblJlcXVlc3QaHS5qb2IudjEuV29ya2VyU2Vzc2lvblJlc3BvbnNlIgAoATABMsUBChBKb2JFdmVudHNTZXJ2aWNlElYKD1N0cmVhbUpvYkV2ZW50cxIeLmpvYi52MS5TdHJlYW1Kb2JFdmVudHNSZXF1ZXN0Gh8uam9iLnYxLlN0cmVhbUpvYkV2ZW50c1Jlc3BvbnNlIgAwARJZChBQdWJsaXNoSm9iRXZlbnRzEh8uam9iLnYxLlB1Ymxpc2hKb2JFdmVudHNSZXF1ZXN0GiAuam9iLnYxLlB1Ymxpc2hKb2JFdmVudHNSZXNwb25zZSIAKAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * JobEvent is one entry of a job's event log.
@@ -1005,6 +1005,364 @@ export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE_
   messageDesc(file_job_v1_job, 31);
 
 /**
+ * @generated from message job.v1.EnqueueJobsRequest
+ */
+export type EnqueueJobsRequest = Message<"job.v1.EnqueueJobsRequest"> & {
+  /**
+   * The jobs to enqueue, each as one EnqueueJob request.
+   *
+   * @generated from field: repeated job.v1.EnqueueJobRequest jobs = 1;
+   */
+  jobs: EnqueueJobRequest[];
+};
+
+/**
+ * Describes the message job.v1.EnqueueJobsRequest.
+ * Use `create(EnqueueJobsRequestSchema)` to create a new message.
+ */
+export const EnqueueJobsRequestSchema: GenMessage<EnqueueJobsRequest> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 32);
+
+/**
+ * @generated from message job.v1.EnqueueJobsResponse
+ */
+export type EnqueueJobsResponse = Message<"job.v1.EnqueueJobsResponse"> & {
+  /**
+   * One result per requested job, in request order.
+   *
+   * @generated from field: repeated job.v1.EnqueueJobsResult results = 1;
+   */
+  results: EnqueueJobsResult[];
+};
+
+/**
+ * Describes the message job.v1.EnqueueJobsResponse.
+ * Use `create(EnqueueJobsResponseSchema)` to create a new message.
+ */
+export const EnqueueJobsResponseSchema: GenMessage<EnqueueJobsResponse> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 33);
+
+/**
+ * EnqueueJobsResult is the outcome of one job of an EnqueueJobs call.
+ *
+ * @generated from message job.v1.EnqueueJobsResult
+ */
+export type EnqueueJobsResult = Message<"job.v1.EnqueueJobsResult"> & {
+  /**
+   * The item's request_id, echoed.
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * @generated from oneof job.v1.EnqueueJobsResult.outcome
+   */
+  outcome: {
+    /**
+     * The job, as EnqueueJob would have returned it.
+     *
+     * @generated from field: job.v1.EnqueueJobResponse job = 2;
+     */
+    value: EnqueueJobResponse;
+    case: "job";
+  } | {
+    /**
+     * Why this item was not enqueued (others may have been).
+     *
+     * @generated from field: job.v1.OperationError error = 3;
+     */
+    value: OperationError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * False when the request_id matched an earlier enqueue.
+   *
+   * @generated from field: bool created = 4;
+   */
+  created: boolean;
+};
+
+/**
+ * Describes the message job.v1.EnqueueJobsResult.
+ * Use `create(EnqueueJobsResultSchema)` to create a new message.
+ */
+export const EnqueueJobsResultSchema: GenMessage<EnqueueJobsResult> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 34);
+
+/**
+ * OperationError is why one item of a batch or session failed.
+ *
+ * @generated from message job.v1.OperationError
+ */
+export type OperationError = Message<"job.v1.OperationError"> & {
+  /**
+   * The Connect (gRPC) code number, such as 6 for already_exists.
+   *
+   * @generated from field: int32 code = 1;
+   */
+  code: number;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message job.v1.OperationError.
+ * Use `create(OperationErrorSchema)` to create a new message.
+ */
+export const OperationErrorSchema: GenMessage<OperationError> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 35);
+
+/**
+ * WorkerSessionRequest is one message from a worker. The first message of a
+ * stream must carry open; every message may carry the rest.
+ *
+ * @generated from message job.v1.WorkerSessionRequest
+ */
+export type WorkerSessionRequest = Message<"job.v1.WorkerSessionRequest"> & {
+  /**
+   * @generated from field: job.v1.SessionOpen open = 1;
+   */
+  open?: SessionOpen | undefined;
+
+  /**
+   * More jobs the worker can hold, added to what it had left.
+   *
+   * @generated from field: int32 credits = 2;
+   */
+  credits: number;
+
+  /**
+   * @generated from field: repeated job.v1.SessionLeaseUpdate lease_updates = 3;
+   */
+  leaseUpdates: SessionLeaseUpdate[];
+
+  /**
+   * @generated from field: repeated job.v1.SessionEvents events = 4;
+   */
+  events: SessionEvents[];
+
+  /**
+   * @generated from field: repeated job.v1.SessionCompletion completions = 5;
+   */
+  completions: SessionCompletion[];
+};
+
+/**
+ * Describes the message job.v1.WorkerSessionRequest.
+ * Use `create(WorkerSessionRequestSchema)` to create a new message.
+ */
+export const WorkerSessionRequestSchema: GenMessage<WorkerSessionRequest> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 36);
+
+/**
+ * SessionOpen says which queue a session serves and how jobs are leased.
+ *
+ * @generated from message job.v1.SessionOpen
+ */
+export type SessionOpen = Message<"job.v1.SessionOpen"> & {
+  /**
+   * @generated from field: string queue = 1;
+   */
+  queue: string;
+
+  /**
+   * Lease length of pushed jobs, in seconds (300 when <= 0).
+   *
+   * @generated from field: int32 visibility_timeout_seconds = 2;
+   */
+  visibilityTimeoutSeconds: number;
+};
+
+/**
+ * Describes the message job.v1.SessionOpen.
+ * Use `create(SessionOpenSchema)` to create a new message.
+ */
+export const SessionOpenSchema: GenMessage<SessionOpen> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 37);
+
+/**
+ * SessionLeaseUpdate is UpdateJob on the session's queue.
+ *
+ * @generated from message job.v1.SessionLeaseUpdate
+ */
+export type SessionLeaseUpdate = Message<"job.v1.SessionLeaseUpdate"> & {
+  /**
+   * The worker's number for the operation, echoed in its ack.
+   *
+   * @generated from field: uint64 op_id = 1;
+   */
+  opId: bigint;
+
+  /**
+   * @generated from field: string task_token = 2;
+   */
+  taskToken: string;
+
+  /**
+   * New lease length from now, in seconds; 0 hands the job back.
+   *
+   * @generated from field: int32 visibility_timeout_seconds = 3;
+   */
+  visibilityTimeoutSeconds: number;
+
+  /**
+   * W3C trace context of the worker's call, so the server's span joins the
+   * job's trace (empty when the worker does not trace).
+   *
+   * @generated from field: string traceparent = 4;
+   */
+  traceparent: string;
+};
+
+/**
+ * Describes the message job.v1.SessionLeaseUpdate.
+ * Use `create(SessionLeaseUpdateSchema)` to create a new message.
+ */
+export const SessionLeaseUpdateSchema: GenMessage<SessionLeaseUpdate> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 38);
+
+/**
+ * SessionEvents is one PublishJobEvents message.
+ *
+ * @generated from message job.v1.SessionEvents
+ */
+export type SessionEvents = Message<"job.v1.SessionEvents"> & {
+  /**
+   * @generated from field: uint64 op_id = 1;
+   */
+  opId: bigint;
+
+  /**
+   * @generated from field: string task_token = 2;
+   */
+  taskToken: string;
+
+  /**
+   * @generated from field: repeated job.v1.JobEvent events = 3;
+   */
+  events: JobEvent[];
+
+  /**
+   * W3C trace context of the worker's call, so the server's span joins the
+   * job's trace (empty when the worker does not trace).
+   *
+   * @generated from field: string traceparent = 4;
+   */
+  traceparent: string;
+};
+
+/**
+ * Describes the message job.v1.SessionEvents.
+ * Use `create(SessionEventsSchema)` to create a new message.
+ */
+export const SessionEventsSchema: GenMessage<SessionEvents> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 39);
+
+/**
+ * SessionCompletion is CompleteJob. A completion does not return a credit
+ * by itself: the worker grants credits explicitly (in the same message).
+ *
+ * @generated from message job.v1.SessionCompletion
+ */
+export type SessionCompletion = Message<"job.v1.SessionCompletion"> & {
+  /**
+   * @generated from field: uint64 op_id = 1;
+   */
+  opId: bigint;
+
+  /**
+   * @generated from field: string task_token = 2;
+   */
+  taskToken: string;
+
+  /**
+   * @generated from field: job.v1.JobResult job_result = 3;
+   */
+  jobResult?: JobResult | undefined;
+
+  /**
+   * W3C trace context of the worker's call, so the server's span joins the
+   * job's trace (empty when the worker does not trace).
+   *
+   * @generated from field: string traceparent = 4;
+   */
+  traceparent: string;
+};
+
+/**
+ * Describes the message job.v1.SessionCompletion.
+ * Use `create(SessionCompletionSchema)` to create a new message.
+ */
+export const SessionCompletionSchema: GenMessage<SessionCompletion> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 40);
+
+/**
+ * WorkerSessionResponse is one message from the server.
+ *
+ * @generated from message job.v1.WorkerSessionResponse
+ */
+export type WorkerSessionResponse = Message<"job.v1.WorkerSessionResponse"> & {
+  /**
+   * Jobs leased to this worker, each taking one credit.
+   *
+   * @generated from field: repeated job.v1.DequeueJobResponse jobs = 1;
+   */
+  jobs: DequeueJobResponse[];
+
+  /**
+   * Outcomes of the worker's operations.
+   *
+   * @generated from field: repeated job.v1.SessionAck acks = 2;
+   */
+  acks: SessionAck[];
+};
+
+/**
+ * Describes the message job.v1.WorkerSessionResponse.
+ * Use `create(WorkerSessionResponseSchema)` to create a new message.
+ */
+export const WorkerSessionResponseSchema: GenMessage<WorkerSessionResponse> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 41);
+
+/**
+ * SessionAck is the outcome of one operation.
+ *
+ * @generated from message job.v1.SessionAck
+ */
+export type SessionAck = Message<"job.v1.SessionAck"> & {
+  /**
+   * @generated from field: uint64 op_id = 1;
+   */
+  opId: bigint;
+
+  /**
+   * Set when the operation failed.
+   *
+   * @generated from field: job.v1.OperationError error = 2;
+   */
+  error?: OperationError | undefined;
+
+  /**
+   * For lease updates: the job was cancelled (see UpdateJobResponse).
+   *
+   * @generated from field: bool cancelled = 3;
+   */
+  cancelled: boolean;
+};
+
+/**
+ * Describes the message job.v1.SessionAck.
+ * Use `create(SessionAckSchema)` to create a new message.
+ */
+export const SessionAckSchema: GenMessage<SessionAck> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 42);
+
+/**
  * @generated from enum job.v1.StreamType
  */
 export enum StreamType {
@@ -1233,6 +1591,37 @@ export const JobService: GenService<{
     methodKind: "unary";
     input: typeof CancelJobRequestSchema;
     output: typeof CancelJobResponseSchema;
+  },
+  /**
+   * EnqueueJobs adds many jobs in one call. Each item is enqueued as
+   * EnqueueJob would enqueue it (its request_id makes it idempotent) and gets
+   * its own result, in request order. An invalid item refuses the whole call
+   * before anything is stored. (airunner addition)
+   *
+   * @generated from rpc job.v1.JobService.EnqueueJobs
+   */
+  enqueueJobs: {
+    methodKind: "unary";
+    input: typeof EnqueueJobsRequestSchema;
+    output: typeof EnqueueJobsResponseSchema;
+  },
+  /**
+   * WorkerSession carries a worker's whole conversation on one stream: the
+   * worker opens it for one queue and grants credits (how many more jobs it
+   * can hold); the server pushes jobs as they become available, never more
+   * than the credits granted; the worker sends lease updates, event batches
+   * and completions, each acknowledged by its op_id. Fencing, idempotency and
+   * ordering are those of UpdateJob, PublishJobEvents and CompleteJob; a
+   * worker resends unacknowledged operations on its next stream and the store
+   * makes a resend harmless. Needs full duplex (HTTP/2); HTTP/1.1 clients use
+   * the unary RPCs. (airunner addition)
+   *
+   * @generated from rpc job.v1.JobService.WorkerSession
+   */
+  workerSession: {
+    methodKind: "bidi_streaming";
+    input: typeof WorkerSessionRequestSchema;
+    output: typeof WorkerSessionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_job_v1_job, 0);

@@ -1,0 +1,350 @@
+/**
+ * The server side of WorkerSession: one bidirectional stream per worker
+ * process. The worker grants credits; a pusher leases jobs from the store
+ * while credits remain and sends them; the worker's operations (lease
+ * updates, event batches, completions) are applied in the order they arrive
+ * and acknowledged by op_id. Jobs and acks that are ready together go out as
+ * one message, so under load one write carries many of them.
+ *
+ * A session never decides anything the unary RPCs would not: every
+ * operation goes through the same validation and the same store call, so
+ * fencing and idempotency are the store's, and an operation resent after a
+ * broken stream is as harmless as a retried unary call.
+ *
+ * @module
+ */
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext } from "@connectrpc/connect";
+import {
+  type DequeueJobResponse,
+  DequeueJobResponseSchema,
+  type SessionAck,
+  SessionAckSchema,
+  type WorkerSessionRequest,
+  type WorkerSessionResponse,
+  WorkerSessionResponseSchema,
+} from "../../gen/job/v1/job_pb.ts";
+import type { Logger } from "../logger.ts";
+import type { Span } from "@opentelemetry/api";
+import { endSpan, startRemoteChildSpan } from "../telemetry/tracing.ts";
+import type { CompletionInput, JobStore, LeasedJob } from "../store/job_store.ts";
+import { operationError } from "./error_mapping.ts";
+import { MAX_SESSION_CREDITS, MAX_SESSION_OPERATIONS } from "./limits.ts";
+import {
+  InvalidArgumentError,
+  validateCompleteRequest,
+  validatePublishMessage,
+  validateSessionOpen,
+  validateUpdateRequest,
+} from "./request_validation.ts";
+
+/** What a session needs. */
+export interface WorkerSessionDeps {
+  readonly store: JobStore;
+  readonly logger: Logger;
+}
+
+/**
+ * Most jobs leased in one store call. Larger than DequeueJob's 10 (one SQS
+ * receive): the embedded stores lease a hundred in one transaction, and the
+ * AWS store takes at most 10 per receive whatever it is asked.
+ */
+const MAX_JOBS_PER_PUSH = 100;
+
+/**
+ * Messages read ahead of the one being applied; beyond this the session
+ * stops reading, and HTTP/2 flow control slows the worker down.
+ */
+const MAX_QUEUED_MESSAGES = 32;
+
+/** Serves one WorkerSession stream until the worker closes it or the call ends. */
+export async function* serveWorkerSession(
+  requests: AsyncIterable<WorkerSessionRequest>,
+  ctx: HandlerContext,
+  deps: WorkerSessionDeps,
+): AsyncGenerator<WorkerSessionResponse> {
+  const session = new ServerSession(deps, ctx.signal);
+  const reading = session.read(requests);
+  try {
+    yield* session.responses();
+    await reading;
+  } finally {
+    await session.end();
+  }
+}
+
+class ServerSession {
+  readonly #store: JobStore;
+  readonly #logger: Logger;
+  /** Stops the pusher (the worker closed its side, or the call ended). */
+  readonly #stop = new AbortController();
+  readonly #callSignal: AbortSignal;
+  #queue = "";
+  #visibilityTimeoutMs = 0;
+  #credits = 0;
+  #jobs: LeasedJob[] = [];
+  #acks: SessionAck[] = [];
+  /** Set when the request stream has ended and every operation is applied. */
+  #readDone = false;
+  #pushing: Promise<void> = Promise.resolve();
+  #failure: unknown = undefined;
+  /** Wakes the response loop (something to send, or the end). */
+  #wakeResponses: (() => void) | undefined;
+  /** Wakes the pusher (credits arrived, or the end). */
+  #wakePusher: (() => void) | undefined;
+
+  constructor(deps: WorkerSessionDeps, callSignal: AbortSignal) {
+    this.#store = deps.store;
+    this.#logger = deps.logger;
+    this.#callSignal = callSignal;
+    const onAbort = () => this.#stop.abort();
+    if (callSignal.aborted) onAbort();
+    callSignal.addEventListener("abort", onAbort, { once: true });
+    this.#stop.signal.addEventListener("abort", () => {
+      this.#wakePusher?.();
+      this.#wakeResponses?.();
+    }, { once: true });
+  }
+
+  /** Reads and applies the worker's messages; a malformed one fails the whole session. */
+  async read(requests: AsyncIterable<WorkerSessionRequest>): Promise<void> {
+    let applying: Promise<void> = Promise.resolve();
+    // Messages waiting to be applied; one apply takes all that arrived
+    // meanwhile, so a burst of small messages costs one store transaction.
+    let inbox: WorkerSessionRequest[] = [];
+    try {
+      let first = true;
+      for await (const req of requests) {
+        if (first) {
+          const open = validateSessionOpen(req.open);
+          this.#queue = open.queue;
+          this.#visibilityTimeoutMs = open.visibilityTimeoutMs;
+          this.#pushing = this.#push();
+          first = false;
+          this.#logger.debug({ queue: this.#queue }, "worker session opened");
+        } else if (req.open !== undefined) {
+          throw new InvalidArgumentError("open", "may only be sent in the first message");
+        }
+        this.#grant(req.credits);
+        checkOperationCount(req);
+        inbox.push(req);
+        if (inbox.length === 1) {
+          applying = applying.then(async () => {
+            await nextMacrotask();
+            const batch = inbox;
+            inbox = [];
+            await this.#apply(batch);
+          });
+        }
+        if (inbox.length >= MAX_QUEUED_MESSAGES) await applying;
+        if (this.#stop.signal.aborted) break;
+      }
+      if (first) throw new InvalidArgumentError("open", "is required: the stream ended without it");
+      await applying;
+    } catch (error) {
+      this.#failure ??= error;
+      await applying.catch(() => {});
+    } finally {
+      this.#readDone = true;
+      // The worker closed its side: it takes no more jobs.
+      this.#stop.abort();
+      this.#wakeResponses?.();
+    }
+  }
+
+  /** Yields what is ready to send, until reading is done and everything is sent. */
+  async *responses(): AsyncGenerator<WorkerSessionResponse> {
+    // The first message tells the worker the stream is open both ways (a
+    // proxy that cannot do full duplex never lets it through).
+    yield create(WorkerSessionResponseSchema, {});
+    for (;;) {
+      if (this.#failure !== undefined) throw this.#failure;
+      // Once the session stops, jobs not yet sent stay for end() to hand
+      // back; only acks still go out.
+      const jobs = this.#stop.signal.aborted ? [] : this.#jobs;
+      if (jobs.length > 0 || this.#acks.length > 0) {
+        const message = create(WorkerSessionResponseSchema, {
+          jobs: jobs.map(toPushedJob),
+          acks: this.#acks,
+        });
+        if (jobs.length > 0) this.#jobs = [];
+        this.#acks = [];
+        yield message;
+        continue;
+      }
+      // Nobody reads what a call that ended would send.
+      if (this.#readDone || this.#callSignal.aborted) return;
+      await new Promise<void>((resolve) => {
+        this.#wakeResponses = resolve;
+      });
+      this.#wakeResponses = undefined;
+    }
+  }
+
+  /** Stops pushing and hands back jobs that were leased for the worker but never sent. */
+  async end(): Promise<void> {
+    this.#stop.abort();
+    await this.#pushing;
+    const unsent = this.#jobs;
+    this.#jobs = [];
+    for (const { job, taskToken } of unsent) {
+      try {
+        await this.#store.updateLease(taskToken, job.queue, 0);
+      } catch (error) {
+        this.#logger.warn({ jobId: job.jobId, err: error }, "could not hand back an unsent job");
+      }
+    }
+  }
+
+  #grant(credits: number): void {
+    if (credits === 0) return;
+    if (credits < 0) throw new InvalidArgumentError("credits", `is ${credits}, below 0`);
+    const total = this.#credits + this.#jobs.length + credits;
+    if (total > MAX_SESSION_CREDITS) {
+      throw new InvalidArgumentError(
+        "credits",
+        `would let the worker hold ${total} unsent jobs, more than the limit of ${MAX_SESSION_CREDITS}`,
+      );
+    }
+    this.#credits += credits;
+    this.#wakePusher?.();
+  }
+
+  /** Leases jobs while credits remain; each leased job takes one. */
+  async #push(): Promise<void> {
+    const signal = this.#stop.signal;
+    try {
+      while (!signal.aborted) {
+        if (this.#credits <= 0) {
+          await new Promise<void>((resolve) => {
+            this.#wakePusher = resolve;
+          });
+          this.#wakePusher = undefined;
+          // Let the messages that arrived together add their credits, so
+          // one store call leases for all of them.
+          await nextMacrotask();
+          continue;
+        }
+        const leased = await this.#store.dequeue(this.#queue, {
+          maxJobs: Math.min(this.#credits, MAX_JOBS_PER_PUSH),
+          visibilityTimeoutMs: this.#visibilityTimeoutMs,
+          signal,
+        });
+        this.#credits -= leased.length;
+        this.#jobs.push(...leased);
+        this.#wakeResponses?.();
+      }
+    } catch (error) {
+      if (!signal.aborted) {
+        this.#failure ??= error;
+        this.#stop.abort();
+      }
+    }
+  }
+
+  /**
+   * Applies messages in arrival order by kind: event batches first, then
+   * lease updates, then completions (all in one store batch), so a job's last
+   * events are stored before its completion. A worker sends nothing for a
+   * job after its completion or hand-back, so grouping by kind keeps every
+   * job's own order.
+   */
+  async #apply(messages: readonly WorkerSessionRequest[]): Promise<void> {
+    for (const op of messages.flatMap((m) => m.events)) {
+      await this.#settle(op, "publish_events", async () => {
+        validatePublishMessage(op.taskToken, op.events.length);
+        await this.#store.publishEvents(op.taskToken, op.events);
+      });
+    }
+    for (const op of messages.flatMap((m) => m.leaseUpdates)) {
+      await this.#settle(op, "update_lease", async () => {
+        const { taskToken, visibilityTimeoutMs } = validateUpdateRequest({
+          ...op,
+          queue: this.#queue,
+        });
+        const { cancelled } = await this.#store.updateLease(
+          taskToken,
+          this.#queue,
+          visibilityTimeoutMs,
+        );
+        return cancelled;
+      });
+    }
+    const valid: { opId: bigint; input: CompletionInput; span: Span | undefined }[] = [];
+    for (const op of messages.flatMap((m) => m.completions)) {
+      const span = operationSpan(op, "complete");
+      try {
+        valid.push({ opId: op.opId, input: validateCompleteRequest(op), span });
+      } catch (error) {
+        endSpan(span, error);
+        this.#ack(op.opId, error);
+      }
+    }
+    if (valid.length > 0) {
+      const outcomes = await this.#store.completeBatch(valid.map((v) => v.input));
+      outcomes.forEach((outcome, i) => {
+        const error = outcome.ok ? undefined : outcome.error;
+        endSpan(valid[i]!.span, error);
+        this.#ack(valid[i]!.opId, error);
+      });
+    }
+  }
+
+  async #settle(
+    op: { opId: bigint; traceparent: string },
+    name: string,
+    work: () => Promise<boolean | void>,
+  ): Promise<void> {
+    const span = operationSpan(op, name);
+    try {
+      const cancelled = (await work()) === true;
+      endSpan(span);
+      this.#ack(op.opId, undefined, cancelled);
+    } catch (error) {
+      endSpan(span, error);
+      this.#ack(op.opId, error);
+    }
+  }
+
+  #ack(opId: bigint, error: unknown, cancelled = false): void {
+    this.#acks.push(
+      create(SessionAckSchema, {
+        opId,
+        cancelled,
+        ...(error === undefined ? {} : { error: operationError(error, this.#logger) }),
+      }),
+    );
+    this.#wakeResponses?.();
+  }
+}
+
+function checkOperationCount(req: WorkerSessionRequest): void {
+  const operations = req.events.length + req.leaseUpdates.length + req.completions.length;
+  if (operations > MAX_SESSION_OPERATIONS) {
+    throw new InvalidArgumentError(
+      "events, lease_updates and completions",
+      `together carry ${operations} operations, more than the limit of ${MAX_SESSION_OPERATIONS}`,
+    );
+  }
+}
+
+/** Resolves after the event loop has run what is ready (I/O included). */
+function nextMacrotask(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** A span for one operation, in the trace of the worker's call that issued it. */
+function operationSpan(op: { traceparent: string }, name: string): Span | undefined {
+  return startRemoteChildSpan(`${SESSION_SPAN_PREFIX}${name}`, op.traceparent, {
+    "rpc.system": "connect_rpc",
+    "rpc.service": "job.v1.JobService",
+    "rpc.method": "WorkerSession",
+  });
+}
+
+/** Session operations' spans are named this plus the operation (e.g. `complete`). */
+export const SESSION_SPAN_PREFIX = "job.v1.JobService/WorkerSession ";
+
+function toPushedJob({ job, taskToken }: LeasedJob): DequeueJobResponse {
+  return create(DequeueJobResponseSchema, { job, taskToken });
+}

@@ -1,0 +1,460 @@
+/**
+ * WorkerSession over a real server on 127.0.0.1: credits bound what the
+ * server pushes, operations are acknowledged one by one, bad sessions end
+ * with errors that name the field, and the worker's session client falls back
+ * to unary calls where the way to the server cannot stream both ways.
+ */
+import assert from "node:assert/strict";
+import http from "node:http";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import {
+  JobResultSchema,
+  JobService,
+  JobState,
+  type WorkerSessionRequest,
+  WorkerSessionRequestSchema,
+  type WorkerSessionResponse,
+} from "../../gen/job/v1/job_pb.ts";
+import { systemClock } from "../../src/clock.ts";
+import { createAirunnerClients, createAirunnerTransport } from "../../src/client/transport.ts";
+import { MAX_SESSION_CREDITS } from "../../src/server/limits.ts";
+import { makeEvent } from "../../src/store/event_sequencing.ts";
+import { createSessionWorkerApi } from "../../src/worker/session_worker_api.ts";
+import { createRpcWorkerApi } from "../../src/worker/worker_api.ts";
+import { memoryLog } from "../support/memory_log.ts";
+import { withMemoryServer } from "../support/memory_server.ts";
+import { startTcpProxy } from "../support/tcp_proxy.ts";
+
+const QUEUE = "default";
+const params = { command: "true" };
+
+/** A raw session: the test writes messages and reads responses one at a time. */
+function openRawSession(url: string) {
+  const client = createClient(
+    JobService,
+    createAirunnerTransport({ serverUrl: url, http2Only: true }),
+  );
+  const outgoing: WorkerSessionRequest[] = [];
+  let wake: (() => void) | undefined;
+  let closed = false;
+  async function* requests(): AsyncGenerator<WorkerSessionRequest> {
+    for (;;) {
+      const next = outgoing.shift();
+      if (next !== undefined) {
+        yield next;
+        continue;
+      }
+      if (closed) return;
+      await new Promise<void>((resolve) => wake = resolve);
+    }
+  }
+  const abort = new AbortController();
+  const responses = client.workerSession(requests(), { signal: abort.signal })[
+    Symbol.asyncIterator
+  ]();
+  let pendingRead: Promise<IteratorResult<WorkerSessionResponse>> | undefined;
+  return {
+    send(init: Parameters<typeof create<typeof WorkerSessionRequestSchema>>[1]) {
+      outgoing.push(create(WorkerSessionRequestSchema, init));
+      wake?.();
+    },
+    /** The next response, or undefined when none comes within `ms`. */
+    async next(ms = 5_000): Promise<WorkerSessionResponse | undefined> {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), ms);
+      });
+      // A read that timed out stays pending and answers the next call.
+      pendingRead ??= responses.next();
+      const result = await Promise.race([pendingRead, timeout]);
+      clearTimeout(timer);
+      if (result === "timeout") return undefined;
+      pendingRead = undefined;
+      if (result.done) throw new Error("the session ended");
+      return result.value;
+    },
+    /** Reads until the stream ends; returns its error, if any. */
+    async end(): Promise<unknown> {
+      try {
+        for (let r = await responses.next(); !r.done; r = await responses.next()) {
+          // drain
+        }
+        return undefined;
+      } catch (error) {
+        return error;
+      }
+    },
+    closeSend() {
+      closed = true;
+      wake?.();
+    },
+    abort: () => abort.abort(),
+  };
+}
+
+type RawSession = ReturnType<typeof openRawSession>;
+
+/** Reads responses until `count` jobs came; returns them with the acks seen on the way. */
+async function readJobs(session: RawSession, count: number) {
+  const jobs = [];
+  const acks = [];
+  while (jobs.length < count) {
+    const res = await session.next();
+    assert.ok(res !== undefined, `expected ${count} jobs, got ${jobs.length}`);
+    jobs.push(...res.jobs);
+    acks.push(...res.acks);
+  }
+  return { jobs, acks };
+}
+
+Deno.test("a session pushes jobs up to its credits; a completion's credit brings the next", async () => {
+  await withMemoryServer(async (url, store) => {
+    const clients = createAirunnerClients({ serverUrl: url });
+    const { results } = await clients.jobs.enqueueJobs({
+      jobs: Array.from({ length: 5 }, () => ({ queue: QUEUE, jobParams: params })),
+    });
+    const ids = results.map((r) => r.outcome.case === "job" ? r.outcome.value.jobId : "");
+    const session = openRawSession(url);
+    session.send({ open: { queue: QUEUE, visibilityTimeoutSeconds: 30 }, credits: 2 });
+    const opened = await session.next();
+    assert.deepEqual(opened?.jobs, [], "the first message only says the session is open");
+    const { jobs } = await readJobs(session, 2);
+    assert.deepEqual(jobs.map((j) => j.job?.jobId), ids.slice(0, 2), "FIFO, two credits");
+    assert.equal(await session.next(300), undefined, "no third job without a credit");
+
+    session.send({
+      credits: 1,
+      completions: [{
+        opId: 7n,
+        taskToken: jobs[0]!.taskToken,
+        jobResult: create(JobResultSchema, { jobId: ids[0]!, success: true }),
+      }],
+    });
+    const acks = [];
+    const more = [];
+    while (acks.length < 1 || more.length < 1) {
+      const res = await session.next();
+      assert.ok(res !== undefined);
+      acks.push(...res.acks);
+      more.push(...res.jobs);
+    }
+    assert.equal(acks[0]?.opId, 7n);
+    assert.equal(acks[0]?.error, undefined);
+    assert.equal(more[0]?.job?.jobId, ids[2]);
+    assert.equal((await store.getJob(ids[0]!)).state, JobState.COMPLETED);
+
+    session.closeSend();
+    assert.equal(await session.end(), undefined, "closing the send side ends the stream cleanly");
+    assert.equal((await store.getJob(ids[3]!)).state, JobState.SCHEDULED);
+  });
+});
+
+Deno.test("session operations fail one by one; the session goes on", async () => {
+  await withMemoryServer(async (url) => {
+    const clients = createAirunnerClients({ serverUrl: url });
+    await clients.jobs.enqueueJob({ queue: QUEUE, jobParams: params });
+    const session = openRawSession(url);
+    session.send({ open: { queue: QUEUE }, credits: 1 });
+    const { jobs } = await readJobs(session, 1);
+    const token = jobs[0]!.taskToken;
+    const jobId = jobs[0]!.job!.jobId;
+    session.send({
+      leaseUpdates: [
+        { opId: 1n, taskToken: "forged", visibilityTimeoutSeconds: 30 },
+        { opId: 2n, taskToken: token, visibilityTimeoutSeconds: 99_999 },
+        { opId: 3n, taskToken: token, visibilityTimeoutSeconds: 30 },
+      ],
+      events: [{
+        opId: 4n,
+        taskToken: token,
+        events: [makeEvent(5n, Date.now(), {
+          case: "processError",
+          value: { $typeName: "job.v1.ProcessErrorEvent", errorMessage: "gap" },
+        })],
+      }],
+      completions: [{
+        opId: 5n,
+        taskToken: token,
+        jobResult: create(JobResultSchema, { jobId: crypto.randomUUID(), success: true }),
+      }],
+    });
+    const acks = [];
+    while (acks.length < 5) {
+      const res = await session.next();
+      assert.ok(res !== undefined, `expected 5 acks, got ${acks.length}`);
+      acks.push(...res.acks);
+    }
+    const byId = new Map(acks.map((a) => [a.opId, a]));
+    assert.equal(byId.get(1n)?.error?.code, Code.InvalidArgument);
+    assert.match(byId.get(1n)?.error?.message ?? "", /task_token/);
+    assert.equal(byId.get(2n)?.error?.code, Code.InvalidArgument);
+    assert.match(byId.get(2n)?.error?.message ?? "", /visibility_timeout_seconds/);
+    assert.equal(byId.get(3n)?.error, undefined);
+    assert.equal(byId.get(3n)?.cancelled, false);
+    assert.equal(byId.get(4n)?.error?.code, Code.InvalidArgument, "a gap in sequences");
+    assert.equal(byId.get(5n)?.error?.code, Code.InvalidArgument);
+    assert.match(byId.get(5n)?.error?.message ?? "", /job_result\.job_id/);
+    // The lease still holds and the job still runs.
+    const { job } = await clients.jobs.getJob({ jobId });
+    assert.equal(job?.state, JobState.RUNNING);
+    session.closeSend();
+    assert.equal(await session.end(), undefined);
+  });
+});
+
+Deno.test("a session must open first, once, and within its credit limit", async () => {
+  await withMemoryServer(async (url) => {
+    const cases: {
+      messages: Parameters<RawSession["send"]>[0][];
+      field: RegExp;
+    }[] = [
+      { messages: [{ credits: 1 }], field: /^open: is required/ },
+      { messages: [{ open: { queue: "no such/queue" } }], field: /^open\.queue:/ },
+      {
+        messages: [{ open: { queue: QUEUE, visibilityTimeoutSeconds: 50_000 } }],
+        field: /^open\.visibility_timeout_seconds:/,
+      },
+      {
+        messages: [{ open: { queue: QUEUE }, credits: MAX_SESSION_CREDITS + 1 }],
+        field: /^credits: .*limit of 1000/,
+      },
+      { messages: [{ open: { queue: QUEUE }, credits: -1 }], field: /^credits: is -1/ },
+      { messages: [{ open: { queue: QUEUE } }, { open: { queue: QUEUE } }], field: /^open: may/ },
+    ];
+    for (const { messages, field } of cases) {
+      const session = openRawSession(url);
+      for (const message of messages) session.send(message);
+      const error = await session.end();
+      assert.ok(error !== undefined, `expected an error for ${JSON.stringify(messages)}`);
+      const connectError = ConnectError.from(error);
+      assert.equal(Code[connectError.code], Code[Code.InvalidArgument]);
+      assert.match(connectError.rawMessage, field);
+    }
+  });
+});
+
+Deno.test("the session WorkerApi runs a job's whole conversation on one connection", async () => {
+  await withMemoryServer(async (url, store) => {
+    await using proxy = startTcpProxy(Number(new URL(url).port));
+    const log = memoryLog();
+    const api = createSessionWorkerApi({
+      connection: { serverUrl: proxy.url },
+      unary: createRpcWorkerApi(createAirunnerClients({ serverUrl: proxy.url })),
+      mode: "session",
+      clock: systemClock,
+      logger: log.logger,
+    });
+    const clients = createAirunnerClients({ serverUrl: url });
+    const { results } = await clients.jobs.enqueueJobs({
+      jobs: Array.from({ length: 20 }, () => ({ queue: QUEUE, jobParams: params })),
+    });
+    assert.equal(results.length, 20);
+    let done = 0;
+    while (done < 20) {
+      const leased = await api.claim(QUEUE, {
+        maxJobs: 8,
+        visibilityTimeoutSeconds: 30,
+        signal: AbortSignal.timeout(5_000),
+      });
+      assert.ok(leased.length > 0 && leased.length <= 8);
+      await Promise.all(leased.map(async ({ job, taskToken }) => {
+        assert.deepEqual(await api.extendLease(taskToken, QUEUE, 30), { cancelled: false });
+        await api.publishEvents(taskToken, [
+          makeEvent(1n, Date.now(), {
+            case: "processStart",
+            value: { $typeName: "job.v1.ProcessStartEvent", pid: 1 },
+          }),
+        ]);
+        await api.complete(taskToken, create(JobResultSchema, { jobId: job.jobId, success: true }));
+      }));
+      done += leased.length;
+    }
+    assert.equal(api.protocol, "session");
+    await api.close();
+    assert.equal(proxy.accepted, 1, "one connection carried everything");
+    const page = await store.listJobs({ page: 1, pageSize: 100, state: JobState.COMPLETED });
+    assert.equal(page.jobs.length, 20);
+    // A stale lease is reported as the unary call would report it.
+    await assert.rejects(
+      api.complete("forged", create(JobResultSchema, { jobId: results[0]!.requestId })),
+      (error: unknown) => ConnectError.from(error).code === Code.Unavailable,
+      "a closed session refuses new operations",
+    );
+  });
+});
+
+/** A reverse proxy that speaks HTTP/1.1 only, as many load balancers do towards clients. */
+function startHttp1Proxy(targetUrl: string): Promise<{ url: string; close(): Promise<void> }> {
+  const server = http.createServer(async (req, res) => {
+    const chunks: Uint8Array<ArrayBuffer>[] = [];
+    for await (const chunk of req) chunks.push(chunk as Uint8Array<ArrayBuffer>);
+    const headers = new Headers();
+    for (const [key, value] of Object.entries(req.headers)) {
+      if (typeof value === "string" && key !== "host" && key !== "connection") {
+        headers.set(key, value);
+      }
+    }
+    const upstream = await fetch(`${targetUrl}${req.url}`, {
+      method: req.method ?? "POST",
+      headers,
+      body: req.method === "GET" ? null : new Blob(chunks),
+    });
+    const body = new Uint8Array(await upstream.arrayBuffer());
+    res.writeHead(upstream.status, Object.fromEntries(upstream.headers));
+    res.end(body);
+  });
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as { port: number }).port;
+      resolve({
+        url: `http://127.0.0.1:${port}`,
+        close: () => new Promise<void>((done) => server.close(() => done())),
+      });
+    });
+  });
+}
+
+Deno.test("auto falls back to unary calls behind an HTTP/1.1-only proxy", async () => {
+  await withMemoryServer(async (url, store) => {
+    const proxy = await startHttp1Proxy(url);
+    try {
+      const log = memoryLog();
+      const unary = createRpcWorkerApi(
+        createAirunnerClients({ serverUrl: proxy.url, bufferRequestStreams: true }),
+      );
+      const api = createSessionWorkerApi({
+        connection: { serverUrl: proxy.url },
+        unary,
+        mode: "auto",
+        clock: systemClock,
+        logger: log.logger,
+      });
+      const { jobId } = await createAirunnerClients({ serverUrl: url }).jobs.enqueueJob({
+        queue: QUEUE,
+        jobParams: params,
+      });
+      const [leased] = await api.claim(QUEUE, {
+        maxJobs: 1,
+        visibilityTimeoutSeconds: 30,
+        signal: AbortSignal.timeout(15_000),
+      });
+      assert.equal(leased?.job.jobId, jobId, JSON.stringify(log.records()));
+      assert.equal(api.protocol, "unary", JSON.stringify(log.records()));
+      await api.complete(leased.taskToken, create(JobResultSchema, { jobId, success: true }));
+      await api.close();
+      assert.equal((await store.getJob(jobId)).state, JobState.COMPLETED);
+      assert.ok(
+        log.records().some((r) => String(r.msg).includes("cannot hold a worker session")),
+        "the fallback is logged",
+      );
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+/** The worker's operations behave the same over both paths: the same results and the same errors. */
+for (const protocol of ["unary", "session"] as const) {
+  Deno.test(`WorkerApi contract over ${protocol}: claims FIFO, fences, reports cancels`, async () => {
+    await withMemoryServer(async (url, store) => {
+      const unary = createRpcWorkerApi(
+        createAirunnerClients({ serverUrl: url, bufferRequestStreams: true }),
+      );
+      const api = protocol === "unary" ? unary : createSessionWorkerApi({
+        connection: { serverUrl: url },
+        unary,
+        mode: "session",
+        clock: systemClock,
+        logger: memoryLog().logger,
+      });
+      const clients = createAirunnerClients({ serverUrl: url });
+      const { results } = await clients.jobs.enqueueJobs({
+        jobs: Array.from({ length: 3 }, () => ({ queue: QUEUE, jobParams: params })),
+      });
+      const ids = results.map((r) => r.outcome.case === "job" ? r.outcome.value.jobId : "");
+      const claim = (maxJobs: number) =>
+        api.claim(QUEUE, {
+          maxJobs,
+          visibilityTimeoutSeconds: 30,
+          signal: AbortSignal.timeout(5_000),
+        });
+      const first = await claim(1);
+      assert.deepEqual(first.map((l) => l.job.jobId), [ids[0]]);
+      const rest = [...await claim(2)];
+      while (rest.length < 2) rest.push(...await claim(2 - rest.length));
+      assert.deepEqual(rest.map((l) => l.job.jobId), ids.slice(1));
+      const [a, b, c] = [first[0]!, rest[0]!, rest[1]!];
+
+      // A cancel shows up in the next lease update.
+      await clients.jobs.cancelJob({ jobId: a.job.jobId, reason: "test" });
+      assert.deepEqual(await api.extendLease(a.taskToken, QUEUE, 30), { cancelled: true });
+      await api.complete(a.taskToken, create(JobResultSchema, { jobId: a.job.jobId }));
+      assert.equal((await store.getJob(a.job.jobId)).state, JobState.CANCELLED);
+
+      // Handing back ends the lease: the old token is fenced off with the unary call's code.
+      await api.extendLease(b.taskToken, QUEUE, 0);
+      await assert.rejects(
+        api.complete(b.taskToken, create(JobResultSchema, { jobId: b.job.jobId, success: true })),
+        (error: unknown) => ConnectError.from(error).code === Code.FailedPrecondition,
+      );
+      await assert.rejects(
+        api.publishEvents("forged", []),
+        (error: unknown) => ConnectError.from(error).code === Code.InvalidArgument,
+      );
+
+      // Events are stored; a resent completion is accepted and changes nothing.
+      await api.publishEvents(c.taskToken, [
+        makeEvent(1n, Date.now(), {
+          case: "processStart",
+          value: { $typeName: "job.v1.ProcessStartEvent", pid: 1 },
+        }),
+      ]);
+      const done = create(JobResultSchema, { jobId: c.job.jobId, success: true, exitCode: 0 });
+      await api.complete(c.taskToken, done);
+      const finished = await store.getJob(c.job.jobId);
+      await api.complete(c.taskToken, done);
+      assert.deepEqual(await store.getJob(c.job.jobId), finished);
+      assert.equal(finished.state, JobState.COMPLETED);
+      await api.close?.();
+    });
+  });
+}
+
+Deno.test("a session that grants credits and ends at once neither hangs nor keeps jobs", async () => {
+  await withMemoryServer(async (url, store) => {
+    const clients = createAirunnerClients({ serverUrl: url });
+    await clients.jobs.enqueueJobs({
+      jobs: Array.from({ length: 3 }, () => ({ queue: QUEUE, jobParams: params })),
+    });
+    // One whole request body (open + credits, then the end), as a buffering
+    // HTTP/1.1 client sends it.
+    const message = toBinary(
+      WorkerSessionRequestSchema,
+      create(WorkerSessionRequestSchema, { open: { queue: QUEUE }, credits: 3 }),
+    );
+    const body = new Uint8Array(5 + message.byteLength);
+    new DataView(body.buffer).setUint32(1, message.byteLength);
+    body.set(message, 5);
+    for (let round = 0; round < 5; round++) {
+      const response = await fetch(`${url}/job.v1.JobService/WorkerSession`, {
+        method: "POST",
+        headers: { "content-type": "application/connect+proto" },
+        body,
+        signal: AbortSignal.timeout(5_000),
+      });
+      assert.equal(response.status, 200);
+      await response.bytes();
+      // Whatever was not delivered went back; delivered jobs (attempt > 0
+      // and RUNNING) are leased. Nothing is stuck between.
+      const page = await store.listJobs({ page: 1, pageSize: 10 });
+      for (const job of page.jobs) {
+        assert.ok(job.state === JobState.SCHEDULED || job.state === JobState.RUNNING);
+      }
+    }
+    // The server still answers at once.
+    const started = performance.now();
+    await clients.jobs.listJobs({});
+    assert.ok(performance.now() - started < 1_000);
+  });
+});
