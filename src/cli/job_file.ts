@@ -1,7 +1,9 @@
 /**
- * Job files (`submit --config FILE`, YAML or JSON by extension) and env
+ * Job files (`submit --config FILE`, YAML or JSON by extension), the lines
+ * of `submit --batch FILE` (the same keys, one JSON object a line) and env
  * files (`submit --env-file FILE`): parsing and checking, pure apart from
- * reading the file. Every mistake is a usage error naming the file and key.
+ * reading the file. Every mistake is a usage error naming the file (or
+ * line) and key.
  *
  * A job file uses the keys of job files people already have:
  *
@@ -22,6 +24,7 @@
  * @module
  */
 import { parse as parseYaml } from "yaml";
+import { MAX_TIMEOUT_SECONDS } from "../server/limits.ts";
 import { parseDurationMs, UsageError } from "./parse.ts";
 
 /** What a job file may say. */
@@ -79,16 +82,31 @@ export function parseJobFile(text: string, format: "yaml" | "json", name: string
       `--config ${name}: not valid ${format.toUpperCase()}: ${firstLine(error)}`,
     );
   }
+  return checkJobFields(value, `--config ${name}`);
+}
+
+/**
+ * Checks a parsed job file (or one line of a `submit --batch` file): the
+ * keys a job file knows, plus `extraKeys`, which the caller reads itself.
+ * A mistake is a usage error that starts with `where` (`--config job.yaml`,
+ * `line 7`) and names the key.
+ */
+export function checkJobFields(
+  value: unknown,
+  where: string,
+  extraKeys: readonly string[] = [],
+): JobFile {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new UsageError(`--config ${name}: must be a mapping of keys such as command and args`);
+    throw new UsageError(`${where}: must be a mapping of keys such as command and args`);
   }
   const fields = value as Record<string, unknown>;
   const fail = (key: string, problem: string): never => {
-    throw new UsageError(`--config ${name}: ${key} ${problem}`);
+    throw new UsageError(`${where}: ${key} ${problem}`);
   };
+  const known = [...KNOWN_KEYS, ...extraKeys];
   for (const key of Object.keys(fields)) {
-    if (!KNOWN_KEYS.includes(key)) {
-      fail(`key "${key}"`, `is unknown (known keys: ${KNOWN_KEYS.join(", ")})`);
+    if (!known.includes(key)) {
+      fail(`key "${key}"`, `is unknown (known keys: ${known.join(", ")})`);
     }
   }
   const file: JobFile = {};
@@ -122,22 +140,36 @@ export function parseJobFile(text: string, format: "yaml" | "json", name: string
     );
   }
   if (fields.processType !== undefined && fields.processType !== null) {
-    file.processType = parseProcessType(
-      String(fields.processType),
-      `--config ${name}: processType`,
-    );
+    file.processType = parseProcessType(String(fields.processType), `${where}: processType`);
   }
   if (fields.timeout !== undefined && fields.timeout !== null) {
     const t = fields.timeout;
     const seconds = typeof t === "number"
       ? t
-      : parseDurationMs(String(t), `--config ${name}: timeout`) / 1000;
+      : parseDurationMs(String(t), `${where}: timeout`) / 1000;
     if (!Number.isInteger(seconds) || seconds < 0) {
       fail("timeout", "must be whole seconds, 0 or more");
     }
     file.timeoutSeconds = seconds;
   }
   return file;
+}
+
+/** Parses `submit --timeout` (a duration in whole seconds, 0: no limit) into seconds. */
+export function parseTimeoutFlag(value: string): number {
+  const ms = parseDurationMs(value, "--timeout");
+  if (ms % 1000 !== 0) throw new UsageError("--timeout: must be whole seconds");
+  return checkTimeoutSeconds(ms / 1000, "--timeout");
+}
+
+/** Refuses a job timeout above the server's limit, naming `where`. */
+export function checkTimeoutSeconds(seconds: number, where: string): number {
+  if (seconds > MAX_TIMEOUT_SECONDS) {
+    throw new UsageError(
+      `${where}: must be at most ${MAX_TIMEOUT_SECONDS / 86_400} days (0 means no limit)`,
+    );
+  }
+  return seconds;
 }
 
 /** Parses `pipe` or `pty` (any case, with or without the PROCESS_TYPE_ prefix). */

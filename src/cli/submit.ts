@@ -7,6 +7,9 @@
  * defaults. `--env` and `--metadata` entries override the file's entries key
  * by key; `--env-file` sits between the two.
  *
+ * `--batch FILE` submits one job per line instead (see batch_submit.ts),
+ * where the flags are defaults and each line's own keys win.
+ *
  * @module
  */
 import {
@@ -20,10 +23,10 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Command, Option } from "@commander-js/extra-typings";
 import { type Job, type JobParams, JobParamsSchema, ProcessType } from "../../gen/job/v1/job_pb.ts";
 import type { AirunnerClients } from "../client/transport.ts";
-import { MAX_TIMEOUT_SECONDS } from "../server/limits.ts";
 import { validateQueueName, validateRequestId } from "../server/request_validation.ts";
 import {
   caCertOption,
+  type ClientFlags,
   clientsFrom,
   type ExitCodeSink,
   serverOption,
@@ -33,10 +36,23 @@ import {
 import { reportError } from "./errors.ts";
 import { EXIT_CODES_HELP } from "./exit_codes.ts";
 import { followJobToOutcome } from "./follow_job.ts";
-import { type JobFile, parseEnvFile, readJobFile } from "./job_file.ts";
+import {
+  batchDefaults,
+  checkBatchFlags,
+  parseBatchLines,
+  readBatchInput,
+  runBatchSubmit,
+} from "./batch_submit.ts";
+import {
+  checkTimeoutSeconds,
+  type JobFile,
+  parseEnvFile,
+  parseTimeoutFlag,
+  readJobFile,
+} from "./job_file.ts";
 import { jobStateName } from "./parse.ts";
 import { writeOutput } from "./output.ts";
-import { parseDurationMs, parseKeyValues, usageChecked, UsageError } from "./parse.ts";
+import { parseKeyValues, usageChecked, UsageError } from "./parse.ts";
 
 /** What `submit` sends and does, once the command line is parsed. */
 export interface SubmitConfig {
@@ -83,6 +99,10 @@ export function submitCommand(setExitCode: ExitCodeSink, trailing: () => string[
     .addOption(caCertOption())
     .addOption(submitCallTimeoutOption())
     .option("--config <file>", "job file (YAML, or JSON by extension) with the job's settings")
+    .option(
+      "--batch <file>",
+      "submit one job per line of FILE (JSON lines, - reads stdin); prints one id a line",
+    )
     .addOption(new Option("--queue <name>", "queue (default: default)").env("AIRUNNER_QUEUE"))
     .option("--command <command>", "command to run (instead of the words after --)")
     .option("--arg <arg>", "argument of --command (repeatable)", collect, [] as string[])
@@ -117,7 +137,7 @@ export function submitCommand(setExitCode: ExitCodeSink, trailing: () => string[
     .option("--wait", "wait for the job to end, then exit with its exit code", false)
     .option(
       "--json",
-      "print one JSON object instead of the id (job output then goes to stderr)",
+      "print one JSON object instead of the id (job output then goes to stderr; one a line with --batch)",
       false,
     )
     .option("--cancel-on-interrupt", "Ctrl-C cancels the job instead of leaving it running", false)
@@ -129,11 +149,28 @@ Examples:
   id=$(airunner submit --queue builds -- ./build.sh)
   airunner submit --follow -- sh -c 'echo out; echo err >&2; exit 3'; echo "exit $?"
   airunner submit --config job.yaml --env CI=true --wait --json
+  seq 100 | xargs printf '{"command": "./shard.sh", "args": ["%s"]}\\n' | airunner submit --batch -
+
+--batch FILE: each line is a JSON object with the keys of a --config job file
+  (command, args, environment, metadata, owner, repository, commit, branch,
+  workingDirectory, processType, timeout, queue) plus request_id; blank lines
+  and # comments are skipped. --queue, --owner, --env, --env-file, --metadata,
+  --timeout, --process-type, --workdir, --branch, --commit and REPOSITORY are
+  defaults for every line: a line's own key wins (environment and metadata key
+  by key). The whole file is checked first (a bad line: exit 2, nothing sent).
+  Prints the job ids in input order; a line the server refused prints nothing
+  on stdout, its error goes to stderr and the exit code is 1, so scripts that
+  pair ids with lines use --json: {"line": N, "job_id": ID, "created": true}
+  or {"line": N, "error": MESSAGE}.
 
 ${EXIT_CODES_HELP}`,
     )
     .action(async (repository, opts) => {
       try {
+        if (opts.batch !== undefined) {
+          setExitCode(await submitBatch(repository, { ...opts, batch: opts.batch }, trailing()));
+          return;
+        }
         const file = opts.config === undefined ? {} : await readJobFile(opts.config);
         const envFile = opts.envFile === undefined ? {} : await readEnvFile(opts.envFile);
         const config = parseSubmitConfig(repository, opts, trailing(), file, envFile);
@@ -147,6 +184,20 @@ ${EXIT_CODES_HELP}`,
         setExitCode(reportError(error, opts.server));
       }
     });
+}
+
+/** `submit --batch`: checks the flags and the whole file, then sends it. */
+async function submitBatch(
+  repository: string | undefined,
+  opts: SubmitFlags & ClientFlags & { config?: string; batch: string },
+  trailing: string[] | undefined,
+): Promise<number> {
+  checkBatchFlags(opts, trailing);
+  const envFile = opts.envFile === undefined ? {} : await readEnvFile(opts.envFile);
+  const defaults = batchDefaults(repository, opts, envFile, localUserName());
+  const jobs = parseBatchLines(await readBatchInput(opts.batch), defaults);
+  const clients = await clientsFrom(opts);
+  return await runBatchSubmit(jobs, clients, { json: opts.json, serverUrl: opts.server });
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -191,17 +242,10 @@ export function parseSubmitConfig(
   if (command.trim() === "") throw new UsageError("the command is empty");
   if (opts.follow && opts.wait) throw new UsageError("choose --follow or --wait, not both");
 
-  let timeoutSeconds = file.timeoutSeconds ?? 0;
-  if (opts.timeout !== undefined) {
-    const ms = parseDurationMs(opts.timeout, "--timeout");
-    if (ms % 1000 !== 0) throw new UsageError("--timeout: must be whole seconds");
-    timeoutSeconds = ms / 1000;
-  }
-  if (timeoutSeconds > MAX_TIMEOUT_SECONDS) {
-    throw new UsageError(
-      `--timeout: must be at most ${MAX_TIMEOUT_SECONDS / 86_400} days (0 means no limit)`,
-    );
-  }
+  const timeoutSeconds = checkTimeoutSeconds(
+    opts.timeout === undefined ? file.timeoutSeconds ?? 0 : parseTimeoutFlag(opts.timeout),
+    "--timeout",
+  );
   const queue = usageChecked(() =>
     validateQueueName(opts.queue ?? file.queue ?? "default", "--queue")
   );
