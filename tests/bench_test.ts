@@ -4,6 +4,7 @@
  * values, which belong to the machine).
  */
 import assert from "node:assert/strict";
+import { selected } from "../scripts/bench/main.ts";
 import type { BenchReport } from "../scripts/bench/report.ts";
 
 const EXPECTED: Record<string, { figures: string[]; targets: string[] }> = {
@@ -11,6 +12,19 @@ const EXPECTED: Record<string, { figures: string[]; targets: string[] }> = {
   "queue-cycle": {
     figures: ["jobs/s", "server CPU", "server CPU per job", "submitter CPU", "drainer CPU"],
     targets: ["jobs/s"],
+  },
+  // Memory's jobs/s target is on the RPC baseline, sqlite's on memory's session jobs/s.
+  "queue-cycle (session)": {
+    figures: [
+      "jobs/s",
+      "server CPU",
+      "server CPU per job",
+      "agent CPU",
+      "agent CPU per job",
+      "pickup p50",
+      "pickup p99",
+    ],
+    targets: ["jobs/s", "pickup p50"],
   },
   "telemetry": {
     figures: [
@@ -126,7 +140,7 @@ Deno.test("deno task bench --quick reports every scenario's figures and targets"
       assert.ok(Object.keys(scenario.inputs).length > 0, `${scenario.name} states its inputs`);
       assert.match(
         stdout,
-        new RegExp(`^${scenario.name}\\s+${scenario.store}`, "m"),
+        new RegExp(`^${RegExp.escape(scenario.name)}\\s+${scenario.store}`, "m"),
         "in the table",
       );
     }
@@ -134,4 +148,13 @@ Deno.test("deno task bench --quick reports every scenario's figures and targets"
   } finally {
     await Deno.remove(out);
   }
+});
+
+Deno.test("--only selects a scenario by name, and its variants by the name before the parenthesis", () => {
+  assert.ok(selected("queue-cycle", undefined));
+  assert.ok(selected("queue-cycle", ["queue-cycle"]));
+  assert.ok(selected("queue-cycle (session)", ["rpc-baseline", "queue-cycle"]));
+  assert.ok(selected("queue-cycle (session)", ["queue-cycle (session)"]));
+  assert.ok(!selected("queue-cycle", ["queue-cycle (session)"]));
+  assert.ok(!selected("queue-cycle (session)", ["queue"]));
 });

@@ -8,11 +8,18 @@
  *   agent.ts rpc    --server URL --concurrency N --duration-ms MS
  *   agent.ts submit --server URL --queue Q --jobs N --concurrency N [--command C]
  *   agent.ts drain  --server URL --queue Q --jobs N --concurrency N
+ *   agent.ts session-cycle  --server URL --queue Q --sessions N --concurrency N
+ *                           --batch N --in-flight N --backlog N
+ *                           --window-start EPOCH_MS --window-end EPOCH_MS
+ *   agent.ts session-pickup --server URL --queue Q --samples N --warmup N
+ *
+ * The session roles are in scripts/bench/session_agent.ts.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { createAirunnerClients } from "../../src/client/transport.ts";
+import { runSessionCycle, runSessionPickup } from "./session_agent.ts";
 import { preciseNowMs } from "./stats.ts";
 
 const { positionals, values } = parseArgs({
@@ -25,6 +32,14 @@ const { positionals, values } = parseArgs({
     concurrency: { type: "string", default: "32" },
     "duration-ms": { type: "string", default: "3000" },
     command: { type: "string", default: "true" },
+    sessions: { type: "string", default: "1" },
+    batch: { type: "string", default: "200" },
+    "in-flight": { type: "string", default: "2" },
+    backlog: { type: "string", default: "2000" },
+    "window-start": { type: "string", default: "0" },
+    "window-end": { type: "string", default: "0" },
+    samples: { type: "string", default: "200" },
+    warmup: { type: "string", default: "20" },
   },
 });
 const clients = createAirunnerClients({ serverUrl: values.server! });
@@ -46,7 +61,7 @@ async function load(step: () => Promise<void>, more: () => boolean): Promise<num
 const started = performance.now();
 let startedAtMs = performance.timeOrigin + started;
 let endedAtMs = Number.NaN;
-let result: Record<string, number>;
+let result: Record<string, unknown>;
 switch (positionals[0]) {
   case "rpc": {
     await clients.jobs.listJobs({ queue: values.queue, pageSize: 1 });
@@ -105,6 +120,33 @@ switch (positionals[0]) {
     }));
     result = { claimed, completed, elapsedMs: finishedAt - started };
     endedAtMs = performance.timeOrigin + finishedAt;
+    break;
+  }
+  case "session-cycle": {
+    const cycle = await runSessionCycle({
+      serverUrl: values.server!,
+      queue: values.queue!,
+      sessions: Number(values.sessions),
+      concurrency,
+      batch: Number(values.batch),
+      inFlight: Number(values["in-flight"]),
+      backlog: Number(values.backlog),
+      windowStartMs: Number(values["window-start"]),
+      windowEndMs: Number(values["window-end"]),
+    });
+    ({ startedAtMs, endedAtMs } = cycle);
+    result = { ...cycle };
+    break;
+  }
+  case "session-pickup": {
+    const pickup = await runSessionPickup({
+      serverUrl: values.server!,
+      queue: values.queue!,
+      samples: Number(values.samples),
+      warmup: Number(values.warmup),
+    });
+    result = pickup;
+    endedAtMs = preciseNowMs();
     break;
   }
   default:

@@ -1,6 +1,6 @@
 /**
  * `deno task bench`: starts real airunner processes on 127.0.0.1, runs the
- * eight scenarios on each store that they run on, prints a table and writes the figures as
+ * nine scenarios on each store that they run on, prints a table and writes the figures as
  * JSON (`--out FILE`). `--quick` runs a small version of every scenario in
  * seconds; the test suite runs it so the benchmark never rots.
  *
@@ -10,6 +10,9 @@
  * scenario runs on the memory store only ({@link TELEMETRY_STORES}).
  *
  *   deno task bench [--quick] [--out FILE] [--store memory,sqlite,aws] [--only NAME,...]
+ *
+ * `--only queue-cycle` runs both queue-cycle scenarios (unary and session);
+ * `--only "queue-cycle (session)"` the session one alone.
  *
  * @module
  */
@@ -23,6 +26,7 @@ import { queueCycle } from "./queue_cycle.ts";
 import { type BenchReport, formatTable } from "./report.ts";
 import { rpcBaseline } from "./rpc_baseline.ts";
 import type { ScenarioContext, ScenarioResult } from "./scenario.ts";
+import { queueCycleSession, SESSION_CYCLE_SCENARIO } from "./session_cycle.ts";
 import {
   TELEMETRY_SKIP_REASON,
   TELEMETRY_STORES,
@@ -34,6 +38,7 @@ import { timeToStart } from "./time_to_start.ts";
 export const SCENARIOS = {
   "rpc-baseline": rpcBaseline,
   "queue-cycle": queueCycle,
+  [SESSION_CYCLE_SCENARIO]: queueCycleSession,
   "telemetry": telemetryOverhead,
   "time-to-start": timeToStart,
   "process-jobs": processThroughput,
@@ -56,6 +61,15 @@ export const AWS_SKIP_REASON =
   "not run on the AWS store: its SQS and DynamoDB stand-ins are single-threaded JavaScript " +
   "emulators inside the bench process, so process, output and footprint figures would " +
   "measure the emulators, not airunner";
+
+/**
+ * Whether `--only` selects scenario `name`: by its name, or by the name
+ * before a parenthesis (`queue-cycle` selects `queue-cycle (session)` too).
+ */
+export function selected(name: string, only: readonly string[] | undefined): boolean {
+  if (only === undefined) return true;
+  return only.includes(name) || only.some((o) => name.startsWith(`${o} (`));
+}
 
 /** Why `name` does not run on `store`, or undefined when it does. */
 export function skipReason(name: string, store: string): string | undefined {
@@ -97,7 +111,7 @@ if (import.meta.main) {
   try {
     for (const store of stores) {
       for (const [name, run] of Object.entries(SCENARIOS)) {
-        if (only !== undefined && !only.includes(name)) continue;
+        if (!selected(name, only)) continue;
         const reason = skipReason(name, store);
         if (reason !== undefined) {
           console.error(`bench: ${name} (${store}) skipped (see "skipped:" in the report)`);

@@ -91,13 +91,15 @@ export interface TelemetryExport {
 
 /**
  * The environment of a child: this process's, less every OTEL_* variable,
- * plus `extra`. Use with `clearEnv: true`.
+ * with Deno's update check off (children talk to 127.0.0.1 only), plus
+ * `extra`. Use with `clearEnv: true`.
  */
 export function childEnv(extra: Readonly<Record<string, string>> = {}): Record<string, string> {
   const env = Object.fromEntries(
     Object.entries(Deno.env.toObject()).filter(([name]) => !name.startsWith("OTEL_")),
   );
-  return { ...env, ...extra };
+  // Deno's background update check would look up and call dl.deno.land.
+  return { ...env, DENO_NO_UPDATE_CHECK: "1", ...extra };
 }
 
 /** The OTEL_* variables that make a Deno process export to `telemetry`. */
