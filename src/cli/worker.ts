@@ -10,6 +10,7 @@ import { systemClock } from "../clock.ts";
 import { createAirunnerClients, parseServerUrl } from "../client/transport.ts";
 import { createLogger, type Logger, type LogLevel } from "../logger.ts";
 import { validateQueueName } from "../server/request_validation.ts";
+import { MAX_SESSION_CREDITS } from "../server/limits.ts";
 import { type RunningWorker, startWorker } from "../worker/worker.ts";
 import { createRpcWorkerApi, type WorkerApi } from "../worker/worker_api.ts";
 import { createSessionWorkerApi, type WorkerProtocol } from "../worker/session_worker_api.ts";
@@ -114,7 +115,7 @@ export function parseWorkerConfig(opts: {
   return {
     serverUrl: parseServerUrl(opts.server),
     queue,
-    concurrency: parseInteger(opts.concurrency, "--concurrency", 1, 1024),
+    concurrency: parseInteger(opts.concurrency, "--concurrency", 1, MAX_SESSION_CREDITS),
     visibilityTimeoutSeconds: Math.round(visibilityMs / 1000),
     shutdownGraceMs: parseDurationMs(opts.shutdownGrace, "--shutdown-grace"),
     workspaceRoot: opts.workspaceRoot,

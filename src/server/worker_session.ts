@@ -27,7 +27,7 @@ import {
 import type { Logger } from "../logger.ts";
 import type { Span } from "@opentelemetry/api";
 import { endSpan, startRemoteChildSpan } from "../telemetry/tracing.ts";
-import type { CompletionInput, JobStore, LeasedJob } from "../store/job_store.ts";
+import type { BatchOutcome, CompletionInput, JobStore, LeasedJob } from "../store/job_store.ts";
 import { operationError } from "./error_mapping.ts";
 import { MAX_SESSION_CREDITS, MAX_SESSION_OPERATIONS } from "./limits.ts";
 import {
@@ -67,7 +67,9 @@ export async function* serveWorkerSession(
   const reading = session.read(requests);
   try {
     yield* session.responses();
-    await reading;
+    // A call that ended (the client left, or the server is shutting down)
+    // may never see its request stream end; do not wait for it.
+    if (!ctx.signal.aborted) await reading;
   } finally {
     await session.end();
   }
@@ -134,6 +136,11 @@ class ServerSession {
             const batch = inbox;
             inbox = [];
             await this.#apply(batch);
+          }).catch((error) => {
+            // #apply acks what fails; anything else ends the session (and
+            // must never become an unhandled rejection).
+            this.#failure ??= error;
+            this.#stop.abort();
           });
         }
         if (inbox.length >= MAX_QUEUED_MESSAGES) await applying;
@@ -281,7 +288,14 @@ class ServerSession {
       }
     }
     if (valid.length > 0) {
-      const outcomes = await this.#store.completeBatch(valid.map((v) => v.input));
+      let outcomes: BatchOutcome<void>[];
+      try {
+        outcomes = await this.#store.completeBatch(valid.map((v) => v.input));
+      } catch (error) {
+        // The whole batch failed (the store is closing, the disk is full):
+        // each completion gets that error, as its unary call would.
+        outcomes = valid.map(() => ({ ok: false, error }));
+      }
       outcomes.forEach((outcome, i) => {
         const error = outcome.ok ? undefined : outcome.error;
         endSpan(valid[i]!.span, error);

@@ -80,6 +80,8 @@ const MAX_OPS_PER_MESSAGE = 500;
  */
 const SMALL_MESSAGE_BYTES = 1000;
 
+/** Completions remembered so that a retried one grants no second credit. */
+const MAX_REMEMBERED_COMPLETIONS = 10_000;
 /** Longest close waits for pending operations before it ends the stream anyway. */
 const CLOSE_WAIT_MS = 10_000;
 
@@ -146,6 +148,7 @@ class SessionWorkerApi implements ClosableWorkerApi {
   #wanted = 0;
   #claimSignal: AbortSignal | undefined;
   #wakeClaim: (() => void) | undefined;
+  readonly #completedTokens = new Set<string>();
   /** close() has begun: no reconnecting. */
   #stopping = false;
   readonly #wakeOnAbort = () => this.#wakeClaim?.();
@@ -208,7 +211,12 @@ class SessionWorkerApi implements ClosableWorkerApi {
   async complete(taskToken: string, result: JobResult): Promise<void> {
     // The slot this job frees takes the next job: grant its credit in the
     // same message, unless the worker is stopping.
-    if (this.#mode === "session" && this.#claimSignal?.aborted === false) this.#grant(1);
+    if (
+      this.#mode === "session" && this.#claimSignal?.aborted === false &&
+      this.#firstCompletion(taskToken)
+    ) {
+      this.#grant(1);
+    }
     await this.#issue({ kind: "completion", taskToken, result });
   }
 
@@ -216,9 +224,10 @@ class SessionWorkerApi implements ClosableWorkerApi {
     if (this.#stopping) return;
     // Jobs pushed after the worker stopped claiming go straight back.
     const unclaimed = this.#received.splice(0);
-    await Promise.allSettled(
+    const handingBack = Promise.allSettled(
       unclaimed.map(({ job, taskToken }) => this.extendLease(taskToken, job.queue, 0)),
     );
+    await Promise.race([handingBack, this.#options.clock.sleep(CLOSE_WAIT_MS)]);
     const settled = Promise.all([...this.#pending.values()].map((op) => op.settled));
     await Promise.race([settled, this.#options.clock.sleep(CLOSE_WAIT_MS)]);
     // End the request side first, so the server ends the stream cleanly;
@@ -229,10 +238,34 @@ class SessionWorkerApi implements ClosableWorkerApi {
     await Promise.race([ended, this.#options.clock.sleep(CLOSE_WAIT_MS)]);
     this.#closing.abort();
     await this.#loop;
+    // Jobs pushed while closing (against credits granted before) go back
+    // by unary calls; if those fail too, their visibility timeout returns them.
+    const late = this.#received.splice(0);
+    await Promise.race([
+      Promise.allSettled(
+        late.map(({ job, taskToken }) => this.#options.unary.extendLease(taskToken, job.queue, 0)),
+      ),
+      this.#options.clock.sleep(CLOSE_WAIT_MS),
+    ]);
     for (const op of this.#pending.values()) {
       op.reject(new ConnectError("the worker session closed", Code.Unavailable));
     }
     this.#pending.clear();
+  }
+
+  /**
+   * Whether this is the first completion of the job the token leases (a
+   * retried completion must not grant another credit). Remembers the last
+   * {@link MAX_REMEMBERED_COMPLETIONS} tokens.
+   */
+  #firstCompletion(taskToken: string): boolean {
+    if (this.#completedTokens.has(taskToken)) return false;
+    this.#completedTokens.add(taskToken);
+    if (this.#completedTokens.size > MAX_REMEMBERED_COMPLETIONS) {
+      const oldest = this.#completedTokens.values().next().value;
+      if (oldest !== undefined) this.#completedTokens.delete(oldest);
+    }
+    return true;
   }
 
   /** Read through a method: the mode changes while a claim waits. */
@@ -299,7 +332,12 @@ class SessionWorkerApi implements ClosableWorkerApi {
       const { opened, error } = await this.#runStream();
       if (this.#closing.signal.aborted || this.#stopping) return;
       if (opened) failures = 0;
-      if (!opened && this.#options.mode === "auto" && cannotHoldSession(error)) {
+      // Only the first stream decides: a session that worked once is
+      // worth reconnecting to.
+      if (
+        !opened && this.#mode === "connecting" && this.#options.mode === "auto" &&
+        cannotHoldSession(error)
+      ) {
         this.#logger.warn(
           { err: error },
           "the server cannot hold a worker session (no full-duplex HTTP/2); using unary calls",

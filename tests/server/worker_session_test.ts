@@ -18,6 +18,8 @@ import {
 } from "../../gen/job/v1/job_pb.ts";
 import { systemClock } from "../../src/clock.ts";
 import { createAirunnerClients, createAirunnerTransport } from "../../src/client/transport.ts";
+import { startServer } from "../../src/server/http_server.ts";
+import { MemoryJobStore } from "../../src/store/memory_store.ts";
 import { MAX_SESSION_CREDITS } from "../../src/server/limits.ts";
 import { makeEvent } from "../../src/store/event_sequencing.ts";
 import { createSessionWorkerApi } from "../../src/worker/session_worker_api.ts";
@@ -457,4 +459,86 @@ Deno.test("a session that grants credits and ends at once neither hangs nor keep
     await clients.jobs.listJobs({});
     assert.ok(performance.now() - started < 1_000);
   });
+});
+
+Deno.test("a store failing a whole completion batch answers each completion; the server lives", async () => {
+  class FailingStore extends MemoryJobStore {
+    override completeBatch(): Promise<never> {
+      return Promise.reject(new Error("disk full"));
+    }
+  }
+  const store = new FailingStore();
+  const failing = store;
+  const server = await startServer({
+    store: failing,
+    logger: memoryLog().logger,
+    hostname: "127.0.0.1",
+    port: 0,
+  });
+  try {
+    const clients = createAirunnerClients({ serverUrl: server.url });
+    await clients.jobs.enqueueJob({ queue: QUEUE, jobParams: params });
+    const session = openRawSession(server.url);
+    session.send({ open: { queue: QUEUE }, credits: 1 });
+    const { jobs } = await readJobs(session, 1);
+    const completion = (opId: bigint) => ({
+      opId,
+      taskToken: jobs[0]!.taskToken,
+      jobResult: create(JobResultSchema, { jobId: jobs[0]!.job!.jobId, success: true }),
+    });
+    session.send({ completions: [completion(1n)] });
+    session.send({ completions: [completion(2n)] });
+    const acks = [];
+    while (acks.length < 2) {
+      const res = await session.next();
+      assert.ok(res !== undefined, `expected 2 acks, got ${acks.length}`);
+      acks.push(...res.acks);
+    }
+    assert.deepEqual(acks.map((a) => a.error?.code), [Code.Internal, Code.Internal]);
+    session.closeSend();
+    assert.equal(await session.end(), undefined);
+    // Still serving.
+    assert.equal((await clients.jobs.getJob({ jobId: jobs[0]!.job!.jobId })).job?.attempt, 1);
+  } finally {
+    await server.close();
+    await store.close();
+  }
+});
+
+Deno.test("server shutdown does not wait out its timeout for an idle session", async () => {
+  const store = new MemoryJobStore();
+  const server = await startServer({
+    store,
+    logger: memoryLog().logger,
+    hostname: "127.0.0.1",
+    port: 0,
+    shutdownTimeoutMs: 8_000,
+  });
+  try {
+    // A worker waiting for work on an idle queue.
+    const api = createSessionWorkerApi({
+      connection: { serverUrl: server.url },
+      unary: createRpcWorkerApi(createAirunnerClients({ serverUrl: server.url })),
+      mode: "session",
+      clock: systemClock,
+      logger: memoryLog().logger,
+    });
+    const stopClaiming = new AbortController();
+    const claiming = api.claim(QUEUE, {
+      maxJobs: 4,
+      visibilityTimeoutSeconds: 30,
+      signal: stopClaiming.signal,
+    });
+    while (api.protocol !== "session") await new Promise((r) => setTimeout(r, 10));
+    const started = performance.now();
+    await server.close();
+    const tookMs = performance.now() - started;
+    assert.ok(tookMs < 4_000, `shutdown took ${Math.round(tookMs)} ms`);
+    stopClaiming.abort();
+    assert.deepEqual(await claiming, []);
+    await api.close();
+  } finally {
+    await server.close();
+    await store.close();
+  }
 });
