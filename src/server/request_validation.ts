@@ -28,7 +28,7 @@ import * as limits from "./limits.ts";
 
 /** A request field breaks a rule; `field` is its path in the request, as in the proto. */
 export class InvalidArgumentError extends Error {
-  constructor(readonly field: string, problem: string) {
+  constructor(readonly field: string, readonly problem: string) {
     super(`${field}: ${problem}`);
     this.name = "InvalidArgumentError";
   }
@@ -165,10 +165,7 @@ export function withinItem<T>(prefix: string, check: () => T): T {
     return check();
   } catch (error) {
     if (error instanceof InvalidArgumentError) {
-      throw new InvalidArgumentError(
-        `${prefix}.${error.field}`,
-        error.message.slice(error.field.length + 2),
-      );
+      throw new InvalidArgumentError(`${prefix}.${error.field}`, error.problem);
     }
     throw error;
   }

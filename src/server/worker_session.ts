@@ -24,6 +24,7 @@ import {
   type WorkerSessionResponse,
   WorkerSessionResponseSchema,
 } from "../../gen/job/v1/job_pb.ts";
+import { nextMacrotask } from "../event_loop.ts";
 import type { Logger } from "../logger.ts";
 import type { Span } from "@opentelemetry/api";
 import { endSpan, startRemoteChildSpan } from "../telemetry/tracing.ts";
@@ -340,11 +341,6 @@ function checkOperationCount(req: WorkerSessionRequest): void {
       `together carry ${operations} operations, more than the limit of ${MAX_SESSION_OPERATIONS}`,
     );
   }
-}
-
-/** Resolves after the event loop has run what is ready (I/O included). */
-function nextMacrotask(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 /** A span for one operation, in the trace of the worker's call that issued it. */

@@ -64,7 +64,7 @@ export interface SessionWorkerApiOptions {
 export interface ClosableWorkerApi extends WorkerApi {
   /** Which protocol carries the calls now. */
   readonly protocol: "session" | "unary" | "connecting";
-  /** Hands back jobs pushed but not claimed, waits for pending operations, and ends the stream. */
+  /** Waits for pending operations, ends the stream, and hands back jobs pushed but not claimed. */
   close(): Promise<void>;
 }
 
@@ -222,31 +222,29 @@ class SessionWorkerApi implements ClosableWorkerApi {
 
   async close(): Promise<void> {
     if (this.#stopping) return;
-    // Jobs pushed after the worker stopped claiming go straight back.
-    const unclaimed = this.#received.splice(0);
-    const handingBack = Promise.allSettled(
-      unclaimed.map(({ job, taskToken }) => this.extendLease(taskToken, job.queue, 0)),
-    );
-    await Promise.race([handingBack, this.#options.clock.sleep(CLOSE_WAIT_MS)]);
-    const settled = Promise.all([...this.#pending.values()].map((op) => op.settled));
-    await Promise.race([settled, this.#options.clock.sleep(CLOSE_WAIT_MS)]);
+    // Each step waits at most CLOSE_WAIT_MS: a server that is gone must not
+    // hold the worker's exit.
+    const within = (work: Promise<unknown>) =>
+      Promise.race([work, this.#options.clock.sleep(CLOSE_WAIT_MS)]);
+    await within(Promise.all([...this.#pending.values()].map((op) => op.settled)));
     // End the request side first, so the server ends the stream cleanly;
     // abort only if it does not within the wait.
     this.#stopping = true;
     this.#stream?.requests.close();
-    const ended = this.#loop ?? Promise.resolve();
-    await Promise.race([ended, this.#options.clock.sleep(CLOSE_WAIT_MS)]);
+    await within(this.#loop ?? Promise.resolve());
     this.#closing.abort();
     await this.#loop;
-    // Jobs pushed while closing (against credits granted before) go back
-    // by unary calls; if those fail too, their visibility timeout returns them.
-    const late = this.#received.splice(0);
-    await Promise.race([
+    // Jobs pushed but never claimed (the worker stopped claiming, or they
+    // came against credits granted before) go straight back; if that fails
+    // too, their visibility timeout returns them.
+    const unclaimed = this.#received.splice(0);
+    await within(
       Promise.allSettled(
-        late.map(({ job, taskToken }) => this.#options.unary.extendLease(taskToken, job.queue, 0)),
+        unclaimed.map(({ job, taskToken }) =>
+          this.#options.unary.extendLease(taskToken, job.queue, 0)
+        ),
       ),
-      this.#options.clock.sleep(CLOSE_WAIT_MS),
-    ]);
+    );
     for (const op of this.#pending.values()) {
       op.reject(new ConnectError("the worker session closed", Code.Unavailable));
     }

@@ -139,6 +139,7 @@ function randomElement(
   field: DescField,
   kind: "scalar" | "enum" | "message",
   depth: number,
+  budget: ShapeBudget,
 ): unknown {
   switch (kind) {
     case "scalar":
@@ -148,22 +149,20 @@ function randomElement(
     case "message":
       return depth > 3
         ? {}
-        : randomInit(rng, (field as { message: DescMessage }).message, depth + 1);
+        : randomInit(rng, (field as { message: DescMessage }).message, depth + 1, budget);
   }
 }
 
-function randomValue(rng: Random, field: DescField, depth: number): unknown {
+function randomValue(rng: Random, field: DescField, depth: number, budget: ShapeBudget): unknown {
   switch (field.fieldKind) {
     case "scalar":
     case "enum":
     case "message":
-      return randomElement(rng, field, field.fieldKind, depth);
+      return randomElement(rng, field, field.fieldKind, depth, budget);
     case "list": {
-      // One list over a limit per message: lists nested in lists (a batch of
-      // jobs with 1,025 args each) would multiply into gigabytes.
-      const oversize = rng.chance(0.05) && oversizedListsLeft-- > 0;
+      const oversize = rng.chance(0.05) && budget.oversizedLists-- > 0;
       const length = oversize ? rng.pick([1025, 1001]) : rng.int(4);
-      return Array.from({ length }, () => randomElement(rng, field, field.listKind, depth));
+      return Array.from({ length }, () => randomElement(rng, field, field.listKind, depth, budget));
     }
     case "map": {
       const entries = rng.chance(0.05) ? 257 : rng.int(4);
@@ -177,12 +176,26 @@ function randomValue(rng: Random, field: DescField, depth: number): unknown {
   }
 }
 
+/**
+ * What one generated message may still spend: one list over a limit per
+ * message, since lists nested in lists over the limit (a batch of 1,001 jobs
+ * with 1,025 args each) would multiply into gigabytes.
+ */
+interface ShapeBudget {
+  oversizedLists: number;
+}
+
 /** A message init of `desc` with random fields set, oneofs respected. */
-function randomInit(rng: Random, desc: DescMessage, depth = 0): Record<string, unknown> {
+function randomInit(
+  rng: Random,
+  desc: DescMessage,
+  depth = 0,
+  budget: ShapeBudget = { oversizedLists: 1 },
+): Record<string, unknown> {
   const init: Record<string, unknown> = {};
   for (const field of desc.fields) {
     if (rng.chance(0.3)) continue;
-    const value = randomValue(rng, field, depth);
+    const value = randomValue(rng, field, depth, budget);
     if (field.oneof === undefined) {
       init[field.localName] = value;
     } else if (init[field.oneof.localName] === undefined) {
@@ -224,11 +237,7 @@ interface FuzzRequest {
   readonly body: Uint8Array<ArrayBuffer>;
 }
 
-/** How many lists over a limit the message being built may still get. */
-let oversizedListsLeft = 1;
-
 function validShape(rng: Random, procedure: Procedure): Uint8Array<ArrayBuffer> {
-  oversizedListsLeft = 1;
   try {
     return new Uint8Array(
       toBinary(procedure.input, create(procedure.input, randomInit(rng, procedure.input))),
@@ -258,7 +267,6 @@ function fuzzRequest(rng: Random, procedure: Procedure, oversized: boolean): Fuz
       return { ...base, kind: "random bytes", body: rng.bytes(rng.int(2048)) };
     case 4: {
       let json = "{}";
-      oversizedListsLeft = 1;
       try {
         json = toJsonString(
           procedure.input,

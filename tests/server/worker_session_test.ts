@@ -16,16 +16,12 @@ import {
   WorkerSessionRequestSchema,
   type WorkerSessionResponse,
 } from "../../gen/job/v1/job_pb.ts";
-import { systemClock } from "../../src/clock.ts";
 import { createAirunnerClients, createAirunnerTransport } from "../../src/client/transport.ts";
-import { startServer } from "../../src/server/http_server.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
 import { MAX_SESSION_CREDITS } from "../../src/server/limits.ts";
 import { makeEvent } from "../../src/store/event_sequencing.ts";
-import { createSessionWorkerApi } from "../../src/worker/session_worker_api.ts";
-import { createRpcWorkerApi } from "../../src/worker/worker_api.ts";
 import { memoryLog } from "../support/memory_log.ts";
-import { withMemoryServer } from "../support/memory_server.ts";
+import { sessionApiTo, unaryApiTo, withMemoryServer } from "../support/memory_server.ts";
 import { startTcpProxy } from "../support/tcp_proxy.ts";
 
 const QUEUE = "default";
@@ -239,14 +235,7 @@ Deno.test("a session must open first, once, and within its credit limit", async 
 Deno.test("the session WorkerApi runs a job's whole conversation on one connection", async () => {
   await withMemoryServer(async (url, store) => {
     await using proxy = startTcpProxy(Number(new URL(url).port));
-    const log = memoryLog();
-    const api = createSessionWorkerApi({
-      connection: { serverUrl: proxy.url },
-      unary: createRpcWorkerApi(createAirunnerClients({ serverUrl: proxy.url })),
-      mode: "session",
-      clock: systemClock,
-      logger: log.logger,
-    });
+    const api = sessionApiTo(proxy.url);
     const clients = createAirunnerClients({ serverUrl: url });
     const { results } = await clients.jobs.enqueueJobs({
       jobs: Array.from({ length: 20 }, () => ({ queue: QUEUE, jobParams: params })),
@@ -322,16 +311,7 @@ Deno.test("auto falls back to unary calls behind an HTTP/1.1-only proxy", async 
     const proxy = await startHttp1Proxy(url);
     try {
       const log = memoryLog();
-      const unary = createRpcWorkerApi(
-        createAirunnerClients({ serverUrl: proxy.url, bufferRequestStreams: true }),
-      );
-      const api = createSessionWorkerApi({
-        connection: { serverUrl: proxy.url },
-        unary,
-        mode: "auto",
-        clock: systemClock,
-        logger: log.logger,
-      });
+      const api = sessionApiTo(proxy.url, { mode: "auto", logger: log.logger });
       const { jobId } = await createAirunnerClients({ serverUrl: url }).jobs.enqueueJob({
         queue: QUEUE,
         jobParams: params,
@@ -360,16 +340,7 @@ Deno.test("auto falls back to unary calls behind an HTTP/1.1-only proxy", async 
 for (const protocol of ["unary", "session"] as const) {
   Deno.test(`WorkerApi contract over ${protocol}: claims FIFO, fences, reports cancels`, async () => {
     await withMemoryServer(async (url, store) => {
-      const unary = createRpcWorkerApi(
-        createAirunnerClients({ serverUrl: url, bufferRequestStreams: true }),
-      );
-      const api = protocol === "unary" ? unary : createSessionWorkerApi({
-        connection: { serverUrl: url },
-        unary,
-        mode: "session",
-        clock: systemClock,
-        logger: memoryLog().logger,
-      });
+      const api = protocol === "unary" ? unaryApiTo(url) : sessionApiTo(url);
       const clients = createAirunnerClients({ serverUrl: url });
       const { results } = await clients.jobs.enqueueJobs({
         jobs: Array.from({ length: 3 }, () => ({ queue: QUEUE, jobParams: params })),
@@ -467,18 +438,10 @@ Deno.test("a store failing a whole completion batch answers each completion; the
       return Promise.reject(new Error("disk full"));
     }
   }
-  const store = new FailingStore();
-  const failing = store;
-  const server = await startServer({
-    store: failing,
-    logger: memoryLog().logger,
-    hostname: "127.0.0.1",
-    port: 0,
-  });
-  try {
-    const clients = createAirunnerClients({ serverUrl: server.url });
+  await withMemoryServer(async (url) => {
+    const clients = createAirunnerClients({ serverUrl: url });
     await clients.jobs.enqueueJob({ queue: QUEUE, jobParams: params });
-    const session = openRawSession(server.url);
+    const session = openRawSession(url);
     session.send({ open: { queue: QUEUE }, credits: 1 });
     const { jobs } = await readJobs(session, 1);
     const completion = (opId: bigint) => ({
@@ -499,30 +462,13 @@ Deno.test("a store failing a whole completion batch answers each completion; the
     assert.equal(await session.end(), undefined);
     // Still serving.
     assert.equal((await clients.jobs.getJob({ jobId: jobs[0]!.job!.jobId })).job?.attempt, 1);
-  } finally {
-    await server.close();
-    await store.close();
-  }
+  }, { store: new FailingStore() });
 });
 
 Deno.test("server shutdown does not wait out its timeout for an idle session", async () => {
-  const store = new MemoryJobStore();
-  const server = await startServer({
-    store,
-    logger: memoryLog().logger,
-    hostname: "127.0.0.1",
-    port: 0,
-    shutdownTimeoutMs: 8_000,
-  });
-  try {
+  await withMemoryServer(async (url, _store, server) => {
     // A worker waiting for work on an idle queue.
-    const api = createSessionWorkerApi({
-      connection: { serverUrl: server.url },
-      unary: createRpcWorkerApi(createAirunnerClients({ serverUrl: server.url })),
-      mode: "session",
-      clock: systemClock,
-      logger: memoryLog().logger,
-    });
+    const api = sessionApiTo(url);
     const stopClaiming = new AbortController();
     const claiming = api.claim(QUEUE, {
       maxJobs: 4,
@@ -537,8 +483,5 @@ Deno.test("server shutdown does not wait out its timeout for an idle session", a
     stopClaiming.abort();
     assert.deepEqual(await claiming, []);
     await api.close();
-  } finally {
-    await server.close();
-    await store.close();
-  }
+  }, { shutdownTimeoutMs: 8_000 });
 });

@@ -12,11 +12,10 @@ import { createAirunnerClients } from "../../src/client/transport.ts";
 import { startServer } from "../../src/server/http_server.ts";
 import { SqliteJobStore } from "../../src/store/sqlite/sqlite_store.ts";
 import { TaskTokenCodec } from "../../src/store/task_token.ts";
-import { createSessionWorkerApi } from "../../src/worker/session_worker_api.ts";
 import { startWorker } from "../../src/worker/worker.ts";
-import { createRpcWorkerApi } from "../../src/worker/worker_api.ts";
 import { memoryLog } from "../support/memory_log.ts";
 import { startTcpProxy } from "../support/tcp_proxy.ts";
+import { sessionApiTo } from "../support/memory_server.ts";
 
 const JOBS = 80;
 const LINES = 5;
@@ -36,13 +35,7 @@ Deno.test("cutting the session's connection mid-batch loses no job, runs none tw
   const proxy = startTcpProxy(Number(new URL(server.url).port));
   const ranFile = join(dir, "ran.txt");
   const workerLog = memoryLog();
-  const api = createSessionWorkerApi({
-    connection: { serverUrl: proxy.url },
-    unary: createRpcWorkerApi(createAirunnerClients({ serverUrl: proxy.url })),
-    mode: "session",
-    clock: systemClock,
-    logger: workerLog.logger,
-  });
+  const api = sessionApiTo(proxy.url, { logger: workerLog.logger });
   const worker = startWorker({
     api,
     queue: "default",

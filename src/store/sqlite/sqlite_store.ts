@@ -28,6 +28,7 @@ import {
   JobState,
 } from "../../../gen/job/v1/job_pb.ts";
 import { type Clock, systemClock } from "../../clock.ts";
+import { nextMacrotask } from "../../event_loop.ts";
 import {
   IdempotencyConflictError,
   JobFinishedError,
@@ -358,7 +359,7 @@ export class SqliteJobStore implements JobStore {
 
   /**
    * Records one result; returns the finished job's id, or undefined when the
-   * call was a resend of the recorded result.
+   * call was a resend of the recorded result. Throws why it was refused.
    */
   #completeJob(taskToken: string, result: JobResult, now: number): string | undefined {
     const claims = this.#tokens.verify(taskToken);
@@ -392,19 +393,10 @@ export class SqliteJobStore implements JobStore {
     ) {
       return undefined;
     }
+    // Throws when the lease is gone. If it still holds, the fenced UPDATE
+    // above matched nothing only because the result names another job.
     const row = this.#leasedRow(taskToken, now, { claims, row: done });
-    if (result.jobId !== row.job_id) throw new JobMismatchError(row.job_id, result.jobId);
-    this.#sql(
-      `UPDATE jobs SET state = ?, result = ?, lease_expires_at_ms = NULL, updated_at_ms = ?,
-         finished_at_ms = ? WHERE id = ?`,
-    ).run(
-      row.cancel_reason !== "" ? S.CANCELLED : finishedStateFor(result.success),
-      toBinary(JobResultSchema, stored),
-      now,
-      now,
-      row.id,
-    );
-    return row.job_id;
+    throw new JobMismatchError(row.job_id, result.jobId);
   }
 
   async cancel(jobId: string, reason: string): Promise<Job> {
@@ -512,7 +504,7 @@ export class SqliteJobStore implements JobStore {
         "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE job = ? LIMIT ?)",
       );
       while (!this.#closed && Number(deleteEvents.run(id, RETENTION_BATCH).changes) > 0) {
-        await yieldToRequests();
+        await nextMacrotask();
       }
       if (this.#closed) return 0;
       this.#sql("DELETE FROM jobs WHERE id = ?").run(id);
@@ -695,7 +687,7 @@ export class SqliteJobStore implements JobStore {
         while (
           !signal.aborted && await this.deleteFinishedBefore(this.#clock.now() - retentionMs) > 0
         ) {
-          await yieldToRequests();
+          await nextMacrotask();
         }
       } catch (error) {
         if (!(error instanceof StoreClosedError)) this.#onError(error);
@@ -706,10 +698,6 @@ export class SqliteJobStore implements JobStore {
 }
 
 /** Lets queued requests run between batches of background work (a macrotask, not clock time). */
-function yieldToRequests(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
 function jobFromRow(row: JobRow): Job {
   return create(JobSchema, {
     jobId: row.job_id,
