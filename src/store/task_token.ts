@@ -9,8 +9,8 @@
  *
  * @module
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { InvalidTaskTokenError } from "./errors.ts";
+import { HMAC_SHA256_BYTES, HmacSha256 } from "./hmac_sha256.ts";
 
 /** What a task token asserts. */
 export interface TaskTokenClaims {
@@ -28,11 +28,15 @@ export const MIN_SECRET_BYTES = 32;
 export const MAX_TASK_TOKEN_LENGTH = 4096;
 
 const PREFIX = "v1.";
-const MAC_BYTES = 32;
+/** Length of a MAC in base64url without padding. */
+const MAC_CHARS = Math.ceil(HMAC_SHA256_BYTES * 4 / 3);
+const BASE64URL = { alphabet: "base64url", omitPadding: true } as const;
+const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** Signs and verifies task tokens with one secret. */
 export class TaskTokenCodec {
-  readonly #secret: Uint8Array;
+  readonly #hmac: HmacSha256;
 
   constructor(secret: Uint8Array) {
     if (secret.byteLength < MIN_SECRET_BYTES) {
@@ -40,7 +44,7 @@ export class TaskTokenCodec {
         `task token secret must be at least ${MIN_SECRET_BYTES} bytes, got ${secret.byteLength}`,
       );
     }
-    this.#secret = secret.slice();
+    this.#hmac = new HmacSha256(secret);
   }
 
   /** A codec with a fresh random secret (tokens die with the process). */
@@ -52,8 +56,8 @@ export class TaskTokenCodec {
   sign(claims: TaskTokenClaims): string {
     const wire: WireClaims = { j: claims.jobId, q: claims.queue, a: claims.attempt };
     if (claims.handle !== undefined) wire.h = claims.handle;
-    const signed = PREFIX + Buffer.from(JSON.stringify(wire)).toString("base64url");
-    return `${signed}.${this.#mac(signed).toString("base64url")}`;
+    const signed = PREFIX + utf8.encode(JSON.stringify(wire)).toBase64(BASE64URL);
+    return `${signed}.${this.#mac(signed)}`;
   }
 
   /**
@@ -69,17 +73,34 @@ export class TaskTokenCodec {
     const dot = token.lastIndexOf(".");
     if (dot <= PREFIX.length) throw new InvalidTaskTokenError("malformed");
     const signed = token.slice(0, dot);
-    const mac = Buffer.from(token.slice(dot + 1), "base64url");
-    const expected = this.#mac(signed);
-    if (mac.byteLength !== MAC_BYTES || !timingSafeEqual(mac, expected)) {
+    if (!sameInConstantTime(token.slice(dot + 1), this.#mac(signed))) {
       throw new InvalidTaskTokenError("signature does not match");
     }
-    return parseClaims(Buffer.from(signed.slice(PREFIX.length), "base64url").toString("utf8"));
+    let json: string;
+    try {
+      json = strictUtf8.decode(Uint8Array.fromBase64(signed.slice(PREFIX.length), BASE64URL));
+    } catch {
+      throw new InvalidTaskTokenError("claims are not base64url UTF-8");
+    }
+    return parseClaims(json);
   }
 
-  #mac(signed: string): Buffer {
-    return createHmac("sha256", this.#secret).update(signed).digest();
+  /** The MAC of `signed` in base64url (its canonical form, the only one signed tokens carry). */
+  #mac(signed: string): string {
+    return this.#hmac.mac(utf8.encode(signed)).toBase64(BASE64URL);
   }
+}
+
+/**
+ * Compares a MAC given in a token with the expected one in time that depends
+ * only on their lengths (a MAC always has {@link MAC_CHARS}), so timing never
+ * tells a forger how much of a guess was right.
+ */
+function sameInConstantTime(given: string, expected: string): boolean {
+  if (given.length !== MAC_CHARS || expected.length !== MAC_CHARS) return false;
+  let diff = 0;
+  for (let i = 0; i < MAC_CHARS; i++) diff |= given.charCodeAt(i) ^ expected.charCodeAt(i);
+  return diff === 0;
 }
 
 interface WireClaims {

@@ -4,15 +4,20 @@
  * and long event logs.
  */
 import assert from "node:assert/strict";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { DatabaseSync } from "node:sqlite";
-import { JobParamsSchema, JobResultSchema, JobState } from "../../gen/job/v1/job_pb.ts";
+import {
+  ExecutionConfigSchema,
+  JobParamsSchema,
+  JobResultSchema,
+  JobState,
+} from "../../gen/job/v1/job_pb.ts";
 import { defaultExecutionConfig } from "../../src/server/execution_config.ts";
 import { LeaseLostError } from "../../src/store/errors.ts";
 import { makeEvent } from "../../src/store/event_sequencing.ts";
 import { loadTokenSecret, lockDataDir, openDataDirStore } from "../../src/store/data_dir.ts";
-import { DataDirError, SCHEMA_VERSION } from "../../src/store/sqlite/schema.ts";
-import { SqliteJobStore } from "../../src/store/sqlite/sqlite_store.ts";
+import { DataDirError, migrate, SCHEMA_VERSION } from "../../src/store/sqlite/schema.ts";
+import { listingFilter, SqliteJobStore } from "../../src/store/sqlite/sqlite_store.ts";
 import { TaskTokenCodec } from "../../src/store/task_token.ts";
 import type { JobEvent } from "../../gen/job/v1/job_pb.ts";
 import type { JobStore } from "../../src/store/job_store.ts";
@@ -129,6 +134,98 @@ Deno.test("a database written by a newer airunner is refused and left untouched"
     );
     assert.deepEqual(await Deno.readFile(path), before);
   });
+});
+
+Deno.test("a version 2 database moves to version 3 with its jobs, listed by queue and state", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/airunner.db`;
+    const db = new DatabaseSync(path);
+    migrate(db, path, 2);
+    const params = toBinary(JobParamsSchema, create(JobParamsSchema, { command: "true" }));
+    const config = toBinary(ExecutionConfigSchema, defaultExecutionConfig());
+    const insert = db.prepare(
+      `INSERT INTO jobs (id, job_id, queue, state, created_at_ms, updated_at_ms, params, execution_config, ready_key)
+       VALUES (?, ?, ?, ?, 1, 1, ?, ?, ?)`,
+    );
+    const rows: [string, JobState][] = [
+      ["a", JobState.COMPLETED],
+      ["a", JobState.FAILED],
+      ["b", JobState.FAILED],
+      ["b", JobState.CANCELLED],
+      ["a", JobState.SCHEDULED],
+    ];
+    rows.forEach(([queue, state], i) => {
+      const id = i + 1;
+      const jobId = `01890a5d-ac96-774b-bcce-b302099a80${String(id).padStart(2, "0")}`;
+      insert.run(id, jobId, queue, state, params, config, state === JobState.SCHEDULED ? id : null);
+    });
+    db.close();
+
+    const store = SqliteJobStore.open({ path, tokenCodec: testCodec(), retentionMs: 0 });
+    const ids = async (queue: string | undefined, state: JobState | undefined) =>
+      (await store.listJobs({
+        ...(queue === undefined ? {} : { queue }),
+        ...(state === undefined ? {} : { state }),
+        page: 1,
+        pageSize: 10,
+      })).jobs.map((j) => Number(j.jobId.slice(-2)));
+    assert.deepEqual(await ids(undefined, undefined), [5, 4, 3, 2, 1]);
+    assert.deepEqual(await ids("a", undefined), [5, 2, 1]);
+    assert.deepEqual(await ids(undefined, JobState.FAILED), [3, 2]);
+    assert.deepEqual(await ids("b", JobState.FAILED), [3]);
+    assert.deepEqual(await ids(undefined, JobState.CANCELLED), [4]);
+    assert.deepEqual(await ids("a", JobState.SCHEDULED), [5]);
+    // The scheduled job is still in its queue's order: a dequeue takes it.
+    const [leased] = await store.dequeue("a", {
+      maxJobs: 1,
+      visibilityTimeoutMs: 30_000,
+      signal: AbortSignal.timeout(1_000),
+    });
+    assert.equal(Number(leased?.job?.jobId.slice(-2)), 5);
+    await store.close();
+
+    const after = new DatabaseSync(path);
+    const version = after.prepare("PRAGMA user_version").get() as { user_version: number };
+    const indexes = after.prepare("SELECT name FROM sqlite_master WHERE type = 'index'").all()
+      .map((r) => r.name);
+    after.close();
+    assert.equal(version.user_version, SCHEMA_VERSION);
+    assert.ok(indexes.includes("jobs_by_queue") && indexes.includes("jobs_failed"));
+    assert.ok(!indexes.includes("jobs_by_state") && !indexes.includes("jobs_by_queue_state"));
+  });
+});
+
+Deno.test("listings by queue, failed or cancelled read an index, not the whole table", () => {
+  const db = new DatabaseSync(":memory:");
+  migrate(db, ":memory:");
+  const plan = (query: { queue?: string; state?: JobState }) => {
+    const { filter, args } = listingFilter(query);
+    return [
+      `SELECT COUNT(*) AS total FROM jobs ${filter}`,
+      `SELECT * FROM jobs ${filter} ORDER BY id DESC LIMIT 10`,
+    ].map((sql) =>
+      db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args).map((r) => String(r.detail)).join("; ")
+    );
+  };
+  const states = Object.values(JobState).filter((v): v is JobState => typeof v === "number");
+  for (const state of [undefined, ...states]) {
+    for (const step of plan({ queue: "q", ...(state === undefined ? {} : { state }) })) {
+      assert.match(
+        step,
+        /USING (COVERING )?INDEX (jobs_by_queue|jobs_ready)/,
+        `queue, ${state}: ${step}`,
+      );
+    }
+  }
+  assert.deepEqual(
+    plan({ state: JobState.FAILED }).map((step) => /INDEX jobs_failed/.test(step)),
+    [true, true],
+  );
+  assert.deepEqual(
+    plan({ state: JobState.CANCELLED }).map((step) => /INDEX jobs_cancelled/.test(step)),
+    [true, true],
+  );
+  db.close();
 });
 
 Deno.test("a second server on the same data dir is refused while the first runs", async () => {

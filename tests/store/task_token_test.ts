@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { InvalidTaskTokenError } from "../../src/store/errors.ts";
 import { MAX_TASK_TOKEN_LENGTH, TaskTokenCodec } from "../../src/store/task_token.ts";
 
@@ -35,4 +36,34 @@ Deno.test("tampered, truncated, foreign and malformed tokens are refused", () =>
 
 Deno.test("a secret shorter than 32 bytes is refused", () => {
   assert.throws(() => new TaskTokenCodec(new Uint8Array(31)), RangeError);
+});
+
+Deno.test("tokens are byte for byte those of the node:crypto signer, so tokens in flight survive an upgrade", () => {
+  for (const c of [claims, { ...claims, handle: "receipt+/=ü" }]) {
+    const wire = {
+      j: c.jobId,
+      q: c.queue,
+      a: c.attempt,
+      ...("handle" in c ? { h: c.handle } : {}),
+    };
+    const signed = "v1." + Buffer.from(JSON.stringify(wire)).toString("base64url");
+    const mac = createHmac("sha256", secret).update(signed).digest("base64url");
+    assert.equal(codec.sign(c), `${signed}.${mac}`);
+    assert.deepEqual(codec.verify(`${signed}.${mac}`), c);
+  }
+});
+
+Deno.test("a MAC in any form but the canonical base64url one is refused", () => {
+  const token = codec.sign(claims);
+  const dot = token.lastIndexOf(".");
+  const mac = token.slice(dot + 1);
+  const variants = [
+    `${mac}=`, // padded
+    mac.replaceAll("-", "+").replaceAll("_", "/"), // base64, not base64url
+    mac.slice(0, -1) + String.fromCharCode(mac.charCodeAt(mac.length - 1) ^ 1), // other trailing bits
+  ].filter((v) => v !== mac);
+  assert.ok(variants.length >= 2);
+  for (const v of variants) {
+    assert.throws(() => codec.verify(`${token.slice(0, dot)}.${v}`), InvalidTaskTokenError, v);
+  }
 });

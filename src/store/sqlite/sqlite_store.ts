@@ -88,6 +88,39 @@ const RETENTION_BATCH = 500;
 
 const S = JobState;
 
+/**
+ * Statements that write job states in as literals, built once: the statement
+ * cache is keyed by text, and a text rebuilt per call was hashed and compared
+ * in full on every lookup.
+ */
+const SQL = {
+  insertJob:
+    `INSERT INTO jobs (id, job_id, queue, state, request_id, created_at_ms, updated_at_ms, params, execution_config, ready_key)
+    VALUES (?, ?, ?, ${S.SCHEDULED}, ?, ?, ?, ?, ?, ?)`,
+  readyIds:
+    `SELECT id FROM jobs WHERE queue = ? AND state = ${S.SCHEDULED} ORDER BY ready_key LIMIT ?`,
+  leaseIds: `UPDATE jobs SET state = ${S.RUNNING}, attempt = attempt + 1, ready_key = NULL,
+    lease_expires_at_ms = ?, sequence_base = highest_sequence, updated_at_ms = ?
+    WHERE id IN (SELECT value FROM json_each(?)) RETURNING *`,
+  completeLeased:
+    `UPDATE jobs SET state = CASE WHEN cancel_reason != '' THEN ${S.CANCELLED} ELSE ? END,
+    result = ?, lease_expires_at_ms = NULL, updated_at_ms = ?, finished_at_ms = ?
+    WHERE job_id = ? AND attempt = ? AND state = ${S.RUNNING} AND lease_expires_at_ms > ?`,
+  scheduleAgain: `UPDATE jobs SET state = ${S.SCHEDULED}, ready_key = ?, lease_expires_at_ms = NULL,
+    updated_at_ms = ? WHERE id = ?`,
+  finishCancelled:
+    `UPDATE jobs SET state = ${S.CANCELLED}, ready_key = NULL, lease_expires_at_ms = NULL,
+    result = ?, updated_at_ms = ?, finished_at_ms = ? WHERE id = ?`,
+  expiredCancelled: `SELECT * FROM jobs WHERE state = ${S.RUNNING} AND lease_expires_at_ms <= ?
+    AND cancel_reason != ''`,
+  reclaimExpired:
+    `UPDATE jobs SET state = ${S.SCHEDULED}, ready_key = ${RESCHEDULED_BASE} + lease_expires_at_ms,
+    lease_expires_at_ms = NULL, updated_at_ms = ?
+    WHERE state = ${S.RUNNING} AND lease_expires_at_ms <= ? RETURNING queue`,
+  earliestLeaseExpiry:
+    `SELECT MIN(lease_expires_at_ms) AS next FROM jobs WHERE state = ${S.RUNNING}`,
+} as const;
+
 interface JobRow {
   id: number;
   job_id: string;
@@ -214,10 +247,7 @@ export class SqliteJobStore implements JobStore {
     // The row id is chosen here, so the row is written whole in one
     // statement (its ready_key, the queue order, is its id).
     const id = this.#nextRowId++;
-    this.#sql(
-      `INSERT INTO jobs (id, job_id, queue, state, request_id, created_at_ms, updated_at_ms, params, execution_config, ready_key)
-       VALUES (?, ?, ?, ${S.SCHEDULED}, ?, ?, ?, ?, ?, ?)`,
-    ).run(
+    this.#sql(SQL.insertJob).run(
       id,
       jobId,
       input.queue,
@@ -275,17 +305,11 @@ export class SqliteJobStore implements JobStore {
         this.#reclaimExpired(now);
       }
       const rows = this.#transaction(() => {
-        const ids = this.#sql(
-          `SELECT id FROM jobs WHERE queue = ? AND state = ${S.SCHEDULED} ORDER BY ready_key LIMIT ?`,
-        ).all(queue, maxJobs) as unknown as { id: number }[];
+        const ids = this.#sql(SQL.readyIds).all(queue, maxJobs) as unknown as { id: number }[];
         if (ids.length === 0) return [];
         // One statement leases them all; RETURNING has no order, so the
         // rows are put back in queue order.
-        const leased = this.#sql(
-          `UPDATE jobs SET state = ${S.RUNNING}, attempt = attempt + 1, ready_key = NULL,
-             lease_expires_at_ms = ?, sequence_base = highest_sequence, updated_at_ms = ?
-           WHERE id IN (SELECT value FROM json_each(?)) RETURNING *`,
-        ).all(
+        const leased = this.#sql(SQL.leaseIds).all(
           now + visibilityTimeoutMs,
           now,
           JSON.stringify(ids.map(({ id }) => id)),
@@ -367,11 +391,7 @@ export class SqliteJobStore implements JobStore {
     stored.completedAt ??= timestampFromMs(now);
     if (result.jobId === claims.jobId) {
       // The usual case in one statement: the fence is in the WHERE clause.
-      const { changes } = this.#sql(
-        `UPDATE jobs SET state = CASE WHEN cancel_reason != '' THEN ${S.CANCELLED} ELSE ? END,
-           result = ?, lease_expires_at_ms = NULL, updated_at_ms = ?, finished_at_ms = ?
-         WHERE job_id = ? AND attempt = ? AND state = ${S.RUNNING} AND lease_expires_at_ms > ?`,
-      ).run(
+      const { changes } = this.#sql(SQL.completeLeased).run(
         finishedStateFor(result.success),
         toBinary(JobResultSchema, stored),
         now,
@@ -464,17 +484,7 @@ export class SqliteJobStore implements JobStore {
   async listJobs(query: ListJobsQuery): Promise<JobPage> {
     this.#assertOpen();
     this.#reclaimExpired(this.#clock.now());
-    const where: string[] = [];
-    const args: (string | number)[] = [];
-    if (query.queue !== undefined) {
-      where.push("queue = ?");
-      args.push(query.queue);
-    }
-    if (query.state !== undefined) {
-      where.push("state = ?");
-      args.push(query.state);
-    }
-    const filter = where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`;
+    const { filter, args } = listingFilter(query);
     const { total } = this.#sql(`SELECT COUNT(*) AS total FROM jobs ${filter}`).get(...args) as {
       total: number;
     };
@@ -617,10 +627,7 @@ export class SqliteJobStore implements JobStore {
       this.#finishCancelled(row, this.#clock.now(), " (its worker stopped before finishing)");
       return;
     }
-    this.#sql(
-      `UPDATE jobs SET state = ${S.SCHEDULED}, ready_key = ?, lease_expires_at_ms = NULL,
-         updated_at_ms = ? WHERE id = ?`,
-    ).run(RESCHEDULED_BASE + atMs, this.#clock.now(), row.id);
+    this.#sql(SQL.scheduleAgain).run(RESCHEDULED_BASE + atMs, this.#clock.now(), row.id);
     this.#queueWaiters.notify(row.queue, 1);
   }
 
@@ -632,25 +639,15 @@ export class SqliteJobStore implements JobStore {
       errorMessage: `cancelled: ${row.cancel_reason}${detail}`,
       completedAt: timestampFromMs(now),
     });
-    this.#sql(
-      `UPDATE jobs SET state = ${S.CANCELLED}, ready_key = NULL, lease_expires_at_ms = NULL,
-         result = ?, updated_at_ms = ?, finished_at_ms = ? WHERE id = ?`,
-    ).run(toBinary(JobResultSchema, result), now, now, row.id);
+    this.#sql(SQL.finishCancelled).run(toBinary(JobResultSchema, result), now, now, row.id);
     this.#jobWatchers.notify(row.job_id);
   }
 
   /** Schedules again every job whose lease has run out by `now`, and wakes their queues. */
   #reclaimExpired(now: number): void {
-    const cancelled = this.#sql(
-      `SELECT * FROM jobs WHERE state = ${S.RUNNING} AND lease_expires_at_ms <= ?
-         AND cancel_reason != ''`,
-    ).all(now) as unknown as JobRow[];
+    const cancelled = this.#sql(SQL.expiredCancelled).all(now) as unknown as JobRow[];
     for (const row of cancelled) this.#scheduleAgain(row, now);
-    const queues = this.#sql(
-      `UPDATE jobs SET state = ${S.SCHEDULED}, ready_key = ${RESCHEDULED_BASE} + lease_expires_at_ms,
-         lease_expires_at_ms = NULL, updated_at_ms = ?
-       WHERE state = ${S.RUNNING} AND lease_expires_at_ms <= ? RETURNING queue`,
-    ).all(now, now) as unknown as { queue: string }[];
+    const queues = this.#sql(SQL.reclaimExpired).all(now, now) as unknown as { queue: string }[];
     for (const { queue } of queues) this.#queueWaiters.notify(queue, 1);
   }
 
@@ -662,9 +659,7 @@ export class SqliteJobStore implements JobStore {
     if (armedAt !== undefined && newLeaseExpiresAt !== undefined && armedAt <= newLeaseExpiresAt) {
       return;
     }
-    const { next } = this.#sql(
-      `SELECT MIN(lease_expires_at_ms) AS next FROM jobs WHERE state = ${S.RUNNING}`,
-    ).get() as { next: number | null };
+    const { next } = this.#sql(SQL.earliestLeaseExpiry).get() as { next: number | null };
     const armed = this.#expiryTimer;
     if (armed !== undefined && next !== null && armed.at <= next) return;
     armed?.stop.abort();
@@ -698,6 +693,29 @@ export class SqliteJobStore implements JobStore {
 }
 
 /** Lets queued requests run between batches of background work (a macrotask, not clock time). */
+/**
+ * The WHERE clause of a listing. The state is written in as a literal, not
+ * bound: only then can SQLite use the partial index of that state.
+ */
+export function listingFilter(query: Pick<ListJobsQuery, "queue" | "state">): {
+  filter: string;
+  args: string[];
+} {
+  const where: string[] = [];
+  const args: string[] = [];
+  if (query.queue !== undefined) {
+    where.push("queue = ?");
+    args.push(query.queue);
+  }
+  if (query.state !== undefined) {
+    if (!Number.isSafeInteger(query.state)) {
+      throw new TypeError(`state ${query.state} is not a number`);
+    }
+    where.push(`state = ${query.state}`);
+  }
+  return { filter: where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`, args };
+}
+
 function jobFromRow(row: JobRow): Job {
   return create(JobSchema, {
     jobId: row.job_id,
