@@ -71,14 +71,38 @@ export function parseServerUrl(raw: string): string {
 
 /** Creates the Connect transport for `options`. */
 export function createAirunnerTransport(options: ConnectionOptions): Transport {
-  let fetchFn: typeof fetch = fetch;
   if (options.caCertPem !== undefined || options.http2Only === true) {
-    const client = Deno.createHttpClient({
-      ...(options.caCertPem === undefined ? {} : { caCerts: [options.caCertPem] }),
-      ...(options.http2Only === true ? { http1: false, http2: true } : {}),
-    });
-    fetchFn = (input, init) => fetch(input, { ...init, client });
+    return createTransportOver(options, httpClientFor(options));
   }
+  return createTransportOver(options, undefined);
+}
+
+/**
+ * A transport over connections of its own: `close()` drops them. For a
+ * caller that must be sure its next call opens a new connection, since
+ * HTTP/2 would otherwise carry it over the one that went silent.
+ */
+export function createClosableTransport(
+  options: ConnectionOptions,
+): { transport: Transport; close(): void } {
+  const client = httpClientFor(options);
+  return { transport: createTransportOver(options, client), close: () => client.close() };
+}
+
+function httpClientFor(options: ConnectionOptions): Deno.HttpClient {
+  return Deno.createHttpClient({
+    ...(options.caCertPem === undefined ? {} : { caCerts: [options.caCertPem] }),
+    ...(options.http2Only === true ? { http1: false, http2: true } : {}),
+  });
+}
+
+function createTransportOver(
+  options: ConnectionOptions,
+  client: Deno.HttpClient | undefined,
+): Transport {
+  const fetchFn: typeof fetch = client === undefined
+    ? fetch
+    : (input, init) => fetch(input, { ...init, client });
   const interceptors: Interceptor[] = [];
   if (options.token !== undefined && options.token !== "") {
     const authorization = `Bearer ${options.token}`;

@@ -20,7 +20,7 @@ import { isExpectedError, toConnectError } from "./error_mapping.ts";
 import { createJobEventsService } from "./job_events_service.ts";
 import { createJobService } from "./job_service.ts";
 import { CALLER, requireApiToken } from "./authorization.ts";
-import { MAX_MESSAGE_BYTES } from "./limits.ts";
+import { MAX_MESSAGE_BYTES, SESSION_HEARTBEAT_MS } from "./limits.ts";
 import { concatBytes } from "../bytes.ts";
 import { instrumentStore } from "../telemetry/instrumented_store.ts";
 import { registerAllMetrics } from "../telemetry/metrics.ts";
@@ -39,6 +39,8 @@ export interface ServerOptions {
   readonly executionConfig?: ExecutionConfig;
   /** Longest a DequeueJob waits before ending without a job (default 60 s). */
   readonly maxDequeueWaitMs?: number;
+  /** How often an idle worker session says it is alive (default {@link SESSION_HEARTBEAT_MS}). */
+  readonly sessionHeartbeatMs?: number;
   /** Longest shutdown waits for in-flight calls to finish (default 10 s). */
   readonly shutdownTimeoutMs?: number;
   /**
@@ -87,6 +89,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       logger,
       executionConfig: options.executionConfig ?? defaultExecutionConfig(),
       maxDequeueWaitMs: options.maxDequeueWaitMs ?? 60_000,
+      sessionHeartbeatMs: options.sessionHeartbeatMs ?? SESSION_HEARTBEAT_MS,
     }),
   );
   router.service(JobEventsService, createJobEventsService({ store }));

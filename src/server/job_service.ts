@@ -39,6 +39,8 @@ export interface JobServiceDeps {
    * ends without a job.
    */
   readonly maxDequeueWaitMs: number;
+  /** How often an idle worker session sends an empty message. */
+  readonly sessionHeartbeatMs: number;
 }
 
 /** Builds the JobService implementation. */
@@ -85,7 +87,11 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
     },
 
     workerSession(requests, ctx) {
-      return serveWorkerSession(requests, ctx, { store, logger });
+      return serveWorkerSession(requests, ctx, {
+        store,
+        logger,
+        heartbeatMs: deps.sessionHeartbeatMs,
+      });
     },
 
     async *dequeueJob(req, ctx: HandlerContext): AsyncGenerator<DequeueJobResponse> {

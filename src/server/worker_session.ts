@@ -14,7 +14,7 @@
  * @module
  */
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import {
   type DequeueJobResponse,
   DequeueJobResponseSchema,
@@ -30,7 +30,11 @@ import type { Span } from "@opentelemetry/api";
 import { endSpan, startRemoteChildSpan } from "../telemetry/tracing.ts";
 import type { BatchOutcome, CompletionInput, JobStore, LeasedJob } from "../store/job_store.ts";
 import { operationError } from "./error_mapping.ts";
-import { MAX_SESSION_CREDITS, MAX_SESSION_OPERATIONS } from "./limits.ts";
+import {
+  MAX_SESSION_CREDITS,
+  MAX_SESSION_OPERATIONS,
+  SESSION_SILENT_HEARTBEATS,
+} from "./limits.ts";
 import {
   InvalidArgumentError,
   validateCompleteRequest,
@@ -43,6 +47,11 @@ import {
 export interface WorkerSessionDeps {
   readonly store: JobStore;
   readonly logger: Logger;
+  /**
+   * How often an idle session sends an empty message (SESSION_HEARTBEAT_MS);
+   * a worker silent for SESSION_SILENT_HEARTBEATS of them is taken for gone.
+   */
+  readonly heartbeatMs: number;
 }
 
 /**
@@ -95,10 +104,18 @@ class ServerSession {
   #wakeResponses: (() => void) | undefined;
   /** Wakes the pusher (credits arrived, or the end). */
   #wakePusher: (() => void) | undefined;
+  /** Whether anything was sent since the heartbeat timer last fired. */
+  #sentSinceBeat = false;
+  /** Set by the heartbeat timer when a whole interval passed in silence. */
+  #heartbeatDue = false;
+  /** When the worker's last message arrived (performance.now()). */
+  #heardAt = performance.now();
+  readonly #heartbeatMs: number;
 
   constructor(deps: WorkerSessionDeps, callSignal: AbortSignal) {
     this.#store = deps.store;
     this.#logger = deps.logger;
+    this.#heartbeatMs = deps.heartbeatMs;
     this.#callSignal = callSignal;
     const onAbort = () => this.#stop.abort();
     if (callSignal.aborted) onAbort();
@@ -118,6 +135,7 @@ class ServerSession {
     try {
       let first = true;
       for await (const req of requests) {
+        this.#heardAt = performance.now();
         if (first) {
           const open = validateSessionOpen(req.open);
           this.#queue = open.queue;
@@ -165,6 +183,35 @@ class ServerSession {
     // The first message tells the worker the stream is open both ways (a
     // proxy that cannot do full duplex never lets it through).
     yield create(WorkerSessionResponseSchema, {});
+    // One timer for the session's life, not one per wait: under load this
+    // loop waits thousands of times a second.
+    const silenceLimitMs = SESSION_SILENT_HEARTBEATS * this.#heartbeatMs;
+    const heartbeat = setInterval(() => {
+      if (performance.now() - this.#heardAt > silenceLimitMs) {
+        // The connection died without a word: stop leasing for it, and let
+        // end() hand back what was never sent.
+        this.#failure ??= new ConnectError(
+          `the worker sent nothing for ${silenceLimitMs} ms; ending its session`,
+          Code.DeadlineExceeded,
+        );
+        this.#stop.abort();
+        this.#wakeResponses?.();
+        return;
+      }
+      if (!this.#sentSinceBeat) {
+        this.#heartbeatDue = true;
+        this.#wakeResponses?.();
+      }
+      this.#sentSinceBeat = false;
+    }, this.#heartbeatMs);
+    try {
+      yield* this.#send();
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  async *#send(): AsyncGenerator<WorkerSessionResponse> {
     for (;;) {
       if (this.#failure !== undefined) throw this.#failure;
       // Once the session stops, jobs not yet sent stay for end() to hand
@@ -177,7 +224,14 @@ class ServerSession {
         });
         if (jobs.length > 0) this.#jobs = [];
         this.#acks = [];
+        this.#sentSinceBeat = true;
+        this.#heartbeatDue = false;
         yield message;
+        continue;
+      }
+      if (this.#heartbeatDue && !this.#readDone && !this.#callSignal.aborted) {
+        this.#heartbeatDue = false;
+        yield create(WorkerSessionResponseSchema, {});
         continue;
       }
       // Nobody reads what a call that ended would send.

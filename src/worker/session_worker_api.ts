@@ -22,7 +22,7 @@
  * @module
  */
 import { create } from "@bufbuild/protobuf";
-import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import {
   type JobEvent,
   type JobResult,
@@ -36,10 +36,11 @@ import {
   type WorkerSessionResponse,
 } from "../../gen/job/v1/job_pb.ts";
 import type { Clock } from "../clock.ts";
-import { type ConnectionOptions, createAirunnerTransport } from "../client/transport.ts";
+import { type ConnectionOptions, createClosableTransport } from "../client/transport.ts";
 import type { Logger } from "../logger.ts";
 import type { LeasedJob, LeaseUpdate } from "../store/job_store.ts";
 import { currentTraceparent } from "../telemetry/tracing.ts";
+import { SESSION_HEARTBEAT_MS, SESSION_SILENT_HEARTBEATS } from "../server/limits.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import type { ClaimOptions, WorkerApi } from "./worker_api.ts";
 
@@ -58,6 +59,13 @@ export interface SessionWorkerApiOptions {
   readonly logger: Logger;
   /** How long a new stream may take to say it is open (default 10 s). */
   readonly openTimeoutMs?: number;
+  /**
+   * Heartbeat interval (default {@link SESSION_HEARTBEAT_MS}): a stream that
+   * sent nothing for this long sends an empty message, and one that heard
+   * nothing for {@link SESSION_SILENT_HEARTBEATS} of them is taken for dead
+   * and replaced. The server must use the same interval.
+   */
+  readonly heartbeatMs?: number;
 }
 
 /** A WorkerApi that also has a connection to end. */
@@ -93,6 +101,14 @@ class SessionOpenTimeoutError extends Error {
   }
 }
 
+/** An open session went quiet for longer than the server's heartbeats allow. */
+class SessionSilentError extends Error {
+  constructor(ms: number) {
+    super(`heard nothing from the server for ${ms} ms; taking the connection for dead`);
+    this.name = "SessionSilentError";
+  }
+}
+
 type Operation =
   | {
     readonly kind: "lease_update";
@@ -125,7 +141,6 @@ export function createSessionWorkerApi(options: SessionWorkerApiOptions): Closab
 
 class SessionWorkerApi implements ClosableWorkerApi {
   readonly #options: SessionWorkerApiOptions;
-  readonly #client: Client<typeof JobService>;
   readonly #logger: Logger;
   readonly #closing = new AbortController();
   #mode: "session" | "unary" | "connecting" = "connecting";
@@ -156,8 +171,6 @@ class SessionWorkerApi implements ClosableWorkerApi {
   constructor(options: SessionWorkerApiOptions) {
     this.#options = options;
     this.#logger = options.logger;
-    const transport = createAirunnerTransport({ ...options.connection, http2Only: true });
-    this.#client = createClient(JobService, transport);
   }
 
   get protocol(): "session" | "unary" | "connecting" {
@@ -351,6 +364,13 @@ class SessionWorkerApi implements ClosableWorkerApi {
 
   /** Runs one stream to its end; says whether it opened and why it ended. */
   async #runStream(): Promise<{ opened: boolean; error: unknown }> {
+    // Each stream on a connection of its own: after a connection went
+    // silent, HTTP/2 would otherwise open the next stream on that same one.
+    const connection = createClosableTransport({
+      ...this.#options.connection,
+      http2Only: true,
+    });
+    const client = createClient(JobService, connection.transport);
     const requests = new RequestChannel();
     const abort = new AbortController();
     const onClose = () => abort.abort();
@@ -375,9 +395,23 @@ class SessionWorkerApi implements ClosableWorkerApi {
     });
     for (const message of messages) requests.push(message);
     let opened = false;
+    // A connection that died without a word (no FIN, no RST) would leave an
+    // idle worker waiting forever: heartbeats both ways bound the silence.
+    const heartbeatMs = this.#options.heartbeatMs ?? SESSION_HEARTBEAT_MS;
+    const silenceLimitMs = SESSION_SILENT_HEARTBEATS * heartbeatMs;
+    let heardAt = performance.now();
+    const heartbeat = setInterval(() => {
+      if (!opened) return;
+      if (performance.now() - heardAt > silenceLimitMs) {
+        abort.abort(new SessionSilentError(silenceLimitMs));
+      } else if (requests.quietSinceLastAsked()) {
+        requests.push(create(WorkerSessionRequestSchema, {}));
+      }
+    }, heartbeatMs);
     try {
-      const responses = this.#client.workerSession(requests, { signal: abort.signal });
+      const responses = client.workerSession(requests, { signal: abort.signal });
       for await (const res of responses) {
+        heardAt = performance.now();
         if (!opened) {
           opened = true;
           clearTimeout(openTimer);
@@ -391,9 +425,13 @@ class SessionWorkerApi implements ClosableWorkerApi {
       return { opened, error: new ConnectError("the server ended the session", Code.Unavailable) };
     } catch (error) {
       const reason = abort.signal.reason;
-      return { opened, error: reason instanceof SessionOpenTimeoutError ? reason : error };
+      const ownReason = reason instanceof SessionOpenTimeoutError ||
+        reason instanceof SessionSilentError;
+      return { opened, error: ownReason ? reason : error };
     } finally {
       clearTimeout(openTimer);
+      clearInterval(heartbeat);
+      connection.close();
       this.#closing.signal.removeEventListener("abort", onClose);
       this.#stream = undefined;
       requests.close();
@@ -543,11 +581,20 @@ class RequestChannel implements AsyncIterable<WorkerSessionRequest> {
   #queue: WorkerSessionRequest[] = [];
   #closed = false;
   #wake: (() => void) | undefined;
+  #pushedSinceAsked = false;
 
   push(message: WorkerSessionRequest): void {
     if (this.#closed) return;
     this.#queue.push(message);
+    this.#pushedSinceAsked = true;
     this.#wake?.();
+  }
+
+  /** Whether nothing was pushed since the last call (the heartbeat's question). */
+  quietSinceLastAsked(): boolean {
+    const quiet = !this.#pushedSinceAsked;
+    this.#pushedSinceAsked = false;
+    return quiet;
   }
 
   close(): void {

@@ -23,7 +23,7 @@ import { memoryLog } from "./memory_log.ts";
  */
 export async function withMemoryServer<S extends MemoryJobStore = MemoryJobStore>(
   fn: (url: string, store: S, server: RunningServer) => Promise<void>,
-  options: { store?: S; shutdownTimeoutMs?: number } = {},
+  options: { store?: S; shutdownTimeoutMs?: number; sessionHeartbeatMs?: number } = {},
 ): Promise<void> {
   const store = options.store ?? new MemoryJobStore() as S;
   const server = await startServer({
@@ -34,6 +34,9 @@ export async function withMemoryServer<S extends MemoryJobStore = MemoryJobStore
     ...(options.shutdownTimeoutMs === undefined
       ? {}
       : { shutdownTimeoutMs: options.shutdownTimeoutMs }),
+    ...(options.sessionHeartbeatMs === undefined
+      ? {}
+      : { sessionHeartbeatMs: options.sessionHeartbeatMs }),
   });
   try {
     await fn(server.url, store, server);
@@ -51,7 +54,7 @@ export function unaryApiTo(serverUrl: string): WorkerApi {
 /** The worker's session API against `serverUrl` (mode `session` unless told). */
 export function sessionApiTo(
   serverUrl: string,
-  options: { mode?: "auto" | "session"; logger?: Logger } = {},
+  options: { mode?: "auto" | "session"; logger?: Logger; heartbeatMs?: number } = {},
 ): ClosableWorkerApi {
   return createSessionWorkerApi({
     connection: { serverUrl },
@@ -59,5 +62,6 @@ export function sessionApiTo(
     mode: options.mode ?? "session",
     clock: systemClock,
     logger: options.logger ?? memoryLog().logger,
+    ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
   });
 }

@@ -1,7 +1,9 @@
 /**
  * A TCP proxy on 127.0.0.1 that a test can cut: every connection through it
  * is closed at once by {@link TcpProxy.cutAll}, as a network failure or a
- * restarting load balancer would, while new connections keep working.
+ * restarting load balancer would, or goes silent with
+ * {@link TcpProxy.stallAll}, as a crashed host or a middlebox that dropped
+ * the connection would, while new connections keep working.
  *
  * @module
  */
@@ -13,13 +15,18 @@ export interface TcpProxy extends AsyncDisposable {
   readonly accepted: number;
   /** Closes every open connection (both sides); returns how many were cut. */
   cutAll(): number;
+  /**
+   * Stops every open connection from carrying data either way, without
+   * closing it (bytes sent into it are dropped); returns how many stalled.
+   */
+  stallAll(): number;
   close(): Promise<void>;
 }
 
 /** Starts a proxy to `target` (host:port). */
 export function startTcpProxy(targetPort: number): TcpProxy {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const open = new Set<{ client: Deno.Conn; upstream: Deno.Conn }>();
+  const open = new Set<{ client: Deno.Conn; upstream: Deno.Conn; stalled: boolean }>();
   let accepted = 0;
   const closeQuietly = (conn: Deno.Conn) => {
     try {
@@ -28,9 +35,13 @@ export function startTcpProxy(targetPort: number): TcpProxy {
       // Already closed.
     }
   };
-  const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
+  const pipe = async (from: Deno.Conn, to: Deno.Conn, pair: { stalled: boolean }) => {
+    const writer = to.writable.getWriter();
     try {
-      await from.readable.pipeTo(to.writable, { preventClose: false });
+      for await (const chunk of from.readable) {
+        if (!pair.stalled) await writer.write(chunk);
+      }
+      await writer.close();
     } catch {
       // Cut, or the other side went away.
     }
@@ -45,9 +56,9 @@ export function startTcpProxy(targetPort: number): TcpProxy {
         closeQuietly(client);
         continue;
       }
-      const pair = { client, upstream };
+      const pair = { client, upstream, stalled: false };
       open.add(pair);
-      void Promise.all([pipe(client, upstream), pipe(upstream, client)]).finally(() => {
+      void Promise.all([pipe(client, upstream, pair), pipe(upstream, client, pair)]).finally(() => {
         open.delete(pair);
         closeQuietly(client);
         closeQuietly(upstream);
@@ -62,6 +73,14 @@ export function startTcpProxy(targetPort: number): TcpProxy {
     }
     open.clear();
     return cut;
+  };
+  const stallAll = () => {
+    let stalled = 0;
+    for (const pair of open) {
+      if (!pair.stalled) stalled++;
+      pair.stalled = true;
+    }
+    return stalled;
   };
   const close = async () => {
     try {
@@ -78,6 +97,7 @@ export function startTcpProxy(targetPort: number): TcpProxy {
       return accepted;
     },
     cutAll,
+    stallAll,
     close,
     [Symbol.asyncDispose]: close,
   };

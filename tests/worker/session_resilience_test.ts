@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { EventType, type JobEvent, JobState } from "../../gen/job/v1/job_pb.ts";
+import { create } from "@bufbuild/protobuf";
+import { EventType, type JobEvent, JobResultSchema, JobState } from "../../gen/job/v1/job_pb.ts";
 import { systemClock } from "../../src/clock.ts";
 import { createAirunnerClients } from "../../src/client/transport.ts";
 import { startServer } from "../../src/server/http_server.ts";
@@ -15,7 +16,7 @@ import { TaskTokenCodec } from "../../src/store/task_token.ts";
 import { startWorker } from "../../src/worker/worker.ts";
 import { memoryLog } from "../support/memory_log.ts";
 import { startTcpProxy } from "../support/tcp_proxy.ts";
-import { sessionApiTo } from "../support/memory_server.ts";
+import { sessionApiTo, withMemoryServer } from "../support/memory_server.ts";
 
 const JOBS = 80;
 const LINES = 5;
@@ -135,4 +136,61 @@ Deno.test("cutting the session's connection mid-batch loses no job, runs none tw
     await store.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a session whose connection goes silent is given up on both sides; later jobs still arrive and none stays leased", async () => {
+  // Heartbeats every 100 ms: each side gives up after 300 ms of silence.
+  const heartbeatMs = 100;
+  const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  await withMemoryServer(async (url, store) => {
+    await using proxy = startTcpProxy(Number(new URL(url).port));
+    const workerLog = memoryLog();
+    const api = sessionApiTo(proxy.url, { logger: workerLog.logger, heartbeatMs });
+    const clients = createAirunnerClients({ serverUrl: url });
+    const claim = () =>
+      api.claim("silent", {
+        maxJobs: 1,
+        visibilityTimeoutSeconds: 300,
+        signal: AbortSignal.timeout(10_000),
+      });
+    const enqueue = async () =>
+      (await clients.jobs.enqueueJob({ queue: "silent", jobParams: { command: "true" } })).jobId;
+    try {
+      const first = claim();
+      const a = await enqueue();
+      const [leasedA] = await first;
+      assert.equal(leasedA?.job?.jobId, a);
+      await api.complete(leasedA.taskToken, create(JobResultSchema, { jobId: a, success: true }));
+
+      // Idle for eight intervals: the heartbeats keep the one connection up.
+      await delay(8 * heartbeatMs);
+      assert.equal(proxy.accepted, 1, "an idle session was not taken for dead");
+
+      // The connection goes silent while the worker waits for its next job.
+      assert.equal(proxy.stallAll(), 1);
+      const second = claim();
+      const reconnectBy = Date.now() + 5_000;
+      while (proxy.accepted < 2) {
+        assert.ok(Date.now() < reconnectBy, "the worker never gave up on the silent connection");
+        await delay(20);
+      }
+      assert.ok(
+        workerLog.records().some((r) =>
+          String((r.err as { message?: string } | undefined)?.message).includes("heard nothing")
+        ),
+        "the worker said why it reconnected",
+      );
+      // By now the server has ended the silent session too, so a new job
+      // goes to the live one instead of into the dead connection.
+      await delay(5 * heartbeatMs);
+      const b = await enqueue();
+      const [leasedB] = await second;
+      assert.equal(leasedB?.job?.jobId, b);
+      await api.complete(leasedB.taskToken, create(JobResultSchema, { jobId: b, success: true }));
+      const running = await store.listJobs({ page: 1, pageSize: 10, state: JobState.RUNNING });
+      assert.deepEqual(running.jobs.map((j) => j.jobId), []);
+    } finally {
+      await api.close();
+    }
+  }, { sessionHeartbeatMs: heartbeatMs });
 });
