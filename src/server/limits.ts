@@ -56,6 +56,8 @@ export const SESSION_HEARTBEAT_MS = 10_000;
  * old one and hands back the jobs it had not sent.
  */
 export const SESSION_SILENT_HEARTBEATS = 3;
+/** Longest heartbeat interval a worker may announce (one hour). */
+export const MAX_SESSION_HEARTBEAT_MS = 3_600_000;
 /** Longest cancel reason. */
 export const MAX_CANCEL_REASON_LENGTH = 1024;
 /** Longest error message in a job result. */

@@ -146,7 +146,7 @@ export function validateEnqueueJobsRequest(
 /** The queue and lease length a worker session opens with, with the contract's defaults. */
 export function validateSessionOpen(
   open: SessionOpen | undefined,
-): { queue: string; visibilityTimeoutMs: number } {
+): { queue: string; visibilityTimeoutMs: number; workerHeartbeatMs: number } {
   if (open === undefined) {
     throw new InvalidArgumentError("open", "is required in the first message of a session");
   }
@@ -155,7 +155,12 @@ export function validateSessionOpen(
       ? limits.DEFAULT_VISIBILITY_TIMEOUT_SECONDS
       : open.visibilityTimeoutSeconds;
     checkRange("visibility_timeout_seconds", seconds, 1, limits.MAX_VISIBILITY_TIMEOUT_SECONDS);
-    return { queue: validateQueueName(open.queue), visibilityTimeoutMs: seconds * 1000 };
+    checkRange("heartbeat_ms", open.heartbeatMs, 0, limits.MAX_SESSION_HEARTBEAT_MS);
+    return {
+      queue: validateQueueName(open.queue),
+      visibilityTimeoutMs: seconds * 1000,
+      workerHeartbeatMs: open.heartbeatMs,
+    };
   });
 }
 

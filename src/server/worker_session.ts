@@ -110,6 +110,10 @@ class ServerSession {
   #heartbeatDue = false;
   /** When the worker's last message arrived (performance.now()). */
   #heardAt = performance.now();
+  /** The worker's heartbeat interval from its open message; 0: it sends none. */
+  #workerHeartbeatMs = 0;
+  /** Set while the reader waits for applies to catch up: the worker is not silent, we are not reading. */
+  #readingHeldBack = false;
   readonly #heartbeatMs: number;
 
   constructor(deps: WorkerSessionDeps, callSignal: AbortSignal) {
@@ -140,6 +144,7 @@ class ServerSession {
           const open = validateSessionOpen(req.open);
           this.#queue = open.queue;
           this.#visibilityTimeoutMs = open.visibilityTimeoutMs;
+          this.#workerHeartbeatMs = open.workerHeartbeatMs;
           this.#pushing = this.#push();
           first = false;
           this.#logger.debug({ queue: this.#queue }, "worker session opened");
@@ -162,7 +167,12 @@ class ServerSession {
             this.#stop.abort();
           });
         }
-        if (inbox.length >= MAX_QUEUED_MESSAGES) await applying;
+        if (inbox.length >= MAX_QUEUED_MESSAGES) {
+          this.#readingHeldBack = true;
+          await applying;
+          this.#readingHeldBack = false;
+          this.#heardAt = performance.now();
+        }
         if (this.#stop.signal.aborted) break;
       }
       if (first) throw new InvalidArgumentError("open", "is required: the stream ended without it");
@@ -181,21 +191,18 @@ class ServerSession {
   /** Yields what is ready to send, until reading is done and everything is sent. */
   async *responses(): AsyncGenerator<WorkerSessionResponse> {
     // The first message tells the worker the stream is open both ways (a
-    // proxy that cannot do full duplex never lets it through).
-    yield create(WorkerSessionResponseSchema, {});
+    // proxy that cannot do full duplex never lets it through), and how
+    // often it will hear from the server.
+    yield create(WorkerSessionResponseSchema, { heartbeatMs: this.#heartbeatMs });
     // One timer for the session's life, not one per wait: under load this
     // loop waits thousands of times a second.
-    const silenceLimitMs = SESSION_SILENT_HEARTBEATS * this.#heartbeatMs;
     const heartbeat = setInterval(() => {
-      if (performance.now() - this.#heardAt > silenceLimitMs) {
-        // The connection died without a word: stop leasing for it, and let
-        // end() hand back what was never sent.
-        this.#failure ??= new ConnectError(
-          `the worker sent nothing for ${silenceLimitMs} ms; ending its session`,
-          Code.DeadlineExceeded,
-        );
-        this.#stop.abort();
-        this.#wakeResponses?.();
+      const silenceLimitMs = SESSION_SILENT_HEARTBEATS * this.#workerHeartbeatMs;
+      if (
+        silenceLimitMs > 0 && !this.#readingHeldBack &&
+        performance.now() - this.#heardAt > silenceLimitMs
+      ) {
+        this.#giveUp(silenceLimitMs);
         return;
       }
       if (!this.#sentSinceBeat) {
@@ -247,6 +254,26 @@ class ServerSession {
   async end(): Promise<void> {
     this.#stop.abort();
     await this.#pushing;
+    await this.#handBackUnsent();
+  }
+
+  /**
+   * The connection died without a word: stop leasing for it and hand back
+   * what was never sent now, since the response may be stuck behind HTTP/2
+   * flow control on a connection nobody reads, and end() would never run.
+   */
+  #giveUp(silenceLimitMs: number): void {
+    this.#failure ??= new ConnectError(
+      `the worker sent nothing for ${silenceLimitMs} ms; ending its session`,
+      Code.DeadlineExceeded,
+    );
+    this.#stop.abort();
+    this.#wakeResponses?.();
+    void this.#pushing.then(() => this.#handBackUnsent());
+  }
+
+  /** Puts jobs leased for the worker but never sent back in the queue. */
+  async #handBackUnsent(): Promise<void> {
     const unsent = this.#jobs;
     this.#jobs = [];
     for (const { job, taskToken } of unsent) {

@@ -389,23 +389,26 @@ class SessionWorkerApi implements ClosableWorkerApi {
     const credits = Math.max(0, this.#wanted - this.#received.length);
     this.#outstanding = credits;
     const messages = messagesFor([...this.#pending.values()], credits);
+    const heartbeatMs = this.#options.heartbeatMs ?? SESSION_HEARTBEAT_MS;
     messages[0]!.open = create(SessionOpenSchema, {
       queue: this.#queue,
       visibilityTimeoutSeconds: this.#visibilityTimeoutSeconds,
+      heartbeatMs,
     });
     for (const message of messages) requests.push(message);
     let opened = false;
     // A connection that died without a word (no FIN, no RST) would leave an
     // idle worker waiting forever: heartbeats both ways bound the silence.
-    const heartbeatMs = this.#options.heartbeatMs ?? SESSION_HEARTBEAT_MS;
-    const silenceLimitMs = SESSION_SILENT_HEARTBEATS * heartbeatMs;
+    // The limit comes from the interval the server announced in its first
+    // message (none from a server that sends no heartbeats).
+    let silenceLimitMs = 0;
     let heardAt = performance.now();
     const heartbeat = setInterval(() => {
       if (!opened) return;
-      if (performance.now() - heardAt > silenceLimitMs) {
+      if (silenceLimitMs > 0 && performance.now() - heardAt > silenceLimitMs) {
         abort.abort(new SessionSilentError(silenceLimitMs));
       } else if (requests.quietSinceLastAsked()) {
-        requests.push(create(WorkerSessionRequestSchema, {}));
+        requests.pushHeartbeat();
       }
     }, heartbeatMs);
     try {
@@ -414,6 +417,7 @@ class SessionWorkerApi implements ClosableWorkerApi {
         heardAt = performance.now();
         if (!opened) {
           opened = true;
+          silenceLimitMs = SESSION_SILENT_HEARTBEATS * res.heartbeatMs;
           clearTimeout(openTimer);
           if (this.#mode !== "session") {
             this.#mode = "session";
@@ -590,7 +594,14 @@ class RequestChannel implements AsyncIterable<WorkerSessionRequest> {
     this.#wake?.();
   }
 
-  /** Whether nothing was pushed since the last call (the heartbeat's question). */
+  /** Sends an empty message; it does not count as having said something. */
+  pushHeartbeat(): void {
+    if (this.#closed) return;
+    this.#queue.push(create(WorkerSessionRequestSchema, {}));
+    this.#wake?.();
+  }
+
+  /** Whether nothing but heartbeats was pushed since the last call. */
   quietSinceLastAsked(): boolean {
     const quiet = !this.#pushedSinceAsked;
     this.#pushedSinceAsked = false;

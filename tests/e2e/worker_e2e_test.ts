@@ -3,7 +3,7 @@
  * server outages, shutdowns and cancels.
  */
 import assert from "node:assert/strict";
-import { JobState } from "../../gen/job/v1/job_pb.ts";
+import { EventType, JobState } from "../../gen/job/v1/job_pb.ts";
 import { createAirunnerClients } from "../../src/client/transport.ts";
 import {
   airunnerInvocation,
@@ -51,6 +51,23 @@ async function waitForState(url: string, jobId: string, state: JobState, timeout
     if (Date.now() > deadline) throw new Error(`job ${jobId} not ${JobState[state]} in time`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * Waits until the job's command has started. RUNNING alone is not enough on
+ * the session path: a job is RUNNING once it is pushed to a worker, a moment
+ * before the worker starts its command.
+ */
+async function waitForProcessStart(url: string, jobId: string, timeoutMs = 15_000) {
+  const clients = createAirunnerClients({ serverUrl: url });
+  const events = clients.events.streamJobEvents(
+    { jobId, eventFilter: [EventType.PROCESS_START] },
+    { signal: AbortSignal.timeout(timeoutMs) },
+  );
+  for await (const { event } of events) {
+    if (event?.eventType === EventType.PROCESS_START) return;
+  }
+  throw new Error(`job ${jobId} ended without starting its command`);
 }
 
 async function withDataDir(fn: (dir: string) => Promise<void>) {
@@ -119,7 +136,7 @@ for (const protocol of WORKER_PROTOCOLS) {
         'sleep 2; echo "done on attempt $AIRUNNER_ATTEMPT"',
       ]);
       const jobId = submitted.stdout.trim();
-      await waitForState(url, jobId, JobState.RUNNING);
+      await waitForProcessStart(url, jobId);
       const stopped = await leaving.stop("SIGTERM");
       assert.equal(stopped.code, 0, stopped.stderr);
       assert.equal((await waitForState(url, jobId, JobState.SCHEDULED)).attempt, 1);
@@ -145,7 +162,7 @@ for (const protocol of WORKER_PROTOCOLS) {
       const submit = async (...command: string[]) =>
         (await runAirunner(["submit", "--server", url, "--", ...command])).stdout.trim();
       const running = await submit("sleep", "60");
-      await waitForState(url, running, JobState.RUNNING);
+      await waitForProcessStart(url, running);
       const waiting = await submit("echo", "never");
 
       const cancelWaiting = await runAirunner([

@@ -218,6 +218,10 @@ Deno.test("a session must open first, once, and within its credit limit", async 
         field: /^credits: .*limit of 1000/,
       },
       { messages: [{ open: { queue: QUEUE }, credits: -1 }], field: /^credits: is -1/ },
+      {
+        messages: [{ open: { queue: QUEUE, heartbeatMs: 3_600_001 } }],
+        field: /^open\.heartbeat_ms: is 3600001, outside 0\.\.3600000/,
+      },
       { messages: [{ open: { queue: QUEUE } }, { open: { queue: QUEUE } }], field: /^open: may/ },
     ];
     for (const { messages, field } of cases) {
@@ -484,4 +488,86 @@ Deno.test("server shutdown does not wait out its timeout for an idle session", a
     assert.deepEqual(await claiming, []);
     await api.close();
   }, { shutdownTimeoutMs: 8_000 });
+});
+
+Deno.test("heartbeats: the server announces its interval and keeps to it, ends a worker silent for three of the worker's intervals, and never ends one that announced none", async () => {
+  await withMemoryServer(async (url) => {
+    const beating = openRawSession(url);
+    beating.send({ open: { queue: QUEUE, heartbeatMs: 100 } });
+    const opened = await beating.next();
+    assert.equal(opened?.heartbeatMs, 100, "the first message announces the server's interval");
+    const beat = await beating.next(1_000);
+    assert.ok(beat !== undefined, "an idle session hears from the server");
+    assert.deepEqual([beat.jobs, beat.acks], [[], []], "a heartbeat is an empty message");
+    // This worker said it would send every 100 ms and then fell silent.
+    const silentFor = performance.now();
+    const error = await beating.end();
+    assert.ok(error instanceof ConnectError, String(error));
+    assert.equal(error.code, Code.DeadlineExceeded);
+    assert.match(error.message, /sent nothing for 300 ms/);
+    assert.ok(performance.now() - silentFor < 3_000);
+    // End the client's side too (the server cannot), or shutdown waits for it.
+    beating.closeSend();
+
+    // A worker that announced no heartbeats (an older one) keeps its session.
+    const quiet = openRawSession(url);
+    quiet.send({ open: { queue: QUEUE }, credits: 1 });
+    await quiet.next();
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    const { jobId } = await createAirunnerClients({ serverUrl: url }).jobs.enqueueJob({
+      queue: QUEUE,
+      jobParams: params,
+    });
+    const { jobs } = await readJobs(quiet, 1);
+    assert.equal(jobs[0]?.job?.jobId, jobId);
+    quiet.closeSend();
+    assert.equal(await quiet.end(), undefined);
+  }, { sessionHeartbeatMs: 100 });
+});
+
+Deno.test("a worker whose messages wait behind slow store calls is not taken for silent", async () => {
+  // Each lease update takes 30 ms: 40 of them keep the reader held back
+  // (32 messages queued) for about a second, three times the silence limit.
+  class SlowLeaseStore extends MemoryJobStore {
+    override async updateLease(taskToken: string, queue: string, visibilityTimeoutMs: number) {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      return await super.updateLease(taskToken, queue, visibilityTimeoutMs);
+    }
+  }
+  await withMemoryServer(async (url) => {
+    await createAirunnerClients({ serverUrl: url }).jobs.enqueueJob({
+      queue: QUEUE,
+      jobParams: params,
+    });
+    const session = openRawSession(url);
+    session.send({ open: { queue: QUEUE, heartbeatMs: 100 }, credits: 1 });
+    await session.next();
+    const { jobs: [pushed] } = await readJobs(session, 1);
+    for (let op = 1; op <= 40; op++) {
+      session.send({
+        leaseUpdates: [{
+          opId: BigInt(op),
+          taskToken: pushed!.taskToken,
+          visibilityTimeoutSeconds: 60,
+        }],
+      });
+    }
+    // The worker keeps its promise of a message every 100 ms.
+    const beats = setInterval(() => session.send({}), 50);
+    try {
+      const acked = new Set<bigint>();
+      while (acked.size < 40) {
+        const res = await session.next(5_000);
+        assert.ok(res !== undefined, `only ${acked.size} of 40 lease updates were acked`);
+        for (const ack of res.acks) {
+          assert.equal(ack.error, undefined);
+          acked.add(ack.opId);
+        }
+      }
+    } finally {
+      clearInterval(beats);
+    }
+    session.closeSend();
+    assert.equal(await session.end(), undefined, "the session ended cleanly, not for silence");
+  }, { store: new SlowLeaseStore(), sessionHeartbeatMs: 100 });
 });

@@ -27,14 +27,26 @@ export async function runAirunner(
   options: { env?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<AirunnerResult> {
   const { command, args: argv } = airunnerInvocation(args);
-  const output = await new Deno.Command(command, {
+  const child = new Deno.Command(command, {
     args: argv,
     env: { NO_COLOR: "1", ...options.env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
-  }).output();
+  }).spawn();
+  // SIGKILL, not the SIGTERM an abort signal sends: a process whose event
+  // loop is stuck never runs its signal listeners, and its test would hang
+  // the whole run instead of failing (seen once: a submit blocked in
+  // Deno's native code at exit with OTEL_DENO on).
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Exited meanwhile.
+    }
+  }, options.timeoutMs ?? 60_000);
+  const output = await child.output();
+  clearTimeout(timer);
   const decoder = new TextDecoder();
   return {
     code: output.code,
