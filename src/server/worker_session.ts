@@ -370,7 +370,7 @@ class ServerSession {
       }
     }
     if (valid.length > 0) {
-      let outcomes: BatchOutcome<void>[];
+      let outcomes: BatchOutcome<boolean>[];
       try {
         outcomes = await this.#store.completeBatch(valid.map((v) => v.input));
       } catch (error) {

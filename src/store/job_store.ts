@@ -205,12 +205,14 @@ export interface JobStore extends AsyncDisposable {
   /**
    * Records `result`, ends the lease and finishes the job: CANCELLED when a
    * cancel was asked for, else COMPLETED when `result.success`, FAILED
-   * otherwise.
+   * otherwise. Resolves true when this call recorded the result, false when
+   * it was a resend of the result already recorded (which changes nothing),
+   * so that a completion is counted once however often it was sent.
    */
-  complete(taskToken: string, result: JobResult): Promise<void>;
+  complete(taskToken: string, result: JobResult): Promise<boolean>;
 
   /** Completes every item as {@link complete} would, in order, and answers each. */
-  completeBatch(items: readonly CompletionInput[]): Promise<BatchOutcome<void>[]>;
+  completeBatch(items: readonly CompletionInput[]): Promise<BatchOutcome<boolean>[]>;
 
   /**
    * Cancels a job. A SCHEDULED job becomes CANCELLED at once and is never

@@ -227,24 +227,25 @@ export class MemoryJobStore implements JobStore {
     return { cancelled };
   }
 
-  async complete(taskToken: string, result: JobResult): Promise<void> {
+  async complete(taskToken: string, result: JobResult): Promise<boolean> {
     this.#assertOpen();
-    this.#completeOne(taskToken, result);
+    return this.#completeOne(taskToken, result);
   }
 
-  async completeBatch(items: readonly CompletionInput[]): Promise<BatchOutcome<void>[]> {
+  async completeBatch(items: readonly CompletionInput[]): Promise<BatchOutcome<boolean>[]> {
     this.#assertOpen();
     return settleEachSync(items, (item) => this.#completeOne(item.taskToken, item.result));
   }
 
-  #completeOne(taskToken: string, result: JobResult): void {
+  /** Records one result; false when the call was a resend of the recorded one. */
+  #completeOne(taskToken: string, result: JobResult): boolean {
     const claims = this.#tokens.verify(taskToken);
     const done = this.#record(claims.jobId).job;
     if (
       isFinished(done.state) && done.attempt === claims.attempt &&
       isCompletionResend(done.result, result)
     ) {
-      return;
+      return false;
     }
     const record = this.#leasedRecord(taskToken, claims);
     if (result.jobId !== record.job.jobId) {
@@ -260,6 +261,7 @@ export class MemoryJobStore implements JobStore {
     record.job.updatedAt = timestampFromMs(now);
     record.leaseExpiresAt = 0;
     this.#jobWatchers.notify(record.job.jobId);
+    return true;
   }
 
   async cancel(jobId: string, reason: string): Promise<Job> {

@@ -108,24 +108,28 @@ export function instrumentStore(store: JobStore): JobStore & { stopObserving(): 
       });
       return update;
     },
-    async complete(taskToken: string, result: JobResult): Promise<void> {
-      await span(
+    async complete(taskToken: string, result: JobResult): Promise<boolean> {
+      const recorded = await span(
         "complete",
         { "airunner.job_id": result.jobId },
         () => store.complete(taskToken, result),
       );
-      count("airunner.jobs.completed.total", 1, {
-        outcome: result.success ? "succeeded" : "failed",
-      });
+      // A resend changed nothing and was counted when it was first recorded.
+      if (recorded) {
+        count("airunner.jobs.completed.total", 1, {
+          outcome: result.success ? "succeeded" : "failed",
+        });
+      }
+      return recorded;
     },
-    async completeBatch(items: readonly CompletionInput[]): Promise<BatchOutcome<void>[]> {
+    async completeBatch(items: readonly CompletionInput[]): Promise<BatchOutcome<boolean>[]> {
       const outcomes = await span(
         "complete_batch",
         { "airunner.batch.size": String(items.length) },
         () => store.completeBatch(items),
       );
       outcomes.forEach((outcome, i) => {
-        if (!outcome.ok) return;
+        if (!outcome.ok || !outcome.value) return;
         count("airunner.jobs.completed.total", 1, {
           outcome: items[i]!.result.success ? "succeeded" : "failed",
         });

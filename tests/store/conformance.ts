@@ -555,15 +555,15 @@ conformance("a completion sent again with the same result is a harmless resend",
   const { store } = h;
   const job = await enqueue(store);
   const leased = await dequeueOne(store, QUEUE, 1_000);
-  await store.complete(leased.taskToken, result(job.jobId, 0));
+  assert.equal(await store.complete(leased.taskToken, result(job.jobId, 0)), true, "recorded");
   const finished = await store.getJob(job.jobId);
   await h.advance(1_500);
   // The worker never saw the acknowledgement and sends the same result again.
-  await store.complete(leased.taskToken, result(job.jobId, 0));
+  assert.equal(await store.complete(leased.taskToken, result(job.jobId, 0)), false, "a resend");
   const [again] = await store.completeBatch([
     { taskToken: leased.taskToken, result: result(job.jobId, 0) },
   ]);
-  assert.equal(again?.ok, true);
+  assert.deepEqual(again, { ok: true, value: false });
   assert.deepEqual(await store.getJob(job.jobId), finished, "a resend changes nothing");
   // Another result from the same attempt is no resend.
   await assert.rejects(store.complete(leased.taskToken, result(job.jobId, 1)), LeaseLostError);
@@ -587,6 +587,10 @@ conformance("completeBatch answers each completion on its own, in order", async 
     { taskToken: c.taskToken, result: result(first.jobId, 0) },
   ]);
   assert.deepEqual(outcomes.map((o) => o.ok), [true, false, true, false]);
+  assert.deepEqual([outcomes[0], outcomes[2]], [{ ok: true, value: true }, {
+    ok: true,
+    value: true,
+  }]);
   assert.ok(!outcomes[1]!.ok && outcomes[1]!.error instanceof InvalidTaskTokenError);
   assert.ok(!outcomes[3]!.ok && outcomes[3]!.error instanceof JobMismatchError);
   assert.equal((await store.getJob(first.jobId)).state, JobState.COMPLETED);

@@ -540,15 +540,15 @@ export class AwsJobStore implements JobStore {
    * carries none. The finished jobs' messages then go in DeleteMessageBatch
    * calls.
    */
-  async completeBatch(items: readonly CompletionInput[]): Promise<BatchOutcome<void>[]> {
+  async completeBatch(items: readonly CompletionInput[]): Promise<BatchOutcome<boolean>[]> {
     this.#assertOpen();
     const completed = await settleBounded(
       items,
       BATCH_CONCURRENCY,
       (item) => this.#completeOne(item.taskToken, item.result),
     );
-    const outcomes: BatchOutcome<void>[] = completed.map((outcome) =>
-      outcome.ok ? { ok: true, value: undefined } : outcome
+    const outcomes: BatchOutcome<boolean>[] = completed.map((outcome) =>
+      outcome.ok ? { ok: true, value: outcome.value !== undefined } : outcome
     );
     // A resend (undefined) finds its message deleted already.
     const finished = completed.flatMap((outcome, index) =>
@@ -675,12 +675,13 @@ export class AwsJobStore implements JobStore {
     return { cancelled };
   }
 
-  async complete(taskToken: string, result: JobResult): Promise<void> {
+  async complete(taskToken: string, result: JobResult): Promise<boolean> {
     this.#assertOpen();
     const record = await this.#completeOne(taskToken, result);
-    if (record === undefined) return;
+    if (record === undefined) return false;
     const queueUrl = await this.#queues.urlOf(record.queue, this.#closing.signal);
     await this.#deleteMessage(queueUrl, record.receiptHandle);
+    return true;
   }
 
   /**

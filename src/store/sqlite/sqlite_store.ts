@@ -359,16 +359,17 @@ export class SqliteJobStore implements JobStore {
     return { cancelled };
   }
 
-  async complete(taskToken: string, result: JobResult): Promise<void> {
+  async complete(taskToken: string, result: JobResult): Promise<boolean> {
     this.#assertOpen();
     const now = this.#clock.now();
     // One UPDATE needs no transaction; a lease found expired on the way
     // stays rescheduled even though the completion is refused.
     const jobId = this.#completeJob(taskToken, result, now);
     if (jobId !== undefined) this.#jobWatchers.notify(jobId);
+    return jobId !== undefined;
   }
 
-  async completeBatch(items: readonly CompletionInput[]): Promise<BatchOutcome<void>[]> {
+  async completeBatch(items: readonly CompletionInput[]): Promise<BatchOutcome<boolean>[]> {
     this.#assertOpen();
     const now = this.#clock.now();
     const outcomes = this.#transaction(() =>
@@ -377,7 +378,7 @@ export class SqliteJobStore implements JobStore {
     return outcomes.map((outcome) => {
       if (!outcome.ok) return outcome;
       if (outcome.value !== undefined) this.#jobWatchers.notify(outcome.value);
-      return { ok: true, value: undefined };
+      return { ok: true, value: outcome.value !== undefined };
     });
   }
 
