@@ -268,6 +268,7 @@ class ServerSession {
       Code.DeadlineExceeded,
     );
     this.#stop.abort();
+    // Woken even if the session had stopped already: it ends with the failure.
     this.#wakeResponses?.();
     void this.#pushing.then(() => this.#handBackUnsent());
   }

@@ -60,10 +60,10 @@ export interface SessionWorkerApiOptions {
   /** How long a new stream may take to say it is open (default 10 s). */
   readonly openTimeoutMs?: number;
   /**
-   * Heartbeat interval (default {@link SESSION_HEARTBEAT_MS}): a stream that
-   * sent nothing for this long sends an empty message, and one that heard
-   * nothing for {@link SESSION_SILENT_HEARTBEATS} of them is taken for dead
-   * and replaced. The server must use the same interval.
+   * Heartbeat interval (default {@link SESSION_HEARTBEAT_MS}), announced in
+   * the open message: a stream that sent nothing for this long sends an empty
+   * message. (A stream is taken for dead after {@link SESSION_SILENT_HEARTBEATS}
+   * of the interval the server announces.)
    */
   readonly heartbeatMs?: number;
 }
@@ -383,7 +383,6 @@ class SessionWorkerApi implements ClosableWorkerApi {
     // A new stream starts with no credits on the server: grant what the
     // waiting claim wants, and resend everything not yet acknowledged.
     this.#stream = { requests };
-    this.#outstanding = 0;
     this.#unsent = [];
     this.#unsentCredits = 0;
     const credits = Math.max(0, this.#wanted - this.#received.length);
@@ -588,16 +587,18 @@ class RequestChannel implements AsyncIterable<WorkerSessionRequest> {
   #pushedSinceAsked = false;
 
   push(message: WorkerSessionRequest): void {
-    if (this.#closed) return;
-    this.#queue.push(message);
     this.#pushedSinceAsked = true;
-    this.#wake?.();
+    this.#enqueue(message);
   }
 
   /** Sends an empty message; it does not count as having said something. */
   pushHeartbeat(): void {
+    this.#enqueue(create(WorkerSessionRequestSchema, {}));
+  }
+
+  #enqueue(message: WorkerSessionRequest): void {
     if (this.#closed) return;
-    this.#queue.push(create(WorkerSessionRequestSchema, {}));
+    this.#queue.push(message);
     this.#wake?.();
   }
 

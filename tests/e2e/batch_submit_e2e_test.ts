@@ -18,10 +18,8 @@ import {
   airunnerCommandLine,
   airunnerInvocation,
   type AirunnerResult,
-  freePort,
   runAirunner,
-  startAirunner,
-  waitForHealth,
+  startDev,
 } from "../support/airunner_process.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -67,19 +65,8 @@ interface ListedJob {
 }
 
 Deno.test("submit --batch against a real dev server", async (t) => {
-  const port = freePort();
-  const server = `http://127.0.0.1:${port}`;
-  const dataDir = await Deno.makeTempDir({ prefix: "airunner-batch-e2e-" });
-  await using dev = startAirunner([
-    "dev",
-    "--listen",
-    `127.0.0.1:${port}`,
-    "--data-dir",
-    join(dataDir, "data"),
-    "--workers",
-    "4",
-  ]);
-  await waitForHealth(server);
+  await using dev = await startDev({ prefix: "airunner-batch-e2e-", workers: 4 });
+  const { server, scratch: dataDir } = dev;
   const env = { AIRUNNER_SERVER: server, USER: "tester" };
   const cli = (...args: string[]) => runAirunner(args, { env });
   const batch = (input: string, ...args: string[]) =>
@@ -273,7 +260,6 @@ Deno.test("submit --batch against a real dev server", async (t) => {
   });
 
   await dev.stop();
-  await Deno.remove(dataDir, { recursive: true });
 });
 
 Deno.test("submit --batch sends chunks of 500 and retries them with the same request ids", async () => {

@@ -8,8 +8,7 @@ import {
   airunnerInvocation,
   freePort,
   runAirunner,
-  startAirunner,
-  waitForHealth,
+  startDev,
 } from "../support/airunner_process.ts";
 import { assertSnapshot } from "../support/snapshot.ts";
 
@@ -27,19 +26,8 @@ function shapeOf(value: unknown): unknown {
 }
 
 Deno.test("the CLI against a real dev server", async (t) => {
-  const port = freePort();
-  const server = `http://127.0.0.1:${port}`;
-  const dataDir = await Deno.makeTempDir({ prefix: "airunner-cli-e2e-" });
-  await using dev = startAirunner([
-    "dev",
-    "--listen",
-    `127.0.0.1:${port}`,
-    "--data-dir",
-    dataDir,
-    "--workers",
-    "2",
-  ]);
-  await waitForHealth(server);
+  await using dev = await startDev({ prefix: "airunner-cli-e2e-", workers: 2 });
+  const { server, scratch: dataDir } = dev;
   const env = { AIRUNNER_SERVER: server, USER: "tester" };
   const cli = (...args: string[]) => runAirunner(args, { env });
   const submit = async (...args: string[]) => {
@@ -291,7 +279,6 @@ Deno.test("the CLI against a real dev server", async (t) => {
   });
 
   await dev.stop();
-  await Deno.remove(dataDir, { recursive: true });
 });
 
 Deno.test("--token is sent as a bearer token", async () => {

@@ -1,37 +1,10 @@
 import assert from "node:assert/strict";
 import {
   airunnerInvocation,
-  freePort,
   runAirunner,
-  startAirunner,
-  waitForHealth,
+  startDev,
   WORKER_PROTOCOLS,
-  type WorkerProtocol,
 } from "../support/airunner_process.ts";
-
-/** `airunner dev` on a free port with a data dir of its own, healthy and ready for jobs. */
-async function startDev(protocol: WorkerProtocol) {
-  const port = freePort();
-  const server = `http://127.0.0.1:${port}`;
-  const dataDir = await Deno.makeTempDir({ prefix: "airunner-dev-" });
-  const dev = startAirunner([
-    "dev",
-    "--listen",
-    `127.0.0.1:${port}`,
-    "--data-dir",
-    dataDir,
-    "--protocol",
-    protocol,
-  ]);
-  await waitForHealth(server);
-  return Object.assign(dev, {
-    server,
-    async [Symbol.asyncDispose]() {
-      await dev.stop("SIGKILL");
-      await Deno.remove(dataDir, { recursive: true });
-    },
-  });
-}
 
 /** Starts `airunner submit --follow -- ...command` in the background, stdout piped. */
 function spawnFollower(server: string, stderr: "piped" | "null", ...command: string[]) {
@@ -50,7 +23,7 @@ function submitFollow(server: string, ...command: string[]) {
 
 for (const protocol of WORKER_PROTOCOLS) {
   Deno.test(`airunner dev + submit --follow: output streams live and the exit code passes through [${protocol}]`, async () => {
-    await using dev = await startDev(protocol);
+    await using dev = await startDev({ prefix: "airunner-dev-", protocol });
     const { server } = dev;
 
     const failing = await submitFollow(server, "sh", "-c", "echo out; echo err >&2; exit 3");
@@ -90,7 +63,7 @@ for (const protocol of WORKER_PROTOCOLS) {
 
 for (const protocol of WORKER_PROTOCOLS) {
   Deno.test(`submit prints only the job id; monitor follows it to its end [${protocol}]`, async () => {
-    await using dev = await startDev(protocol);
+    await using dev = await startDev({ prefix: "airunner-dev-", protocol });
     const { server } = dev;
 
     const submitted = await runAirunner([
@@ -139,7 +112,7 @@ for (const protocol of WORKER_PROTOCOLS) {
 
 for (const protocol of WORKER_PROTOCOLS) {
   Deno.test(`submit --follow shows output while the job is still running [${protocol}]`, async () => {
-    await using dev = await startDev(protocol);
+    await using dev = await startDev({ prefix: "airunner-dev-", protocol });
     const { server } = dev;
 
     const follower = spawnFollower(server, "null", "sh", "-c", "echo first; sleep 3; echo second");
@@ -169,7 +142,7 @@ for (const protocol of WORKER_PROTOCOLS) {
 
 for (const protocol of WORKER_PROTOCOLS) {
   Deno.test(`a failed job says why on stderr; the exit code still comes from the job [${protocol}]`, async () => {
-    await using dev = await startDev(protocol);
+    await using dev = await startDev({ prefix: "airunner-dev-", protocol });
     const { server } = dev;
     const missing = await submitFollow(server, "airunner-no-such-command");
     assert.equal(missing.code, 127);
@@ -194,7 +167,7 @@ for (const protocol of WORKER_PROTOCOLS) {
 
 for (const protocol of WORKER_PROTOCOLS) {
   Deno.test(`Ctrl-C stops following but not the job; a closed pipe ends the follower at once [${protocol}]`, async () => {
-    await using dev = await startDev(protocol);
+    await using dev = await startDev({ prefix: "airunner-dev-", protocol });
     const { server } = dev;
 
     const follower = spawnFollower(server, "piped", "sh", "-c", "sleep 2; echo late");

@@ -5,12 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  airunnerCommandLine,
-  freePort,
-  startAirunner,
-  waitForHealth,
-} from "../support/airunner_process.ts";
+import { airunnerCommandLine, startDev } from "../support/airunner_process.ts";
 
 const README = new URL("../../README.md", import.meta.url);
 
@@ -34,19 +29,8 @@ Deno.test("the README's scripting examples run as written", async () => {
   const [exitCodeScript, fanOutScript, retrySafeScript] = blocks;
   assert.ok(blocks.length === 3 && exitCodeScript && fanOutScript && retrySafeScript);
 
-  const port = freePort();
-  const server = `http://127.0.0.1:${port}`;
-  const scratch = await Deno.makeTempDir({ prefix: "airunner-readme-" });
-  await using _dev = startAirunner([
-    "dev",
-    "--listen",
-    `127.0.0.1:${port}`,
-    "--data-dir",
-    join(scratch, "data"),
-    "--workers",
-    "3",
-  ]);
-  await waitForHealth(server);
+  await using dev = await startDev({ prefix: "airunner-readme-", workers: 3 });
+  const { server, scratch } = dev;
 
   const bin = join(scratch, "bin");
   await Deno.mkdir(bin);

@@ -4,13 +4,7 @@
  * terminal back as it found it when stopped with Ctrl-C.
  */
 import assert from "node:assert/strict";
-import {
-  airunnerCommandLine,
-  freePort,
-  runAirunner,
-  startAirunner,
-  waitForHealth,
-} from "../support/airunner_process.ts";
+import { airunnerCommandLine, runAirunner, startDev } from "../support/airunner_process.ts";
 import { shellQuote } from "../../src/worker/pty.ts";
 
 /** Runs `shellCommand` in a 100x30 pty; returns what the terminal received and the exit code. */
@@ -35,11 +29,8 @@ function airunnerShell(...args: string[]): string {
 }
 
 Deno.test("monitor and list --watch render in a terminal and exit cleanly", async () => {
-  const port = freePort();
-  const server = `http://127.0.0.1:${port}`;
-  const dataDir = await Deno.makeTempDir({ prefix: "airunner-tty-" });
-  await using dev = startAirunner(["dev", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir]);
-  await waitForHealth(server);
+  await using dev = await startDev({ prefix: "airunner-tty-" });
+  const { server } = dev;
   const env = { AIRUNNER_SERVER: server, TERM: "xterm-256color" };
   const submitted = await runAirunner([
     "submit",
@@ -77,5 +68,4 @@ Deno.test("monitor and list --watch render in a terminal and exit cleanly", asyn
   assert.ok(watch.screen.includes("\x1b[?25h"), "cursor shown again");
 
   await dev.stop();
-  await Deno.remove(dataDir, { recursive: true });
 });

@@ -22,6 +22,7 @@ import { TaskTokenCodec } from "../../src/store/task_token.ts";
 import type { JobEvent } from "../../gen/job/v1/job_pb.ts";
 import type { JobStore } from "../../src/store/job_store.ts";
 import { FakeClock } from "../support/fake_clock.ts";
+import { storedEvents } from "../support/stored_events.ts";
 
 const noEnv = () => undefined;
 
@@ -58,19 +59,6 @@ function startEvent(sequence: number): JobEvent {
     case: "processStart",
     value: { $typeName: "job.v1.ProcessStartEvent", pid: 1 },
   });
-}
-
-async function collect(store: JobStore, jobId: string): Promise<JobEvent[]> {
-  const events: JobEvent[] = [];
-  for await (
-    const e of store.streamEvents(jobId, {
-      fromSequence: 0n,
-      fromTimestampMs: 0,
-      eventTypes: new Set(),
-      signal: AbortSignal.timeout(10_000),
-    })
-  ) events.push(e);
-  return events;
 }
 
 Deno.test("jobs, events and leases outlive the store; tokens keep working after a reopen", async () => {
@@ -113,7 +101,7 @@ Deno.test("jobs, events and leases outlive the store; tokens keep working after 
     assert.equal(again.job.attempt, 2);
     assert.equal((await dequeue(second)).job.jobId, stillQueued, "queued work stayed queued");
     assert.equal((await second.getJob(queued)).state, JobState.COMPLETED);
-    assert.deepEqual((await collect(second, running)).map((e) => e.sequence), [1n]);
+    assert.deepEqual((await storedEvents(second, running)).map((e) => e.sequence), [1n]);
     await second.close();
   });
 });

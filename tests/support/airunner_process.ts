@@ -5,7 +5,8 @@
  * @module
  */
 
-import { airunnerInvocation } from "../../scripts/airunner_argv.ts";
+import { join } from "node:path";
+import { airunnerInvocation, freePort, waitForHealth } from "../../scripts/airunner_argv.ts";
 
 export {
   airunnerCommandLine,
@@ -114,6 +115,51 @@ export function startAirunner(
     stop,
     [Symbol.asyncDispose]: async () => {
       await stop("SIGKILL");
+    },
+  };
+}
+
+/** A running `airunner dev` with the scratch directory of its test. */
+export interface DevProcess extends AirunnerProcess {
+  /** Its URL, `http://127.0.0.1:<port>`. */
+  readonly server: string;
+  /** A temporary directory for the test's own files; the data dir is `<scratch>/data`. */
+  readonly scratch: string;
+}
+
+/**
+ * Starts `airunner dev` on a free port and waits until it is healthy.
+ * Disposing it kills it and removes its scratch directory.
+ */
+export async function startDev(
+  options: { prefix: string; workers?: number; protocol?: WorkerProtocol },
+): Promise<DevProcess> {
+  const port = freePort();
+  const server = `http://127.0.0.1:${port}`;
+  const scratch = await Deno.makeTempDir({ prefix: options.prefix });
+  const dev = startAirunner([
+    "dev",
+    "--listen",
+    `127.0.0.1:${port}`,
+    "--data-dir",
+    join(scratch, "data"),
+    ...(options.workers === undefined ? [] : ["--workers", String(options.workers)]),
+    ...(options.protocol === undefined ? [] : ["--protocol", options.protocol]),
+  ]);
+  try {
+    await waitForHealth(server);
+  } catch (error) {
+    await dev.stop("SIGKILL");
+    await Deno.remove(scratch, { recursive: true });
+    throw error;
+  }
+  return {
+    ...dev,
+    server,
+    scratch,
+    async [Symbol.asyncDispose]() {
+      await dev.stop("SIGKILL");
+      await Deno.remove(scratch, { recursive: true });
     },
   };
 }

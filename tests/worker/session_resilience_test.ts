@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { EventType, type JobEvent, JobResultSchema, JobState } from "../../gen/job/v1/job_pb.ts";
+import { EventType, JobResultSchema, JobState } from "../../gen/job/v1/job_pb.ts";
 import { systemClock } from "../../src/clock.ts";
 import { createAirunnerClients } from "../../src/client/transport.ts";
 import { startServer } from "../../src/server/http_server.ts";
@@ -15,6 +15,7 @@ import { SqliteJobStore } from "../../src/store/sqlite/sqlite_store.ts";
 import { TaskTokenCodec } from "../../src/store/task_token.ts";
 import { startWorker } from "../../src/worker/worker.ts";
 import { memoryLog } from "../support/memory_log.ts";
+import { storedEvents } from "../support/stored_events.ts";
 import { startTcpProxy } from "../support/tcp_proxy.ts";
 import { sessionApiTo, withMemoryServer } from "../support/memory_server.ts";
 
@@ -97,17 +98,7 @@ Deno.test("cutting the session's connection mid-batch loses no job, runs none tw
     // No event stored twice: strictly increasing sequences, one start, one
     // end, and every line exactly once, in order.
     for (const jobId of ids) {
-      const events: JobEvent[] = [];
-      for await (
-        const event of store.streamEvents(jobId, {
-          fromSequence: 0n,
-          fromTimestampMs: 0,
-          eventTypes: new Set(),
-          signal: AbortSignal.timeout(5_000),
-        })
-      ) {
-        events.push(event);
-      }
+      const events = await storedEvents(store, jobId, 5_000);
       for (let i = 1; i < events.length; i++) {
         assert.ok(events[i]!.sequence > events[i - 1]!.sequence, `job ${jobId}: sequences`);
       }
