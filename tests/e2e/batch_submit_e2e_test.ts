@@ -15,7 +15,6 @@ import {
   EnqueueJobsResultSchema,
 } from "../../gen/job/v1/job_pb.ts";
 import {
-  airunnerCommandLine,
   airunnerInvocation,
   type AirunnerResult,
   runAirunner,
@@ -233,28 +232,9 @@ Deno.test("submit --batch against a real dev server", async (t) => {
     const script = [...readme.matchAll(/```bash\n([\s\S]*?)```/g)]
       .map((m) => m[1] ?? "").find((block) => block.includes("--batch"));
     assert.ok(script !== undefined, "README has a ```bash block with --batch");
-    const bin = join(dataDir, "bin");
-    await Deno.mkdir(bin);
-    const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
-    await Deno.writeTextFile(
-      join(bin, "airunner"),
-      `#!/bin/sh\nexec ${airunnerCommandLine([]).map(quote).join(" ")} "$@"\n`,
-      { mode: 0o755 },
-    );
-    const out = await new Deno.Command("bash", {
-      args: ["-c", script],
-      cwd: dataDir,
-      env: {
-        PATH: `${bin}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`,
-        AIRUNNER_SERVER: server,
-        NO_COLOR: "1",
-      },
-      stdin: "null",
-      signal: AbortSignal.timeout(60_000),
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, stderr);
-    assert.equal(new TextDecoder().decode(out.stdout), "shard 42\n");
+    const out = await dev.runScript(script);
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(out.stdout, "shard 42\n");
     const ids = (await Deno.readTextFile(join(dataDir, "ids.txt"))).trim().split("\n");
     assert.equal(ids.length, 1000);
   });

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { airunnerCommandLine, startDev } from "../support/airunner_process.ts";
+import { startDev } from "../support/airunner_process.ts";
 
 const README = new URL("../../README.md", import.meta.url);
 
@@ -19,42 +19,15 @@ export function shellBlocksOf(markdown: string, heading: string): string[] {
   return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
 }
 
-/** A POSIX shell single-quoted word. */
-function shellQuote(word: string): string {
-  return `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
 Deno.test("the README's scripting examples run as written", async () => {
   const blocks = shellBlocksOf(await Deno.readTextFile(README), "Scripting airunner");
   const [exitCodeScript, fanOutScript, retrySafeScript] = blocks;
   assert.ok(blocks.length === 3 && exitCodeScript && fanOutScript && retrySafeScript);
 
   await using dev = await startDev({ prefix: "airunner-readme-", workers: 3 });
-  const { server, scratch } = dev;
+  const { scratch } = dev;
 
-  const bin = join(scratch, "bin");
-  await Deno.mkdir(bin);
-  const argv = airunnerCommandLine([]).map(shellQuote)
-    .join(" ");
-  await Deno.writeTextFile(join(bin, "airunner"), `#!/bin/sh\nexec ${argv} "$@"\n`, {
-    mode: 0o755,
-  });
-
-  const run = async (script: string) => {
-    const out = await new Deno.Command("bash", {
-      args: ["-c", script],
-      cwd: scratch,
-      env: {
-        PATH: `${bin}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`,
-        AIRUNNER_SERVER: server,
-        NO_COLOR: "1",
-      },
-      stdin: "null",
-      signal: AbortSignal.timeout(60_000),
-    }).output();
-    const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-    return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
-  };
+  const run = dev.runScript;
 
   const exitCode = await run(exitCodeScript);
   assert.equal(exitCode.code, 0, exitCode.stderr);

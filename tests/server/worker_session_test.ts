@@ -106,6 +106,29 @@ async function readJobs(session: RawSession, count: number) {
   return { jobs, acks };
 }
 
+/** Reads responses until `count` acks came; returns them. */
+async function readAcks(session: RawSession, count: number) {
+  const acks = [];
+  while (acks.length < count) {
+    const res = await session.next();
+    assert.ok(res !== undefined, `expected ${count} acks, got ${acks.length}`);
+    acks.push(...res.acks);
+  }
+  return acks;
+}
+
+/** Enqueues one job and opens a session (with `open`'s extra fields) that was pushed it. */
+async function sessionWithOneJob(url: string, open: { heartbeatMs?: number } = {}) {
+  await createAirunnerClients({ serverUrl: url }).jobs.enqueueJob({
+    queue: QUEUE,
+    jobParams: params,
+  });
+  const session = openRawSession(url);
+  session.send({ open: { queue: QUEUE, ...open }, credits: 1 });
+  const { jobs: [pushed] } = await readJobs(session, 1);
+  return { session, taskToken: pushed!.taskToken, jobId: pushed!.job!.jobId };
+}
+
 Deno.test("a session pushes jobs up to its credits; a completion's credit brings the next", async () => {
   await withMemoryServer(async (url, store) => {
     const clients = createAirunnerClients({ serverUrl: url });
@@ -151,12 +174,7 @@ Deno.test("a session pushes jobs up to its credits; a completion's credit brings
 Deno.test("session operations fail one by one; the session goes on", async () => {
   await withMemoryServer(async (url) => {
     const clients = createAirunnerClients({ serverUrl: url });
-    await clients.jobs.enqueueJob({ queue: QUEUE, jobParams: params });
-    const session = openRawSession(url);
-    session.send({ open: { queue: QUEUE }, credits: 1 });
-    const { jobs } = await readJobs(session, 1);
-    const token = jobs[0]!.taskToken;
-    const jobId = jobs[0]!.job!.jobId;
+    const { session, taskToken: token, jobId } = await sessionWithOneJob(url);
     session.send({
       leaseUpdates: [
         { opId: 1n, taskToken: "forged", visibilityTimeoutSeconds: 30 },
@@ -177,12 +195,7 @@ Deno.test("session operations fail one by one; the session goes on", async () =>
         jobResult: create(JobResultSchema, { jobId: crypto.randomUUID(), success: true }),
       }],
     });
-    const acks = [];
-    while (acks.length < 5) {
-      const res = await session.next();
-      assert.ok(res !== undefined, `expected 5 acks, got ${acks.length}`);
-      acks.push(...res.acks);
-    }
+    const acks = await readAcks(session, 5);
     const byId = new Map(acks.map((a) => [a.opId, a]));
     assert.equal(byId.get(1n)?.error?.code, Code.InvalidArgument);
     assert.match(byId.get(1n)?.error?.message ?? "", /task_token/);
@@ -444,28 +457,20 @@ Deno.test("a store failing a whole completion batch answers each completion; the
   }
   await withMemoryServer(async (url) => {
     const clients = createAirunnerClients({ serverUrl: url });
-    await clients.jobs.enqueueJob({ queue: QUEUE, jobParams: params });
-    const session = openRawSession(url);
-    session.send({ open: { queue: QUEUE }, credits: 1 });
-    const { jobs } = await readJobs(session, 1);
+    const { session, taskToken, jobId } = await sessionWithOneJob(url);
     const completion = (opId: bigint) => ({
       opId,
-      taskToken: jobs[0]!.taskToken,
-      jobResult: create(JobResultSchema, { jobId: jobs[0]!.job!.jobId, success: true }),
+      taskToken,
+      jobResult: create(JobResultSchema, { jobId, success: true }),
     });
     session.send({ completions: [completion(1n)] });
     session.send({ completions: [completion(2n)] });
-    const acks = [];
-    while (acks.length < 2) {
-      const res = await session.next();
-      assert.ok(res !== undefined, `expected 2 acks, got ${acks.length}`);
-      acks.push(...res.acks);
-    }
+    const acks = await readAcks(session, 2);
     assert.deepEqual(acks.map((a) => a.error?.code), [Code.Internal, Code.Internal]);
     session.closeSend();
     assert.equal(await session.end(), undefined);
     // Still serving.
-    assert.equal((await clients.jobs.getJob({ jobId: jobs[0]!.job!.jobId })).job?.attempt, 1);
+    assert.equal((await clients.jobs.getJob({ jobId })).job?.attempt, 1);
   }, { store: new FailingStore() });
 });
 
@@ -535,19 +540,12 @@ Deno.test("a worker whose messages wait behind slow store calls is not taken for
     }
   }
   await withMemoryServer(async (url) => {
-    await createAirunnerClients({ serverUrl: url }).jobs.enqueueJob({
-      queue: QUEUE,
-      jobParams: params,
-    });
-    const session = openRawSession(url);
-    session.send({ open: { queue: QUEUE, heartbeatMs: 100 }, credits: 1 });
-    await session.next();
-    const { jobs: [pushed] } = await readJobs(session, 1);
+    const { session, taskToken } = await sessionWithOneJob(url, { heartbeatMs: 100 });
     for (let op = 1; op <= 40; op++) {
       session.send({
         leaseUpdates: [{
           opId: BigInt(op),
-          taskToken: pushed!.taskToken,
+          taskToken,
           visibilityTimeoutSeconds: 60,
         }],
       });

@@ -6,7 +6,13 @@
  */
 
 import { join } from "node:path";
-import { airunnerInvocation, freePort, waitForHealth } from "../../scripts/airunner_argv.ts";
+import {
+  airunnerCommandLine,
+  airunnerInvocation,
+  freePort,
+  waitForHealth,
+} from "../../scripts/airunner_argv.ts";
+import { shellQuote } from "../../src/worker/pty.ts";
 
 export {
   airunnerCommandLine,
@@ -125,6 +131,12 @@ export interface DevProcess extends AirunnerProcess {
   readonly server: string;
   /** A temporary directory for the test's own files; the data dir is `<scratch>/data`. */
   readonly scratch: string;
+  /**
+   * Runs a bash script in `scratch` as a user would: `airunner` on the PATH
+   * (this checkout's, through a shim in `<scratch>/bin`), AIRUNNER_SERVER
+   * set to this server.
+   */
+  runScript(script: string): Promise<AirunnerResult>;
 }
 
 /**
@@ -153,10 +165,40 @@ export async function startDev(
     await Deno.remove(scratch, { recursive: true });
     throw error;
   }
+  const bin = join(scratch, "bin");
+  let shim: Promise<void> | undefined;
+  const runScript = async (script: string): Promise<AirunnerResult> => {
+    shim ??= Deno.mkdir(bin).then(() =>
+      Deno.writeTextFile(
+        join(bin, "airunner"),
+        `#!/bin/sh\nexec ${airunnerCommandLine([]).map(shellQuote).join(" ")} "$@"\n`,
+        { mode: 0o755 },
+      )
+    );
+    await shim;
+    const out = await new Deno.Command("bash", {
+      args: ["-c", script],
+      cwd: scratch,
+      env: {
+        PATH: `${bin}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`,
+        AIRUNNER_SERVER: server,
+        NO_COLOR: "1",
+      },
+      stdin: "null",
+      signal: AbortSignal.timeout(60_000),
+    }).output();
+    const decoder = new TextDecoder();
+    return {
+      code: out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
+  };
   return {
     ...dev,
     server,
     scratch,
+    runScript,
     async [Symbol.asyncDispose]() {
       await dev.stop("SIGKILL");
       await Deno.remove(scratch, { recursive: true });
