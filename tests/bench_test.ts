@@ -26,6 +26,16 @@ const EXPECTED: Record<string, { figures: string[]; targets: string[] }> = {
     ],
     targets: ["jobs/s", "pickup p50"],
   },
+  // A yardstick of the machine and runtime: figures, no targets.
+  "queue-cycle (pickup floor)": {
+    figures: [
+      "bare HTTP pickup p50",
+      "bare HTTP pickup p99",
+      "minimal pickup p50",
+      "minimal pickup p99",
+    ],
+    targets: [],
+  },
   "telemetry": {
     figures: [
       "jobs/s off",
@@ -85,7 +95,10 @@ const SQLITE_EXTRA_TARGETS: Record<string, string[]> = {
 const AWS_SCENARIOS = ["rpc-baseline", "queue-cycle", "time-to-start"];
 
 /** Scenarios that run on some stores only; skipped, with a reason, on the others. */
-const ONLY_ON: Record<string, string[]> = { "telemetry": ["memory"] };
+const ONLY_ON: Record<string, string[]> = {
+  "telemetry": ["memory"],
+  "queue-cycle (pickup floor)": ["memory"],
+};
 
 /** Figures the AWS store reports on top of the common ones. */
 const AWS_EXTRA_FIGURES: Record<string, string[]> = {
@@ -154,6 +167,7 @@ Deno.test("--only selects a scenario by name, and its variants by the name befor
   assert.ok(selected("queue-cycle", undefined));
   assert.ok(selected("queue-cycle", ["queue-cycle"]));
   assert.ok(selected("queue-cycle (session)", ["rpc-baseline", "queue-cycle"]));
+  assert.ok(selected("queue-cycle (pickup floor)", ["queue-cycle"]));
   assert.ok(selected("queue-cycle (session)", ["queue-cycle (session)"]));
   assert.ok(!selected("queue-cycle", ["queue-cycle (session)"]));
   assert.ok(!selected("queue-cycle (session)", ["queue"]));

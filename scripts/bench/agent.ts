@@ -12,13 +12,16 @@
  *                           --batch N --in-flight N --backlog N
  *                           --window-start EPOCH_MS --window-end EPOCH_MS
  *   agent.ts session-pickup --server URL --queue Q --samples N --warmup N
+ *   agent.ts floor-pickup   --server URL --mode bare|minimal --samples N --warmup N
  *
- * The session roles are in scripts/bench/session_agent.ts.
+ * The session roles are in scripts/bench/session_agent.ts, floor-pickup (against
+ * scripts/bench/floor_server.ts) in scripts/bench/floor_agent.ts.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { createAirunnerClients } from "../../src/client/transport.ts";
+import { runFloorPickup } from "./floor_agent.ts";
 import { runSessionCycle, runSessionPickup } from "./session_agent.ts";
 import { preciseNowMs } from "./stats.ts";
 
@@ -40,6 +43,7 @@ const { positionals, values } = parseArgs({
     "window-end": { type: "string", default: "0" },
     samples: { type: "string", default: "200" },
     warmup: { type: "string", default: "20" },
+    mode: { type: "string", default: "minimal" },
   },
 });
 const clients = createAirunnerClients({ serverUrl: values.server! });
@@ -146,6 +150,19 @@ switch (positionals[0]) {
       warmup: Number(values.warmup),
     });
     result = pickup;
+    endedAtMs = preciseNowMs();
+    break;
+  }
+  case "floor-pickup": {
+    if (values.mode !== "bare" && values.mode !== "minimal") {
+      throw new Error(`--mode must be bare or minimal, not ${values.mode}`);
+    }
+    result = await runFloorPickup({
+      serverUrl: values.server!,
+      mode: values.mode,
+      samples: Number(values.samples),
+      warmup: Number(values.warmup),
+    });
     endedAtMs = preciseNowMs();
     break;
   }

@@ -1,6 +1,6 @@
 /**
  * `deno task bench`: starts real airunner processes on 127.0.0.1, runs the
- * nine scenarios on each store that they run on, prints a table and writes the figures as
+ * ten scenarios on each store that they run on, prints a table and writes the figures as
  * JSON (`--out FILE`). `--quick` runs a small version of every scenario in
  * seconds; the test suite runs it so the benchmark never rots.
  *
@@ -11,7 +11,8 @@
  *
  *   deno task bench [--quick] [--out FILE] [--store memory,sqlite,aws] [--only NAME,...]
  *
- * `--only queue-cycle` runs both queue-cycle scenarios (unary and session);
+ * `--only queue-cycle` runs the three queue-cycle scenarios (unary, session and
+ * the pickup floor);
  * `--only "queue-cycle (session)"` the session one alone.
  *
  * @module
@@ -22,6 +23,12 @@ import { liveTail } from "./live_tail.ts";
 import { outputThroughput } from "./output_throughput.ts";
 import { processThroughput } from "./process_throughput.ts";
 import { stopAwsStandIns } from "./processes.ts";
+import {
+  PICKUP_FLOOR_SCENARIO,
+  PICKUP_FLOOR_SKIP_REASON,
+  PICKUP_FLOOR_STORES,
+  pickupFloor,
+} from "./pickup_floor.ts";
 import { queueCycle } from "./queue_cycle.ts";
 import { type BenchReport, formatTable } from "./report.ts";
 import { rpcBaseline } from "./rpc_baseline.ts";
@@ -39,6 +46,7 @@ export const SCENARIOS = {
   "rpc-baseline": rpcBaseline,
   "queue-cycle": queueCycle,
   [SESSION_CYCLE_SCENARIO]: queueCycleSession,
+  [PICKUP_FLOOR_SCENARIO]: pickupFloor,
   "telemetry": telemetryOverhead,
   "time-to-start": timeToStart,
   "process-jobs": processThroughput,
@@ -74,6 +82,9 @@ export function selected(name: string, only: readonly string[] | undefined): boo
 /** Why `name` does not run on `store`, or undefined when it does. */
 export function skipReason(name: string, store: string): string | undefined {
   if (name === "telemetry" && !TELEMETRY_STORES.includes(store)) return TELEMETRY_SKIP_REASON;
+  if (name === PICKUP_FLOOR_SCENARIO && !PICKUP_FLOOR_STORES.includes(store)) {
+    return PICKUP_FLOOR_SKIP_REASON;
+  }
   if (store === "aws" && !AWS_SCENARIOS.includes(name)) return AWS_SKIP_REASON;
   return undefined;
 }

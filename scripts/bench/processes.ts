@@ -318,6 +318,32 @@ export function startWorkerProcess(
   return wrap(child);
 }
 
+/** Starts a bench script (`deno run` with the project's config and network access) that runs until stopped. */
+export function startScriptProcess(
+  script: URL,
+  args: readonly string[],
+  env: Record<string, string>,
+): BenchProcess {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--config",
+      new URL("../../deno.json", import.meta.url).pathname,
+      "--allow-net",
+      "--allow-read",
+      "--allow-env",
+      script.pathname,
+      ...args,
+    ],
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  return wrap(child);
+}
+
 /** Runs a load agent (scripts/bench/agent.ts) to its end; returns its JSON result. */
 export async function runAgent<T>(args: string[], onStart?: (p: BenchProcess) => void): Promise<T> {
   const child = new Deno.Command(Deno.execPath(), {

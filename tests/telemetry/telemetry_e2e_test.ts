@@ -109,7 +109,10 @@ for (const protocol of WORKER_PROTOCOLS) {
 Deno.test("with no collector listening, telemetry neither breaks nor stalls a command", async () => {
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
-  const env = otelEnv(`http://127.0.0.1:${freePort()}`, "airunner-test");
+  // Port 1 is below the range freePort() draws from, so no test running
+  // alongside can be listening there (a freed port could be taken by one, a
+  // stalled proxy say, and the commands would wait on it at exit).
+  const env = otelEnv("http://127.0.0.1:1", "airunner-test");
   await using _server = startAirunner(
     ["server", "--listen", `127.0.0.1:${port}`, "--store", "memory", "--no-auth"],
     { env },
