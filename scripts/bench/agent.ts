@@ -22,6 +22,7 @@
 import { parseArgs } from "node:util";
 import { createAirunnerClients } from "../../src/client/transport.ts";
 import { runFloorPickup } from "./floor_agent.ts";
+import { parseFloorMode } from "./floor_server.ts";
 import { runSessionCycle, runSessionPickup } from "./session_agent.ts";
 import { preciseNowMs } from "./stats.ts";
 
@@ -154,12 +155,9 @@ switch (positionals[0]) {
     break;
   }
   case "floor-pickup": {
-    if (values.mode !== "bare" && values.mode !== "minimal") {
-      throw new Error(`--mode must be bare or minimal, not ${values.mode}`);
-    }
     result = await runFloorPickup({
       serverUrl: values.server!,
-      mode: values.mode,
+      mode: parseFloorMode(values.mode),
       samples: Number(values.samples),
       warmup: Number(values.warmup),
     });

@@ -11,12 +11,13 @@ import {
   EnqueueJobResponseSchema,
   WorkerSessionResponseSchema,
 } from "../../gen/job/v1/job_pb.ts";
+import { concatBytes } from "../../src/bytes.ts";
 import { FLOOR_QUEUE, type FloorMode } from "./floor_server.ts";
 
 /** Reads Connect envelopes' payloads off a byte stream. */
 class EnvelopeReader {
   #reader: ReadableStreamDefaultReader<Uint8Array>;
-  #buffered = new Uint8Array(0);
+  #buffered: Uint8Array = new Uint8Array(0);
 
   constructor(body: ReadableStream<Uint8Array>) {
     this.#reader = body.getReader();
@@ -30,6 +31,9 @@ class EnvelopeReader {
           this.#buffered.byteOffset,
           this.#buffered.byteLength,
         ).getUint32(1);
+        if (this.#buffered[0] !== 0) {
+          throw new Error(`the floor server sent an envelope with flags ${this.#buffered[0]}`);
+        }
         if (this.#buffered.byteLength >= 5 + length) {
           const payload = this.#buffered.subarray(5, 5 + length);
           this.#buffered = this.#buffered.subarray(5 + length);
@@ -38,10 +42,9 @@ class EnvelopeReader {
       }
       const { done, value } = await this.#reader.read();
       if (done) throw new Error("the floor server ended the stream");
-      const joined = new Uint8Array(this.#buffered.byteLength + value.byteLength);
-      joined.set(this.#buffered);
-      joined.set(value, this.#buffered.byteLength);
-      this.#buffered = joined;
+      this.#buffered = this.#buffered.byteLength === 0
+        ? value
+        : concatBytes([this.#buffered, value]);
     }
   }
 
@@ -94,7 +97,8 @@ export async function runFloorPickup(
       if (i >= options.warmup) samples.push(at - sentAt);
     }
   } finally {
-    await pushes.cancel();
+    // A stream that already failed would reject here and hide the first error.
+    await pushes.cancel().catch(() => {});
     http2.close();
   }
   return { samples };

@@ -19,6 +19,7 @@
  * @module
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { parseArgs } from "node:util";
 import {
   DequeueJobResponseSchema,
@@ -35,15 +36,13 @@ export const FLOOR_QUEUE = "floor";
 /** How the floor server is built: see the module doc. */
 export type FloorMode = "bare" | "minimal";
 
-/** A Connect envelope (flags 0, big-endian length) around `payload`. */
-export function envelope(payload: Uint8Array): Uint8Array<ArrayBuffer> {
-  const framed = new Uint8Array(5 + payload.byteLength);
-  new DataView(framed.buffer).setUint32(1, payload.byteLength);
-  framed.set(payload, 5);
-  return framed;
+/** `value` as a {@link FloorMode}; throws naming the flag otherwise. */
+export function parseFloorMode(value: string | undefined): FloorMode {
+  if (value === "bare" || value === "minimal") return value;
+  throw new Error(`--mode must be bare or minimal, not ${value}`);
 }
 
-const BARE_PUSH = envelope(new Uint8Array(115));
+const BARE_PUSH = encodeEnvelope(0, new Uint8Array(115));
 const BARE_ANSWER = new Uint8Array(40);
 
 function serveBare(): (req: Request) => Promise<Response> {
@@ -64,7 +63,13 @@ function serveBare(): (req: Request) => Promise<Response> {
       return new Response(body, { headers: { "content-type": "application/connect+proto" } });
     }
     await req.bytes();
-    for (const stream of streams) stream.enqueue(BARE_PUSH.slice());
+    for (const stream of streams) {
+      try {
+        stream.enqueue(BARE_PUSH.slice());
+      } catch {
+        streams.delete(stream); // errored without being cancelled
+      }
+    }
     return new Response(BARE_ANSWER.slice(), { headers: { "content-type": "application/proto" } });
   };
 }
@@ -84,13 +89,14 @@ function serveMinimal(): (req: Request) => Promise<Response> {
               visibilityTimeoutMs: 300_000,
               signal: ended.signal,
             });
-            if (leased.length === 0) continue;
+            // With no maxWaitMs, nothing leased means the stream was cancelled.
+            if (leased.length === 0 || ended.signal.aborted) break;
             const message = create(WorkerSessionResponseSchema, {
               jobs: leased.map(({ job, taskToken }) =>
                 create(DequeueJobResponseSchema, { job, taskToken })
               ),
             });
-            controller.enqueue(envelope(toBinary(WorkerSessionResponseSchema, message)));
+            controller.enqueue(encodeEnvelope(0, toBinary(WorkerSessionResponseSchema, message)));
           }
         },
         cancel() {
@@ -117,14 +123,11 @@ if (import.meta.main) {
     args: Deno.args,
     options: { port: { type: "string" }, mode: { type: "string", default: "minimal" } },
   });
-  if (values.mode !== "bare" && values.mode !== "minimal") {
-    throw new Error(`--mode must be bare or minimal, not ${values.mode}`);
-  }
-  const handler = values.mode === "bare" ? serveBare() : serveMinimal();
+  const handler = parseFloorMode(values.mode) === "bare" ? serveBare() : serveMinimal();
   Deno.serve({ hostname: "127.0.0.1", port: Number(values.port), onListen() {} }, (req) => {
-    if (req.method === "GET" && new URL(req.url).pathname === "/health") {
-      return new Response("ok");
-    }
-    return handler(req);
+    const path = new URL(req.url).pathname;
+    if (req.method === "GET" && path === "/health") return new Response("ok");
+    if (req.method === "POST" && (path === "/session" || path === "/enqueue")) return handler(req);
+    return new Response("not found", { status: 404 });
   });
 }

@@ -7,7 +7,8 @@
  * The AWS store (`airunner orchestrator`) runs against in-process stand-ins
  * for SQS and DynamoDB, so only the scenarios in {@link AWS_SCENARIOS} run on
  * it; the others are listed as skipped, with the reason. The telemetry
- * scenario runs on the memory store only ({@link TELEMETRY_STORES}).
+ * scenario and the pickup floor run on the memory store only
+ * ({@link TELEMETRY_STORES}, {@link PICKUP_FLOOR_STORES}).
  *
  *   deno task bench [--quick] [--out FILE] [--store memory,sqlite,aws] [--only NAME,...]
  *

@@ -318,24 +318,37 @@ export function startWorkerProcess(
   return wrap(child);
 }
 
-/** Starts a bench script (`deno run` with the project's config and network access) that runs until stopped. */
+/**
+ * `deno run` of a bench script with the project's config, network, read and
+ * env access, and `denoFlags`.
+ */
+function benchScriptArgv(
+  script: URL,
+  denoFlags: readonly string[],
+  args: readonly string[],
+): string[] {
+  return [
+    "run",
+    "--config",
+    new URL("../../deno.json", import.meta.url).pathname,
+    "--allow-net",
+    "--allow-read",
+    "--allow-env",
+    ...denoFlags,
+    script.pathname,
+    ...args,
+  ];
+}
+
+/** Starts a bench script that runs until stopped (see {@link benchScriptArgv}). */
 export function startScriptProcess(
   script: URL,
   args: readonly string[],
-  env: Record<string, string>,
+  options: { readonly env: Record<string, string>; readonly denoFlags?: readonly string[] },
 ): BenchProcess {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--config",
-      new URL("../../deno.json", import.meta.url).pathname,
-      "--allow-net",
-      "--allow-read",
-      "--allow-env",
-      script.pathname,
-      ...args,
-    ],
-    env,
+    args: benchScriptArgv(script, options.denoFlags ?? [], args),
+    env: options.env,
     clearEnv: true,
     stdin: "null",
     stdout: "null",
@@ -347,17 +360,7 @@ export function startScriptProcess(
 /** Runs a load agent (scripts/bench/agent.ts) to its end; returns its JSON result. */
 export async function runAgent<T>(args: string[], onStart?: (p: BenchProcess) => void): Promise<T> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--config",
-      new URL("../../deno.json", import.meta.url).pathname,
-      "--allow-net",
-      "--allow-read",
-      "--allow-env",
-      "--allow-sys=hostname",
-      new URL("./agent.ts", import.meta.url).pathname,
-      ...args,
-    ],
+    args: benchScriptArgv(new URL("./agent.ts", import.meta.url), ["--allow-sys=hostname"], args),
     env: childEnv(),
     clearEnv: true,
     stdin: "null",
@@ -370,6 +373,29 @@ export async function runAgent<T>(args: string[], onStart?: (p: BenchProcess) =>
     throw new Error(`bench agent ${args[0]} failed with exit code ${status.code}`);
   }
   return JSON.parse(out) as T;
+}
+
+/**
+ * Runs a pickup agent role (`session-pickup` or `floor-pickup`) against
+ * `serverUrl` with `args` on top; returns its samples in ms.
+ */
+export async function runPickupAgent(
+  role: "session-pickup" | "floor-pickup",
+  serverUrl: string,
+  counts: { readonly samples: number; readonly warmup: number },
+  args: readonly string[],
+): Promise<number[]> {
+  const result = await runAgent<{ samples: number[] }>([
+    role,
+    "--server",
+    serverUrl,
+    "--samples",
+    String(counts.samples),
+    "--warmup",
+    String(counts.warmup),
+    ...args,
+  ]);
+  return result.samples;
 }
 
 /** CPU time this (the bench) process has used so far, in ms; on the AWS store it runs the stand-ins. */

@@ -20,7 +20,13 @@
  *
  * @module
  */
-import { type BenchProcess, machineCpuMs, runAgent, startServerProcess } from "./processes.ts";
+import {
+  type BenchProcess,
+  machineCpuMs,
+  runAgent,
+  runPickupAgent,
+  startServerProcess,
+} from "./processes.ts";
 import {
   type Figure,
   figureOf,
@@ -136,7 +142,7 @@ export async function queueCycleSession(context: ScenarioContext): Promise<Scena
         percent(others)
       }${others >= 0.25 ? " (foreign load: the figures understate this machine)" : ""}`,
       "agent CPU: the load agent process (batch producer and session consumers together); jobs/s counts completions acknowledged in the window",
-      "pickup: EnqueueJob sent -> session claim() returns the job, timed in one process on one clock, on an idle queue of a fresh server",
+      "pickup: EnqueueJob sent -> session claim() returns the job, timed in one process on one clock, on an idle queue of a fresh server; queue-cycle (pickup floor) shows how low it can go on this machine",
       ...(late
         ? [`the agent's load began ${Math.round(lateMs)} ms into the window: jobs/s is understated`]
         : []),
@@ -214,18 +220,10 @@ async function measureThroughput(
 async function measurePickup(store: string, samples: number, warmup: number): Promise<number[]> {
   const server = await startServerProcess(store, { queues: [PICKUP_QUEUE] });
   try {
-    const result = await runAgent<{ samples: number[] }>([
-      "session-pickup",
-      "--server",
-      server.url,
+    return await runPickupAgent("session-pickup", server.url, { samples, warmup }, [
       "--queue",
       PICKUP_QUEUE,
-      "--samples",
-      String(samples),
-      "--warmup",
-      String(warmup),
     ]);
-    return result.samples;
   } finally {
     await server.stop();
   }
