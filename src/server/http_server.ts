@@ -26,6 +26,7 @@ import { instrumentStore } from "../telemetry/instrumented_store.ts";
 import { registerAllMetrics } from "../telemetry/metrics.ts";
 import { activeSpan } from "../telemetry/tracing.ts";
 import { correctStreamParseErrors, correctUnaryParseError } from "./malformed_requests.ts";
+import { createFastUnaryRoutes, type FastUnaryRoute } from "./unary_fast_path.ts";
 
 /** Options of {@link startServer}. */
 export interface ServerOptions {
@@ -50,6 +51,12 @@ export interface ServerOptions {
   readonly auth?: ApiTokenVerifier;
   /** Serve HTTPS (h2 and HTTP/1.1 by ALPN) with this certificate chain and key. */
   readonly tls?: { readonly certPem: string; readonly keyPem: string };
+  /**
+   * Serve plain binary unary calls without Connect's handler machinery (see
+   * src/server/unary_fast_path.ts); default true. false sends every call
+   * through Connect's handlers, which tests compare the fast path with.
+   */
+  readonly fastUnaryPath?: boolean;
 }
 
 /** A listening server. */
@@ -69,6 +76,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   registerAllMetrics();
   const store = instrumentStore(options.store);
   const shutdown = new AbortController();
+  const interceptors = [
+    logAndTranslateErrors(logger),
+    ...(options.auth === undefined ? [] : [requireApiToken(options.auth)]),
+  ];
   const router = createConnectRouter({
     // Deno.serve has no HTTP trailers, so native gRPC cannot work; refusing
     // it gives gRPC clients a clean 415 instead of a broken stream.
@@ -77,28 +88,36 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     connect: true,
     readMaxBytes: MAX_MESSAGE_BYTES,
     shutdownSignal: shutdown.signal,
-    interceptors: [
-      logAndTranslateErrors(logger),
-      ...(options.auth === undefined ? [] : [requireApiToken(options.auth)]),
-    ],
+    interceptors,
   });
-  router.service(
-    JobService,
-    createJobService({
-      store,
-      logger,
-      executionConfig: options.executionConfig ?? defaultExecutionConfig(),
-      maxDequeueWaitMs: options.maxDequeueWaitMs ?? 60_000,
-      sessionHeartbeatMs: options.sessionHeartbeatMs ?? SESSION_HEARTBEAT_MS,
-    }),
-  );
-  router.service(JobEventsService, createJobEventsService({ store }));
+  const services = [
+    {
+      service: JobService,
+      impl: createJobService({
+        store,
+        logger,
+        executionConfig: options.executionConfig ?? defaultExecutionConfig(),
+        maxDequeueWaitMs: options.maxDequeueWaitMs ?? 60_000,
+        sessionHeartbeatMs: options.sessionHeartbeatMs ?? SESSION_HEARTBEAT_MS,
+      }),
+    },
+    { service: JobEventsService, impl: createJobEventsService({ store }) },
+  ] as const;
+  router.service(services[0].service, services[0].impl);
+  router.service(services[1].service, services[1].impl);
+  const fastRoutes = options.fastUnaryPath === false
+    ? new Map<string, FastUnaryRoute>()
+    : createFastUnaryRoutes(services, interceptors, shutdown.signal);
 
   const routes = new Map<string, (req: Request) => Promise<Response>>();
   for (const handler of router.handlers) {
     routes.set(
       handler.requestPath,
-      toFetchHandler(handler, BUFFERED_STREAMS.has(handler.requestPath)),
+      toFetchHandler(
+        handler,
+        BUFFERED_STREAMS.has(handler.requestPath),
+        fastRoutes.get(handler.requestPath),
+      ),
     );
   }
 
@@ -259,15 +278,22 @@ const BUFFERED_STREAMS = new Set([`/${JobService.typeName}/${JobService.method.d
 function toFetchHandler(
   handler: UniversalHandler,
   bufferStream: boolean,
+  fastRoute: FastUnaryRoute | undefined,
 ): (req: Request) => Promise<Response> {
   return async (req) => {
     const length = Number(req.headers.get("content-length") ?? NaN);
     const unary = !(req.headers.get("content-type") ?? "").startsWith("application/connect+");
     // A unary body of a declared, bounded length is read in one go; reading
     // it as a stream costs more than the call itself.
-    const requestBody = unary && length >= 0 && length <= MAX_MESSAGE_BYTES
-      ? oneChunk(await req.bytes())
-      : req.body ?? oneChunk(new Uint8Array());
+    let requestBody: AsyncIterable<Uint8Array>;
+    if (unary && length >= 0 && length <= MAX_MESSAGE_BYTES) {
+      const bytes = await req.bytes();
+      const answered = fastRoute?.(req, bytes);
+      if (answered !== undefined) return answered;
+      requestBody = oneChunk(bytes);
+    } else {
+      requestBody = req.body ?? oneChunk(new Uint8Array());
+    }
     const res = await handler({
       httpVersion: "",
       method: req.method,

@@ -1,0 +1,204 @@
+/**
+ * The unary fast path (src/server/unary_fast_path.ts) must answer exactly
+ * as Connect's handler does: the same requests go to a server with it and
+ * one without, and the answers are compared.
+ */
+import assert from "node:assert/strict";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  EnqueueJobRequestSchema,
+  EnqueueJobResponseSchema,
+  GetJobRequestSchema,
+  JobService,
+  JobState,
+  ListJobsRequestSchema,
+} from "../../gen/job/v1/job_pb.ts";
+import { ApiTokenVerifier, mintApiToken } from "../../src/auth/jwt.ts";
+import { generateP256KeyPair } from "../../src/auth/keys.ts";
+import { createFastUnaryRoutes, isPlainBinaryUnary } from "../../src/server/unary_fast_path.ts";
+import { type RunningServer, startServer } from "../../src/server/http_server.ts";
+import { MemoryJobStore } from "../../src/store/memory_store.ts";
+import { memoryLog } from "../support/memory_log.ts";
+
+const keys = await generateP256KeyPair();
+const PROTO = { "content-type": "application/proto" };
+const ENQUEUE = "/job.v1.JobService/EnqueueJob";
+
+Deno.test("only a POST of application/proto without compression or timeout takes the fast path", () => {
+  const plain = (extra: Record<string, string> = {}) => new Headers({ ...PROTO, ...extra });
+  assert.ok(isPlainBinaryUnary("POST", plain()));
+  assert.ok(isPlainBinaryUnary("POST", plain({ "connect-protocol-version": "1" })));
+  assert.ok(isPlainBinaryUnary("POST", plain({ "content-encoding": "identity" })));
+  assert.ok(!isPlainBinaryUnary("GET", plain()));
+  assert.ok(!isPlainBinaryUnary("POST", new Headers({ "content-type": "application/json" })));
+  assert.ok(!isPlainBinaryUnary("POST", new Headers({ "content-type": "application/grpc-web" })));
+  assert.ok(!isPlainBinaryUnary("POST", new Headers()));
+  assert.ok(!isPlainBinaryUnary("POST", plain({ "content-encoding": "gzip" })));
+  assert.ok(!isPlainBinaryUnary("POST", plain({ "connect-timeout-ms": "1000" })));
+  assert.ok(!isPlainBinaryUnary("POST", plain({ "connect-protocol-version": "2" })));
+});
+
+Deno.test("the fast routes cover every unary method and decline what they do not serve", () => {
+  const routes = createFastUnaryRoutes(
+    [{ service: JobService, impl: { enqueueJob: () => ({}), getJob: () => ({}) } }],
+    [],
+    new AbortController().signal,
+  );
+  // Only methods the implementation has; streaming methods never.
+  assert.deepEqual([...routes.keys()].sort(), [ENQUEUE, "/job.v1.JobService/GetJob"]);
+  const route = routes.get(ENQUEUE)!;
+  const body = toBinary(EnqueueJobRequestSchema, create(EnqueueJobRequestSchema, { queue: "q" }));
+  const at = "http://127.0.0.1/job.v1.JobService/EnqueueJob";
+  assert.ok(route(new Request(at, { method: "POST", headers: PROTO }), body) instanceof Promise);
+  const json = new Request(at, { method: "POST", headers: { "content-type": "application/json" } });
+  assert.equal(route(json, body), undefined, "JSON goes to Connect");
+  const garbage = new Uint8Array([0xff, 0xff, 0xff]);
+  assert.equal(
+    route(new Request(at, { method: "POST", headers: PROTO }), garbage),
+    undefined,
+    "a body that does not parse goes to Connect, which words the error",
+  );
+});
+
+/** Runs `fn` against two servers, with and without the fast path. */
+async function withBothServers(
+  fn: (fast: RunningServer, connect: RunningServer) => Promise<void>,
+  options: { auth?: ApiTokenVerifier } = {},
+) {
+  const start = (fastUnaryPath: boolean) =>
+    startServer({
+      store: new MemoryJobStore(),
+      logger: memoryLog().logger,
+      hostname: "127.0.0.1",
+      port: 0,
+      maxDequeueWaitMs: 50,
+      fastUnaryPath,
+      ...(options.auth === undefined ? {} : { auth: options.auth }),
+    });
+  const fast = await start(true);
+  const connect = await start(false);
+  try {
+    await fn(fast, connect);
+  } finally {
+    await fast.close();
+    await connect.close();
+  }
+}
+
+interface Answer {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: Uint8Array;
+}
+
+async function post(
+  server: RunningServer,
+  path: string,
+  body: Uint8Array<ArrayBuffer>,
+  headers: Record<string, string> = PROTO,
+): Promise<Answer> {
+  const res = await fetch(`${server.url}${path}`, { method: "POST", body, headers });
+  const answer = new Uint8Array(await res.arrayBuffer());
+  const kept: Record<string, string> = {};
+  // The date differs from call to call; everything else must match.
+  res.headers.forEach((value, key) => key !== "date" && (kept[key] = value));
+  return { status: res.status, headers: kept, body: answer };
+}
+
+async function assertSameAnswer(
+  fast: RunningServer,
+  connect: RunningServer,
+  path: string,
+  body: Uint8Array<ArrayBuffer>,
+  headers: Record<string, string> = PROTO,
+): Promise<Answer> {
+  const a = await post(fast, path, body, headers);
+  const b = await post(connect, path, body, headers);
+  const text = (x: Answer) => new TextDecoder().decode(x.body);
+  assert.equal(a.status, b.status, `${path}: ${text(a)} vs ${text(b)}`);
+  assert.deepEqual(a.headers, b.headers, path);
+  assert.equal(text(a), text(b), path);
+  return a;
+}
+
+Deno.test("errors through the fast path are Connect's, byte for byte", async () => {
+  await withBothServers(async (fast, connect) => {
+    const enqueue = (init: Parameters<typeof create<typeof EnqueueJobRequestSchema>>[1]) =>
+      toBinary(EnqueueJobRequestSchema, create(EnqueueJobRequestSchema, init));
+    const bad = await assertSameAnswer(fast, connect, ENQUEUE, enqueue({ queue: "no spaces" }));
+    assert.equal(bad.status, 400);
+    assert.match(new TextDecoder().decode(bad.body), /"code":"invalid_argument".*queue/);
+    const missing = await assertSameAnswer(
+      fast,
+      connect,
+      "/job.v1.JobService/GetJob",
+      toBinary(
+        GetJobRequestSchema,
+        create(GetJobRequestSchema, { jobId: "01900000-0000-7000-8000-000000000000" }),
+      ),
+    );
+    assert.equal(missing.status, 404);
+    // Declined by the fast path, so Connect answers both: still the same.
+    await assertSameAnswer(fast, connect, ENQUEUE, new Uint8Array([0xff, 0xff, 0xff]));
+    await assertSameAnswer(fast, connect, ENQUEUE, enqueue({ queue: "q" }), {
+      ...PROTO,
+      "content-encoding": "gzip",
+    });
+    // A listing of an empty queue: the same empty page.
+    const idle = await assertSameAnswer(
+      fast,
+      connect,
+      "/job.v1.JobService/ListJobs",
+      toBinary(ListJobsRequestSchema, create(ListJobsRequestSchema, { queue: "q" })),
+    );
+    assert.equal(idle.status, 200);
+  });
+});
+
+Deno.test("a successful call through the fast path answers as Connect does", async () => {
+  await withBothServers(async (fast, connect) => {
+    const body = toBinary(
+      EnqueueJobRequestSchema,
+      create(EnqueueJobRequestSchema, { queue: "q", jobParams: { command: "true" } }),
+    );
+    const [a, b] = [await post(fast, ENQUEUE, body), await post(connect, ENQUEUE, body)];
+    assert.equal(a.status, 200);
+    assert.deepEqual(a.headers, b.headers);
+    // Job ids and times differ between the two stores; the shape does not.
+    const [x, y] = [a, b].map((answer) => fromBinary(EnqueueJobResponseSchema, answer.body));
+    assert.equal(x!.state, JobState.SCHEDULED);
+    assert.equal(x!.state, y!.state);
+    assert.match(x!.jobId, /^[0-9a-f-]{36}$/);
+  });
+});
+
+Deno.test("interceptors run on the fast path: no token and a wrong scope are refused as by Connect", async () => {
+  await withBothServers(async (fast, connect) => {
+    const body = toBinary(
+      EnqueueJobRequestSchema,
+      create(EnqueueJobRequestSchema, { queue: "q", jobParams: { command: "true" } }),
+    );
+    const anonymous = await assertSameAnswer(fast, connect, ENQUEUE, body);
+    assert.equal(anonymous.status, 401);
+    const worker = await mintApiToken(keys.privateKey, {
+      subject: "w",
+      scopes: ["worker"],
+      ttlSeconds: 600,
+    });
+    const refused = await assertSameAnswer(fast, connect, ENQUEUE, body, {
+      ...PROTO,
+      authorization: `Bearer ${worker}`,
+    });
+    assert.equal(refused.status, 403);
+    const submitter = await mintApiToken(keys.privateKey, {
+      subject: "s",
+      scopes: ["submit"],
+      ttlSeconds: 600,
+    });
+    const accepted = await post(fast, ENQUEUE, body, {
+      ...PROTO,
+      authorization: `Bearer ${submitter}`,
+    });
+    assert.equal(accepted.status, 200);
+  }, { auth: new ApiTokenVerifier([keys.publicKey]) });
+});
