@@ -80,7 +80,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logAndTranslateErrors(logger),
     ...(options.auth === undefined ? [] : [requireApiToken(options.auth)]),
   ];
-  const router = createConnectRouter({
+  const routerOptions = {
     // Deno.serve has no HTTP trailers, so native gRPC cannot work; refusing
     // it gives gRPC clients a clean 415 instead of a broken stream.
     grpc: false,
@@ -89,7 +89,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     readMaxBytes: MAX_MESSAGE_BYTES,
     shutdownSignal: shutdown.signal,
     interceptors,
-  });
+  };
+  const router = createConnectRouter(routerOptions);
   const services = [
     {
       service: JobService,
@@ -107,7 +108,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   router.service(services[1].service, services[1].impl);
   const fastRoutes = options.fastUnaryPath === false
     ? new Map<string, FastUnaryRoute>()
-    : createFastUnaryRoutes(services, interceptors, shutdown.signal);
+    : createFastUnaryRoutes(services, routerOptions);
 
   const routes = new Map<string, (req: Request) => Promise<Response>>();
   for (const handler of router.handlers) {
@@ -275,7 +276,12 @@ const BUFFERED_STREAMS = new Set([`/${JobService.typeName}/${JobService.method.d
  * Content-Length) move as one buffer each, which costs far less than a
  * stream per call; streaming calls stay streams.
  */
-function toFetchHandler(
+/**
+ * A Deno.serve handler for one Connect route: a bounded unary body is read
+ * in one go and offered to `fastRoute` first; what it declines, and every
+ * stream, goes to Connect's `handler`. Exported for tests.
+ */
+export function toFetchHandler(
   handler: UniversalHandler,
   bufferStream: boolean,
   fastRoute: FastUnaryRoute | undefined,

@@ -34,6 +34,7 @@ import {
 import {
   Code,
   ConnectError,
+  type ConnectRouterOptions,
   createContextValues,
   type HandlerContext,
   type Interceptor,
@@ -78,17 +79,37 @@ export function isPlainBinaryUnary(method: string, headers: Headers): boolean {
   return version === null || version === "1";
 }
 
+/** The router options the fast path reads: those given to Connect's router. */
+export type FastPathRouterOptions = ConnectRouterOptions & {
+  readonly interceptors: Interceptor[];
+  readonly shutdownSignal: AbortSignal;
+};
+
 /**
  * Fast routes for every unary method of `services`, by request path
- * (`/job.v1.JobService/EnqueueJob`). `interceptors` run as Connect runs
- * them (the first is outermost); `shutdownSignal` ends waits as the
- * router's does.
+ * (`/job.v1.JobService/EnqueueJob`). `routerOptions` are the options of
+ * Connect's router serving the same services: their interceptors run as
+ * Connect runs them (the first is outermost), their shutdown signal ends
+ * waits. Throws when they ask for something this path does not do
+ * (compression, a required protocol header, a request gate, codec
+ * options), so the two paths cannot drift apart unnoticed.
  */
 export function createFastUnaryRoutes(
   services: readonly FastPathService[],
-  interceptors: readonly Interceptor[],
-  shutdownSignal: AbortSignal,
+  routerOptions: FastPathRouterOptions,
 ): Map<string, FastUnaryRoute> {
+  const unsupported = [
+    (routerOptions.acceptCompression?.length ?? 0) > 0 && "acceptCompression",
+    routerOptions.requireConnectProtocolHeader === true && "requireConnectProtocolHeader",
+    routerOptions.requestGate !== undefined && "requestGate",
+    routerOptions.jsonOptions !== undefined && "jsonOptions",
+    routerOptions.binaryOptions !== undefined && "binaryOptions",
+    routerOptions.writeMaxBytes !== undefined && "writeMaxBytes",
+  ].filter((name) => name !== false);
+  if (unsupported.length > 0) {
+    throw new Error(`the unary fast path does not implement ${unsupported.join(", ")}`);
+  }
+  const { interceptors, shutdownSignal } = routerOptions;
   const routes = new Map<string, FastUnaryRoute>();
   for (const { service, impl } of services) {
     for (const method of service.methods) {
@@ -126,7 +147,32 @@ function createRoute(
   };
 
   async function serve(req: Request, message: MessageShape<DescMessage>): Promise<Response> {
-    const signal = AbortSignal.any([req.signal, shutdownSignal]);
+    // The call's signal follows the client's and the server's shutdown
+    // through listeners removed when the call ends, and aborts when the call
+    // ends, as Connect's does, so listeners the implementation left behind
+    // run and are released. (AbortSignal.any would hang a dependent signal
+    // on the long-lived shutdown signal per call; with a listener left on
+    // it, Deno 2.9 keeps them all.)
+    const ended = new AbortController();
+    const relay = (event: Event) => ended.abort((event.target as AbortSignal).reason);
+    for (const source of [req.signal, shutdownSignal]) {
+      if (source.aborted) ended.abort(source.reason);
+      else source.addEventListener("abort", relay, { once: true });
+    }
+    try {
+      return await answer(req, message, ended.signal);
+    } finally {
+      req.signal.removeEventListener("abort", relay);
+      shutdownSignal.removeEventListener("abort", relay);
+      ended.abort(CALL_ENDED);
+    }
+  }
+
+  async function answer(
+    req: Request,
+    message: MessageShape<DescMessage>,
+    signal: AbortSignal,
+  ): Promise<Response> {
     const context: HandlerContext = {
       method,
       service,
@@ -151,8 +197,16 @@ function createRoute(
       contextValues: context.values,
       message,
     };
+    // As Connect's invokeUnaryImplementation: the implementation sees the
+    // request as the interceptors passed it on.
     const invoke: Next = async (called) => {
-      const output = await impl(called.message as MessageShape<DescMessage>, context);
+      const output = await impl(called.message as MessageShape<DescMessage>, {
+        ...context,
+        service: called.service,
+        requestHeader: called.header,
+        signal: called.signal,
+        values: called.contextValues,
+      });
       const response: UnaryResponse = {
         stream: false,
         service,
@@ -165,13 +219,15 @@ function createRoute(
       };
       return response;
     };
-    const call = interceptors.reduceRight<Next>((next, interceptor) => interceptor(next), invoke);
-    // As in Connect's handler, the answer's headers are the context's,
-    // whatever an interceptor returned.
     try {
+      const call = interceptors.reduceRight<Next>((next, i) => i(next), invoke);
       const response = await call(request);
       if (response.stream) throw new ConnectError("a unary call answered with a stream");
-      return new Response(toBinary(method.output, response.message), {
+      // The headers and trailers an interceptor answered with replace the
+      // context's, as in Connect.
+      replaceHeaders(context.responseHeader, response.header);
+      replaceHeaders(context.responseTrailer, response.trailer);
+      return new Response(serialize(method, response.message), {
         status: 200,
         headers: trailerMux(context.responseHeader, context.responseTrailer),
       });
@@ -189,4 +245,27 @@ function createRoute(
       });
     }
   }
+}
+
+/**
+ * The reason a call's signal aborts with when the call ends: one value, so
+ * no call pays for an AbortError and its stack trace.
+ */
+const CALL_ENDED = new DOMException("the call has ended", "AbortError");
+
+/** `message` in binary, failing as Connect's serializer does. */
+function serialize(method: DescMethodUnary, message: MessageShape<DescMessage>) {
+  try {
+    return toBinary(method.output, message);
+  } catch (e) {
+    const reason = e instanceof Error ? e.message : String(e);
+    throw new ConnectError(`serialize binary: ${reason}`, Code.Internal);
+  }
+}
+
+/** Makes `to` hold exactly `from`'s fields (Connect's copyHeaders). */
+function replaceHeaders(to: Headers, from: Headers): void {
+  if (from === to) return;
+  for (const key of [...to.keys()]) to.delete(key);
+  from.forEach((value, key) => to.set(key, value));
 }

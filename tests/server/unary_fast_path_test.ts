@@ -15,10 +15,15 @@ import {
 } from "../../gen/job/v1/job_pb.ts";
 import { ApiTokenVerifier, mintApiToken } from "../../src/auth/jwt.ts";
 import { generateP256KeyPair } from "../../src/auth/keys.ts";
-import { createFastUnaryRoutes, isPlainBinaryUnary } from "../../src/server/unary_fast_path.ts";
-import { type RunningServer, startServer } from "../../src/server/http_server.ts";
+import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+import {
+  createFastUnaryRoutes,
+  type FastUnaryRoute,
+  isPlainBinaryUnary,
+} from "../../src/server/unary_fast_path.ts";
+import { type RunningServer, startServer, toFetchHandler } from "../../src/server/http_server.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
-import { memoryLog } from "../support/memory_log.ts";
+import { type MemoryLog, memoryLog } from "../support/memory_log.ts";
 
 const keys = await generateP256KeyPair();
 const PROTO = { "content-type": "application/proto" };
@@ -38,11 +43,12 @@ Deno.test("only a POST of application/proto without compression or timeout takes
   assert.ok(!isPlainBinaryUnary("POST", plain({ "connect-protocol-version": "2" })));
 });
 
+const NO_OPTIONS = { interceptors: [], shutdownSignal: new AbortController().signal };
+
 Deno.test("the fast routes cover every unary method and decline what they do not serve", () => {
   const routes = createFastUnaryRoutes(
     [{ service: JobService, impl: { enqueueJob: () => ({}), getJob: () => ({}) } }],
-    [],
-    new AbortController().signal,
+    NO_OPTIONS,
   );
   // Only methods the implementation has; streaming methods never.
   assert.deepEqual([...routes.keys()].sort(), [ENQUEUE, "/job.v1.JobService/GetJob"]);
@@ -60,29 +66,97 @@ Deno.test("the fast routes cover every unary method and decline what they do not
   );
 });
 
-/** Runs `fn` against two servers, with and without the fast path. */
+Deno.test("router options the fast path does not implement are refused by name", () => {
+  const services = [{ service: JobService, impl: {} }];
+  assert.throws(
+    () => createFastUnaryRoutes(services, { ...NO_OPTIONS, requireConnectProtocolHeader: true }),
+    /does not implement requireConnectProtocolHeader/,
+  );
+  assert.throws(
+    () => createFastUnaryRoutes(services, { ...NO_OPTIONS, jsonOptions: {}, writeMaxBytes: 1 }),
+    /does not implement jsonOptions, writeMaxBytes/,
+  );
+});
+
+Deno.test("a route's handler offers plain unary calls to the fast path and everything else to Connect", async () => {
+  const connectSaw: string[] = [];
+  const connect: UniversalHandler = Object.assign(async (req: UniversalServerRequest) => {
+    let bytes = 0;
+    for await (const chunk of req.body as AsyncIterable<Uint8Array>) bytes += chunk.byteLength;
+    connectSaw.push(`${req.header.get("content-type")} ${bytes}`);
+    return {
+      status: 200,
+      header: new Headers({ "content-length": "7" }),
+      body: oneChunk("connect"),
+    };
+  }, {
+    protocolNames: ["connect"],
+    allowedMethods: ["POST"],
+    supportedContentType: Object.assign(() => true, { supported: [/.*/] }),
+    requestPath: ENQUEUE,
+    service: JobService,
+    method: JobService.method.enqueueJob,
+  });
+  const fast: FastUnaryRoute = (req, body) =>
+    body.byteLength === 3 || req.headers.get("content-type") !== "application/proto"
+      ? undefined
+      : Promise.resolve(new Response("fast"));
+  const handle = toFetchHandler(connect, false, fast);
+  const send = async (body: string, contentType: string) => {
+    const res = await handle(
+      new Request(`http://127.0.0.1${ENQUEUE}`, {
+        method: "POST",
+        body,
+        headers: { "content-type": contentType, "content-length": String(body.length) },
+      }),
+    );
+    return await res.text();
+  };
+  assert.equal(await send("12", "application/proto"), "fast");
+  assert.deepEqual(connectSaw, [], "Connect's handler did not run");
+  assert.equal(await send("{}", "application/json"), "connect");
+  assert.equal(await send("123", "application/proto"), "connect", "declined: Connect answers");
+  assert.deepEqual(connectSaw, ["application/json 2", "application/proto 3"], "with the body");
+});
+
+async function* oneChunk(text: string): AsyncIterable<Uint8Array> {
+  yield new TextEncoder().encode(text);
+}
+
+/**
+ * Runs `fn` against two servers, with and without the fast path; then the
+ * two logs must say the same, call by call (durations and times aside).
+ */
 async function withBothServers(
   fn: (fast: RunningServer, connect: RunningServer) => Promise<void>,
   options: { auth?: ApiTokenVerifier } = {},
 ) {
-  const start = (fastUnaryPath: boolean) =>
+  const logs = [memoryLog(), memoryLog()] as const;
+  const start = (fastUnaryPath: boolean, log: MemoryLog) =>
     startServer({
       store: new MemoryJobStore(),
-      logger: memoryLog().logger,
+      logger: log.logger,
       hostname: "127.0.0.1",
       port: 0,
       maxDequeueWaitMs: 50,
       fastUnaryPath,
       ...(options.auth === undefined ? {} : { auth: options.auth }),
     });
-  const fast = await start(true);
-  const connect = await start(false);
+  const fast = await start(true, logs[0]);
+  const connect = await start(false, logs[1]);
   try {
     await fn(fast, connect);
   } finally {
     await fast.close();
     await connect.close();
   }
+  const rpcLines = (log: MemoryLog) =>
+    log.records().filter((r) => r.procedure !== undefined).map((
+      { procedure, code, subject, msg, level },
+    ) => ({ procedure, code, subject, msg, level }));
+  const [a, b] = logs.map(rpcLines);
+  assert.ok(a!.length > 0, "the calls were logged");
+  assert.deepEqual(a, b, "both paths log the same");
 }
 
 interface Answer {
@@ -195,10 +269,12 @@ Deno.test("interceptors run on the fast path: no token and a wrong scope are ref
       scopes: ["submit"],
       ttlSeconds: 600,
     });
-    const accepted = await post(fast, ENQUEUE, body, {
-      ...PROTO,
-      authorization: `Bearer ${submitter}`,
-    });
-    assert.equal(accepted.status, 200);
+    const accepted = { ...PROTO, authorization: `Bearer ${submitter}` };
+    const [a, b] = [
+      await post(fast, ENQUEUE, body, accepted),
+      await post(connect, ENQUEUE, body, accepted),
+    ];
+    assert.equal(a.status, 200);
+    assert.deepEqual(a.headers, b.headers);
   }, { auth: new ApiTokenVerifier([keys.publicKey]) });
 });
