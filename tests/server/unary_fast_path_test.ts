@@ -15,6 +15,7 @@ import {
 } from "../../gen/job/v1/job_pb.ts";
 import { ApiTokenVerifier, mintApiToken } from "../../src/auth/jwt.ts";
 import { generateP256KeyPair } from "../../src/auth/keys.ts";
+import type { HandlerContext } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import {
   createFastUnaryRoutes,
@@ -64,6 +65,39 @@ Deno.test("the fast routes cover every unary method and decline what they do not
     undefined,
     "a body that does not parse goes to Connect, which words the error",
   );
+});
+
+Deno.test("a fast call's signal follows the server's shutdown and aborts when the call ends", async () => {
+  const shutdown = new AbortController();
+  const signals: AbortSignal[] = [];
+  const routes = createFastUnaryRoutes([{
+    service: JobService,
+    impl: {
+      // Waits until its signal aborts, as a long poll would.
+      enqueueJob: (_req: unknown, ctx: HandlerContext) =>
+        new Promise((resolve) => {
+          signals.push(ctx.signal);
+          ctx.signal.addEventListener("abort", () => resolve({ jobId: "ended" }), { once: true });
+        }),
+      getJob: (_req: unknown, ctx: HandlerContext) => (signals.push(ctx.signal), {}),
+    },
+  }], { interceptors: [], shutdownSignal: shutdown.signal });
+  const at = (path: string) =>
+    new Request(`http://127.0.0.1${path}`, { method: "POST", headers: PROTO });
+  const waiting = routes.get(ENQUEUE)!(at(ENQUEUE), new Uint8Array())!;
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(signals.length, 1);
+  assert.ok(!signals[0]!.aborted, "still waiting");
+  shutdown.abort(new Error("shutting down"));
+  const answer = await waiting;
+  assert.equal(answer.status, 200);
+  assert.equal(fromBinary(EnqueueJobResponseSchema, await answer.bytes()).jobId, "ended");
+  const quick = await routes.get("/job.v1.JobService/GetJob")!(
+    at("/job.v1.JobService/GetJob"),
+    new Uint8Array(),
+  )!;
+  assert.equal(quick.status, 200);
+  assert.ok(signals[1]!.aborted, "a call's signal aborts once the call has ended");
 });
 
 Deno.test("router options the fast path does not implement are refused by name", () => {
