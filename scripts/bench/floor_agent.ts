@@ -14,7 +14,11 @@ import {
 import { concatBytes } from "../../src/bytes.ts";
 import { FLOOR_QUEUE, type FloorMode } from "./floor_server.ts";
 
-/** Reads Connect envelopes' payloads off a byte stream. */
+/**
+ * Reads Connect envelopes' payloads off a byte stream. Not Connect's
+ * createEnvelopeReadableStream: the floor measures what a job runner costs
+ * without Connect's stream plumbing, so it reads the bytes directly.
+ */
 class EnvelopeReader {
   #reader: ReadableStreamDefaultReader<Uint8Array>;
   #buffered: Uint8Array = new Uint8Array(0);

@@ -91,24 +91,22 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     interceptors,
   };
   const router = createConnectRouter(routerOptions);
-  const services = [
-    {
-      service: JobService,
-      impl: createJobService({
-        store,
-        logger,
-        executionConfig: options.executionConfig ?? defaultExecutionConfig(),
-        maxDequeueWaitMs: options.maxDequeueWaitMs ?? 60_000,
-        sessionHeartbeatMs: options.sessionHeartbeatMs ?? SESSION_HEARTBEAT_MS,
-      }),
-    },
-    { service: JobEventsService, impl: createJobEventsService({ store }) },
-  ] as const;
-  router.service(services[0].service, services[0].impl);
-  router.service(services[1].service, services[1].impl);
+  const jobService = createJobService({
+    store,
+    logger,
+    executionConfig: options.executionConfig ?? defaultExecutionConfig(),
+    maxDequeueWaitMs: options.maxDequeueWaitMs ?? 60_000,
+    sessionHeartbeatMs: options.sessionHeartbeatMs ?? SESSION_HEARTBEAT_MS,
+  });
+  const jobEventsService = createJobEventsService({ store });
+  router.service(JobService, jobService);
+  router.service(JobEventsService, jobEventsService);
   const fastRoutes = options.fastUnaryPath === false
     ? new Map<string, FastUnaryRoute>()
-    : createFastUnaryRoutes(services, routerOptions);
+    : createFastUnaryRoutes([
+      { service: JobService, impl: jobService },
+      { service: JobEventsService, impl: jobEventsService },
+    ], routerOptions);
 
   const routes = new Map<string, (req: Request) => Promise<Response>>();
   for (const handler of router.handlers) {
@@ -274,12 +272,9 @@ const BUFFERED_STREAMS = new Set([`/${JobService.typeName}/${JobService.method.d
  * Adapts a Connect handler to fetch's Request and Response. Unary bodies
  * (requests of a declared, bounded length; responses that declare their
  * Content-Length) move as one buffer each, which costs far less than a
- * stream per call; streaming calls stay streams.
- */
-/**
- * A Deno.serve handler for one Connect route: a bounded unary body is read
- * in one go and offered to `fastRoute` first; what it declines, and every
- * stream, goes to Connect's `handler`. Exported for tests.
+ * stream per call; streaming calls stay streams. A unary request's body is
+ * offered to `fastRoute` first; what it declines goes to `handler`.
+ * Exported for tests.
  */
 export function toFetchHandler(
   handler: UniversalHandler,
