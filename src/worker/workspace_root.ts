@@ -77,11 +77,18 @@ export async function claimWorkspaceArea(
   try {
     await Deno.mkdir(root, { recursive: true, mode: 0o700 });
     if (!options.keep) {
-      const removed = await removeLeftoverAreas(root);
+      const { removed, failed } = await removeLeftoverAreas(root);
       if (removed.length > 0) {
         options.logger.info(
           { root, areas: removed },
           "removed the workspaces of workers that are no longer running",
+        );
+      }
+      // Cleanup is worth a warning, not a worker that refuses to start.
+      for (const { area, error } of failed) {
+        options.logger.warn(
+          { root, area, err: error },
+          "could not remove the workspace of a worker that is no longer running",
         );
       }
     }
@@ -91,29 +98,40 @@ export async function claimWorkspaceArea(
   }
 }
 
+/** What {@link removeLeftoverAreas} did. */
+export interface LeftoverCleanup {
+  /** Areas removed (their names under the root). */
+  readonly removed: string[];
+  /** Areas of dead workers that could not be removed, and why. */
+  readonly failed: { readonly area: string; readonly error: unknown }[];
+}
+
 /**
  * Removes every area under `root` whose lock no running worker holds, and
- * lock files left without an area; returns the names removed.
+ * lock files left without an area. Entries it may not open (another user's)
+ * are not its to remove and are skipped.
+ * @throws when `root` itself cannot be read.
  */
-export async function removeLeftoverAreas(root: string): Promise<string[]> {
-  const removed: string[] = [];
+export async function removeLeftoverAreas(root: string): Promise<LeftoverCleanup> {
+  const removed = new Set<string>();
+  const failed: { area: string; error: unknown }[] = [];
   const entries: Deno.DirEntry[] = [];
   for await (const entry of Deno.readDir(root)) entries.push(entry);
   for (const entry of entries) {
     // readDir does not follow links: a symlink is neither file nor directory here.
-    if (entry.isFile && LOCK_NAME.test(entry.name)) {
-      const area = entry.name.slice(0, -LOCK_SUFFIX.length);
-      if (await removeIfUnlocked(root, area)) removed.push(area);
-    } else if (entry.isDirectory && AREA_NAME.test(entry.name)) {
-      // An area whose lock file is gone: its worker died while releasing it.
-      const lock = await lstatOrUndefined(join(root, entry.name + LOCK_SUFFIX));
-      if (lock === undefined) {
-        await removeTree(join(root, entry.name));
-        removed.push(entry.name);
+    const isLock = entry.isFile && LOCK_NAME.test(entry.name);
+    const isArea = entry.isDirectory && AREA_NAME.test(entry.name);
+    if (!isLock && !isArea) continue;
+    const area = isLock ? entry.name.slice(0, -LOCK_SUFFIX.length) : entry.name;
+    try {
+      if (isLock ? await removeIfUnlocked(root, area) : await removeIfLockless(root, area)) {
+        removed.add(area); // once, though its lock file and directory both led here
       }
+    } catch (error) {
+      failed.push({ area, error });
     }
   }
-  return removed;
+  return { removed: [...removed], failed };
 }
 
 /** Takes the area's lock if nobody holds it; then removes the area and its lock file. */
@@ -124,6 +142,7 @@ async function removeIfUnlocked(root: string, area: string): Promise<boolean> {
     lock = await Deno.open(lockPath, { read: true, write: true });
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false; // released meanwhile
+    if (error instanceof Deno.errors.PermissionDenied) return false; // another user's
     throw error;
   }
   try {
@@ -135,6 +154,13 @@ async function removeIfUnlocked(root: string, area: string): Promise<boolean> {
   } finally {
     lock.close();
   }
+}
+
+/** Removes an area whose lock file is gone: its worker died while releasing it. */
+async function removeIfLockless(root: string, area: string): Promise<boolean> {
+  if (await lstatOrUndefined(join(root, area + LOCK_SUFFIX)) !== undefined) return false;
+  await removeTree(join(root, area));
+  return true;
 }
 
 async function newArea(root: string, keep: boolean): Promise<WorkspaceArea> {
@@ -150,6 +176,8 @@ async function newArea(root: string, keep: boolean): Promise<WorkspaceArea> {
     // A cleaner may have opened the new file before it was locked and
     // removed it: then this lock guards nothing, and a new name is taken.
     if (await lock.tryLock(true) && await isFileAt(lock, lockPath)) {
+      // For a person wondering whose area this is; the lock is what counts.
+      await lock.write(new TextEncoder().encode(`${Deno.pid}\n`));
       const dir = join(root, name);
       await Deno.mkdir(dir, { mode: 0o700 });
       return area(dir, lockPath, lock, keep);

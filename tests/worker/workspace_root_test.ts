@@ -85,8 +85,16 @@ Deno.test("what a worker killed with SIGKILL left is removed by the next claim; 
       await dead.kill();
       assert.ok(Deno.statSync(join(dead.dir, "0190-job-1-abc/sub/VERSION")).isFile, "left behind");
 
-      await using area = await claimWorkspaceArea(root, { keep: false, logger });
+      const log = memoryLog();
+      await using area = await claimWorkspaceArea(root, { keep: false, logger: log.logger });
       assert.equal(exists(dead.dir), false, "the dead worker's area is gone");
+      assert.deepEqual(
+        log.records().map((r) => [r.msg, r.areas]),
+        [["removed the workspaces of workers that are no longer running", [
+          dead.dir.slice(root.length + 1),
+        ]]],
+        "said once, naming it",
+      );
       assert.equal(exists(`${dead.dir}.lock`), false, "and its lock file");
       assert.ok(Deno.statSync(join(alive.dir, "0190-job-1-abc/sub/VERSION")).isFile, "live kept");
       assert.equal(names(root).length, 4, "the live area and this one, each with its lock file");
