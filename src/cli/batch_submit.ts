@@ -33,8 +33,11 @@ import {
 import type { AirunnerClients } from "../client/transport.ts";
 import {
   InvalidArgumentError,
+  validateBranch,
+  validateCommit,
   validateJobParams,
   validateQueueName,
+  validateRepository,
   validateRequestId,
 } from "../server/request_validation.ts";
 import {
@@ -141,11 +144,26 @@ export function batchDefaults(
       opts.timeout === undefined ? undefined : parseTimeoutFlag(opts.timeout),
     ),
     ...given("processType", opts.processType),
-    ...given("repository", repository),
-    ...given("branch", opts.branch),
-    ...given("commit", opts.commit),
+    ...checkedCheckoutFlags(repository, opts),
     ...given("workingDirectory", opts.workdir),
   };
+}
+
+/**
+ * REPOSITORY, `--branch` and `--commit`, checked by the server's own rules
+ * and named as the user typed them (`--commit: must be a hex object id ...`).
+ */
+export function checkedCheckoutFlags(
+  repository: string | undefined,
+  opts: { branch?: string | undefined; commit?: string | undefined },
+): { repository?: string; branch?: string; commit?: string } {
+  return usageChecked(() => ({
+    ...(repository === undefined
+      ? {}
+      : { repository: validateRepository(repository, "REPOSITORY") }),
+    ...(opts.branch === undefined ? {} : { branch: validateBranch(opts.branch, "--branch") }),
+    ...(opts.commit === undefined ? {} : { commit: validateCommit(opts.commit, "--commit") }),
+  }));
 }
 
 function checkQueueFlag(queue: string): string {

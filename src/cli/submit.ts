@@ -39,6 +39,7 @@ import { followJobToOutcome } from "./follow_job.ts";
 import {
   batchDefaults,
   checkBatchFlags,
+  checkedCheckoutFlags,
   parseBatchLines,
   readBatchInput,
   runBatchSubmit,
@@ -254,6 +255,7 @@ export function parseSubmitConfig(
     usageChecked(() => validateRequestId(opts.requestId!));
   }
   const processType = opts.processType ?? file.processType ?? "pipe";
+  const checkout = checkedCheckoutFlags(repository, opts);
   return {
     queue,
     requestId: opts.requestId ?? "",
@@ -269,9 +271,9 @@ export function parseSubmitConfig(
         ...parseKeyValues(opts.env, "--env"),
       },
       metadata: { ...file.metadata, ...parseKeyValues(opts.metadata, "--metadata") },
-      repository: repository ?? file.repository ?? "",
-      branch: opts.branch ?? file.branch ?? "",
-      commit: opts.commit ?? file.commit ?? "",
+      repository: checkout.repository ?? file.repository ?? "",
+      branch: checkout.branch ?? file.branch ?? "",
+      commit: checkout.commit ?? file.commit ?? "",
       workingDirectory: opts.workdir ?? file.workingDirectory ?? "",
       timeoutSeconds,
       processType: processType === "pty" ? ProcessType.PTY : ProcessType.PIPE,

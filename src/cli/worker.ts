@@ -5,7 +5,7 @@
  */
 import { registerAllMetrics } from "../telemetry/metrics.ts";
 import { Command, Option } from "@commander-js/extra-typings";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { systemClock } from "../clock.ts";
 import { createAirunnerClients, parseServerUrl } from "../client/transport.ts";
 import { createLogger, type Logger, type LogLevel } from "../logger.ts";
@@ -118,7 +118,8 @@ export function parseWorkerConfig(opts: {
     concurrency: parseInteger(opts.concurrency, "--concurrency", 1, MAX_SESSION_CREDITS),
     visibilityTimeoutSeconds: Math.round(visibilityMs / 1000),
     shutdownGraceMs: parseDurationMs(opts.shutdownGrace, "--shutdown-grace"),
-    workspaceRoot: opts.workspaceRoot,
+    // Once, here: every later use (git's cwd included) sees the same directory.
+    workspaceRoot: resolve(opts.workspaceRoot),
     keepWorkspaces: opts.keepWorkspaces,
     protocol: opts.protocol as WorkerProtocol,
   };

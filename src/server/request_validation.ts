@@ -24,6 +24,12 @@ import {
 } from "../../gen/job/v1/job_pb.ts";
 import type { EnqueueInput, ListJobsQuery } from "../store/job_store.ts";
 import { isUuid } from "../store/uuid_v7.ts";
+import {
+  branchNameProblem,
+  isHexObjectId,
+  MAX_OBJECT_ID_HEX,
+  MIN_OBJECT_ID_HEX,
+} from "./git_refs.ts";
 import * as limits from "./limits.ts";
 
 /** A request field breaks a rule; `field` is its path in the request, as in the proto. */
@@ -106,6 +112,7 @@ export function validateJobParams(params: JobParams | undefined): JobParams {
   for (const key of ["repository", "commit", "branch", "owner", "workingDirectory"] as const) {
     checkLength(`${field}.${snake(key)}`, params[key], limits.MAX_SHORT_STRING_LENGTH);
   }
+  validateCheckout(params, field);
   if (!(params.processType in ProcessType)) {
     throw new InvalidArgumentError(
       `${field}.process_type`,
@@ -114,6 +121,53 @@ export function validateJobParams(params: JobParams | undefined): JobParams {
   }
   checkRange(`${field}.timeout_seconds`, params.timeoutSeconds, 0, limits.MAX_TIMEOUT_SECONDS);
   return params;
+}
+
+/**
+ * Checks what a worker hands to git: the repository, the branch and the
+ * commit. None may begin with `-` (git would read it as an option: a commit
+ * of `--upload-pack=CMD` ran CMD on the worker); a branch follows git's
+ * branch-name rules; a commit is a hex object id (a tag or other ref name
+ * goes in `branch`, which `git clone --branch` resolves as a tag too).
+ */
+export function validateCheckout(
+  params: Pick<JobParams, "repository" | "branch" | "commit">,
+  field = "job_params",
+): void {
+  validateRepository(params.repository, `${field}.repository`);
+  validateBranch(params.branch, `${field}.branch`);
+  validateCommit(params.commit, `${field}.commit`);
+}
+
+/** Checks a repository URL or path (empty: no repository). */
+export function validateRepository(repository: string, field = "repository"): string {
+  if (repository.startsWith("-")) {
+    throw new InvalidArgumentError(field, "must not begin with '-'");
+  }
+  // deno-lint-ignore no-control-regex -- control characters are what this rule refuses
+  if (/[\x00-\x1f\x7f]/.test(repository)) {
+    throw new InvalidArgumentError(field, "must not contain control characters");
+  }
+  return repository;
+}
+
+/** Checks a branch name (empty: the repository's default branch). */
+export function validateBranch(branch: string, field = "branch"): string {
+  if (branch === "") return branch;
+  const problem = branchNameProblem(branch);
+  if (problem !== undefined) {
+    throw new InvalidArgumentError(field, `is not a valid git branch name: ${problem}`);
+  }
+  return branch;
+}
+
+/** Checks a commit (empty: none; the branch decides). */
+export function validateCommit(commit: string, field = "commit"): string {
+  if (commit === "" || isHexObjectId(commit)) return commit;
+  throw new InvalidArgumentError(
+    field,
+    `must be a hex object id (${MIN_OBJECT_ID_HEX} to ${MAX_OBJECT_ID_HEX} hex digits)`,
+  );
 }
 
 /** An EnqueueJob request in the store's terms (its execution config is the server's). */

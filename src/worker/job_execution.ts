@@ -244,7 +244,7 @@ async function runAttempt(
           repository: params.repository,
           commit: params.commit,
           branch: params.branch,
-          env,
+          env: deps.baseEnv, // never the job's own entries: see CheckoutRequest.env
           signal: giveUp,
         }, deps.keepWorkspaces);
         cwd = workingDirectoryIn(workspace.dir, params.workingDirectory);

@@ -12,6 +12,7 @@ import { MAX_DEQUEUE_JOBS } from "../server/limits.ts";
 import { runClaimLoop } from "./claim_loop.ts";
 import { executeJob } from "./job_execution.ts";
 import type { WorkerApi } from "./worker_api.ts";
+import { claimWorkspaceArea } from "./workspace_root.ts";
 
 /** Options of {@link startWorker}. */
 export interface WorkerOptions {
@@ -28,7 +29,11 @@ export interface WorkerOptions {
   readonly killGraceMs: number;
   /** How long running jobs may finish after shutdown begins. */
   readonly shutdownGraceMs: number;
-  /** Where jobs' repositories are checked out. */
+  /**
+   * Where jobs' repositories are checked out: an absolute path, under which
+   * the worker takes an area of its own and, first, removes the areas of
+   * workers that died (see workspace_root.ts).
+   */
   readonly workspaceRoot: string;
   /** Leave workspaces in place after their jobs. */
   readonly keepWorkspaces: boolean;
@@ -54,35 +59,48 @@ export function startWorker(options: WorkerOptions): RunningWorker {
   const stopClaiming = new AbortController();
   const stopJobs = new AbortController();
   let running = 0;
-  const deps = {
-    api,
-    clock,
-    logger,
-    baseEnv: options.baseEnv,
-    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
-    killGraceMs: options.killGraceMs,
-    workspaceRoot: options.workspaceRoot,
-    keepWorkspaces: options.keepWorkspaces,
+  const claimAndRun = (workspaceRoot: string) => {
+    const deps = {
+      api,
+      clock,
+      logger,
+      baseEnv: options.baseEnv,
+      visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
+      killGraceMs: options.killGraceMs,
+      workspaceRoot,
+      keepWorkspaces: options.keepWorkspaces,
+    };
+    return runClaimLoop({
+      claim: (max, signal) =>
+        api.claim(queue, {
+          maxJobs: Math.min(max, MAX_DEQUEUE_JOBS),
+          visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
+          signal,
+        }),
+      handle: async (leased) => {
+        running++;
+        try {
+          await executeJob(leased, deps, stopJobs.signal);
+        } finally {
+          running--;
+        }
+      },
+      concurrency: options.concurrency,
+      clock,
+      logger,
+      signal: stopClaiming.signal,
+    });
   };
-  const finished = runClaimLoop({
-    claim: (max, signal) =>
-      api.claim(queue, {
-        maxJobs: Math.min(max, MAX_DEQUEUE_JOBS),
-        visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
-        signal,
-      }),
-    handle: async (leased) => {
-      running++;
-      try {
-        await executeJob(leased, deps, stopJobs.signal);
-      } finally {
-        running--;
-      }
-    },
-    concurrency: options.concurrency,
-    clock,
+  // Nothing is claimed before the leftovers of dead workers are gone.
+  const finished = claimWorkspaceArea(options.workspaceRoot, {
+    keep: options.keepWorkspaces,
     logger,
-    signal: stopClaiming.signal,
+  }).then(async (area) => {
+    try {
+      await claimAndRun(area.dir);
+    } finally {
+      await area.release();
+    }
   });
   logger.info({ queue, concurrency: options.concurrency }, "worker started");
 
@@ -97,7 +115,7 @@ export function startWorker(options: WorkerOptions): RunningWorker {
     stopClaiming.abort();
     stopJobs.abort();
   };
-  const done = finished.finally(() => clearTimeout(graceTimer)).then(() => api.close?.());
+  const done = finished.finally(() => clearTimeout(graceTimer)).finally(() => api.close?.());
   const close = async () => {
     stopNow();
     await done;

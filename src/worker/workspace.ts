@@ -18,14 +18,19 @@ export class CheckoutError extends Error {
 
 /** What to check out, and where. */
 export interface CheckoutRequest {
-  /** Directory under which the workspace is made. */
+  /** Directory under which the workspace is made; absolute (a relative one is refused). */
   readonly root: string;
   /** Names the workspace (job id and attempt). */
   readonly name: string;
   readonly repository: string;
   readonly commit: string;
   readonly branch: string;
-  /** Environment for git (the job's, so credentials helpers and proxies apply). */
+  /**
+   * The worker's environment, for git's credential helpers, proxies and SSH
+   * agent. Not the job's: a job's `GIT_CONFIG_*`, `GIT_SSH_COMMAND` or
+   * `LD_PRELOAD` would run commands here, as the worker's user and outside
+   * the job's process group, timeout and cancel.
+   */
   readonly env: Readonly<Record<string, string>>;
   /** Stops git (the job was cancelled, timed out or the worker stops). */
   readonly signal: AbortSignal;
@@ -39,8 +44,20 @@ export interface Workspace {
   remove(): Promise<void>;
 }
 
-/** Clones `request.repository` into a fresh workspace and checks out what it names. */
+/**
+ * Clones `request.repository` into a fresh workspace and checks out what it
+ * names. Every value from the job reaches git after `--end-of-options` or
+ * `--` (or as the value of an option), so none is ever read as an option,
+ * even one stored before enqueue validation refused such values.
+ * @throws {CheckoutError} when the root is relative, or git fails.
+ */
 export async function checkOut(request: CheckoutRequest, keep: boolean): Promise<Workspace> {
+  // A relative root would be resolved against whatever directory git runs
+  // in: the clone landed in <root>/<root>/<job> and the job ran, "successfully",
+  // in an empty directory of someone else's repository.
+  if (!isAbsolute(request.root)) {
+    throw new CheckoutError(`the workspace root "${request.root}" is not an absolute path`);
+  }
   await Deno.mkdir(request.root, { recursive: true, mode: 0o700 });
   const dir = await Deno.makeTempDir({ dir: request.root, prefix: `${request.name}-` });
   const workspace: Workspace = {
@@ -52,27 +69,31 @@ export async function checkOut(request: CheckoutRequest, keep: boolean): Promise
   try {
     if (request.commit !== "") {
       await git(request, dir, ["init", "--quiet"]);
-      await git(request, dir, ["remote", "add", "origin", request.repository]);
+      await git(request, dir, ["remote", "add", "--end-of-options", "origin", request.repository]);
       // Servers may refuse to send a bare commit; then fetch the history.
       const shallow = await git(request, dir, [
         "fetch",
         "--quiet",
         "--depth",
         "1",
+        "--end-of-options",
         "origin",
         request.commit,
       ])
         .then(() => true, () => false);
-      if (!shallow) await git(request, dir, ["fetch", "--quiet", "origin"]);
-      await git(request, dir, [
-        "checkout",
-        "--quiet",
-        "--detach",
-        shallow ? "FETCH_HEAD" : request.commit,
+      if (!shallow) await git(request, dir, ["fetch", "--quiet", "--end-of-options", "origin"]);
+      // git checkout has no --end-of-options (2.39); it gets the full id git resolved.
+      const target = shallow ? "FETCH_HEAD" : request.commit;
+      const id = await git(request, dir, [
+        "rev-parse",
+        "--verify",
+        "--end-of-options",
+        `${target}^{commit}`,
       ]);
+      await git(request, dir, ["checkout", "--quiet", "--detach", id.trim(), "--"]);
     } else {
-      const branch = request.branch === "" ? [] : ["--branch", request.branch];
-      await git(request, request.root, [
+      const branch = request.branch === "" ? [] : [`--branch=${request.branch}`];
+      await git(request, dir, [
         "clone",
         "--quiet",
         "--depth",
@@ -83,11 +104,20 @@ export async function checkOut(request: CheckoutRequest, keep: boolean): Promise
         dir,
       ]);
     }
+    await assertCheckedOutIn(dir);
   } catch (error) {
     await workspace.remove();
     throw error;
   }
   return workspace;
+}
+
+/** A job must never run anywhere but in its own checkout, whatever git did. */
+async function assertCheckedOutIn(dir: string): Promise<void> {
+  const gitDir = await Deno.lstat(join(dir, ".git")).catch(() => undefined);
+  if (gitDir?.isDirectory !== true) {
+    throw new CheckoutError(`git reported success but left no checkout in ${dir}`);
+  }
 }
 
 /**
@@ -144,13 +174,19 @@ export async function gitAvailable(): Promise<boolean> {
   }
 }
 
-async function git(request: CheckoutRequest, cwd: string, args: string[]): Promise<void> {
+/**
+ * Runs git in `cwd`, returns its stdout. Configuration for repositories
+ * someone else names: never prompt (a private repository fails at once
+ * instead of hanging on a password nobody types), and never the `ext::`
+ * transport, which runs a command (git's default, pinned here).
+ */
+async function git(request: CheckoutRequest, cwd: string, args: string[]): Promise<string> {
   let output: Deno.CommandOutput;
   try {
     output = await new Deno.Command("git", {
-      args: ["-c", "advice.detachedHead=false", ...args],
+      args: ["-c", "advice.detachedHead=false", "-c", "protocol.ext.allow=never", ...args],
       cwd,
-      env: { ...request.env, GIT_TERMINAL_PROMPT: "0" },
+      env: gitEnvironment(request.env),
       clearEnv: true,
       stdin: "null",
       stdout: "piped",
@@ -170,4 +206,14 @@ async function git(request: CheckoutRequest, cwd: string, args: string[]): Promi
       .filter((l) => l !== "").join(" ").slice(0, 600);
     throw new CheckoutError(`git ${args[0]} failed: ${said || `exit code ${output.code}`}`);
   }
+  return new TextDecoder().decode(output.stdout);
+}
+
+/** The environment git runs with: the worker's, without its token, never prompting. */
+export function gitEnvironment(
+  workerEnv: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const env: Record<string, string> = { ...workerEnv, GIT_TERMINAL_PROMPT: "0" };
+  delete env.AIRUNNER_TOKEN;
+  return env;
 }

@@ -61,6 +61,18 @@ Deno.test("submit without a command, or with bad values, is a usage error", asyn
         /--timeout: must be at most 7 days/,
       ],
       [["submit", "--request-id", "", "--", "true"], /--request-id: must not be empty/],
+      [
+        ["submit", "--commit=--upload-pack=touch pwned; false", "file:///r", "--", "true"],
+        /^airunner: error: --commit: must be a hex object id \(4 to 64 hex digits\)$/m,
+      ],
+      [
+        ["submit", "--branch=--upload-pack=x", "file:///r", "--", "true"],
+        /--branch: is not a valid git branch name: must not begin with '-'/,
+      ],
+      [
+        ["submit", "--batch", "-", "--commit=-x", "file:///r"],
+        /--commit: must be a hex object id/,
+      ],
     ] as const
   ) {
     const result = await runAirunner(args);

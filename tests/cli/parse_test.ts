@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { parseWorkerConfig } from "../../src/cli/worker.ts";
 import { JobState } from "../../gen/job/v1/job_pb.ts";
 import {
   isLoopback,
@@ -45,4 +47,18 @@ Deno.test("job states by name, any case", () => {
   assert.equal(parseJobState("RUNNING"), JobState.RUNNING);
   assert.throws(() => parseJobState("unspecified"), UsageError);
   assert.throws(() => parseJobState("done"), UsageError);
+});
+
+Deno.test("a relative --workspace-root is made absolute once, against the directory the worker starts in", () => {
+  const config = parseWorkerConfig({
+    server: "http://127.0.0.1:8080",
+    queue: "default",
+    concurrency: "1",
+    visibilityTimeout: "60s",
+    shutdownGrace: "30s",
+    workspaceRoot: ".airunner/workspaces",
+    keepWorkspaces: false,
+    protocol: "auto",
+  });
+  assert.equal(config.workspaceRoot, join(Deno.cwd(), ".airunner", "workspaces"));
 });

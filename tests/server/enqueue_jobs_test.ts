@@ -69,3 +69,37 @@ Deno.test("EnqueueJobs refuses a whole call with an invalid item, naming it, sto
     assert.deepEqual((await jobs.enqueueJobs({ jobs: [] })).results, []);
   });
 });
+
+Deno.test("a commit or branch that reads as a git option is invalid_argument on EnqueueJob and EnqueueJobs; nothing is stored", async () => {
+  await withMemoryServer(async (url, store) => {
+    const { jobs } = createAirunnerClients({ serverUrl: url });
+    const hostile = "--upload-pack=touch pwned; false";
+    const params = (extra: object) => ({ command: "true", repository: "file:///repo", ...extra });
+    const refused = async (call: Promise<unknown>, message: RegExp) =>
+      await assert.rejects(call, (error: unknown) => {
+        const e = ConnectError.from(error);
+        assert.equal(Code[e.code], Code[Code.InvalidArgument]);
+        assert.match(e.rawMessage, message);
+        return true;
+      });
+    await refused(
+      jobs.enqueueJob({ queue: "default", jobParams: params({ commit: hostile }) }),
+      /^job_params\.commit: must be a hex object id \(4 to 64 hex digits\)$/,
+    );
+    await refused(
+      jobs.enqueueJob({ queue: "default", jobParams: params({ branch: hostile }) }),
+      /^job_params\.branch: is not a valid git branch name: must not begin with '-'$/,
+    );
+    await refused(
+      jobs.enqueueJob({ queue: "default", jobParams: params({ repository: hostile }) }),
+      /^job_params\.repository: must not begin with '-'$/,
+    );
+    await refused(
+      jobs.enqueueJobs({
+        jobs: [job("a"), { queue: "default", jobParams: params({ commit: hostile }) }],
+      }),
+      /^jobs\[1\]\.job_params\.commit: must be a hex object id/,
+    );
+    assert.equal((await store.listJobs({ page: 1, pageSize: 10 })).jobs.length, 0);
+  });
+});

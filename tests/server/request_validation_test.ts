@@ -9,9 +9,11 @@ import {
   StreamJobEventsRequestSchema,
   UpdateJobRequestSchema,
 } from "../../gen/job/v1/job_pb.ts";
+import { branchNameProblem } from "../../src/server/git_refs.ts";
 import {
   InvalidArgumentError,
   validateDequeueRequest,
+  validateEnqueueJobsRequest,
   validateJobParams,
   validateListRequest,
   validateQueueName,
@@ -138,4 +140,112 @@ Deno.test("StreamJobEvents bounds and filter are checked", () => {
     "event_filter[0]",
     /unknown value 42/,
   );
+});
+
+Deno.test("a commit, branch or repository that git would read as an option is refused, naming the field", () => {
+  const check = (extra: object) => () =>
+    validateJobParams(create(JobParamsSchema, { command: "x", repository: "file:///r", ...extra }));
+  const hostile = "--upload-pack=touch pwned; false";
+  fails(
+    check({ commit: hostile }),
+    "job_params.commit",
+    /^job_params\.commit: must be a hex object id \(4 to 64 hex digits\)$/,
+  );
+  fails(check({ branch: hostile }), "job_params.branch", /not a valid git branch name: .*'-'/);
+  fails(check({ repository: hostile }), "job_params.repository", /must not begin with '-'/);
+  fails(check({ repository: "file:///r\nx" }), "job_params.repository", /control characters/);
+  fails(check({ commit: "abc" }), "job_params.commit", /hex object id/);
+  fails(check({ commit: "a".repeat(65) }), "job_params.commit", /hex object id/);
+  fails(check({ commit: "v1.2.0" }), "job_params.commit", /hex object id/);
+  fails(check({ commit: "HEAD~1" }), "job_params.commit", /hex object id/);
+  // The batch path checks the same, naming the item, before anything is stored.
+  assert.throws(
+    () =>
+      validateEnqueueJobsRequest({
+        $typeName: "job.v1.EnqueueJobsRequest",
+        jobs: [
+          {
+            $typeName: "job.v1.EnqueueJobRequest",
+            requestId: "",
+            queue: "default",
+            jobParams: create(JobParamsSchema, { command: "x" }),
+          },
+          {
+            $typeName: "job.v1.EnqueueJobRequest",
+            requestId: "",
+            queue: "default",
+            jobParams: create(JobParamsSchema, { command: "x", commit: hostile }),
+          },
+        ],
+      }),
+    /^InvalidArgumentError: jobs\[1\]\.job_params\.commit: must be a hex object id/,
+  );
+  for (const commit of ["", "abcd", "1A2B3C4D", "0".repeat(40), "f".repeat(64)]) {
+    assert.equal(
+      validateJobParams(create(JobParamsSchema, { command: "x", commit })).commit,
+      commit,
+    );
+  }
+  for (
+    const branch of ["", "main", "feature/login", "release-1.2", "v1.2.0", "üñî", "a@b", "x.y/z"]
+  ) {
+    assert.equal(
+      validateJobParams(create(JobParamsSchema, { command: "x", branch })).branch,
+      branch,
+    );
+  }
+});
+
+/** Names that probe every rule of git-check-ref-format(1), and a few that pass. */
+const BRANCH_NAMES = [
+  "main",
+  "feature/login",
+  "v1.2.0",
+  "üñî",
+  "a@b",
+  "x.y/z",
+  "a-b_c",
+  "HEAD",
+  "a.lock.b",
+  "-x",
+  "--upload-pack=x",
+  "@",
+  "a@{1}",
+  "a..b",
+  "a b",
+  "a~1",
+  "a^",
+  "a:b",
+  "a?",
+  "a*",
+  "a[b",
+  "a\\b",
+  "a\tb",
+  "a\x7fb",
+  "/a",
+  "a/",
+  "a//b",
+  "a.",
+  ".a",
+  "a/.b",
+  "a.lock",
+  "a/b.lock/c",
+  "a/./b",
+  "a/../b",
+  "-",
+  "x/-y",
+];
+
+Deno.test("branch names: airunner's rules give what git check-ref-format --branch gives", async () => {
+  const disagreements: string[] = [];
+  for (const name of BRANCH_NAMES) {
+    const { success } = await new Deno.Command("git", {
+      args: ["check-ref-format", "--branch", name],
+      stdout: "null",
+      stderr: "null",
+      env: { GIT_CONFIG_NOSYSTEM: "1", HOME: "/nonexistent" },
+    }).output();
+    if ((branchNameProblem(name) === undefined) !== success) disagreements.push(name);
+  }
+  assert.deepEqual(disagreements, []);
 });

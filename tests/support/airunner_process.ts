@@ -83,12 +83,13 @@ const STOP_GRACE_MS = 20_000;
 /** Starts airunner in the background; its stderr is collected. */
 export function startAirunner(
   args: readonly string[],
-  options: { env?: Record<string, string> } = {},
+  options: { env?: Record<string, string>; cwd?: string } = {},
 ): AirunnerProcess {
   const { command, args: argv } = airunnerInvocation(args);
   const child = new Deno.Command(command, {
     args: argv,
     env: { NO_COLOR: "1", ...options.env },
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     stdin: "null",
     stdout: "null",
     stderr: "piped",

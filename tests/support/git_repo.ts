@@ -21,12 +21,14 @@ export interface TestRepo {
   readonly url: string;
   /** The first commit on main (VERSION=one). */
   readonly firstCommit: string;
+  /** The commit at the tip of `feature` (VERSION=feature, FEATURE=yes). */
+  readonly featureCommit: string;
   remove(): Promise<void>;
 }
 
 /**
  * Makes a repository: main has VERSION "one" then "two" (and sub/dir/here),
- * branch feature has VERSION "feature".
+ * branch feature has VERSION "feature" and a file FEATURE.
  */
 export async function makeTestRepo(): Promise<TestRepo> {
   const dir = await Deno.makeTempDir({ prefix: "airunner-repo-" });
@@ -42,11 +44,15 @@ export async function makeTestRepo(): Promise<TestRepo> {
   await git(dir, "commit", "--quiet", "-m", "two");
   await git(dir, "checkout", "--quiet", "-b", "feature");
   await Deno.writeTextFile(`${dir}/VERSION`, "feature\n");
-  await git(dir, "commit", "--quiet", "-am", "feature");
+  await Deno.writeTextFile(`${dir}/FEATURE`, "yes\n");
+  await git(dir, "add", "VERSION", "FEATURE");
+  await git(dir, "commit", "--quiet", "-m", "feature");
+  const featureCommit = await git(dir, "rev-parse", "HEAD");
   await git(dir, "checkout", "--quiet", "main");
   return {
     url: `file://${dir}`,
     firstCommit,
+    featureCommit,
     remove: () => Deno.remove(dir, { recursive: true }),
   };
 }

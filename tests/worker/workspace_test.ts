@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { checkOut, CheckoutError, workingDirectoryIn } from "../../src/worker/workspace.ts";
+import {
+  checkOut,
+  CheckoutError,
+  gitEnvironment,
+  workingDirectoryIn,
+} from "../../src/worker/workspace.ts";
 import { makeTestRepo } from "../support/git_repo.ts";
 
 const env = { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: "/nonexistent" };
@@ -74,6 +79,84 @@ Deno.test("a checkout that fails says what git said and leaves nothing behind", 
     await repo.remove();
     assert.deepEqual([...Deno.readDirSync(root)], []);
   });
+});
+
+Deno.test("an abbreviated commit the server will not send alone is found in the full history", async () => {
+  const repo = await makeTestRepo();
+  await withRoot(async (root) => {
+    const ws = await checkOut({
+      root,
+      name: "job-4",
+      repository: repo.url,
+      commit: repo.firstCommit.slice(0, 7),
+      branch: "",
+      env,
+      signal: new AbortController().signal,
+    }, false);
+    assert.equal(await Deno.readTextFile(`${ws.dir}/VERSION`), "one\n");
+    await ws.remove();
+  });
+  await repo.remove();
+});
+
+Deno.test("a commit, branch or repository that reads as a git option runs nothing and fails the checkout", async () => {
+  const repo = await makeTestRepo();
+  const scratch = await Deno.makeTempDir({ prefix: "airunner-pwned-" });
+  const marker = `${scratch}/pwned`;
+  // What a worker gets from a store entry written before enqueue refused these.
+  const hostile = `--upload-pack=touch ${marker}; false`;
+  const cases = [
+    { commit: hostile, branch: "", repository: repo.url },
+    { commit: `-u${`touch ${marker}; false`}`, branch: "", repository: repo.url },
+    { commit: "", branch: hostile, repository: repo.url },
+    { commit: "", branch: "", repository: hostile },
+    { commit: repo.firstCommit, branch: "", repository: hostile },
+  ];
+  await withRoot(async (root) => {
+    for (const [i, values] of cases.entries()) {
+      await assert.rejects(
+        checkOut(
+          { root, name: `job-${i}`, ...values, env, signal: new AbortController().signal },
+          false,
+        ),
+        CheckoutError,
+        JSON.stringify(values),
+      );
+      assert.equal(
+        await Deno.lstat(marker).then(() => true, () => false),
+        false,
+        `git ran the command of ${JSON.stringify(values)}`,
+      );
+    }
+    assert.deepEqual([...Deno.readDirSync(root)], [], "failed checkouts leave nothing");
+  });
+  await Deno.remove(scratch, { recursive: true });
+  await repo.remove();
+});
+
+Deno.test("a relative workspace root is refused before anything is made", async () => {
+  const relative = `airunner-relative-root-${crypto.randomUUID()}`;
+  await assert.rejects(
+    checkOut({
+      root: relative,
+      name: "job-5",
+      repository: "file:///nonexistent",
+      commit: "",
+      branch: "",
+      env,
+      signal: new AbortController().signal,
+    }, false),
+    (error: unknown) =>
+      error instanceof CheckoutError && /not an absolute path/.test(error.message),
+  );
+  assert.equal(await Deno.lstat(relative).then(() => true, () => false), false);
+});
+
+Deno.test("git runs with the worker's environment, without its token, and never prompts", () => {
+  assert.deepEqual(
+    gitEnvironment({ PATH: "/bin", AIRUNNER_TOKEN: "secret", GIT_TERMINAL_PROMPT: "1" }),
+    { PATH: "/bin", GIT_TERMINAL_PROMPT: "0" },
+  );
 });
 
 Deno.test("working_directory is relative to the checkout and cannot leave it", () => {
