@@ -69,6 +69,8 @@ export interface SqliteJobStoreOptions {
   readonly path: string;
   readonly tokenCodec: TaskTokenCodec;
   readonly clock?: Clock;
+  /** Most output bytes a job stores, all attempts together; 0: no cap (default 256 MiB). */
+  readonly maxJobOutputBytes?: number;
   /** Finished jobs older than this are deleted with their events; 0 keeps them (default 30 days). */
   readonly retentionMs?: number;
   /** How often the retention sweep runs (default 60 s). */
@@ -77,8 +79,6 @@ export interface SqliteJobStoreOptions {
   readonly onBackgroundError?: (error: unknown) => void;
   /** Called once the database is closed (to release what the opener holds). */
   readonly onClose?: () => void;
-  /** Most output bytes a job stores, all attempts together; 0: no cap (default 256 MiB). */
-  readonly maxJobOutputBytes?: number;
 }
 
 /** Default retention of finished jobs: 30 days. */
