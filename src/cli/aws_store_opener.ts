@@ -16,6 +16,7 @@ import type { AwsSettings } from "./aws_options.ts";
 /** Opens the store; returns it with a sentence saying where the data is. */
 export async function openAwsStore(
   settings: AwsSettings,
+  maxJobOutputBytes: number,
 ): Promise<{ store: JobStore; description: string }> {
   const clients = createAwsClients(settings);
   try {
@@ -42,6 +43,7 @@ export async function openAwsStore(
     queuePrefix: settings.queuePrefix,
     eventsTtlMs: settings.eventsTtlMs,
     tokenCodec: new TaskTokenCodec(settings.tokenSecret),
+    maxJobOutputBytes,
     onClose: () => clients.destroy(),
   });
   return {

@@ -7,6 +7,7 @@
 import { Command, Option } from "@commander-js/extra-typings";
 import { join } from "node:path";
 import { createLogger, type LogLevel } from "../logger.ts";
+import { defaultExecutionConfig } from "../server/execution_config.ts";
 import { startServer } from "../server/http_server.ts";
 import { type ExitCodeSink, listenOption, logLevelOption, queueOption } from "./common_options.ts";
 import { reportError } from "./errors.ts";
@@ -15,6 +16,7 @@ import { listenOrExplain } from "./server.ts";
 import {
   dataDirOption,
   DEV_DATA_DIR,
+  maxJobOutputOption,
   openConfiguredStore,
   parseStoreConfig,
   retentionOption,
@@ -41,6 +43,7 @@ export function devCommand(setExitCode: ExitCodeSink) {
     .addOption(storeKindOption())
     .addOption(dataDirOption(DEV_DATA_DIR))
     .addOption(retentionOption())
+    .addOption(maxJobOutputOption())
     .addOption(new Option("--workers <n>", "workers to run").default("1"))
     .addOption(queueOption("queue the workers take jobs from"))
     .addOption(protocolOption())
@@ -63,6 +66,7 @@ async function runDev(opts: {
   store: StoreKind;
   dataDir: string;
   retention: string;
+  maxJobOutput: string;
   workers: string;
   queue: string;
   protocol: string;
@@ -85,6 +89,8 @@ async function runDev(opts: {
       logger,
       hostname: listen.hostname,
       port: listen.port,
+      // The store drops output past the cap; workers are told it so they stop sending it.
+      executionConfig: defaultExecutionConfig(storeConfig.maxJobOutputBytes),
     }), listen);
   const config = parseWorkerConfig({
     server: server.url,

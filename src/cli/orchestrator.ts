@@ -13,7 +13,12 @@ import { type ExitCodeSink, listenOption, logLevelOption } from "./common_option
 import { reportError } from "./errors.ts";
 import { parseListenAddress, UsageError } from "./parse.ts";
 import { runServer } from "./server.ts";
-import { dataDirOption, serverDataDirDefault } from "./store_options.ts";
+import {
+  dataDirOption,
+  maxJobOutputOption,
+  parseMaxJobOutput,
+  serverDataDirDefault,
+} from "./store_options.ts";
 import {
   jwtPublicKeyOption,
   noAuthOption,
@@ -40,6 +45,7 @@ export function orchestratorCommand(setExitCode: ExitCodeSink) {
     .addOption(queuePrefix)
     .addOption(region)
     .addOption(dataDirOption(serverDataDirDefault()).hideHelp())
+    .addOption(maxJobOutputOption())
     .addOption(jwtPublicKeyOption())
     .addOption(noAuthOption())
     .addOption(tlsCertOption())
@@ -60,10 +66,17 @@ Examples:
     )
     .action(async (opts) => {
       try {
+        const listen = parseListenAddress(opts.listen);
+        const maxJobOutputBytes = parseMaxJobOutput(opts.maxJobOutput);
         setExitCode(
           await runServer({
-            listen: parseListenAddress(opts.listen),
-            store: { kind: "aws", dataDir: opts.dataDir, aws: parseAwsSettings(opts) },
+            listen,
+            store: {
+              kind: "aws",
+              dataDir: opts.dataDir,
+              aws: parseAwsSettings(opts),
+              maxJobOutputBytes,
+            },
             logLevel: opts.logLevel,
             security: opts,
           }),

@@ -45,6 +45,36 @@ export function parseDurationMs(value: string, flag: string): number {
   return Math.round(parts.reduce((ms, p) => ms + Number(p[1]) * DURATION_UNITS[p[2]!]!, 0));
 }
 
+const SIZE_UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
+
+/**
+ * Parses a size in bytes: a whole number of bytes (`1048576`) or a number
+ * with a unit, binary (`64KiB`, `64MiB`, `1.5GiB`, `1TiB`) or decimal (`500MB`,
+ * `2GB`), any case; a fraction of a byte is dropped. At most `max` bytes.
+ */
+export function parseByteSize(value: string, flag: string, max: number): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim());
+  const unit = SIZE_UNITS[(match?.[2] || "b").toLowerCase()];
+  if (match === null || unit === undefined || (match[2] === "" && match[1]!.includes("."))) {
+    throw new UsageError(
+      `${flag}: "${value}" is not a size in bytes (examples: 1048576, 64MiB, 1GiB)`,
+    );
+  }
+  const bytes = Math.floor(Number(match[1]) * unit);
+  if (bytes > max) throw new UsageError(`${flag}: ${value} is more than ${max} bytes`);
+  return bytes;
+}
+
 /** Parses a whole number within [min, max]. */
 export function parseInteger(value: string, flag: string, min: number, max: number): number {
   if (!/^-?\d+$/.test(value.trim())) {

@@ -5,10 +5,12 @@
  */
 import { Command } from "@commander-js/extra-typings";
 import { createLogger, type LogLevel } from "../logger.ts";
+import { defaultExecutionConfig } from "../server/execution_config.ts";
 import { startServer } from "../server/http_server.ts";
 import { type ExitCodeSink, listenOption, logLevelOption } from "./common_options.ts";
 import {
   dataDirOption,
+  maxJobOutputOption,
   openConfiguredStore,
   parseStoreConfig,
   retentionOption,
@@ -45,6 +47,7 @@ export function serverCommand(setExitCode: ExitCodeSink) {
     .addOption(storeKindOption())
     .addOption(dataDirOption(serverDataDirDefault()))
     .addOption(retentionOption())
+    .addOption(maxJobOutputOption())
     .addOption(jwtPublicKeyOption())
     .addOption(noAuthOption())
     .addOption(tlsCertOption())
@@ -87,6 +90,8 @@ export async function runServer(config: ServerConfig): Promise<number> {
       logger,
       hostname: config.listen.hostname,
       port: config.listen.port,
+      // The store drops output past the cap; workers are told it so they stop sending it.
+      executionConfig: defaultExecutionConfig(config.store.maxJobOutputBytes),
       ...serving,
     }), config.listen);
   const auth = security.auth === undefined ? "no authentication" : "ES256 tokens required";

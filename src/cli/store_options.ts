@@ -10,7 +10,7 @@ import type { Logger } from "../logger.ts";
 import { defaultDataDir, openDataDirStore } from "../store/data_dir.ts";
 import type { JobStore } from "../store/job_store.ts";
 import { MemoryJobStore } from "../store/memory_store.ts";
-import { parseDurationMs } from "./parse.ts";
+import { parseByteSize, parseDurationMs } from "./parse.ts";
 import type { AwsSettings } from "./aws_options.ts";
 
 /** Store backends `--store` accepts. */
@@ -38,6 +38,22 @@ export function retentionOption() {
   ).env("AIRUNNER_RETENTION").default("30d");
 }
 
+/** Largest `--max-job-output`: the largest byte count a JavaScript number holds exactly. */
+export const MAX_JOB_OUTPUT_LIMIT = Number.MAX_SAFE_INTEGER;
+
+/** `--max-job-output SIZE`, of server, dev and orchestrator. */
+export function maxJobOutputOption() {
+  return new Option(
+    "--max-job-output <size>",
+    'most output one job stores, over all its attempts (e.g. 64MiB, 1GiB; 0: no cap); past it one line "output truncated after N bytes" and the job runs on',
+  ).env("AIRUNNER_MAX_JOB_OUTPUT").default("256MiB");
+}
+
+/** The byte count of `--max-job-output`. */
+export function parseMaxJobOutput(value: string): number {
+  return parseByteSize(value, "--max-job-output", MAX_JOB_OUTPUT_LIMIT);
+}
+
 /** The settings of the store flags. */
 export type StoreConfig = EmbeddedStoreConfig | AwsStoreConfig;
 
@@ -46,6 +62,8 @@ export interface EmbeddedStoreConfig {
   readonly kind: StoreKind;
   readonly dataDir: string;
   readonly retentionMs: number;
+  /** Most output bytes a job stores; 0: no cap. */
+  readonly maxJobOutputBytes: number;
 }
 
 /** The AWS store (`airunner orchestrator`); `dataDir` holds only `--tls auto` files. */
@@ -53,6 +71,8 @@ export interface AwsStoreConfig {
   readonly kind: "aws";
   readonly dataDir: string;
   readonly aws: AwsSettings;
+  /** Most output bytes a job stores; 0: no cap. */
+  readonly maxJobOutputBytes: number;
 }
 
 /** Turns the store flags into settings. */
@@ -60,11 +80,13 @@ export function parseStoreConfig(opts: {
   store: StoreKind;
   dataDir: string;
   retention: string;
+  maxJobOutput: string;
 }): EmbeddedStoreConfig {
   return {
     kind: opts.store,
     dataDir: opts.dataDir,
     retentionMs: parseDurationMs(opts.retention, "--retention"),
+    maxJobOutputBytes: parseMaxJobOutput(opts.maxJobOutput),
   };
 }
 
@@ -83,17 +105,18 @@ export async function openConfiguredStore(
 ): Promise<{ store: JobStore; description: string }> {
   if (config.kind === "memory") {
     return {
-      store: new MemoryJobStore(),
+      store: new MemoryJobStore({ maxJobOutputBytes: config.maxJobOutputBytes }),
       description: "memory store: jobs are lost when it exits",
     };
   }
   if (config.kind === "aws") {
     // Loaded only here, so other commands start without the AWS SDK.
     const { openAwsStore } = await import("./aws_store_opener.ts");
-    return await openAwsStore(config.aws);
+    return await openAwsStore(config.aws, config.maxJobOutputBytes);
   }
   const store = await openDataDirStore(config.dataDir, {
     retentionMs: config.retentionMs,
+    maxJobOutputBytes: config.maxJobOutputBytes,
     onBackgroundError: (error) => logger.error({ err: error }, "retention sweep failed"),
   });
   const retention = config.retentionMs > 0

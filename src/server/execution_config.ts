@@ -6,6 +6,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { type ExecutionConfig, ExecutionConfigSchema } from "../../gen/job/v1/job_pb.ts";
+import { DEFAULT_MAX_JOB_OUTPUT_BYTES } from "../store/output_cap.ts";
 
 /** Flush a batch this long after its first item. */
 export const DEFAULT_FLUSH_INTERVAL_SECONDS = 2;
@@ -20,8 +21,14 @@ export const DEFAULT_HEARTBEAT_INTERVAL_SECONDS = 30;
 /** Flush buffered output once the command has been quiet this long. */
 export const DEFAULT_OUTPUT_FLUSH_INTERVAL_MILLIS = 100;
 
-/** The execution config the server gives every job. */
-export function defaultExecutionConfig(): ExecutionConfig {
+/**
+ * The execution config the server gives every job. `maxJobOutputBytes` is
+ * the store's output cap (0: none), told to workers so that they stop
+ * sending output the store would drop.
+ */
+export function defaultExecutionConfig(
+  maxJobOutputBytes = DEFAULT_MAX_JOB_OUTPUT_BYTES,
+): ExecutionConfig {
   return create(ExecutionConfigSchema, {
     batching: {
       flushIntervalSeconds: DEFAULT_FLUSH_INTERVAL_SECONDS,
@@ -31,5 +38,6 @@ export function defaultExecutionConfig(): ExecutionConfig {
     },
     heartbeatIntervalSeconds: DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
     outputFlushIntervalMillis: DEFAULT_OUTPUT_FLUSH_INTERVAL_MILLIS,
+    maxOutputBytes: BigInt(maxJobOutputBytes),
   });
 }

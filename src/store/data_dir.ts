@@ -106,6 +106,8 @@ export async function loadTokenSecret(
 export interface DataDirStoreOptions {
   readonly clock?: Clock;
   readonly retentionMs?: number;
+  /** Most output bytes a job stores (0: no cap; the store's default when absent). */
+  readonly maxJobOutputBytes?: number;
   readonly onBackgroundError?: (error: unknown) => void;
   readonly env?: (name: string) => string | undefined;
 }
@@ -128,6 +130,9 @@ export async function openDataDirStore(
       tokenCodec: new TaskTokenCodec(secret),
       ...(options.clock === undefined ? {} : { clock: options.clock }),
       ...(options.retentionMs === undefined ? {} : { retentionMs: options.retentionMs }),
+      ...(options.maxJobOutputBytes === undefined
+        ? {}
+        : { maxJobOutputBytes: options.maxJobOutputBytes }),
       ...(options.onBackgroundError === undefined
         ? {}
         : { onBackgroundError: options.onBackgroundError }),

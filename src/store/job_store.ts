@@ -161,6 +161,10 @@ export interface JobPage {
  *   attempt began) plus the worker's number, so sequences increase across
  *   attempts. An event at or below the highest stored sequence is a resend
  *   and is skipped; one that skips ahead or has no number is refused.
+ * - Output: a job stores at most the store's `maxJobOutputBytes` of output
+ *   over all its attempts; the publish that crosses it stores output up to
+ *   the cap, then one marker on stderr; later output is dropped, lifecycle
+ *   events are not, and sequences stay gapless (see output_cap.ts).
  * - Stream replay followed by live tail has no gap and no duplicate, honours
  *   the same filter in both, and ends once the job is finished and every
  *   stored event has been delivered.

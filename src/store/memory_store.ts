@@ -48,6 +48,7 @@ import {
   type StreamEventsOptions,
 } from "./job_store.ts";
 import { MinHeap } from "./min_heap.ts";
+import { capOutput, DEFAULT_MAX_JOB_OUTPUT_BYTES } from "./output_cap.ts";
 import { Notifier } from "./notifier.ts";
 import { type TaskTokenClaims, TaskTokenCodec } from "./task_token.ts";
 import { UuidV7Generator } from "./uuid_v7.ts";
@@ -57,6 +58,8 @@ export interface MemoryJobStoreOptions {
   readonly clock?: Clock;
   /** Signs task tokens; a random secret by default. */
   readonly tokenCodec?: TaskTokenCodec;
+  /** Most output bytes a job stores, all attempts together; 0: no cap (default 256 MiB). */
+  readonly maxJobOutputBytes?: number;
 }
 
 /** Largest event the embedded stores accept (1 MiB). */
@@ -70,6 +73,10 @@ interface JobRecord {
   /** Highest sequence stored when the current attempt began. */
   sequenceBase: bigint;
   highestSequence: bigint;
+  /** Output bytes stored for the job, all attempts (see output_cap.ts). */
+  outputBytes: number;
+  /** Whether the job's output was cut at the cap (its marker is stored). */
+  outputTruncated: boolean;
   readonly events: JobEvent[];
 }
 
@@ -104,6 +111,7 @@ export class MemoryJobStore implements JobStore {
 
   readonly #clock: Clock;
   readonly #tokens: TaskTokenCodec;
+  readonly #maxJobOutputBytes: number;
   readonly #ids = new UuidV7Generator();
   readonly #jobs = new Map<string, JobRecord>();
   /** Every job in creation order, for listing. */
@@ -118,6 +126,7 @@ export class MemoryJobStore implements JobStore {
   constructor(options: MemoryJobStoreOptions = {}) {
     this.#clock = options.clock ?? systemClock;
     this.#tokens = options.tokenCodec ?? TaskTokenCodec.withRandomSecret();
+    this.#maxJobOutputBytes = options.maxJobOutputBytes ?? DEFAULT_MAX_JOB_OUTPUT_BYTES;
     this.#queueWaiters = new Notifier(this.#clock);
     this.#jobWatchers = new Notifier(this.#clock);
   }
@@ -162,6 +171,8 @@ export class MemoryJobStore implements JobStore {
       leaseExpiresAt: 0,
       sequenceBase: 0n,
       highestSequence: 0n,
+      outputBytes: 0,
+      outputTruncated: false,
       events: [],
     };
     this.#jobs.set(record.job.jobId, record);
@@ -280,17 +291,26 @@ export class MemoryJobStore implements JobStore {
   async publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<number> {
     this.#assertOpen();
     const record = this.#leasedRecord(taskToken);
-    const sequenced = sequenceEvents(
-      events,
-      { base: record.sequenceBase, highest: record.highestSequence },
-      this.#clock.now(),
-      this.capabilities.maxEventBytes,
+    const state = {
+      base: record.sequenceBase,
+      highest: record.highestSequence,
+      storedBytes: record.outputBytes,
+      truncated: record.outputTruncated,
+    };
+    const capped = capOutput(
+      sequenceEvents(events, state, this.#clock.now(), this.capabilities.maxEventBytes),
+      state,
+      this.#maxJobOutputBytes,
     );
-    if (sequenced.events.length === 0) return 0;
-    record.events.push(...sequenced.events);
-    record.highestSequence = sequenced.highest;
+    // Output dropped at the cap stores nothing but still moves the base.
+    record.sequenceBase = capped.base;
+    record.outputBytes = capped.storedBytes;
+    record.outputTruncated = capped.truncated;
+    if (capped.events.length === 0) return 0;
+    record.events.push(...capped.events);
+    record.highestSequence = capped.highest;
     this.#jobWatchers.notify(record.job.jobId);
-    return sequenced.events.length;
+    return capped.events.length;
   }
 
   streamEvents(jobId: string, options: StreamEventsOptions): AsyncIterable<JobEvent> {

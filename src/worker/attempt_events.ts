@@ -3,7 +3,9 @@
  * into batches, lifecycle events are written after all output read before
  * them (the wire contract's "output is flushed before any lifecycle event"),
  * and every event is numbered at the moment it is queued for publishing, so
- * numbers follow publishing order exactly.
+ * numbers follow publishing order exactly. Output past the attempt's
+ * {@link OutputBudget} is not sent at all (the process is still read, so it
+ * runs on).
  *
  * @module
  */
@@ -11,6 +13,7 @@ import type { JobEvent, StreamType } from "../../gen/job/v1/job_pb.ts";
 import { encodedSizeBound } from "../store/event_sequencing.ts";
 import type { EventBatcher, OutputBatch } from "./event_batcher.ts";
 import type { EventPublisher } from "./event_publisher.ts";
+import { OutputBudget } from "./output_budget.ts";
 import { EventSequencer, outputBatchEvent } from "./job_events.ts";
 
 /** Builds a lifecycle event with the next number. */
@@ -21,20 +24,29 @@ export class AttemptEvents {
   readonly #batcher: EventBatcher;
   readonly #publisher: EventPublisher;
   readonly #playbackIntervalMillis: number;
+  readonly #budget: OutputBudget;
   readonly #sequencer = new EventSequencer();
   // Every event goes through this chain, so events leave in the order they
   // were produced and each is numbered just before it is queued.
   #chain: Promise<void> = Promise.resolve();
 
-  constructor(batcher: EventBatcher, publisher: EventPublisher, playbackIntervalMillis: number) {
+  constructor(
+    batcher: EventBatcher,
+    publisher: EventPublisher,
+    playbackIntervalMillis: number,
+    budget: OutputBudget = new OutputBudget(0n),
+  ) {
     this.#batcher = batcher;
     this.#publisher = publisher;
     this.#playbackIntervalMillis = playbackIntervalMillis;
+    this.#budget = budget;
   }
 
   /** Adds output read at `nowMs`; resolves once any batch it filled is queued (backpressure). */
   addOutput(stream: StreamType, chunk: Uint8Array, nowMs: number): Promise<void> {
-    for (const batch of this.#batcher.add(stream, chunk, nowMs)) this.#queueBatch(batch);
+    const sent = this.#budget.take(chunk);
+    if (sent.byteLength === 0) return this.#chain;
+    for (const batch of this.#batcher.add(stream, sent, nowMs)) this.#queueBatch(batch);
     return this.#chain;
   }
 

@@ -49,6 +49,7 @@ import {
   terminalResizeEvent,
 } from "./job_events.ts";
 import { keepLease } from "./lease_keeper.ts";
+import { OutputBudget } from "./output_budget.ts";
 import { pumpOutput } from "./output_pump.ts";
 import { checkOut, CheckoutError, workingDirectoryIn, type Workspace } from "./workspace.ts";
 import { windowSizeFor } from "./pty.ts";
@@ -169,6 +170,7 @@ async function runAttempt(
     }),
     publisher,
     batching?.playbackIntervalMillis ?? 0,
+    new OutputBudget(job.executionConfig?.maxOutputBytes ?? 0n),
   );
 
   const leaseDone = new AbortController();

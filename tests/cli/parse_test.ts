@@ -4,6 +4,7 @@ import { parseWorkerConfig } from "../../src/cli/worker.ts";
 import { JobState } from "../../gen/job/v1/job_pb.ts";
 import {
   isLoopback,
+  parseByteSize,
   parseDurationMs,
   parseJobState,
   parseKeyValues,
@@ -20,6 +21,29 @@ Deno.test("durations", () => {
   for (const bad of ["", "soon", "5x", "m5", "5m soon"]) {
     assert.throws(() => parseDurationMs(bad, "--t"), UsageError, bad);
   }
+});
+
+Deno.test("sizes in bytes: plain, binary and decimal units, any case, bounded", () => {
+  const max = Number.MAX_SAFE_INTEGER;
+  assert.equal(parseByteSize("1000", "--s", max), 1000);
+  assert.equal(parseByteSize("0", "--s", max), 0);
+  assert.equal(parseByteSize("64MiB", "--s", max), 64 * 1024 * 1024);
+  assert.equal(parseByteSize("1gib", "--s", max), 2 ** 30);
+  assert.equal(parseByteSize("1.5KiB", "--s", max), 1536);
+  assert.equal(parseByteSize("500MB", "--s", max), 500_000_000);
+  assert.equal(parseByteSize(" 12 B ", "--s", max), 12);
+  for (const bad of ["", "-1", "1.5", "12XB", "MiB", "1e6", "0x10", "1 2"]) {
+    assert.throws(
+      () => parseByteSize(bad, "--s", max),
+      (e: unknown) =>
+        e instanceof UsageError && e.message.startsWith("--s:") && e.message.includes("64MiB"),
+      bad,
+    );
+  }
+  assert.throws(
+    () => parseByteSize("2KiB", "--s", 1000),
+    (e: unknown) => e instanceof UsageError && e.message === "--s: 2KiB is more than 1000 bytes",
+  );
 });
 
 Deno.test("listen addresses", () => {

@@ -14,10 +14,14 @@ import {
 import { create } from "@bufbuild/protobuf";
 import {
   ExecutionConfigSchema,
+  type JobEvent,
   JobParamsSchema,
   JobResultSchema,
   JobState,
+  OutputBatchEventSchema,
+  ProcessEndEventSchema,
   ProcessStartEventSchema,
+  StreamType,
 } from "../../gen/job/v1/job_pb.ts";
 import { createAwsClients } from "../../src/store/aws/aws_clients.ts";
 import { SDK_MAX_ATTEMPTS } from "../../src/store/aws/aws_errors.ts";
@@ -31,7 +35,7 @@ import {
   ThrottledError,
 } from "../../src/store/errors.ts";
 import type { JobStore, LeasedJob } from "../../src/store/job_store.ts";
-import { makeEvent } from "../../src/store/event_sequencing.ts";
+import { lastSequenceOf, makeEvent } from "../../src/store/event_sequencing.ts";
 import { TaskTokenCodec } from "../../src/store/task_token.ts";
 import { emulatorClients, freshAwsResources, startAwsEmulators } from "../support/aws.ts";
 import { defineStoreConformance } from "./conformance.ts";
@@ -40,8 +44,8 @@ import { defineStoreConformance } from "./conformance.ts";
 const emulators = await startAwsEmulators();
 const clients = emulatorClients(emulators);
 
-defineStoreConformance("aws", async () => {
-  const { store } = await awsStore();
+defineStoreConformance("aws", async (options) => {
+  const { store } = await awsStore(options);
   return {
     store,
     // SQS and DynamoDB keep real time.
@@ -528,6 +532,133 @@ Deno.test("aws store: completeBatch completes valid tokens, refuses stale ones, 
     );
     assert.equal(left.Attributes?.ApproximateNumberOfMessages, "0");
     assert.equal(left.Attributes?.ApproximateNumberOfMessagesNotVisible, "1");
+  } finally {
+    await store.close();
+  }
+});
+
+// ------------------------------------------------ output cap, cut short
+
+/** A store on its own DynamoDB client, whose `nth` next call of `command` fails once armed. */
+async function storeFailingOnce(overrides: Partial<AwsJobStoreOptions> = {}) {
+  const own = createAwsClients({
+    region: "us-east-1",
+    dynamodbEndpoint: emulators.dynamodbEndpoint,
+    sqsEndpoint: emulators.sqsEndpoint,
+  });
+  let armed: { command: string; calls: number } | undefined;
+  own.dynamodb.middlewareStack.add((next, context) => async (args) => {
+    if (armed !== undefined && context.commandName === armed.command && --armed.calls === 0) {
+      armed = undefined;
+      throw new Error("injected: the server died here");
+    }
+    return await next(args);
+  }, { step: "initialize", name: "failOnce" });
+  const names = await freshAwsResources(clients);
+  const store = new AwsJobStore({
+    dynamodb: own.dynamodb,
+    sqs: own.sqs,
+    ...names,
+    queueUrls: new Map(),
+    tokenCodec: TaskTokenCodec.withRandomSecret(),
+    onClose: () => own.destroy(),
+    ...overrides,
+  });
+  return {
+    store,
+    failNext: (command: string, nth = 1) => armed = { command, calls: nth },
+  };
+}
+
+const textOf = (events: JobEvent[], stream: StreamType) =>
+  events.flatMap((e) =>
+    e.eventData.case === "outputBatch"
+      ? e.eventData.value.outputs.filter((o) => o.streamType === stream).map((o) =>
+        new TextDecoder().decode(o.output)
+      )
+      : []
+  ).join("");
+
+const batchOf = (sequence: number, text: string) =>
+  makeEvent(BigInt(sequence), Date.now(), {
+    case: "outputBatch",
+    value: create(OutputBatchEventSchema, {
+      outputs: [{ output: new TextEncoder().encode(text), streamType: StreamType.STDOUT }],
+      startSequence: BigInt(sequence),
+      endSequence: BigInt(sequence),
+    }),
+  });
+
+const endOf = (sequence: number) =>
+  makeEvent(BigInt(sequence), Date.now(), {
+    case: "processEnd",
+    value: create(ProcessEndEventSchema, { exitCode: 0 }),
+  });
+
+async function storedEvents(store: AwsJobStore, jobId: string): Promise<JobEvent[]> {
+  const events: JobEvent[] = [];
+  for await (
+    const event of store.streamEvents(jobId, {
+      fromSequence: 0n,
+      fromTimestampMs: 0,
+      eventTypes: new Set(),
+      signal: AbortSignal.timeout(5_000),
+    })
+  ) events.push(event);
+  return events;
+}
+
+Deno.test("aws store: a capped publish cut short after some of its events is completed by its retry", async () => {
+  const { store, failNext } = await storeFailingOnce({ maxJobOutputBytes: 4 });
+  try {
+    const { job } = await store.enqueue(jobInput());
+    const [leased] = await store.dequeue("default", now());
+    const token = leased!.taskToken;
+    // The crossing batch (with its marker) is written, the process end is not.
+    const publish = [batchOf(1, "abcdef"), batchOf(2, "dropped"), endOf(3)];
+    failNext("PutItemCommand", 2);
+    await assert.rejects(store.publishEvents(token, publish), /injected/);
+    assert.equal(await store.publishEvents(token, publish), 1, "the retry writes the end");
+    assert.equal(await store.publishEvents(token, publish), 0, "a resend stores nothing");
+    // A publish of dropped output only: the job item's record of it fails once.
+    failNext("UpdateItemCommand");
+    await assert.rejects(store.publishEvents(token, [batchOf(4, "x")]), /injected/);
+    assert.equal(await store.publishEvents(token, [batchOf(4, "x")]), 0);
+    // The record lets the worker's next number follow on.
+    assert.equal(await store.publishEvents(token, [endOf(5)]), 1);
+    await store.complete(token, create(JobResultSchema, { jobId: job.jobId, success: true }));
+    const events = await storedEvents(store, job.jobId);
+    assert.equal(textOf(events, StreamType.STDOUT), "abcd");
+    assert.equal(textOf(events, StreamType.STDERR), "airunner: output truncated after 4 bytes\n");
+    assert.deepEqual(events.map((e) => e.eventData.case), [
+      "outputBatch",
+      "processEnd",
+      "processEnd",
+    ]);
+    assert.deepEqual(events.map((e) => lastSequenceOf(e)), [2n, 3n, 4n]);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("aws store: an attempt that reserved numbers but never wrote them does not block the next", async () => {
+  const { store, failNext } = await storeFailingOnce();
+  try {
+    const { job } = await store.enqueue(jobInput());
+    const [first] = await store.dequeue("default", { ...now(), visibilityTimeoutMs: 1_000 });
+    // Its numbers are reserved on the job item, then its write never lands.
+    failNext("PutItemCommand");
+    await assert.rejects(store.publishEvents(first!.taskToken, [batchOf(1, "lost")]), /injected/);
+    const [second] = await store.dequeue("default", now(10_000));
+    assert.equal(second?.job.attempt, 2);
+    assert.equal(await store.publishEvents(second!.taskToken, [batchOf(1, "kept"), endOf(2)]), 2);
+    await store.complete(
+      second!.taskToken,
+      create(JobResultSchema, { jobId: job.jobId, success: true }),
+    );
+    const events = await storedEvents(store, job.jobId);
+    assert.equal(textOf(events, StreamType.STDOUT), "kept");
+    assert.deepEqual(events.map((e) => lastSequenceOf(e)), [2n, 3n]);
   } finally {
     await store.close();
   }

@@ -42,17 +42,28 @@ export interface StoreHarness {
   close(): Promise<void>;
 }
 
+/** Store options a case may ask for; every backend's factory passes them to its store. */
+export interface StoreHarnessOptions {
+  /** Most output bytes a job stores (0: no cap); the backend's default when absent. */
+  readonly maxJobOutputBytes?: number;
+}
+
 /** Makes a fresh, empty store for one test case. */
-export type StoreHarnessFactory = () => Promise<StoreHarness>;
+export type StoreHarnessFactory = (options: StoreHarnessOptions) => Promise<StoreHarness>;
 
 interface ConformanceCase {
   readonly name: string;
   readonly fn: (h: StoreHarness) => Promise<void>;
+  readonly options: StoreHarnessOptions;
 }
 
 const cases: ConformanceCase[] = [];
-function conformance(name: string, fn: (h: StoreHarness) => Promise<void>): void {
-  cases.push({ name, fn });
+function conformance(
+  name: string,
+  fn: (h: StoreHarness) => Promise<void>,
+  options: StoreHarnessOptions = {},
+): void {
+  cases.push({ name, fn, options });
 }
 
 /** Number of cases in the suite. */
@@ -69,7 +80,7 @@ export function defineStoreConformance(backend: string, factory: StoreHarnessFac
   let executed = 0;
   for (const c of cases) {
     Deno.test(`${backend} store: ${c.name}`, async () => {
-      const harness = await factory();
+      const harness = await factory(c.options);
       try {
         await c.fn(harness);
       } finally {
@@ -906,3 +917,159 @@ conformance("event timestamps default to the time of storage", async ({ store })
   assert.ok(stored?.timestamp !== undefined);
   assert.ok(stored.timestamp.seconds > 0n);
 });
+
+// ---------------------------------------------------------------- output cap
+
+/** Output of a batch event with one item per text, numbered from `sequence`. */
+function outputBatch(sequence: number, texts: string[]): JobEvent {
+  const event = outputEvent(sequence, texts[0] ?? "");
+  if (event.eventData.case === "outputBatch") {
+    const batch = event.eventData.value;
+    batch.outputs = texts.map((text) =>
+      create(OutputItemSchema, {
+        output: new TextEncoder().encode(text),
+        streamType: StreamType.STDOUT,
+      })
+    );
+    batch.endSequence = BigInt(sequence + texts.length - 1);
+  }
+  return event;
+}
+
+/** A job's stored output, per stream, as text. */
+function outputText(events: JobEvent[]): { stdout: string; stderr: string } {
+  const text = { stdout: "", stderr: "" };
+  for (const event of events) {
+    if (event.eventData.case !== "outputBatch") continue;
+    for (const item of event.eventData.value.outputs) {
+      const chunk = new TextDecoder().decode(item.output);
+      if (item.streamType === StreamType.STDERR) text.stderr += chunk;
+      else text.stdout += chunk;
+    }
+  }
+  return text;
+}
+
+/** The sequences every stored event occupies, in order (a batch one per item). */
+function occupied(events: JobEvent[]): bigint[] {
+  return events.flatMap((e) => {
+    if (e.eventData.case !== "outputBatch") return [e.sequence];
+    const { startSequence, endSequence } = e.eventData.value;
+    assert.equal(e.sequence, startSequence);
+    return Array.from(
+      { length: Number(endSequence - startSequence) + 1 },
+      (_, i) => startSequence + BigInt(i),
+    );
+  });
+}
+
+const MARKER_10 = "airunner: output truncated after 10 bytes\n";
+
+conformance(
+  "output cap: the publish that crosses it keeps up to the cap, then one marker; later output is dropped, lifecycle events are not",
+  async ({ store }) => {
+    const job = await enqueue(store);
+    const { taskToken } = await dequeueOne(store);
+    assert.equal(await store.publishEvents(taskToken, [startEvent(1), outputEvent(2, "hello")]), 2);
+    // 5 + 3 fit; "defgh" crosses at its third byte; "ij" is past the cap.
+    const crossing = outputBatch(3, ["abc", "defgh", "ij"]);
+    assert.equal(await store.publishEvents(taskToken, [crossing]), 1);
+    // Output alone after the cap stores nothing, and the next event still fits on.
+    assert.equal(await store.publishEvents(taskToken, [outputEvent(6, "more")]), 0);
+    assert.equal(
+      await store.publishEvents(taskToken, [outputBatch(7, ["x", "y"]), endEvent(9, 3)]),
+      1,
+    );
+    // A retried publish, whole or in part, changes nothing.
+    const again = [crossing, outputEvent(6, "more"), outputBatch(7, ["x", "y"]), endEvent(9, 3)];
+    assert.equal(await store.publishEvents(taskToken, again), 0);
+    await store.complete(taskToken, result(job.jobId, 3));
+
+    const events = await collect(store.streamEvents(job.jobId, streamOptions()));
+    assert.deepEqual(outputText(events), { stdout: "helloabcde", stderr: MARKER_10 });
+    assert.deepEqual(events.map((e) => e.eventType), [
+      EventType.PROCESS_START,
+      EventType.OUTPUT_BATCH,
+      EventType.OUTPUT_BATCH,
+      EventType.PROCESS_END,
+    ]);
+    // The marker takes one number; dropped output takes none: still gapless.
+    assert.deepEqual(occupied(events), [1n, 2n, 3n, 4n, 5n, 6n]);
+    const end = events.at(-1)!;
+    assert.equal(end.eventData.case === "processEnd" && end.eventData.value.exitCode, 3);
+  },
+  { maxJobOutputBytes: 10 },
+);
+
+conformance(
+  "output cap: a job printing exactly the cap stores all of it and no marker, until one byte more",
+  async ({ store }) => {
+    const exact = await enqueue(store);
+    const leased = await dequeueOne(store);
+    await store.publishEvents(leased.taskToken, [
+      startEvent(1),
+      outputBatch(2, ["hello", "world"]),
+    ]);
+    await store.publishEvents(leased.taskToken, [endEvent(4)]);
+    await store.complete(leased.taskToken, result(exact.jobId, 0));
+    const whole = await collect(store.streamEvents(exact.jobId, streamOptions()));
+    assert.deepEqual(outputText(whole), { stdout: "helloworld", stderr: "" });
+    assert.deepEqual(occupied(whole), [1n, 2n, 3n, 4n]);
+
+    const over = await enqueue(store);
+    const { taskToken } = await dequeueOne(store);
+    await store.publishEvents(taskToken, [startEvent(1), outputBatch(2, ["hello", "world"])]);
+    // The eleventh byte is the first one dropped: only then is the marker due.
+    await store.publishEvents(taskToken, [outputEvent(4, "!"), outputEvent(5, "?"), endEvent(6)]);
+    await store.complete(taskToken, result(over.jobId, 0));
+    const events = await collect(store.streamEvents(over.jobId, streamOptions()));
+    assert.deepEqual(outputText(events), { stdout: "helloworld", stderr: MARKER_10 });
+    assert.deepEqual(occupied(events), [1n, 2n, 3n, 4n, 5n]);
+    const marker = events[2]!;
+    assert.equal(
+      marker.eventData.case === "outputBatch" && marker.eventData.value.outputs.length,
+      1,
+    );
+  },
+  { maxJobOutputBytes: 10 },
+);
+
+conformance(
+  "output cap: counts every attempt of a job, whose numbers go on increasing",
+  async ({ store }) => {
+    const job = await enqueue(store);
+    const first = await dequeueOne(store);
+    await store.publishEvents(first.taskToken, [startEvent(1), outputEvent(2, "123456")]);
+    await store.updateLease(first.taskToken, QUEUE, 0);
+    const second = await dequeueOne(store);
+    assert.equal(second.job.attempt, 2);
+    await store.publishEvents(second.taskToken, [startEvent(1), outputEvent(2, "abcdef")]);
+    await store.updateLease(second.taskToken, QUEUE, 0);
+    const third = await dequeueOne(store);
+    // Everything of the third attempt's output is past the cap, and no second marker comes.
+    await store.publishEvents(third.taskToken, [startEvent(1), outputEvent(2, "zzz")]);
+    await store.publishEvents(third.taskToken, [endEvent(3)]);
+    await store.complete(third.taskToken, result(job.jobId, 0));
+    const events = await collect(store.streamEvents(job.jobId, streamOptions()));
+    assert.deepEqual(outputText(events), { stdout: "123456abcd", stderr: MARKER_10 });
+    assert.deepEqual(occupied(events), [1n, 2n, 3n, 4n, 5n, 6n, 7n]);
+  },
+  { maxJobOutputBytes: 10 },
+);
+
+conformance(
+  "output cap 0 stores all output",
+  async ({ store }) => {
+    const job = await enqueue(store);
+    const { taskToken } = await dequeueOne(store);
+    const chunk = "x".repeat(100_000);
+    await store.publishEvents(taskToken, [startEvent(1), outputBatch(2, [chunk, chunk, chunk])]);
+    await store.publishEvents(taskToken, [endEvent(5)]);
+    await store.complete(taskToken, result(job.jobId, 0));
+    const events = await collect(store.streamEvents(job.jobId, streamOptions()));
+    const text = outputText(events);
+    assert.equal(text.stdout.length, 300_000);
+    assert.equal(text.stderr, "");
+  },
+  { maxJobOutputBytes: 0 },
+);

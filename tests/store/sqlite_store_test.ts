@@ -3,13 +3,14 @@ import { TaskTokenCodec } from "../../src/store/task_token.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 import { defineStoreConformance } from "./conformance.ts";
 
-defineStoreConformance("sqlite", async () => {
+defineStoreConformance("sqlite", async (options) => {
   const dir = await Deno.makeTempDir({ prefix: "airunner-sqlite-" });
   const clock = new FakeClock();
   const store = SqliteJobStore.open({
     path: `${dir}/airunner.db`,
     clock,
     tokenCodec: TaskTokenCodec.withRandomSecret(),
+    ...options,
   });
   return {
     store,

@@ -145,7 +145,13 @@ export interface DevProcess extends AirunnerProcess {
  * Disposing it kills it and removes its scratch directory.
  */
 export async function startDev(
-  options: { prefix: string; workers?: number; protocol?: WorkerProtocol },
+  options: {
+    prefix: string;
+    workers?: number;
+    protocol?: WorkerProtocol;
+    /** More flags for `airunner dev`. */
+    args?: readonly string[];
+  },
 ): Promise<DevProcess> {
   const port = freePort();
   const server = `http://127.0.0.1:${port}`;
@@ -158,6 +164,7 @@ export async function startDev(
     join(scratch, "data"),
     ...(options.workers === undefined ? [] : ["--workers", String(options.workers)]),
     ...(options.protocol === undefined ? [] : ["--protocol", options.protocol]),
+    ...(options.args ?? []),
   ]);
   try {
     await waitForHealth(server);

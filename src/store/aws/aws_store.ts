@@ -95,6 +95,7 @@ import {
 } from "../job_store.ts";
 import { count } from "../../telemetry/metrics.ts";
 import { Notifier } from "../notifier.ts";
+import { capOutput, DEFAULT_MAX_JOB_OUTPUT_BYTES } from "../output_cap.ts";
 import type { TaskTokenCodec } from "../task_token.ts";
 import { UuidV7Generator } from "../uuid_v7.ts";
 import {
@@ -120,7 +121,9 @@ import {
   leaseExpired,
   messageBody,
   newJobItem,
+  publishStateOf,
   QUEUE_INDEX,
+  TOP_EVENT_ATTRIBUTES,
 } from "./job_item.ts";
 import { QueueDirectory } from "./queue_directory.ts";
 
@@ -173,6 +176,8 @@ export interface AwsJobStoreOptions {
   readonly eventsTtlMs?: number;
   readonly tokenCodec: TaskTokenCodec;
   readonly clock?: Clock;
+  /** Most output bytes a job stores, all attempts together; 0: no cap (default 256 MiB). */
+  readonly maxJobOutputBytes?: number;
   /** Called once the store is closed (to release the clients the opener made). */
   readonly onClose?: () => void;
 }
@@ -198,6 +203,7 @@ export class AwsJobStore implements JobStore {
   readonly #eventsTtlMs: number;
   readonly #tokens: TaskTokenCodec;
   readonly #clock: Clock;
+  readonly #maxJobOutputBytes: number;
   readonly #ids = new UuidV7Generator();
   readonly #jobWatchers: Notifier<string>;
   /** When each tailed job last showed new events, for the tail's poll backoff. */
@@ -216,6 +222,7 @@ export class AwsJobStore implements JobStore {
     this.#eventsTtlMs = options.eventsTtlMs ?? DEFAULT_EVENTS_TTL_MS;
     this.#tokens = options.tokenCodec;
     this.#clock = options.clock ?? systemClock;
+    this.#maxJobOutputBytes = options.maxJobOutputBytes ?? DEFAULT_MAX_JOB_OUTPUT_BYTES;
     this.#jobWatchers = new Notifier(this.#clock);
     this.#onClose = options.onClose ?? (() => {});
   }
@@ -779,34 +786,40 @@ export class AwsJobStore implements JobStore {
     this.#assertOpen();
     const now = this.#clock.now();
     const record = await this.#leasedRecord(taskToken, now);
-    const highest = await this.#highestSequence(record.jobId);
-    const sequenced = sequenceEvents(
-      events,
-      { base: record.sequenceBase, highest },
-      now,
-      this.capabilities.maxEventBytes,
+    const state = publishStateOf(record, await this.#topEvent(record.jobId));
+    const capped = capOutput(
+      sequenceEvents(events, state, now, this.capabilities.maxEventBytes),
+      state,
+      this.#maxJobOutputBytes,
     );
-    if (sequenced.events.length === 0) return 0;
-    // Reserve the numbers on the job item, fenced like every lease write:
-    // a worker whose lease ended meanwhile is refused here and writes
-    // nothing, and the next attempt numbers its events above any range
-    // reserved before it began (see #claim), so a late write can never
-    // take a number the next attempt uses.
-    await this.#fencedUpdate(record, now, {
-      UpdateExpression: "SET reserved_sequence = :high",
-      ConditionExtra: "(attribute_not_exists(reserved_sequence) OR reserved_sequence <= :high)",
-      ExpressionAttributeValues: { ":high": num(sequenced.highest) },
-    });
     const ttl = this.#ttlSeconds(now);
     let stored = 0;
-    for (const event of sequenced.events) {
+    if (capped.events.length > 0) {
+      // Reserve the numbers on the job item, fenced like every lease write:
+      // a worker whose lease ended meanwhile is refused here and writes
+      // nothing, and the next attempt numbers its events above any range
+      // reserved before it began (see #claim), so a late write can never
+      // take a number the next attempt uses.
+      await this.#fencedUpdate(record, now, {
+        UpdateExpression: "SET reserved_sequence = :high",
+        ConditionExtra: "(attribute_not_exists(reserved_sequence) OR reserved_sequence <= :high)",
+        ExpressionAttributeValues: { ":high": num(capped.highest) },
+      });
+    }
+    for (const [i, event] of capped.events.entries()) {
       const put = await this.#call(
         "DynamoDB PutItem",
         () =>
           this.#ddb.send(
             new PutItemCommand({
               TableName: this.#eventsTable,
-              Item: eventItem(record.jobId, event, eventTimestampMs(event, now), ttl),
+              Item: eventItem(
+                record.jobId,
+                event,
+                eventTimestampMs(event, now),
+                ttl,
+                capped.after[i]!,
+              ),
               // A resend of a stored event writes nothing.
               ConditionExpression: "attribute_not_exists(job_id)",
             }),
@@ -816,6 +829,20 @@ export class AwsJobStore implements JobStore {
       );
       // A refused condition means a concurrent resend stored it first.
       if (put !== undefined) stored++;
+    }
+    // Output dropped at the cap at the end of this publish left no event
+    // item saying how far the attempt got: the job item says it, after the
+    // events before it are stored (a retry then finds those, and drops the
+    // same output again).
+    const accounted = capped.after.at(-1)?.localEnd ?? state.highest - state.base;
+    if (capped.localHighest > accounted) {
+      await this.#fencedUpdate(record, now, {
+        UpdateExpression:
+          "SET output_dropped_attempt = :attempt, output_dropped_local_end = :dropped",
+        ConditionExtra:
+          "(attribute_not_exists(output_dropped_local_end) OR output_dropped_attempt <> :attempt OR output_dropped_local_end <= :dropped)",
+        ExpressionAttributeValues: { ":dropped": num(capped.localHighest) },
+      });
     }
     if (stored > 0) this.#jobWatchers.notify(record.jobId);
     return stored;
@@ -1330,22 +1357,28 @@ export class AwsJobStore implements JobStore {
 
   /** Highest event sequence stored for `jobId` (0 when none). */
   async #highestSequence(jobId: string): Promise<bigint> {
+    return BigInt((await this.#topEvent(jobId))?.sequence?.N ?? "0");
+  }
+
+  /** The highest event item of `jobId`, with the attributes publishStateOf reads. */
+  async #topEvent(jobId: string): Promise<Item | undefined> {
     const out = await this.#call("DynamoDB Query", () =>
       this.#ddb.send(
         new QueryCommand({
           TableName: this.#eventsTable,
           KeyConditionExpression: "job_id = :job",
           ExpressionAttributeValues: { ":job": { S: jobId } },
-          ProjectionExpression: "#seq",
-          ExpressionAttributeNames: { "#seq": "sequence" },
+          ProjectionExpression: TOP_EVENT_ATTRIBUTES.map((_, i) => `#a${i}`).join(", "),
+          ExpressionAttributeNames: Object.fromEntries(
+            TOP_EVENT_ATTRIBUTES.map((name, i) => [`#a${i}`, name]),
+          ),
           ScanIndexForward: false,
           ConsistentRead: true,
           Limit: 1,
         }),
         this.#abort(),
       ));
-    const top = out?.Items?.[0]?.sequence?.N;
-    return top === undefined ? 0n : BigInt(top);
+    return out?.Items?.[0];
   }
 
   async #record(jobId: string): Promise<JobRecord> {

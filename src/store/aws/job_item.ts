@@ -26,7 +26,8 @@ import {
   JobSchema,
   JobState,
 } from "../../../gen/job/v1/job_pb.ts";
-import { lastSequenceOf } from "../event_sequencing.ts";
+import { lastSequenceOf, type SequenceState } from "../event_sequencing.ts";
+import type { OutputState, StateAfterEvent } from "../output_cap.ts";
 
 /** A DynamoDB item. */
 export type Item = Record<string, AttributeValue>;
@@ -53,6 +54,13 @@ export interface JobRecord {
   readonly sequenceBase: bigint;
   /** Highest event sequence any attempt has reserved for writing (0 when none). */
   readonly reservedSequence: bigint;
+  /**
+   * The attempt and worker number through which output was dropped at the
+   * cap by a publish that ended in dropped output (so no event item says
+   * how far the attempt got); 0 and 0n when none.
+   */
+  readonly droppedAttempt: number;
+  readonly droppedLocalEnd: bigint;
   readonly cancelReason: string;
   /** SQS receipt handle and message id of the message the current attempt received. */
   readonly receiptHandle: string;
@@ -106,6 +114,8 @@ export function jobRecordOf(item: Item): JobRecord {
     leaseExpiresAtMs: num(item, "lease_expires_at"),
     sequenceBase: BigInt(item.sequence_base?.N ?? "0"),
     reservedSequence: BigInt(item.reserved_sequence?.N ?? "0"),
+    droppedAttempt: num(item, "output_dropped_attempt"),
+    droppedLocalEnd: BigInt(item.output_dropped_local_end?.N ?? "0"),
     cancelReason: item.cancel_reason?.S ?? "",
     receiptHandle: item.receipt_handle?.S ?? "",
     messageId: item.message_id?.S ?? "",
@@ -184,8 +194,21 @@ export function idempotencyClaimOf(
   };
 }
 
-/** The events-table item of a stored event (`sequence` is its last sequence). */
-export function eventItem(jobId: string, event: JobEvent, timestampMs: number, ttl: number): Item {
+/**
+ * The events-table item of a stored event (`sequence` is its last
+ * sequence). It also carries the job's state right after it (`after`): the
+ * worker number it accounts for and the output stored so far. Written in the
+ * same PutItem as the event, that state can never disagree with the events
+ * stored, however a publish was cut short and retried: the next publish
+ * reads it back from the highest event ({@link publishStateOf}).
+ */
+export function eventItem(
+  jobId: string,
+  event: JobEvent,
+  timestampMs: number,
+  ttl: number,
+  after: StateAfterEvent,
+): Item {
   return {
     job_id: s(jobId),
     sequence: n(lastSequenceOf(event)),
@@ -193,6 +216,42 @@ export function eventItem(jobId: string, event: JobEvent, timestampMs: number, t
     event_type: n(event.eventType),
     event_payload: { B: toBinary(JobEventSchema, event) },
     ttl: n(ttl),
+    local_end: n(after.localEnd),
+    output_bytes: n(after.storedBytes),
+    output_truncated: { BOOL: after.truncated },
+  };
+}
+
+/** The attributes of the highest event item that {@link publishStateOf} reads. */
+export const TOP_EVENT_ATTRIBUTES = ["sequence", "local_end", "output_bytes", "output_truncated"];
+
+/**
+ * Where a publish by `record`'s current attempt starts: its numbering and
+ * the job's output, from the job's highest event item (`top`, undefined
+ * when none) and the job item's record of output dropped at the end of a
+ * publish. Events stored by an airunner from before the cap carry no state:
+ * their numbers were never moved, and their output is not counted.
+ */
+export function publishStateOf(
+  record: JobRecord,
+  top: Item | undefined,
+): SequenceState & OutputState {
+  const topSequence = BigInt(top?.sequence?.N ?? "0");
+  // Above what is stored and what an earlier attempt reserved but never wrote.
+  const highest = topSequence > record.sequenceBase ? topSequence : record.sequenceBase;
+  let localHighest = 0n;
+  if (top !== undefined && topSequence > record.sequenceBase) {
+    // Only the current attempt writes above its base.
+    localHighest = BigInt(top.local_end?.N ?? String(topSequence - record.sequenceBase));
+  }
+  if (record.droppedAttempt === record.attempt && record.droppedLocalEnd > localHighest) {
+    localHighest = record.droppedLocalEnd;
+  }
+  return {
+    base: highest - localHighest,
+    highest,
+    storedBytes: Number(top?.output_bytes?.N ?? "0"),
+    truncated: top?.output_truncated?.BOOL ?? false,
   };
 }
 

@@ -80,6 +80,13 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX jobs_failed ON jobs (id) WHERE state = 4;
   CREATE INDEX jobs_cancelled ON jobs (id) WHERE state = 5;
   `,
+  // 3 -> 4: the output cap (src/store/output_cap.ts). Output bytes stored
+  // for the job over all attempts, and whether its marker is stored; jobs
+  // from before start at 0, with the whole cap ahead of them.
+  `
+  ALTER TABLE jobs ADD COLUMN output_bytes INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE jobs ADD COLUMN output_truncated INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 /** The schema version this airunner writes. */

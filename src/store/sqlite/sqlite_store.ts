@@ -58,6 +58,7 @@ import {
 } from "../job_store.ts";
 import { EMBEDDED_MAX_EVENT_BYTES } from "../memory_store.ts";
 import { Notifier } from "../notifier.ts";
+import { capOutput, DEFAULT_MAX_JOB_OUTPUT_BYTES } from "../output_cap.ts";
 import type { TaskTokenClaims, TaskTokenCodec } from "../task_token.ts";
 import { UuidV7Generator } from "../uuid_v7.ts";
 import { migrate } from "./schema.ts";
@@ -68,6 +69,8 @@ export interface SqliteJobStoreOptions {
   readonly path: string;
   readonly tokenCodec: TaskTokenCodec;
   readonly clock?: Clock;
+  /** Most output bytes a job stores, all attempts together; 0: no cap (default 256 MiB). */
+  readonly maxJobOutputBytes?: number;
   /** Finished jobs older than this are deleted with their events; 0 keeps them (default 30 days). */
   readonly retentionMs?: number;
   /** How often the retention sweep runs (default 60 s). */
@@ -131,6 +134,8 @@ interface JobRow {
   lease_expires_at_ms: number | null;
   sequence_base: number;
   highest_sequence: number;
+  output_bytes: number;
+  output_truncated: number;
   created_at_ms: number;
   updated_at_ms: number;
   params: Uint8Array;
@@ -152,6 +157,7 @@ export class SqliteJobStore implements JobStore {
   readonly #db: DatabaseSync;
   readonly #clock: Clock;
   readonly #tokens: TaskTokenCodec;
+  readonly #maxJobOutputBytes: number;
   readonly #ids = new UuidV7Generator();
   #lastConfig:
     | {
@@ -178,6 +184,7 @@ export class SqliteJobStore implements JobStore {
     this.#db = db;
     this.#clock = options.clock ?? systemClock;
     this.#tokens = options.tokenCodec;
+    this.#maxJobOutputBytes = options.maxJobOutputBytes ?? DEFAULT_MAX_JOB_OUTPUT_BYTES;
     this.#queueWaiters = new Notifier(this.#clock);
     this.#jobWatchers = new Notifier(this.#clock);
     this.#onError = options.onBackgroundError ?? (() => {});
@@ -444,18 +451,24 @@ export class SqliteJobStore implements JobStore {
     this.#assertOpen();
     const now = this.#clock.now();
     const row = this.#leasedRow(taskToken, now);
-    const sequenced = sequenceEvents(
-      events,
-      { base: BigInt(row.sequence_base), highest: BigInt(row.highest_sequence) },
-      now,
-      this.capabilities.maxEventBytes,
+    const state = {
+      base: BigInt(row.sequence_base),
+      highest: BigInt(row.highest_sequence),
+      storedBytes: row.output_bytes,
+      truncated: row.output_truncated !== 0,
+    };
+    const capped = capOutput(
+      sequenceEvents(events, state, now, this.capabilities.maxEventBytes),
+      state,
+      this.#maxJobOutputBytes,
     );
-    if (sequenced.events.length === 0) return 0;
+    // Output dropped at the cap stores no event but still moves the base.
+    if (capped.events.length === 0 && capped.base === state.base) return 0;
     this.#transaction(() => {
       const insert = this.#sql(
         "INSERT INTO events (job, end_seq, timestamp_ms, payload) VALUES (?, ?, ?, ?)",
       );
-      for (const event of sequenced.events) {
+      for (const event of capped.events) {
         insert.run(
           row.id,
           Number(lastSequenceOf(event)),
@@ -463,13 +476,18 @@ export class SqliteJobStore implements JobStore {
           toBinary(JobEventSchema, event),
         );
       }
-      this.#sql("UPDATE jobs SET highest_sequence = ? WHERE id = ?").run(
-        Number(sequenced.highest),
+      this.#sql(
+        "UPDATE jobs SET highest_sequence = ?, sequence_base = ?, output_bytes = ?, output_truncated = ? WHERE id = ?",
+      ).run(
+        Number(capped.highest),
+        Number(capped.base),
+        capped.storedBytes,
+        capped.truncated ? 1 : 0,
         row.id,
       );
     });
-    this.#jobWatchers.notify(row.job_id);
-    return sequenced.events.length;
+    if (capped.events.length > 0) this.#jobWatchers.notify(row.job_id);
+    return capped.events.length;
   }
 
   streamEvents(jobId: string, options: StreamEventsOptions): AsyncIterable<JobEvent> {
