@@ -207,6 +207,30 @@ conformance("enqueue creates a SCHEDULED job with a UUIDv7 id", async ({ store }
   assert.equal(fetched.executionConfig?.heartbeatIntervalSeconds, 30);
 });
 
+conformance(
+  "secret environment values are kept whole for the worker that leases the job",
+  async ({ store }) => {
+    const secretEnvironment = {
+      TOKEN: "s3cr3t-value",
+      KEY: "-----BEGIN KEY-----\nMIIabc\r\n-----END KEY-----\n",
+      WORD: "pässwörd-€",
+    };
+    const { job } = await store.enqueue({
+      requestId: "",
+      queue: QUEUE,
+      params: create(JobParamsSchema, { ...params(), secretEnvironment }),
+      executionConfig,
+    });
+    assert.deepEqual(
+      (await store.getJob(job.jobId)).jobParams?.secretEnvironment,
+      secretEnvironment,
+    );
+    const leased = await dequeueOne(store);
+    assert.deepEqual(leased.job.jobParams?.secretEnvironment, secretEnvironment);
+    assert.deepEqual(leased.job.jobParams?.environment, { A: "1" });
+  },
+);
+
 conformance("enqueue with a request_id is idempotent", async ({ store }) => {
   const first = await store.enqueue({
     requestId: "req-1",
