@@ -53,7 +53,12 @@ export function secretPatterns(secrets: Iterable<string>): Uint8Array[] {
  */
 export class StreamMasker {
   /** Patterns by their first byte, longest first. */
-  readonly #byFirstByte: (Uint8Array[] | undefined)[] = new Array(256);
+  readonly #byFirstByte: (Uint8Array[] | undefined)[] = Array.from(
+    { length: 256 },
+    () => undefined,
+  );
+  /** 1 for each byte a pattern starts with: the scan skips the rest in a tight loop. */
+  readonly #startsPattern = new Uint8Array(256);
   /** Bytes read but not yet passed on: they may be the start of a secret. */
   #held: Uint8Array = EMPTY;
   /** Whether the output passed on so far ends in a mask that a match may extend. */
@@ -67,6 +72,7 @@ export class StreamMasker {
     for (const pattern of [...patterns].sort((a, b) => b.byteLength - a.byteLength)) {
       if (pattern.byteLength === 0) continue;
       (this.#byFirstByte[pattern[0]!] ??= []).push(pattern);
+      this.#startsPattern[pattern[0]!] = 1;
     }
   }
 
@@ -101,7 +107,14 @@ export class StreamMasker {
     let maskEnd = this.#maskedHeld;
     let emitFrom = 0;
     let stop = data.byteLength;
-    for (let i = 0; i < data.byteLength; i++) {
+    const startsPattern = this.#startsPattern;
+    const length = data.byteLength;
+    for (let i = 0; i < length; i++) {
+      // Outside a mask, bytes that start no pattern need no other look.
+      if (!masking) {
+        while (i < length && startsPattern[data[i]!] === 0) i++;
+        if (i === length) break;
+      }
       const candidates = this.#byFirstByte[data[i]!];
       let matched = 0;
       if (candidates !== undefined) {
