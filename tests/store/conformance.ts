@@ -231,6 +231,39 @@ conformance(
   },
 );
 
+conformance(
+  "a repeat with a request_id does not tell a secret value apart (no guessing oracle)",
+  async ({ store }) => {
+    const withSecret = (value: string, name = "TOKEN") =>
+      create(JobParamsSchema, { ...params(), secretEnvironment: { [name]: value } });
+    const first = await store.enqueue({
+      requestId: "secret-key",
+      queue: QUEUE,
+      params: withSecret("right"),
+      executionConfig,
+    });
+    const guess = await store.enqueue({
+      requestId: "secret-key",
+      queue: QUEUE,
+      params: withSecret("wrong-guess"),
+      executionConfig,
+    });
+    assert.equal(guess.created, false);
+    assert.equal(guess.job.jobId, first.job.jobId);
+    assert.equal(guess.job.jobParams?.secretEnvironment.TOKEN, "right", "the first job is kept");
+    // Another secret name is another job.
+    await assert.rejects(
+      store.enqueue({
+        requestId: "secret-key",
+        queue: QUEUE,
+        params: withSecret("right", "OTHER"),
+        executionConfig,
+      }),
+      IdempotencyConflictError,
+    );
+  },
+);
+
 conformance("enqueue with a request_id is idempotent", async ({ store }) => {
   const first = await store.enqueue({
     requestId: "req-1",
