@@ -31,9 +31,9 @@ export interface OutputPumpOptions {
   /** The job's secrets as masker patterns (secret_masker.ts); empty: output passes as read. */
   readonly secretPatterns: readonly Uint8Array[];
   /**
-   * Longest a masker may hold back the end of the output (bytes that may
-   * start a secret) while nothing more arrives; they also go whenever a
-   * batch is flushed.
+   * Longest a masker may hold back the end of a stream's output (bytes that
+   * may start a secret) while nothing more arrives on it; the end of the
+   * stream releases them too.
    */
   readonly maxHoldMs: number;
 }
@@ -64,8 +64,13 @@ export async function pumpOutput(options: OutputPumpOptions): Promise<void> {
       }
       if (readersDone.signal.aborted) break;
       const now = clock.now();
-      if (now >= (earliest(events.nextFlushAt(), heldUntil()) ?? Infinity)) {
-        for (const reader of readers) await reader.releaseHeld();
+      // Held bytes go once their stream has been quiet for maxHoldMs, not
+      // with any batch: a batch can fall due between two reads of one
+      // write, whose second read would complete the secret.
+      for (const reader of readers) {
+        if (reader.heldSinceMs !== undefined && reader.heldSinceMs + options.maxHoldMs <= now) {
+          await reader.releaseHeld();
+        }
       }
       await events.flushDue(now);
     }
@@ -90,7 +95,7 @@ export async function pumpOutput(options: OutputPumpOptions): Promise<void> {
       ? undefined
       : new StreamMasker(options.secretPatterns);
     const state = {
-      /** When the masker started holding bytes back, if it does. */
+      /** When the bytes the masker holds back were read, if it holds any. */
       heldSinceMs: undefined as number | undefined,
       releaseHeld: async () => {
         state.heldSinceMs = undefined;
@@ -106,11 +111,13 @@ export async function pumpOutput(options: OutputPumpOptions): Promise<void> {
           const { done, value } = await reader.read();
           if (done) break;
           count("airunner.jobs.output.bytes", value.byteLength, { stream: streamName });
-          const now = clock.now();
           const output = masker === undefined ? value : masker.push(value);
-          if (masker?.holding) state.heldSinceMs ??= now;
-          else state.heldSinceMs = undefined;
-          if (output.byteLength > 0) await events.addOutput(type, output, now);
+          // Held bytes wait for the next read, so their time counts only
+          // from when this reader is free to read again (not while the
+          // publisher's backpressure holds it).
+          state.heldSinceMs = undefined;
+          if (output.byteLength > 0) await events.addOutput(type, output, clock.now());
+          if (masker?.holding) state.heldSinceMs = clock.now();
           dataArrived?.();
         }
       } catch {
