@@ -32,7 +32,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       // adds nothing on a single host.
       base: { pid: Deno.pid },
       // Secrets that may pass through log calls by mistake: tokens, keys and
-      // job environments (which carry credentials). Code logs none of them on
+      // job environments (which carry credentials), secret or not. Code logs none of them on
       // purpose; this is the net under that rule.
       redact: {
         paths: [
@@ -40,12 +40,17 @@ export function createLogger(options: LoggerOptions = {}): Logger {
           "token",
           "authorization",
           "environment",
+          "secretEnvironment",
           "signingKey",
           "*.taskToken",
           "*.token",
           "*.authorization",
           "*.environment",
+          "*.secretEnvironment",
           "*.signingKey",
+          // A job or its parameters logged whole: `{ job }`, `{ params }`.
+          "*.*.environment",
+          "*.*.secretEnvironment",
           "headers.authorization",
         ],
         censor: "[redacted]",

@@ -12,10 +12,10 @@
  * {"command": "./test.sh", "args": ["2"], "queue": "big", "timeout": "1h"}
  * ```
  *
- * The flags `--queue`, `--owner`, `--env`, `--env-file`, `--metadata`,
- * `--timeout`, `--process-type`, `--workdir`, `--branch`, `--commit` and the
- * REPOSITORY argument are defaults: a line's own key wins, `environment` and
- * `metadata` key by key. The whole file is checked before anything is sent;
+ * The flags `--queue`, `--owner`, `--env`, `--secret-env`, `--env-file`,
+ * `--metadata`, `--timeout`, `--process-type`, `--workdir`, `--branch`,
+ * `--commit` and the REPOSITORY argument are defaults: a line's own key wins,
+ * `environment`, `secret_env` and `metadata` key by key. The whole file is checked before anything is sent;
  * a line without a request id gets a random one, so a chunk retried after
  * Unavailable or DeadlineExceeded cannot enqueue a job twice.
  *
@@ -49,7 +49,7 @@ import {
 import { describeError } from "./errors.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { checkJobFields, checkTimeoutSeconds, parseTimeoutFlag } from "./job_file.ts";
-import { parseKeyValues, usageChecked, UsageError } from "./parse.ts";
+import { parseKeyValues, parseSecretEnvEntries, usageChecked, UsageError } from "./parse.ts";
 
 /** Jobs per EnqueueJobs call (the server takes up to MAX_ENQUEUE_BATCH). */
 export const JOBS_PER_CALL = 500;
@@ -63,6 +63,7 @@ export interface BatchDefaults {
   readonly queue?: string;
   readonly owner: string;
   readonly environment: Readonly<Record<string, string>>;
+  readonly secretEnvironment: Readonly<Record<string, string>>;
   readonly metadata: Readonly<Record<string, string>>;
   readonly timeoutSeconds?: number;
   readonly processType?: "pipe" | "pty";
@@ -78,6 +79,7 @@ export interface BatchFlags {
   readonly command?: string;
   readonly arg: readonly string[];
   readonly env: readonly string[];
+  readonly secretEnv: readonly string[];
   readonly metadata: readonly string[];
   readonly owner?: string;
   readonly workdir?: string;
@@ -125,12 +127,13 @@ export function checkBatchFlags(opts: BatchFlags, trailing: readonly string[] | 
   }
 }
 
-/** The defaults every line starts from (pure). */
+/** The defaults every line starts from (pure but for `readEnv`, which `--secret-env NAME` reads). */
 export function batchDefaults(
   repository: string | undefined,
   opts: BatchFlags,
   envFile: Readonly<Record<string, string>>,
   defaultOwner: string,
+  readEnv: (name: string) => string | undefined = () => undefined,
 ): BatchDefaults {
   const given = <K extends string, V>(key: K, value: V | undefined) =>
     (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
@@ -138,6 +141,7 @@ export function batchDefaults(
     ...given("queue", opts.queue === undefined ? undefined : checkQueueFlag(opts.queue)),
     owner: opts.owner ?? defaultOwner,
     environment: { ...envFile, ...parseKeyValues(opts.env, "--env") },
+    secretEnvironment: parseSecretEnvEntries(opts.secretEnv, "--secret-env", readEnv),
     metadata: parseKeyValues(opts.metadata, "--metadata"),
     ...given(
       "timeoutSeconds",
@@ -222,6 +226,7 @@ function parseBatchLine(
     command: file.command,
     args: file.args ?? [],
     environment: { ...defaults.environment, ...file.environment },
+    secretEnvironment: { ...defaults.secretEnvironment, ...file.secretEnvironment },
     metadata: { ...defaults.metadata, ...file.metadata },
     owner: file.owner ?? defaults.owner,
     repository: file.repository ?? defaults.repository ?? "",
@@ -253,6 +258,7 @@ function parseBatchLine(
 function lineKeyOf(field: string): string {
   const key = field.replace(/^job_params\./, "");
   if (key === "timeout_seconds") return "timeout";
+  if (key.startsWith("secret_environment")) return key.replace("secret_environment", "secret_env");
   if (key === "request_id") return key;
   return key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 }

@@ -26,7 +26,11 @@ export function getCommand(setExitCode: ExitCodeSink) {
     .addOption(caCertOption())
     .addOption(callTimeoutOption())
     .option("--json", "print JSON", false)
-    .option("--show-env", "show environment values (names are always shown)", false)
+    .option(
+      "--show-env",
+      "show environment values (names are always shown; secret_env values never are)",
+      false,
+    )
     .addHelpText(
       "after",
       '\nExamples:\n  airunner get "$id"\n  airunner get "$id" --json | jq .state',

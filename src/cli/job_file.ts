@@ -11,6 +11,7 @@
  * command: make
  * args: [test]
  * environment: { CI: "true" }
+ * secret_env: { NPM_TOKEN: "npm_..." }   # shown to nobody, masked in output
  * metadata: { team: build }
  * owner: ada
  * repository: https://example.com/repo.git
@@ -32,6 +33,8 @@ export interface JobFile {
   command?: string;
   args?: string[];
   environment?: Record<string, string>;
+  /** `secret_env` in the file. */
+  secretEnvironment?: Record<string, string>;
   metadata?: Record<string, string>;
   owner?: string;
   repository?: string;
@@ -56,6 +59,7 @@ const KNOWN_KEYS = [
   ...STRING_KEYS,
   "args",
   "environment",
+  "secret_env",
   "metadata",
   "processType",
   "timeout",
@@ -124,13 +128,19 @@ export function checkJobFields(
         : fail(`args[${i}]`, "must be a string")
     );
   }
-  for (const key of ["environment", "metadata"] as const) {
+  for (
+    const [key, into] of [
+      ["environment", "environment"],
+      ["secret_env", "secretEnvironment"],
+      ["metadata", "metadata"],
+    ] as const
+  ) {
     const v = fields[key];
     if (v === undefined || v === null) continue;
     if (typeof v !== "object" || Array.isArray(v)) {
       fail(key, "must be a mapping of names to values");
     }
-    file[key] = Object.fromEntries(
+    file[into] = Object.fromEntries(
       Object.entries(v as Record<string, unknown>).map(([k, x]) => [
         k,
         typeof x === "string" || typeof x === "number" || typeof x === "boolean"

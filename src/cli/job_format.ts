@@ -43,6 +43,8 @@ export interface JobDetails extends JobSummary {
   readonly timeoutSeconds: number;
   /** Values are "***" unless shown on request. */
   readonly environment: Record<string, string>;
+  /** Names of the secret environment; values are always "***". */
+  readonly secretEnvironment: Record<string, string>;
   readonly metadata: Record<string, string>;
   readonly updated: string | null;
   readonly error: string | null;
@@ -93,6 +95,17 @@ export function environmentOf(job: Job, showEnv: boolean): Record<string, string
   );
 }
 
+/**
+ * A job's secret environment: names only, each value "***" whatever the
+ * server sent (airunner's server never sends them; `--show-env` does not
+ * apply to secrets).
+ */
+export function secretEnvironmentOf(job: Job): Record<string, string> {
+  return Object.fromEntries(
+    Object.keys(job.jobParams?.secretEnvironment ?? {}).map((k) => [k, "***"]),
+  );
+}
+
 /** Everything about `job` for `get --json`; environment values masked unless `showEnv`. */
 export function jobDetails(job: Job, showEnv: boolean): JobDetails {
   const p = job.jobParams;
@@ -105,6 +118,7 @@ export function jobDetails(job: Job, showEnv: boolean): JobDetails {
     processType: p?.processType === ProcessType.PTY ? "pty" : "pipe",
     timeoutSeconds: p?.timeoutSeconds ?? 0,
     environment: environmentOf(job, showEnv),
+    secretEnvironment: secretEnvironmentOf(job),
     metadata: { ...p?.metadata },
     updated: iso(job.updatedAt),
     error: job.result?.errorMessage || null,
@@ -171,6 +185,7 @@ export function describeJob(job: Job, nowMs: number, showEnv: boolean): string {
   if (d.processType !== "pipe") lines.push(["process", d.processType]);
   if (d.timeoutSeconds > 0) lines.push(["timeout", `${d.timeoutSeconds}s`]);
   for (const [k, v] of Object.entries(d.environment)) lines.push(["env", `${k}=${v}`]);
+  for (const [k, v] of Object.entries(d.secretEnvironment)) lines.push(["secret", `${k}=${v}`]);
   for (const [k, v] of Object.entries(d.metadata)) lines.push(["metadata", `${k}=${v}`]);
   if (d.error !== null) lines.push(["error", d.error]);
   if (d.cancelReason !== null) lines.push(["cancelled", d.cancelReason]);

@@ -15,7 +15,7 @@ import {
   tokenOption,
 } from "./common_options.ts";
 import { reportError } from "./errors.ts";
-import { environmentOf, formatJobTable, summarizeJob } from "./job_format.ts";
+import { environmentOf, formatJobTable, secretEnvironmentOf, summarizeJob } from "./job_format.ts";
 import { parseInteger, parseJobState, STATE_NAMES, UsageError } from "./parse.ts";
 import { ansi, stdoutIsTerminal } from "./terminal.ts";
 
@@ -39,7 +39,11 @@ export function listCommand(setExitCode: ExitCodeSink) {
         .choices(["table", "wide", "json"] as const).default("table" as const),
     )
     .option("--json", "same as --output json", false)
-    .option("--show-env", "show environment values in --json (names are always shown)", false)
+    .option(
+      "--show-env",
+      "show environment values in --json (names are always shown; secret_env values never are)",
+      false,
+    )
     .option("--watch", "redraw every 2 s until Ctrl-C (on a terminal)", false)
     .addHelpText(
       "after",
@@ -69,6 +73,7 @@ export function listCommand(setExitCode: ExitCodeSink) {
               res.jobs.map((job) => ({
                 ...summarizeJob(job),
                 environment: environmentOf(job, opts.showEnv),
+                secretEnvironment: secretEnvironmentOf(job),
               })),
               null,
               2,

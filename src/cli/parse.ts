@@ -102,6 +102,46 @@ export function parseKeyValues(entries: readonly string[], flag: string): Record
   return out;
 }
 
+/**
+ * Parses repeated `--secret-env` entries: `NAME=VALUE`, or `NAME` alone,
+ * whose value is read from the submitter's own environment variable NAME,
+ * so the value need not appear in shell history or `ps`. Later entries win.
+ */
+export function parseSecretEnvEntries(
+  entries: readonly string[],
+  flag: string,
+  readEnv: (name: string) => string | undefined,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of entries) {
+    let name: string;
+    let value: string;
+    if (entry.includes("=")) {
+      [name, value] = parseKeyValue(entry, flag);
+      if (value === "") {
+        throw new UsageError(`${flag}: ${name} has an empty value; a secret needs at least 1 byte`);
+      }
+    } else {
+      name = entry;
+      if (name === "") throw new UsageError(`${flag}: give NAME=VALUE, or NAME to read $NAME`);
+      const found = readEnv(name);
+      if (found === undefined) {
+        throw new UsageError(
+          `${flag}: ${name} is not set in your environment (export ${name} first, or give ${name}=VALUE)`,
+        );
+      }
+      if (found === "") {
+        throw new UsageError(
+          `${flag}: ${name} is empty in your environment; a secret needs at least 1 byte`,
+        );
+      }
+      value = found;
+    }
+    out[name] = value;
+  }
+  return out;
+}
+
 /** A listen address. */
 export interface ListenAddress {
   readonly hostname: string;

@@ -4,8 +4,8 @@
  *
  * Where each setting comes from, first match wins: the command line (flags,
  * `--`), AIRUNNER_* environment variables, the `--config` job file, the
- * defaults. `--env` and `--metadata` entries override the file's entries key
- * by key; `--env-file` sits between the two.
+ * defaults. `--env`, `--secret-env` and `--metadata` entries override the
+ * file's entries key by key; `--env-file` sits between the file and `--env`.
  *
  * `--batch FILE` submits one job per line instead (see batch_submit.ts),
  * where the flags are defaults and each line's own keys win.
@@ -53,7 +53,7 @@ import {
 } from "./job_file.ts";
 import { jobStateName } from "./parse.ts";
 import { writeOutput } from "./output.ts";
-import { parseKeyValues, usageChecked, UsageError } from "./parse.ts";
+import { parseKeyValues, parseSecretEnvEntries, usageChecked, UsageError } from "./parse.ts";
 
 /** What `submit` sends and does, once the command line is parsed. */
 export interface SubmitConfig {
@@ -72,6 +72,7 @@ export interface SubmitFlags {
   command?: string;
   arg: string[];
   env: string[];
+  secretEnv: string[];
   envFile?: string;
   metadata: string[];
   owner?: string;
@@ -113,6 +114,12 @@ export function submitCommand(setExitCode: ExitCodeSink, trailing: () => string[
       collect,
       [] as string[],
     )
+    .option(
+      "--secret-env <NAME[=VAL]>",
+      "secret environment variable (repeatable; NAME alone reads $NAME here): reaches the job, shown to nobody, masked as *** in its output",
+      collect,
+      [] as string[],
+    )
     .option("--env-file <file>", "environment variables for the job, KEY=VALUE per line")
     .option(
       "--metadata <KEY=VALUE>",
@@ -150,19 +157,21 @@ Examples:
   id=$(airunner submit --queue builds -- ./build.sh)
   airunner submit --follow -- sh -c 'echo out; echo err >&2; exit 3'; echo "exit $?"
   airunner submit --config job.yaml --env CI=true --wait --json
+  NPM_TOKEN=... airunner submit --secret-env NPM_TOKEN --follow -- npm publish
   seq 100 | xargs printf '{"command": "./shard.sh", "args": ["%s"]}\\n' | airunner submit --batch -
 
 --batch FILE: each line is a JSON object with the keys of a --config job file
-  (command, args, environment, metadata, owner, repository, commit, branch,
-  workingDirectory, processType, timeout, queue) plus request_id; blank lines
-  and # comments are skipped. --queue, --owner, --env, --env-file, --metadata,
-  --timeout, --process-type, --workdir, --branch, --commit and REPOSITORY are
-  defaults for every line: a line's own key wins (environment and metadata key
-  by key). The whole file is checked first (a bad line: exit 2, nothing sent).
-  Prints the job ids in input order; a line the server refused prints nothing
-  on stdout, its error goes to stderr and the exit code is 1, so scripts that
-  pair ids with lines use --json: {"line": N, "job_id": ID, "created": true}
-  or {"line": N, "error": MESSAGE}.
+  (command, args, environment, secret_env, metadata, owner, repository,
+  commit, branch, workingDirectory, processType, timeout, queue) plus
+  request_id; blank lines and # comments are skipped. --queue, --owner, --env,
+  --secret-env, --env-file, --metadata, --timeout, --process-type, --workdir,
+  --branch, --commit and REPOSITORY are defaults for every line: a line's own
+  key wins (environment, secret_env and metadata key by key). The whole file
+  is checked first (a bad line: exit 2, nothing sent). Prints the job ids in
+  input order; a line the server refused prints nothing on stdout, its error
+  goes to stderr and the exit code is 1, so scripts that pair ids with lines
+  use --json: {"line": N, "job_id": ID, "created": true} or
+  {"line": N, "error": MESSAGE}.
 
 ${EXIT_CODES_HELP}`,
     )
@@ -195,7 +204,13 @@ async function submitBatch(
 ): Promise<number> {
   checkBatchFlags(opts, trailing);
   const envFile = opts.envFile === undefined ? {} : await readEnvFile(opts.envFile);
-  const defaults = batchDefaults(repository, opts, envFile, localUserName());
+  const defaults = batchDefaults(
+    repository,
+    opts,
+    envFile,
+    localUserName(),
+    (name) => Deno.env.get(name),
+  );
   const jobs = parseBatchLines(await readBatchInput(opts.batch), defaults);
   const clients = await clientsFrom(opts);
   return await runBatchSubmit(jobs, clients, { json: opts.json, serverUrl: opts.server });
@@ -269,6 +284,10 @@ export function parseSubmitConfig(
         ...file.environment,
         ...envFile,
         ...parseKeyValues(opts.env, "--env"),
+      },
+      secretEnvironment: {
+        ...file.secretEnvironment,
+        ...parseSecretEnvEntries(opts.secretEnv, "--secret-env", (name) => Deno.env.get(name)),
       },
       metadata: { ...file.metadata, ...parseKeyValues(opts.metadata, "--metadata") },
       repository: checkout.repository ?? file.repository ?? "",

@@ -16,6 +16,7 @@ import {
 import type { JobStore, LeasedJob } from "../store/job_store.ts";
 import type { Logger } from "../logger.ts";
 import { operationError } from "./error_mapping.ts";
+import { redactJobForReaders } from "./job_redaction.ts";
 import { serveWorkerSession } from "./worker_session.ts";
 import {
   validateCancelRequest,
@@ -136,18 +137,18 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
 
     async listJobs(req) {
       const page = await store.listJobs(validateListRequest(req));
-      return { jobs: page.jobs, lastPage: page.lastPage };
+      return { jobs: page.jobs.map(redactJobForReaders), lastPage: page.lastPage };
     },
 
     async getJob(req) {
-      return { job: await store.getJob(validateJobId(req.jobId)) };
+      return { job: redactJobForReaders(await store.getJob(validateJobId(req.jobId))) };
     },
 
     async cancelJob(req) {
       const { jobId, reason } = validateCancelRequest(req);
       const job = await store.cancel(jobId, reason);
       logger.info({ jobId, state: job.state }, "job cancelled");
-      return { job };
+      return { job: redactJobForReaders(job) };
     },
   };
 

@@ -64,3 +64,13 @@ export const MAX_CANCEL_REASON_LENGTH = 1024;
 export const MAX_ERROR_MESSAGE_LENGTH = 16 * 1024;
 /** Largest request message, in bytes. */
 export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+/** Most secret environment entries of one job (each one is searched for in all its output). */
+export const MAX_SECRET_ENTRIES = 64;
+/**
+ * Longest secret value, in UTF-8 bytes: a private key or a kubeconfig fits;
+ * the worker holds back at most this many bytes of output minus one while
+ * it tells whether they are a secret.
+ */
+export const MAX_SECRET_VALUE_BYTES = 16 * 1024;
+/** Most bytes of all secret values of one job together. */
+export const MAX_SECRET_TOTAL_BYTES = 64 * 1024;

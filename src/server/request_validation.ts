@@ -100,14 +100,10 @@ export function validateJobParams(params: JobParams | undefined): JobParams {
   });
   checkMap(`${field}.environment`, params.environment);
   for (const [key, value] of Object.entries(params.environment)) {
-    // A process environment cannot hold these; refuse them here rather than
-    // fail the job on the worker.
-    if (key.includes("=")) {
-      throw new InvalidArgumentError(`${field}.environment`, `key "${key}" contains '='`);
-    }
-    checkNoNul(`${field}.environment key`, key);
+    checkEnvName(`${field}.environment`, key);
     checkNoNul(`${field}.environment[${key}]`, value);
   }
+  validateSecretEnvironment(params, field);
   checkMap(`${field}.metadata`, params.metadata);
   for (const key of ["repository", "commit", "branch", "owner", "workingDirectory"] as const) {
     checkLength(`${field}.${snake(key)}`, params[key], limits.MAX_SHORT_STRING_LENGTH);
@@ -168,6 +164,57 @@ export function validateCommit(commit: string, field = "commit"): string {
     field,
     `must be a hex object id (${MIN_OBJECT_ID_HEX} to ${MAX_OBJECT_ID_HEX} hex digits)`,
   );
+}
+
+/**
+ * Checks a job's secret environment: names as for `environment` (and not
+ * also in it, so which value the process sees is never a question), values
+ * of 1 byte or more, within the secret limits. Messages name the field and
+ * the key, never a value.
+ */
+export function validateSecretEnvironment(params: JobParams, paramsField = "job_params"): void {
+  const field = `${paramsField}.secret_environment`;
+  const entries = Object.entries(params.secretEnvironment);
+  if (entries.length > limits.MAX_SECRET_ENTRIES) {
+    throw new InvalidArgumentError(
+      field,
+      `has ${entries.length} entries, more than the limit of ${limits.MAX_SECRET_ENTRIES}`,
+    );
+  }
+  const encoder = new TextEncoder();
+  let totalBytes = 0;
+  for (const [key, value] of entries) {
+    if (key === "") throw new InvalidArgumentError(field, "has an empty key");
+    checkLength(`${field} key`, key, limits.MAX_MAP_KEY_LENGTH);
+    checkEnvName(field, key);
+    if (Object.hasOwn(params.environment, key)) {
+      throw new InvalidArgumentError(
+        field,
+        `key "${key}" is also in ${paramsField}.environment; give it in one of the two`,
+      );
+    }
+    const bytes = encoder.encode(value).byteLength;
+    if (bytes === 0) {
+      throw new InvalidArgumentError(
+        `${field}[${key}]`,
+        "is empty; a secret needs at least 1 byte",
+      );
+    }
+    if (bytes > limits.MAX_SECRET_VALUE_BYTES) {
+      throw new InvalidArgumentError(
+        `${field}[${key}]`,
+        `is ${bytes} bytes, more than the limit of ${limits.MAX_SECRET_VALUE_BYTES}`,
+      );
+    }
+    checkNoNul(`${field}[${key}]`, value);
+    totalBytes += bytes;
+  }
+  if (totalBytes > limits.MAX_SECRET_TOTAL_BYTES) {
+    throw new InvalidArgumentError(
+      field,
+      `values are ${totalBytes} bytes together, more than the limit of ${limits.MAX_SECRET_TOTAL_BYTES}`,
+    );
+  }
 }
 
 /** An EnqueueJob request in the store's terms (its execution config is the server's). */
@@ -343,6 +390,12 @@ function checkLength(field: string, value: string, max: number): void {
       `is ${value.length} characters, more than the limit of ${max}`,
     );
   }
+}
+
+/** A process environment cannot hold these names; refuse them here rather than fail the job on the worker. */
+function checkEnvName(field: string, key: string): void {
+  if (key.includes("=")) throw new InvalidArgumentError(field, `key "${key}" contains '='`);
+  checkNoNul(`${field} key`, key);
 }
 
 function checkNoNul(field: string, value: string): void {

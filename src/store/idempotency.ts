@@ -13,14 +13,22 @@ import { type JobParams, JobParamsSchema } from "../../gen/job/v1/job_pb.ts";
  */
 const PROVENANCE_METADATA_KEYS = ["traceparent", "tracestate"];
 
-/** Whether two enqueues with one request_id ask for the same job. */
+/**
+ * Whether two enqueues with one request_id ask for the same job. Secret
+ * values are not compared, only their names: an answer that told a repeat
+ * with another value apart would let any submitter who knows a request_id
+ * test guesses of a secret it cannot read.
+ */
 export function sameJobParams(stored: JobParams, requested: JobParams): boolean {
-  return equals(JobParamsSchema, withoutProvenance(stored), withoutProvenance(requested));
+  return equals(JobParamsSchema, comparable(stored), comparable(requested));
 }
 
-function withoutProvenance(params: JobParams): JobParams {
-  if (!PROVENANCE_METADATA_KEYS.some((key) => key in params.metadata)) return params;
+function comparable(params: JobParams): JobParams {
+  const secretNames = Object.keys(params.secretEnvironment);
+  const hasProvenance = PROVENANCE_METADATA_KEYS.some((key) => key in params.metadata);
+  if (!hasProvenance && secretNames.length === 0) return params;
   const metadata = { ...params.metadata };
   for (const key of PROVENANCE_METADATA_KEYS) delete metadata[key];
-  return create(JobParamsSchema, { ...params, metadata });
+  const secretEnvironment = Object.fromEntries(secretNames.map((name) => [name, ""]));
+  return create(JobParamsSchema, { ...params, metadata, secretEnvironment });
 }

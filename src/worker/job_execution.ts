@@ -51,6 +51,7 @@ import {
 import { keepLease } from "./lease_keeper.ts";
 import { OutputBudget } from "./output_budget.ts";
 import { pumpOutput } from "./output_pump.ts";
+import { maskSecretsInText, secretPatterns } from "./secret_masker.ts";
 import { checkOut, CheckoutError, workingDirectoryIn, type Workspace } from "./workspace.ts";
 import { windowSizeFor } from "./pty.ts";
 import { ProcessStartError, type RunningProcess, startProcess } from "./process_runner.ts";
@@ -217,15 +218,19 @@ async function runAttempt(
     return { kind: "completed", result: full };
   };
 
+  // The job's secret values, masked in its output and in what the worker says about it.
+  const secrets = secretPatterns(Object.values(params?.secretEnvironment ?? {}));
   let workspace: Workspace | undefined;
   const failWithoutRunning = async (error: ProcessStartError): Promise<JobOutcome> => {
-    log.info({ reason: error.message }, "job could not start");
-    void events.lifecycle((seq) => processErrorEvent(seq, error.message, clock.now()));
+    // A checkout's message quotes git, which may print what it got from the environment.
+    const message = maskSecretsInText(error.message, secrets);
+    log.info({ reason: message }, "job could not start");
+    void events.lifecycle((seq) => processErrorEvent(seq, message, clock.now()));
     const now = timestampFromMs(clock.now());
     return await finish({
       success: false,
       exitCode: error.exitCode,
-      errorMessage: error.message,
+      errorMessage: message,
       startedAt: now,
       completedAt: now,
     });
@@ -236,7 +241,12 @@ async function runAttempt(
     if (command === "") {
       return await failWithoutRunning(new ProcessStartError("job has no command", 126));
     }
-    const env = jobEnvironment(deps.baseEnv, params?.environment ?? {}, leased);
+    // Secrets reach the process like any other variable (validation keeps their names apart).
+    const env = jobEnvironment(
+      deps.baseEnv,
+      { ...params?.environment, ...params?.secretEnvironment },
+      leased,
+    );
     let cwd = params?.workingDirectory || undefined;
     if (params !== undefined && params.repository !== "") {
       try {
@@ -332,6 +342,9 @@ async function runAttempt(
       clock,
       exited: proc.exit,
       drainAfterExitMs: DRAIN_AFTER_EXIT_MS,
+      secretPatterns: secrets,
+      maxHoldMs: job.executionConfig?.outputFlushIntervalMillis ||
+        positive(batching?.flushIntervalSeconds, 2) * 1000,
     });
     const exit = await proc.exit;
     // Whatever the command left running in its process group goes with it.

@@ -4,6 +4,8 @@
  * queues a batch when its flush time comes (an interval after its first
  * item, or a pause in the output). Reading waits while the publisher is
  * full, so a fast writer is slowed rather than buffered without bound.
+ * Each stream's bytes pass through its own secret masker on the way in
+ * (none when the job has no secrets).
  *
  * @module
  */
@@ -11,6 +13,7 @@ import { count } from "../telemetry/metrics.ts";
 import { StreamType } from "../../gen/job/v1/job_pb.ts";
 import type { Clock } from "../clock.ts";
 import type { AttemptEvents } from "./attempt_events.ts";
+import { StreamMasker } from "./secret_masker.ts";
 
 /** Options of {@link pumpOutput}. */
 export interface OutputPumpOptions {
@@ -25,6 +28,14 @@ export interface OutputPumpOptions {
    */
   readonly exited: Promise<unknown>;
   readonly drainAfterExitMs: number;
+  /** The job's secrets as masker patterns (secret_masker.ts); empty: output passes as read. */
+  readonly secretPatterns: readonly Uint8Array[];
+  /**
+   * Longest a masker may hold back the end of a stream's output (bytes that
+   * may start a secret) while nothing more arrives on it; the end of the
+   * stream releases them too.
+   */
+  readonly maxHoldMs: number;
 }
 
 /**
@@ -35,9 +46,13 @@ export async function pumpOutput(options: OutputPumpOptions): Promise<void> {
   const { events, clock } = options;
   const readersDone = new AbortController();
   let dataArrived: (() => void) | undefined;
+  const readers = [
+    readInto(options.stdout, StreamType.STDOUT),
+    readInto(options.stderr, StreamType.STDERR),
+  ];
   const timer = (async () => {
     while (!readersDone.signal.aborted) {
-      const at = events.nextFlushAt();
+      const at = earliest(events.nextFlushAt(), heldUntil());
       if (at === undefined) {
         await new Promise<void>((resolve) => {
           dataArrived = resolve;
@@ -47,14 +62,20 @@ export async function pumpOutput(options: OutputPumpOptions): Promise<void> {
       } else {
         await clock.sleep(at - clock.now(), readersDone.signal);
       }
-      if (!readersDone.signal.aborted) await events.flushDue(clock.now());
+      if (readersDone.signal.aborted) break;
+      const now = clock.now();
+      // Held bytes go once their stream has been quiet for maxHoldMs, not
+      // with any batch: a batch can fall due between two reads of one
+      // write, whose second read would complete the secret.
+      for (const reader of readers) {
+        if (reader.heldSinceMs !== undefined && reader.heldSinceMs + options.maxHoldMs <= now) {
+          await reader.releaseHeld();
+        }
+      }
+      await events.flushDue(now);
     }
   })();
 
-  const readers = [
-    readInto(options.stdout, StreamType.STDOUT),
-    readInto(options.stderr, StreamType.STDERR),
-  ];
   const drained = new AbortController();
   let abandoned = false;
   const giveUp = options.exited
@@ -70,13 +91,33 @@ export async function pumpOutput(options: OutputPumpOptions): Promise<void> {
   function readInto(stream: ReadableStream<Uint8Array>, type: StreamType) {
     const reader = stream.getReader();
     const streamName = type === StreamType.STDERR ? "stderr" : "stdout";
+    const masker = options.secretPatterns.length === 0
+      ? undefined
+      : new StreamMasker(options.secretPatterns);
+    const state = {
+      /** When the bytes the masker holds back were read, if it holds any. */
+      heldSinceMs: undefined as number | undefined,
+      releaseHeld: async () => {
+        state.heldSinceMs = undefined;
+        const rest = masker?.flush();
+        if (rest !== undefined && rest.byteLength > 0) {
+          await events.addOutput(type, rest, clock.now());
+        }
+      },
+    };
     const done = (async () => {
       try {
         for (;;) {
           const { done, value } = await reader.read();
-          if (done) return;
+          if (done) break;
           count("airunner.jobs.output.bytes", value.byteLength, { stream: streamName });
-          await events.addOutput(type, value, clock.now());
+          const output = masker === undefined ? value : masker.push(value);
+          // Held bytes wait for the next read, so their time counts only
+          // from when this reader is free to read again (not while the
+          // publisher's backpressure holds it).
+          state.heldSinceMs = undefined;
+          if (output.byteLength > 0) await events.addOutput(type, output, clock.now());
+          if (masker?.holding) state.heldSinceMs = clock.now();
           dataArrived?.();
         }
       } catch {
@@ -84,7 +125,20 @@ export async function pumpOutput(options: OutputPumpOptions): Promise<void> {
       } finally {
         reader.releaseLock();
       }
+      await state.releaseHeld();
     })();
-    return { done, cancel: () => reader.cancel().catch(() => {}) };
+    return Object.assign(state, { done, cancel: () => reader.cancel().catch(() => {}) });
   }
+
+  function heldUntil(): number | undefined {
+    let at: number | undefined;
+    for (const { heldSinceMs } of readers) {
+      if (heldSinceMs !== undefined) at = earliest(at, heldSinceMs + options.maxHoldMs);
+    }
+    return at;
+  }
+}
+
+function earliest(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
 }

@@ -108,6 +108,62 @@ Deno.test("job parameters are bounded and named by field", () => {
   assert.equal(validateJobParams(create(JobParamsSchema, base)).command, "x");
 });
 
+Deno.test("secret environment: env names, 1 byte or more, bounded, not also in environment; no value in a message", () => {
+  const check = (extra: object) => () =>
+    validateJobParams(create(JobParamsSchema, { command: "x", ...extra }));
+  const field = "job_params.secret_environment";
+  fails(check({ secretEnvironment: { "A=B": "s3cr3t" } }), field, /key "A=B" contains '='/);
+  fails(check({ secretEnvironment: { "A\0": "s3cr3t" } }), `${field} key`, /NUL/);
+  fails(check({ secretEnvironment: { "": "s3cr3t" } }), field, /empty key/);
+  fails(
+    check({ secretEnvironment: { T: "" } }),
+    `${field}[T]`,
+    /empty; a secret needs at least 1 byte/,
+  );
+  fails(check({ secretEnvironment: { T: "a\0b" } }), `${field}[T]`, /NUL/);
+  fails(
+    check({ environment: { TOKEN: "plain" }, secretEnvironment: { TOKEN: "s3cr3t" } }),
+    field,
+    /key "TOKEN" is also in job_params.environment/,
+  );
+  fails(
+    check({
+      secretEnvironment: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`S${i}`, "v"])),
+    }),
+    field,
+    /65 entries, more than the limit of 64/,
+  );
+  // The limit is in bytes: 8,193 two-byte characters are 16,386 bytes.
+  fails(
+    check({ secretEnvironment: { BIG: "é".repeat(8193) } }),
+    `${field}[BIG]`,
+    /16386 bytes, more than the limit of 16384/,
+  );
+  fails(
+    check({
+      secretEnvironment: Object.fromEntries(
+        Array.from({ length: 5 }, (_, i) => [`S${i}`, "v".repeat(16 * 1024)]),
+      ),
+    }),
+    field,
+    /81920 bytes together, more than the limit of 65536/,
+  );
+  for (const secret of ["s3cr3t-value", "v".repeat(20)]) {
+    assert.throws(
+      check({ environment: { T: "x" }, secretEnvironment: { T: secret } }),
+      (e: unknown) => e instanceof Error && !e.message.includes(secret),
+    );
+  }
+  const ok = validateJobParams(
+    create(JobParamsSchema, {
+      command: "x",
+      environment: { CI: "true" },
+      secretEnvironment: { TOKEN: "s3cr3t", KEY: "line 1\nline 2" },
+    }),
+  );
+  assert.deepEqual(ok.secretEnvironment, { TOKEN: "s3cr3t", KEY: "line 1\nline 2" });
+});
+
 Deno.test("queue names: letters, digits, - and _, at most 64", () => {
   assert.equal(validateQueueName("builds_2-x"), "builds_2-x");
   fails(() => validateQueueName("a/b"), "queue", /only letters/);

@@ -218,6 +218,63 @@ conformance("enqueue creates a SCHEDULED job with a UUIDv7 id", async ({ store }
   assert.equal(fetched.executionConfig?.heartbeatIntervalSeconds, 30);
 });
 
+conformance(
+  "secret environment values are kept whole for the worker that leases the job",
+  async ({ store }) => {
+    const secretEnvironment = {
+      TOKEN: "s3cr3t-value",
+      KEY: "-----BEGIN KEY-----\nMIIabc\r\n-----END KEY-----\n",
+      WORD: "pässwörd-€",
+    };
+    const { job } = await store.enqueue({
+      requestId: "",
+      queue: QUEUE,
+      params: create(JobParamsSchema, { ...params(), secretEnvironment }),
+      executionConfig,
+    });
+    assert.deepEqual(
+      (await store.getJob(job.jobId)).jobParams?.secretEnvironment,
+      secretEnvironment,
+    );
+    const leased = await dequeueOne(store);
+    assert.deepEqual(leased.job.jobParams?.secretEnvironment, secretEnvironment);
+    assert.deepEqual(leased.job.jobParams?.environment, { A: "1" });
+  },
+);
+
+conformance(
+  "a repeat with a request_id does not tell a secret value apart (no guessing oracle)",
+  async ({ store }) => {
+    const withSecret = (value: string, name = "TOKEN") =>
+      create(JobParamsSchema, { ...params(), secretEnvironment: { [name]: value } });
+    const first = await store.enqueue({
+      requestId: "secret-key",
+      queue: QUEUE,
+      params: withSecret("right"),
+      executionConfig,
+    });
+    const guess = await store.enqueue({
+      requestId: "secret-key",
+      queue: QUEUE,
+      params: withSecret("wrong-guess"),
+      executionConfig,
+    });
+    assert.equal(guess.created, false);
+    assert.equal(guess.job.jobId, first.job.jobId);
+    assert.equal(guess.job.jobParams?.secretEnvironment.TOKEN, "right", "the first job is kept");
+    // Another secret name is another job.
+    await assert.rejects(
+      store.enqueue({
+        requestId: "secret-key",
+        queue: QUEUE,
+        params: withSecret("right", "OTHER"),
+        executionConfig,
+      }),
+      IdempotencyConflictError,
+    );
+  },
+);
+
 conformance("enqueue with a request_id is idempotent", async ({ store }) => {
   const first = await store.enqueue({
     requestId: "req-1",

@@ -386,3 +386,70 @@ Deno.test("a job with a repository runs in its checkout, in its working_director
     await repo.remove();
   }
 });
+
+Deno.test("secret environment values reach the job and are masked in its stdout and stderr", async () => {
+  const run = await runJob({
+    command: "sh",
+    args: [
+      "-c",
+      [
+        'echo "token=$TOKEN"',
+        // Part of a value is not the value: it shows.
+        'printf "%s" "$TOKEN" | cut -c1-4',
+        'test "$TOKEN" = s3cr3t-value && echo match',
+        // Two writes, so two reads: the value split across them is masked all the same.
+        'printf "s3cr"; sleep 0.03; printf "3t-value\\n"',
+        'echo "err $TOKEN" >&2',
+        'echo "$FROM_JOB"',
+      ].join("; "),
+    ],
+    environment: { FROM_JOB: "plain" },
+    secretEnvironment: { TOKEN: "s3cr3t-value" },
+  });
+  assert.equal(
+    output(run.events, StreamType.STDOUT),
+    "token=***\ns3cr\nmatch\n***\nplain\n",
+  );
+  assert.equal(output(run.events, StreamType.STDERR), "err ***\n");
+  assert.ok(run.outcome.kind === "completed" && run.outcome.result.success);
+});
+
+Deno.test("a multi-line secret is masked whole and line by line, on pipes and on a pty", async () => {
+  const key = "-----BEGIN KEY-----\nMIIabc\n-----END KEY-----";
+  const script = 'printf "%s\\n" "$KEY"; echo "$KEY" | sed -n 2p; printf "%s" "$KEY" | wc -l';
+  for (const processType of [ProcessType.PIPE, ProcessType.PTY]) {
+    const run = await runJob({
+      command: "sh",
+      args: ["-c", script],
+      processType,
+      secretEnvironment: { KEY: key },
+    });
+    const shown = output(run.events, StreamType.STDOUT).replaceAll("\r\n", "\n");
+    assert.equal(shown.replace(/^ +/gm, ""), "***\n***\n2\n", ProcessType[processType]);
+  }
+});
+
+Deno.test("output held back as a possible secret is not lost when the job ends or pauses", async () => {
+  const run = await runJob({
+    command: "sh",
+    args: ["-c", 'printf "s3c"; sleep 0.3; printf "|"; printf "s3c"'],
+    secretEnvironment: { TOKEN: "s3cr3t-value" },
+  });
+  assert.equal(output(run.events, StreamType.STDOUT), "s3c|s3c");
+});
+
+Deno.test("a message about a job that could not start has the job's secrets masked", async () => {
+  const run = await runJob({
+    command: "true",
+    repository: "/nonexistent/airunner-repo-s3cr3t-value",
+    secretEnvironment: { TOKEN: "s3cr3t-value" },
+  });
+  assert.ok(run.outcome.kind === "completed");
+  assert.match(run.outcome.result.errorMessage, /airunner-repo-\*\*\*/);
+  assert.ok(!run.outcome.result.errorMessage.includes("s3cr3t-value"));
+  const errors = run.events.flatMap((e) =>
+    e.eventData.case === "processError" ? [e.eventData.value.errorMessage] : []
+  );
+  assert.equal(errors.length, 1);
+  assert.ok(!errors[0]!.includes("s3cr3t-value"), errors[0]);
+});
