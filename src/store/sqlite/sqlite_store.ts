@@ -42,7 +42,7 @@ import {
 } from "../errors.ts";
 import { type DiskNotice, DiskWatch, isDiskRefusal } from "../disk_errors.ts";
 import { preparePrivateDatabase } from "../private_files.ts";
-import { guardedStatement, type Statement } from "./guarded_statement.ts";
+import { guardedStatements, type Statement } from "./guarded_statement.ts";
 import { eventTimestampMs, lastSequenceOf, sequenceEvents } from "../event_sequencing.ts";
 import { type EventLogSource, tailEvents } from "../event_tail.ts";
 import { finishedStateFor, isFinished } from "../job_state.ts";
@@ -183,6 +183,7 @@ export class SqliteJobStore implements JobStore {
   #nextRowId: number;
   readonly #statements = new Map<string, Statement>();
   readonly #disk: DiskWatch;
+  readonly #prepare: (text: string) => Statement;
   readonly #queueWaiters: Notifier<string>;
   readonly #jobWatchers: Notifier<string>;
   readonly #stopped = new AbortController();
@@ -195,6 +196,7 @@ export class SqliteJobStore implements JobStore {
   private constructor(db: DatabaseSync, options: SqliteJobStoreOptions, disk: DiskWatch) {
     this.#db = db;
     this.#disk = disk;
+    this.#prepare = guardedStatements(db, disk);
     this.#clock = options.clock ?? systemClock;
     this.#tokens = options.tokenCodec;
     this.#queueWaiters = new Notifier(this.#clock);
@@ -229,8 +231,10 @@ export class SqliteJobStore implements JobStore {
       throw disk.translate(error);
     }
     if (tightened.length > 0) notify({ kind: "modes_tightened", files: tightened });
+    const db = openDatabase(options.path, disk);
+    // After the open, whose own refusal (if any) says more.
     if (options.diskRefusedAtStart !== undefined) disk.refused(options.diskRefusedAtStart);
-    return new SqliteJobStore(openDatabase(options.path, disk), options, disk);
+    return new SqliteJobStore(db, options, disk);
   }
 
   async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
@@ -588,7 +592,7 @@ export class SqliteJobStore implements JobStore {
   #sql(text: string): Statement {
     let statement = this.#statements.get(text);
     if (statement === undefined) {
-      statement = guardedStatement(this.#db, text, this.#disk);
+      statement = this.#prepare(text);
       this.#statements.set(text, statement);
     }
     return statement;
