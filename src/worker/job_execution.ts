@@ -53,7 +53,7 @@ import { pumpOutput } from "./output_pump.ts";
 import { checkOut, CheckoutError, workingDirectoryIn, type Workspace } from "./workspace.ts";
 import { windowSizeFor } from "./pty.ts";
 import { ProcessStartError, type RunningProcess, startProcess } from "./process_runner.ts";
-import { isRetryable, type WorkerApi } from "./worker_api.ts";
+import { isRetryable, isRetryableLeaseCall, type WorkerApi } from "./worker_api.ts";
 
 /** Exit code reported for a job stopped by its timeout (as `timeout(1)` does). */
 export const TIMEOUT_EXIT_CODE = 124;
@@ -174,7 +174,7 @@ async function runAttempt(
   const leaseDone = new AbortController();
   const keeping = keepLease({
     extend: () => api.extendLease(taskToken, job.queue, deps.visibilityTimeoutSeconds),
-    isRetryable,
+    isRetryable: isRetryableLeaseCall,
     visibilityTimeoutMs: deps.visibilityTimeoutSeconds * 1000,
     clock,
     logger: log,
@@ -472,7 +472,7 @@ async function retrying(call: () => Promise<void>, clock: Clock, signal: AbortSi
     try {
       return await call();
     } catch (error) {
-      if (!isRetryable(error) || signal.aborted) throw error;
+      if (!isRetryableLeaseCall(error) || signal.aborted) throw error;
       await clock.sleep(backoffDelayMs(failures), signal);
       if (signal.aborted) throw error;
     }
