@@ -30,6 +30,8 @@ export interface AutoTls {
   readonly caPath: string;
   /** Whether this call created the CA (so the operator should hand out ca.pem). */
   readonly createdCa: boolean;
+  /** Why a due renewal was put off (no space to write it), to print at start. */
+  readonly renewalPutOff?: string;
 }
 
 /** Loads (or makes) the private CA and a current server certificate under `dataDir/tls`. */
@@ -72,14 +74,58 @@ export async function ensureAutoTls(dataDir: string, nowMs = Date.now()): Promis
 
   let certPem = await readIfExists(paths.server);
   let keyPem = await readIfExists(paths.serverKey);
+  let renewalPutOff: string | undefined;
   if (createdCa || certPem === undefined || keyPem === undefined || expiresSoon(certPem, nowMs)) {
     const issued = await issueServerCertificate(ca, AUTO_TLS_NAMES, nowMs, SERVER_VALID_DAYS);
-    await writeSecret(paths.serverKey, issued.keyPem);
-    await Deno.writeTextFile(paths.server, issued.certPem, { mode: 0o644 });
-    certPem = issued.certPem;
-    keyPem = issued.keyPem;
+    try {
+      await replacePair(
+        { path: paths.serverKey, text: issued.keyPem, mode: 0o600 },
+        { path: paths.server, text: issued.certPem, mode: 0o644 },
+      );
+      certPem = issued.certPem;
+      keyPem = issued.keyPem;
+    } catch (error) {
+      // A full disk must not stop a server whose certificate still holds:
+      // it serves that one, and renews at a later start.
+      const current = certPem !== undefined && keyPem !== undefined && !expired(certPem, nowMs);
+      if ((error as { code?: unknown }).code !== "ENOSPC" || !current) throw error;
+      renewalPutOff =
+        `airunner: warning: no space left in ${dir} to renew the TLS certificate (valid until ${
+          new X509Certificate(certPem!).validTo
+        }); serving the current one until a start with space free`;
+    }
   }
-  return { certPem, keyPem, caPath: paths.ca, createdCa };
+  return {
+    certPem: certPem!,
+    keyPem: keyPem!,
+    caPath: paths.ca,
+    createdCa,
+    ...(renewalPutOff === undefined ? {} : { renewalPutOff }),
+  };
+}
+
+/**
+ * Writes a key and its certificate as a pair: both to new files first,
+ * then renamed over the old ones (a rename needs no space), so a disk that
+ * fills midway leaves the old pair whole rather than a new key beside an
+ * old certificate.
+ */
+async function replacePair(
+  ...files: { readonly path: string; readonly text: string; readonly mode: number }[]
+): Promise<void> {
+  const staged: string[] = [];
+  try {
+    for (const file of files) {
+      const next = `${file.path}.new`;
+      staged.push(next);
+      if (file.mode === 0o600) await writeSecret(next, file.text);
+      else await Deno.writeTextFile(next, file.text, { mode: file.mode });
+    }
+  } catch (error) {
+    for (const next of staged) await Deno.remove(next).catch(() => {});
+    throw error;
+  }
+  for (const [i, file] of files.entries()) await Deno.rename(staged[i]!, file.path);
 }
 
 async function readIfExists(path: string): Promise<string | undefined> {
@@ -102,6 +148,14 @@ function commonNameOf(certPem: string): string {
   const cn = /^CN=(.*)$/m.exec(subject)?.[1];
   if (cn === undefined) throw new Error("the CA certificate has no common name");
   return cn;
+}
+
+function expired(certPem: string, nowMs: number): boolean {
+  try {
+    return Date.parse(new X509Certificate(certPem).validTo) <= nowMs;
+  } catch {
+    return true;
+  }
 }
 
 function expiresSoon(certPem: string, nowMs: number): boolean {

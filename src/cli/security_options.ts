@@ -105,6 +105,7 @@ export async function resolveSecurity(
     }
     const made = await ensureAutoTls(context.dataDir);
     tls = { certPem: made.certPem, keyPem: made.keyPem };
+    if (made.renewalPutOff !== undefined) notices.push(made.renewalPutOff);
     notices.push(
       `airunner: TLS with a private CA${
         made.createdCa ? " (new)" : ""

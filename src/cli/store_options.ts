@@ -8,6 +8,7 @@ import { Option } from "@commander-js/extra-typings";
 import { join } from "node:path";
 import type { Logger } from "../logger.ts";
 import { defaultDataDir, openDataDirStore } from "../store/data_dir.ts";
+import type { DiskNotice } from "../store/disk_errors.ts";
 import type { JobStore } from "../store/job_store.ts";
 import { MemoryJobStore } from "../store/memory_store.ts";
 import { parseByteSize, parseDurationMs } from "./parse.ts";
@@ -118,6 +119,7 @@ export async function openConfiguredStore(
     retentionMs: config.retentionMs,
     maxJobOutputBytes: config.maxJobOutputBytes,
     onBackgroundError: (error) => logger.error({ err: error }, "retention sweep failed"),
+    onDiskNotice: (notice) => logDiskNotice(logger, notice),
   });
   const retention = config.retentionMs > 0
     ? `finished jobs kept ${formatDays(config.retentionMs)}`
@@ -126,6 +128,33 @@ export async function openConfiguredStore(
     store,
     description: `sqlite store at ${join(config.dataDir, "airunner.db")}; ${retention}`,
   };
+}
+
+/** One log line per turn of the store's disk (not one per refused request). */
+export function logDiskNotice(logger: Logger, notice: DiskNotice): void {
+  switch (notice.kind) {
+    case "writes_refused": {
+      const detail = notice.detail === "" ? "" : `; ${notice.detail}`;
+      logger.error(
+        { err: notice.cause, dir: notice.dir },
+        `no space left for the job store in ${notice.dir}: new jobs, output and results are refused (resource_exhausted) until space is freed; reads go on${detail}`,
+      );
+      return;
+    }
+    case "writes_resumed":
+      // warn, as the line it ends: whoever saw that one sees this one.
+      logger.warn({ dir: notice.dir }, `the job store in ${notice.dir} takes writes again`);
+      return;
+    case "modes_tightened":
+      for (const { path, fromMode } of notice.files) {
+        const from = fromMode.toString(8).padStart(4, "0");
+        logger.warn(
+          { path, fromMode: from, toMode: "0600" },
+          `${path} was mode ${from}: made it 0600, since it holds job environments and output`,
+        );
+      }
+      return;
+  }
 }
 
 function formatDays(ms: number): string {

@@ -28,6 +28,7 @@ export const CONNECT_CODE_OF: Readonly<Record<StoreErrorCode, Code>> = {
   store_closed: Code.Unavailable,
   queue_not_found: Code.NotFound,
   backend_unavailable: Code.Unavailable,
+  store_full: Code.ResourceExhausted,
 };
 
 /** The request field a store error is about, named in the message as validation errors are. */

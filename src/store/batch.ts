@@ -7,6 +7,7 @@
  */
 import type { JobResult } from "../../gen/job/v1/job_pb.ts";
 import type { BatchOutcome } from "./job_store.ts";
+import { StoreFullError } from "./errors.ts";
 
 /** Runs `work` on each item in order, catching each item's error into its outcome. */
 export async function settleEach<I, T>(
@@ -18,12 +19,17 @@ export async function settleEach<I, T>(
   return outcomes;
 }
 
-/** Like {@link settleEach}, for synchronous work inside one transaction. */
+/**
+ * Like {@link settleEach}, for synchronous work inside one transaction. A
+ * disk that refuses a write fails the whole batch (rethrown): SQLite may
+ * have rolled the transaction back with it, items before it included.
+ */
 export function settleEachSync<I, T>(items: readonly I[], work: (item: I) => T): BatchOutcome<T>[] {
   return items.map((item) => {
     try {
       return { ok: true, value: work(item) };
     } catch (error) {
+      if (error instanceof StoreFullError) throw error;
       return { ok: false, error };
     }
   });

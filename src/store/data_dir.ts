@@ -3,16 +3,20 @@
  * that keeps a second server out, and the persisted task-token secret that
  * lets workers keep their leases across a restart.
  *
- * Layout of a data dir:
+ * Layout of a data dir (mode 0700 when airunner creates it; every file in
+ * it 0600, since jobs carry environments and output):
  *   airunner.db (+ -wal, -shm)  jobs and events (SQLite)
  *   airunner.lock               held by the running server
- *   token-secret                32 random bytes, mode 0600
+ *   token-secret                32 random bytes
  *
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import type { Clock } from "../clock.ts";
+import { type DiskNotice, isDiskRefusal } from "./disk_errors.ts";
+import { StoreFullError } from "./errors.ts";
+import { createPrivateFile, PRIVATE_FILE_MODE } from "./private_files.ts";
 import { DataDirError } from "./sqlite/schema.ts";
 import { SqliteJobStore } from "./sqlite/sqlite_store.ts";
 import { MIN_SECRET_BYTES, TaskTokenCodec } from "./task_token.ts";
@@ -33,6 +37,8 @@ export function defaultDataDir(env: (name: string) => string | undefined = Deno.
 /** A held data-dir lock; release it by closing. */
 export interface DataDirLock {
   release(): void;
+  /** Why the holder's pid could not be written (a full disk), if it could not; the lock holds all the same. */
+  readonly refusedWrite?: unknown;
 }
 
 /**
@@ -40,17 +46,32 @@ export interface DataDirLock {
  * another store in this one) holds it. The lock is an SQLite database in
  * exclusive locking mode: the OS drops it when the holder dies, even by
  * kill -9, and it leaves airunner.db itself readable for backups.
+ *
+ * On a full disk the lock is taken all the same (BEGIN EXCLUSIVE writes
+ * nothing, and exclusive locking mode keeps the lock after a failed
+ * write); only the holder's pid, which is for people, stays the old one.
+ * @throws {StoreFullError} when the disk has no room for a new lock file.
  */
 export function lockDataDir(dir: string): DataDirLock {
   const path = join(dir, "airunner.lock");
   let db: DatabaseSync | undefined;
+  let refusedWrite: unknown;
   try {
+    createPrivateFile(path);
     db = new DatabaseSync(path);
     db.exec("PRAGMA busy_timeout = 0; PRAGMA locking_mode = EXCLUSIVE");
     db.exec("CREATE TABLE IF NOT EXISTS holder (pid INTEGER)");
     db.exec("BEGIN EXCLUSIVE");
-    db.exec(`DELETE FROM holder; INSERT INTO holder VALUES (${Deno.pid})`);
-    db.exec("COMMIT");
+    try {
+      // Statements rather than exec(): their errors carry SQLite's code.
+      db.prepare("DELETE FROM holder").run();
+      db.prepare("INSERT INTO holder VALUES (?)").run(Deno.pid);
+      db.prepare("COMMIT").run();
+    } catch (error) {
+      if (!isDiskRefusal(error)) throw error;
+      if (db.isTransaction) db.exec("ROLLBACK");
+      refusedWrite = error;
+    }
   } catch (error) {
     db?.close();
     const message = error instanceof Error ? error.message : String(error);
@@ -59,10 +80,14 @@ export function lockDataDir(dir: string): DataDirLock {
         `data dir ${dir} is in use by another airunner server (stop it, or use another --data-dir)`,
       );
     }
+    if (isDiskRefusal(error)) throw new StoreFullError(dir, { cause: error });
     throw error;
   }
   const held = db;
-  return { release: () => held.close() };
+  return {
+    release: () => held.close(),
+    ...(refusedWrite === undefined ? {} : { refusedWrite }),
+  };
 }
 
 /**
@@ -97,8 +122,15 @@ export async function loadTokenSecret(
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
   const secret = crypto.getRandomValues(new Uint8Array(MIN_SECRET_BYTES));
-  // createNew: two starting servers cannot both write one.
-  await Deno.writeFile(path, secret, { mode: 0o600, createNew: true });
+  try {
+    // createNew: two starting servers cannot both write one.
+    await Deno.writeFile(path, secret, { mode: PRIVATE_FILE_MODE, createNew: true });
+  } catch (error) {
+    // A short file (the disk filled up) would stop every later start.
+    if (!(error instanceof Deno.errors.AlreadyExists)) await Deno.remove(path).catch(() => {});
+    if (isDiskRefusal(error)) throw new StoreFullError(dir, { cause: error });
+    throw error;
+  }
   return secret;
 }
 
@@ -109,6 +141,7 @@ export interface DataDirStoreOptions {
   /** Most output bytes a job stores (0: no cap; the store's default when absent). */
   readonly maxJobOutputBytes?: number;
   readonly onBackgroundError?: (error: unknown) => void;
+  readonly onDiskNotice?: (notice: DiskNotice) => void;
   readonly env?: (name: string) => string | undefined;
 }
 
@@ -121,7 +154,12 @@ export async function openDataDirStore(
   dir: string,
   options: DataDirStoreOptions = {},
 ): Promise<SqliteJobStore> {
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    if (isDiskRefusal(error)) throw new StoreFullError(dir, { cause: error });
+    throw error;
+  }
   const lock = lockDataDir(dir);
   try {
     const secret = await loadTokenSecret(dir, options.env);
@@ -136,6 +174,8 @@ export async function openDataDirStore(
       ...(options.onBackgroundError === undefined
         ? {}
         : { onBackgroundError: options.onBackgroundError }),
+      ...(options.onDiskNotice === undefined ? {} : { onDiskNotice: options.onDiskNotice }),
+      ...(lock.refusedWrite === undefined ? {} : { diskRefusedAtStart: lock.refusedWrite }),
       onClose: () => lock.release(),
     });
     return store;

@@ -34,6 +34,8 @@ export const StoreErrorCode = {
   QueueNotFound: "queue_not_found",
   /** The backend (DynamoDB, SQS) cannot be reached or failed. */
   BackendUnavailable: "backend_unavailable",
+  /** The store's disk refused a write (full, or failing): nothing was written; reads still work. */
+  StoreFull: "store_full",
 } as const;
 
 /** One of {@link StoreErrorCode}'s values. */
@@ -160,5 +162,18 @@ export class BackendUnavailableError extends StoreError {
   constructor(operation: string, reason: string) {
     super(`${operation} failed: ${reason}`);
     this.name = "BackendUnavailableError";
+  }
+}
+
+/**
+ * The store's disk refused a write: it is full (or failing, which SQLite
+ * reports alike). Nothing of the refused call was written, so it can be
+ * retried as it was once space is freed; reads go on meanwhile.
+ */
+export class StoreFullError extends StoreError {
+  readonly code = StoreErrorCode.StoreFull;
+  constructor(readonly dir: string, options?: ErrorOptions) {
+    super(`no space left for the job store in ${dir}`, options);
+    this.name = "StoreFullError";
   }
 }

@@ -55,7 +55,7 @@ import { maskSecretsInText, secretPatterns } from "./secret_masker.ts";
 import { checkOut, CheckoutError, workingDirectoryIn, type Workspace } from "./workspace.ts";
 import { windowSizeFor } from "./pty.ts";
 import { ProcessStartError, type RunningProcess, startProcess } from "./process_runner.ts";
-import { isRetryable, type WorkerApi } from "./worker_api.ts";
+import { isRetryable, isRetryableLeaseCall, type WorkerApi } from "./worker_api.ts";
 
 /** Exit code reported for a job stopped by its timeout (as `timeout(1)` does). */
 export const TIMEOUT_EXIT_CODE = 124;
@@ -177,7 +177,7 @@ async function runAttempt(
   const leaseDone = new AbortController();
   const keeping = keepLease({
     extend: () => api.extendLease(taskToken, job.queue, deps.visibilityTimeoutSeconds),
-    isRetryable,
+    isRetryable: isRetryableLeaseCall,
     visibilityTimeoutMs: deps.visibilityTimeoutSeconds * 1000,
     clock,
     logger: log,
@@ -487,7 +487,7 @@ async function retrying(call: () => Promise<void>, clock: Clock, signal: AbortSi
     try {
       return await call();
     } catch (error) {
-      if (!isRetryable(error) || signal.aborted) throw error;
+      if (!isRetryableLeaseCall(error) || signal.aborted) throw error;
       await clock.sleep(backoffDelayMs(failures), signal);
       if (signal.aborted) throw error;
     }

@@ -101,3 +101,15 @@ export function isRetryable(error: unknown): boolean {
   return code === Code.Unavailable || code === Code.Unknown ||
     code === Code.DeadlineExceeded || code === Code.Internal || code === Code.Aborted;
 }
+
+/**
+ * Whether a lease extension or a completion may pass if tried again: as
+ * {@link isRetryable}, and also resource_exhausted, which for these small
+ * calls means the server's store is out of disk space; its writes work
+ * again once space is freed, so the lease and the result are kept trying
+ * rather than given up. (For published events resource_exhausted can also
+ * mean an event too large, which stays final.)
+ */
+export function isRetryableLeaseCall(error: unknown): boolean {
+  return isRetryable(error) || ConnectError.from(error).code === Code.ResourceExhausted;
+}

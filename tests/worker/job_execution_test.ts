@@ -277,6 +277,31 @@ Deno.test("events the server refuses stop the command and fail the job with the 
   );
 });
 
+Deno.test("a server out of disk space (resource_exhausted) delays the lease and the result, and the job runs on", async () => {
+  const full = () =>
+    new ConnectError("no space left for the job store in /data", Code.ResourceExhausted);
+  let extensionsRefused = 0;
+  let completionsRefused = 0;
+  const run = await runJob({ command: "sleep", args: ["2.5"] }, {
+    visibilitySeconds: 3,
+    api: (store) => {
+      const api = storeWorkerApi(store);
+      return {
+        ...api,
+        extendLease: (token, queue, seconds) =>
+          extensionsRefused++ < 2 ? Promise.reject(full()) : api.extendLease(token, queue, seconds),
+        complete: (token, result) =>
+          completionsRefused++ < 1 ? Promise.reject(full()) : api.complete(token, result),
+      };
+    },
+  });
+  assert.equal(run.outcome.kind, "completed");
+  if (run.outcome.kind !== "completed") return;
+  assert.equal(run.outcome.result.success, true);
+  assert.ok(extensionsRefused >= 2, `the lease was refused ${extensionsRefused} times`);
+  assert.equal(completionsRefused, 2, "the result was refused once, then recorded");
+});
+
 Deno.test("stopping while the server is unreachable gives up within the cleanup bound", async () => {
   await using store = new MemoryJobStore();
   const { leased } = await leaseJob(store, { command: "sleep", args: ["30"] });

@@ -112,7 +112,13 @@ export function migrate(db: DatabaseSync, path: string, target = SCHEMA_VERSION)
       db.exec(`PRAGMA user_version = ${v + 1}`);
       db.exec("COMMIT");
     } catch (error) {
-      db.exec("ROLLBACK");
+      // SQLite may have ended the transaction itself (a full disk); a
+      // ROLLBACK's own error must not hide the first one.
+      try {
+        if (db.isTransaction) db.exec("ROLLBACK");
+      } catch {
+        // The migration's error is the one to report.
+      }
       throw error;
     }
   }

@@ -13,7 +13,8 @@ import { sameJobParams } from "../idempotency.ts";
 import { isCompletionResend, settleEachSync } from "../batch.ts";
 import { clone, create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { DatabaseSync } from "node:sqlite";
+import { dirname } from "node:path";
 import {
   type ExecutionConfig,
   ExecutionConfigSchema,
@@ -37,7 +38,11 @@ import {
   LeaseLostError,
   QueueMismatchError,
   StoreClosedError,
+  StoreFullError,
 } from "../errors.ts";
+import { type DiskNotice, DiskWatch, isDiskRefusal } from "../disk_errors.ts";
+import { preparePrivateDatabase } from "../private_files.ts";
+import { guardedStatements, type Statement } from "./guarded_statement.ts";
 import { eventTimestampMs, lastSequenceOf, sequenceEvents } from "../event_sequencing.ts";
 import { type EventLogSource, tailEvents } from "../event_tail.ts";
 import { finishedStateFor, isFinished } from "../job_state.ts";
@@ -75,10 +80,20 @@ export interface SqliteJobStoreOptions {
   readonly retentionMs?: number;
   /** How often the retention sweep runs (default 60 s). */
   readonly retentionIntervalMs?: number;
-  /** Told about errors of background work (the retention sweep); it retries next interval. */
+  /**
+   * Told about errors no call ends with: of background work (the retention
+   * sweep, which retries next interval) and of a ROLLBACK after a failed write.
+   */
   readonly onBackgroundError?: (error: unknown) => void;
   /** Called once the database is closed (to release what the opener holds). */
   readonly onClose?: () => void;
+  /**
+   * Told when the disk turns full and when it takes writes again (once per
+   * turn), and when the files' modes were tightened at open; for the log.
+   */
+  readonly onDiskNotice?: (notice: DiskNotice) => void;
+  /** A write the disk refused before the store opened (the opener's own), so the store starts refusing. */
+  readonly diskRefusedAtStart?: unknown;
 }
 
 /** Default retention of finished jobs: 30 days. */
@@ -88,6 +103,8 @@ export const DEFAULT_RETENTION_MS = 30 * 24 * 3600 * 1000;
 const RESCHEDULED_BASE = -(2 ** 52);
 /** Jobs and event rows deleted per retention transaction, so requests are never held up long. */
 const RETENTION_BATCH = 500;
+/** How soon lease expiries are reclaimed again after the disk refused it. */
+const RECLAIM_RETRY_MS = 1_000;
 
 const S = JobState;
 
@@ -170,7 +187,9 @@ export class SqliteJobStore implements JobStore {
     | undefined;
   /** The id the next inserted job gets (one above the highest, as SQLite would pick). */
   #nextRowId: number;
-  readonly #statements = new Map<string, StatementSync>();
+  readonly #statements = new Map<string, Statement>();
+  readonly #disk: DiskWatch;
+  readonly #prepare: (text: string) => Statement;
   readonly #queueWaiters: Notifier<string>;
   readonly #jobWatchers: Notifier<string>;
   readonly #stopped = new AbortController();
@@ -180,8 +199,10 @@ export class SqliteJobStore implements JobStore {
   readonly #onClose: () => void;
   #closed = false;
 
-  private constructor(db: DatabaseSync, options: SqliteJobStoreOptions) {
+  private constructor(db: DatabaseSync, options: SqliteJobStoreOptions, disk: DiskWatch) {
     this.#db = db;
+    this.#disk = disk;
+    this.#prepare = guardedStatements(db, disk);
     this.#clock = options.clock ?? systemClock;
     this.#tokens = options.tokenCodec;
     this.#maxJobOutputBytes = options.maxJobOutputBytes ?? DEFAULT_MAX_JOB_OUTPUT_BYTES;
@@ -200,18 +221,27 @@ export class SqliteJobStore implements JobStore {
       : Promise.resolve();
   }
 
-  /** Opens (creating or migrating) the database at `options.path`. */
+  /**
+   * Opens (creating or migrating) the database at `options.path`. On a full
+   * disk it opens all the same when the database exists and needs no
+   * migration: reads work, writes fail with StoreFullError until space is
+   * freed.
+   * @throws {StoreFullError} when the disk has no room for a new or migrated database.
+   */
   static open(options: SqliteJobStoreOptions): SqliteJobStore {
-    const db = new DatabaseSync(options.path);
+    const notify = options.onDiskNotice ?? (() => {});
+    const disk = new DiskWatch(dirname(options.path), notify);
+    let tightened;
     try {
-      db.exec("PRAGMA busy_timeout = 5000");
-      migrate(db, options.path);
-      db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
+      tightened = preparePrivateDatabase(options.path);
     } catch (error) {
-      db.close();
-      throw error;
+      throw disk.translate(error);
     }
-    return new SqliteJobStore(db, options);
+    if (tightened.length > 0) notify({ kind: "modes_tightened", files: tightened });
+    const db = openDatabase(options.path, disk);
+    // After the open, whose own refusal (if any) says more.
+    if (options.diskRefusedAtStart !== undefined) disk.refused(options.diskRefusedAtStart);
+    return new SqliteJobStore(db, options, disk);
   }
 
   async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
@@ -496,13 +526,13 @@ export class SqliteJobStore implements JobStore {
 
   async getJob(jobId: string): Promise<Job> {
     this.#assertOpen();
-    this.#reclaimExpired(this.#clock.now());
+    this.#reclaimExpiredForRead(this.#clock.now());
     return jobFromRow(this.#row(jobId));
   }
 
   async listJobs(query: ListJobsQuery): Promise<JobPage> {
     this.#assertOpen();
-    this.#reclaimExpired(this.#clock.now());
+    this.#reclaimExpiredForRead(this.#clock.now());
     const { filter, args } = listingFilter(query);
     const { total } = this.#sql(`SELECT COUNT(*) AS total FROM jobs ${filter}`).get(...args) as {
       total: number;
@@ -577,23 +607,32 @@ export class SqliteJobStore implements JobStore {
     waitForChange: (jobId, signal) => this.#jobWatchers.wait(jobId, { signal }),
   };
 
-  #sql(text: string): StatementSync {
+  #sql(text: string): Statement {
     let statement = this.#statements.get(text);
     if (statement === undefined) {
-      statement = this.#db.prepare(text);
+      statement = this.#prepare(text);
       this.#statements.set(text, statement);
     }
     return statement;
   }
 
   #transaction<T>(work: () => T): T {
-    this.#db.exec("BEGIN IMMEDIATE");
+    this.#sql("BEGIN IMMEDIATE").run();
     try {
       const result = work();
-      this.#db.exec("COMMIT");
+      this.#sql("COMMIT").run();
       return result;
     } catch (error) {
-      this.#db.exec("ROLLBACK");
+      // SQLite ends the transaction itself after some errors (a full disk,
+      // an I/O error): a ROLLBACK then fails, and its error must not hide
+      // the one that matters.
+      if (this.#db.isTransaction) {
+        try {
+          this.#sql("ROLLBACK").run();
+        } catch (rollbackError) {
+          this.#onError(rollbackError);
+        }
+      }
       throw error;
     }
   }
@@ -662,6 +701,19 @@ export class SqliteJobStore implements JobStore {
     this.#jobWatchers.notify(row.job_id);
   }
 
+  /**
+   * {@link #reclaimExpired} before a read: on a disk that refuses writes the
+   * read goes on, showing jobs whose lease ran out as still running until
+   * the disk takes the change.
+   */
+  #reclaimExpiredForRead(now: number): void {
+    try {
+      this.#reclaimExpired(now);
+    } catch (error) {
+      if (!(error instanceof StoreFullError)) throw error;
+    }
+  }
+
   /** Schedules again every job whose lease has run out by `now`, and wakes their queues. */
   #reclaimExpired(now: number): void {
     const cancelled = this.#sql(SQL.expiredCancelled).all(now) as unknown as JobRow[];
@@ -684,13 +736,24 @@ export class SqliteJobStore implements JobStore {
     armed?.stop.abort();
     this.#expiryTimer = undefined;
     if (next === null) return;
-    const timer = { at: next, stop: new AbortController() };
+    this.#armExpiryTimerAt(next);
+  }
+
+  #armExpiryTimerAt(at: number): void {
+    const timer = { at, stop: new AbortController() };
     this.#expiryTimer = timer;
-    void this.#clock.sleep(next - this.#clock.now(), timer.stop.signal).then(() => {
+    void this.#clock.sleep(at - this.#clock.now(), timer.stop.signal).then(() => {
       if (timer.stop.signal.aborted || this.#closed) return;
       this.#expiryTimer = undefined;
-      this.#reclaimExpired(this.#clock.now());
-      this.#armExpiryTimer();
+      try {
+        this.#reclaimExpired(this.#clock.now());
+        this.#armExpiryTimer();
+      } catch (error) {
+        // A disk that refuses the change: try again soon, so waiting
+        // dequeues still get the work once it takes writes again.
+        if (!(error instanceof StoreFullError)) this.#onError(error);
+        this.#armExpiryTimerAt(this.#clock.now() + RECLAIM_RETRY_MS);
+      }
     });
   }
 
@@ -704,14 +767,61 @@ export class SqliteJobStore implements JobStore {
           await nextMacrotask();
         }
       } catch (error) {
-        if (!(error instanceof StoreClosedError)) this.#onError(error);
+        // A full disk was told once when it turned full (see DiskWatch).
+        if (!(error instanceof StoreClosedError || error instanceof StoreFullError)) {
+          this.#onError(error);
+        }
       }
       await this.#clock.sleep(intervalMs, signal);
     }
   }
 }
 
-/** Lets queued requests run between batches of background work (a macrotask, not clock time). */
+/**
+ * Opens the database for the store. A disk with no room for the 32 KiB
+ * shared-memory file of WAL mode (missing after a clean shutdown) fails
+ * even reads; the database is then opened in exclusive locking mode, which
+ * keeps that index in this process's memory, so reads and (once space is
+ * freed) writes work, while other processes (`airunner backup`) wait until
+ * the next restart.
+ */
+function openDatabase(path: string, disk: DiskWatch): DatabaseSync {
+  try {
+    return openDatabaseWith(path, false);
+  } catch (error) {
+    if (!isDiskRefusal(error)) throw error;
+    let db;
+    try {
+      db = openDatabaseWith(path, true);
+    } catch (again) {
+      throw disk.translate(again);
+    }
+    disk.refused(
+      error,
+      "no room for its -shm file: opened for this server process alone; airunner backup cannot read it until the server restarts with space free",
+    );
+    return db;
+  }
+}
+
+function openDatabaseWith(path: string, exclusive: boolean): DatabaseSync {
+  const db = new DatabaseSync(path);
+  try {
+    db.exec("PRAGMA busy_timeout = 5000");
+    if (exclusive) db.exec("PRAGMA locking_mode = EXCLUSIVE");
+    migrate(db, path);
+    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
+    return db;
+  } catch (error) {
+    try {
+      db.close();
+    } catch {
+      // The error that made us close is the one to report.
+    }
+    throw error;
+  }
+}
+
 /**
  * The WHERE clause of a listing. The state is written in as a literal, not
  * bound: only then can SQLite use the partial index of that state.
