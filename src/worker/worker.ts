@@ -4,13 +4,22 @@
  * `shutdownGraceMs` to finish, then they are stopped and handed back to the
  * queue for another worker.
  *
+ * Before it claims anything, a worker kills the job processes that an
+ * earlier worker on the same workspace root left when it died (see
+ * leftover_groups.ts); while it runs, its jobs die with it (job_groups.ts).
+ *
  * @module
  */
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import { MAX_DEQUEUE_JOBS } from "../server/limits.ts";
 import { runClaimLoop } from "./claim_loop.ts";
+import { join } from "node:path";
 import { executeJob } from "./job_execution.ts";
+import { RUNNING_DIR } from "./group_ledger.ts";
+import { openJobGroups } from "./job_groups.ts";
+import { killLeftoverGroups } from "./leftover_groups.ts";
+import type { RunAsUser } from "./run_as.ts";
 import type { WorkerApi } from "./worker_api.ts";
 
 /** Options of {@link startWorker}. */
@@ -32,6 +41,8 @@ export interface WorkerOptions {
   readonly workspaceRoot: string;
   /** Leave workspaces in place after their jobs. */
   readonly keepWorkspaces: boolean;
+  /** Run jobs as this user (checked by prepareRunAs); as the worker's own user when absent. */
+  readonly runAs?: RunAsUser;
 }
 
 /** A running worker. */
@@ -54,6 +65,8 @@ export function startWorker(options: WorkerOptions): RunningWorker {
   const stopClaiming = new AbortController();
   const stopJobs = new AbortController();
   let running = 0;
+  const stateDir = join(options.workspaceRoot, RUNNING_DIR);
+  const groups = openJobGroups(stateDir, logger);
   const deps = {
     api,
     clock,
@@ -63,27 +76,35 @@ export function startWorker(options: WorkerOptions): RunningWorker {
     killGraceMs: options.killGraceMs,
     workspaceRoot: options.workspaceRoot,
     keepWorkspaces: options.keepWorkspaces,
+    groups,
+    ...(options.runAs === undefined ? {} : { runAs: options.runAs }),
   };
-  const finished = runClaimLoop({
-    claim: (max, signal) =>
-      api.claim(queue, {
-        maxJobs: Math.min(max, MAX_DEQUEUE_JOBS),
-        visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
-        signal,
-      }),
-    handle: async (leased) => {
-      running++;
-      try {
-        await executeJob(leased, deps, stopJobs.signal);
-      } finally {
-        running--;
-      }
-    },
-    concurrency: options.concurrency,
-    clock,
-    logger,
-    signal: stopClaiming.signal,
+  // Before anything is claimed: a job of a dead worker must not run beside its next attempt.
+  const leftoversKilled = killLeftoverGroups(stateDir, logger).catch((error) => {
+    logger.warn({ err: error }, "could not look for job processes that earlier workers left");
   });
+  const finished = leftoversKilled.then(() =>
+    runClaimLoop({
+      claim: (max, signal) =>
+        api.claim(queue, {
+          maxJobs: Math.min(max, MAX_DEQUEUE_JOBS),
+          visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
+          signal,
+        }),
+      handle: async (leased) => {
+        running++;
+        try {
+          await executeJob(leased, deps, stopJobs.signal);
+        } finally {
+          running--;
+        }
+      },
+      concurrency: options.concurrency,
+      clock,
+      logger,
+      signal: stopClaiming.signal,
+    })
+  );
   logger.info({ queue, concurrency: options.concurrency }, "worker started");
 
   let graceTimer: ReturnType<typeof setTimeout> | undefined;
@@ -97,7 +118,8 @@ export function startWorker(options: WorkerOptions): RunningWorker {
     stopClaiming.abort();
     stopJobs.abort();
   };
-  const done = finished.finally(() => clearTimeout(graceTimer)).then(() => api.close?.());
+  const done = finished.finally(() => clearTimeout(graceTimer)).finally(() => groups.close())
+    .then(() => api.close?.());
   const close = async () => {
     stopNow();
     await done;
