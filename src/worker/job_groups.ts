@@ -140,6 +140,7 @@ export function openJobGroups(stateDir: string, logger: Logger): WorkerJobGroups
     async close() {
       if (closing) return;
       closing = true;
+      watcher.ref(); // unref'd while it runs; now the end of its exit must be awaited
       await writer.close().catch(() => {});
       await watcherExit;
     },
