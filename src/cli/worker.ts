@@ -86,13 +86,19 @@ export function workerCommand(setExitCode: ExitCodeSink) {
       "after",
       "\nExamples:\n  airunner worker --server http://127.0.0.1:8080 --queue default\n  sudo airunner worker --run-as ci --workspace-root /srv/airunner   # jobs run as user ci",
     )
-    .action(async (opts) => {
+    .action(async (opts, command) => {
       try {
         const config = {
           ...parseWorkerConfig(opts),
           token: opts.token,
           caCertPem: await readCaCert(opts.caCert),
         };
+        if (opts.runAs !== undefined && command.getOptionValueSource("token") === "cli") {
+          // Jobs as another user cannot read the worker's environment, but anyone reads its argv.
+          console.error(
+            "airunner: warning: --token on the command line is visible to every user of this host (ps), jobs included; pass it in AIRUNNER_TOKEN",
+          );
+        }
         setExitCode(await runWorker(config, createLogger({ level: opts.logLevel as LogLevel })));
       } catch (error) {
         setExitCode(reportError(error, opts.server));
