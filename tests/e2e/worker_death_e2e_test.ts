@@ -51,8 +51,18 @@ function worker(url: string, workspaceRoot: string) {
   ]);
 }
 
-async function submit(url: string, script: string): Promise<string> {
-  const submitted = await runAirunner(["submit", "--server", url, "--", "sh", "-c", script]);
+async function submit(url: string, script: string, processType = "pipe"): Promise<string> {
+  const submitted = await runAirunner([
+    "submit",
+    "--server",
+    url,
+    "--process-type",
+    processType,
+    "--",
+    "sh",
+    "-c",
+    script,
+  ]);
   assert.equal(submitted.code, 0, submitted.stderr);
   return submitted.stdout.trim();
 }
@@ -128,43 +138,48 @@ function killGroup(pgid: number) {
   }
 }
 
-Deno.test({
-  name: "kill -9 of a worker: its job's process group is gone within 5 s and never writes again",
-  ignore: !IS_LINUX,
-  fn: () =>
-    withScratch(async (dir) => {
-      await using srv = await server(join(dir, "data"));
-      const w = worker(srv.url, join(dir, "workspaces"));
-      const ledger = join(dir, "ledger");
-      const pidFile = join(dir, "pid");
-      // A quiet job: nothing on stdout, a child of its own, a write long after.
-      await submit(
-        srv.url,
-        `echo $$ > ${pidFile}; (sleep 6; echo late >> ${ledger}) & sleep 6; echo late >> ${ledger}`,
-      );
-      const pgid = Number(await waitForLine(pidFile));
-      try {
-        assert.ok(members(pgid).length >= 2, "the job and its child run");
-        const killedAt = Date.now();
-        const stopped = await w.stop("SIGKILL");
-        await groupGone(pgid, 5_000);
-        const tookMs = Date.now() - killedAt;
-        // Past the point where the job would have written, had it survived.
-        await new Promise((resolve) =>
-          setTimeout(resolve, Math.max(0, killedAt + 7_000 - Date.now()))
+for (const processType of ["pipe", "pty"]) {
+  Deno.test({
+    name:
+      `kill -9 of a worker: its job's process group is gone within 5 s and never writes again [${processType}]`,
+    ignore: !IS_LINUX,
+    fn: () =>
+      withScratch(async (dir) => {
+        await using srv = await server(join(dir, "data"));
+        const w = worker(srv.url, join(dir, "workspaces"));
+        const ledger = join(dir, "ledger");
+        const pidFile = join(dir, "pid");
+        // A quiet job: nothing on stdout, a child of its own, a write long
+        // after; deaf to the hangup of a pty job's terminal.
+        await submit(
+          srv.url,
+          `trap '' HUP; echo $$ > ${pidFile}; (sleep 6; echo late >> ${ledger}) & sleep 6; echo late >> ${ledger}`,
+          processType,
         );
-        assert.equal(await Deno.readTextFile(ledger).catch(() => ""), "");
-        assert.ok(tookMs < 5_000);
-        if (Deno.env.get("AIRUNNER_TEST_VERBOSE") === "1") {
-          console.log(`group gone ${tookMs} ms after kill -9`);
+        const pgid = Number(await waitForLine(pidFile));
+        try {
+          assert.ok(members(pgid).length >= 2, "the job and its child run");
+          const killedAt = Date.now();
+          const stopped = await w.stop("SIGKILL");
+          await groupGone(pgid, 5_000);
+          const tookMs = Date.now() - killedAt;
+          // Past the point where the job would have written, had it survived.
+          await new Promise((resolve) =>
+            setTimeout(resolve, Math.max(0, killedAt + 7_000 - Date.now()))
+          );
+          assert.equal(await Deno.readTextFile(ledger).catch(() => ""), "");
+          assert.ok(tookMs < 5_000);
+          if (Deno.env.get("AIRUNNER_TEST_VERBOSE") === "1") {
+            console.log(`${processType} job's group gone ${tookMs} ms after kill -9`);
+          }
+          assert.match(stopped.stderr, /jobs run as root|taking jobs/);
+        } finally {
+          killGroup(pgid);
         }
-        assert.match(stopped.stderr, /jobs run as root|taking jobs/);
-      } finally {
-        killGroup(pgid);
-      }
-      await srv.stop();
-    }),
-});
+        await srv.stop();
+      }),
+  });
+}
 
 Deno.test({
   name:
