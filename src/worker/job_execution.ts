@@ -51,7 +51,7 @@ import {
 import { keepLease } from "./lease_keeper.ts";
 import { pumpOutput } from "./output_pump.ts";
 import { checkOut, CheckoutError, workingDirectoryIn, type Workspace } from "./workspace.ts";
-import { createJobHome, handOver, withIdentity } from "./job_home.ts";
+import { createJobHome, handOver, letThrough, withIdentity } from "./job_home.ts";
 import type { JobGroups } from "./job_groups.ts";
 import type { RunAsUser } from "./run_as.ts";
 import { windowSizeFor } from "./pty.ts";
@@ -282,6 +282,7 @@ async function runAttempt(
         } else {
           await handOver(workspace.dir, user);
         }
+        await letThrough(deps.workspaceRoot, workspace.dir);
       } catch (error) {
         return await failWithoutRunning(
           new ProcessStartError(

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import type { RunAsUser } from "./run_as.ts";
 import type { Workspace } from "./workspace.ts";
 
@@ -43,6 +43,25 @@ export async function handOver(dir: string, user: RunAsUser): Promise<void> {
     if (entry.isDirectory) await handOver(path, user);
     else await Deno.chown(path, user.uid, user.gid);
   }
+}
+
+/**
+ * Lets every user through (search, not list: `o+x`, `g+x`) each directory
+ * between `root` and `dir`, so the user a job runs as can reach its home by
+ * its path (`cd "$HOME"`), whatever layout the workspace root has (a
+ * per-worker area of mode 0700, say). `root` itself is readied at start.
+ */
+export async function letThrough(root: string, dir: string): Promise<void> {
+  for (let parent = dirname(dir); isInside(root, parent); parent = dirname(parent)) {
+    const info = await Deno.lstat(parent);
+    if (!info.isDirectory || info.mode === null) return; // never through a symlink
+    if ((info.mode & 0o011) !== 0o011) await Deno.chmod(parent, (info.mode & 0o7777) | 0o011);
+  }
+}
+
+function isInside(root: string, path: string): boolean {
+  const inside = relative(root, path);
+  return inside !== "" && !inside.startsWith("..") && !inside.startsWith("/");
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { handOver, withIdentity } from "../../src/worker/job_home.ts";
+import { handOver, letThrough, withIdentity } from "../../src/worker/job_home.ts";
 import { canSearch, prepareRunAs, RunAsError, type RunAsUser } from "../../src/worker/run_as.ts";
 
 const IS_LINUX = Deno.build.os === "linux";
@@ -84,6 +84,35 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
       await Deno.remove(outside);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "the directories between the workspace root and a job's home let the user through, nothing more",
+  ignore: !IS_LINUX,
+  fn: async () => {
+    const root = await Deno.makeTempDir({ prefix: "airunner-through-" });
+    try {
+      const area = join(root, "worker-0123456789abcdef");
+      const home = join(area, "job-1-abc");
+      await Deno.mkdir(home, { recursive: true, mode: 0o700 });
+      await Deno.chmod(area, 0o700);
+      await letThrough(root, home);
+      assert.equal((await Deno.stat(area)).mode! & 0o777, 0o711);
+      assert.equal(
+        (await Deno.stat(home)).mode! & 0o777,
+        0o700,
+        "the home itself is the user's to keep",
+      );
+      assert.equal(
+        (await Deno.stat(root)).mode! & 0o777,
+        0o700,
+        "the root is readied at start, not here",
+      );
+    } finally {
+      await Deno.remove(root, { recursive: true });
     }
   },
 });
