@@ -141,6 +141,23 @@ Deno.test({
         assert.doesNotMatch(out, new RegExp(secret));
         if (Deno.env.get("AIRUNNER_TEST_VERBOSE") === "1") console.log(out);
 
+        // A pty job runs through script(1), as the user too.
+        const pty = await runAirunner([
+          "submit",
+          "--server",
+          url,
+          "--process-type",
+          "pty",
+          "--",
+          "sh",
+          "-c",
+          `echo "pty as $(id -un)"; [ -t 0 ] && echo "on a terminal"`,
+        ]);
+        assert.equal(pty.code, 0, pty.stderr);
+        const ptyOut = await jobOutput(url, pty.stdout.trim());
+        assert.match(ptyOut, new RegExp(`^pty as ${user}\r?$`, "m"));
+        assert.match(ptyOut, /^on a terminal\r?$/m);
+
         // A repository job: the checkout is the user's, readable and writable.
         const repo = await makeTestRepo();
         try {
