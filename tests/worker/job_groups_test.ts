@@ -77,19 +77,18 @@ Deno.test({
       await say(`- ${ended.pid}\n`);
       await say(`+ 1; kill -9 -1 x 1\n+ junk\n`); // not digits: ignored
       // The ledger lists what runs now, with each leader's start time.
+      const expected = [[listed.pid, "job-a", 1], [withSession.pid, "job-c", 1]];
       let ledgerPath = "";
+      let entries: ReturnType<typeof liveEntries> = [];
+      const listing = () => entries.map((e) => [e.pgid, e.jobId, e.attempt]);
+      // The watcher reads the lines in its own time: wait for all of them to show.
       await waitUntil(() => {
         const names = [...Deno.readDirSync(dir)].map((e) => e.name);
         ledgerPath = names.length === 1 ? join(dir, names[0]!) : "";
-        return ledgerPath !== "" &&
-          liveEntries(Deno.readTextFileSync(ledgerPath)).length === 2;
+        entries = ledgerPath === "" ? [] : liveEntries(Deno.readTextFileSync(ledgerPath));
+        return JSON.stringify(listing()) === JSON.stringify(expected);
       });
       assert.match(ledgerPath, new RegExp(`/worker-${Deno.pid}-\\d+-${watcher.pid}\\.groups$`));
-      const entries = liveEntries(Deno.readTextFileSync(ledgerPath));
-      assert.deepEqual(entries.map((e) => [e.pgid, e.jobId, e.attempt]), [
-        [listed.pid, "job-a", 1],
-        [withSession.pid, "job-c", 1],
-      ]);
       assert.ok(entries.every((e) => e.leaderTicks > 0));
 
       await writer.close(); // the worker died
