@@ -25,8 +25,11 @@ import {
 } from "./store_options.ts";
 import { onShutdownSignals } from "./shutdown_signals.ts";
 import {
+  defaultWorkspaceRoot,
+  jobUserFor,
   parseWorkerConfig,
   protocolOption,
+  runAsOption,
   shutdownSteps,
   startWorkerFor,
   WORKER_DEFAULTS,
@@ -47,6 +50,7 @@ export function devCommand(setExitCode: ExitCodeSink) {
     .addOption(new Option("--workers <n>", "workers to run").default("1"))
     .addOption(queueOption("queue the workers take jobs from"))
     .addOption(protocolOption())
+    .addOption(runAsOption())
     .addOption(logLevelOption().default("warn" as const))
     .addHelpText(
       "after",
@@ -70,6 +74,7 @@ async function runDev(opts: {
   workers: string;
   queue: string;
   protocol: string;
+  runAs?: string | undefined;
   logLevel: string;
 }): Promise<number> {
   const listen = parseListenAddress(opts.listen);
@@ -98,11 +103,17 @@ async function runDev(opts: {
     concurrency: "1",
     visibilityTimeout: WORKER_DEFAULTS.visibilityTimeout,
     shutdownGrace: WORKER_DEFAULTS.shutdownGrace,
-    workspaceRoot: join(storeConfig.dataDir, "workspaces"),
+    // The data dir is private (0700) and holds the job store: a user that
+    // jobs run as could not reach workspaces in it, and must not reach it.
+    workspaceRoot: opts.runAs === undefined
+      ? join(storeConfig.dataDir, "workspaces")
+      : defaultWorkspaceRoot(),
     keepWorkspaces: false,
     protocol: opts.protocol,
+    runAs: opts.runAs,
   });
-  const running = Array.from({ length: workers }, () => startWorkerFor(config, logger));
+  const runAs = await jobUserFor(config, logger);
+  const running = Array.from({ length: workers }, () => startWorkerFor(config, logger, runAs));
   console.error(
     `airunner dev: server on ${server.url}, ${workers} worker(s) on queue "${config.queue}"; submit with: airunner submit --server ${server.url} --follow -- echo hello`,
   );

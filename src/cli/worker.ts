@@ -14,6 +14,7 @@ import { MAX_SESSION_CREDITS } from "../server/limits.ts";
 import { type RunningWorker, startWorker } from "../worker/worker.ts";
 import { createRpcWorkerApi, type WorkerApi } from "../worker/worker_api.ts";
 import { createSessionWorkerApi, type WorkerProtocol } from "../worker/session_worker_api.ts";
+import { effectiveUid, prepareRunAs, RunAsError, type RunAsUser } from "../worker/run_as.ts";
 import {
   caCertOption,
   type ExitCodeSink,
@@ -42,6 +43,8 @@ export interface WorkerConfig {
   readonly token?: string | undefined;
   /** PEM of a private CA to trust for an https:// server. */
   readonly caCertPem?: string | undefined;
+  /** Run jobs as this user (`--run-as`); the worker must be root. */
+  readonly runAs?: string | undefined;
 }
 
 /** The worker settings `airunner worker` uses unless told otherwise. */
@@ -76,19 +79,26 @@ export function workerCommand(setExitCode: ExitCodeSink) {
         .env("AIRUNNER_WORKSPACE_ROOT").default(defaultWorkspaceRoot()),
     )
     .option("--keep-workspaces", "leave each job's checkout in place after the job", false)
+    .addOption(runAsOption())
     .addOption(protocolOption())
     .addOption(logLevelOption())
     .addHelpText(
       "after",
-      "\nExample:\n  airunner worker --server http://127.0.0.1:8080 --queue default",
+      "\nExamples:\n  airunner worker --server http://127.0.0.1:8080 --queue default\n  sudo airunner worker --run-as ci --workspace-root /srv/airunner   # jobs run as user ci",
     )
-    .action(async (opts) => {
+    .action(async (opts, command) => {
       try {
         const config = {
           ...parseWorkerConfig(opts),
           token: opts.token,
           caCertPem: await readCaCert(opts.caCert),
         };
+        if (opts.runAs !== undefined && command.getOptionValueSource("token") === "cli") {
+          // Jobs as another user cannot read the worker's environment, but anyone reads its argv.
+          console.error(
+            "airunner: warning: --token on the command line is visible to every user of this host (ps), jobs included; pass it in AIRUNNER_TOKEN",
+          );
+        }
         setExitCode(await runWorker(config, createLogger({ level: opts.logLevel as LogLevel })));
       } catch (error) {
         setExitCode(reportError(error, opts.server));
@@ -106,6 +116,7 @@ export function parseWorkerConfig(opts: {
   workspaceRoot: string;
   keepWorkspaces: boolean;
   protocol: string;
+  runAs?: string | undefined;
 }): WorkerConfig {
   const queue = usageChecked(() => validateQueueName(opts.queue, "--queue"));
   const visibilityMs = parseDurationMs(opts.visibilityTimeout, "--visibility-timeout");
@@ -122,7 +133,49 @@ export function parseWorkerConfig(opts: {
     workspaceRoot: resolve(opts.workspaceRoot),
     keepWorkspaces: opts.keepWorkspaces,
     protocol: opts.protocol as WorkerProtocol,
+    ...(opts.runAs === undefined ? {} : { runAs: opts.runAs }),
   };
+}
+
+/**
+ * `--run-as USER`: run each job as USER (uid, gid and groups, HOME in its
+ * workspace), so that it cannot read the worker's token, environment or
+ * files. Only a worker started as root can; Linux only.
+ */
+export function runAsOption() {
+  return new Option(
+    "--run-as <user>",
+    "run each job as this user, with HOME in its workspace (the worker must run as root; Linux)",
+  ).env("AIRUNNER_RUN_AS");
+}
+
+/**
+ * Who jobs will run as: the `--run-as` user, checked and with the workspace
+ * root readied for it; or, without the flag, nobody else, said once when
+ * that means root.
+ * @throws {UsageError} when jobs cannot run as the user asked for.
+ */
+export async function jobUserFor(
+  config: Pick<WorkerConfig, "runAs" | "workspaceRoot">,
+  logger: Logger,
+): Promise<RunAsUser | undefined> {
+  if (config.runAs === undefined) {
+    if (await effectiveUid() === 0) {
+      logger.warn(
+        "the worker runs as root, so its jobs run as root; start it with --run-as USER to run them as another user",
+      );
+      console.error(
+        "airunner: warning: jobs run as root and can read the worker's token and files; pass --run-as USER to run them as another user",
+      );
+    }
+    return undefined;
+  }
+  try {
+    return await prepareRunAs(config.runAs, config.workspaceRoot);
+  } catch (error) {
+    if (error instanceof RunAsError) throw new UsageError(error.message);
+    throw error;
+  }
 }
 
 /**
@@ -149,9 +202,12 @@ export function defaultWorkspaceRoot(): string {
 
 /** Runs a worker until a shutdown signal and its jobs' grace have passed. */
 export async function runWorker(config: WorkerConfig, logger: Logger): Promise<number> {
-  const worker = startWorkerFor(config, logger);
+  const runAs = await jobUserFor(config, logger);
+  const worker = startWorkerFor(config, logger, runAs);
   console.error(
-    `airunner: worker taking jobs from queue "${config.queue}" at ${config.serverUrl}`,
+    `airunner: worker taking jobs from queue "${config.queue}" at ${config.serverUrl}${
+      runAs === undefined ? "" : `; jobs run as ${runAs.name} (uid ${runAs.uid})`
+    }`,
   );
   const unsubscribe = onShutdownSignals(...shutdownSteps([worker], config.shutdownGraceMs));
   await worker.finished;
@@ -188,7 +244,7 @@ export function shutdownSteps(workers: RunningWorker[], graceMs: number): (() =>
 }
 
 /** Starts a worker connected over RPC to `config.serverUrl`. */
-export function startWorkerFor(config: WorkerConfig, logger: Logger) {
+export function startWorkerFor(config: WorkerConfig, logger: Logger, runAs?: RunAsUser) {
   registerAllMetrics();
   return startWorker({
     api: workerApiFor(config, logger),
@@ -202,6 +258,7 @@ export function startWorkerFor(config: WorkerConfig, logger: Logger) {
     shutdownGraceMs: config.shutdownGraceMs,
     workspaceRoot: config.workspaceRoot,
     keepWorkspaces: config.keepWorkspaces,
+    ...(runAs === undefined ? {} : { runAs }),
   });
 }
 

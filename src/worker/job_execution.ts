@@ -53,6 +53,9 @@ import { OutputBudget } from "./output_budget.ts";
 import { pumpOutput } from "./output_pump.ts";
 import { maskSecretsInText, secretPatterns } from "./secret_masker.ts";
 import { checkOut, CheckoutError, workingDirectoryIn, type Workspace } from "./workspace.ts";
+import { createJobHome, handOver, letThrough, withIdentity } from "./job_home.ts";
+import type { JobGroups } from "./job_groups.ts";
+import type { RunAsUser } from "./run_as.ts";
 import { windowSizeFor } from "./pty.ts";
 import { ProcessStartError, type RunningProcess, startProcess } from "./process_runner.ts";
 import { isRetryable, isRetryableLeaseCall, type WorkerApi } from "./worker_api.ts";
@@ -80,6 +83,10 @@ export interface JobExecutionDeps {
   readonly workspaceRoot: string;
   /** Leave workspaces in place after their jobs (for debugging). */
   readonly keepWorkspaces: boolean;
+  /** Told of every job process group started and ended, so none outlives the worker. */
+  readonly groups?: JobGroups;
+  /** Run jobs as this user, each with a home of its own (see run_as.ts). */
+  readonly runAs?: RunAsUser;
 }
 
 /** How an execution ended. */
@@ -221,6 +228,8 @@ async function runAttempt(
   // The job's secret values, masked in its output and in what the worker says about it.
   const secrets = secretPatterns(Object.values(params?.secretEnvironment ?? {}));
   let workspace: Workspace | undefined;
+  /** The command while it runs (until its group is killed after it exited). */
+  let running: RunningProcess | undefined;
   const failWithoutRunning = async (error: ProcessStartError): Promise<JobOutcome> => {
     // A checkout's message quotes git, which may print what it got from the environment.
     const message = maskSecretsInText(error.message, secrets);
@@ -242,7 +251,7 @@ async function runAttempt(
       return await failWithoutRunning(new ProcessStartError("job has no command", 126));
     }
     // Secrets reach the process like any other variable (validation keeps their names apart).
-    const env = jobEnvironment(
+    let env = jobEnvironment(
       deps.baseEnv,
       { ...params?.environment, ...params?.secretEnvironment },
       leased,
@@ -271,6 +280,31 @@ async function runAttempt(
         throw error;
       }
     }
+    if (deps.runAs !== undefined) {
+      const user = deps.runAs;
+      try {
+        if (workspace === undefined) {
+          workspace = await createJobHome(
+            deps.workspaceRoot,
+            `${job.jobId}-${job.attempt}`,
+            user,
+            deps.keepWorkspaces,
+          );
+          cwd ??= workspace.dir;
+        } else {
+          await handOver(workspace.dir, user);
+        }
+        await letThrough(deps.workspaceRoot, workspace.dir);
+      } catch (error) {
+        return await failWithoutRunning(
+          new ProcessStartError(
+            `cannot make the job's home for ${user.name}: ${describe(error)}`,
+            126,
+          ),
+        );
+      }
+      env = withIdentity(env, params?.environment ?? {}, user, workspace.dir);
+    }
 
     const startedMs = clock.now();
     const pty = params?.processType === ProcessType.PTY ? windowSizeFor(env) : undefined;
@@ -282,11 +316,14 @@ async function runAttempt(
         env,
         ...(cwd === undefined ? {} : { cwd }),
         ...(pty === undefined ? {} : { pty }),
+        ...(deps.runAs === undefined ? {} : { runAs: deps.runAs }),
       });
     } catch (error) {
       if (error instanceof ProcessStartError) return await failWithoutRunning(error);
       throw error;
     }
+    deps.groups?.started(proc.pid, job.jobId, job.attempt);
+    running = proc;
     log.info({ pid: proc.pid, command }, "job started");
     const createdMs = job.createdAt === undefined
       ? undefined
@@ -349,6 +386,8 @@ async function runAttempt(
     const exit = await proc.exit;
     // Whatever the command left running in its process group goes with it.
     proc.kill("SIGKILL");
+    deps.groups?.ended(proc.pid);
+    running = undefined;
     stop.removeEventListener("abort", onStop);
     leaseLost.signal.removeEventListener("abort", onLeaseLost);
     await pumping;
@@ -398,6 +437,11 @@ async function runAttempt(
       completedAt: timestampFromMs(endedMs),
     });
   } finally {
+    if (running !== undefined) {
+      // Something failed while the command ran: it must not run on unseen.
+      running.kill("SIGKILL");
+      deps.groups?.ended(running.pid);
+    }
     leaseDone.abort();
     await publisher.stop(new Error("the attempt is over"));
     await keeping;

@@ -13,6 +13,7 @@
  * @module
  */
 import { ptyInvocation, scriptFlavour, scriptPath, type WindowSize } from "./pty.ts";
+import { runAsPrefix, type RunAsUser } from "./run_as.ts";
 
 /** What to run. */
 export interface ProcessSpec {
@@ -24,6 +25,8 @@ export interface ProcessSpec {
   readonly cwd?: string;
   /** Run on a pseudo-terminal of this size (stdout and stderr become one stream). */
   readonly pty?: WindowSize;
+  /** Run as this user (through setpriv, after the new session; pty jobs: script(1) too). */
+  readonly runAs?: RunAsUser;
 }
 
 /** How a process ended. */
@@ -73,10 +76,16 @@ export function startProcess(spec: ProcessSpec): RunningProcess {
     executable = scriptPath();
   }
   const setsid = IS_WINDOWS ? undefined : setsidPath();
+  const argv = [
+    ...(setsid === undefined ? [] : [setsid]),
+    ...(spec.runAs === undefined ? [] : runAsPrefix(spec.runAs)),
+    executable,
+    ...args,
+  ];
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(setsid ?? executable, {
-      args: setsid === undefined ? [...args] : [executable, ...args],
+    child = new Deno.Command(argv[0]!, {
+      args: argv.slice(1),
       env: { ...spec.env },
       clearEnv: true,
       stdin: "null",

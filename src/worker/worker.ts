@@ -4,13 +4,22 @@
  * `shutdownGraceMs` to finish, then they are stopped and handed back to the
  * queue for another worker.
  *
+ * Before it claims anything, a worker kills the job processes that an
+ * earlier worker on the same workspace root left when it died (see
+ * leftover_groups.ts); while it runs, its jobs die with it (job_groups.ts).
+ *
  * @module
  */
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import { MAX_DEQUEUE_JOBS } from "../server/limits.ts";
 import { runClaimLoop } from "./claim_loop.ts";
+import { join } from "node:path";
 import { executeJob } from "./job_execution.ts";
+import { RUNNING_DIR } from "./group_ledger.ts";
+import { openJobGroups } from "./job_groups.ts";
+import { killLeftoverGroups } from "./leftover_groups.ts";
+import type { RunAsUser } from "./run_as.ts";
 import type { WorkerApi } from "./worker_api.ts";
 import { claimWorkspaceArea } from "./workspace_root.ts";
 
@@ -37,6 +46,8 @@ export interface WorkerOptions {
   readonly workspaceRoot: string;
   /** Leave workspaces in place after their jobs. */
   readonly keepWorkspaces: boolean;
+  /** Run jobs as this user (checked by prepareRunAs); as the worker's own user when absent. */
+  readonly runAs?: RunAsUser;
 }
 
 /** A running worker. */
@@ -59,6 +70,10 @@ export function startWorker(options: WorkerOptions): RunningWorker {
   const stopClaiming = new AbortController();
   const stopJobs = new AbortController();
   let running = 0;
+  // Job groups are recorded beside the workers' areas, so the ledger of a
+  // dead worker outlives the removal of its area.
+  const stateDir = join(options.workspaceRoot, RUNNING_DIR);
+  const groups = openJobGroups(stateDir, logger);
   const claimAndRun = (workspaceRoot: string) => {
     const deps = {
       api,
@@ -69,6 +84,8 @@ export function startWorker(options: WorkerOptions): RunningWorker {
       killGraceMs: options.killGraceMs,
       workspaceRoot,
       keepWorkspaces: options.keepWorkspaces,
+      groups,
+      ...(options.runAs === undefined ? {} : { runAs: options.runAs }),
     };
     return runClaimLoop({
       claim: (max, signal) =>
@@ -91,12 +108,17 @@ export function startWorker(options: WorkerOptions): RunningWorker {
       signal: stopClaiming.signal,
     });
   };
-  // Nothing is claimed before the leftovers of dead workers are gone.
-  const finished = claimWorkspaceArea(options.workspaceRoot, {
-    keep: options.keepWorkspaces,
-    logger,
-  }).then(async (area) => {
+  // Before anything is claimed: a job of a dead worker must not run beside
+  // its next attempt, and dead workers' workspaces are removed.
+  const leftoversKilled = killLeftoverGroups(stateDir, logger).catch((error) => {
+    logger.warn({ err: error }, "could not look for job processes that earlier workers left");
+  });
+  const finished = leftoversKilled.then(() =>
+    claimWorkspaceArea(options.workspaceRoot, { keep: options.keepWorkspaces, logger })
+  ).then(async (area) => {
     try {
+      // A job run as another user passes through this worker's area to its home.
+      if (options.runAs !== undefined) await Deno.chmod(area.dir, 0o711);
       await claimAndRun(area.dir);
     } finally {
       await area.release();
@@ -115,7 +137,8 @@ export function startWorker(options: WorkerOptions): RunningWorker {
     stopClaiming.abort();
     stopJobs.abort();
   };
-  const done = finished.finally(() => clearTimeout(graceTimer)).finally(() => api.close?.());
+  const done = finished.finally(() => clearTimeout(graceTimer)).finally(() => groups.close())
+    .then(() => api.close?.());
   const close = async () => {
     stopNow();
     await done;
