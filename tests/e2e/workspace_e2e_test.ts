@@ -111,8 +111,8 @@ Deno.test("airunner dev with its default data dir runs a branch job in that bran
     const root = join(cwd, ".airunner", "workspaces");
     assert.deepEqual(
       [...Deno.readDirSync(root)].map((e) => e.name.replace(/[0-9a-f]{16}/, "X")).sort(),
-      ["worker-X", "worker-X.lock"],
-      "the root holds the worker's area, and no nested .airunner/workspaces",
+      [".running", "worker-X", "worker-X.lock"],
+      "the root holds the job-group ledgers and the worker's area, and no nested .airunner/workspaces",
     );
     assert.deepEqual(dirsHolding(root, "VERSION"), [], "finished jobs' checkouts are removed");
   } finally {
