@@ -49,9 +49,9 @@ export class RawConnection implements AsyncDisposable {
   }
 
   /** Sends `data` a piece at a time, waiting `gapMs` between pieces of `pieceBytes`. */
-  async trickle(data: string, gapMs: number, pieceBytes = 1): Promise<void> {
-    for (let i = 0; i < data.length; i += pieceBytes) {
-      await this.send(data.slice(i, i + pieceBytes));
+  async trickle(data: Uint8Array, gapMs: number, pieceBytes = 1): Promise<void> {
+    for (let i = 0; i < data.byteLength; i += pieceBytes) {
+      await this.send(data.subarray(i, i + pieceBytes));
       await new Promise((resolve) => setTimeout(resolve, gapMs));
     }
   }
