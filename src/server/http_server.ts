@@ -54,9 +54,9 @@ export interface ServerOptions {
   readonly auth?: ApiTokenVerifier;
   /**
    * Longest a request body may stay silent before the server answers
-   * DeadlineExceeded and closes the connection (default
-   * {@link BODY_IDLE_TIMEOUT_MS}); live streams are timed only until their
-   * first message and within a message (see src/server/request_body.ts).
+   * DeadlineExceeded and ends the call (default {@link BODY_IDLE_TIMEOUT_MS});
+   * live streams are timed only until their first message and within a
+   * message (see src/server/request_body.ts).
    */
   readonly bodyIdleTimeoutMs?: number;
   /** Serve HTTPS (h2 and HTTP/1.1 by ALPN) with this certificate chain and key. */
@@ -197,8 +197,9 @@ function logAndTranslateErrors(logger: Logger): Interceptor {
     const started = performance.now();
     // From the method, never the URL: a query string may hold a token.
     const procedure = `/${req.service.typeName}/${req.method.name}`;
-    // The edge named the span after the RPC (src/server/rpc_route.ts).
+    // Deno.serve's span for this request is named after the HTTP method; name it after the RPC.
     const span = activeSpan();
+    span?.updateName(procedure.slice(1));
     span?.setAttributes({
       "rpc.system": "connect_rpc",
       "rpc.service": req.service.typeName,
@@ -276,9 +277,12 @@ function jobIdOf(message: object): string | undefined {
 function logRefusal(logger: Logger): (ctx: HandlerContext, refusal: EdgeRefusal) => void {
   return (ctx, refusal) => {
     const code = Code[refusal.error.code];
-    activeSpan()?.setAttribute("rpc.connect_rpc.error_code", code);
+    const procedure = `/${ctx.service.typeName}/${ctx.method.name}`;
+    const span = activeSpan();
+    span?.updateName(procedure.slice(1));
+    span?.setAttribute("rpc.connect_rpc.error_code", code);
     logger.debug({
-      procedure: `/${ctx.service.typeName}/${ctx.method.name}`,
+      procedure,
       subject: ctx.values.get(CALLER)?.subject,
       code,
       durationMs: Math.round((performance.now() - refusal.startedMs) * 10) / 10,

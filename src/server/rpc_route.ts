@@ -1,7 +1,6 @@
 /**
- * One RPC route at the HTTP edge, between Deno.serve and Connect: it names
- * the call's span, checks the caller's token from the headers, and only
- * then reads the body, as bytes arrive and within limits of size and
+ * One RPC route at the HTTP edge, between Deno.serve and Connect: it
+ * checks the caller's token from the headers, and only then reads the body, as bytes arrive and within limits of size and
  * silence (src/server/request_body.ts); a call it refuses is answered
  * without its body being read. A unary body is read whole and offered to
  * the fast path first; what that declines, Connect's handler serves.
@@ -27,7 +26,6 @@ import {
 } from "@connectrpc/connect/protocol";
 import type { ApiTokenVerifier } from "../auth/jwt.ts";
 import { concatBytes } from "../bytes.ts";
-import { activeSpan } from "../telemetry/tracing.ts";
 import { authorizeCall } from "./authorization.ts";
 import { toConnectError } from "./error_mapping.ts";
 import type { IdleWatchdog } from "./idle_watchdog.ts";
@@ -123,8 +121,6 @@ export function toFetchHandler(
   };
   return async (req) => {
     const startedMs = performance.now();
-    // Deno.serve's span for this request is named after the HTTP method; name it after the RPC.
-    activeSpan()?.updateName(procedure);
     const values = createContextValues();
     const contentType = (req.headers.get("content-type") ?? "").toLowerCase();
     const json = contentType.includes("json");

@@ -15,7 +15,7 @@ import {
 } from "../../gen/job/v1/job_pb.ts";
 import { ApiTokenVerifier, mintApiToken } from "../../src/auth/jwt.ts";
 import { generateP256KeyPair } from "../../src/auth/keys.ts";
-import { createContextValues, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import {
   createFastUnaryRoutes,
@@ -116,6 +116,37 @@ Deno.test("router options the fast path does not implement are refused by name",
     () => createFastUnaryRoutes(services, { ...NO_OPTIONS, jsonOptions: {}, writeMaxBytes: 1 }),
     /does not implement jsonOptions, writeMaxBytes/,
   );
+});
+
+Deno.test("the fast path runs the router's request gate before the interceptors, as Connect does", async () => {
+  const ran: string[] = [];
+  const routes = createFastUnaryRoutes([{
+    service: JobService,
+    impl: { enqueueJob: () => (ran.push("impl"), {}) },
+  }], {
+    ...NO_OPTIONS,
+    interceptors: [(next) => (req) => (ran.push("interceptor"), next(req))],
+    requestGate: (ctx) => {
+      ran.push("gate");
+      if (ctx.requestHeader.has("x-refuse")) throw new ConnectError("no", Code.Unauthenticated);
+    },
+  });
+  const at = (headers: Record<string, string>) =>
+    new Request(`http://127.0.0.1${ENQUEUE}`, {
+      method: "POST",
+      headers: { ...PROTO, ...headers },
+    });
+  const refused = await routes.get(ENQUEUE)!(
+    at({ "x-refuse": "1" }),
+    new Uint8Array(),
+    createContextValues(),
+  )!;
+  assert.equal(refused.status, 401);
+  assert.deepEqual(await refused.json(), { code: "unauthenticated", message: "no" });
+  assert.deepEqual(ran, ["gate"], "neither interceptors nor the implementation ran");
+  const served = await routes.get(ENQUEUE)!(at({}), new Uint8Array(), createContextValues())!;
+  assert.equal(served.status, 200);
+  assert.deepEqual(ran, ["gate", "gate", "interceptor", "impl"]);
 });
 
 Deno.test("a route's handler offers plain unary calls to the fast path and everything else to Connect", async () => {
