@@ -12,6 +12,7 @@ import { create } from "@bufbuild/protobuf";
 import { type OperationError, OperationErrorSchema } from "../../gen/job/v1/job_pb.ts";
 import type { Logger } from "../logger.ts";
 import { InvalidArgumentError } from "./request_validation.ts";
+import { RequestBodyError, type RequestBodyErrorCode } from "./request_body.ts";
 
 /** The Connect code of each store error. */
 export const CONNECT_CODE_OF: Readonly<Record<StoreErrorCode, Code>> = {
@@ -31,6 +32,14 @@ export const CONNECT_CODE_OF: Readonly<Record<StoreErrorCode, Code>> = {
   store_full: Code.ResourceExhausted,
 };
 
+/** The Connect code of each way the HTTP edge refuses a request body. */
+export const CONNECT_CODE_OF_BODY_ERROR: Readonly<Record<RequestBodyErrorCode, Code>> = {
+  body_too_large: Code.ResourceExhausted,
+  body_incomplete: Code.InvalidArgument,
+  body_idle: Code.DeadlineExceeded,
+  json_too_deep: Code.InvalidArgument,
+};
+
 /** The request field a store error is about, named in the message as validation errors are. */
 const FIELD_OF: Partial<Record<StoreErrorCode, string>> = {
   invalid_task_token: "task_token",
@@ -44,7 +53,8 @@ const FIELD_OF: Partial<Record<StoreErrorCode, string>> = {
 export function isExpectedError(error: unknown): boolean {
   return error instanceof ConnectError || error instanceof StoreError ||
     error instanceof InvalidArgumentError || error instanceof UnauthenticatedError ||
-    error instanceof PermissionDeniedError || isAbort(error);
+    error instanceof PermissionDeniedError || isAbort(error) ||
+    error instanceof RequestBodyError;
 }
 
 /** A client that went away (or a deadline that passed) aborts its call; that is no server fault. */
@@ -71,6 +81,9 @@ export function toConnectError(error: unknown): ConnectError {
     return new ConnectError(message, CONNECT_CODE_OF[error.code]);
   }
   if (isAbort(error)) return new ConnectError("the call was cancelled", Code.Canceled);
+  if (error instanceof RequestBodyError) {
+    return new ConnectError(error.message, CONNECT_CODE_OF_BODY_ERROR[error.code]);
+  }
   return new ConnectError("internal error", Code.Internal);
 }
 

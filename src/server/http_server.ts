@@ -5,11 +5,13 @@
  *
  * @module
  */
-import { Code, ConnectError, createConnectRouter, type Interceptor } from "@connectrpc/connect";
 import {
-  type UniversalHandler,
-  universalServerResponseToFetch,
-} from "@connectrpc/connect/protocol";
+  Code,
+  ConnectError,
+  createConnectRouter,
+  type HandlerContext,
+  type Interceptor,
+} from "@connectrpc/connect";
 import type { ExecutionConfig } from "../../gen/job/v1/job_pb.ts";
 import { JobEventsService, JobService } from "../../gen/job/v1/job_pb.ts";
 import type { ApiTokenVerifier } from "../auth/jwt.ts";
@@ -19,13 +21,13 @@ import { defaultExecutionConfig } from "./execution_config.ts";
 import { isExpectedError, toConnectError } from "./error_mapping.ts";
 import { createJobEventsService } from "./job_events_service.ts";
 import { createJobService } from "./job_service.ts";
-import { CALLER, requireApiToken } from "./authorization.ts";
-import { MAX_MESSAGE_BYTES, SESSION_HEARTBEAT_MS } from "./limits.ts";
-import { concatBytes } from "../bytes.ts";
+import { CALLER } from "./authorization.ts";
+import { BODY_IDLE_TIMEOUT_MS, MAX_MESSAGE_BYTES, SESSION_HEARTBEAT_MS } from "./limits.ts";
 import { instrumentStore } from "../telemetry/instrumented_store.ts";
 import { registerAllMetrics } from "../telemetry/metrics.ts";
 import { activeSpan } from "../telemetry/tracing.ts";
-import { correctStreamParseErrors, correctUnaryParseError } from "./malformed_requests.ts";
+import { checkIntervalFor, IdleWatchdog } from "./idle_watchdog.ts";
+import { type EdgeRefusal, edgeRefusalGate, toFetchHandler } from "./rpc_route.ts";
 import { createFastUnaryRoutes, type FastUnaryRoute } from "./unary_fast_path.ts";
 
 /** Options of {@link startServer}. */
@@ -45,10 +47,18 @@ export interface ServerOptions {
   /** Longest shutdown waits for in-flight calls to finish (default 10 s). */
   readonly shutdownTimeoutMs?: number;
   /**
-   * Checks every call's API token; absent, every call is accepted (the CLI
-   * allows that only with --no-auth or on loopback in `dev`).
+   * Checks every call's API token, from its headers and before any of its
+   * body is read; absent, every call is accepted (the CLI allows that only
+   * with --no-auth or on loopback in `dev`).
    */
   readonly auth?: ApiTokenVerifier;
+  /**
+   * Longest a request body may stay silent before the server answers
+   * DeadlineExceeded and ends the call (default {@link BODY_IDLE_TIMEOUT_MS});
+   * live streams are timed only until their first message and within a
+   * message (see src/server/request_body.ts).
+   */
+  readonly bodyIdleTimeoutMs?: number;
   /** Serve HTTPS (h2 and HTTP/1.1 by ALPN) with this certificate chain and key. */
   readonly tls?: { readonly certPem: string; readonly keyPem: string };
   /**
@@ -76,10 +86,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   registerAllMetrics();
   const store = instrumentStore(options.store);
   const shutdown = new AbortController();
-  const interceptors = [
-    logAndTranslateErrors(logger),
-    ...(options.auth === undefined ? [] : [requireApiToken(options.auth)]),
-  ];
+  const interceptors = [logAndTranslateErrors(logger)];
+  const bodyIdleTimeoutMs = options.bodyIdleTimeoutMs ?? BODY_IDLE_TIMEOUT_MS;
+  const watchdog = new IdleWatchdog(checkIntervalFor(bodyIdleTimeoutMs));
+  const edge = { auth: options.auth, watchdog, bodyIdleTimeoutMs };
   const routerOptions = {
     // Deno.serve has no HTTP trailers, so native gRPC cannot work; refusing
     // it gives gRPC clients a clean 415 instead of a broken stream.
@@ -89,6 +99,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     readMaxBytes: MAX_MESSAGE_BYTES,
     shutdownSignal: shutdown.signal,
     interceptors,
+    requestGate: edgeRefusalGate(logRefusal(logger)),
   };
   const router = createConnectRouter(routerOptions);
   const jobService = createJobService({
@@ -112,11 +123,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   for (const handler of router.handlers) {
     routes.set(
       handler.requestPath,
-      toFetchHandler(
-        handler,
-        BUFFERED_STREAMS.has(handler.requestPath),
-        fastRoutes.get(handler.requestPath),
-      ),
+      toFetchHandler(handler, {
+        bufferStream: BUFFERED_STREAMS.has(handler.requestPath),
+        fastRoute: fastRoutes.get(handler.requestPath),
+        edge,
+      }),
     );
   }
 
@@ -131,7 +142,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return new Response("internal error", { status: 500 });
     },
   }, (req) => {
-    const path = new URL(req.url).pathname;
+    const url = new URL(req.url);
+    // Deno's span records the URL; a query string may hold a token.
+    if (url.search !== "") redactQuery(url);
+    const path = url.pathname;
     const route = routes.get(path);
     if (route !== undefined) return route(req);
     if (path === "/health" && (req.method === "GET" || req.method === "HEAD")) {
@@ -159,6 +173,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         ),
       ]);
       if (!stopped) logger.warn("shutdown timed out; abandoning calls still in flight");
+      watchdog.close();
       store.stopObserving();
     })();
     return closing;
@@ -180,7 +195,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 function logAndTranslateErrors(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
-    const procedure = req.url.slice(req.url.lastIndexOf("/", req.url.lastIndexOf("/") - 1));
+    // From the method, never the URL: a query string may hold a token.
+    const procedure = `/${req.service.typeName}/${req.method.name}`;
     // Deno.serve's span for this request is named after the HTTP method; name it after the RPC.
     const span = activeSpan();
     span?.updateName(procedure.slice(1));
@@ -254,6 +270,34 @@ function jobIdOf(message: object): string | undefined {
   return typeof id === "string" && id !== "" ? id : undefined;
 }
 
+/**
+ * Logs a call the edge refused (no valid token, a body it would not read)
+ * as the interceptor logs every other call: no interceptor sees it.
+ */
+function logRefusal(logger: Logger): (ctx: HandlerContext, refusal: EdgeRefusal) => void {
+  return (ctx, refusal) => {
+    const code = Code[refusal.error.code];
+    const procedure = `/${ctx.service.typeName}/${ctx.method.name}`;
+    const span = activeSpan();
+    span?.updateName(procedure.slice(1));
+    span?.setAttribute("rpc.connect_rpc.error_code", code);
+    logger.debug({
+      procedure,
+      subject: ctx.values.get(CALLER)?.subject,
+      code,
+      durationMs: Math.round((performance.now() - refusal.startedMs) * 10) / 10,
+    }, "rpc");
+  };
+}
+
+/** Replaces the URL attributes of the request's span with ones without the query string. */
+function redactQuery(url: URL): void {
+  activeSpan()?.setAttributes({
+    "url.full": `${url.origin}${url.pathname}`,
+    "url.query": "[redacted]",
+  });
+}
+
 /** The queue a request message names, if any. */
 function queueOf(message: object): string | undefined {
   const queue = (message as { queue?: unknown }).queue;
@@ -267,69 +311,3 @@ function queueOf(message: object): string | undefined {
  * wait for the end of the stream.
  */
 const BUFFERED_STREAMS = new Set([`/${JobService.typeName}/${JobService.method.dequeueJob.name}`]);
-
-/**
- * Adapts a Connect handler to fetch's Request and Response. Unary bodies
- * (requests of a declared, bounded length; responses that declare their
- * Content-Length) move as one buffer each, which costs far less than a
- * stream per call; streaming calls stay streams. A unary request's body is
- * offered to `fastRoute` first; what it declines goes to `handler`.
- * Exported for tests.
- */
-export function toFetchHandler(
-  handler: UniversalHandler,
-  bufferStream: boolean,
-  fastRoute: FastUnaryRoute | undefined,
-): (req: Request) => Promise<Response> {
-  return async (req) => {
-    const length = Number(req.headers.get("content-length") ?? NaN);
-    const unary = !(req.headers.get("content-type") ?? "").startsWith("application/connect+");
-    // A unary body of a declared, bounded length is read in one go; reading
-    // it as a stream costs more than the call itself.
-    let requestBody: AsyncIterable<Uint8Array>;
-    if (unary && length >= 0 && length <= MAX_MESSAGE_BYTES) {
-      const bytes = await req.bytes();
-      const answered = fastRoute?.(req, bytes);
-      if (answered !== undefined) return answered;
-      requestBody = oneChunk(bytes);
-    } else {
-      requestBody = req.body ?? oneChunk(new Uint8Array());
-    }
-    const res = await handler({
-      httpVersion: "",
-      method: req.method,
-      url: req.url,
-      header: req.headers,
-      signal: req.signal,
-      body: requestBody,
-    });
-    const failed = res.status === 500;
-    if (
-      res.body === undefined || (!bufferStream && !failed && !res.header?.has("content-length"))
-    ) {
-      return universalServerResponseToFetch(
-        unary || res.body === undefined
-          ? res
-          : { ...res, body: correctStreamParseErrors(res.body) },
-      );
-    }
-    const chunks: Uint8Array[] = [];
-    const body = bufferStream && !unary ? correctStreamParseErrors(res.body) : res.body;
-    for await (const chunk of body) chunks.push(chunk);
-    // Connect's chunks are plain ArrayBuffer-backed bytes.
-    const bytes = (chunks.length === 1 ? chunks[0]! : concatBytes(chunks)) as Uint8Array<
-      ArrayBuffer
-    >;
-    const corrected = failed ? correctUnaryParseError(res.status, bytes) : undefined;
-    if (corrected !== undefined) {
-      const headers = new Headers(res.header ?? {});
-      headers.delete("content-length");
-      return new Response(corrected.body, { status: corrected.status, headers });
-    }
-    return new Response(bytes, { status: res.status, headers: res.header ?? {} });
-  };
-}
-
-async function* oneChunk(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
-  if (bytes.byteLength > 0) yield bytes;
-}

@@ -74,3 +74,18 @@ export const MAX_SECRET_ENTRIES = 64;
 export const MAX_SECRET_VALUE_BYTES = 16 * 1024;
 /** Most bytes of all secret values of one job together. */
 export const MAX_SECRET_TOTAL_BYTES = 64 * 1024;
+/**
+ * Deepest nesting of objects and arrays in a JSON request message. No
+ * job.v1 message nests deeper than about ten; the limit is checked by a
+ * linear scan before JSON.parse, which would otherwise spend seconds and
+ * hundreds of MiB on a few MB of brackets.
+ */
+export const MAX_JSON_DEPTH = 64;
+/**
+ * Longest a request body may stay silent (no byte arriving) while the
+ * server waits for it: the rest of a unary body, the first message of a
+ * stream, the rest of a message that has begun, the end of a
+ * server-streaming request. The server then answers DeadlineExceeded and
+ * ends the call. Default of the server's `bodyIdleTimeoutMs`.
+ */
+export const BODY_IDLE_TIMEOUT_MS = 30_000;

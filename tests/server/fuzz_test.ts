@@ -6,6 +6,11 @@
  * must answer each with a proper response (never Internal, never a dropped
  * connection), stay up, log no unexpected error, and still run a job.
  *
+ * Then what a client can only do below fetch, over raw connections to a
+ * server process with a 1 s body timeout: bodies shorter than they say,
+ * slow and silent bodies, slow and never-ending headers, JSON nested past
+ * the limit, tokens in the query string.
+ *
  * The run is reproducible: FUZZ_SEED=<n> replays the sequence a failure
  * names.
  */
@@ -26,6 +31,8 @@ import {
   startAirunner,
   waitForHealth,
 } from "../support/airunner_process.ts";
+import { startEdgeServer } from "../support/edge_server.ts";
+import { postHead, type RawAnswer, RawConnection } from "../support/raw_http.ts";
 
 const REQUESTS = 10_000;
 const CONCURRENCY = 16;
@@ -414,4 +421,188 @@ Deno.test(`the server survives ${REQUESTS} fuzzed requests to every RPC (seed ${
 
   const { stderr } = await server.stop();
   assert.doesNotMatch(stderr, /"level":(50|60)/, `seed ${SEED}: the server logged an error`);
+});
+
+const RAW_CASES = 160;
+const RAW_CONCURRENCY = 16;
+const RAW_BODY_IDLE_TIMEOUT_MS = 1000;
+/** Shaped like a JWT, so a leak of any part of it is easy to find. */
+const QUERY_TOKEN = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJmdXp6In0.cXVlcnktc3RyaW5nLXRva2Vu";
+const RAW_KINDS = [
+  "short body",
+  "slow body",
+  "silent body",
+  "slow headers",
+  "endless headers",
+  "nested JSON",
+  "query token",
+] as const;
+type RawKind = typeof RAW_KINDS[number];
+
+interface RawOutcome {
+  readonly answer: RawAnswer | undefined;
+  readonly closed: boolean;
+}
+
+/** Plays one raw case against `port`; every step is bounded in time. */
+async function playRawCase(
+  rng: Random,
+  kind: RawKind,
+  procedure: Procedure,
+  port: number,
+): Promise<RawOutcome> {
+  const streaming = procedure.streamingRequest || procedure.streamingResponse;
+  const contentType = streaming ? "application/connect+proto" : "application/proto";
+  // Small messages, so that sending them slowly stays quick.
+  const shape = validShape(rng, procedure);
+  const message = shape.byteLength <= 256 ? shape : new Uint8Array();
+  const body = streaming ? envelope(0, message) : message;
+  await using conn = await RawConnection.open(port);
+  // A deadline, so that a valid DequeueJob does not wait a minute for a job.
+  const head = (headers: Record<string, string | number>, path = procedure.path) =>
+    postHead(path, { "content-type": contentType, "connect-timeout-ms": 2000, ...headers });
+  try {
+    await sendRawCase(rng, kind, conn, head, body, procedure, streaming);
+  } catch {
+    // The server answered and closed before the client was done sending.
+  }
+  const answer = await conn.answer(kind === "endless headers" ? 300 : 8_000);
+  return { answer, closed: conn.closed };
+}
+
+async function sendRawCase(
+  rng: Random,
+  kind: RawKind,
+  conn: RawConnection,
+  head: (headers: Record<string, string | number>, path?: string) => string,
+  body: Uint8Array,
+  procedure: Procedure,
+  streaming: boolean,
+): Promise<void> {
+  const encoder = new TextEncoder();
+  switch (kind) {
+    case "short body": {
+      const declared = body.byteLength + 1 + rng.int(100_000);
+      await conn.send(head({ "content-length": declared }));
+      await conn.send(body.subarray(0, rng.int(body.byteLength + 1)));
+      if (rng.chance(0.5)) await conn.closeWrite();
+      else await conn.close();
+      break;
+    }
+    case "slow body":
+      // Pieces well inside the idle timeout: a slow client, not a silent one.
+      await conn.send(head({ "content-length": body.byteLength }));
+      await conn.trickle(body, 50 + rng.int(150), 1 + rng.int(40));
+      break;
+    case "silent body":
+      // Never a whole message: what waits is the body, not the call.
+      await conn.send(head({ "content-length": body.byteLength + 1 + rng.int(9_000_000) }));
+      await conn.send(body.subarray(0, rng.int(body.byteLength)));
+      break;
+    case "slow headers":
+      await conn.trickle(
+        encoder.encode(head({ "content-length": body.byteLength })),
+        20 + rng.int(60),
+        10,
+      );
+      await conn.send(body);
+      break;
+    case "endless headers":
+      await conn.trickle(encoder.encode(`POST ${procedure.path} HTTP/1.1\r\nhost: 1`), 50, 8);
+      break;
+    case "nested JSON": {
+      const depth = rng.pick([65, 100, 10_000, 1_000_000]);
+      const json = encoder.encode(
+        `{"queue":${"[".repeat(depth)}${"]".repeat(depth)}}`,
+      );
+      const data = streaming ? envelope(0, json) : json;
+      await conn.send(head({
+        "content-type": streaming ? "application/connect+json" : "application/json",
+        "content-length": data.byteLength,
+      }));
+      await conn.send(data);
+      break;
+    }
+    case "query token":
+      await conn.send(head(
+        { "content-length": body.byteLength },
+        `${procedure.path}?${rng.pick(["token", "access_token", "auth"])}=${QUERY_TOKEN}`,
+      ));
+      await conn.send(body);
+      break;
+  }
+}
+
+/** Why `outcome` is not a proper end of a `kind` case, or undefined when it is. */
+function improperRawOutcome(kind: RawKind, procedure: Procedure, outcome: RawOutcome) {
+  const { answer } = outcome;
+  const streamingResponse = procedure.streamingResponse;
+  if (kind === "endless headers") return answer === undefined ? undefined : "answered a half head";
+  // A half-closed client of a streaming call reads to Deno as one that
+  // left: the stream's answer stops where it was, and the connection closes.
+  if (kind === "short body" && streamingResponse && outcome.closed) return undefined;
+  if (answer === undefined) {
+    return kind === "short body" && outcome.closed ? undefined : "no answer";
+  }
+  const problem = improperAnswer(answer.status, answer.body);
+  if (problem !== undefined) return problem;
+  const expected: Partial<Record<RawKind, RegExp>> = {
+    "short body": /"code":"invalid_argument"/,
+    "silent body": /"code":"(deadline_exceeded|resource_exhausted)"/,
+    "nested JSON": /"code":"invalid_argument","message":"request JSON nests/,
+  };
+  const wanted = expected[kind];
+  if (wanted !== undefined && !wanted.test(answer.body)) return `not ${wanted}`;
+  return undefined;
+}
+
+Deno.test(`raw HTTP: short, slow and silent bodies, slow and endless headers, nested JSON, query tokens (seed ${SEED})`, async () => {
+  await using server = await startEdgeServer({
+    bodyIdleTimeoutMs: RAW_BODY_IDLE_TIMEOUT_MS,
+    auth: false,
+  });
+  const rng = new Random(SEED ^ 0x5eed);
+  // A client of a client or bidi stream that half-closes has ended its
+  // side, which is its right; the server answers in its own time.
+  const oneMessage = PROCEDURES.filter((p) => !p.streamingRequest);
+  const plan = Array.from({ length: RAW_CASES }, (_, i) => {
+    const kind = RAW_KINDS[i % RAW_KINDS.length]!;
+    return {
+      kind,
+      procedure: rng.pick(kind === "short body" ? oneMessage : PROCEDURES),
+      rng: new Random(rng.int(2 ** 31)),
+    };
+  });
+  const failures: string[] = [];
+  const counts = new Map<string, number>();
+  let next = 0;
+  await Promise.all(Array.from({ length: RAW_CONCURRENCY }, async () => {
+    while (next < plan.length) {
+      const index = next++;
+      const { kind, procedure, rng } = plan[index]!;
+      try {
+        const outcome = await playRawCase(rng, kind, procedure, server.port);
+        const problem = improperRawOutcome(kind, procedure, outcome);
+        if (problem !== undefined) {
+          failures.push(
+            `#${index} ${kind} ${procedure.path}: ${problem}: ${
+              outcome.answer?.body.slice(0, 200)
+            }`,
+          );
+        }
+        const key = `${kind} → ${outcome.answer?.status ?? "no answer"}`;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      } catch (error) {
+        failures.push(`#${index} ${kind} ${procedure.path}: ${error}`);
+      }
+    }
+  }));
+  console.log([...counts].sort().map(([k, n]) => `  ${k}: ${n}`).join("\n"));
+  assert.deepEqual(failures.slice(0, 10), [], `seed ${SEED}: ${failures.length} improper outcomes`);
+  const health = await fetch(`${server.url}/health`);
+  assert.equal(health.status, 200, "still serving");
+  await health.body?.cancel();
+  const log = await server.stop();
+  assert.doesNotMatch(log, /"level":(50|60)/, `seed ${SEED}: the server logged an error`);
+  assert.ok(!log.includes(QUERY_TOKEN.slice(0, 12)), "no query-string token reached the log");
 });

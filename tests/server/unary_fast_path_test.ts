@@ -15,14 +15,16 @@ import {
 } from "../../gen/job/v1/job_pb.ts";
 import { ApiTokenVerifier, mintApiToken } from "../../src/auth/jwt.ts";
 import { generateP256KeyPair } from "../../src/auth/keys.ts";
-import type { HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import {
   createFastUnaryRoutes,
   type FastUnaryRoute,
   isPlainBinaryUnary,
 } from "../../src/server/unary_fast_path.ts";
-import { type RunningServer, startServer, toFetchHandler } from "../../src/server/http_server.ts";
+import { type RunningServer, startServer } from "../../src/server/http_server.ts";
+import { IdleWatchdog } from "../../src/server/idle_watchdog.ts";
+import { toFetchHandler } from "../../src/server/rpc_route.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
 import { type MemoryLog, memoryLog } from "../support/memory_log.ts";
 
@@ -56,12 +58,15 @@ Deno.test("the fast routes cover every unary method and decline what they do not
   const route = routes.get(ENQUEUE)!;
   const body = toBinary(EnqueueJobRequestSchema, create(EnqueueJobRequestSchema, { queue: "q" }));
   const at = "http://127.0.0.1/job.v1.JobService/EnqueueJob";
-  assert.ok(route(new Request(at, { method: "POST", headers: PROTO }), body) instanceof Promise);
+  const values = createContextValues();
+  assert.ok(
+    route(new Request(at, { method: "POST", headers: PROTO }), body, values) instanceof Promise,
+  );
   const json = new Request(at, { method: "POST", headers: { "content-type": "application/json" } });
-  assert.equal(route(json, body), undefined, "JSON goes to Connect");
+  assert.equal(route(json, body, values), undefined, "JSON goes to Connect");
   const garbage = new Uint8Array([0xff, 0xff, 0xff]);
   assert.equal(
-    route(new Request(at, { method: "POST", headers: PROTO }), garbage),
+    route(new Request(at, { method: "POST", headers: PROTO }), garbage, values),
     undefined,
     "a body that does not parse goes to Connect, which words the error",
   );
@@ -84,7 +89,7 @@ Deno.test("a fast call's signal follows the server's shutdown and aborts when th
   }], { interceptors: [], shutdownSignal: shutdown.signal });
   const at = (path: string) =>
     new Request(`http://127.0.0.1${path}`, { method: "POST", headers: PROTO });
-  const waiting = routes.get(ENQUEUE)!(at(ENQUEUE), new Uint8Array())!;
+  const waiting = routes.get(ENQUEUE)!(at(ENQUEUE), new Uint8Array(), createContextValues())!;
   await new Promise((resolve) => setTimeout(resolve, 20));
   assert.equal(signals.length, 1);
   assert.ok(!signals[0]!.aborted, "still waiting");
@@ -95,6 +100,7 @@ Deno.test("a fast call's signal follows the server's shutdown and aborts when th
   const quick = await routes.get("/job.v1.JobService/GetJob")!(
     at("/job.v1.JobService/GetJob"),
     new Uint8Array(),
+    createContextValues(),
   )!;
   assert.equal(quick.status, 200);
   assert.ok(signals[1]!.aborted, "a call's signal aborts once the call has ended");
@@ -110,6 +116,37 @@ Deno.test("router options the fast path does not implement are refused by name",
     () => createFastUnaryRoutes(services, { ...NO_OPTIONS, jsonOptions: {}, writeMaxBytes: 1 }),
     /does not implement jsonOptions, writeMaxBytes/,
   );
+});
+
+Deno.test("the fast path runs the router's request gate before the interceptors, as Connect does", async () => {
+  const ran: string[] = [];
+  const routes = createFastUnaryRoutes([{
+    service: JobService,
+    impl: { enqueueJob: () => (ran.push("impl"), {}) },
+  }], {
+    ...NO_OPTIONS,
+    interceptors: [(next) => (req) => (ran.push("interceptor"), next(req))],
+    requestGate: (ctx) => {
+      ran.push("gate");
+      if (ctx.requestHeader.has("x-refuse")) throw new ConnectError("no", Code.Unauthenticated);
+    },
+  });
+  const at = (headers: Record<string, string>) =>
+    new Request(`http://127.0.0.1${ENQUEUE}`, {
+      method: "POST",
+      headers: { ...PROTO, ...headers },
+    });
+  const refused = await routes.get(ENQUEUE)!(
+    at({ "x-refuse": "1" }),
+    new Uint8Array(),
+    createContextValues(),
+  )!;
+  assert.equal(refused.status, 401);
+  assert.deepEqual(await refused.json(), { code: "unauthenticated", message: "no" });
+  assert.deepEqual(ran, ["gate"], "neither interceptors nor the implementation ran");
+  const served = await routes.get(ENQUEUE)!(at({}), new Uint8Array(), createContextValues())!;
+  assert.equal(served.status, 200);
+  assert.deepEqual(ran, ["gate", "gate", "interceptor", "impl"]);
 });
 
 Deno.test("a route's handler offers plain unary calls to the fast path and everything else to Connect", async () => {
@@ -135,7 +172,12 @@ Deno.test("a route's handler offers plain unary calls to the fast path and every
     body.byteLength === 3 || req.headers.get("content-type") !== "application/proto"
       ? undefined
       : Promise.resolve(new Response("fast"));
-  const handle = toFetchHandler(connect, false, fast);
+  using watchdog = disposable(new IdleWatchdog(1000));
+  const handle = toFetchHandler(connect, {
+    bufferStream: false,
+    fastRoute: fast,
+    edge: { auth: undefined, watchdog: watchdog.value, bodyIdleTimeoutMs: 30_000 },
+  });
   const send = async (body: string, contentType: string) => {
     const res = await handle(
       new Request(`http://127.0.0.1${ENQUEUE}`, {
@@ -152,6 +194,10 @@ Deno.test("a route's handler offers plain unary calls to the fast path and every
   assert.equal(await send("123", "application/proto"), "connect", "declined: Connect answers");
   assert.deepEqual(connectSaw, ["application/json 2", "application/proto 3"], "with the body");
 });
+
+function disposable(watchdog: IdleWatchdog) {
+  return { value: watchdog, [Symbol.dispose]: () => watchdog.close() };
+}
 
 async function* oneChunk(text: string): AsyncIterable<Uint8Array> {
   yield new TextEncoder().encode(text);
@@ -280,7 +326,7 @@ Deno.test("a successful call through the fast path answers as Connect does", asy
   });
 });
 
-Deno.test("interceptors run on the fast path: no token and a wrong scope are refused as by Connect", async () => {
+Deno.test("no token and a wrong scope are refused at the edge, the same with the fast path as without", async () => {
   await withBothServers(async (fast, connect) => {
     const body = toBinary(
       EnqueueJobRequestSchema,
