@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { concatBytes } from "../bytes.ts";
 
 /** What every occurrence of a secret becomes. */
 export const SECRET_MASK = "***";
@@ -84,7 +85,7 @@ export class StreamMasker {
   /** The masked output of `chunk` that can be passed on now. */
   push(chunk: Uint8Array): Uint8Array {
     if (this.#passThrough || chunk.byteLength === 0) return chunk;
-    const data = this.#held.byteLength === 0 ? chunk : concat([this.#held, chunk]);
+    const data = this.#held.byteLength === 0 ? chunk : concatBytes([this.#held, chunk]);
     return this.#scan(data, false);
   }
 
@@ -158,7 +159,7 @@ export class StreamMasker {
       out.push(data.subarray(emitFrom, stop));
     }
     if (out.length === 1) return out[0]!;
-    return out.length === 0 ? EMPTY : concat(out);
+    return out.length === 0 ? EMPTY : concatBytes(out);
   }
 }
 
@@ -169,7 +170,7 @@ export class StreamMasker {
 export function maskSecretsInText(text: string, patterns: readonly Uint8Array[]): string {
   if (patterns.length === 0 || text === "") return text;
   const masker = new StreamMasker(patterns);
-  const bytes = concat([masker.push(new TextEncoder().encode(text)), masker.flush()]);
+  const bytes = concatBytes([masker.push(new TextEncoder().encode(text)), masker.flush()]);
   return new TextDecoder().decode(bytes);
 }
 
@@ -178,16 +179,4 @@ function matchesAt(data: Uint8Array, at: number, pattern: Uint8Array, length: nu
     if (data[at + k] !== pattern[k]) return false;
   }
   return true;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const part of parts) size += part.byteLength;
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
 }

@@ -11,20 +11,13 @@ import { makeEvent } from "../../src/store/event_sequencing.ts";
 import {
   freePort,
   runAirunner,
-  startAirunner,
+  startServerProcess,
   waitForHealth,
 } from "../support/airunner_process.ts";
 import { once } from "../support/streams.ts";
 
 function startServer(dataDir: string, port: number) {
-  return startAirunner([
-    "server",
-    "--listen",
-    `127.0.0.1:${port}`,
-    "--data-dir",
-    dataDir,
-    "--no-auth",
-  ]);
+  return startServerProcess(dataDir, port);
 }
 
 Deno.test("every acknowledged job and event survives kill -9 of the server", async () => {

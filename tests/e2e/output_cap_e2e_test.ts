@@ -13,33 +13,17 @@ Deno.test("dev --max-job-output 1000: a 1 MB job shows 1000 bytes, one marker on
   await using dev = await startDev({ prefix: "airunner-cap-", args: ["--max-job-output", "1000"] });
   const { server } = dev;
   const megabyte = "head -c 1000000 /dev/zero | tr '\\0' y";
+  const follow = (script: string) =>
+    runAirunner(["submit", "--server", server, "--follow", "--", "sh", "-c", script]);
 
-  const followed = await runAirunner([
-    "submit",
-    "--server",
-    server,
-    "--follow",
-    "--",
-    "sh",
-    "-c",
-    `${megabyte}; echo after the flood >&2; exit 4`,
-  ]);
+  const followed = await follow(`${megabyte}; echo after the flood >&2; exit 4`);
   assert.equal(followed.code, 4, followed.stderr);
   assert.equal(followed.stdout, "y".repeat(1000));
   assert.equal(followed.stderr.split(MARKER).length - 1, 1, followed.stderr);
   assert.ok(!followed.stderr.includes("after the flood"), "output past the cap is not stored");
 
   // Exactly the cap: all of it, no marker.
-  const exact = await runAirunner([
-    "submit",
-    "--server",
-    server,
-    "--follow",
-    "--",
-    "sh",
-    "-c",
-    "head -c 1000 /dev/zero | tr '\\0' x",
-  ]);
+  const exact = await follow("head -c 1000 /dev/zero | tr '\\0' x");
   assert.equal(exact.code, 0, exact.stderr);
   assert.equal(exact.stdout, "x".repeat(1000));
   assert.ok(!exact.stderr.includes("truncated"), exact.stderr);

@@ -10,6 +10,7 @@ import {
   freePort,
   runAirunner,
   startAirunner,
+  startServerProcess,
   waitForHealth,
 } from "../support/airunner_process.ts";
 
@@ -27,14 +28,7 @@ async function withScratch(fn: (dir: string) => Promise<void>) {
 async function server(dataDir: string) {
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
-  const process = startAirunner([
-    "server",
-    "--listen",
-    `127.0.0.1:${port}`,
-    "--data-dir",
-    dataDir,
-    "--no-auth",
-  ]);
+  const process = startServerProcess(dataDir, port);
   await waitForHealth(url);
   return Object.assign(process, { url });
 }

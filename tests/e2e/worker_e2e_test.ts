@@ -10,6 +10,7 @@ import {
   freePort,
   runAirunner,
   startAirunner,
+  startServerProcess,
   waitForHealth,
   WORKER_PROTOCOLS,
   type WorkerProtocol,
@@ -17,14 +18,7 @@ import {
 
 /** A server on `port` with `dataDir`, started and healthy. */
 async function server(dataDir: string, port: number) {
-  const process = startAirunner([
-    "server",
-    "--listen",
-    `127.0.0.1:${port}`,
-    "--data-dir",
-    dataDir,
-    "--no-auth",
-  ]);
+  const process = startServerProcess(dataDir, port);
   await waitForHealth(`http://127.0.0.1:${port}`);
   return process;
 }

@@ -13,19 +13,7 @@ import {
   startAirunner,
   waitForHealth,
 } from "../support/airunner_process.ts";
-import { makeTestRepo } from "../support/git_repo.ts";
-
-async function git(cwd: string, ...args: string[]): Promise<string> {
-  const out = await new Deno.Command("git", {
-    args: ["-c", "user.email=test@airunner.invalid", "-c", "user.name=test", ...args],
-    cwd,
-    stdout: "piped",
-    stderr: "piped",
-    env: { GIT_CONFIG_NOSYSTEM: "1", HOME: cwd },
-  }).output();
-  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-  return new TextDecoder().decode(out.stdout).trim();
-}
+import { git, makeTestRepo } from "../support/git_repo.ts";
 
 /**
  * A scratch directory that is a git repository of its own (commit "outer"),

@@ -39,6 +39,7 @@ import { lastSequenceOf, makeEvent } from "../../src/store/event_sequencing.ts";
 import { TaskTokenCodec } from "../../src/store/task_token.ts";
 import { emulatorClients, freshAwsResources, startAwsEmulators } from "../support/aws.ts";
 import { defineStoreConformance } from "./conformance.ts";
+import { storedEvents } from "../support/stored_events.ts";
 
 // One pair of stand-ins for the module; each case gets its own tables and queues.
 const emulators = await startAwsEmulators();
@@ -594,19 +595,6 @@ const endOf = (sequence: number) =>
     case: "processEnd",
     value: create(ProcessEndEventSchema, { exitCode: 0 }),
   });
-
-async function storedEvents(store: AwsJobStore, jobId: string): Promise<JobEvent[]> {
-  const events: JobEvent[] = [];
-  for await (
-    const event of store.streamEvents(jobId, {
-      fromSequence: 0n,
-      fromTimestampMs: 0,
-      eventTypes: new Set(),
-      signal: AbortSignal.timeout(5_000),
-    })
-  ) events.push(event);
-  return events;
-}
 
 Deno.test("aws store: a capped publish cut short after some of its events is completed by its retry", async () => {
   const { store, failNext } = await storeFailingOnce({ maxJobOutputBytes: 4 });

@@ -126,6 +126,18 @@ export function startAirunner(
   };
 }
 
+/** `airunner server` on 127.0.0.1:`port` with its sqlite store in `dataDir`, without auth; not yet healthy. */
+export function startServerProcess(dataDir: string, port: number): AirunnerProcess {
+  return startAirunner([
+    "server",
+    "--listen",
+    `127.0.0.1:${port}`,
+    "--data-dir",
+    dataDir,
+    "--no-auth",
+  ]);
+}
+
 /** A running `airunner dev` with the scratch directory of its test. */
 export interface DevProcess extends AirunnerProcess {
   /** Its URL, `http://127.0.0.1:<port>`. */

@@ -4,7 +4,8 @@
  * @module
  */
 
-async function git(cwd: string, ...args: string[]): Promise<string> {
+/** Runs git in `cwd` with a fixed identity and no system config; its stdout, trimmed. */
+export async function git(cwd: string, ...args: string[]): Promise<string> {
   const out = await new Deno.Command("git", {
     args: ["-c", "user.email=test@airunner.invalid", "-c", "user.name=test", ...args],
     cwd,
