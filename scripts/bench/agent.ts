@@ -20,7 +20,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { createAirunnerClients } from "../../src/client/transport.ts";
+import { createAirunnerClients } from "../../src/protocol/transport.ts";
 import { runFloorPickup } from "./floor_agent.ts";
 import { parseFloorMode } from "./floor_server.ts";
 import { runSessionCycle, runSessionPickup } from "./session_agent.ts";

@@ -28,7 +28,7 @@ import {
   WorkerSessionResponseSchema,
 } from "../../gen/job/v1/job_pb.ts";
 import { defaultExecutionConfig } from "../../src/server/execution_config.ts";
-import { validateEnqueueRequest } from "../../src/server/request_validation.ts";
+import { validateEnqueueRequest } from "../../src/protocol/request_validation.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
 
 /** The queue the minimal mode's jobs go to. */

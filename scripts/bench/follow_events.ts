@@ -4,7 +4,7 @@
  * @module
  */
 import { EventType, type JobEvent } from "../../gen/job/v1/job_pb.ts";
-import type { AirunnerClients } from "../../src/client/transport.ts";
+import type { AirunnerClients } from "../../src/protocol/transport.ts";
 
 /** Streams a job's events until it finishes, calling `onEvent` with each and its arrival time. */
 export async function followEvents(

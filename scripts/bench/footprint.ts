@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { createAirunnerClients } from "../../src/client/transport.ts";
+import { createAirunnerClients } from "../../src/protocol/transport.ts";
 import { childEnv, runAgent, startServerProcess } from "./processes.ts";
 import { type ScenarioContext, type ScenarioResult, target } from "./scenario.ts";
 import { percentile } from "./stats.ts";

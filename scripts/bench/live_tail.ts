@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { createAirunnerClients } from "../../src/client/transport.ts";
+import { createAirunnerClients } from "../../src/protocol/transport.ts";
 import { DEFAULT_FLUSH_INTERVAL_SECONDS } from "../../src/server/execution_config.ts";
 import { followEvents, outputsOf } from "./follow_events.ts";
 import { startServerProcess, startWorkerProcess } from "./processes.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { createAirunnerClients } from "../../src/client/transport.ts";
+import { createAirunnerClients } from "../../src/protocol/transport.ts";
 import { followEvents, outputsOf } from "./follow_events.ts";
 import { startServerProcess, startWorkerProcess } from "./processes.ts";
 import { type ScenarioContext, type ScenarioResult, target } from "./scenario.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { createAirunnerClients } from "../../src/client/transport.ts";
+import { createAirunnerClients } from "../../src/protocol/transport.ts";
 import { waitForFinished } from "./follow_events.ts";
 import { runAgent, startServerProcess, startWorkerProcess } from "./processes.ts";
 import { type ScenarioContext, type ScenarioResult, target } from "./scenario.ts";

@@ -22,7 +22,7 @@ import {
   JobResultSchema,
 } from "../../gen/job/v1/job_pb.ts";
 import { systemClock } from "../../src/clock.ts";
-import { createAirunnerClients } from "../../src/client/transport.ts";
+import { createAirunnerClients } from "../../src/protocol/transport.ts";
 import { createLogger } from "../../src/logger.ts";
 import type { LeasedJob } from "../../src/store/job_store.ts";
 import { runClaimLoop } from "../../src/worker/claim_loop.ts";

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { createAirunnerClients } from "../../src/client/transport.ts";
+import { createAirunnerClients } from "../../src/protocol/transport.ts";
 import { AWS_PICKUP_NOTE, AWS_STAND_IN_NOTE } from "./aws.ts";
 import { EventType, followEvents, waitForFinished } from "./follow_events.ts";
 import { startServerProcess, startWorkerProcess } from "./processes.ts";

@@ -9,7 +9,7 @@
 import { Option } from "@commander-js/extra-typings";
 import { MIN_SECRET_BYTES } from "../store/task_token.ts";
 import { parseDurationMs, UsageError } from "./parse.ts";
-import { validateQueueName } from "../server/request_validation.ts";
+import { validateQueueName } from "../protocol/request_validation.ts";
 
 /** Environment variables naming one queue's URL: AIRUNNER_SQS_QUEUE_<NAME>. */
 const QUEUE_URL_ENV_PREFIX = "AIRUNNER_SQS_QUEUE_";

@@ -30,7 +30,7 @@ import {
   JobParamsSchema,
   ProcessType,
 } from "../../gen/job/v1/job_pb.ts";
-import type { AirunnerClients } from "../client/transport.ts";
+import type { AirunnerClients } from "../protocol/transport.ts";
 import {
   InvalidArgumentError,
   validateBranch,
@@ -39,7 +39,7 @@ import {
   validateQueueName,
   validateRepository,
   validateRequestId,
-} from "../server/request_validation.ts";
+} from "../protocol/request_validation.ts";
 import {
   currentTraceparent,
   inSpan,

@@ -10,7 +10,7 @@ import {
   type AirunnerClients,
   createAirunnerClients,
   DEFAULT_SERVER_URL,
-} from "../client/transport.ts";
+} from "../protocol/transport.ts";
 import { LOG_LEVELS } from "../logger.ts";
 import { parseDurationMs, UsageError } from "./parse.ts";
 

@@ -7,7 +7,7 @@
  * @module
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { InvalidServerUrlError } from "../client/transport.ts";
+import { InvalidServerUrlError } from "../protocol/transport.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { UsageError } from "./parse.ts";
 import { DataDirError } from "../store/sqlite/schema.ts";

@@ -10,7 +10,7 @@
 import { ConnectError } from "@connectrpc/connect";
 import { type EventType, type Job, type JobEvent, JobState } from "../../gen/job/v1/job_pb.ts";
 import { followJob } from "../client/follow.ts";
-import type { AirunnerClients } from "../client/transport.ts";
+import type { AirunnerClients } from "../protocol/transport.ts";
 import { ExitCode, exitCodeOfJob } from "./exit_codes.ts";
 import { formatElapsed, startSpinner } from "./terminal.ts";
 

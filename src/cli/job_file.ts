@@ -25,7 +25,7 @@
  * @module
  */
 import { parse as parseYaml } from "yaml";
-import { MAX_TIMEOUT_SECONDS } from "../server/limits.ts";
+import { MAX_TIMEOUT_SECONDS } from "../protocol/limits.ts";
 import { parseDurationMs, UsageError } from "./parse.ts";
 
 /** What a job file may say. */

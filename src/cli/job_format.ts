@@ -13,7 +13,7 @@ import {
   ProcessType,
   StreamType,
 } from "../../gen/job/v1/job_pb.ts";
-import { isFinished } from "../store/job_state.ts";
+import { isFinished } from "../protocol/job_state.ts";
 import { jobStateName } from "./parse.ts";
 import { formatElapsed } from "./terminal.ts";
 

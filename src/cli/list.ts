@@ -5,7 +5,7 @@
  * @module
  */
 import { Command, Option } from "@commander-js/extra-typings";
-import type { AirunnerClients } from "../client/transport.ts";
+import type { AirunnerClients } from "../protocol/transport.ts";
 import {
   caCertOption,
   callTimeoutOption,

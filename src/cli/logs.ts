@@ -8,8 +8,8 @@
 import { Command } from "@commander-js/extra-typings";
 import { ConnectError } from "@connectrpc/connect";
 import { EventType } from "../../gen/job/v1/job_pb.ts";
-import type { AirunnerClients } from "../client/transport.ts";
-import { isFinished } from "../store/job_state.ts";
+import type { AirunnerClients } from "../protocol/transport.ts";
+import { isFinished } from "../protocol/job_state.ts";
 import {
   caCertOption,
   callTimeoutOption,

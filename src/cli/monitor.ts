@@ -15,9 +15,9 @@ import {
   JobState,
   StreamType,
 } from "../../gen/job/v1/job_pb.ts";
-import type { AirunnerClients } from "../client/transport.ts";
-import { validateJobId } from "../server/request_validation.ts";
-import { isFinished } from "../store/job_state.ts";
+import type { AirunnerClients } from "../protocol/transport.ts";
+import { validateJobId } from "../protocol/request_validation.ts";
+import { isFinished } from "../protocol/job_state.ts";
 import {
   caCertOption,
   callTimeoutOption,

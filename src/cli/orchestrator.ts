@@ -7,7 +7,7 @@
  */
 import { Command, Option } from "@commander-js/extra-typings";
 import { environmentKeyOf } from "../store/aws/queue_env.ts";
-import { validateQueueName } from "../server/request_validation.ts";
+import { validateQueueName } from "../protocol/request_validation.ts";
 import { awsOptions, parseAwsSettings } from "./aws_options.ts";
 import { type ExitCodeSink, listenOption, logLevelOption } from "./common_options.ts";
 import { reportError } from "./errors.ts";

@@ -22,8 +22,8 @@ import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Command, Option } from "@commander-js/extra-typings";
 import { type Job, type JobParams, JobParamsSchema, ProcessType } from "../../gen/job/v1/job_pb.ts";
-import type { AirunnerClients } from "../client/transport.ts";
-import { validateQueueName, validateRequestId } from "../server/request_validation.ts";
+import type { AirunnerClients } from "../protocol/transport.ts";
+import { validateQueueName, validateRequestId } from "../protocol/request_validation.ts";
 import {
   caCertOption,
   type ClientFlags,

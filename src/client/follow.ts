@@ -10,10 +10,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { EventType, Job, JobEvent } from "../../gen/job/v1/job_pb.ts";
 import { type Clock, systemClock } from "../clock.ts";
-import { lastSequenceOf } from "../store/event_sequencing.ts";
-import { isFinished } from "../store/job_state.ts";
-import { backoffDelayMs } from "../worker/backoff.ts";
-import type { AirunnerClients } from "./transport.ts";
+import { lastSequenceOf } from "../protocol/event_sequencing.ts";
+import { isFinished } from "../protocol/job_state.ts";
+import { backoffDelayMs } from "../retry.ts";
+import type { AirunnerClients } from "../protocol/transport.ts";
 
 /** Options of {@link followJob}. */
 export interface FollowOptions {

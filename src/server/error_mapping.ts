@@ -11,7 +11,7 @@ import { StoreError, type StoreErrorCode } from "../store/errors.ts";
 import { create } from "@bufbuild/protobuf";
 import { type OperationError, OperationErrorSchema } from "../../gen/job/v1/job_pb.ts";
 import type { Logger } from "../logger.ts";
-import { InvalidArgumentError } from "./request_validation.ts";
+import { InvalidArgumentError } from "../protocol/request_validation.ts";
 import { RequestBodyError, type RequestBodyErrorCode } from "./request_body.ts";
 
 /** The Connect code of each store error. */

@@ -8,7 +8,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { JobEventsService, StreamJobEventsResponse } from "../../gen/job/v1/job_pb.ts";
 import type { JobStore } from "../store/job_store.ts";
 import { count } from "../telemetry/metrics.ts";
-import { validatePublishMessage, validateStreamRequest } from "./request_validation.ts";
+import { validatePublishMessage, validateStreamRequest } from "../protocol/request_validation.ts";
 
 /** What JobEventsService needs. */
 export interface JobEventsServiceDeps {

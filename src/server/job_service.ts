@@ -27,7 +27,7 @@ import {
   validateJobId,
   validateListRequest,
   validateUpdateRequest,
-} from "./request_validation.ts";
+} from "../protocol/request_validation.ts";
 
 /** What JobService needs. */
 export interface JobServiceDeps {

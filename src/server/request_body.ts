@@ -22,7 +22,7 @@
 import { concatBytes } from "../bytes.ts";
 import type { IdleWatch, IdleWatchdog } from "./idle_watchdog.ts";
 import { nestsDeeperThan } from "./json_depth.ts";
-import { MAX_JSON_DEPTH } from "./limits.ts";
+import { MAX_JSON_DEPTH } from "../protocol/limits.ts";
 
 /** Why a request body was refused; error_mapping.ts gives each its Connect code. */
 export type RequestBodyErrorCode =

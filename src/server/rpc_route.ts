@@ -30,7 +30,7 @@ import { authorizeCall } from "./authorization.ts";
 import { toConnectError } from "./error_mapping.ts";
 import type { IdleWatchdog } from "./idle_watchdog.ts";
 import { nestsDeeperThan } from "./json_depth.ts";
-import { MAX_JSON_DEPTH, MAX_MESSAGE_BYTES } from "./limits.ts";
+import { MAX_JSON_DEPTH, MAX_MESSAGE_BYTES } from "../protocol/limits.ts";
 import { correctStreamParseErrors, correctUnaryParseError } from "./malformed_requests.ts";
 import {
   type BodyLimits,

@@ -34,14 +34,14 @@ import {
   MAX_SESSION_CREDITS,
   MAX_SESSION_OPERATIONS,
   SESSION_SILENT_HEARTBEATS,
-} from "./limits.ts";
+} from "../protocol/limits.ts";
 import {
   InvalidArgumentError,
   validateCompleteRequest,
   validatePublishMessage,
   validateSessionOpen,
   validateUpdateRequest,
-} from "./request_validation.ts";
+} from "../protocol/request_validation.ts";
 
 /** What a session needs. */
 export interface WorkerSessionDeps {

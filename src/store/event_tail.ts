@@ -9,8 +9,8 @@
  */
 import type { JobEvent } from "../../gen/job/v1/job_pb.ts";
 import type { StreamEventsOptions } from "./job_store.ts";
-import { eventTimestampMs, lastSequenceOf } from "./event_sequencing.ts";
-import { count, record } from "../telemetry/metrics.ts";
+import { eventTimestampMs, lastSequenceOf } from "../protocol/event_sequencing.ts";
+import { countStoreMetric, recordStoreMetric } from "./store_meter.ts";
 
 /** Events read per round trip to the backend. */
 export const TAIL_PAGE_SIZE = 500;
@@ -51,8 +51,11 @@ export async function* tailEvents(
   const replayDone = () => {
     if (!replaying) return;
     replaying = false;
-    record("airunner.streams.historical_replay.duration", performance.now() - replayStarted);
-    count("airunner.streams.historical_replay.events.total", replayed);
+    recordStoreMetric(
+      "airunner.streams.historical_replay.duration",
+      performance.now() - replayStarted,
+    );
+    countStoreMetric("airunner.streams.historical_replay.events.total", replayed);
   };
   for (;;) {
     const stopWaiting = new AbortController();

@@ -25,15 +25,21 @@
  *
  * @module
  */
+import type { EventType, Job, JobEvent, JobResult } from "../../gen/job/v1/job_pb.ts";
 import type {
-  EventType,
-  ExecutionConfig,
-  Job,
-  JobEvent,
-  JobParams,
-  JobResult,
-  JobState,
-} from "../../gen/job/v1/job_pb.ts";
+  EnqueueInput,
+  LeasedJob,
+  LeaseUpdate,
+  ListJobsQuery,
+} from "../protocol/job_requests.ts";
+
+export { DEFAULT_CANCEL_REASON } from "../protocol/job_requests.ts";
+export type {
+  EnqueueInput,
+  LeasedJob,
+  LeaseUpdate,
+  ListJobsQuery,
+} from "../protocol/job_requests.ts";
 
 /** What a backend can do; core code and tests branch on these, never on the backend's name. */
 export interface StoreCapabilities {
@@ -51,15 +57,6 @@ export interface StoreCapabilities {
    * promise this; the embedded stores do.
    */
   readonly redeliversBeforeNewerWork: boolean;
-}
-
-/** A job to add to a queue. */
-export interface EnqueueInput {
-  /** Idempotency key; the empty string means "not idempotent". */
-  readonly requestId: string;
-  readonly queue: string;
-  readonly params: JobParams;
-  readonly executionConfig: ExecutionConfig;
 }
 
 /** The outcome of an enqueue. */
@@ -95,12 +92,6 @@ export interface DequeueOptions {
   readonly maxWaitMs?: number;
 }
 
-/** A job together with the token that proves its lease. */
-export interface LeasedJob {
-  readonly job: Job;
-  readonly taskToken: string;
-}
-
 /** Which of a job's events to read. */
 export interface StreamEventsOptions {
   /** Only events with a sequence at least this (0n: from the start). */
@@ -111,27 +102,6 @@ export interface StreamEventsOptions {
   readonly eventTypes: ReadonlySet<EventType>;
   /** Ends the stream early (it then throws the signal's reason). */
   readonly signal: AbortSignal;
-}
-
-/** What an extension tells the lease holder. */
-export interface LeaseUpdate {
-  /** Someone cancelled the job: stop the command and complete it. */
-  readonly cancelled: boolean;
-}
-
-/** The reason stored when a cancel gives none. */
-export const DEFAULT_CANCEL_REASON = "cancelled on request";
-
-/** A page request of {@link JobStore.listJobs}. */
-export interface ListJobsQuery {
-  /** Only this queue; undefined for every queue. */
-  readonly queue?: string;
-  /** Only this state; undefined for every state. */
-  readonly state?: JobState;
-  /** 1-based page number. */
-  readonly page: number;
-  /** Jobs per page (>= 1). */
-  readonly pageSize: number;
 }
 
 /** One page of jobs, newest first. */

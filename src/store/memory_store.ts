@@ -29,9 +29,9 @@ import {
   QueueMismatchError,
   StoreClosedError,
 } from "./errors.ts";
-import { lastSequenceOf, sequenceEvents } from "./event_sequencing.ts";
+import { lastSequenceOf, sequenceEvents } from "../protocol/event_sequencing.ts";
 import { type EventLogSource, tailEvents } from "./event_tail.ts";
-import { finishedStateFor, isFinished } from "./job_state.ts";
+import { finishedStateFor, isFinished } from "../protocol/job_state.ts";
 import {
   type BatchOutcome,
   type CompletionInput,

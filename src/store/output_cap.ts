@@ -37,7 +37,7 @@ import {
   lastSequenceOf,
   type SequencedEvents,
   type SequenceState,
-} from "./event_sequencing.ts";
+} from "../protocol/event_sequencing.ts";
 
 /** The cap `server`, `dev` and `orchestrator` apply unless told otherwise: 256 MiB. */
 export const DEFAULT_MAX_JOB_OUTPUT_BYTES = 256 * 1024 * 1024;

@@ -20,6 +20,7 @@ import {
   type UpDownCounter,
 } from "@opentelemetry/api";
 import { VERSION } from "../version.ts";
+import { installStoreMeter, type StoreMetricName } from "../store/store_meter.ts";
 
 /** How a metric is recorded. */
 type Kind = "counter" | "updown" | "histogram" | "gauge";
@@ -148,6 +149,9 @@ export const METRICS = {
 /** One of the metric names. */
 export type MetricName = keyof typeof METRICS;
 
+// Every metric a store reports is declared in the table above.
+const _storeMetricsAreDeclared: StoreMetricName extends MetricName ? true : never = true;
+
 type Instrument = Counter | UpDownCounter | Histogram | ObservableGauge;
 const instruments = new Map<MetricName, Instrument>();
 
@@ -194,6 +198,7 @@ export function observe(
  * every series from the start (a counter that never moved is still there).
  */
 export function registerAllMetrics(): void {
+  installStoreMeter({ count, record });
   for (const [name, spec] of Object.entries(METRICS) as [MetricName, MetricSpec][]) {
     const made = instrument(name);
     if (spec.kind === "counter" || spec.kind === "updown") (made as Counter).add(0);

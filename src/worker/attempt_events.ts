@@ -10,7 +10,7 @@
  * @module
  */
 import type { JobEvent, StreamType } from "../../gen/job/v1/job_pb.ts";
-import { encodedSizeBound } from "../store/event_sequencing.ts";
+import { encodedSizeBound } from "../protocol/event_sequencing.ts";
 import type { EventBatcher, OutputBatch } from "./event_batcher.ts";
 import type { EventPublisher } from "./event_publisher.ts";
 import { OutputBudget } from "./output_budget.ts";

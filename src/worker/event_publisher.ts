@@ -16,7 +16,7 @@ import { count } from "../telemetry/metrics.ts";
 import type { JobEvent } from "../../gen/job/v1/job_pb.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
-import { backoffDelayMs } from "./backoff.ts";
+import { backoffDelayMs } from "../retry.ts";
 import { SpillQueue } from "./spill_queue.ts";
 
 /** Options of {@link EventPublisher}. */

@@ -7,7 +7,7 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type JobEvent, OutputItemSchema } from "../../gen/job/v1/job_pb.ts";
-import { makeEvent } from "../store/event_sequencing.ts";
+import { makeEvent } from "../protocol/event_sequencing.ts";
 import type { OutputBatch } from "./event_batcher.ts";
 
 /** Numbers one attempt's events from 1. */

@@ -36,9 +36,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { type JobResult, JobResultSchema, ProcessType } from "../../gen/job/v1/job_pb.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
-import type { LeasedJob } from "../store/job_store.ts";
+import type { LeasedJob } from "../protocol/job_requests.ts";
 import { AttemptEvents } from "./attempt_events.ts";
-import { backoffDelayMs } from "./backoff.ts";
+import { backoffDelayMs } from "../retry.ts";
 import { EventBatcher, MAX_CHUNK_BYTES } from "./event_batcher.ts";
 import { EventPublisher } from "./event_publisher.ts";
 import {

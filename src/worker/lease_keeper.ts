@@ -10,7 +10,7 @@
  */
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
-import { backoffDelayMs } from "./backoff.ts";
+import { backoffDelayMs } from "../retry.ts";
 
 /** Options of {@link keepLease}. */
 export interface LeaseKeeperOptions {

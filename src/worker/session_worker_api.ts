@@ -36,12 +36,12 @@ import {
   type WorkerSessionResponse,
 } from "../../gen/job/v1/job_pb.ts";
 import type { Clock } from "../clock.ts";
-import { type ConnectionOptions, createClosableTransport } from "../client/transport.ts";
+import { type ConnectionOptions, createClosableTransport } from "../protocol/transport.ts";
 import type { Logger } from "../logger.ts";
-import type { LeasedJob, LeaseUpdate } from "../store/job_store.ts";
+import type { LeasedJob, LeaseUpdate } from "../protocol/job_requests.ts";
 import { currentTraceparent } from "../telemetry/tracing.ts";
-import { SESSION_HEARTBEAT_MS, SESSION_SILENT_HEARTBEATS } from "../server/limits.ts";
-import { backoffDelayMs } from "./backoff.ts";
+import { SESSION_HEARTBEAT_MS, SESSION_SILENT_HEARTBEATS } from "../protocol/limits.ts";
+import { backoffDelayMs } from "../retry.ts";
 import type { ClaimOptions, WorkerApi } from "./worker_api.ts";
 
 /** Which protocol a worker speaks: a session (falling back to unary in auto), or unary only. */

@@ -12,7 +12,7 @@
  */
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
-import { MAX_DEQUEUE_JOBS } from "../server/limits.ts";
+import { MAX_DEQUEUE_JOBS } from "../protocol/limits.ts";
 import { runClaimLoop } from "./claim_loop.ts";
 import { join } from "node:path";
 import { executeJob } from "./job_execution.ts";

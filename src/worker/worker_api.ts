@@ -8,8 +8,8 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { JobEvent, JobResult } from "../../gen/job/v1/job_pb.ts";
-import type { AirunnerClients } from "../client/transport.ts";
-import type { LeasedJob, LeaseUpdate } from "../store/job_store.ts";
+import type { AirunnerClients } from "../protocol/transport.ts";
+import type { LeasedJob, LeaseUpdate } from "../protocol/job_requests.ts";
 
 /** How to ask for jobs. */
 export interface ClaimOptions {

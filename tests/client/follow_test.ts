@@ -4,9 +4,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { JobParamsSchema, JobResultSchema, JobState } from "../../gen/job/v1/job_pb.ts";
 import { defaultExecutionConfig } from "../../src/server/execution_config.ts";
 import { followJob } from "../../src/client/follow.ts";
-import { type AirunnerClients, createAirunnerClients } from "../../src/client/transport.ts";
+import { type AirunnerClients, createAirunnerClients } from "../../src/protocol/transport.ts";
 import { startServer } from "../../src/server/http_server.ts";
-import { makeEvent } from "../../src/store/event_sequencing.ts";
+import { makeEvent } from "../../src/protocol/event_sequencing.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
 import { memoryLog } from "../support/memory_log.ts";
 

@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { EventType, JobState } from "../../gen/job/v1/job_pb.ts";
-import { createAirunnerClients } from "../../src/client/transport.ts";
-import { makeEvent } from "../../src/store/event_sequencing.ts";
+import { createAirunnerClients } from "../../src/protocol/transport.ts";
+import { makeEvent } from "../../src/protocol/event_sequencing.ts";
 import {
   freePort,
   runAirunner,

@@ -13,8 +13,8 @@ import {
   ProcessStartEventSchema,
   PublishJobEventsRequestSchema,
 } from "../../gen/job/v1/job_pb.ts";
-import { createAirunnerClients } from "../../src/client/transport.ts";
-import { makeEvent } from "../../src/store/event_sequencing.ts";
+import { createAirunnerClients } from "../../src/protocol/transport.ts";
+import { makeEvent } from "../../src/protocol/event_sequencing.ts";
 import {
   type AirunnerProcess,
   freePort,

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { EventType } from "../../gen/job/v1/job_pb.ts";
-import { createAirunnerClients } from "../../src/client/transport.ts";
+import { createAirunnerClients } from "../../src/protocol/transport.ts";
 import {
   freePort,
   runAirunner,

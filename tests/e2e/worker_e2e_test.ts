@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { EventType, JobState } from "../../gen/job/v1/job_pb.ts";
-import { createAirunnerClients } from "../../src/client/transport.ts";
+import { createAirunnerClients } from "../../src/protocol/transport.ts";
 import {
   airunnerInvocation,
   freePort,

@@ -4,7 +4,7 @@ import { JobEventsService, JobService, JobState } from "../../gen/job/v1/job_pb.
 import { ApiTokenVerifier, mintApiToken } from "../../src/auth/jwt.ts";
 import { generateP256KeyPair } from "../../src/auth/keys.ts";
 import { procedureName, type Scope, SCOPE_OF_PROCEDURE } from "../../src/auth/scopes.ts";
-import { type AirunnerClients, createAirunnerClients } from "../../src/client/transport.ts";
+import { type AirunnerClients, createAirunnerClients } from "../../src/protocol/transport.ts";
 import { startServer } from "../../src/server/http_server.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
 import { memoryLog } from "../support/memory_log.ts";

@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { JobState } from "../../gen/job/v1/job_pb.ts";
-import { createAirunnerClients } from "../../src/client/transport.ts";
-import { MAX_ENQUEUE_BATCH } from "../../src/server/limits.ts";
+import { createAirunnerClients } from "../../src/protocol/transport.ts";
+import { MAX_ENQUEUE_BATCH } from "../../src/protocol/limits.ts";
 import { withMemoryServer } from "../support/memory_server.ts";
 
 const job = (arg: string, requestId = "") => ({

@@ -11,9 +11,9 @@ import {
   ProcessStartEventSchema,
   PublishJobEventsRequestSchema,
 } from "../../gen/job/v1/job_pb.ts";
-import { type AirunnerClients, createAirunnerClients } from "../../src/client/transport.ts";
+import { type AirunnerClients, createAirunnerClients } from "../../src/protocol/transport.ts";
 import { startServer } from "../../src/server/http_server.ts";
-import { makeEvent } from "../../src/store/event_sequencing.ts";
+import { makeEvent } from "../../src/protocol/event_sequencing.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
 import { memoryLog } from "../support/memory_log.ts";
 import { once } from "../support/streams.ts";

@@ -15,7 +15,7 @@ import {
 import { ApiTokenVerifier, mintApiToken } from "../../src/auth/jwt.ts";
 import { generateP256KeyPair } from "../../src/auth/keys.ts";
 import { type RunningServer, startServer } from "../../src/server/http_server.ts";
-import { MAX_JSON_DEPTH } from "../../src/server/limits.ts";
+import { MAX_JSON_DEPTH } from "../../src/protocol/limits.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
 import { type MemoryLog, memoryLog } from "../support/memory_log.ts";
 import { postHead, RawConnection } from "../support/raw_http.ts";

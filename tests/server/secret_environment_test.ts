@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { JobState } from "../../gen/job/v1/job_pb.ts";
-import { createAirunnerClients } from "../../src/client/transport.ts";
+import { createAirunnerClients } from "../../src/protocol/transport.ts";
 import { startServer } from "../../src/server/http_server.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
 import { memoryLog } from "../support/memory_log.ts";

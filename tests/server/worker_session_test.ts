@@ -16,10 +16,10 @@ import {
   WorkerSessionRequestSchema,
   type WorkerSessionResponse,
 } from "../../gen/job/v1/job_pb.ts";
-import { createAirunnerClients, createAirunnerTransport } from "../../src/client/transport.ts";
+import { createAirunnerClients, createAirunnerTransport } from "../../src/protocol/transport.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
-import { MAX_SESSION_CREDITS } from "../../src/server/limits.ts";
-import { makeEvent } from "../../src/store/event_sequencing.ts";
+import { MAX_SESSION_CREDITS } from "../../src/protocol/limits.ts";
+import { makeEvent } from "../../src/protocol/event_sequencing.ts";
 import { memoryLog } from "../support/memory_log.ts";
 import { sessionApiTo, unaryApiTo, withMemoryServer } from "../support/memory_server.ts";
 import { startTcpProxy } from "../support/tcp_proxy.ts";

@@ -29,9 +29,9 @@ import {
   LeaseLostError,
   QueueMismatchError,
 } from "../../src/store/errors.ts";
-import { makeEvent } from "../../src/store/event_sequencing.ts";
+import { makeEvent } from "../../src/protocol/event_sequencing.ts";
 import type { JobStore, LeasedJob, StreamEventsOptions } from "../../src/store/job_store.ts";
-import { isUuid } from "../../src/store/uuid_v7.ts";
+import { isUuid } from "../../src/protocol/job_id.ts";
 
 /** A store under test and a way to let its time pass. */
 export interface StoreHarness {

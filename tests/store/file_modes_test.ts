@@ -13,7 +13,7 @@ import { JobParamsSchema } from "../../gen/job/v1/job_pb.ts";
 import { defaultExecutionConfig } from "../../src/server/execution_config.ts";
 import { openDataDirStore } from "../../src/store/data_dir.ts";
 import type { DiskNotice } from "../../src/store/disk_errors.ts";
-import { makeEvent } from "../../src/store/event_sequencing.ts";
+import { makeEvent } from "../../src/protocol/event_sequencing.ts";
 import type { JobStore } from "../../src/store/job_store.ts";
 import { EventSequencer, processErrorEvent } from "../../src/worker/job_events.ts";
 import { SpillQueue } from "../../src/worker/spill_queue.ts";

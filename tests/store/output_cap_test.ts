@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import { EventType, type JobEvent, OutputItemSchema, StreamType } from "../../gen/job/v1/job_pb.ts";
-import { makeEvent, sequenceEvents } from "../../src/store/event_sequencing.ts";
+import { makeEvent, sequenceEvents } from "../../src/protocol/event_sequencing.ts";
 import { capOutput, truncationMarkerText } from "../../src/store/output_cap.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);

@@ -14,7 +14,7 @@ import {
 } from "../../gen/job/v1/job_pb.ts";
 import { defaultExecutionConfig } from "../../src/server/execution_config.ts";
 import { LeaseLostError } from "../../src/store/errors.ts";
-import { makeEvent } from "../../src/store/event_sequencing.ts";
+import { makeEvent } from "../../src/protocol/event_sequencing.ts";
 import { loadTokenSecret, lockDataDir, openDataDirStore } from "../../src/store/data_dir.ts";
 import { DataDirError, migrate, SCHEMA_VERSION } from "../../src/store/sqlite/schema.ts";
 import { listingFilter, SqliteJobStore } from "../../src/store/sqlite/sqlite_store.ts";

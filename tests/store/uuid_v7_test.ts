@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { isUuid, UuidV7Generator } from "../../src/store/uuid_v7.ts";
+import { UuidV7Generator } from "../../src/store/uuid_v7.ts";
+import { isUuid } from "../../src/protocol/job_id.ts";
 
 Deno.test("UUIDv7 ids carry the time, version and variant, and sort in creation order", () => {
   const ids = new UuidV7Generator();

@@ -6,7 +6,7 @@
  * @module
  */
 import { systemClock } from "../../src/clock.ts";
-import { createAirunnerClients } from "../../src/client/transport.ts";
+import { createAirunnerClients } from "../../src/protocol/transport.ts";
 import type { Logger } from "../../src/logger.ts";
 import { type RunningServer, startServer } from "../../src/server/http_server.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { EventType, JobResultSchema, JobState } from "../../gen/job/v1/job_pb.ts";
 import { systemClock } from "../../src/clock.ts";
-import { createAirunnerClients } from "../../src/client/transport.ts";
+import { createAirunnerClients } from "../../src/protocol/transport.ts";
 import { startServer } from "../../src/server/http_server.ts";
 import { SqliteJobStore } from "../../src/store/sqlite/sqlite_store.ts";
 import { TaskTokenCodec } from "../../src/store/task_token.ts";

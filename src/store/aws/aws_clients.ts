@@ -9,7 +9,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { SDK_MAX_ATTEMPTS, THROTTLING_ERRORS } from "./aws_errors.ts";
-import { count } from "../../telemetry/metrics.ts";
+import { countStoreMetric } from "../store_meter.ts";
 
 /** Where the services are; unset fields come from the SDK's standard chain. */
 export interface AwsEndpoints {
@@ -61,18 +61,18 @@ function countDynamoDbCalls(dynamodb: DynamoDBClient): void {
   dynamodb.middlewareStack.add(
     (next, context) => async (args) => {
       const operation = context.commandName ?? "unknown";
-      count("airunner.dynamodb.operations.total", 1, { operation });
+      countStoreMetric("airunner.dynamodb.operations.total", 1, { operation });
       try {
         const result = await next(args);
         const attempts = (result.output as { $metadata?: { attempts?: number } }).$metadata
           ?.attempts ?? 1;
         if (attempts > 1) {
-          count("airunner.dynamodb.batch_retries.total", attempts - 1, { operation });
+          countStoreMetric("airunner.dynamodb.batch_retries.total", attempts - 1, { operation });
         }
         return result;
       } catch (error) {
         if (THROTTLING_ERRORS.has((error as { name?: string }).name ?? "")) {
-          count("airunner.dynamodb.throttles.total", 1, { operation });
+          countStoreMetric("airunner.dynamodb.throttles.total", 1, { operation });
         }
         throw error;
       }

@@ -75,9 +75,9 @@ import {
   QueueMismatchError,
   StoreClosedError,
 } from "../errors.ts";
-import { eventTimestampMs, sequenceEvents } from "../event_sequencing.ts";
+import { eventTimestampMs, sequenceEvents } from "../../protocol/event_sequencing.ts";
 import { type EventLogSource, tailEvents } from "../event_tail.ts";
-import { finishedStateFor, isFinished } from "../job_state.ts";
+import { finishedStateFor, isFinished } from "../../protocol/job_state.ts";
 import {
   type BatchOutcome,
   type CompletionInput,
@@ -93,7 +93,7 @@ import {
   type StoreCapabilities,
   type StreamEventsOptions,
 } from "../job_store.ts";
-import { count } from "../../telemetry/metrics.ts";
+import { countStoreMetric } from "../store_meter.ts";
 import { Notifier } from "../notifier.ts";
 import { capOutput, DEFAULT_MAX_JOB_OUTPUT_BYTES } from "../output_cap.ts";
 import type { TaskTokenCodec } from "../task_token.ts";
@@ -515,7 +515,9 @@ export class AwsJobStore implements JobStore {
       }
       // One count per round, labelled like the client's own counts of the
       // SDK's retries (aws_clients.ts), which this batch_retries series shares.
-      count("airunner.dynamodb.batch_retries.total", 1, { operation: "BatchWriteItemCommand" });
+      countStoreMetric("airunner.dynamodb.batch_retries.total", 1, {
+        operation: "BatchWriteItemCommand",
+      });
       await this.#clock.sleep(backoffMs(retry), this.#closing.signal);
       pending = unprocessed;
     }

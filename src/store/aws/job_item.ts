@@ -26,7 +26,7 @@ import {
   JobSchema,
   JobState,
 } from "../../../gen/job/v1/job_pb.ts";
-import { lastSequenceOf, type SequenceState } from "../event_sequencing.ts";
+import { lastSequenceOf, type SequenceState } from "../../protocol/event_sequencing.ts";
 import type { OutputState, StateAfterEvent } from "../output_cap.ts";
 
 /** A DynamoDB item. */

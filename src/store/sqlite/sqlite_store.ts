@@ -43,9 +43,13 @@ import {
 import { type DiskNotice, DiskWatch, isDiskRefusal } from "../disk_errors.ts";
 import { preparePrivateDatabase } from "../private_files.ts";
 import { guardedStatements, type Statement } from "./guarded_statement.ts";
-import { eventTimestampMs, lastSequenceOf, sequenceEvents } from "../event_sequencing.ts";
+import {
+  eventTimestampMs,
+  lastSequenceOf,
+  sequenceEvents,
+} from "../../protocol/event_sequencing.ts";
 import { type EventLogSource, tailEvents } from "../event_tail.ts";
-import { finishedStateFor, isFinished } from "../job_state.ts";
+import { finishedStateFor, isFinished } from "../../protocol/job_state.ts";
 import {
   type BatchOutcome,
   type CompletionInput,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { backoffDelayMs, DEFAULT_BACKOFF } from "../../src/worker/backoff.ts";
+import { backoffDelayMs, DEFAULT_BACKOFF } from "../src/retry.ts";
 
 Deno.test("backoff grows exponentially within [cap/2, cap] and stops at the maximum", () => {
   assert.equal(backoffDelayMs(0, DEFAULT_BACKOFF, () => 0), 50);

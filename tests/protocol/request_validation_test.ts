@@ -9,7 +9,7 @@ import {
   StreamJobEventsRequestSchema,
   UpdateJobRequestSchema,
 } from "../../gen/job/v1/job_pb.ts";
-import { branchNameProblem } from "../../src/server/git_refs.ts";
+import { branchNameProblem } from "../../src/protocol/git_refs.ts";
 import {
   InvalidArgumentError,
   validateDequeueRequest,
@@ -19,7 +19,7 @@ import {
   validateQueueName,
   validateStreamRequest,
   validateUpdateRequest,
-} from "../../src/server/request_validation.ts";
+} from "../../src/protocol/request_validation.ts";
 
 function fails(fn: () => unknown, field: string, pattern: RegExp) {
   assert.throws(fn, (e: unknown) => {

@@ -22,8 +22,8 @@ import {
   type StreamJobEventsRequest,
   type UpdateJobRequest,
 } from "../../gen/job/v1/job_pb.ts";
-import type { EnqueueInput, ListJobsQuery } from "../store/job_store.ts";
-import { isUuid } from "../store/uuid_v7.ts";
+import type { EnqueueInput, ListJobsQuery } from "./job_requests.ts";
+import { isUuid } from "./job_id.ts";
 import {
   branchNameProblem,
   isHexObjectId,
