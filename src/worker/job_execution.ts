@@ -38,7 +38,7 @@ import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import type { LeasedJob } from "../protocol/job_requests.ts";
 import { AttemptEvents } from "./attempt_events.ts";
-import { backoffDelayMs } from "../retry.ts";
+import { retry } from "../retry.ts";
 import { EventBatcher, MAX_CHUNK_BYTES } from "./event_batcher.ts";
 import { EventPublisher } from "./event_publisher.ts";
 import {
@@ -526,16 +526,8 @@ async function sendHeartbeats(
 }
 
 /** Retries `call` while it fails in a way that may pass, until `signal` aborts. */
-async function retrying(call: () => Promise<void>, clock: Clock, signal: AbortSignal) {
-  for (let failures = 0;; failures++) {
-    try {
-      return await call();
-    } catch (error) {
-      if (!isRetryableLeaseCall(error) || signal.aborted) throw error;
-      await clock.sleep(backoffDelayMs(failures), signal);
-      if (signal.aborted) throw error;
-    }
-  }
+function retrying(call: () => Promise<void>, clock: Clock, signal: AbortSignal): Promise<void> {
+  return retry(call, { isRetryable: isRetryableLeaseCall, clock, signal });
 }
 
 /** Whether the server said the lease is gone (a newer attempt holds the job, or it finished). */
