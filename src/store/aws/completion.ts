@@ -1,26 +1,27 @@
 /**
- * Ending jobs: a worker's completion (one fenced UpdateItem each, then the
- * message is deleted; a resend of the recorded result changes nothing), and
- * a cancel (the reason is recorded; a waiting job ends as CANCELLED at once,
- * a running one when its worker hands it back or its lease ends).
+ * Ending jobs, as the lifecycle decides: a worker's completion (one fenced
+ * UpdateItem each, then the message is deleted; a resend of the recorded
+ * result changes nothing), and a cancel (the reason is recorded; a waiting
+ * job ends as CANCELLED at once, a running one when its worker hands it back
+ * or its lease ends).
  *
  * @module
  */
 import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { DeleteMessageBatchCommand } from "@aws-sdk/client-sqs";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { toBinary } from "@bufbuild/protobuf";
 import { type Job, type JobResult, JobResultSchema, JobState } from "../../../gen/job/v1/job_pb.ts";
-import { finishedStateFor, isFinished } from "../../protocol/job_state.ts";
-import { isCompletionResend } from "../batch.ts";
-import { JobFinishedError, JobMismatchError, LeaseLostError } from "../errors.ts";
-import { type BatchOutcome, type CompletionInput, DEFAULT_CANCEL_REASON } from "../job_store.ts";
+import { isFinished } from "../../protocol/job_state.ts";
+import { JobFinishedError, LeaseLostError } from "../errors.ts";
+import type { BatchOutcome, CompletionInput } from "../job_store.ts";
+import { decideCancel, decideCompletion } from "../lifecycle.ts";
+import type { TaskTokenClaims } from "../task_token.ts";
 import { BATCH_CONCURRENCY, SQS_BATCH_MAX } from "./aws_limits.ts";
 import { asStoreError, batchEntryError, isConditionFailed, isStaleReceipt } from "./aws_errors.ts";
 import { chunksOf, groupInto, settleBounded } from "./batching.ts";
-import { finishCancelled } from "./finish_cancelled.ts";
-import { effectiveState, jobOf, type JobRecord, jobRecordOf } from "./job_item.ts";
-import { fencedUpdate, holding } from "./lease_fence.ts";
+import { finishCancelled, settled } from "./finish_cancelled.ts";
+import { jobOf, type JobRecord, jobRecordOf, viewOf } from "./job_item.ts";
+import { fencedUpdate } from "./lease_fence.ts";
 import { deleteMessage, sqsBatch } from "./sqs_messages.ts";
 import { type AwsStoreContext, num } from "./store_context.ts";
 
@@ -96,9 +97,10 @@ export async function completeBatch(
 }
 
 /**
- * Records one result; returns the record of the job it finished (whose
- * message is still to be deleted), or undefined when the call was a
- * resend of the recorded result and changed nothing.
+ * Records one result as the lifecycle decides (decideCompletion); returns
+ * the record of the job it finished (whose message is still to be deleted),
+ * or undefined when the call was a resend of the recorded result and
+ * changed nothing.
  */
 async function completeOne(
   ctx: AwsStoreContext,
@@ -106,22 +108,18 @@ async function completeOne(
   result: JobResult,
 ): Promise<JobRecord | undefined> {
   const now = ctx.clock.now();
-  const claims = ctx.tokens.verify(taskToken);
-  const current = await ctx.record(claims.jobId);
-  if (isResendOf(current, claims.attempt, result)) return undefined;
-  const record = holding(current, claims.attempt, now);
-  if (result.jobId !== record.jobId) throw new JobMismatchError(record.jobId, result.jobId);
-  const stored = create(JobResultSchema, result);
-  stored.completedAt ??= timestampFromMs(now);
-  const state = record.cancelReason !== "" ? S.CANCELLED : finishedStateFor(result.success);
+  const holder = ctx.tokens.verify(taskToken);
+  const record = await ctx.record(holder.jobId);
+  const decision = decideCompletion(viewOf(record), holder, result, now);
+  if (decision.kind === "resend") return undefined;
   try {
     await fencedUpdate(ctx, record, now, {
       UpdateExpression:
         "SET #state = :final, #result = :result, lease_expires_at = :zero, updated_at = :now, #ttl = :ttl",
       ExpressionAttributeNames: { "#result": "result", "#ttl": "ttl" },
       ExpressionAttributeValues: {
-        ":final": num(state),
-        ":result": { B: toBinary(JobResultSchema, stored) },
+        ":final": num(decision.state),
+        ":result": { B: toBinary(JobResultSchema, decision.result) },
         ":zero": num(0),
         ":ttl": num(ctx.ttlSeconds(now)),
       },
@@ -132,7 +130,7 @@ async function completeOne(
     // first: this one is then its resend, as it would be had it come later.
     if (error instanceof LeaseLostError) {
       const after = await ctx.getItem(record.jobId);
-      if (after !== undefined && isResendOf(jobRecordOf(after), claims.attempt, result)) {
+      if (after !== undefined && isResend(jobRecordOf(after), holder, result, now)) {
         return undefined;
       }
     }
@@ -142,65 +140,77 @@ async function completeOne(
   return record;
 }
 
-/**
- * Whether completing `attempt` with `result` repeats the completion that
- * finished the job (see isCompletionResend).
- */
-function isResendOf(record: JobRecord, attempt: number, result: JobResult): boolean {
-  return isFinished(record.state) && record.attempt === attempt &&
-    isCompletionResend(
-      record.result === undefined ? undefined : fromBinary(JobResultSchema, record.result),
-      result,
-    );
+/** Whether the lifecycle takes completing `record` with `result` for a resend. */
+function isResend(
+  record: JobRecord,
+  holder: TaskTokenClaims,
+  result: JobResult,
+  now: number,
+): boolean {
+  try {
+    return decideCompletion(viewOf(record), holder, result, now).kind === "resend";
+  } catch {
+    return false; // refused outright: no resend either
+  }
 }
 
 /**
- * Cancels `jobId` with `reason` (or the default one): ends it at once when
- * it waits; a running job keeps running until its worker sees the cancel.
+ * Cancels `jobId` as the lifecycle decides (decideCancel): a waiting job
+ * ends CANCELLED at once; a running one is marked, and keeps running until
+ * its worker sees the cancel.
  */
 export async function cancel(ctx: AwsStoreContext, jobId: string, reason: string): Promise<Job> {
   const now = ctx.clock.now();
-  let record = await ctx.record(jobId);
-  const state = effectiveState(record, now);
-  if (isFinished(state)) {
-    throw new JobFinishedError(jobId, (JobState[state] ?? "").toLowerCase());
-  }
-  if (record.cancelReason === "") {
-    const cancelReason = reason === "" ? DEFAULT_CANCEL_REASON : reason;
-    try {
-      await ctx.ddb.send(
-        new UpdateItemCommand({
-          TableName: ctx.jobsTable,
-          Key: { job_id: { S: jobId } },
-          UpdateExpression: "SET cancel_reason = :reason, updated_at = :now",
-          ConditionExpression:
-            "attribute_not_exists(cancel_reason) AND #state IN (:scheduled, :running)",
-          ExpressionAttributeNames: { "#state": "state" },
-          ExpressionAttributeValues: {
-            ":reason": { S: cancelReason },
-            ":now": num(now),
-            ":scheduled": num(S.SCHEDULED),
-            ":running": num(S.RUNNING),
-          },
-        }),
-        ctx.abort(),
-      );
-    } catch (error) {
-      // Someone cancelled or finished it meanwhile: the re-read below says which.
-      if (!isConditionFailed(error)) throw asStoreError("DynamoDB UpdateItem", error);
-    }
-    record = await ctx.record(jobId);
+  // A cancelled job whose worker is gone has ended: written first, then refused below.
+  let record = await settled(ctx, await ctx.record(jobId));
+  let decision = decideCancel(viewOf(record), { reason }, now);
+  if (decision.newReason) {
+    await markCancelled(ctx, jobId, decision.cancelReason, now);
+    record = await settled(ctx, await ctx.record(jobId));
     const now2 = ctx.clock.now();
-    if (isFinished(effectiveState(record, now2))) {
+    if (isFinished(record.state)) {
       if (record.state !== S.CANCELLED) {
         throw new JobFinishedError(jobId, (JobState[record.state] ?? "").toLowerCase());
       }
       return jobOf(record, now2);
     }
+    // The reason is stored now (ours, or a concurrent cancel's): decide on it.
+    decision = decideCancel(viewOf(record), { reason }, now);
   }
-  if (effectiveState(record, now) === S.SCHEDULED) {
+  if (decision.kind === "finish") {
     // Its SQS message is deleted when it is next received.
-    record = await finishCancelled(ctx, record, now, "");
+    record = await finishCancelled(ctx, record, decision, now);
   }
   return jobOf(record, ctx.clock.now());
+}
+
+/** Records the reason of a first cancel, unless someone cancelled or finished the job meanwhile. */
+async function markCancelled(
+  ctx: AwsStoreContext,
+  jobId: string,
+  cancelReason: string,
+  now: number,
+): Promise<void> {
+  try {
+    await ctx.ddb.send(
+      new UpdateItemCommand({
+        TableName: ctx.jobsTable,
+        Key: { job_id: { S: jobId } },
+        UpdateExpression: "SET cancel_reason = :reason, updated_at = :now",
+        ConditionExpression:
+          "attribute_not_exists(cancel_reason) AND #state IN (:scheduled, :running)",
+        ExpressionAttributeNames: { "#state": "state" },
+        ExpressionAttributeValues: {
+          ":reason": { S: cancelReason },
+          ":now": num(now),
+          ":scheduled": num(S.SCHEDULED),
+          ":running": num(S.RUNNING),
+        },
+      }),
+      ctx.abort(),
+    );
+  } catch (error) {
+    // Someone cancelled or finished it meanwhile: the caller's re-read says which.
+    if (!isConditionFailed(error)) throw asStoreError("DynamoDB UpdateItem", error);
+  }
 }

@@ -11,9 +11,9 @@
 import { GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { toBinary } from "@bufbuild/protobuf";
 import { ExecutionConfigSchema, JobState } from "../../../gen/job/v1/job_pb.ts";
-import { BackendUnavailableError, IdempotencyConflictError } from "../errors.ts";
-import { sameJobParams } from "../idempotency.ts";
+import { BackendUnavailableError } from "../errors.ts";
 import type { EnqueueInput, EnqueueResult } from "../job_store.ts";
+import { decideEnqueue } from "../lifecycle.ts";
 import { YOUNG_MESSAGE_MS } from "./aws_limits.ts";
 import { asStoreError, isConditionFailed } from "./aws_errors.ts";
 import {
@@ -131,7 +131,8 @@ export async function putNewJob(
 
 /**
  * Claims `input.requestId` for `jobId`. Returns undefined when this call
- * claimed it, or the earlier claim (same queue and parameters, else an
+ * claimed it, or the earlier claim when the lifecycle takes this enqueue
+ * for a repeat of it (decideEnqueue: same queue and parameters, else an
  * IdempotencyConflictError).
  */
 async function claimRequestId(
@@ -166,9 +167,8 @@ async function claimRequestId(
     throw asStoreError("DynamoDB GetItem", new Error("the request_id claim vanished"));
   }
   const claim = idempotencyClaimOf(out.Item);
-  if (claim.queue !== input.queue || !sameJobParams(claim.params, input.params)) {
-    throw new IdempotencyConflictError(input.requestId, claim.jobId);
-  }
+  // Throws IdempotencyConflictError when the request_id was used for a different job.
+  decideEnqueue(claim, input, now);
   return { jobId: claim.jobId, claimedAtMs: claim.claimedAtMs };
 }
 

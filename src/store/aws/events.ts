@@ -16,6 +16,7 @@ import type { JobEvent } from "../../../gen/job/v1/job_pb.ts";
 import { eventTimestampMs, sequenceEvents } from "../../protocol/event_sequencing.ts";
 import { isFinished } from "../../protocol/job_state.ts";
 import type { EventLogSource } from "../event_tail.ts";
+import { decidePublish } from "../lifecycle.ts";
 import { capOutput } from "../output_cap.ts";
 import { settled } from "./finish_cancelled.ts";
 import {
@@ -25,6 +26,7 @@ import {
   type Item,
   publishStateOf,
   TOP_EVENT_ATTRIBUTES,
+  viewOf,
 } from "./job_item.ts";
 import { fencedUpdate, leasedRecord } from "./lease_fence.ts";
 import { type AwsStoreContext, num } from "./store_context.ts";
@@ -47,7 +49,8 @@ export async function publishEvents(
   maxEventBytes: number,
 ): Promise<number> {
   const now = ctx.clock.now();
-  const record = await leasedRecord(ctx, taskToken, now);
+  const { record, holder } = await leasedRecord(ctx, taskToken);
+  decidePublish(viewOf(record), holder, now);
   const state = publishStateOf(record, await topEvent(ctx, record.jobId));
   const capped = capOutput(
     sequenceEvents(events, state, now, maxEventBytes),

@@ -1,55 +1,51 @@
 /**
- * Ending a cancelled job as CANCELLED once nobody runs it: at once when it
- * is waiting, when its lease holder hands it back, or when its lease ran out
- * (its worker stopped before finishing). The write is conditional on the
- * attempt that was read, so a concurrent claim or completion wins cleanly.
+ * Persisting the end the lifecycle decides for a cancelled job nobody runs
+ * any more: at once when it waits, when its lease holder hands it back, or
+ * when its lease ran out (see decideCancel, decideHandBack, decideExpiry and
+ * decideLease in ../lifecycle.ts). The write is conditional on the attempt
+ * that was read, so a concurrent claim or completion wins cleanly.
  *
  * @module
  */
 import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { toBinary } from "@bufbuild/protobuf";
 import { JobResultSchema, JobState } from "../../../gen/job/v1/job_pb.ts";
+import { decideExpiry, type Finish, leaseExpired } from "../lifecycle.ts";
 import { asStoreError, isConditionFailed } from "./aws_errors.ts";
-import { type JobRecord, jobRecordOf, leaseExpired } from "./job_item.ts";
+import { type JobRecord, jobRecordOf, viewOf } from "./job_item.ts";
 import { type AwsStoreContext, num } from "./store_context.ts";
 
 const S = JobState;
 
-/** What a cancelled job's result adds when its worker stopped without finishing it. */
-export const WORKER_GONE = " (its worker stopped before finishing)";
-
-/** Ends a job that is not running (any more) and has a cancel reason as CANCELLED. */
+/**
+ * Writes `finish` (a cancelled job's end) to a job that is not running (any
+ * more), or whose lease holder is handing it back; answers the record as it
+ * is afterwards (re-read when someone else changed it first).
+ */
 export async function finishCancelled(
   ctx: AwsStoreContext,
   record: JobRecord,
+  finish: Finish,
   now: number,
-  detail: string,
 ): Promise<JobRecord> {
-  const handBack = record.state === S.RUNNING && !leaseExpired(record, now);
-  const result = create(JobResultSchema, {
-    jobId: record.jobId,
-    success: false,
-    errorMessage: `cancelled: ${record.cancelReason}${detail}`,
-    completedAt: timestampFromMs(now),
-  });
+  const handBack = record.state === S.RUNNING && !leaseExpired(viewOf(record), now);
   try {
     const out = await ctx.ddb.send(
       new UpdateItemCommand({
         TableName: ctx.jobsTable,
         Key: { job_id: { S: record.jobId } },
         UpdateExpression:
-          "SET #state = :cancelled, #result = :result, lease_expires_at = :zero, updated_at = :now, #ttl = :ttl",
+          "SET #state = :finished, #result = :result, lease_expires_at = :zero, updated_at = :now, #ttl = :ttl",
         // A lease holder handing a cancelled job back ends it while still holding it.
         ConditionExpression: handBack
           ? "attempt = :attempt AND #state IN (:scheduled, :running)"
           : "attempt = :attempt AND (#state = :scheduled OR (#state = :running AND lease_expires_at <= :now))",
         ExpressionAttributeNames: { "#state": "state", "#result": "result", "#ttl": "ttl" },
         ExpressionAttributeValues: {
-          ":cancelled": num(S.CANCELLED),
+          ":finished": num(finish.state),
           ":scheduled": num(S.SCHEDULED),
           ":running": num(S.RUNNING),
-          ":result": { B: toBinary(JobResultSchema, result) },
+          ":result": { B: toBinary(JobResultSchema, finish.result) },
           ":zero": num(0),
           ":now": num(now),
           ":ttl": num(ctx.ttlSeconds(now)),
@@ -68,13 +64,14 @@ export async function finishCancelled(
 }
 
 /**
- * `record`, with a cancelled job whose lease ran out ended as CANCELLED
- * (an expired lease alone needs no write: it reads as SCHEDULED).
+ * `record`, with what the lifecycle's expiry decides written when it ends
+ * the job (a cancelled job whose lease ran out ends CANCELLED). A lease that
+ * ran out on a job nobody cancelled needs no write: the record reads as
+ * SCHEDULED (see effectiveState).
  */
 export async function settled(ctx: AwsStoreContext, record: JobRecord): Promise<JobRecord> {
   const now = ctx.clock.now();
-  if (record.cancelReason !== "" && leaseExpired(record, now)) {
-    return await finishCancelled(ctx, record, now, WORKER_GONE);
-  }
+  const expiry = decideExpiry(viewOf(record), now);
+  if (expiry.kind === "finish") return await finishCancelled(ctx, record, expiry, now);
   return record;
 }

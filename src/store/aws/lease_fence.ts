@@ -1,20 +1,23 @@
 /**
- * The lease fence: a lease write (extend, hand back, publish, complete) is
- * made only while the token's attempt still holds the job with its lease
- * unexpired, checked on the record read and again as the write's condition,
- * so a token from an older attempt changes nothing.
+ * The lease fence on DynamoDB: a lease write (extend, hand back, publish,
+ * complete) is made only while the token's attempt still holds the job with
+ * its lease unexpired. The lifecycle checks that on the record read
+ * (checkLease in ../lifecycle.ts); the write carries the same fence as its
+ * condition, so a lease that ends between the read and the write still
+ * changes nothing.
  *
  * @module
  */
 import { ConditionalCheckFailedException, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { JobState } from "../../../gen/job/v1/job_pb.ts";
-import { isFinished } from "../../protocol/job_state.ts";
-import { LeaseLostError, QueueMismatchError } from "../errors.ts";
+import { LeaseLostError } from "../errors.ts";
 import type { LeaseUpdate } from "../job_store.ts";
+import { decideExtend } from "../lifecycle.ts";
+import type { TaskTokenClaims } from "../task_token.ts";
 import { SQS_MAX_VISIBILITY_SECONDS } from "./aws_limits.ts";
 import { asStoreError, isConditionFailed } from "./aws_errors.ts";
 import { finishCancelled } from "./finish_cancelled.ts";
-import { effectiveState, type Item, type JobRecord } from "./job_item.ts";
+import { type Item, type JobRecord, viewOf } from "./job_item.ts";
 import { changeVisibility, deleteMessage } from "./sqs_messages.ts";
 import { type AwsStoreContext, num } from "./store_context.ts";
 
@@ -31,7 +34,7 @@ export interface FencedUpdate {
 
 /**
  * Extends the lease of `taskToken` by `visibilityTimeoutMs`, or hands the
- * job back when it is 0 or less (ended as CANCELLED when it was cancelled).
+ * job back when it is 0 or less, as the lifecycle decides (decideExtend).
  */
 export async function updateLease(
   ctx: AwsStoreContext,
@@ -40,26 +43,26 @@ export async function updateLease(
   visibilityTimeoutMs: number,
 ): Promise<LeaseUpdate> {
   const now = ctx.clock.now();
-  const record = await leasedRecord(ctx, taskToken, now);
-  if (record.queue !== queue) throw new QueueMismatchError(record.queue, queue);
-  const cancelled = record.cancelReason !== "";
+  const { record, holder } = await leasedRecord(ctx, taskToken);
+  const decision = decideExtend(viewOf(record), holder, { queue, visibilityTimeoutMs }, now);
   const queueUrl = await ctx.queueUrl(record.queue);
-  if (visibilityTimeoutMs <= 0) {
-    if (cancelled) {
-      await finishCancelled(ctx, record, now, "");
+  if (decision.kind === "handBack") {
+    const release = decision.release;
+    if (release.kind === "finish") {
+      await finishCancelled(ctx, record, release, now);
       await deleteMessage(ctx, queueUrl, record.receiptHandle);
-      return { cancelled };
+    } else {
+      await fencedUpdate(ctx, record, now, {
+        UpdateExpression: "SET #state = :scheduled, lease_expires_at = :zero, updated_at = :now",
+        ExpressionAttributeValues: { ":scheduled": num(release.state), ":zero": num(0) },
+      });
+      await changeVisibility(ctx, queueUrl, record.receiptHandle, 0);
     }
-    await fencedUpdate(ctx, record, now, {
-      UpdateExpression: "SET #state = :scheduled, lease_expires_at = :zero, updated_at = :now",
-      ExpressionAttributeValues: { ":scheduled": num(S.SCHEDULED), ":zero": num(0) },
-    });
-    await changeVisibility(ctx, queueUrl, record.receiptHandle, 0);
-    return { cancelled };
+    return { cancelled: decision.cancelled };
   }
   await fencedUpdate(ctx, record, now, {
     UpdateExpression: "SET lease_expires_at = :until",
-    ExpressionAttributeValues: { ":until": num(now + visibilityTimeoutMs) },
+    ExpressionAttributeValues: { ":until": num(decision.leaseExpiresAtMs) },
   });
   // Past SQS's 12-hour cap the message comes back early; its receipt then
   // finds the lease held and puts it back in flight (see claim in receive.ts).
@@ -69,44 +72,20 @@ export async function updateLease(
     record.receiptHandle,
     Math.min(SQS_MAX_VISIBILITY_SECONDS, Math.ceil(visibilityTimeoutMs / 1000)),
   );
-  return { cancelled };
+  return { cancelled: decision.cancelled };
 }
 
 /**
- * The record the token leases, while its attempt holds the job and the
- * lease lasts.
- * @throws {LeaseLostError} otherwise.
+ * The record of the job `taskToken` names, and the lease holder the token
+ * speaks for; whether it still holds the lease is the lifecycle's to say.
+ * @throws {InvalidTaskTokenError} for a token this store did not sign.
  */
 export async function leasedRecord(
   ctx: AwsStoreContext,
   taskToken: string,
-  now: number,
-): Promise<JobRecord> {
-  const claims = ctx.tokens.verify(taskToken);
-  return holding(await ctx.record(claims.jobId), claims.attempt, now);
-}
-
-/**
- * `record`, while `attempt` holds the job and its lease lasts.
- * @throws {LeaseLostError} otherwise.
- */
-export function holding(record: JobRecord, attempt: number, now: number): JobRecord {
-  if (record.attempt !== attempt) {
-    throw new LeaseLostError(
-      record.jobId,
-      `attempt ${attempt} was superseded by attempt ${record.attempt}`,
-    );
-  }
-  const state = effectiveState(record, now);
-  if (state !== S.RUNNING) {
-    throw new LeaseLostError(
-      record.jobId,
-      isFinished(state)
-        ? "the job has finished"
-        : "the lease expired or was handed back, and the job was scheduled again",
-    );
-  }
-  return record;
+): Promise<{ record: JobRecord; holder: TaskTokenClaims }> {
+  const holder = ctx.tokens.verify(taskToken);
+  return { record: await ctx.record(holder.jobId), holder };
 }
 
 /**

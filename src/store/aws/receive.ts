@@ -9,20 +9,19 @@
 import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { type Message, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { JobState } from "../../../gen/job/v1/job_pb.ts";
-import { isFinished } from "../../protocol/job_state.ts";
 import type { DequeueOptions, LeasedJob } from "../job_store.ts";
+import { decideLease, type Lease } from "../lifecycle.ts";
 import { SQS_MAX_VISIBILITY_SECONDS, YOUNG_MESSAGE_MS } from "./aws_limits.ts";
 import { asStoreError, isConditionFailed } from "./aws_errors.ts";
 import { highestSequence } from "./events.ts";
-import { finishCancelled, WORKER_GONE } from "./finish_cancelled.ts";
+import { finishCancelled } from "./finish_cancelled.ts";
 import {
-  effectiveState,
   type Item,
   jobIdOfMessage,
   jobOf,
   type JobRecord,
   jobRecordOf,
-  leaseExpired,
+  viewOf,
 } from "./job_item.ts";
 import { changeVisibility, deleteMessage } from "./sqs_messages.ts";
 import { type AwsStoreContext, num } from "./store_context.ts";
@@ -172,52 +171,51 @@ async function claim(
     return undefined;
   }
   const record = jobRecordOf(item);
-  const state = effectiveState(record, now);
-  if (isFinished(state) || record.queue !== queue) {
+  if (record.queue !== queue) {
     await deleteMessage(ctx, queueUrl, handle);
     return undefined;
   }
-  if (state === S.RUNNING) {
-    if (messageId !== "" && messageId === record.messageId) {
-      // The lease's own message, back early (SQS caps visibility at 12 h):
-      // keep it in flight until the lease ends, under its new handle.
-      await adoptReceipt(ctx, record, handle);
-      const remaining = Math.ceil((record.leaseExpiresAtMs - now) / 1000);
-      await changeVisibility(
-        ctx,
-        queueUrl,
-        handle,
-        Math.min(SQS_MAX_VISIBILITY_SECONDS, Math.max(1, remaining)),
-      );
-    } else {
+  const decision = decideLease(viewOf(record), { visibilityTimeoutMs }, now);
+  switch (decision.kind) {
+    case "skip":
+      if (decision.reason === "running" && messageId !== "" && messageId === record.messageId) {
+        // The lease's own message, back early (SQS caps visibility at 12 h):
+        // keep it in flight until the lease ends, under its new handle.
+        await adoptReceipt(ctx, record, handle);
+        const remaining = Math.ceil((record.leaseExpiresAtMs - now) / 1000);
+        await changeVisibility(
+          ctx,
+          queueUrl,
+          handle,
+          Math.min(SQS_MAX_VISIBILITY_SECONDS, Math.max(1, remaining)),
+        );
+      } else {
+        // Finished, or held through another message.
+        await deleteMessage(ctx, queueUrl, handle);
+      }
+      return undefined;
+    case "finish":
+      // Cancelled while it waited, or after its worker stopped.
+      await finishCancelled(ctx, record, decision, now);
       await deleteMessage(ctx, queueUrl, handle);
-    }
-    return undefined;
+      return undefined;
+    case "lease":
+      return await takeLease(ctx, record, decision, { queue, handle, messageId, now });
   }
-  if (record.cancelReason !== "") {
-    await finishCancelled(ctx, record, now, leaseExpired(record, now) ? WORKER_GONE : "");
-    await deleteMessage(ctx, queueUrl, handle);
-    return undefined;
-  }
-  return await takeLease(ctx, record, { queue, handle, messageId, visibilityTimeoutMs, now });
 }
 
 /**
- * Starts the next attempt on `record`, conditional on nobody having done so
- * since it was read; undefined when somebody did (or cancelled it).
+ * Starts the attempt `lease` decides on `record`, conditional on nobody
+ * having done so since it was read; undefined when somebody did (or
+ * cancelled it).
  */
 async function takeLease(
   ctx: AwsStoreContext,
   record: JobRecord,
-  lease: {
-    queue: string;
-    handle: string;
-    messageId: string;
-    visibilityTimeoutMs: number;
-    now: number;
-  },
+  lease: Lease,
+  message: { queue: string; handle: string; messageId: string; now: number },
 ): Promise<LeasedJob | undefined> {
-  const { queue, handle, messageId, visibilityTimeoutMs, now } = lease;
+  const { queue, handle, messageId, now } = message;
   const jobId = record.jobId;
   // Events need a lease, so a job never taken has none: skip the query.
   // Above what is stored and what an earlier attempt reserved (a late write of its own).
@@ -237,11 +235,11 @@ async function takeLease(
           "attempt = :seen AND attribute_not_exists(cancel_reason) AND (#state = :scheduled OR (#state = :running AND lease_expires_at <= :now))",
         ExpressionAttributeNames: { "#state": "state" },
         ExpressionAttributeValues: {
-          ":running": num(S.RUNNING),
+          ":running": num(lease.state),
           ":scheduled": num(S.SCHEDULED),
-          ":next": num(record.attempt + 1),
+          ":next": num(lease.attempt),
           ":seen": num(record.attempt),
-          ":until": num(now + visibilityTimeoutMs),
+          ":until": num(lease.leaseExpiresAtMs),
           ":base": num(sequenceBase),
           ":handle": { S: handle },
           ":mid": { S: messageId },
