@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { BackoffPolicy } from "../../retry.ts";
 
 /** Largest event stored: DynamoDB items are at most 400 KB; the rest of the item fits in the margin. */
 export const AWS_MAX_EVENT_BYTES = 350 * 1024;
@@ -28,3 +29,10 @@ export const SQS_BATCH_RETRIES = 3;
 export const DYNAMODB_BATCH_RETRIES = 8;
 export const BATCH_RETRY_BASE_MS = 25;
 export const BATCH_RETRY_MAX_MS = 1_000;
+
+/** The backoff between those retries: 12–25 ms, doubling, then 0.5–1 s (see backoffDelayMs). */
+export const BATCH_BACKOFF: BackoffPolicy = {
+  initialMs: BATCH_RETRY_BASE_MS,
+  maxMs: BATCH_RETRY_MAX_MS,
+  multiplier: 2,
+};

@@ -1,13 +1,12 @@
 /**
  * Pure helpers of the AWS store's batch calls: bounded concurrency, chunks
- * of a service's batch size, grouping by queue, and the backoff between
- * retries of what a batch call left undone.
+ * of a service's batch size, grouping by queue. (The retries of what a
+ * batch call left undone go through ../../retry.ts.)
  *
  * @module
  */
 import { settle } from "../batch.ts";
 import type { BatchOutcome } from "../job_store.ts";
-import { BATCH_RETRY_BASE_MS, BATCH_RETRY_MAX_MS } from "./aws_limits.ts";
 
 /** Runs `work` on each item, at most `limit` at a time; answers each, in input order. */
 export async function settleBounded<I, T>(
@@ -47,10 +46,4 @@ export function groupInto<T>(groups: Map<string, T[]>, key: string, item: T): vo
 
 export function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Delay before retry number `retry` (from 0) of a batch call's leftovers: exponential, half jittered. */
-export function backoffMs(retry: number): number {
-  const ceiling = Math.min(BATCH_RETRY_MAX_MS, BATCH_RETRY_BASE_MS * 2 ** retry);
-  return ceiling / 2 + Math.random() * (ceiling / 2);
 }

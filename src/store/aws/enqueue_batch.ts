@@ -14,9 +14,15 @@ import { settle } from "../batch.ts";
 import { BackendUnavailableError, StoreClosedError } from "../errors.ts";
 import type { BatchOutcome, EnqueueInput, EnqueueResult } from "../job_store.ts";
 import { countStoreMetric } from "../store_meter.ts";
-import { BATCH_CONCURRENCY, DYNAMODB_BATCH_RETRIES, SQS_BATCH_MAX } from "./aws_limits.ts";
+import { backoffDelayMs, retry } from "../../retry.ts";
+import {
+  BATCH_BACKOFF,
+  BATCH_CONCURRENCY,
+  DYNAMODB_BATCH_RETRIES,
+  SQS_BATCH_MAX,
+} from "./aws_limits.ts";
 import { asStoreError } from "./aws_errors.ts";
-import { backoffMs, chunksOf, compareStrings, groupBy, settleBounded } from "./batching.ts";
+import { chunksOf, compareStrings, groupBy, settleBounded } from "./batching.ts";
 import { type EnqueuePlan, enqueueTo, planEnqueue, putNewJob } from "./enqueue.ts";
 import { type Item, jobOf, jobRecordOf, messageBody, newJobItem } from "./job_item.ts";
 import { sqsBatch } from "./sqs_messages.ts";
@@ -220,8 +226,10 @@ async function putJobItems(
   items: readonly Item[],
 ): Promise<Map<string, Error>> {
   const failures = new Map<string, Error>();
+  if (items.length === 0) return failures;
   let pending: WriteRequest[] = items.map((Item) => ({ PutRequest: { Item } }));
-  for (let retry = 0; pending.length > 0; retry++) {
+  /** One BatchWriteItem of what is pending; answers what is left to retry. */
+  const writeRound = async (retries: number): Promise<WriteRequest[]> => {
     ctx.assertOpen();
     let unprocessed: WriteRequest[];
     try {
@@ -231,36 +239,48 @@ async function putJobItems(
       );
       unprocessed = out.UnprocessedItems?.[ctx.jobsTable] ?? [];
     } catch (error) {
-      if (ctx.closed) return failAll(failures, pending, new StoreClosedError());
+      if (ctx.closed) failAll(failures, pending, new StoreClosedError());
       // The call is refused whole when one item is (too large, say):
       // write them one by one so that only that item fails, as with enqueue.
-      if (isValidationError(error) && pending.length > 1) {
+      else if (isValidationError(error) && pending.length > 1) {
         for (const [jobId, failure] of await putEach(ctx, pending)) {
           failures.set(jobId, failure);
         }
-        return failures;
-      }
-      return failAll(failures, pending, asStoreError("DynamoDB BatchWriteItem", error));
+      } else failAll(failures, pending, asStoreError("DynamoDB BatchWriteItem", error));
+      return [];
     }
-    if (unprocessed.length === 0) break;
-    if (retry >= DYNAMODB_BATCH_RETRIES) {
-      return failAll(
+    if (unprocessed.length === 0) return [];
+    if (retries >= DYNAMODB_BATCH_RETRIES) {
+      failAll(
         failures,
         unprocessed,
         new BackendUnavailableError(
           "DynamoDB BatchWriteItem",
-          `items stayed unprocessed after ${retry} retries`,
+          `items stayed unprocessed after ${retries} retries`,
         ),
       );
+      return [];
     }
     // One count per round, labelled like the client's own counts of the
     // SDK's retries (aws_clients.ts), which this batch_retries series shares.
     countStoreMetric("airunner.dynamodb.batch_retries.total", 1, {
       operation: "BatchWriteItemCommand",
     });
-    await ctx.clock.sleep(backoffMs(retry), ctx.closing);
-    pending = unprocessed;
-  }
+    return unprocessed;
+  };
+  await retry(async (retries) => {
+    pending = await writeRound(retries);
+    return pending;
+  }, {
+    // Failures are answered per item by the round; what is left asks for another try.
+    isRetryable: () => false,
+    retryResult: (left) => left.length > 0,
+    delayMs: (retries) => backoffDelayMs(retries, BATCH_BACKOFF),
+    clock: ctx.clock,
+    signal: ctx.closing,
+  });
+  // The store closed during a backoff: as the next round would, refuse.
+  if (pending.length > 0) ctx.assertOpen();
   return failures;
 }
 

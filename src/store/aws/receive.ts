@@ -9,6 +9,7 @@
 import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { type Message, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { JobState } from "../../../gen/job/v1/job_pb.ts";
+import { retry } from "../../retry.ts";
 import type { DequeueOptions, LeasedJob } from "../job_store.ts";
 import { decideLease, type Lease } from "../lifecycle.ts";
 import { SQS_MAX_VISIBILITY_SECONDS, YOUNG_MESSAGE_MS } from "./aws_limits.ts";
@@ -267,11 +268,18 @@ async function takeLease(
  * message goes first): retry briefly, 5 ms and doubling, ~150 ms in all.
  */
 async function itemSoon(ctx: AwsStoreContext, jobId: string): Promise<Item | undefined> {
-  for (let delayMs = 5;; delayMs *= 2) {
-    const item = await ctx.getItem(jobId);
-    if (item !== undefined || delayMs > 80) return item;
-    await ctx.clock.sleep(delayMs, ctx.closing);
-  }
+  const item = await retry(() => ctx.getItem(jobId), {
+    // A failed read is not retried here: only a job not written yet is.
+    isRetryable: () => false,
+    retryResult: (found) => found === undefined,
+    maxAttempts: 6,
+    delayMs: (retries) => 5 * 2 ** retries,
+    clock: ctx.clock,
+    signal: ctx.closing,
+  });
+  // The store closed during a wait: refuse, as the next read would have.
+  if (item === undefined) ctx.assertOpen();
+  return item;
 }
 
 /** Points the lease at the receipt handle its own message came back with. */

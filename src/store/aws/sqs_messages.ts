@@ -12,14 +12,15 @@ import {
   DeleteMessageCommand,
   SendMessageCommand,
 } from "@aws-sdk/client-sqs";
-import { SQS_BATCH_RETRIES } from "./aws_limits.ts";
+import { backoffDelayMs, retry } from "../../retry.ts";
+import { StoreClosedError } from "../errors.ts";
+import { BATCH_BACKOFF, SQS_BATCH_RETRIES } from "./aws_limits.ts";
 import {
   asStoreError,
   batchEntryError,
   isRetryableBatchEntry,
   isStaleReceipt,
 } from "./aws_errors.ts";
-import { backoffMs } from "./batching.ts";
 import { messageBody } from "./job_item.ts";
 import type { AwsStoreContext } from "./store_context.ts";
 
@@ -76,6 +77,12 @@ export async function deleteMessage(
   }
 }
 
+/** What an SQS batch call answers about its entries. */
+interface SqsBatchAnswer {
+  Successful?: readonly { Id: string | undefined }[] | undefined;
+  Failed?: readonly BatchResultErrorEntry[] | undefined;
+}
+
 /**
  * One SQS batch call over `entries` (at most SQS_BATCH_MAX), sending again
  * the entries whose failure may pass, a few times with backoff. Returns
@@ -86,21 +93,19 @@ export async function sqsBatch<E extends { Id: string }>(
   ctx: AwsStoreContext,
   operation: string,
   entries: readonly E[],
-  send: (entries: E[]) => Promise<{
-    Successful?: readonly { Id: string | undefined }[] | undefined;
-    Failed?: readonly BatchResultErrorEntry[] | undefined;
-  }>,
+  send: (entries: E[]) => Promise<SqsBatchAnswer>,
   harmless: (failure: BatchResultErrorEntry) => boolean = () => false,
 ): Promise<Map<string, unknown>> {
   const failures = new Map<string, unknown>();
   let pending = [...entries];
-  for (let retry = 0; pending.length > 0; retry++) {
+  await retry(async (retries) => {
     let out;
     try {
       out = await ctx.call(operation, () => send(pending));
     } catch (error) {
       for (const entry of pending) failures.set(entry.Id, error);
-      break;
+      pending = [];
+      return pending;
     }
     const succeeded = new Set(out?.Successful?.map((entry) => entry.Id));
     const failed = new Map(out?.Failed?.map((entry) => [entry.Id, entry]));
@@ -109,7 +114,7 @@ export async function sqsBatch<E extends { Id: string }>(
       if (succeeded.has(entry.Id)) continue;
       const failure = failed.get(entry.Id);
       if (failure !== undefined && harmless(failure)) continue;
-      if (failure !== undefined && isRetryableBatchEntry(failure) && retry < SQS_BATCH_RETRIES) {
+      if (failure !== undefined && isRetryableBatchEntry(failure) && retries < SQS_BATCH_RETRIES) {
         again.push(entry);
       } else {
         failures.set(
@@ -124,7 +129,16 @@ export async function sqsBatch<E extends { Id: string }>(
       }
     }
     pending = again;
-    if (pending.length > 0) await ctx.clock.sleep(backoffMs(retry), ctx.closing);
-  }
+    return pending;
+  }, {
+    // Failures are answered per entry above; what is left to send asks for another try.
+    isRetryable: () => false,
+    retryResult: (left) => left.length > 0,
+    delayMs: (retries) => backoffDelayMs(retries, BATCH_BACKOFF),
+    clock: ctx.clock,
+    signal: ctx.closing,
+  });
+  // The store closed during a backoff: what is left was never sent again.
+  for (const entry of pending) failures.set(entry.Id, new StoreClosedError());
   return failures;
 }
