@@ -46,6 +46,7 @@ import {
   decidePublish,
   type Finish,
   type JobView,
+  type Lease,
   type Release,
 } from "./lifecycle.ts";
 import { MinHeap } from "./min_heap.ts";
@@ -198,7 +199,7 @@ export class MemoryJobStore implements JobStore {
       for (let record = this.#takeNext(queue); record !== undefined;) {
         const decision = decideLease(viewOf(record), { visibilityTimeoutMs }, now);
         if (decision.kind === "lease") {
-          leased.push(this.#lease(queue, record, decision.attempt, decision.leaseExpiresAtMs, now));
+          leased.push(this.#lease(queue, record, decision, now));
           if (leased.length >= maxJobs) break;
         } else if (decision.kind === "finish") {
           this.#finish(record, decision, now);
@@ -430,18 +431,13 @@ export class MemoryJobStore implements JobStore {
     return record;
   }
 
-  #lease(
-    queue: QueueRecord,
-    record: JobRecord,
-    attempt: number,
-    leaseExpiresAt: number,
-    now: number,
-  ): LeasedJob {
+  /** Persists a lease the lifecycle decided and signs its token. */
+  #lease(queue: QueueRecord, record: JobRecord, lease: Lease, now: number): LeasedJob {
     const job = record.job;
-    job.attempt = attempt;
-    job.state = JobState.RUNNING;
+    job.attempt = lease.attempt;
+    job.state = lease.state;
     job.updatedAt = timestampFromMs(now);
-    record.leaseExpiresAt = leaseExpiresAt;
+    record.leaseExpiresAt = lease.leaseExpiresAtMs;
     record.sequenceBase = record.highestSequence;
     queue.leases.push({ record, attempt: job.attempt, expiresAt: record.leaseExpiresAt });
     const taskToken = this.#tokens.sign({
