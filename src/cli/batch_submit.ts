@@ -285,8 +285,10 @@ export const CHUNK_BACKOFF: BackoffPolicy = {
 /**
  * The codes on which a chunk, or an item of it, is sent again: only
  * unavailable and deadline_exceeded, narrower than the shared transient
- * codes, as before they were shared: a batch gives up quickly and reports
- * what was not submitted, rather than retry what the server answered.
+ * codes, as `submit --batch` has always been: a person is waiting on it, so
+ * a failed fetch (unknown) ends it at once with "cannot reach the server",
+ * and an item the server answered internal or aborted is reported on its
+ * line rather than sent again.
  */
 const CHUNK_TRANSIENT_CODES = transientCodes({
   removing: [Code.Unknown, Code.Internal, Code.Aborted],

@@ -96,8 +96,9 @@ export async function followJob(
 }
 
 /**
- * The transient codes of a follow: the shared ones but deadline_exceeded,
- * which a follow did not retry before the codes were shared (its calls set
- * no deadline of their own).
+ * The transient codes of a follow: the shared ones but deadline_exceeded.
+ * A follow's calls have no deadline but the one its caller chose (the CLI's
+ * `--timeout` / `--call-timeout`: give up on each call after this long);
+ * resuming would override that choice, so the follow ends as it always has.
  */
 const FOLLOW_TRANSIENT_CODES = transientCodes({ removing: [Code.DeadlineExceeded] });

@@ -47,9 +47,14 @@ export async function keepLease(options: LeaseKeeperOptions): Promise<void> {
   while (!signal.aborted) {
     await clock.sleep(interval, signal);
     if (signal.aborted) return;
-    let cancelled: boolean;
     try {
-      ({ cancelled } = await retry(() => options.extend(), {
+      await retry(async () => {
+        const { cancelled } = await options.extend();
+        if (cancelled && !told) {
+          told = true;
+          options.onCancelled?.();
+        }
+      }, {
         isRetryable: options.isRetryable,
         // Never wait longer than the interval: the lease runs out meanwhile.
         delayMs: (n) => Math.min(interval, backoffDelayMs(n)),
@@ -57,15 +62,11 @@ export async function keepLease(options: LeaseKeeperOptions): Promise<void> {
         signal,
         onRetry: (error, delayMs) =>
           logger.warn({ err: error, retryInMs: delayMs }, "extending the lease failed"),
-      }));
+      });
     } catch (error) {
       if (signal.aborted) return;
       options.onLost(error);
       return;
-    }
-    if (cancelled && !told) {
-      told = true;
-      options.onCancelled?.();
     }
   }
 }
