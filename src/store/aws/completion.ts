@@ -166,7 +166,15 @@ export async function cancel(ctx: AwsStoreContext, jobId: string, reason: string
   let decision = decideCancel(viewOf(record), { reason }, now);
   if (decision.newReason) {
     await markCancelled(ctx, jobId, decision.cancelReason, now);
-    record = await settled(ctx, await ctx.record(jobId));
+    const marked = await ctx.record(jobId);
+    if (decision.kind === "finish" && marked.attempt === record.attempt) {
+      // The job was waiting when decided (a lease that had run out, with no
+      // cancel asked then, put it back in its queue): it ends as decided, not
+      // as an expired cancelled lease, which the mark alone would make it look
+      // like. A claim since then changed the attempt and takes the path below.
+      return jobOf(await finishCancelled(ctx, marked, decision, now), ctx.clock.now());
+    }
+    record = await settled(ctx, marked);
     const now2 = ctx.clock.now();
     if (isFinished(record.state)) {
       if (record.state !== S.CANCELLED) {
