@@ -9,7 +9,7 @@
 import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { type Message, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { JobState } from "../../../gen/job/v1/job_pb.ts";
-import { retry } from "../../retry.ts";
+import { backoffDelayMs, type BackoffPolicy, retry } from "../../retry.ts";
 import type { DequeueOptions, LeasedJob } from "../job_store.ts";
 import { decideLease, type Lease } from "../lifecycle.ts";
 import { SQS_MAX_VISIBILITY_SECONDS, YOUNG_MESSAGE_MS } from "./aws_limits.ts";
@@ -263,6 +263,9 @@ async function takeLease(
   };
 }
 
+/** 5 ms doubling: 5, 10, 20, 40, 80 ms. */
+const ITEM_NOT_WRITTEN_BACKOFF: BackoffPolicy = { initialMs: 5, maxMs: 80, multiplier: 2 };
+
 /**
  * A job item read right after its enqueue may not be written yet (the
  * message goes first): retry briefly, 5 ms and doubling, ~150 ms in all.
@@ -273,7 +276,8 @@ async function itemSoon(ctx: AwsStoreContext, jobId: string): Promise<Item | und
     isRetryable: () => false,
     retryResult: (found) => found === undefined,
     maxAttempts: 6,
-    delayMs: (retries) => 5 * 2 ** retries,
+    // The full delay each time (random = 1): nothing to spread out, one reader waits.
+    delayMs: (retries) => backoffDelayMs(retries, ITEM_NOT_WRITTEN_BACKOFF, () => 1),
     clock: ctx.clock,
     signal: ctx.closing,
   });
