@@ -107,6 +107,13 @@ export interface RetryOptions<T> {
   readonly signal?: AbortSignal;
   /** Called before each wait that follows a failure, with the failure and the wait. */
   readonly onRetry?: (error: unknown, delayMs: number) => void;
+  /**
+   * Whether a failure came after the call got somewhere (a session that was
+   * established, then ended): the count of tries starts over, this try
+   * counting as the first, so the wait after it is the first wait again and
+   * `maxAttempts` counts from it. Default: never.
+   */
+  readonly startsOver?: (error: unknown) => boolean;
 }
 
 /**
@@ -128,13 +135,15 @@ export async function retry<T>(
     signal,
   } = options;
   for (let attempt = 0;; attempt++) {
-    const last = attempt + 1 >= maxAttempts;
     let outcome: { readonly value: T } | { readonly error: unknown };
     try {
       const value = await call(attempt);
+      const last = attempt + 1 >= maxAttempts;
       if (last || signal?.aborted || options.retryResult?.(value) !== true) return value;
       outcome = { value };
     } catch (error) {
+      if (options.startsOver?.(error) === true) attempt = 0;
+      const last = attempt + 1 >= maxAttempts;
       if (last || signal?.aborted || !isRetryable(error)) throw error;
       outcome = { error };
     }

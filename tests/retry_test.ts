@@ -146,3 +146,41 @@ Deno.test("an abort during the wait after a value that asks for a retry returns 
   stop.abort();
   assert.equal(await done, "unfinished");
 });
+
+Deno.test("a failure that starts over counts as the first try again: the waits restart", async () => {
+  const sleeps: number[] = [];
+  const attempts: number[] = [];
+  const clock = { sleep: (ms: number) => (sleeps.push(ms), Promise.resolve()) };
+  // Tries 0 and 1 fail; try 2 fails after getting somewhere; then two more fail and one passes.
+  const value = await retry((attempt) => {
+    attempts.push(attempt);
+    if (attempts.length === 6) return Promise.resolve("ok");
+    const progressed = attempts.length === 3;
+    return Promise.reject(new ConnectError(progressed ? "dropped" : "down", Code.Unavailable));
+  }, {
+    clock,
+    delayMs: (n) => 100 * (n + 1),
+    startsOver: (error) => ConnectError.from(error).rawMessage === "dropped",
+  });
+  assert.equal(value, "ok");
+  assert.deepEqual(attempts, [0, 1, 2, 1, 2, 3]);
+  assert.deepEqual(sleeps, [100, 200, 100, 200, 300]);
+});
+
+Deno.test("maxAttempts counts from the try that started over", async () => {
+  let calls = 0;
+  await assert.rejects(
+    retry(() => {
+      calls++;
+      return Promise.reject(
+        new ConnectError(calls === 2 ? "dropped" : `try ${calls}`, Code.Unavailable),
+      );
+    }, {
+      maxAttempts: 2,
+      clock: { sleep: () => Promise.resolve() },
+      startsOver: (error) => ConnectError.from(error).rawMessage === "dropped",
+    }),
+    /try 3/,
+  );
+  assert.equal(calls, 3);
+});

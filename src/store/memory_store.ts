@@ -49,6 +49,7 @@ import {
   type Lease,
   type Release,
 } from "./lifecycle.ts";
+import { LeaseExpiryTimer } from "./lease_expiry_timer.ts";
 import { MinHeap } from "./min_heap.ts";
 import { capOutput, DEFAULT_MAX_JOB_OUTPUT_BYTES } from "./output_cap.ts";
 import { Notifier } from "./notifier.ts";
@@ -98,7 +99,7 @@ interface QueueRecord {
   /** Running jobs by lease expiry; stale entries are skipped when popped. */
   readonly leases: MinHeap<LeaseEntry>;
   /** Fires at the earliest lease expiry, so waiting dequeues wake when it passes. */
-  expiryTimer: { readonly at: number; readonly stop: AbortController } | undefined;
+  readonly expiryTimer: LeaseExpiryTimer;
 }
 
 /** A JobStore that keeps everything in this process's memory. */
@@ -207,12 +208,12 @@ export class MemoryJobStore implements JobStore {
         record = this.#takeNext(queue);
       }
       if (leased.length > 0) {
-        this.#armExpiryTimer(queue);
+        queue.expiryTimer.arm();
         return leased;
       }
       if (signal.aborted || (deadline !== undefined && now >= deadline)) break;
-      // Woken by an enqueue, a hand-back, a lease expiry (see
-      // #armExpiryTimer), close, or the end of the wait.
+      // Woken by an enqueue, a hand-back, a lease expiry (the queue's
+      // expiryTimer), close, or the end of the wait.
       await this.#queueWaiters.wait(queueName, {
         signal,
         ...(deadline === undefined ? {} : { timeoutMs: deadline - now }),
@@ -240,7 +241,7 @@ export class MemoryJobStore implements JobStore {
         attempt: record.job.attempt,
         expiresAt: record.leaseExpiresAt,
       });
-      this.#armExpiryTimer(queueRecord);
+      queueRecord.expiryTimer.arm();
     }
     return { cancelled: decision.cancelled };
   }
@@ -331,7 +332,7 @@ export class MemoryJobStore implements JobStore {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const queue of this.#queues.values()) queue.expiryTimer?.stop.abort();
+    for (const queue of this.#queues.values()) queue.expiryTimer.close();
     this.#queueWaiters.notifyAll();
     this.#jobWatchers.notifyAll();
     return;
@@ -399,18 +400,27 @@ export class MemoryJobStore implements JobStore {
   }
 
   #queue(name: string): QueueRecord {
-    let queue = this.#queues.get(name);
-    if (queue === undefined) {
-      queue = {
-        name,
-        again: [],
-        ready: [],
-        head: 0,
-        leases: new MinHeap((e) => e.expiresAt),
-        expiryTimer: undefined,
-      };
-      this.#queues.set(name, queue);
-    }
+    const existing = this.#queues.get(name);
+    if (existing !== undefined) return existing;
+    const queue: QueueRecord = {
+      name,
+      again: [],
+      ready: [],
+      head: 0,
+      leases: new MinHeap((e) => e.expiresAt),
+      expiryTimer: new LeaseExpiryTimer({
+        clock: this.#clock,
+        earliestExpiry: () => this.#liveLease(queue)?.expiresAt ?? null,
+        reclaim: (now) => this.#reclaimExpired(queue, now),
+        // Reclaiming in memory fails only by a bug: let it surface, unhandled.
+        onError: (error) => {
+          throw error;
+        },
+      }),
+    };
+    // A queue first named after close never arms its timer.
+    if (this.#closed) queue.expiryTimer.close();
+    this.#queues.set(name, queue);
     return queue;
   }
 
@@ -472,27 +482,6 @@ export class MemoryJobStore implements JobStore {
       queue.leases.pop();
     }
     return undefined;
-  }
-
-  /**
-   * Keeps one timer per queue armed at its earliest live lease expiry; when
-   * it fires, expired jobs are scheduled again, which wakes waiting dequeues.
-   */
-  #armExpiryTimer(queue: QueueRecord): void {
-    const next = this.#liveLease(queue);
-    const armed = queue.expiryTimer;
-    if (armed !== undefined && next !== undefined && armed.at <= next.expiresAt) return;
-    armed?.stop.abort();
-    queue.expiryTimer = undefined;
-    if (next === undefined || this.#closed) return;
-    const timer = { at: next.expiresAt, stop: new AbortController() };
-    queue.expiryTimer = timer;
-    void this.#clock.sleep(timer.at - this.#clock.now(), timer.stop.signal).then(() => {
-      if (timer.stop.signal.aborted) return;
-      queue.expiryTimer = undefined;
-      this.#reclaimExpired(queue, this.#clock.now());
-      this.#armExpiryTimer(queue);
-    });
   }
 
   /** Persists a finish the lifecycle decided: the job's final state and result. */

@@ -63,7 +63,7 @@ import { UuidV7Generator } from "../uuid_v7.ts";
 import { jobFromRow, type JobRow, listingFilter, viewOfRow, type ViewRow } from "./job_rows.ts";
 import { openDatabase } from "./open_database.ts";
 import { deleteFinishedBefore, retainLoop } from "./retention.ts";
-import { LeaseExpiryTimer } from "./lease_expiry_timer.ts";
+import { LeaseExpiryTimer } from "../lease_expiry_timer.ts";
 import { SqlRunner } from "./sql_runner.ts";
 import { EncodedConfigCache } from "./encoded_config_cache.ts";
 import { SQL, writeFinish, writeReschedule } from "./job_statements.ts";

@@ -16,7 +16,7 @@ import {
 } from "../../../gen/job/v1/job_pb.ts";
 import type { Clock } from "../../clock.ts";
 import type { Logger } from "../../logger.ts";
-import { backoffDelayMs } from "../../retry.ts";
+import { retry } from "../../retry.ts";
 import { type ConnectionOptions, createClosableTransport } from "../../protocol/transport.ts";
 import { SessionWatchdog } from "../../protocol/session.ts";
 import { RequestChannel } from "./session_framing.ts";
@@ -145,24 +145,47 @@ export interface ConnectionLoopOptions {
 /** Keeps a stream open until close, reconnecting with backoff; may switch to unary. */
 export async function keepSessionConnected(options: ConnectionLoopOptions): Promise<void> {
   const { closing, stopping, logger } = options;
-  let failures = 0;
-  while (!closing.aborted && !stopping()) {
-    const { opened, error } = await options.runStream();
-    if (closing.aborted || stopping()) return;
-    if (opened) failures = 0;
-    // Only the first stream decides: a session that worked once is
-    // worth reconnecting to.
-    if (!opened && options.mayFallBack() && cannotHoldSession(error)) {
-      logger.warn(
-        { err: error },
-        "the server cannot hold a worker session (no full-duplex HTTP/2); using unary calls",
-      );
-      options.fallBack();
-      return;
-    }
-    const retryInMs = backoffDelayMs(failures++);
-    logger.warn({ err: error, retryInMs }, "worker session ended; reconnecting");
-    await options.clock.sleep(retryInMs, closing);
+  try {
+    await retry(async () => {
+      if (closing.aborted || stopping()) return;
+      const { opened, error } = await options.runStream();
+      if (closing.aborted || stopping()) return;
+      // Only the first stream decides: a session that worked once is
+      // worth reconnecting to.
+      if (!opened && options.mayFallBack() && cannotHoldSession(error)) {
+        logger.warn(
+          { err: error },
+          "the server cannot hold a worker session (no full-duplex HTTP/2); using unary calls",
+        );
+        options.fallBack();
+        return;
+      }
+      throw new StreamEndedError(opened, error);
+    }, {
+      // Every end of a stream is reconnected to (only a rejection of
+      // runStream itself, a bug, is not); the backoff starts over after a
+      // session that was established.
+      isRetryable: (error) => error instanceof StreamEndedError,
+      startsOver: (error) => error instanceof StreamEndedError && error.opened,
+      onRetry: (error, retryInMs) =>
+        logger.warn(
+          { err: error instanceof StreamEndedError ? error.error : error, retryInMs },
+          "worker session ended; reconnecting",
+        ),
+      clock: options.clock,
+      signal: closing,
+    });
+  } catch (error) {
+    // Closing cut the wait before a reconnect short: the loop is over.
+    if (!(error instanceof StreamEndedError)) throw error;
+  }
+}
+
+/** A stream ended and is to be reconnected: carries how it ended through {@link retry}. */
+class StreamEndedError extends Error {
+  constructor(readonly opened: boolean, readonly error: unknown) {
+    super("worker session ended", { cause: error });
+    this.name = "StreamEndedError";
   }
 }
 

@@ -1,12 +1,13 @@
 /**
- * The SQLite store's one timer at the earliest lease expiry: when it fires,
- * leases that ran out are ended as the lifecycle decides, which wakes
- * waiting dequeues without polling.
+ * A store's timer at the earliest lease expiry (the SQLite store keeps one,
+ * the memory store one per queue): when it fires, leases that ran out are
+ * ended as the lifecycle decides, which wakes waiting dequeues without
+ * polling. It runs on the store's injectable clock, so tests move time.
  *
  * @module
  */
-import type { Clock } from "../../clock.ts";
-import { StoreFullError } from "../errors.ts";
+import type { Clock } from "../clock.ts";
+import { StoreFullError } from "./errors.ts";
 
 /** How soon lease expiries are reclaimed again after the disk refused it. */
 const RECLAIM_RETRY_MS = 1_000;
