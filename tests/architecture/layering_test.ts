@@ -5,10 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import { ROOT, sourceFiles } from "./source_files.ts";
 import { forbiddenImport, layerOf } from "./layers.ts";
-
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 /** A relative import (static, re-export or dynamic) of one source text. */
 export interface ImportSite {
@@ -97,16 +95,6 @@ export function layeringViolations(
     }
   }
   return problems;
-}
-
-function sourceFiles(dir: string): string[] {
-  const files: string[] = [];
-  for (const entry of Deno.readDirSync(`${ROOT}${dir}`)) {
-    const path = `${dir}/${entry.name}`;
-    if (entry.isDirectory) files.push(...sourceFiles(path));
-    else if (path.endsWith(".ts")) files.push(path);
-  }
-  return files;
 }
 
 const read = (path: string) => Deno.readTextFileSync(`${ROOT}${path}`);

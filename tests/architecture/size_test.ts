@@ -5,9 +5,8 @@
  * lint plugin run on each file.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
+import { ROOT, sourceFiles } from "./source_files.ts";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const MAX_FILE_LINES = 600;
 export const MAX_FUNCTION_LINES = 120;
 
@@ -41,16 +40,6 @@ export function longFunctions(path: string, source: string): string[] {
       lineOf(source, d.range[0])
     }: a function of ${d.message} lines (limit ${MAX_FUNCTION_LINES})`
   );
-}
-
-function sourceFiles(dir: string): string[] {
-  const files: string[] = [];
-  for (const entry of Deno.readDirSync(`${ROOT}${dir}`)) {
-    const path = `${dir}/${entry.name}`;
-    if (entry.isDirectory) files.push(...sourceFiles(path));
-    else if (path.endsWith(".ts")) files.push(path);
-  }
-  return files;
 }
 
 const files = sourceFiles("src");

@@ -1,12 +1,34 @@
 /**
- * Pure helpers of the AWS store's batch calls: bounded concurrency, chunks
- * of a service's batch size, grouping by queue. (The retries of what a
- * batch call left undone go through ../../retry.ts.)
+ * Helpers of the AWS store's batch calls: bounded concurrency, chunks of a
+ * service's batch size, grouping by queue (pure), and the one way to send
+ * again what a batch call left undone.
  *
  * @module
  */
+import type { Clock } from "../../clock.ts";
+import { backoffDelayMs, retry } from "../../retry.ts";
 import { settle } from "../batch.ts";
 import type { BatchOutcome } from "../job_store.ts";
+import { BATCH_BACKOFF } from "./aws_limits.ts";
+
+/**
+ * Runs `round` (given how many rounds came before) until it leaves nothing
+ * to send, backing off on {@link BATCH_BACKOFF} between rounds. A round
+ * answers its own failures item by item, so none is retried as a whole;
+ * a round that gives up returns nothing left.
+ */
+export async function sendUntilNoneLeft<T>(
+  round: (retries: number) => Promise<readonly T[]>,
+  wait: { readonly clock: Clock; readonly signal: AbortSignal },
+): Promise<void> {
+  await retry(round, {
+    isRetryable: () => false,
+    retryResult: (left) => left.length > 0,
+    delayMs: (retries) => backoffDelayMs(retries, BATCH_BACKOFF),
+    clock: wait.clock,
+    signal: wait.signal,
+  });
+}
 
 /** Runs `work` on each item, at most `limit` at a time; answers each, in input order. */
 export async function settleBounded<I, T>(

@@ -14,15 +14,9 @@ import { settle } from "../batch.ts";
 import { BackendUnavailableError, StoreClosedError } from "../errors.ts";
 import type { BatchOutcome, EnqueueInput, EnqueueResult } from "../job_store.ts";
 import { countStoreMetric } from "../store_meter.ts";
-import { backoffDelayMs, retry } from "../../retry.ts";
-import {
-  BATCH_BACKOFF,
-  BATCH_CONCURRENCY,
-  DYNAMODB_BATCH_RETRIES,
-  SQS_BATCH_MAX,
-} from "./aws_limits.ts";
+import { BATCH_CONCURRENCY, DYNAMODB_BATCH_RETRIES, SQS_BATCH_MAX } from "./aws_limits.ts";
 import { asStoreError } from "./aws_errors.ts";
-import { chunksOf, compareStrings, groupBy, settleBounded } from "./batching.ts";
+import { chunksOf, compareStrings, groupBy, sendUntilNoneLeft, settleBounded } from "./batching.ts";
 import { type EnqueuePlan, enqueueTo, planEnqueue, putNewJob } from "./enqueue.ts";
 import { type Item, jobOf, jobRecordOf, messageBody, newJobItem } from "./job_item.ts";
 import { sqsBatch } from "./sqs_messages.ts";
@@ -268,17 +262,10 @@ async function putJobItems(
     });
     return unprocessed;
   };
-  await retry(async (retries) => {
+  await sendUntilNoneLeft(async (retries) => {
     pending = await writeRound(retries);
     return pending;
-  }, {
-    // Failures are answered per item by the round; what is left asks for another try.
-    isRetryable: () => false,
-    retryResult: (left) => left.length > 0,
-    delayMs: (retries) => backoffDelayMs(retries, BATCH_BACKOFF),
-    clock: ctx.clock,
-    signal: ctx.closing,
-  });
+  }, { clock: ctx.clock, signal: ctx.closing });
   // The store closed during a backoff: as the next round would, refuse.
   if (pending.length > 0) ctx.assertOpen();
   return failures;

@@ -12,9 +12,9 @@ import {
   DeleteMessageCommand,
   SendMessageCommand,
 } from "@aws-sdk/client-sqs";
-import { backoffDelayMs, retry } from "../../retry.ts";
+import { sendUntilNoneLeft } from "./batching.ts";
 import { StoreClosedError } from "../errors.ts";
-import { BATCH_BACKOFF, SQS_BATCH_RETRIES } from "./aws_limits.ts";
+import { SQS_BATCH_RETRIES } from "./aws_limits.ts";
 import {
   asStoreError,
   batchEntryError,
@@ -98,7 +98,7 @@ export async function sqsBatch<E extends { Id: string }>(
 ): Promise<Map<string, unknown>> {
   const failures = new Map<string, unknown>();
   let pending = [...entries];
-  await retry(async (retries) => {
+  await sendUntilNoneLeft(async (retries) => {
     let out;
     try {
       out = await ctx.call(operation, () => send(pending));
@@ -130,14 +130,7 @@ export async function sqsBatch<E extends { Id: string }>(
     }
     pending = again;
     return pending;
-  }, {
-    // Failures are answered per entry above; what is left to send asks for another try.
-    isRetryable: () => false,
-    retryResult: (left) => left.length > 0,
-    delayMs: (retries) => backoffDelayMs(retries, BATCH_BACKOFF),
-    clock: ctx.clock,
-    signal: ctx.closing,
-  });
+  }, { clock: ctx.clock, signal: ctx.closing });
   // The store closed during a backoff: what is left was never sent again.
   for (const entry of pending) failures.set(entry.Id, new StoreClosedError());
   return failures;
