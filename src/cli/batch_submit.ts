@@ -48,7 +48,7 @@ import {
 } from "../telemetry/tracing.ts";
 import { describeError } from "./errors.ts";
 import { ExitCode } from "./exit_codes.ts";
-import { checkJobFields, checkTimeoutSeconds, parseTimeoutFlag } from "./job_file.ts";
+import { checkJobFields, checkTimeoutSeconds, parseTimeoutFlag } from "./job_fields.ts";
 import { parseKeyValues, parseSecretEnvEntries, usageChecked, UsageError } from "./parse.ts";
 
 /** Jobs per EnqueueJobs call (the server takes up to MAX_ENQUEUE_BATCH). */

@@ -44,13 +44,7 @@ import {
   readBatchInput,
   runBatchSubmit,
 } from "./batch_submit.ts";
-import {
-  checkTimeoutSeconds,
-  type JobFile,
-  parseEnvFile,
-  parseTimeoutFlag,
-  readJobFile,
-} from "./job_file.ts";
+import { checkTimeoutSeconds, type JobFile, parseEnvFile, parseTimeoutFlag } from "./job_fields.ts";
 import { jobStateName } from "./parse.ts";
 import { writeOutput } from "./output.ts";
 import { parseKeyValues, parseSecretEnvEntries, usageChecked, UsageError } from "./parse.ts";
@@ -181,7 +175,10 @@ ${EXIT_CODES_HELP}`,
           setExitCode(await submitBatch(repository, { ...opts, batch: opts.batch }, trailing()));
           return;
         }
-        const file = opts.config === undefined ? {} : await readJobFile(opts.config);
+        // The YAML parser loads only for a job file (see job_fields.ts).
+        const file = opts.config === undefined
+          ? {}
+          : await (await import("./job_file.ts")).readJobFile(opts.config);
         const envFile = opts.envFile === undefined ? {} : await readEnvFile(opts.envFile);
         const config = parseSubmitConfig(repository, opts, trailing(), file, envFile);
         setExitCode(
