@@ -142,7 +142,8 @@ async function main(): Promise<number> {
           // (a local node_modules would be embedded whole, build tools and all).
           "--node-modules-dir=none",
           "--exclude-unused-npm",
-          ...AIRUNNER_RUN_FLAGS,
+          // The binary carries its packages: node_modules is a deno run matter.
+          ...AIRUNNER_RUN_FLAGS.filter((flag) => !flag.startsWith("--node-modules-dir")),
           entry,
         ],
         cwd: ROOT,
