@@ -1,7 +1,7 @@
 /**
- * Opens the AWS store for `airunner orchestrator`, after checking that both
- * tables answer (so a wrong region, credentials or table name fails at
- * start, not at the first job).
+ * The AWS half of store_opener.ts, loaded only for `airunner orchestrator`:
+ * opens the AWS store after checking that both tables answer (so a wrong
+ * region, credentials or table name fails at start, not at the first job).
  *
  * @module
  */

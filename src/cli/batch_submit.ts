@@ -27,8 +27,6 @@ import {
   type EnqueueJobRequest,
   EnqueueJobRequestSchema,
   type EnqueueJobsResult,
-  JobParamsSchema,
-  ProcessType,
 } from "../../gen/job/v1/job_pb.ts";
 import type { AirunnerClients } from "../protocol/transport.ts";
 import {
@@ -48,7 +46,15 @@ import {
 } from "../telemetry/tracing.ts";
 import { describeError } from "./errors.ts";
 import { ExitCode } from "./exit_codes.ts";
-import { checkJobFields, checkTimeoutSeconds, parseTimeoutFlag } from "./job_fields.ts";
+import { checkJobFields, parseTimeoutFlag } from "./job_fields.ts";
+import {
+  backoffDelayMs,
+  type BackoffPolicy,
+  isTransient,
+  retry,
+  transientCodes,
+} from "../retry.ts";
+import { jobParamsOf, type JobSpec, mergeJobSpecs } from "./job_spec.ts";
 import { parseKeyValues, parseSecretEnvEntries, usageChecked, UsageError } from "./parse.ts";
 
 /** Jobs per EnqueueJobs call (the server takes up to MAX_ENQUEUE_BATCH). */
@@ -58,19 +64,15 @@ export const BYTES_PER_CALL = 4 * 1024 * 1024;
 /** Tries of one chunk (the first call and its retries). */
 export const ATTEMPTS_PER_CHUNK = 4;
 
-/** What every line starts from: the command line's flags, `--env-file` and environment. */
-export interface BatchDefaults {
-  readonly queue?: string;
+/**
+ * What every line starts from: the command line's flags, `--env-file` and
+ * environment (the line's own keys win, see job_spec.ts).
+ */
+export interface BatchDefaults extends JobSpec {
   readonly owner: string;
   readonly environment: Readonly<Record<string, string>>;
   readonly secretEnvironment: Readonly<Record<string, string>>;
   readonly metadata: Readonly<Record<string, string>>;
-  readonly timeoutSeconds?: number;
-  readonly processType?: "pipe" | "pty";
-  readonly repository?: string;
-  readonly branch?: string;
-  readonly commit?: string;
-  readonly workingDirectory?: string;
 }
 
 /** The `submit` flags `--batch` reads or refuses. */
@@ -221,24 +223,10 @@ function parseBatchLine(
   if (file.command === undefined || file.command.trim() === "") {
     throw new UsageError(`${where}: command is required`);
   }
-  const processType = file.processType ?? defaults.processType ?? "pipe";
-  const params = create(JobParamsSchema, {
-    command: file.command,
-    args: file.args ?? [],
-    environment: { ...defaults.environment, ...file.environment },
-    secretEnvironment: { ...defaults.secretEnvironment, ...file.secretEnvironment },
-    metadata: { ...defaults.metadata, ...file.metadata },
-    owner: file.owner ?? defaults.owner,
-    repository: file.repository ?? defaults.repository ?? "",
-    branch: file.branch ?? defaults.branch ?? "",
-    commit: file.commit ?? defaults.commit ?? "",
-    workingDirectory: file.workingDirectory ?? defaults.workingDirectory ?? "",
-    timeoutSeconds: checkTimeoutSeconds(
-      file.timeoutSeconds ?? defaults.timeoutSeconds ?? 0,
-      `${where}: timeout`,
-    ),
-    processType: processType === "pty" ? ProcessType.PTY : ProcessType.PIPE,
-  });
+  const params = jobParamsOf(
+    { ...mergeJobSpecs(defaults, file), command: file.command },
+    `${where}: timeout`,
+  );
   // The server's own rules, so that no line can make it refuse the call.
   try {
     const request = create(EnqueueJobRequestSchema, {
@@ -287,15 +275,24 @@ export function chunksOf<T>(
   return chunks;
 }
 
-/** How long to wait before try `attempt + 1` (attempt counts from 1): 250 ms doubling, with jitter. */
-export function retryDelayMs(attempt: number, random: () => number = Math.random): number {
-  const base = 250 * 2 ** (attempt - 1);
-  return Math.round(base / 2 + (base / 2) * random());
-}
+/** The waits between tries of a chunk: 250 ms doubling, with jitter; a chunk has ATTEMPTS_PER_CHUNK tries. */
+export const CHUNK_BACKOFF: BackoffPolicy = {
+  initialMs: 250,
+  maxMs: Number.POSITIVE_INFINITY,
+  multiplier: 2,
+};
 
-function isRetryable(code: Code): boolean {
-  return code === Code.Unavailable || code === Code.DeadlineExceeded;
-}
+/**
+ * The codes on which a chunk, or an item of it, is sent again: only
+ * unavailable and deadline_exceeded, narrower than the shared transient
+ * codes, as `submit --batch` has always been: a person is waiting on it, so
+ * a failed fetch (unknown) ends it at once with "cannot reach the server",
+ * and an item the server answered internal or aborted is reported on its
+ * line rather than sent again.
+ */
+const CHUNK_TRANSIENT_CODES = transientCodes({
+  removing: [Code.Unknown, Code.Internal, Code.Aborted],
+});
 
 /** Sends one EnqueueJobs call. */
 export type SendBatch = (requests: EnqueueJobRequest[]) => Promise<EnqueueJobsResult[]>;
@@ -314,16 +311,10 @@ export async function enqueueChunk(
 ): Promise<BatchOutcome[]> {
   const outcomes: BatchOutcome[] = [];
   let pending = jobs.map((_, i) => i);
-  for (let attempt = 1;; attempt++) {
-    const last = attempt >= attempts;
-    let results: EnqueueJobsResult[];
-    try {
-      results = await send(pending.map((i) => jobs[i]!.request));
-    } catch (error) {
-      if (last || !isRetryable(ConnectError.from(error).code)) throw error;
-      await sleep(retryDelayMs(attempt));
-      continue;
-    }
+  /** Sends what is pending; resolves with the items to send again (none on the last try). */
+  const sendPending = async (attempt: number): Promise<number[]> => {
+    const last = attempt + 1 >= attempts;
+    const results = await send(pending.map((i) => jobs[i]!.request));
     if (results.length !== pending.length) {
       throw new Error(`the server answered ${results.length} results for ${pending.length} jobs`);
     }
@@ -331,13 +322,20 @@ export async function enqueueChunk(
     results.forEach((result, k) => {
       const i = pending[k]!;
       const outcome = outcomeOf(jobs[i]!.line, result);
-      if (!outcome.ok && isRetryable(outcome.code) && !last) again.push(i);
+      if (!outcome.ok && CHUNK_TRANSIENT_CODES.has(outcome.code) && !last) again.push(i);
       else outcomes[i] = outcome;
     });
-    if (again.length === 0) return outcomes;
     pending = again;
-    await sleep(retryDelayMs(attempt));
-  }
+    return again;
+  };
+  await retry(sendPending, {
+    retryResult: (again) => again.length > 0,
+    isRetryable: (error) => isTransient(error, CHUNK_TRANSIENT_CODES),
+    maxAttempts: attempts,
+    delayMs: (n) => backoffDelayMs(n, CHUNK_BACKOFF),
+    clock: { sleep },
+  });
+  return outcomes;
 }
 
 function outcomeOf(line: number, result: EnqueueJobsResult): BatchOutcome {

@@ -17,12 +17,12 @@ import {
   dataDirOption,
   DEV_DATA_DIR,
   maxJobOutputOption,
-  openConfiguredStore,
   parseStoreConfig,
   retentionOption,
   type StoreKind,
   storeKindOption,
 } from "./store_options.ts";
+import { openStore } from "./store_opener.ts";
 import { onShutdownSignals } from "./shutdown_signals.ts";
 import {
   defaultWorkspaceRoot,
@@ -86,7 +86,7 @@ async function runDev(opts: {
   const workers = parseInteger(opts.workers, "--workers", 1, 64);
   const storeConfig = parseStoreConfig(opts);
   const logger = createLogger({ level: opts.logLevel as LogLevel });
-  const opened = await openConfiguredStore(storeConfig, logger);
+  const opened = await openStore(storeConfig, logger);
   await using store = opened.store;
   await using server = await listenOrExplain(() =>
     startServer({

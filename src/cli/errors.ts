@@ -87,6 +87,12 @@ function causeChainText(error: unknown): string {
   return parts.join(" | ");
 }
 
+/**
+ * Whether `error` says the server could not be reached at all, for the hint
+ * to start one. Not a retry rule (what is worth another try is
+ * isTransient in retry.ts): a failed fetch surfaces as unknown, so that is
+ * told from a server's own unknown error by its cause.
+ */
 function isUnreachable(error: ConnectError): boolean {
   if (error.code !== Code.Unavailable && error.code !== Code.Unknown) return false;
   const text = causeChainText(error);

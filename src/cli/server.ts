@@ -11,13 +11,13 @@ import { type ExitCodeSink, listenOption, logLevelOption } from "./common_option
 import {
   dataDirOption,
   maxJobOutputOption,
-  openConfiguredStore,
   parseStoreConfig,
   retentionOption,
   serverDataDirDefault,
   type StoreConfig,
   storeKindOption,
 } from "./store_options.ts";
+import { openStore } from "./store_opener.ts";
 import { type ListenAddress, parseListenAddress } from "./parse.ts";
 import { reportError } from "./errors.ts";
 import { onShutdownSignals } from "./shutdown_signals.ts";
@@ -82,7 +82,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
     dataDir: config.store.dataDir,
   });
   const { notices, ...serving } = security;
-  const opened = await openConfiguredStore(config.store, logger);
+  const opened = await openStore(config.store, logger);
   await using store = opened.store;
   await using server = await listenOrExplain(() =>
     startServer({

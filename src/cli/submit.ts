@@ -18,10 +18,9 @@ import {
   SpanKind,
   TRACEPARENT_METADATA_KEY,
 } from "../telemetry/tracing.ts";
-import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Command, Option } from "@commander-js/extra-typings";
-import { type Job, type JobParams, JobParamsSchema, ProcessType } from "../../gen/job/v1/job_pb.ts";
+import type { Job, JobParams } from "../../gen/job/v1/job_pb.ts";
 import type { AirunnerClients } from "../protocol/transport.ts";
 import { validateQueueName, validateRequestId } from "../protocol/request_validation.ts";
 import {
@@ -45,6 +44,7 @@ import {
   runBatchSubmit,
 } from "./batch_submit.ts";
 import { checkTimeoutSeconds, type JobFile, parseEnvFile, parseTimeoutFlag } from "./job_fields.ts";
+import { jobParamsOf, type JobSpec, mergeJobSpecs } from "./job_spec.ts";
 import { jobStateName } from "./parse.ts";
 import { writeOutput } from "./output.ts";
 import { parseKeyValues, parseSecretEnvEntries, usageChecked, UsageError } from "./parse.ts";
@@ -266,35 +266,31 @@ export function parseSubmitConfig(
     if (opts.requestId === "") throw new UsageError("--request-id: must not be empty");
     usageChecked(() => validateRequestId(opts.requestId!));
   }
-  const processType = opts.processType ?? file.processType ?? "pipe";
   const checkout = checkedCheckoutFlags(repository, opts);
+  const flags: JobSpec = {
+    command,
+    args,
+    environment: parseKeyValues(opts.env, "--env"),
+    secretEnvironment: parseSecretEnvEntries(
+      opts.secretEnv,
+      "--secret-env",
+      (name) => Deno.env.get(name),
+    ),
+    metadata: parseKeyValues(opts.metadata, "--metadata"),
+    ...checkout,
+    workingDirectory: opts.workdir,
+    timeoutSeconds,
+    processType: opts.processType,
+    owner: opts.owner,
+  };
+  const spec = mergeJobSpecs({ owner: localUserName() }, file, { environment: envFile }, flags);
   return {
     queue,
     requestId: opts.requestId ?? "",
     mode: opts.follow ? "follow" : opts.wait ? "wait" : "none",
     json: opts.json,
     cancelOnInterrupt: opts.cancelOnInterrupt,
-    params: create(JobParamsSchema, {
-      command,
-      args,
-      environment: {
-        ...file.environment,
-        ...envFile,
-        ...parseKeyValues(opts.env, "--env"),
-      },
-      secretEnvironment: {
-        ...file.secretEnvironment,
-        ...parseSecretEnvEntries(opts.secretEnv, "--secret-env", (name) => Deno.env.get(name)),
-      },
-      metadata: { ...file.metadata, ...parseKeyValues(opts.metadata, "--metadata") },
-      repository: checkout.repository ?? file.repository ?? "",
-      branch: checkout.branch ?? file.branch ?? "",
-      commit: checkout.commit ?? file.commit ?? "",
-      workingDirectory: opts.workdir ?? file.workingDirectory ?? "",
-      timeoutSeconds,
-      processType: processType === "pty" ? ProcessType.PTY : ProcessType.PIPE,
-      owner: opts.owner ?? file.owner ?? localUserName(),
-    }),
+    params: jobParamsOf({ ...spec, command }, "--timeout"),
   };
 }
 

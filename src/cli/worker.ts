@@ -10,7 +10,7 @@ import { systemClock } from "../clock.ts";
 import { createAirunnerClients, parseServerUrl } from "../protocol/transport.ts";
 import { createLogger, type Logger, type LogLevel } from "../logger.ts";
 import { validateQueueName } from "../protocol/request_validation.ts";
-import { MAX_SESSION_CREDITS } from "../protocol/limits.ts";
+import { MAX_SESSION_CREDITS } from "../protocol/session.ts";
 import { type RunningWorker, startWorker } from "../worker/worker.ts";
 import { createRpcWorkerApi, type WorkerApi } from "../worker/worker_api.ts";
 import { createSessionWorkerApi, type WorkerProtocol } from "../worker/session_worker_api.ts";

@@ -12,7 +12,7 @@ import type { EventType, Job, JobEvent } from "../../gen/job/v1/job_pb.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { lastSequenceOf } from "../protocol/event_sequencing.ts";
 import { isFinished } from "../protocol/job_state.ts";
-import { backoffDelayMs } from "../retry.ts";
+import { isTransient, retry, transientCodes } from "../retry.ts";
 import type { AirunnerClients } from "../protocol/transport.ts";
 
 /** Options of {@link followJob}. */
@@ -48,44 +48,57 @@ export async function followJob(
   // waited for when it goes away.
   const first = await clients.jobs.getJob({ jobId }, callOptions);
   let connected = first.job !== undefined;
-  let retries = 0;
   let outageStarted: number | undefined;
-  for (;;) {
-    try {
-      const stream = clients.events.streamJobEvents(
-        {
-          jobId,
-          fromSequence: from,
-          fromTimestamp: BigInt(options.fromTimestampMs ?? 0),
-          eventFilter: [...(options.eventTypes ?? [])],
-        },
-        callOptions,
-      );
-      for await (const { event } of stream) {
-        connected = true;
-        if (event === undefined) continue;
-        from = lastSequenceOf(event) + 1n;
-        await options.onEvent(event);
-      }
-      const { job } = await clients.jobs.getJob({ jobId }, callOptions);
+  /** Replays and tails from `from` until the stream ends; the job as it is then. */
+  const followOnce = async (): Promise<Job | undefined> => {
+    const stream = clients.events.streamJobEvents(
+      {
+        jobId,
+        fromSequence: from,
+        fromTimestamp: BigInt(options.fromTimestampMs ?? 0),
+        eventFilter: [...(options.eventTypes ?? [])],
+      },
+      callOptions,
+    );
+    for await (const { event } of stream) {
       connected = true;
-      outageStarted = undefined;
-      if (job !== undefined && isFinished(job.state)) return job;
-      // The stream ended before the job did (a server that cut it short):
-      // resume where it stopped, after a pause.
-      await clock.sleep(backoffDelayMs(retries++), options.signal);
-    } catch (error) {
-      if (!(error instanceof ConnectError) || !connected || !isTransient(error)) throw error;
-      if (options.signal?.aborted) throw error;
-      outageStarted ??= clock.now();
-      if (clock.now() - outageStarted > maxOutageMs) throw error;
-      options.onReconnect?.(error);
-      await clock.sleep(backoffDelayMs(retries++), options.signal);
+      if (event === undefined) continue;
+      from = lastSequenceOf(event) + 1n;
+      await options.onEvent(event);
     }
-  }
+    const { job } = await clients.jobs.getJob({ jobId }, callOptions);
+    connected = true;
+    outageStarted = undefined;
+    return job;
+  };
+  // One count of retries for both reasons to resume, so the pauses grow
+  // across the whole follow.
+  const job = await retry(followOnce, {
+    // The stream ended before the job did (a server that cut it short):
+    // resume where it stopped, after a pause.
+    retryResult: (job) => job === undefined || !isFinished(job.state),
+    // Errors of `onEvent` are not ConnectErrors, and end the follow.
+    isRetryable: (error) => {
+      if (!(error instanceof ConnectError) || !connected) return false;
+      if (!isTransient(error, FOLLOW_TRANSIENT_CODES)) return false;
+      outageStarted ??= clock.now();
+      return clock.now() - outageStarted <= maxOutageMs;
+    },
+    onRetry: (error) => {
+      if (error instanceof ConnectError) options.onReconnect?.(error);
+    },
+    clock,
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  });
+  if (job !== undefined && isFinished(job.state)) return job;
+  // Only `signal` ends the retrying before the job finished.
+  throw new ConnectError("following the job was stopped", Code.Canceled);
 }
 
-function isTransient(error: ConnectError): boolean {
-  return error.code === Code.Unavailable || error.code === Code.Unknown ||
-    error.code === Code.Aborted || error.code === Code.Internal;
-}
+/**
+ * The transient codes of a follow: the shared ones but deadline_exceeded.
+ * A follow's calls have no deadline but the one its caller chose (the CLI's
+ * `--timeout` / `--call-timeout`: give up on each call after this long);
+ * resuming would override that choice, so the follow ends as it always has.
+ */
+const FOLLOW_TRANSIENT_CODES = transientCodes({ removing: [Code.DeadlineExceeded] });

@@ -18,6 +18,9 @@
  * COMPLETED, FAILED and CANCELLED are final: nothing moves a job out of them,
  * no token can touch the job again, and event streams end once they reach one.
  *
+ * Which transition a request makes, and when a lease holder may act, is
+ * decided in one place: src/store/lifecycle.ts.
+ *
  * @module
  */
 import { JobState } from "../../gen/job/v1/job_pb.ts";

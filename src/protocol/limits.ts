@@ -2,6 +2,7 @@
  * Limits on what a client may send. Each is enforced at the RPC edge with an
  * InvalidArgument error that names the field and the limit; nothing is
  * written when a request breaks one. specs/architecture.md lists them.
+ * A worker session's limits are in session.ts.
  *
  * @module
  */
@@ -40,24 +41,6 @@ export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_EVENTS_PER_PUBLISH = 1000;
 /** Most jobs one EnqueueJobs call enqueues. */
 export const MAX_ENQUEUE_BATCH = 1000;
-/** Most jobs a worker session may hold at once (its credits). */
-export const MAX_SESSION_CREDITS = 1000;
-/** Most operations (lease updates, event batches, completions) in one session message. */
-export const MAX_SESSION_OPERATIONS = 1000;
-/**
- * Each side of a worker session that has sent nothing for this long sends
- * an empty message, so the other can tell an idle session from a connection
- * that died without a word (a crashed host, a middlebox that dropped it).
- */
-export const SESSION_HEARTBEAT_MS = 10_000;
-/**
- * Heartbeat intervals a side may stay silent before the other takes the
- * connection for dead: the worker opens a new session, the server ends the
- * old one and hands back the jobs it had not sent.
- */
-export const SESSION_SILENT_HEARTBEATS = 3;
-/** Longest heartbeat interval a worker may announce (one hour). */
-export const MAX_SESSION_HEARTBEAT_MS = 3_600_000;
 /** Longest cancel reason. */
 export const MAX_CANCEL_REASON_LENGTH = 1024;
 /** Longest error message in a job result. */

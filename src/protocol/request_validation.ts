@@ -21,6 +21,7 @@ import {
   type SessionOpen,
   type StreamJobEventsRequest,
   type UpdateJobRequest,
+  type WorkerSessionRequest,
 } from "../../gen/job/v1/job_pb.ts";
 import type { EnqueueInput, ListJobsQuery } from "./job_requests.ts";
 import { isUuid } from "./job_id.ts";
@@ -31,6 +32,11 @@ import {
   MIN_OBJECT_ID_HEX,
 } from "./git_refs.ts";
 import * as limits from "./limits.ts";
+import {
+  MAX_SESSION_CREDITS,
+  MAX_SESSION_HEARTBEAT_MS,
+  MAX_SESSION_OPERATIONS,
+} from "./session.ts";
 
 /** A request field breaks a rule; `field` is its path in the request, as in the proto. */
 export class InvalidArgumentError extends Error {
@@ -256,13 +262,41 @@ export function validateSessionOpen(
       ? limits.DEFAULT_VISIBILITY_TIMEOUT_SECONDS
       : open.visibilityTimeoutSeconds;
     checkRange("visibility_timeout_seconds", seconds, 1, limits.MAX_VISIBILITY_TIMEOUT_SECONDS);
-    checkRange("heartbeat_ms", open.heartbeatMs, 0, limits.MAX_SESSION_HEARTBEAT_MS);
+    checkRange("heartbeat_ms", open.heartbeatMs, 0, MAX_SESSION_HEARTBEAT_MS);
     return {
       queue: validateQueueName(open.queue),
       visibilityTimeoutMs: seconds * 1000,
       workerHeartbeatMs: open.heartbeatMs,
     };
   });
+}
+
+/**
+ * Checks `credits` granted on a session that holds `heldJobs` already
+ * (credits not yet used plus jobs leased and not yet sent).
+ */
+export function validateSessionCredits(credits: number, heldJobs: number): void {
+  if (credits < 0) throw new InvalidArgumentError("credits", `is ${credits}, below 0`);
+  const total = heldJobs + credits;
+  if (total > MAX_SESSION_CREDITS) {
+    throw new InvalidArgumentError(
+      "credits",
+      `would let the worker hold ${total} unsent jobs, more than the limit of ${MAX_SESSION_CREDITS}`,
+    );
+  }
+}
+
+/** Checks that one session message carries no more than MAX_SESSION_OPERATIONS operations. */
+export function validateSessionOperationCount(
+  req: Pick<WorkerSessionRequest, "events" | "leaseUpdates" | "completions">,
+): void {
+  const operations = req.events.length + req.leaseUpdates.length + req.completions.length;
+  if (operations > MAX_SESSION_OPERATIONS) {
+    throw new InvalidArgumentError(
+      "events, lease_updates and completions",
+      `together carry ${operations} operations, more than the limit of ${MAX_SESSION_OPERATIONS}`,
+    );
+  }
 }
 
 /** Runs `check`, naming `prefix` in front of the field of any error it throws. */

@@ -22,11 +22,8 @@ import { isExpectedError, toConnectError } from "./error_mapping.ts";
 import { createJobEventsService } from "./job_events_service.ts";
 import { createJobService } from "./job_service.ts";
 import { CALLER } from "./authorization.ts";
-import {
-  BODY_IDLE_TIMEOUT_MS,
-  MAX_MESSAGE_BYTES,
-  SESSION_HEARTBEAT_MS,
-} from "../protocol/limits.ts";
+import { BODY_IDLE_TIMEOUT_MS, MAX_MESSAGE_BYTES } from "../protocol/limits.ts";
+import { SESSION_HEARTBEAT_MS } from "../protocol/session.ts";
 import { instrumentStore } from "../telemetry/instrumented_store.ts";
 import { registerAllMetrics } from "../telemetry/metrics.ts";
 import { activeSpan } from "../telemetry/tracing.ts";

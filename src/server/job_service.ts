@@ -13,10 +13,11 @@ import {
   type ExecutionConfig,
   type JobService,
 } from "../../gen/job/v1/job_pb.ts";
-import type { JobStore, LeasedJob } from "../store/job_store.ts";
+import type { JobStore } from "../store/job_store.ts";
 import type { Logger } from "../logger.ts";
 import { operationError } from "./error_mapping.ts";
 import { redactJobForReaders } from "./job_redaction.ts";
+import { handBackLeasedJobs } from "./hand_back.ts";
 import { serveWorkerSession } from "./worker_session.ts";
 import {
   validateCancelRequest,
@@ -118,7 +119,12 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
       } finally {
         // Jobs the client never received go straight back to the queue
         // instead of waiting out their visibility timeout.
-        await handBack(leased.slice(sent));
+        await handBackLeasedJobs(
+          store,
+          logger,
+          leased.slice(sent),
+          "could not hand back an undelivered job",
+        );
       }
     },
 
@@ -151,14 +157,4 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
       return { job: redactJobForReaders(job) };
     },
   };
-
-  async function handBack(jobs: LeasedJob[]): Promise<void> {
-    for (const { job, taskToken } of jobs) {
-      try {
-        await store.updateLease(taskToken, job.queue, 0);
-      } catch (error) {
-        logger.warn({ jobId: job.jobId, err: error }, "could not hand back an undelivered job");
-      }
-    }
-  }
 }

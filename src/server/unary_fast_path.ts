@@ -145,12 +145,19 @@ interface RouteDeps {
   readonly requestGate: ConnectRouterOptions["requestGate"];
 }
 
+/** One unary method with what serving it takes. */
+interface RouteTarget extends RouteDeps {
+  readonly method: DescMethodUnary;
+  readonly service: DescService;
+  readonly impl: UnaryMethodImpl;
+}
+
 function createRoute(
   method: DescMethodUnary,
   impl: UnaryMethodImpl,
-  { interceptors, shutdownSignal, requestGate }: RouteDeps,
+  deps: RouteDeps,
 ): FastUnaryRoute {
-  const service = method.parent;
+  const target: RouteTarget = { ...deps, method, service: method.parent, impl };
   return (req, body, values) => {
     if (!isPlainBinaryUnary(req.method, req.headers)) return undefined;
     let message: MessageShape<DescMessage>;
@@ -160,111 +167,130 @@ function createRoute(
       // Connect's handler words this error; leave it to it.
       return undefined;
     }
-    return serve(req, message, values);
+    return serve(target, req, message, values);
   };
+}
 
-  async function serve(
-    req: Request,
-    message: MessageShape<DescMessage>,
-    values: ContextValues,
-  ): Promise<Response> {
-    const callSignal = new CallSignal(req, shutdownSignal);
-    try {
-      return await answer(req, message, values, callSignal);
-    } finally {
-      callSignal.end();
-    }
+async function serve(
+  target: RouteTarget,
+  req: Request,
+  message: MessageShape<DescMessage>,
+  values: ContextValues,
+): Promise<Response> {
+  const callSignal = new CallSignal(req, target.shutdownSignal);
+  try {
+    return await answer(target, req, message, values, callSignal);
+  } finally {
+    callSignal.end();
   }
+}
 
-  async function answer(
-    req: Request,
-    message: MessageShape<DescMessage>,
-    values: ContextValues,
-    callSignal: CallSignal,
-  ): Promise<Response> {
-    const context: HandlerContext = {
-      method,
-      service,
-      get signal() {
-        return callSignal.signal;
+async function answer(
+  target: RouteTarget,
+  req: Request,
+  message: MessageShape<DescMessage>,
+  values: ContextValues,
+  callSignal: CallSignal,
+): Promise<Response> {
+  const { method, service, interceptors, requestGate } = target;
+  const context: HandlerContext = {
+    method,
+    service,
+    get signal() {
+      return callSignal.signal;
+    },
+    timeoutMs: () => undefined,
+    requestMethod: req.method,
+    requestHeader: req.headers,
+    responseHeader: new Headers({ "content-type": "application/proto" }),
+    responseTrailer: new Headers(),
+    protocolName: "connect",
+    values,
+    url: req.url,
+  };
+  const request: UnaryRequest = {
+    stream: false,
+    service,
+    method,
+    requestMethod: req.method,
+    url: req.url,
+    get signal() {
+      return callSignal.signal;
+    },
+    header: req.headers,
+    contextValues: context.values,
+    message,
+  };
+  try {
+    // As Connect: the gate runs before any interceptor; a synchronous
+    // gate costs no extra turn of the event loop.
+    const gated = requestGate?.(context);
+    if (gated !== undefined) await gated;
+    const invoke = invoker(target, context, request);
+    const call = interceptors.reduceRight<Next>((next, i) => i(next), invoke);
+    const response = await call(request);
+    if (response.stream) throw new ConnectError("a unary call answered with a stream");
+    // The headers and trailers an interceptor answered with replace the
+    // context's, as in Connect.
+    replaceHeaders(context.responseHeader, response.header);
+    replaceHeaders(context.responseTrailer, response.trailer);
+    return new Response(serialize(method, response.message), {
+      status: 200,
+      headers: trailerMux(context.responseHeader, context.responseTrailer),
+    });
+  } catch (e) {
+    return errorResponse(e, context);
+  }
+}
+
+/**
+ * The innermost step of the interceptor chain. As Connect's
+ * invokeUnaryImplementation: the implementation sees the request as the
+ * interceptors passed it on.
+ */
+function invoker(
+  { method, service, impl }: RouteTarget,
+  context: HandlerContext,
+  request: UnaryRequest,
+): Next {
+  return async (called) => {
+    const output = await impl(
+      called.message as MessageShape<DescMessage>,
+      called === request ? context : {
+        ...context,
+        service: called.service,
+        requestHeader: called.header,
+        signal: called.signal,
+        values: called.contextValues,
       },
-      timeoutMs: () => undefined,
-      requestMethod: req.method,
-      requestHeader: req.headers,
-      responseHeader: new Headers({ "content-type": "application/proto" }),
-      responseTrailer: new Headers(),
-      protocolName: "connect",
-      values,
-      url: req.url,
-    };
-    const request: UnaryRequest = {
+    );
+    const response: UnaryResponse = {
       stream: false,
       service,
       method,
-      requestMethod: req.method,
-      url: req.url,
-      get signal() {
-        return callSignal.signal;
-      },
-      header: req.headers,
-      contextValues: context.values,
-      message,
+      header: context.responseHeader,
+      trailer: context.responseTrailer,
+      message: isMessage(output, method.output)
+        ? output
+        : create(method.output, output as Parameters<typeof create>[1]),
     };
-    // As Connect's invokeUnaryImplementation: the implementation sees the
-    // request as the interceptors passed it on.
-    const invoke: Next = async (called) => {
-      const output = await impl(
-        called.message as MessageShape<DescMessage>,
-        called === request ? context : {
-          ...context,
-          service: called.service,
-          requestHeader: called.header,
-          signal: called.signal,
-          values: called.contextValues,
-        },
-      );
-      const response: UnaryResponse = {
-        stream: false,
-        service,
-        method,
-        header: context.responseHeader,
-        trailer: context.responseTrailer,
-        message: isMessage(output, method.output)
-          ? output
-          : create(method.output, output as Parameters<typeof create>[1]),
-      };
-      return response;
-    };
-    try {
-      // As Connect: the gate runs before any interceptor; a synchronous
-      // gate costs no extra turn of the event loop.
-      const gated = requestGate?.(context);
-      if (gated !== undefined) await gated;
-      const call = interceptors.reduceRight<Next>((next, i) => i(next), invoke);
-      const response = await call(request);
-      if (response.stream) throw new ConnectError("a unary call answered with a stream");
-      // The headers and trailers an interceptor answered with replace the
-      // context's, as in Connect.
-      replaceHeaders(context.responseHeader, response.header);
-      replaceHeaders(context.responseTrailer, response.trailer);
-      return new Response(serialize(method, response.message), {
-        status: 200,
-        headers: trailerMux(context.responseHeader, context.responseTrailer),
-      });
-    } catch (e) {
-      const error = e instanceof ConnectError
-        ? e
-        : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
-      context.responseHeader.set("content-type", "application/json");
-      if (!error.isWireError) mergeNonProtocolHeaders(context.responseHeader, error.metadata);
-      // Connect builds the JSON with TextEncoder: plain ArrayBuffer-backed bytes.
-      const json = errorToJsonBytes(error, {}) as Uint8Array<ArrayBuffer>;
-      return new Response(json, {
-        status: codeToHttpStatus(error.code),
-        headers: trailerMux(context.responseHeader, context.responseTrailer),
-      });
-    }
-  }
+    return response;
+  };
+}
+
+/** Connect's JSON error answer for what a call threw. */
+function errorResponse(e: unknown, context: HandlerContext): Response {
+  const error = e instanceof ConnectError
+    ? e
+    : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
+  context.responseHeader.set("content-type", "application/json");
+  if (!error.isWireError) mergeNonProtocolHeaders(context.responseHeader, error.metadata);
+  // Connect builds the JSON with TextEncoder: plain ArrayBuffer-backed bytes.
+  const json = errorToJsonBytes(error, {}) as Uint8Array<ArrayBuffer>;
+  return new Response(json, {
+    status: codeToHttpStatus(error.code),
+    headers: trailerMux(context.responseHeader, context.responseTrailer),
+  });
 }
 
 /**

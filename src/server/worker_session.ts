@@ -30,18 +30,17 @@ import type { Span } from "@opentelemetry/api";
 import { endSpan, startRemoteChildSpan } from "../telemetry/tracing.ts";
 import type { BatchOutcome, CompletionInput, JobStore, LeasedJob } from "../store/job_store.ts";
 import { operationError } from "./error_mapping.ts";
-import {
-  MAX_SESSION_CREDITS,
-  MAX_SESSION_OPERATIONS,
-  SESSION_SILENT_HEARTBEATS,
-} from "../protocol/limits.ts";
+import { SessionWatchdog } from "../protocol/session.ts";
 import {
   InvalidArgumentError,
   validateCompleteRequest,
   validatePublishMessage,
+  validateSessionCredits,
   validateSessionOpen,
+  validateSessionOperationCount,
   validateUpdateRequest,
 } from "../protocol/request_validation.ts";
+import { handBackLeasedJobs } from "./hand_back.ts";
 
 /** What a session needs. */
 export interface WorkerSessionDeps {
@@ -104,14 +103,10 @@ class ServerSession {
   #wakeResponses: (() => void) | undefined;
   /** Wakes the pusher (credits arrived, or the end). */
   #wakePusher: (() => void) | undefined;
-  /** Whether anything was sent since the heartbeat timer last fired. */
-  #sentSinceBeat = false;
+  /** What was heard from the worker and sent to it, for the heartbeat timer. */
+  readonly #watchdog = new SessionWatchdog(performance.now());
   /** Set by the heartbeat timer when a whole interval passed in silence. */
   #heartbeatDue = false;
-  /** When the worker's last message arrived (performance.now()). */
-  #heardAt = performance.now();
-  /** The worker's heartbeat interval from its open message; 0: it sends none. */
-  #workerHeartbeatMs = 0;
   /** Set while the reader waits for applies to catch up: the worker is not silent, we are not reading. */
   #readingHeldBack = false;
   readonly #heartbeatMs: number;
@@ -139,12 +134,12 @@ class ServerSession {
     try {
       let first = true;
       for await (const req of requests) {
-        this.#heardAt = performance.now();
+        this.#watchdog.heard(performance.now());
         if (first) {
           const open = validateSessionOpen(req.open);
           this.#queue = open.queue;
           this.#visibilityTimeoutMs = open.visibilityTimeoutMs;
-          this.#workerHeartbeatMs = open.workerHeartbeatMs;
+          this.#watchdog.expectHeartbeatsEvery(open.workerHeartbeatMs);
           this.#pushing = this.#push();
           first = false;
           this.#logger.debug({ queue: this.#queue }, "worker session opened");
@@ -152,7 +147,7 @@ class ServerSession {
           throw new InvalidArgumentError("open", "may only be sent in the first message");
         }
         this.#grant(req.credits);
-        checkOperationCount(req);
+        validateSessionOperationCount(req);
         inbox.push(req);
         if (inbox.length === 1) {
           applying = applying.then(async () => {
@@ -171,7 +166,7 @@ class ServerSession {
           this.#readingHeldBack = true;
           await applying;
           this.#readingHeldBack = false;
-          this.#heardAt = performance.now();
+          this.#watchdog.heard(performance.now());
         }
         if (this.#stop.signal.aborted) break;
       }
@@ -197,19 +192,17 @@ class ServerSession {
     // One timer for the session's life, not one per wait: under load this
     // loop waits thousands of times a second.
     const heartbeat = setInterval(() => {
-      const silenceLimitMs = SESSION_SILENT_HEARTBEATS * this.#workerHeartbeatMs;
-      if (
-        silenceLimitMs > 0 && !this.#readingHeldBack &&
-        performance.now() - this.#heardAt > silenceLimitMs
-      ) {
-        this.#giveUp(silenceLimitMs);
-        return;
+      switch (this.#watchdog.tick(performance.now(), !this.#readingHeldBack)) {
+        case "silent":
+          this.#giveUp(this.#watchdog.silenceLimitMs);
+          break;
+        case "heartbeat":
+          this.#heartbeatDue = true;
+          this.#wakeResponses?.();
+          break;
+        case "none":
+          break;
       }
-      if (!this.#sentSinceBeat) {
-        this.#heartbeatDue = true;
-        this.#wakeResponses?.();
-      }
-      this.#sentSinceBeat = false;
     }, this.#heartbeatMs);
     try {
       yield* this.#send();
@@ -231,7 +224,7 @@ class ServerSession {
         });
         if (jobs.length > 0) this.#jobs = [];
         this.#acks = [];
-        this.#sentSinceBeat = true;
+        this.#watchdog.sent();
         this.#heartbeatDue = false;
         yield message;
         continue;
@@ -277,25 +270,17 @@ class ServerSession {
   async #handBackUnsent(): Promise<void> {
     const unsent = this.#jobs;
     this.#jobs = [];
-    for (const { job, taskToken } of unsent) {
-      try {
-        await this.#store.updateLease(taskToken, job.queue, 0);
-      } catch (error) {
-        this.#logger.warn({ jobId: job.jobId, err: error }, "could not hand back an unsent job");
-      }
-    }
+    await handBackLeasedJobs(
+      this.#store,
+      this.#logger,
+      unsent,
+      "could not hand back an unsent job",
+    );
   }
 
   #grant(credits: number): void {
     if (credits === 0) return;
-    if (credits < 0) throw new InvalidArgumentError("credits", `is ${credits}, below 0`);
-    const total = this.#credits + this.#jobs.length + credits;
-    if (total > MAX_SESSION_CREDITS) {
-      throw new InvalidArgumentError(
-        "credits",
-        `would let the worker hold ${total} unsent jobs, more than the limit of ${MAX_SESSION_CREDITS}`,
-      );
-    }
+    validateSessionCredits(credits, this.#credits + this.#jobs.length);
     this.#credits += credits;
     this.#wakePusher?.();
   }
@@ -412,16 +397,6 @@ class ServerSession {
       }),
     );
     this.#wakeResponses?.();
-  }
-}
-
-function checkOperationCount(req: WorkerSessionRequest): void {
-  const operations = req.events.length + req.leaseUpdates.length + req.completions.length;
-  if (operations > MAX_SESSION_OPERATIONS) {
-    throw new InvalidArgumentError(
-      "events, lease_updates and completions",
-      `together carry ${operations} operations, more than the limit of ${MAX_SESSION_OPERATIONS}`,
-    );
   }
 }
 

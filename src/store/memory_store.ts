@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { sameJobParams } from "./idempotency.ts";
-import { isCompletionResend, settleEachSync } from "./batch.ts";
+import { settleEachSync } from "./batch.ts";
 import { clone, create, equals } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
@@ -15,27 +14,17 @@ import {
   type JobEvent,
   JobParamsSchema,
   type JobResult,
-  JobResultSchema,
   JobSchema,
   JobState,
 } from "../../gen/job/v1/job_pb.ts";
 import { type Clock, systemClock } from "../clock.ts";
-import {
-  IdempotencyConflictError,
-  JobFinishedError,
-  JobMismatchError,
-  JobNotFoundError,
-  LeaseLostError,
-  QueueMismatchError,
-  StoreClosedError,
-} from "./errors.ts";
+import { JobNotFoundError, StoreClosedError } from "./errors.ts";
 import { lastSequenceOf, sequenceEvents } from "../protocol/event_sequencing.ts";
 import { type EventLogSource, tailEvents } from "./event_tail.ts";
-import { finishedStateFor, isFinished } from "../protocol/job_state.ts";
+import { isFinished } from "../protocol/job_state.ts";
 import {
   type BatchOutcome,
   type CompletionInput,
-  DEFAULT_CANCEL_REASON,
   type DequeueOptions,
   type EnqueueInput,
   type EnqueueResult,
@@ -47,10 +36,23 @@ import {
   type StoreCapabilities,
   type StreamEventsOptions,
 } from "./job_store.ts";
+import {
+  decideCancel,
+  decideCompletion,
+  decideEnqueue,
+  decideExpiry,
+  decideExtend,
+  decideLease,
+  decidePublish,
+  type Finish,
+  type JobView,
+  type Lease,
+  type Release,
+} from "./lifecycle.ts";
 import { MinHeap } from "./min_heap.ts";
 import { capOutput, DEFAULT_MAX_JOB_OUTPUT_BYTES } from "./output_cap.ts";
 import { Notifier } from "./notifier.ts";
-import { type TaskTokenClaims, TaskTokenCodec } from "./task_token.ts";
+import { TaskTokenCodec } from "./task_token.ts";
 import { UuidV7Generator } from "./uuid_v7.ts";
 
 /** Options of {@link MemoryJobStore}. */
@@ -142,30 +144,31 @@ export class MemoryJobStore implements JobStore {
   }
 
   #enqueueOne(input: EnqueueInput): EnqueueResult {
-    if (input.requestId !== "") {
-      const existing = this.#byRequestId.get(input.requestId);
-      if (existing !== undefined) {
-        if (
-          existing.job.queue !== input.queue ||
-          !sameJobParams(existing.job.jobParams!, input.params)
-        ) {
-          throw new IdempotencyConflictError(input.requestId, existing.job.jobId);
-        }
-        return { job: clone(JobSchema, existing.job), created: false };
-      }
-    }
+    const existing = input.requestId === "" ? undefined : this.#byRequestId.get(input.requestId);
     const now = this.#clock.now();
+    const decision = decideEnqueue(
+      existing === undefined ? undefined : {
+        jobId: existing.job.jobId,
+        queue: existing.job.queue,
+        params: existing.job.jobParams!,
+      },
+      input,
+      now,
+    );
+    if (decision.kind === "existing") {
+      return { job: clone(JobSchema, existing!.job), created: false };
+    }
     const stamp = timestampFromMs(now);
     const record: JobRecord = {
       job: create(JobSchema, {
         jobId: this.#ids.next(now),
         jobParams: clone(JobParamsSchema, input.params),
-        state: JobState.SCHEDULED,
+        state: decision.state,
         createdAt: stamp,
         updatedAt: stamp,
         executionConfig: this.#sharedConfig(input.executionConfig),
         queue: input.queue,
-        attempt: 0,
+        attempt: decision.attempt,
       }),
       requestId: input.requestId,
       leaseExpiresAt: 0,
@@ -194,8 +197,13 @@ export class MemoryJobStore implements JobStore {
       this.#reclaimExpired(queue, now);
       const leased: LeasedJob[] = [];
       for (let record = this.#takeNext(queue); record !== undefined;) {
-        leased.push(this.#lease(queue, record, now, visibilityTimeoutMs));
-        if (leased.length >= maxJobs) break;
+        const decision = decideLease(viewOf(record), { visibilityTimeoutMs }, now);
+        if (decision.kind === "lease") {
+          leased.push(this.#lease(queue, record, decision, now));
+          if (leased.length >= maxJobs) break;
+        } else if (decision.kind === "finish") {
+          this.#finish(record, decision, now);
+        }
         record = this.#takeNext(queue);
       }
       if (leased.length > 0) {
@@ -219,15 +227,14 @@ export class MemoryJobStore implements JobStore {
     visibilityTimeoutMs: number,
   ): Promise<LeaseUpdate> {
     this.#assertOpen();
-    const record = this.#leasedRecord(taskToken);
-    if (record.job.queue !== queue) throw new QueueMismatchError(record.job.queue, queue);
-    const now = this.#clock.now();
+    const claims = this.#tokens.verify(taskToken);
+    const { record, now } = this.#settledRecord(claims.jobId);
+    const decision = decideExtend(viewOf(record), claims, { queue, visibilityTimeoutMs }, now);
     const queueRecord = this.#queue(record.job.queue);
-    const cancelled = record.job.cancelReason !== "";
-    if (visibilityTimeoutMs <= 0) {
-      this.#schedule(queueRecord, record, now);
+    if (decision.kind === "handBack") {
+      this.#release(queueRecord, record, decision.release, now);
     } else {
-      record.leaseExpiresAt = now + visibilityTimeoutMs;
+      record.leaseExpiresAt = decision.leaseExpiresAtMs;
       queueRecord.leases.push({
         record,
         attempt: record.job.attempt,
@@ -235,7 +242,7 @@ export class MemoryJobStore implements JobStore {
       });
       this.#armExpiryTimer(queueRecord);
     }
-    return { cancelled };
+    return { cancelled: decision.cancelled };
   }
 
   async complete(taskToken: string, result: JobResult): Promise<boolean> {
@@ -251,46 +258,29 @@ export class MemoryJobStore implements JobStore {
   /** Records one result; false when the call was a resend of the recorded one. */
   #completeOne(taskToken: string, result: JobResult): boolean {
     const claims = this.#tokens.verify(taskToken);
-    const done = this.#record(claims.jobId).job;
-    if (
-      isFinished(done.state) && done.attempt === claims.attempt &&
-      isCompletionResend(done.result, result)
-    ) {
-      return false;
-    }
-    const record = this.#leasedRecord(taskToken, claims);
-    if (result.jobId !== record.job.jobId) {
-      throw new JobMismatchError(record.job.jobId, result.jobId);
-    }
-    const now = this.#clock.now();
-    const stored = clone(JobResultSchema, result);
-    stored.completedAt ??= timestampFromMs(now);
-    record.job.result = stored;
-    record.job.state = record.job.cancelReason !== ""
-      ? JobState.CANCELLED
-      : finishedStateFor(result.success);
-    record.job.updatedAt = timestampFromMs(now);
-    record.leaseExpiresAt = 0;
-    this.#jobWatchers.notify(record.job.jobId);
+    const { record, now } = this.#settledRecord(claims.jobId);
+    const decision = decideCompletion(viewOf(record), claims, result, now);
+    if (decision.kind === "resend") return false;
+    this.#finish(record, decision, now);
     return true;
   }
 
   async cancel(jobId: string, reason: string): Promise<Job> {
     this.#assertOpen();
-    const record = this.#record(jobId);
+    const { record, now } = this.#settledRecord(jobId);
     const job = record.job;
-    this.#reclaimExpired(this.#queue(job.queue), this.#clock.now());
-    if (isFinished(job.state)) throw new JobFinishedError(jobId, JobState[job.state].toLowerCase());
-    if (job.cancelReason === "") job.cancelReason = reason === "" ? DEFAULT_CANCEL_REASON : reason;
-    const now = this.#clock.now();
+    const decision = decideCancel(viewOf(record), { reason }, now);
+    if (decision.newReason) job.cancelReason = decision.cancelReason;
     job.updatedAt = timestampFromMs(now);
-    if (job.state === JobState.SCHEDULED) this.#finishCancelled(record, now, "");
+    if (decision.kind === "finish") this.#finish(record, decision, now);
     return clone(JobSchema, job);
   }
 
   async publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<number> {
     this.#assertOpen();
-    const record = this.#leasedRecord(taskToken);
+    const claims = this.#tokens.verify(taskToken);
+    const { record, now } = this.#settledRecord(claims.jobId);
+    decidePublish(viewOf(record), claims, now);
     const state = {
       base: record.sequenceBase,
       highest: record.highestSequence,
@@ -298,7 +288,7 @@ export class MemoryJobStore implements JobStore {
       truncated: record.outputTruncated,
     };
     const capped = capOutput(
-      sequenceEvents(events, state, this.#clock.now(), this.capabilities.maxEventBytes),
+      sequenceEvents(events, state, now, this.capabilities.maxEventBytes),
       state,
       this.#maxJobOutputBytes,
     );
@@ -319,9 +309,7 @@ export class MemoryJobStore implements JobStore {
 
   async getJob(jobId: string): Promise<Job> {
     this.#assertOpen();
-    const record = this.#record(jobId);
-    this.#reclaimExpired(this.#queue(record.job.queue), this.#clock.now());
-    return clone(JobSchema, record.job);
+    return clone(JobSchema, this.#settledRecord(jobId).record.job);
   }
 
   async listJobs(query: ListJobsQuery): Promise<JobPage> {
@@ -399,29 +387,15 @@ export class MemoryJobStore implements JobStore {
     return record;
   }
 
-  /** The record the token leases, if its attempt still holds the job. */
-  #leasedRecord(
-    taskToken: string,
-    claims: TaskTokenClaims = this.#tokens.verify(taskToken),
-  ): JobRecord {
-    const record = this.#record(claims.jobId);
-    const job = record.job;
-    this.#reclaimExpired(this.#queue(job.queue), this.#clock.now());
-    if (job.attempt !== claims.attempt) {
-      throw new LeaseLostError(
-        job.jobId,
-        `attempt ${claims.attempt} was superseded by attempt ${job.attempt}`,
-      );
-    }
-    if (job.state !== JobState.RUNNING) {
-      throw new LeaseLostError(
-        job.jobId,
-        isFinished(job.state)
-          ? "the job has finished"
-          : "the lease expired or was handed back, and the job was scheduled again",
-      );
-    }
-    return record;
+  /**
+   * The record of `jobId` and the time it was read at, with every lease of
+   * its queue that ran out by then ended (so it is as of that time).
+   */
+  #settledRecord(jobId: string): { record: JobRecord; now: number } {
+    const record = this.#record(jobId);
+    const now = this.#clock.now();
+    this.#reclaimExpired(this.#queue(record.job.queue), now);
+    return { record, now };
   }
 
   #queue(name: string): QueueRecord {
@@ -440,27 +414,30 @@ export class MemoryJobStore implements JobStore {
     return queue;
   }
 
+  /**
+   * The next job the queue holds in order, work scheduled again first;
+   * whether it can be leased is {@link decideLease}'s to say (a job
+   * cancelled while it waited stays in the queue, finished).
+   */
   #takeNext(queue: QueueRecord): JobRecord | undefined {
-    for (let again = queue.again.shift(); again !== undefined; again = queue.again.shift()) {
-      if (again.job.state === JobState.SCHEDULED) return again;
+    const again = queue.again.shift();
+    if (again !== undefined) return again;
+    if (queue.head >= queue.ready.length) return undefined;
+    const record = queue.ready[queue.head++]!;
+    if (queue.head > 1024 && queue.head * 2 > queue.ready.length) {
+      queue.ready = queue.ready.slice(queue.head);
+      queue.head = 0;
     }
-    while (queue.head < queue.ready.length) {
-      const record = queue.ready[queue.head++]!;
-      if (queue.head > 1024 && queue.head * 2 > queue.ready.length) {
-        queue.ready = queue.ready.slice(queue.head);
-        queue.head = 0;
-      }
-      if (record.job.state === JobState.SCHEDULED) return record;
-    }
-    return undefined;
+    return record;
   }
 
-  #lease(queue: QueueRecord, record: JobRecord, now: number, visibilityMs: number): LeasedJob {
+  /** Persists a lease the lifecycle decided and signs its token. */
+  #lease(queue: QueueRecord, record: JobRecord, lease: Lease, now: number): LeasedJob {
     const job = record.job;
-    job.attempt += 1;
-    job.state = JobState.RUNNING;
+    job.attempt = lease.attempt;
+    job.state = lease.state;
     job.updatedAt = timestampFromMs(now);
-    record.leaseExpiresAt = now + visibilityMs;
+    record.leaseExpiresAt = lease.leaseExpiresAtMs;
     record.sequenceBase = record.highestSequence;
     queue.leases.push({ record, attempt: job.attempt, expiresAt: record.leaseExpiresAt });
     const taskToken = this.#tokens.sign({
@@ -473,10 +450,12 @@ export class MemoryJobStore implements JobStore {
 
   /** Schedules again every job of `queue` whose lease has ended by `now`. */
   #reclaimExpired(queue: QueueRecord, now: number): void {
-    for (let top = this.#liveLease(queue); top !== undefined && top.expiresAt <= now;) {
+    for (let top = this.#liveLease(queue); top !== undefined; top = this.#liveLease(queue)) {
+      const decision = decideExpiry(viewOf(top.record), now);
+      // The heap's earliest live lease still lasts, and so do all the others.
+      if (decision.kind === "keep") return;
       queue.leases.pop();
-      this.#schedule(queue, top.record, now);
-      top = this.#liveLease(queue);
+      this.#release(queue, top.record, decision, now);
     }
   }
 
@@ -516,34 +495,43 @@ export class MemoryJobStore implements JobStore {
     });
   }
 
-  /** Ends a job that was cancelled before it ran (or whose worker is gone) as CANCELLED. */
-  #finishCancelled(record: JobRecord, now: number, detail: string): void {
+  /** Persists a finish the lifecycle decided: the job's final state and result. */
+  #finish(record: JobRecord, finish: Finish, now: number): void {
     const job = record.job;
-    job.state = JobState.CANCELLED;
+    job.state = finish.state;
+    job.result = finish.result;
     job.updatedAt = timestampFromMs(now);
-    job.result = create(JobResultSchema, {
-      jobId: job.jobId,
-      success: false,
-      errorMessage: `cancelled: ${job.cancelReason}${detail}`,
-      completedAt: timestampFromMs(now),
-    });
     record.leaseExpiresAt = 0;
     this.#jobWatchers.notify(job.jobId);
   }
 
   /**
-   * Makes `record` SCHEDULED again, ahead of newer work, and wakes one
-   * waiting dequeue; a job someone cancelled ends CANCELLED instead.
+   * Persists the end of a lease the lifecycle decided: the job SCHEDULED
+   * again, ahead of newer work (waking one waiting dequeue), or finished.
    */
-  #schedule(queue: QueueRecord, record: JobRecord, now: number): void {
-    if (record.job.cancelReason !== "") {
-      this.#finishCancelled(record, now, " (its worker stopped before finishing)");
+  #release(queue: QueueRecord, record: JobRecord, release: Release, now: number): void {
+    if (release.kind === "finish") {
+      this.#finish(record, release, now);
       return;
     }
-    record.job.state = JobState.SCHEDULED;
+    record.job.state = release.state;
     record.job.updatedAt = timestampFromMs(now);
     record.leaseExpiresAt = 0;
     queue.again.push(record);
     this.#queueWaiters.notify(queue.name, 1);
   }
+}
+
+/** What the lifecycle reads of a record. */
+function viewOf(record: JobRecord): JobView {
+  const job = record.job;
+  return {
+    jobId: job.jobId,
+    queue: job.queue,
+    state: job.state,
+    attempt: job.attempt,
+    leaseExpiresAtMs: record.leaseExpiresAt,
+    cancelReason: job.cancelReason,
+    result: job.result,
+  };
 }

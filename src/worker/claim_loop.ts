@@ -7,7 +7,7 @@
  */
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
-import { backoffDelayMs } from "../retry.ts";
+import { retry } from "../retry.ts";
 
 /** Options of {@link runClaimLoop}. */
 export interface ClaimLoopOptions<T> {
@@ -28,7 +28,6 @@ export async function runClaimLoop<T>(options: ClaimLoopOptions<T>): Promise<voi
   const { clock, logger, signal, concurrency } = options;
   const running = new Set<Promise<void>>();
   const stopped = aborted(signal);
-  let failures = 0;
   while (!signal.aborted) {
     if (running.size >= concurrency) {
       await Promise.race([...running, stopped]);
@@ -36,14 +35,17 @@ export async function runClaimLoop<T>(options: ClaimLoopOptions<T>): Promise<voi
     }
     let items: T[];
     try {
-      items = await options.claim(concurrency - running.size, signal);
-      failures = 0;
-    } catch (error) {
-      if (signal.aborted) break;
-      const delayMs = backoffDelayMs(failures++);
-      logger.warn({ err: error, retryInMs: delayMs }, "claiming work failed");
-      await clock.sleep(delayMs, signal);
-      continue;
+      // Every failed claim is retried: the loop must not die of one, and a
+      // retry asks for what room there is then (items may have finished).
+      items = await retry(() => options.claim(concurrency - running.size, signal), {
+        isRetryable: () => true,
+        clock,
+        signal,
+        onRetry: (error, delayMs) =>
+          logger.warn({ err: error, retryInMs: delayMs }, "claiming work failed"),
+      });
+    } catch {
+      break; // only once `signal` aborted
     }
     for (const item of items) {
       const task: Promise<void> = options.handle(item)

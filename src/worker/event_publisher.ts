@@ -16,7 +16,7 @@ import { count } from "../telemetry/metrics.ts";
 import type { JobEvent } from "../../gen/job/v1/job_pb.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
-import { backoffDelayMs } from "../retry.ts";
+import { retry } from "../retry.ts";
 import { SpillQueue } from "./spill_queue.ts";
 
 /** Options of {@link EventPublisher}. */
@@ -108,24 +108,23 @@ export class EventPublisher {
   async #sendAll(): Promise<void> {
     const maxEvents = this.#options.maxEventsPerCall ?? 64;
     const maxBytes = this.#options.maxBytesPerCall ?? 1024 * 1024;
-    let retries = 0;
+    const { clock, logger, isRetryable } = this.#options;
     try {
       while (!this.#queue.isEmpty && this.#failure === undefined) {
         const batch = await this.#queue.peek(maxEvents, maxBytes);
+        const events = batch.map((p) => p.event);
         try {
-          await this.#options.publish(batch.map((p) => p.event));
+          await retry(() => this.#options.publish(events), {
+            isRetryable,
+            clock,
+            signal: this.#stopped.signal,
+            onRetry: (error, delayMs) =>
+              logger.warn({ err: error, retryInMs: delayMs }, "publishing events failed"),
+          });
         } catch (error) {
-          if (this.#stopped.signal.aborted) return;
-          if (!this.#options.isRetryable(error)) {
-            this.#fail(error);
-            return;
-          }
-          const delayMs = backoffDelayMs(retries++);
-          this.#options.logger.warn({ err: error, retryInMs: delayMs }, "publishing events failed");
-          await this.#options.clock.sleep(delayMs, this.#stopped.signal);
-          continue;
+          if (!this.#stopped.signal.aborted) this.#fail(error);
+          return;
         }
-        retries = 0;
         this.#queue.drop(batch.length);
         if (!this.#queue.isFull) this.#wakeRoomWaiters();
       }

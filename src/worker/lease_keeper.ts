@@ -10,7 +10,7 @@
  */
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
-import { backoffDelayMs } from "../retry.ts";
+import { backoffDelayMs, retry } from "../retry.ts";
 
 /** Options of {@link keepLease}. */
 export interface LeaseKeeperOptions {
@@ -43,28 +43,30 @@ export function extensionIntervalMs(visibilityTimeoutMs: number): number {
 export async function keepLease(options: LeaseKeeperOptions): Promise<void> {
   const { clock, signal, logger } = options;
   const interval = extensionIntervalMs(options.visibilityTimeoutMs);
-  let failures = 0;
-  let wait = interval;
   let told = false;
   while (!signal.aborted) {
-    await clock.sleep(wait, signal);
+    await clock.sleep(interval, signal);
     if (signal.aborted) return;
     try {
-      const { cancelled } = await options.extend();
-      if (cancelled && !told) {
-        told = true;
-        options.onCancelled?.();
-      }
-      failures = 0;
-      wait = interval;
+      await retry(async () => {
+        const { cancelled } = await options.extend();
+        if (cancelled && !told) {
+          told = true;
+          options.onCancelled?.();
+        }
+      }, {
+        isRetryable: options.isRetryable,
+        // Never wait longer than the interval: the lease runs out meanwhile.
+        delayMs: (n) => Math.min(interval, backoffDelayMs(n)),
+        clock,
+        signal,
+        onRetry: (error, delayMs) =>
+          logger.warn({ err: error, retryInMs: delayMs }, "extending the lease failed"),
+      });
     } catch (error) {
       if (signal.aborted) return;
-      if (!options.isRetryable(error)) {
-        options.onLost(error);
-        return;
-      }
-      wait = Math.min(interval, backoffDelayMs(failures++));
-      logger.warn({ err: error, retryInMs: wait }, "extending the lease failed");
+      options.onLost(error);
+      return;
     }
   }
 }

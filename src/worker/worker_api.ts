@@ -10,6 +10,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { JobEvent, JobResult } from "../../gen/job/v1/job_pb.ts";
 import type { AirunnerClients } from "../protocol/transport.ts";
 import type { LeasedJob, LeaseUpdate } from "../protocol/job_requests.ts";
+import { isTransient, transientCodes } from "../retry.ts";
 
 /** How to ask for jobs. */
 export interface ClaimOptions {
@@ -93,23 +94,24 @@ export function createRpcWorkerApi(clients: AirunnerClients): WorkerApi {
 
 /**
  * Whether a failed call may succeed if tried again: the server was
- * unreachable, overloaded or restarting. Anything else (a lost lease, a
- * rejected request) will fail the same way again.
+ * unreachable, overloaded or restarting (TRANSIENT_CODES of retry.ts). Anything
+ * else (a lost lease, a rejected request) will fail the same way again.
  */
 export function isRetryable(error: unknown): boolean {
-  const code = ConnectError.from(error).code;
-  return code === Code.Unavailable || code === Code.Unknown ||
-    code === Code.DeadlineExceeded || code === Code.Internal || code === Code.Aborted;
+  return isTransient(error);
 }
 
 /**
- * Whether a lease extension or a completion may pass if tried again: as
- * {@link isRetryable}, and also resource_exhausted, which for these small
- * calls means the server's store is out of disk space; its writes work
- * again once space is freed, so the lease and the result are kept trying
- * rather than given up. (For published events resource_exhausted can also
- * mean an event too large, which stays final.)
+ * The transient codes of a lease extension or a completion: the shared ones,
+ * and also resource_exhausted, which for these small calls means the
+ * server's store is out of disk space; its writes work again once space is
+ * freed, so the lease and the result are kept trying rather than given up.
+ * (For published events resource_exhausted can also mean an event too
+ * large, which stays final.)
  */
+const LEASE_CALL_TRANSIENT_CODES = transientCodes({ adding: [Code.ResourceExhausted] });
+
+/** Whether a lease extension or a completion may pass if tried again (see LEASE_CALL_TRANSIENT_CODES). */
 export function isRetryableLeaseCall(error: unknown): boolean {
-  return isRetryable(error) || ConnectError.from(error).code === Code.ResourceExhausted;
+  return isTransient(error, LEASE_CALL_TRANSIENT_CODES);
 }

@@ -8,6 +8,7 @@ import {
   ListJobsRequestSchema,
   StreamJobEventsRequestSchema,
   UpdateJobRequestSchema,
+  WorkerSessionRequestSchema,
 } from "../../gen/job/v1/job_pb.ts";
 import { branchNameProblem } from "../../src/protocol/git_refs.ts";
 import {
@@ -17,9 +18,12 @@ import {
   validateJobParams,
   validateListRequest,
   validateQueueName,
+  validateSessionCredits,
+  validateSessionOperationCount,
   validateStreamRequest,
   validateUpdateRequest,
 } from "../../src/protocol/request_validation.ts";
+import { MAX_SESSION_CREDITS, MAX_SESSION_OPERATIONS } from "../../src/protocol/session.ts";
 
 function fails(fn: () => unknown, field: string, pattern: RegExp) {
   assert.throws(fn, (e: unknown) => {
@@ -304,4 +308,30 @@ Deno.test("branch names: airunner's rules give what git check-ref-format --branc
     if ((branchNameProblem(name) === undefined) !== success) disagreements.push(name);
   }
   assert.deepEqual(disagreements, []);
+});
+
+Deno.test("session credits: none below 0, and no more held than MAX_SESSION_CREDITS", () => {
+  validateSessionCredits(0, 0);
+  validateSessionCredits(MAX_SESSION_CREDITS - 10, 10);
+  fails(() => validateSessionCredits(-1, 0), "credits", /is -1, below 0/);
+  fails(
+    () => validateSessionCredits(11, MAX_SESSION_CREDITS - 10),
+    "credits",
+    new RegExp(`hold ${MAX_SESSION_CREDITS + 1} unsent jobs`),
+  );
+});
+
+Deno.test("a session message carries at most MAX_SESSION_OPERATIONS operations", () => {
+  const of = (events: number, leaseUpdates: number, completions: number) =>
+    create(WorkerSessionRequestSchema, {
+      events: Array.from({ length: events }, () => ({})),
+      leaseUpdates: Array.from({ length: leaseUpdates }, () => ({})),
+      completions: Array.from({ length: completions }, () => ({})),
+    });
+  validateSessionOperationCount(of(MAX_SESSION_OPERATIONS - 2, 1, 1));
+  fails(
+    () => validateSessionOperationCount(of(MAX_SESSION_OPERATIONS - 1, 1, 1)),
+    "events, lease_updates and completions",
+    new RegExp(`together carry ${MAX_SESSION_OPERATIONS + 1} operations`),
+  );
 });

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { JobParamsSchema, JobResultSchema, JobState } from "../../gen/job/v1/job_pb.ts";
-import { logDiskNotice } from "../../src/cli/store_options.ts";
+import { logDiskNotice } from "../../src/cli/store_opener.ts";
 import { createAirunnerClients } from "../../src/protocol/transport.ts";
 import { startServer } from "../../src/server/http_server.ts";
 import { defaultExecutionConfig } from "../../src/server/execution_config.ts";

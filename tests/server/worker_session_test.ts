@@ -18,7 +18,7 @@ import {
 } from "../../gen/job/v1/job_pb.ts";
 import { createAirunnerClients, createAirunnerTransport } from "../../src/protocol/transport.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
-import { MAX_SESSION_CREDITS } from "../../src/protocol/limits.ts";
+import { MAX_SESSION_CREDITS } from "../../src/protocol/session.ts";
 import { makeEvent } from "../../src/protocol/event_sequencing.ts";
 import { memoryLog } from "../support/memory_log.ts";
 import { sessionApiTo, unaryApiTo, withMemoryServer } from "../support/memory_server.ts";

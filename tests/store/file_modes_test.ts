@@ -21,7 +21,7 @@ import { SqliteJobStore } from "../../src/store/sqlite/sqlite_store.ts";
 import { TaskTokenCodec } from "../../src/store/task_token.ts";
 import { runAirunner } from "../support/airunner_process.ts";
 import { memoryLog } from "../support/memory_log.ts";
-import { logDiskNotice } from "../../src/cli/store_options.ts";
+import { logDiskNotice } from "../../src/cli/store_opener.ts";
 
 const modeOf = (path: string) => (Deno.statSync(path).mode! & 0o777).toString(8).padStart(4, "0");
 

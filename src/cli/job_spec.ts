@@ -1,0 +1,60 @@
+/**
+ * A job's settings gathered from several sources and merged one way, for
+ * `submit` (defaults, the `--config` job file, `--env-file`, the command
+ * line) and for each line of `submit --batch` (the command line's defaults,
+ * then the line): a later source's setting replaces an earlier one's, and
+ * `environment`, `secretEnvironment` and `metadata` merge key by key.
+ *
+ * ```ts
+ * const spec = mergeJobSpecs({ owner: "ada" }, { command: "make", environment: { CI: "1" } });
+ * const params = jobParamsOf(spec, "--timeout");
+ * ```
+ *
+ * @module
+ */
+import { create } from "@bufbuild/protobuf";
+import { type JobParams, JobParamsSchema, ProcessType } from "../../gen/job/v1/job_pb.ts";
+import { checkTimeoutSeconds, type JobFile } from "./job_fields.ts";
+
+/** One source of a job's settings: the keys of a job file, each optional (undefined: not given). */
+export type JobSpec = { readonly [K in keyof JobFile]?: JobFile[K] | undefined };
+
+/** Merges `specs`, later ones winning (maps key by key); a setting that is undefined is not given. */
+export function mergeJobSpecs(...specs: readonly JobSpec[]): JobSpec {
+  const merged: Record<string, unknown> = {};
+  for (const spec of specs) {
+    for (const [key, value] of Object.entries(spec)) {
+      if (value === undefined) continue;
+      const isMap = key === "environment" || key === "secretEnvironment" || key === "metadata";
+      merged[key] = isMap
+        ? { ...(merged[key] as object | undefined), ...(value as object) }
+        : value;
+    }
+  }
+  return merged;
+}
+
+/**
+ * The parameters of the job `spec` describes, what it leaves unset empty
+ * (no arguments, no checkout, pipes, no timeout). Its timeout is checked
+ * (a usage error naming `timeoutLabel`); its queue is not a parameter.
+ */
+export function jobParamsOf(
+  spec: JobSpec & { readonly command: string },
+  timeoutLabel: string,
+): JobParams {
+  return create(JobParamsSchema, {
+    command: spec.command,
+    args: spec.args ?? [],
+    environment: { ...spec.environment },
+    secretEnvironment: { ...spec.secretEnvironment },
+    metadata: { ...spec.metadata },
+    owner: spec.owner ?? "",
+    repository: spec.repository ?? "",
+    branch: spec.branch ?? "",
+    commit: spec.commit ?? "",
+    workingDirectory: spec.workingDirectory ?? "",
+    timeoutSeconds: checkTimeoutSeconds(spec.timeoutSeconds ?? 0, timeoutLabel),
+    processType: spec.processType === "pty" ? ProcessType.PTY : ProcessType.PIPE,
+  });
+}

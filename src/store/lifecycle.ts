@@ -1,0 +1,394 @@
+/**
+ * The job lifecycle: every state change of a job as a pure decision, shared
+ * by every backend. Each function takes what the backend has stored of a job
+ * (a {@link JobView}), the request and the time, and answers what is to
+ * happen, as data; the backend persists that answer and decides nothing on
+ * its own. A refusal is a typed {@link StoreError}, thrown.
+ *
+ * ```
+ *              enqueue (decideEnqueue)
+ *                 │
+ *                 ▼
+ *   ┌──────── SCHEDULED ◀─────────────────────────────┐
+ *   │             │ lease (decideLease: attempt + 1)   │ lease ran out (decideExpiry),
+ *   │             ▼                                    │ or handed back (decideHandBack)
+ *   │          RUNNING ───────────────────────────────┘
+ *   │             │ │ extend (decideExtend), publish (decidePublish):
+ *   │             │ │ only the current attempt, while its lease lasts (the fence)
+ *   │             │ └ cancel (decideCancel): marked; the holder learns it at its
+ *   │             │   next extension, and the job ends CANCELLED however it stops
+ *   │             │ complete (decideCompletion)
+ *   │             ├── cancel marked ──▶ CANCELLED
+ *   │             ├── success ────────▶ COMPLETED
+ *   │             └── failure ────────▶ FAILED
+ *   └── cancel ──▶ CANCELLED
+ * ```
+ *
+ * Time: every decision reads the view as of `now`. A RUNNING job whose lease
+ * has run out counts as what its expiry makes of it (SCHEDULED, or CANCELLED
+ * when a cancel was asked for; see {@link stateAt}) whether or not the
+ * backend has written that yet: the embedded stores write expiries as soon as
+ * they see them ({@link decideExpiry}); the AWS store may leave them to be
+ * read this way.
+ *
+ * Extending this module: a new job option is a new decision here (a delay is
+ * a field of the enqueue decision, a retry a kind of completion decision,
+ * priorities, dependencies and concurrency keys decide in
+ * {@link decideLease}) plus its persistence in each backend. Decisions are
+ * discriminated unions on `kind`, so a backend's `switch` fails to type-check
+ * until it handles a new kind.
+ *
+ * @module
+ */
+import { clone, create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  type JobParams,
+  type JobResult,
+  JobResultSchema,
+  JobState,
+} from "../../gen/job/v1/job_pb.ts";
+import { finishedStateFor, isFinished } from "../protocol/job_state.ts";
+import { DEFAULT_CANCEL_REASON } from "../protocol/job_requests.ts";
+import {
+  IdempotencyConflictError,
+  JobFinishedError,
+  JobMismatchError,
+  LeaseLostError,
+  QueueMismatchError,
+} from "./errors.ts";
+import { isCompletionResend } from "./batch.ts";
+import { sameJobParams } from "./idempotency.ts";
+import type { TaskTokenClaims } from "./task_token.ts";
+
+// ---------------------------------------------------------------- inputs
+
+/**
+ * What the lifecycle reads of a stored job. Each backend maps its row or
+ * item to this; nothing here knows how it is stored.
+ */
+export interface JobView {
+  readonly jobId: string;
+  readonly queue: string;
+  /** The state as stored (see {@link stateAt} for the state as of a time). */
+  readonly state: JobState;
+  /** Attempts started so far: 0 before the first lease, then 1, 2, ... */
+  readonly attempt: number;
+  /** Unix ms at which the current attempt's lease ends; read only while RUNNING. */
+  readonly leaseExpiresAtMs: number;
+  /** Why a cancel was asked for; the empty string while none was. */
+  readonly cancelReason: string;
+  /** The recorded result; read only once the job has finished (to recognise a resend). */
+  readonly result: JobResult | undefined;
+}
+
+/** Who acts on a lease: the claims of a verified task token (its signature is checked before). */
+export type LeaseHolder = Pick<TaskTokenClaims, "attempt">;
+
+/** What an enqueue with a request_id finds: the job an earlier enqueue with it made. */
+export interface EnqueuedView {
+  readonly jobId: string;
+  readonly queue: string;
+  readonly params: JobParams;
+}
+
+// ---------------------------------------------------------------- decisions
+
+/** The job ends for good, with this state and result. */
+export interface Finish {
+  readonly kind: "finish";
+  /** COMPLETED, FAILED or CANCELLED. */
+  readonly state: JobState;
+  /** The result to record (a copy the backend may keep). */
+  readonly result: JobResult;
+}
+
+/** The job goes back to its queue, SCHEDULED, for its next attempt; its lease ends. */
+export interface Reschedule {
+  readonly kind: "reschedule";
+  readonly state: JobState.SCHEDULED;
+  /**
+   * When its lease ended (ran out, or was handed back): work scheduled again
+   * is served before newer work, earliest first.
+   */
+  readonly readyAtMs: number;
+}
+
+/** What ends a lease that no completion ended: the job runs again, or ends CANCELLED. */
+export type Release = Reschedule | Finish;
+
+/** The outcome of {@link decideEnqueue}. */
+export type EnqueueDecision =
+  /** Store a new job in this state. */
+  | { readonly kind: "create"; readonly state: JobState.SCHEDULED; readonly attempt: 0 }
+  /** The request_id made this job before: answer with it and store nothing. */
+  | { readonly kind: "existing"; readonly jobId: string };
+
+/** A lease starts: the job is RUNNING on a new attempt until `leaseExpiresAtMs`. */
+export interface Lease {
+  readonly kind: "lease";
+  readonly state: JobState.RUNNING;
+  /** The new attempt's number (the view's attempt + 1); the task token names it. */
+  readonly attempt: number;
+  readonly leaseExpiresAtMs: number;
+}
+
+/** The job cannot be leased: it is not waiting (it is running on a live lease, or finished). */
+export interface Skip {
+  readonly kind: "skip";
+  readonly reason: "running" | "finished";
+}
+
+/**
+ * The outcome of {@link decideLease} for one job a dequeue found: lease it,
+ * end it (a cancel was asked for while it waited), or pass it by.
+ */
+export type LeaseDecision = Lease | Finish | Skip;
+
+/** The outcome of {@link decideExtend}; `cancelled` is what the holder is told. */
+export type ExtendDecision =
+  /** The lease now ends at `leaseExpiresAtMs`. */
+  | { readonly kind: "extend"; readonly leaseExpiresAtMs: number; readonly cancelled: boolean }
+  /** A visibility of 0: the holder hands the job back (see {@link decideHandBack}). */
+  | { readonly kind: "handBack"; readonly release: Release; readonly cancelled: boolean };
+
+/** The outcome of {@link decideExpiry}: nothing to do yet, or what the lease's end makes of the job. */
+export type ExpiryDecision = { readonly kind: "keep" } | Release;
+
+/** The outcome of {@link decidePublish}: the holder may append to the job's log. */
+export interface PublishDecision {
+  readonly kind: "publish";
+}
+
+/** The outcome of {@link decideCompletion}: the job ends, or the call repeats the completion recorded. */
+export type CompletionDecision = Finish | { readonly kind: "resend" };
+
+/** The reason part of {@link CancelDecision}. */
+export interface CancelReason {
+  /** The reason the job keeps: the first one asked for (later cancels keep it). */
+  readonly cancelReason: string;
+  /** Whether `cancelReason` is new, and so is to be written. */
+  readonly newReason: boolean;
+}
+
+/**
+ * The outcome of {@link decideCancel}: a waiting job ends CANCELLED at once;
+ * a running one is marked, and its lease holder learns it at its next
+ * extension.
+ */
+export type CancelDecision =
+  | (CancelReason & { readonly kind: "mark" })
+  | (CancelReason & Finish);
+
+// ---------------------------------------------------------------- rules
+
+/** What a cancelled job's result adds when its lease ended without a completion. */
+export const WORKER_STOPPED_DETAIL = " (its worker stopped before finishing)";
+
+/** The reason a cancel records: the one given, or {@link DEFAULT_CANCEL_REASON} for none. */
+export function cancelReasonFor(reason: string): string {
+  return reason === "" ? DEFAULT_CANCEL_REASON : reason;
+}
+
+/** Whether the job is RUNNING on a lease that has run out by `now`. */
+export function leaseExpired(view: JobView, now: number): boolean {
+  return view.state === JobState.RUNNING && view.leaseExpiresAtMs <= now;
+}
+
+/**
+ * The job's state as of `now`: the stored one, except that a RUNNING job
+ * whose lease ran out is SCHEDULED again, or CANCELLED when a cancel was
+ * asked for (what {@link decideExpiry} makes of it).
+ */
+export function stateAt(view: JobView, now: number): JobState {
+  if (!leaseExpired(view, now)) return view.state;
+  return view.cancelReason === "" ? JobState.SCHEDULED : JobState.CANCELLED;
+}
+
+/**
+ * The fence: passes when `holder`'s attempt is the job's current one and its
+ * lease lasts at `now`.
+ * @throws {LeaseLostError} otherwise, saying why.
+ */
+export function checkLease(view: JobView, holder: LeaseHolder, now: number): void {
+  if (view.attempt !== holder.attempt) {
+    throw new LeaseLostError(
+      view.jobId,
+      `attempt ${holder.attempt} was superseded by attempt ${view.attempt}`,
+    );
+  }
+  const state = stateAt(view, now);
+  if (state !== JobState.RUNNING) {
+    throw new LeaseLostError(
+      view.jobId,
+      isFinished(state)
+        ? "the job has finished"
+        : "the lease expired or was handed back, and the job was scheduled again",
+    );
+  }
+}
+
+/**
+ * An enqueue: a new SCHEDULED job, or, when `existing` (the job the
+ * request's request_id made before) asks for the same job, that one.
+ * @throws {IdempotencyConflictError} when the request_id was used for a different job.
+ */
+export function decideEnqueue(
+  existing: EnqueuedView | undefined,
+  request: { readonly requestId: string; readonly queue: string; readonly params: JobParams },
+  _now: number,
+): EnqueueDecision {
+  if (existing === undefined) return { kind: "create", state: JobState.SCHEDULED, attempt: 0 };
+  if (existing.queue !== request.queue || !sameJobParams(existing.params, request.params)) {
+    throw new IdempotencyConflictError(request.requestId, existing.jobId);
+  }
+  return { kind: "existing", jobId: existing.jobId };
+}
+
+/**
+ * A dequeue found this job: lease it for `visibilityTimeoutMs` when it is
+ * waiting (SCHEDULED, or RUNNING on a lease that ran out), end it CANCELLED
+ * when a cancel was asked for, or skip it.
+ */
+export function decideLease(
+  view: JobView,
+  request: { readonly visibilityTimeoutMs: number },
+  now: number,
+): LeaseDecision {
+  if (stateAt(view, now) === JobState.RUNNING) return { kind: "skip", reason: "running" };
+  if (isFinished(view.state)) return { kind: "skip", reason: "finished" };
+  if (view.cancelReason !== "") return cancelledRelease(view, now);
+  return {
+    kind: "lease",
+    state: JobState.RUNNING,
+    attempt: view.attempt + 1,
+    leaseExpiresAtMs: now + request.visibilityTimeoutMs,
+  };
+}
+
+/**
+ * A lease holder asks to keep its lease `visibilityTimeoutMs` more from
+ * `now`; 0 (or less) hands the job back. The answer tells it whether the job
+ * was cancelled.
+ * @throws {LeaseLostError} when the holder's lease is over (see {@link checkLease}).
+ * @throws {QueueMismatchError} when `request.queue` is not the job's queue.
+ */
+export function decideExtend(
+  view: JobView,
+  holder: LeaseHolder,
+  request: { readonly queue: string; readonly visibilityTimeoutMs: number },
+  now: number,
+): ExtendDecision {
+  checkLease(view, holder, now);
+  if (view.queue !== request.queue) throw new QueueMismatchError(view.queue, request.queue);
+  const cancelled = view.cancelReason !== "";
+  if (request.visibilityTimeoutMs <= 0) {
+    return { kind: "handBack", release: decideHandBack(view, holder, now), cancelled };
+  }
+  return { kind: "extend", leaseExpiresAtMs: now + request.visibilityTimeoutMs, cancelled };
+}
+
+/**
+ * A lease holder gives its job back unfinished: it runs again on a new
+ * attempt, or ends CANCELLED when a cancel was asked for.
+ * @throws {LeaseLostError} when the holder's lease is over.
+ */
+export function decideHandBack(view: JobView, holder: LeaseHolder, now: number): Release {
+  checkLease(view, holder, now);
+  return release(view, now, now);
+}
+
+/**
+ * What the end of a lease that ran out makes of the job: nothing while it
+ * lasts (or when the job is not running); else the job runs again, ordered
+ * by when the lease ended, or ends CANCELLED when a cancel was asked for.
+ */
+export function decideExpiry(view: JobView, now: number): ExpiryDecision {
+  if (!leaseExpired(view, now)) return { kind: "keep" };
+  return release(view, view.leaseExpiresAtMs, now);
+}
+
+/**
+ * A lease holder asks to append events to the job's log.
+ * @throws {LeaseLostError} when its lease is over.
+ */
+export function decidePublish(view: JobView, holder: LeaseHolder, now: number): PublishDecision {
+  checkLease(view, holder, now);
+  return { kind: "publish" };
+}
+
+/**
+ * A lease holder reports `result`: the job ends CANCELLED when a cancel was
+ * asked for, else COMPLETED or FAILED by `result.success`. The same result
+ * sent again by the attempt that finished the job is a resend, which changes
+ * nothing.
+ * @throws {LeaseLostError} when the holder's lease is over and the call is no resend.
+ * @throws {JobMismatchError} when `result` names another job.
+ */
+export function decideCompletion(
+  view: JobView,
+  holder: LeaseHolder,
+  result: JobResult,
+  now: number,
+): CompletionDecision {
+  if (
+    isFinished(view.state) && view.attempt === holder.attempt &&
+    isCompletionResend(view.result, result)
+  ) {
+    return { kind: "resend" };
+  }
+  checkLease(view, holder, now);
+  if (result.jobId !== view.jobId) throw new JobMismatchError(view.jobId, result.jobId);
+  const stored = clone(JobResultSchema, result);
+  stored.completedAt ??= timestampFromMs(now);
+  const state = view.cancelReason !== "" ? JobState.CANCELLED : finishedStateFor(result.success);
+  return { kind: "finish", state, result: stored };
+}
+
+/**
+ * Someone asks to cancel the job: a waiting job ends CANCELLED now, a
+ * running one is marked (cancelling it again keeps the first reason).
+ * @throws {JobFinishedError} when the job has finished (as of `now`).
+ */
+export function decideCancel(
+  view: JobView,
+  request: { readonly reason: string },
+  now: number,
+): CancelDecision {
+  const state = stateAt(view, now);
+  if (isFinished(state)) {
+    throw new JobFinishedError(view.jobId, (JobState[state] ?? "").toLowerCase());
+  }
+  const newReason = view.cancelReason === "";
+  const cancelReason = newReason ? cancelReasonFor(request.reason) : view.cancelReason;
+  if (state === JobState.RUNNING) return { kind: "mark", cancelReason, newReason };
+  return { ...cancelledFinish(view.jobId, cancelReason, "", now), cancelReason, newReason };
+}
+
+// ---------------------------------------------------------------- helpers
+
+/** A lease ended at `endedAtMs` without a completion; `now` stamps a cancelled job's result. */
+function release(view: JobView, endedAtMs: number, now: number): Release {
+  if (view.cancelReason !== "") return cancelledRelease(view, now);
+  return { kind: "reschedule", state: JobState.SCHEDULED, readyAtMs: endedAtMs };
+}
+
+/** A job a cancel was asked for, found not running (any more): it ends CANCELLED. */
+function cancelledRelease(view: JobView, now: number): Finish {
+  // Once leased, its worker stopped before finishing; never leased, it just waited.
+  const detail = view.state === JobState.RUNNING ? WORKER_STOPPED_DETAIL : "";
+  return cancelledFinish(view.jobId, view.cancelReason, detail, now);
+}
+
+function cancelledFinish(jobId: string, reason: string, detail: string, now: number): Finish {
+  return {
+    kind: "finish",
+    state: JobState.CANCELLED,
+    result: create(JobResultSchema, {
+      jobId,
+      success: false,
+      errorMessage: `cancelled: ${reason}${detail}`,
+      completedAt: timestampFromMs(now),
+    }),
+  };
+}

@@ -1,0 +1,109 @@
+/**
+ * Rows of the SQLite `jobs` table and what they map to: the Job message a
+ * caller gets, and the view the lifecycle decides on.
+ *
+ * @module
+ */
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  ExecutionConfigSchema,
+  type Job,
+  type JobParams,
+  JobParamsSchema,
+  JobResultSchema,
+  JobSchema,
+} from "../../../gen/job/v1/job_pb.ts";
+import type { ListJobsQuery } from "../job_store.ts";
+import type { JobView } from "../lifecycle.ts";
+
+/** One row of `jobs`, as `SELECT *` reads it (see schema.ts). */
+export interface JobRow {
+  id: number;
+  job_id: string;
+  queue: string;
+  state: number;
+  request_id: string | null;
+  attempt: number;
+  lease_expires_at_ms: number | null;
+  sequence_base: number;
+  highest_sequence: number;
+  output_bytes: number;
+  output_truncated: number;
+  created_at_ms: number;
+  updated_at_ms: number;
+  params: Uint8Array;
+  execution_config: Uint8Array;
+  result: Uint8Array | null;
+  cancel_reason: string;
+}
+
+/** The columns {@link viewOfRow} reads, for queries that need no more. */
+export const VIEW_COLUMNS =
+  "id, job_id, queue, state, attempt, lease_expires_at_ms, cancel_reason, result";
+
+/** A row read with {@link VIEW_COLUMNS}. */
+export type ViewRow = Pick<
+  JobRow,
+  | "id"
+  | "job_id"
+  | "queue"
+  | "state"
+  | "attempt"
+  | "lease_expires_at_ms"
+  | "cancel_reason"
+  | "result"
+>;
+
+/** What the lifecycle reads of a row. */
+export function viewOfRow(row: ViewRow): JobView {
+  return {
+    jobId: row.job_id,
+    queue: row.queue,
+    state: row.state,
+    attempt: row.attempt,
+    leaseExpiresAtMs: row.lease_expires_at_ms ?? 0,
+    cancelReason: row.cancel_reason,
+    // Only finished jobs have a result, so running ones decode nothing.
+    result: row.result === null ? undefined : fromBinary(JobResultSchema, row.result),
+  };
+}
+
+/** The Job message of a row. */
+export function jobFromRow(row: JobRow): Job {
+  return create(JobSchema, {
+    jobId: row.job_id,
+    jobParams: fromBinary(JobParamsSchema, row.params) as JobParams,
+    state: row.state,
+    createdAt: timestampFromMs(row.created_at_ms),
+    updatedAt: timestampFromMs(row.updated_at_ms),
+    executionConfig: fromBinary(ExecutionConfigSchema, row.execution_config),
+    queue: row.queue,
+    attempt: row.attempt,
+    ...(row.result === null ? {} : { result: fromBinary(JobResultSchema, row.result) }),
+    cancelReason: row.cancel_reason,
+  });
+}
+
+/**
+ * The WHERE clause of a listing. The state is written in as a literal, not
+ * bound: only then can SQLite use the partial index of that state.
+ */
+export function listingFilter(query: Pick<ListJobsQuery, "queue" | "state">): {
+  filter: string;
+  args: string[];
+} {
+  const where: string[] = [];
+  const args: string[] = [];
+  if (query.queue !== undefined) {
+    where.push("queue = ?");
+    args.push(query.queue);
+  }
+  if (query.state !== undefined) {
+    if (!Number.isSafeInteger(query.state)) {
+      throw new TypeError(`state ${query.state} is not a number`);
+    }
+    where.push(`state = ${query.state}`);
+  }
+  return { filter: where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`, args };
+}
