@@ -119,6 +119,16 @@ Deno.test("client commands load neither the AWS SDK, node:sqlite, the worker nor
   }
 });
 
+Deno.test("submit loads the YAML parser only when it reads a job file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "airunner-graph-" });
+  try {
+    const reach = staticReach(await denoInfo(await commandEntry(dir, "submit")));
+    assert.ok(!reach.npm.includes("yaml"), reach.files.join(", "));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("--version and --help load no npm package and a handful of files", async () => {
   const reach = staticReach(await denoInfo(`${ROOT}main.ts`));
   assert.deepEqual(reach.npm, [], "npm packages main.ts loads before it runs");
