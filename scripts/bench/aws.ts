@@ -12,7 +12,7 @@ export const AWS_QUEUE_CYCLE_JOBS = { full: 3_000, quick: 200 } as const;
 
 /**
  * SQS and DynamoDB calls one job costs in the queue cycle, counted in
- * src/store/aws/aws_store.ts for a job without a request_id, taken for the
+ * src/store/aws/ (enqueue.ts, receive.ts, completion.ts) for a job without a request_id, taken for the
  * first time (so no highest-sequence Query), whose item is found at the
  * first read.
  */
@@ -50,7 +50,7 @@ export function awsCallsSentence(): string {
 }
 
 /**
- * The pickup path's wait, from reading aws_store.ts: enqueue sends the SQS
+ * The pickup path's wait, from reading src/store/aws/receive.ts: enqueue sends the SQS
  * message before it writes the job, so a consumer already long-polling can
  * read the job before it exists and then reads again after 5 ms, 10 ms, ...
  */
@@ -58,4 +58,4 @@ export const AWS_PICKUP_NOTE =
   "on the AWS store a pickup is EnqueueJob (SQS SendMessage, then DynamoDB PutItem) racing the " +
   "waiting claim (ReceiveMessage answers, then GetItem, UpdateItem); when the GetItem " +
   "runs before the PutItem lands, the claim reads again after 5 ms, then 10 ms, ... " +
-  "(aws_store.ts #itemSoon), which adds a few ms to such a pickup and start";
+  "(src/store/aws/receive.ts itemSoon), which adds a few ms to such a pickup and start";

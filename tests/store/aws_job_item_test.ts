@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { create } from "@bufbuild/protobuf";
-import { JobParamsSchema, JobState } from "../../gen/job/v1/job_pb.ts";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { JobParamsSchema, JobResultSchema, JobState } from "../../gen/job/v1/job_pb.ts";
 import {
   effectiveState,
   isLiveJobItem,
@@ -9,6 +9,7 @@ import {
   jobRecordOf,
   messageBody,
   newJobItem,
+  viewOf,
 } from "../../src/store/aws/job_item.ts";
 
 const item = newJobItem({
@@ -55,4 +56,25 @@ Deno.test("message bodies carry the job id in the contract's shape", () => {
   assert.equal(jobIdOfMessage("not json"), undefined);
   assert.equal(jobIdOfMessage('{"job_id": 5}'), undefined);
   assert.equal(jobIdOfMessage(undefined), undefined);
+});
+
+Deno.test("a job record's lifecycle view: its state as of a time, its result decoded", () => {
+  const leased = {
+    ...item,
+    state: { N: String(JobState.RUNNING) },
+    lease_expires_at: { N: "5000" },
+    cancel_reason: { S: "stop" },
+  };
+  const cancelled = jobRecordOf(leased);
+  // A cancelled job whose lease ran out has ended, whether or not that is written yet.
+  assert.equal(effectiveState(cancelled, 4_999), JobState.RUNNING);
+  assert.equal(effectiveState(cancelled, 5_000), JobState.CANCELLED);
+  assert.equal(viewOf(cancelled).result, undefined);
+  const result = create(JobResultSchema, { jobId: cancelled.jobId, exitCode: 3 });
+  const finished = jobRecordOf({
+    ...leased,
+    state: { N: String(JobState.FAILED) },
+    result: { B: toBinary(JobResultSchema, result) },
+  });
+  assert.equal(viewOf(finished).result?.exitCode, 3);
 });

@@ -738,6 +738,33 @@ conformance("a cancelled job whose worker vanished ends CANCELLED, not redeliver
   await assert.rejects(store.cancel("01890a5d-ac96-774b-bcce-b302099a8057", ""), JobNotFoundError);
 });
 
+conformance("a cancel's result says whether a worker had the job when it stopped", async (h) => {
+  const { store } = h;
+  const late = await enqueue(store); // its lease runs out, then it is cancelled while waiting
+  const vanished = await enqueue(store); // cancelled while running, then its lease runs out
+  const handedBack = await enqueue(store); // cancelled while running, then handed back
+  await dequeueOne(store, QUEUE, 1_000);
+  await dequeueOne(store, QUEUE, 1_000);
+  const third = await dequeueOne(store, QUEUE, 1_000);
+  await store.cancel(vanished.jobId, "stop");
+  await store.cancel(handedBack.jobId, "stop");
+  await store.updateLease(third.taskToken, QUEUE, 0);
+  await h.advance(1_500);
+  const cancelledLate = await store.cancel(late.jobId, "late");
+  assert.equal(cancelledLate.state, JobState.CANCELLED);
+  assert.equal(cancelledLate.result?.errorMessage, "cancelled: late");
+  for (const id of [late.jobId, vanished.jobId, handedBack.jobId]) {
+    assert.equal((await store.getJob(id)).state, JobState.CANCELLED, id);
+  }
+  assert.equal((await store.getJob(late.jobId)).result?.errorMessage, "cancelled: late");
+  for (const id of [vanished.jobId, handedBack.jobId]) {
+    assert.equal(
+      (await store.getJob(id)).result?.errorMessage,
+      "cancelled: stop (its worker stopped before finishing)",
+    );
+  }
+});
+
 // ---------------------------------------------------------------- list and get
 
 conformance("listJobs pages newest first, filtered by queue and state", async ({ store }) => {

@@ -7,8 +7,10 @@
  * A job item holds the job's fixed parts as protobuf bytes (`params`,
  * `execution_config`, `result`) and its changing parts as plain attributes
  * that conditional updates test: `state`, `attempt`, `lease_expires_at`.
- * A RUNNING job whose lease has passed is SCHEDULED again by definition
- * ({@link effectiveState}); no sweep has to write that down.
+ * A RUNNING job whose lease has passed is what the lifecycle's expiry makes
+ * of it by definition ({@link effectiveState}, the lifecycle's stateAt); no
+ * sweep has to write a rescheduling down (a cancelled job's end is written
+ * when it is next read, see finish_cancelled.ts).
  *
  * @module
  */
@@ -27,6 +29,7 @@ import {
   JobState,
 } from "../../../gen/job/v1/job_pb.ts";
 import { lastSequenceOf, type SequenceState } from "../../protocol/event_sequencing.ts";
+import { type JobView, leaseExpired, stateAt } from "../lifecycle.ts";
 import type { OutputState, StateAfterEvent } from "../output_cap.ts";
 
 /** A DynamoDB item. */
@@ -133,19 +136,29 @@ export function isLiveJobItem(item: Item | undefined, nowMs: number): item is It
   return ttl === 0 || ttl * 1000 > nowMs;
 }
 
-/** The state a job is in at `nowMs`: an expired lease makes a RUNNING job SCHEDULED. */
-export function effectiveState(record: JobRecord, nowMs: number): JobState {
-  return leaseExpired(record, nowMs) ? JobState.SCHEDULED : record.state;
+/** What the lifecycle reads of a record (its result decoded only when read). */
+export function viewOf(record: JobRecord): JobView {
+  return {
+    jobId: record.jobId,
+    queue: record.queue,
+    state: record.state,
+    attempt: record.attempt,
+    leaseExpiresAtMs: record.leaseExpiresAtMs,
+    cancelReason: record.cancelReason,
+    get result() {
+      return record.result === undefined ? undefined : fromBinary(JobResultSchema, record.result);
+    },
+  };
 }
 
-/** Whether the job is RUNNING on a lease that has passed. */
-export function leaseExpired(record: JobRecord, nowMs: number): boolean {
-  return record.state === JobState.RUNNING && record.leaseExpiresAtMs <= nowMs;
+/** The state a job is in at `nowMs`, as the lifecycle reads it (see stateAt). */
+export function effectiveState(record: JobRecord, nowMs: number): JobState {
+  return stateAt(viewOf(record), nowMs);
 }
 
 /** The Job message of a record, as of `nowMs`. */
 export function jobOf(record: JobRecord, nowMs: number): Job {
-  const expired = leaseExpired(record, nowMs);
+  const expired = leaseExpired(viewOf(record), nowMs);
   return create(JobSchema, {
     jobId: record.jobId,
     jobParams: fromBinary(JobParamsSchema, record.params),

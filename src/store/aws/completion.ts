@@ -1,0 +1,224 @@
+/**
+ * Ending jobs, as the lifecycle decides: a worker's completion (one fenced
+ * UpdateItem each, then the message is deleted; a resend of the recorded
+ * result changes nothing), and a cancel (the reason is recorded; a waiting
+ * job ends as CANCELLED at once, a running one when its worker hands it back
+ * or its lease ends).
+ *
+ * @module
+ */
+import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { DeleteMessageBatchCommand } from "@aws-sdk/client-sqs";
+import { toBinary } from "@bufbuild/protobuf";
+import { type Job, type JobResult, JobResultSchema, JobState } from "../../../gen/job/v1/job_pb.ts";
+import { isFinished } from "../../protocol/job_state.ts";
+import { JobFinishedError, LeaseLostError } from "../errors.ts";
+import type { BatchOutcome, CompletionInput } from "../job_store.ts";
+import { decideCancel, decideCompletion } from "../lifecycle.ts";
+import type { TaskTokenClaims } from "../task_token.ts";
+import { BATCH_CONCURRENCY, SQS_BATCH_MAX } from "./aws_limits.ts";
+import { asStoreError, batchEntryError, isConditionFailed, isStaleReceipt } from "./aws_errors.ts";
+import { chunksOf, groupInto, settleBounded } from "./batching.ts";
+import { finishCancelled, settled } from "./finish_cancelled.ts";
+import { jobOf, type JobRecord, jobRecordOf, viewOf } from "./job_item.ts";
+import { fencedUpdate } from "./lease_fence.ts";
+import { deleteMessage, sqsBatch } from "./sqs_messages.ts";
+import { type AwsStoreContext, num } from "./store_context.ts";
+
+const S = JobState;
+
+/** Records `result` for the job `taskToken` leases; false when it was a resend. */
+export async function complete(
+  ctx: AwsStoreContext,
+  taskToken: string,
+  result: JobResult,
+): Promise<boolean> {
+  const record = await completeOne(ctx, taskToken, result);
+  if (record === undefined) return false;
+  const queueUrl = await ctx.queueUrl(record.queue);
+  await deleteMessage(ctx, queueUrl, record.receiptHandle);
+  return true;
+}
+
+/**
+ * Completes each item as {@link complete} does. Each completion stays its
+ * own fenced UpdateItem: the fence is a condition, and BatchWriteItem
+ * carries none. The finished jobs' messages then go in DeleteMessageBatch
+ * calls.
+ */
+export async function completeBatch(
+  ctx: AwsStoreContext,
+  items: readonly CompletionInput[],
+): Promise<BatchOutcome<boolean>[]> {
+  const completed = await settleBounded(
+    items,
+    BATCH_CONCURRENCY,
+    (item) => completeOne(ctx, item.taskToken, item.result),
+  );
+  const outcomes: BatchOutcome<boolean>[] = completed.map((outcome) =>
+    outcome.ok ? { ok: true, value: outcome.value !== undefined } : outcome
+  );
+  // A resend (undefined) finds its message deleted already.
+  const finished = completed.flatMap((outcome, index) =>
+    outcome.ok && outcome.value !== undefined && outcome.value.receiptHandle !== ""
+      ? [{ index, record: outcome.value }]
+      : []
+  );
+  const urls = await ctx.queueUrls(finished.map(({ record }) => record.queue));
+  const byQueue = new Map<string, typeof finished>();
+  for (const entry of finished) {
+    const url = urls.get(entry.record.queue)!;
+    if (url.ok) groupInto(byQueue, url.value, entry);
+    else outcomes[entry.index] = url;
+  }
+  const deletes = [...byQueue].flatMap(([queueUrl, entries]) =>
+    chunksOf(entries, SQS_BATCH_MAX).map((group) => ({ queueUrl, group }))
+  );
+  await settleBounded(deletes, BATCH_CONCURRENCY, async ({ queueUrl, group }) => {
+    const failed = await sqsBatch(
+      ctx,
+      "SQS DeleteMessageBatch",
+      group.map(({ index, record }) => ({
+        Id: String(index),
+        ReceiptHandle: record.receiptHandle,
+      })),
+      (entries) =>
+        ctx.sqs.send(
+          new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }),
+          ctx.abort(),
+        ),
+      // As in deleteMessage: a stale handle's message is deleted at its
+      // next receipt (its job is finished).
+      (failure) => isStaleReceipt(batchEntryError(failure)),
+    );
+    for (const [id, error] of failed) outcomes[Number(id)] = { ok: false, error };
+  });
+  return outcomes;
+}
+
+/**
+ * Records one result as the lifecycle decides (decideCompletion); returns
+ * the record of the job it finished (whose message is still to be deleted),
+ * or undefined when the call was a resend of the recorded result and
+ * changed nothing.
+ */
+async function completeOne(
+  ctx: AwsStoreContext,
+  taskToken: string,
+  result: JobResult,
+): Promise<JobRecord | undefined> {
+  const now = ctx.clock.now();
+  const holder = ctx.tokens.verify(taskToken);
+  const record = await ctx.record(holder.jobId);
+  const decision = decideCompletion(viewOf(record), holder, result, now);
+  if (decision.kind === "resend") return undefined;
+  try {
+    await fencedUpdate(ctx, record, now, {
+      UpdateExpression:
+        "SET #state = :final, #result = :result, lease_expires_at = :zero, updated_at = :now, #ttl = :ttl",
+      ExpressionAttributeNames: { "#result": "result", "#ttl": "ttl" },
+      ExpressionAttributeValues: {
+        ":final": num(decision.state),
+        ":result": { B: toBinary(JobResultSchema, decision.result) },
+        ":zero": num(0),
+        ":ttl": num(ctx.ttlSeconds(now)),
+      },
+    });
+  } catch (error) {
+    // A copy of this completion sent at the same time (a retry racing the
+    // original, on this server or another) may have passed the fence
+    // first: this one is then its resend, as it would be had it come later.
+    if (error instanceof LeaseLostError) {
+      const after = await ctx.getItem(record.jobId);
+      if (after !== undefined && isResend(jobRecordOf(after), holder, result, now)) {
+        return undefined;
+      }
+    }
+    throw error;
+  }
+  ctx.jobWatchers.notify(record.jobId);
+  return record;
+}
+
+/** Whether the lifecycle takes completing `record` with `result` for a resend. */
+function isResend(
+  record: JobRecord,
+  holder: TaskTokenClaims,
+  result: JobResult,
+  now: number,
+): boolean {
+  try {
+    return decideCompletion(viewOf(record), holder, result, now).kind === "resend";
+  } catch {
+    return false; // refused outright: no resend either
+  }
+}
+
+/**
+ * Cancels `jobId` as the lifecycle decides (decideCancel): a waiting job
+ * ends CANCELLED at once; a running one is marked, and keeps running until
+ * its worker sees the cancel.
+ */
+export async function cancel(ctx: AwsStoreContext, jobId: string, reason: string): Promise<Job> {
+  const now = ctx.clock.now();
+  // A cancelled job whose worker is gone has ended: written first, then refused below.
+  let record = await settled(ctx, await ctx.record(jobId));
+  let decision = decideCancel(viewOf(record), { reason }, now);
+  if (decision.newReason) {
+    await markCancelled(ctx, jobId, decision.cancelReason, now);
+    const marked = await ctx.record(jobId);
+    if (decision.kind === "finish" && marked.attempt === record.attempt) {
+      // The job was waiting when decided (a lease that had run out, with no
+      // cancel asked then, put it back in its queue): it ends as decided, not
+      // as an expired cancelled lease, which the mark alone would make it look
+      // like. A claim since then changed the attempt and takes the path below.
+      return jobOf(await finishCancelled(ctx, marked, decision, now), ctx.clock.now());
+    }
+    record = await settled(ctx, marked);
+    const now2 = ctx.clock.now();
+    if (isFinished(record.state)) {
+      if (record.state !== S.CANCELLED) {
+        throw new JobFinishedError(jobId, (JobState[record.state] ?? "").toLowerCase());
+      }
+      return jobOf(record, now2);
+    }
+    // The reason is stored now (ours, or a concurrent cancel's): decide on it.
+    decision = decideCancel(viewOf(record), { reason }, now);
+  }
+  if (decision.kind === "finish") {
+    // Its SQS message is deleted when it is next received.
+    record = await finishCancelled(ctx, record, decision, now);
+  }
+  return jobOf(record, ctx.clock.now());
+}
+
+/** Records the reason of a first cancel, unless someone cancelled or finished the job meanwhile. */
+async function markCancelled(
+  ctx: AwsStoreContext,
+  jobId: string,
+  cancelReason: string,
+  now: number,
+): Promise<void> {
+  try {
+    await ctx.ddb.send(
+      new UpdateItemCommand({
+        TableName: ctx.jobsTable,
+        Key: { job_id: { S: jobId } },
+        UpdateExpression: "SET cancel_reason = :reason, updated_at = :now",
+        ConditionExpression:
+          "attribute_not_exists(cancel_reason) AND #state IN (:scheduled, :running)",
+        ExpressionAttributeNames: { "#state": "state" },
+        ExpressionAttributeValues: {
+          ":reason": { S: cancelReason },
+          ":now": num(now),
+          ":scheduled": num(S.SCHEDULED),
+          ":running": num(S.RUNNING),
+        },
+      }),
+      ctx.abort(),
+    );
+  } catch (error) {
+    // Someone cancelled or finished it meanwhile: the caller's re-read says which.
+    if (!isConditionFailed(error)) throw asStoreError("DynamoDB UpdateItem", error);
+  }
+}

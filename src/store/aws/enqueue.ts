@@ -1,0 +1,202 @@
+/**
+ * Enqueueing one job, and claiming its request_id. The SQS message is sent
+ * before the job is written: a crash in between leaves a message for an
+ * unknown job, which is deleted on receipt once it is a minute old, never a
+ * job without a message. An idempotent enqueue claims its request_id with a
+ * conditional put on an item keyed by it (no read of GSI2, whose reads
+ * lag), and a retry of a half-done one finishes it.
+ *
+ * @module
+ */
+import { GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { toBinary } from "@bufbuild/protobuf";
+import { ExecutionConfigSchema, JobState } from "../../../gen/job/v1/job_pb.ts";
+import { BackendUnavailableError } from "../errors.ts";
+import type { EnqueueInput, EnqueueResult } from "../job_store.ts";
+import { decideEnqueue } from "../lifecycle.ts";
+import { YOUNG_MESSAGE_MS } from "./aws_limits.ts";
+import { asStoreError, isConditionFailed } from "./aws_errors.ts";
+import {
+  idempotencyClaimOf,
+  idempotencyItem,
+  idempotencyKey,
+  jobOf,
+  jobRecordOf,
+  newJobItem,
+} from "./job_item.ts";
+import { sendMessage } from "./sqs_messages.ts";
+import { type AwsStoreContext, num } from "./store_context.ts";
+
+const S = JobState;
+
+/** What an enqueue has to do once its request_id is settled. */
+export interface EnqueuePlan {
+  /** The job: a fresh one, or the one the request_id names. */
+  readonly jobId: string;
+  /** The answer, when the job exists already (nothing to write). */
+  readonly existing?: EnqueueResult;
+  /** Whether to send a message for the job. */
+  readonly send: boolean;
+}
+
+export async function enqueue(ctx: AwsStoreContext, input: EnqueueInput): Promise<EnqueueResult> {
+  // Resolve the queue first: an unknown queue writes nothing.
+  const queueUrl = await ctx.queueUrl(input.queue);
+  return await enqueueTo(ctx, queueUrl, input);
+}
+
+/** {@link enqueue} once the queue's URL is known. */
+export async function enqueueTo(
+  ctx: AwsStoreContext,
+  queueUrl: string,
+  input: EnqueueInput,
+): Promise<EnqueueResult> {
+  const now = ctx.clock.now();
+  const plan = await planEnqueue(ctx, input, ctx.ids.next(now), now);
+  if (plan.send) await sendMessage(ctx, queueUrl, plan.jobId, input.queue);
+  return plan.existing ?? await putNewJob(ctx, input, plan.jobId, now);
+}
+
+/**
+ * Settles `input`'s request_id, if any: which job the enqueue is about
+ * (`freshId`, or the one an earlier call claimed), whether that job
+ * exists already, and whether a message must be sent for it.
+ */
+export async function planEnqueue(
+  ctx: AwsStoreContext,
+  input: EnqueueInput,
+  freshId: string,
+  now: number,
+): Promise<EnqueuePlan> {
+  if (input.requestId === "") return { jobId: freshId, send: true };
+  const claimed = await claimRequestId(ctx, input, freshId, now);
+  if (claimed === undefined) return { jobId: freshId, send: true };
+  const existing = await ctx.getItem(claimed.jobId);
+  if (existing !== undefined) {
+    const record = jobRecordOf(existing);
+    return {
+      jobId: claimed.jobId,
+      existing: { job: jobOf(record, now), created: false },
+      // A job nobody has taken yet may have lost its message to a crash:
+      // send another (a duplicate is deleted on receipt).
+      send: record.attempt === 0 && record.state === S.SCHEDULED,
+    };
+  }
+  if (now - claimed.claimedAtMs < YOUNG_MESSAGE_MS) {
+    // The first call died between its claim and its job: finish its work.
+    return { jobId: claimed.jobId, send: true };
+  }
+  // Its job is gone (past its TTL): the key is free for a new job.
+  await reclaimRequestId(ctx, input, claimed.jobId, freshId, now);
+  return { jobId: freshId, send: true };
+}
+
+/** Writes the item of a job whose message is sent; answers the enqueue. */
+export async function putNewJob(
+  ctx: AwsStoreContext,
+  input: EnqueueInput,
+  jobId: string,
+  now: number,
+): Promise<EnqueueResult> {
+  const item = newJobItem({
+    jobId,
+    queue: input.queue,
+    requestId: input.requestId,
+    nowMs: now,
+    params: input.params,
+    executionConfig: toBinary(ExecutionConfigSchema, input.executionConfig),
+  });
+  const put = await ctx.call("DynamoDB PutItem", () =>
+    ctx.ddb.send(
+      new PutItemCommand({
+        TableName: ctx.jobsTable,
+        Item: item,
+        // New, or a leftover past its TTL that DynamoDB has not deleted yet.
+        ConditionExpression: "attribute_not_exists(job_id) OR #ttl BETWEEN :one AND :now",
+        ExpressionAttributeNames: { "#ttl": "ttl" },
+        ExpressionAttributeValues: { ":one": num(1), ":now": num(Math.floor(now / 1000)) },
+      }),
+      ctx.abort(),
+    ), { ignoreConditionFailure: true });
+  if (put === undefined) {
+    // A concurrent retry of the same repair wrote it first.
+    const written = await ctx.getItem(jobId);
+    if (written === undefined) {
+      throw asStoreError("DynamoDB PutItem", new Error(`job ${jobId} could not be written`));
+    }
+    return { job: jobOf(jobRecordOf(written), now), created: false };
+  }
+  return { job: jobOf(jobRecordOf(item), now), created: true };
+}
+
+/**
+ * Claims `input.requestId` for `jobId`. Returns undefined when this call
+ * claimed it, or the earlier claim when the lifecycle takes this enqueue
+ * for a repeat of it (decideEnqueue: same queue and parameters, else an
+ * IdempotencyConflictError).
+ */
+async function claimRequestId(
+  ctx: AwsStoreContext,
+  input: EnqueueInput,
+  jobId: string,
+  now: number,
+): Promise<{ jobId: string; claimedAtMs: number } | undefined> {
+  try {
+    await ctx.ddb.send(
+      new PutItemCommand({
+        TableName: ctx.jobsTable,
+        Item: idempotencyItem(input.requestId, jobId, input.queue, input.params, now),
+        ConditionExpression: "attribute_not_exists(job_id)",
+      }),
+      ctx.abort(),
+    );
+    return undefined;
+  } catch (error) {
+    if (!isConditionFailed(error)) throw asStoreError("DynamoDB PutItem", error);
+  }
+  const out = await ctx.call("DynamoDB GetItem", () =>
+    ctx.ddb.send(
+      new GetItemCommand({
+        TableName: ctx.jobsTable,
+        Key: idempotencyKey(input.requestId),
+        ConsistentRead: true,
+      }),
+      ctx.abort(),
+    ));
+  if (out?.Item === undefined) {
+    throw asStoreError("DynamoDB GetItem", new Error("the request_id claim vanished"));
+  }
+  const claim = idempotencyClaimOf(out.Item);
+  // Throws IdempotencyConflictError when the request_id was used for a different job.
+  decideEnqueue(claim, input, now);
+  return { jobId: claim.jobId, claimedAtMs: claim.claimedAtMs };
+}
+
+/** Points the request_id at a new job, if it still points at `oldJobId` (else another call won). */
+async function reclaimRequestId(
+  ctx: AwsStoreContext,
+  input: EnqueueInput,
+  oldJobId: string,
+  newJobId: string,
+  now: number,
+): Promise<void> {
+  try {
+    await ctx.ddb.send(
+      new PutItemCommand({
+        TableName: ctx.jobsTable,
+        Item: idempotencyItem(input.requestId, newJobId, input.queue, input.params, now),
+        ConditionExpression: "idempotency_of = :old",
+        ExpressionAttributeValues: { ":old": { S: oldJobId } },
+      }),
+      ctx.abort(),
+    );
+  } catch (error) {
+    if (isConditionFailed(error)) {
+      throw new BackendUnavailableError(
+        "enqueue",
+        `request_id "${input.requestId}" was claimed by a concurrent call; retry`,
+      );
+    }
+    throw asStoreError("DynamoDB PutItem", error);
+  }
+}

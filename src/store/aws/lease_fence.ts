@@ -1,0 +1,126 @@
+/**
+ * The lease fence on DynamoDB: a lease write (extend, hand back, publish,
+ * complete) is made only while the token's attempt still holds the job with
+ * its lease unexpired. The lifecycle checks that on the record read
+ * (checkLease in ../lifecycle.ts); the write carries the same fence as its
+ * condition, so a lease that ends between the read and the write still
+ * changes nothing.
+ *
+ * @module
+ */
+import { ConditionalCheckFailedException, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { JobState } from "../../../gen/job/v1/job_pb.ts";
+import { LeaseLostError } from "../errors.ts";
+import type { LeaseUpdate } from "../job_store.ts";
+import { decideExtend } from "../lifecycle.ts";
+import type { TaskTokenClaims } from "../task_token.ts";
+import { SQS_MAX_VISIBILITY_SECONDS } from "./aws_limits.ts";
+import { asStoreError, isConditionFailed } from "./aws_errors.ts";
+import { finishCancelled } from "./finish_cancelled.ts";
+import { type Item, type JobRecord, viewOf } from "./job_item.ts";
+import { changeVisibility, deleteMessage } from "./sqs_messages.ts";
+import { type AwsStoreContext, num } from "./store_context.ts";
+
+const S = JobState;
+
+/** A write made behind the fence. */
+export interface FencedUpdate {
+  UpdateExpression: string;
+  /** More that must hold, ANDed to the fence. */
+  ConditionExtra?: string;
+  ExpressionAttributeNames?: Record<string, string>;
+  ExpressionAttributeValues: Item;
+}
+
+/**
+ * Extends the lease of `taskToken` by `visibilityTimeoutMs`, or hands the
+ * job back when it is 0 or less, as the lifecycle decides (decideExtend).
+ */
+export async function updateLease(
+  ctx: AwsStoreContext,
+  taskToken: string,
+  queue: string,
+  visibilityTimeoutMs: number,
+): Promise<LeaseUpdate> {
+  const now = ctx.clock.now();
+  const { record, holder } = await leasedRecord(ctx, taskToken);
+  const decision = decideExtend(viewOf(record), holder, { queue, visibilityTimeoutMs }, now);
+  const queueUrl = await ctx.queueUrl(record.queue);
+  if (decision.kind === "handBack") {
+    const release = decision.release;
+    if (release.kind === "finish") {
+      await finishCancelled(ctx, record, release, now);
+      await deleteMessage(ctx, queueUrl, record.receiptHandle);
+    } else {
+      await fencedUpdate(ctx, record, now, {
+        UpdateExpression: "SET #state = :scheduled, lease_expires_at = :zero, updated_at = :now",
+        ExpressionAttributeValues: { ":scheduled": num(release.state), ":zero": num(0) },
+      });
+      await changeVisibility(ctx, queueUrl, record.receiptHandle, 0);
+    }
+    return { cancelled: decision.cancelled };
+  }
+  await fencedUpdate(ctx, record, now, {
+    UpdateExpression: "SET lease_expires_at = :until",
+    ExpressionAttributeValues: { ":until": num(decision.leaseExpiresAtMs) },
+  });
+  // Past SQS's 12-hour cap the message comes back early; its receipt then
+  // finds the lease held and puts it back in flight (see claim in receive.ts).
+  await changeVisibility(
+    ctx,
+    queueUrl,
+    record.receiptHandle,
+    Math.min(SQS_MAX_VISIBILITY_SECONDS, Math.ceil(visibilityTimeoutMs / 1000)),
+  );
+  return { cancelled: decision.cancelled };
+}
+
+/**
+ * The record of the job `taskToken` names, and the lease holder the token
+ * speaks for; whether it still holds the lease is the lifecycle's to say.
+ * @throws {InvalidTaskTokenError} for a token this store did not sign.
+ */
+export async function leasedRecord(
+  ctx: AwsStoreContext,
+  taskToken: string,
+): Promise<{ record: JobRecord; holder: TaskTokenClaims }> {
+  const holder = ctx.tokens.verify(taskToken);
+  return { record: await ctx.record(holder.jobId), holder };
+}
+
+/**
+ * Applies `update` only while `record`'s attempt still holds an unexpired
+ * lease (the fence); a refused condition is LeaseLostError.
+ */
+export async function fencedUpdate(
+  ctx: AwsStoreContext,
+  record: JobRecord,
+  now: number,
+  update: FencedUpdate,
+): Promise<void> {
+  try {
+    await ctx.ddb.send(
+      new UpdateItemCommand({
+        TableName: ctx.jobsTable,
+        Key: { job_id: { S: record.jobId } },
+        UpdateExpression: update.UpdateExpression,
+        ConditionExpression:
+          "attempt = :attempt AND #state = :runningNow AND lease_expires_at > :now" +
+          (update.ConditionExtra === undefined ? "" : ` AND ${update.ConditionExtra}`),
+        ExpressionAttributeNames: { "#state": "state", ...update.ExpressionAttributeNames },
+        ExpressionAttributeValues: {
+          ...update.ExpressionAttributeValues,
+          ":attempt": num(record.attempt),
+          ":runningNow": num(S.RUNNING),
+          ":now": num(now),
+        },
+      }),
+      ctx.abort(),
+    );
+  } catch (error) {
+    if (isConditionFailed(error) || error instanceof ConditionalCheckFailedException) {
+      throw new LeaseLostError(record.jobId, "the lease ended while the request was made");
+    }
+    throw asStoreError("DynamoDB UpdateItem", error);
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Reading jobs back: one job by id, and pages of jobs (a Scan of the jobs
+ * table, or a Query of its queue index), newest first. Each job read is
+ * settled first, so a cancelled job whose worker is gone reads as CANCELLED.
+ *
+ * @module
+ */
+import {
+  QueryCommand,
+  type QueryCommandInput,
+  ScanCommand,
+  type ScanCommandInput,
+} from "@aws-sdk/client-dynamodb";
+import type { Job } from "../../../gen/job/v1/job_pb.ts";
+import type { JobPage, ListJobsQuery } from "../job_store.ts";
+import { settled } from "./finish_cancelled.ts";
+import {
+  effectiveState,
+  isLiveJobItem,
+  type Item,
+  jobOf,
+  type JobRecord,
+  jobRecordOf,
+  QUEUE_INDEX,
+} from "./job_item.ts";
+import type { AwsStoreContext } from "./store_context.ts";
+
+export async function getJob(ctx: AwsStoreContext, jobId: string): Promise<Job> {
+  const record = await settled(ctx, await ctx.record(jobId));
+  return jobOf(record, ctx.clock.now());
+}
+
+export async function listJobs(ctx: AwsStoreContext, query: ListJobsQuery): Promise<JobPage> {
+  const items = query.queue === undefined
+    ? await scanAll(ctx, {
+      TableName: ctx.jobsTable,
+      FilterExpression: "attribute_exists(created_at)",
+    })
+    : await queryAll(ctx, {
+      TableName: ctx.jobsTable,
+      IndexName: QUEUE_INDEX,
+      KeyConditionExpression: "#queue = :queue",
+      ExpressionAttributeNames: { "#queue": "queue" },
+      ExpressionAttributeValues: { ":queue": { S: query.queue } },
+    });
+  const now = ctx.clock.now();
+  const records: JobRecord[] = [];
+  for (const item of items) {
+    if (!isLiveJobItem(item, now)) continue;
+    records.push(await settled(ctx, jobRecordOf(item)));
+  }
+  const matching = records
+    .filter((r) => query.state === undefined || effectiveState(r, now) === query.state)
+    .sort((a, b) => b.createdAtMs - a.createdAtMs || (a.jobId < b.jobId ? 1 : -1));
+  const start = (query.page - 1) * query.pageSize;
+  return {
+    jobs: matching.slice(start, start + query.pageSize).map((r) => jobOf(r, now)),
+    lastPage: Math.max(1, Math.ceil(matching.length / query.pageSize)),
+  };
+}
+
+async function scanAll(ctx: AwsStoreContext, input: ScanCommandInput): Promise<Item[]> {
+  return await allPages(
+    ctx,
+    "DynamoDB Scan",
+    (start) => new ScanCommand({ ...input, ...start }),
+  );
+}
+
+async function queryAll(ctx: AwsStoreContext, input: QueryCommandInput): Promise<Item[]> {
+  return await allPages(
+    ctx,
+    "DynamoDB Query",
+    (start) => new QueryCommand({ ...input, ...start }),
+  );
+}
+
+/** Every item of a paged Scan or Query. */
+async function allPages(
+  ctx: AwsStoreContext,
+  operation: string,
+  command: (start: { ExclusiveStartKey?: Item }) => ScanCommand | QueryCommand,
+): Promise<Item[]> {
+  const items: Item[] = [];
+  let start: Item | undefined;
+  do {
+    const page = command(start === undefined ? {} : { ExclusiveStartKey: start });
+    const out = await ctx.call(
+      operation,
+      () =>
+        page instanceof ScanCommand
+          ? ctx.ddb.send(page, ctx.abort())
+          : ctx.ddb.send(page, ctx.abort()),
+    );
+    items.push(...(out?.Items ?? []));
+    start = out?.LastEvaluatedKey;
+  } while (start !== undefined);
+  return items;
+}

@@ -1,0 +1,309 @@
+/**
+ * Dequeue: receive SQS messages and claim their jobs. A message is only a
+ * hint: a receive claims its job with a conditional update on the job's
+ * attempt, and a message for a finished, unknown or already leased job is
+ * deleted (or, for the lease's own message, left in flight).
+ *
+ * @module
+ */
+import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { type Message, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import { JobState } from "../../../gen/job/v1/job_pb.ts";
+import { backoffDelayMs, type BackoffPolicy, retry } from "../../retry.ts";
+import type { DequeueOptions, LeasedJob } from "../job_store.ts";
+import { decideLease, type Lease } from "../lifecycle.ts";
+import { SQS_MAX_VISIBILITY_SECONDS, YOUNG_MESSAGE_MS } from "./aws_limits.ts";
+import { asStoreError, isConditionFailed } from "./aws_errors.ts";
+import { highestSequence } from "./events.ts";
+import { finishCancelled } from "./finish_cancelled.ts";
+import {
+  type Item,
+  jobIdOfMessage,
+  jobOf,
+  type JobRecord,
+  jobRecordOf,
+  viewOf,
+} from "./job_item.ts";
+import { changeVisibility, deleteMessage } from "./sqs_messages.ts";
+import { type AwsStoreContext, num } from "./store_context.ts";
+
+/** SQS's longest long poll. */
+const SQS_MAX_WAIT_SECONDS = 20;
+/** SQS's most messages per receive. */
+const SQS_MAX_MESSAGES = 10;
+
+const S = JobState;
+
+/** Leases up to `options.maxJobs` jobs of `queue`, waiting for them as long as allowed. */
+export async function dequeue(
+  ctx: AwsStoreContext,
+  queue: string,
+  options: DequeueOptions,
+): Promise<LeasedJob[]> {
+  const { maxJobs, visibilityTimeoutMs, signal } = options;
+  const queueUrl = await ctx.queueUrl(queue);
+  const deadline = options.maxWaitMs === undefined
+    ? undefined
+    : ctx.clock.now() + options.maxWaitMs;
+  const visibilitySeconds = Math.min(
+    SQS_MAX_VISIBILITY_SECONDS,
+    Math.max(1, Math.ceil(visibilityTimeoutMs / 1000)),
+  );
+  while (!ctx.closed && !signal.aborted) {
+    const remainingMs = deadline === undefined ? Infinity : deadline - ctx.clock.now();
+    if (remainingMs <= 0) break;
+    const waitSeconds = Math.min(SQS_MAX_WAIT_SECONDS, Math.ceil(remainingMs / 1000));
+    const messages = await receive(
+      ctx,
+      queueUrl,
+      Math.min(maxJobs, SQS_MAX_MESSAGES),
+      visibilitySeconds,
+      waitSeconds,
+      signal,
+    );
+    const leased: LeasedJob[] = [];
+    let failure: unknown;
+    for (const message of messages) {
+      try {
+        const claimed = await claim(ctx, queue, queueUrl, message, visibilityTimeoutMs);
+        if (claimed !== undefined) leased.push(claimed);
+      } catch (error) {
+        // Keep the leases already taken; this message comes back when its visibility ends.
+        failure ??= error;
+      }
+    }
+    if (leased.length > 0) return leased;
+    if (failure !== undefined) throw failure;
+  }
+  return [];
+}
+
+/**
+ * One ReceiveMessage. If `signal` aborts first this resolves with no
+ * messages at once; the receive itself runs on, and whatever it brings is
+ * made visible again right away, so an abandoned wait loses no job.
+ */
+function receive(
+  ctx: AwsStoreContext,
+  queueUrl: string,
+  maxMessages: number,
+  visibilitySeconds: number,
+  waitSeconds: number,
+  signal: AbortSignal,
+): Promise<Message[]> {
+  const receiving = ctx.call("SQS ReceiveMessage", () =>
+    ctx.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: maxMessages,
+        VisibilityTimeout: visibilitySeconds,
+        WaitTimeSeconds: waitSeconds,
+        MessageSystemAttributeNames: ["SentTimestamp"],
+      }),
+      ctx.abort(),
+    )).then((out) => out?.Messages ?? []);
+  if (signal.aborted) {
+    void releaseWhenDone(ctx, queueUrl, receiving);
+    return Promise.resolve([]);
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      void releaseWhenDone(ctx, queueUrl, receiving);
+      resolve([]);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    receiving.then(
+      (messages) => {
+        signal.removeEventListener("abort", onAbort);
+        if (signal.aborted) return; // already resolved and released
+        resolve(messages);
+      },
+      (error) => {
+        signal.removeEventListener("abort", onAbort);
+        if (!signal.aborted) reject(error);
+      },
+    );
+  });
+}
+
+async function releaseWhenDone(
+  ctx: AwsStoreContext,
+  queueUrl: string,
+  receiving: Promise<Message[]>,
+): Promise<void> {
+  try {
+    for (const message of await receiving) {
+      await changeVisibility(ctx, queueUrl, message.ReceiptHandle ?? "", 0);
+    }
+  } catch {
+    // Closing, or SQS failed: the messages come back when their visibility ends.
+  }
+}
+
+/**
+ * Turns a received message into a lease on its job, or disposes of it:
+ * deleted when its job is finished, unknown or already held through
+ * another message; back in flight when it is the lease's own message.
+ */
+async function claim(
+  ctx: AwsStoreContext,
+  queue: string,
+  queueUrl: string,
+  message: Message,
+  visibilityTimeoutMs: number,
+): Promise<LeasedJob | undefined> {
+  const handle = message.ReceiptHandle ?? "";
+  const messageId = message.MessageId ?? "";
+  const jobId = jobIdOfMessage(message.Body);
+  if (jobId === undefined) {
+    await deleteMessage(ctx, queueUrl, handle);
+    return undefined;
+  }
+  const item = await itemSoon(ctx, jobId);
+  const now = ctx.clock.now();
+  if (item === undefined) {
+    const sentMs = Number(message.Attributes?.SentTimestamp ?? "0");
+    if (now - sentMs < YOUNG_MESSAGE_MS) {
+      // Its enqueue may still be writing the job: look again shortly.
+      await changeVisibility(ctx, queueUrl, handle, 1);
+    } else {
+      await deleteMessage(ctx, queueUrl, handle);
+    }
+    return undefined;
+  }
+  const record = jobRecordOf(item);
+  if (record.queue !== queue) {
+    await deleteMessage(ctx, queueUrl, handle);
+    return undefined;
+  }
+  const decision = decideLease(viewOf(record), { visibilityTimeoutMs }, now);
+  switch (decision.kind) {
+    case "skip":
+      if (decision.reason === "running" && messageId !== "" && messageId === record.messageId) {
+        // The lease's own message, back early (SQS caps visibility at 12 h):
+        // keep it in flight until the lease ends, under its new handle.
+        await adoptReceipt(ctx, record, handle);
+        const remaining = Math.ceil((record.leaseExpiresAtMs - now) / 1000);
+        await changeVisibility(
+          ctx,
+          queueUrl,
+          handle,
+          Math.min(SQS_MAX_VISIBILITY_SECONDS, Math.max(1, remaining)),
+        );
+      } else {
+        // Finished, or held through another message.
+        await deleteMessage(ctx, queueUrl, handle);
+      }
+      return undefined;
+    case "finish":
+      // Cancelled while it waited, or after its worker stopped.
+      await finishCancelled(ctx, record, decision, now);
+      await deleteMessage(ctx, queueUrl, handle);
+      return undefined;
+    case "lease":
+      return await takeLease(ctx, record, decision, { queue, handle, messageId, now });
+  }
+}
+
+/**
+ * Starts the attempt `lease` decides on `record`, conditional on nobody
+ * having done so since it was read; undefined when somebody did (or
+ * cancelled it).
+ */
+async function takeLease(
+  ctx: AwsStoreContext,
+  record: JobRecord,
+  lease: Lease,
+  message: { queue: string; handle: string; messageId: string; now: number },
+): Promise<LeasedJob | undefined> {
+  const { queue, handle, messageId, now } = message;
+  const jobId = record.jobId;
+  // Events need a lease, so a job never taken has none: skip the query.
+  // Above what is stored and what an earlier attempt reserved (a late write of its own).
+  const storedHighest = record.attempt === 0 ? 0n : await highestSequence(ctx, jobId);
+  const sequenceBase = storedHighest > record.reservedSequence
+    ? storedHighest
+    : record.reservedSequence;
+  let out;
+  try {
+    out = await ctx.ddb.send(
+      new UpdateItemCommand({
+        TableName: ctx.jobsTable,
+        Key: { job_id: { S: jobId } },
+        UpdateExpression:
+          "SET #state = :running, attempt = :next, lease_expires_at = :until, sequence_base = :base, receipt_handle = :handle, message_id = :mid, updated_at = :now",
+        ConditionExpression:
+          "attempt = :seen AND attribute_not_exists(cancel_reason) AND (#state = :scheduled OR (#state = :running AND lease_expires_at <= :now))",
+        ExpressionAttributeNames: { "#state": "state" },
+        ExpressionAttributeValues: {
+          ":running": num(lease.state),
+          ":scheduled": num(S.SCHEDULED),
+          ":next": num(lease.attempt),
+          ":seen": num(record.attempt),
+          ":until": num(lease.leaseExpiresAtMs),
+          ":base": num(sequenceBase),
+          ":handle": { S: handle },
+          ":mid": { S: messageId },
+          ":now": num(now),
+        },
+        ReturnValues: "ALL_NEW",
+      }),
+      ctx.abort(),
+    );
+  } catch (error) {
+    // Another server claimed it first (through a duplicate message), or it
+    // was cancelled meanwhile: this message is handled at its next receipt.
+    if (isConditionFailed(error)) return undefined;
+    throw asStoreError("DynamoDB UpdateItem", error);
+  }
+  const leased = jobRecordOf(out.Attributes!);
+  return {
+    job: jobOf(leased, now),
+    taskToken: ctx.tokens.sign({ jobId, queue, attempt: leased.attempt }),
+  };
+}
+
+/** 5 ms doubling: 5, 10, 20, 40, 80 ms. */
+const ITEM_NOT_WRITTEN_BACKOFF: BackoffPolicy = { initialMs: 5, maxMs: 80, multiplier: 2 };
+
+/**
+ * A job item read right after its enqueue may not be written yet (the
+ * message goes first): retry briefly, 5 ms and doubling, ~150 ms in all.
+ */
+async function itemSoon(ctx: AwsStoreContext, jobId: string): Promise<Item | undefined> {
+  const item = await retry(() => ctx.getItem(jobId), {
+    // A failed read is not retried here: only a job not written yet is.
+    isRetryable: () => false,
+    retryResult: (found) => found === undefined,
+    maxAttempts: 6,
+    // The full delay each time (random = 1): nothing to spread out, one reader waits.
+    delayMs: (retries) => backoffDelayMs(retries, ITEM_NOT_WRITTEN_BACKOFF, () => 1),
+    clock: ctx.clock,
+    signal: ctx.closing,
+  });
+  // The store closed during a wait: refuse, as the next read would have.
+  if (item === undefined) ctx.assertOpen();
+  return item;
+}
+
+/** Points the lease at the receipt handle its own message came back with. */
+async function adoptReceipt(
+  ctx: AwsStoreContext,
+  record: JobRecord,
+  handle: string,
+): Promise<void> {
+  try {
+    await ctx.ddb.send(
+      new UpdateItemCommand({
+        TableName: ctx.jobsTable,
+        Key: { job_id: { S: record.jobId } },
+        UpdateExpression: "SET receipt_handle = :handle",
+        ConditionExpression: "attempt = :attempt",
+        ExpressionAttributeValues: { ":handle": { S: handle }, ":attempt": num(record.attempt) },
+      }),
+      ctx.abort(),
+    );
+  } catch (error) {
+    if (!isConditionFailed(error)) throw asStoreError("DynamoDB UpdateItem", error);
+  }
+}
