@@ -149,6 +149,10 @@ async function main(): Promise<number> {
           // named here so the binary holds every one, whatever deno.json's
           // lazy-dynamic-imports means to the compiler.
           ...COMMANDS.flatMap((c) => ["--include", join(ROOT, "src", "cli", `${c.name}.ts`)]),
+          // And the modules a command imports only when a flag asks for them.
+          ...["job_file.ts", "batch_submit.ts"].flatMap((
+            f,
+          ) => ["--include", join(ROOT, "src", "cli", f)]),
           entry,
         ],
         cwd: ROOT,

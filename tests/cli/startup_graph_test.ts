@@ -164,3 +164,16 @@ Deno.test("the graph check fails on a planted import of the worker, the server, 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("submit loads the batch submitter only for --batch", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "airunner-graph-" });
+  try {
+    const reach = staticReach(await denoInfo(await commandEntry(dir, "submit")));
+    assert.ok(
+      !reach.files.includes("src/cli/batch_submit.ts"),
+      reach.files.join(", "),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
