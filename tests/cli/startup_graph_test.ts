@@ -177,3 +177,13 @@ Deno.test("submit loads the batch submitter only for --batch", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("submit loads the OpenTelemetry API only when telemetry is on", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "airunner-graph-" });
+  try {
+    const reach = staticReach(await denoInfo(await commandEntry(dir, "submit")));
+    assert.ok(!reach.npm.includes("@opentelemetry/api"), reach.npm.join(", "));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
