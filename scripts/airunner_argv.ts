@@ -14,9 +14,14 @@ const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
 /**
  * The `deno run` flags of `deno task airunner`: the permissions airunner
- * needs, and a young generation of 4 MB, which keeps a busy server's memory
+ * needs; a young generation of 4 MB, which keeps a busy server's memory
  * about 50 MB lower at the same throughput (measured: 146 vs 196 MB RSS
- * after 50,000 jobs). deno.json's tasks must say the same (a test checks).
+ * after 50,000 jobs); and node_modules as `deno install` left it. Under
+ * deno.json's "auto" Deno locks node_modules/.deno/.deno.lock and re-checks
+ * the install for every step of a module graph loaded at run time (35
+ * times as `airunner server` loads its command), which cost `server` about
+ * 90 ms of start-up and every client command 25-50 ms. deno.json's tasks
+ * must say the same (a test checks).
  */
 export const AIRUNNER_RUN_FLAGS = [
   "--allow-net",
@@ -26,6 +31,7 @@ export const AIRUNNER_RUN_FLAGS = [
   "--allow-run",
   "--allow-sys=hostname,osRelease",
   "--v8-flags=--max-semi-space-size=4",
+  "--node-modules-dir=manual",
 ];
 
 /** The `deno` arguments that run `airunner ...args` (from source or AIRUNNER_ENTRYPOINT). */

@@ -22,6 +22,7 @@ import { basename, join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { VERSION } from "../src/version.ts";
 import { AIRUNNER_RUN_FLAGS } from "./airunner_argv.ts";
+import { COMMANDS } from "../src/cli/command_index.ts";
 
 /** The targets a release ships. */
 export const TARGETS = [
@@ -142,7 +143,16 @@ async function main(): Promise<number> {
           // (a local node_modules would be embedded whole, build tools and all).
           "--node-modules-dir=none",
           "--exclude-unused-npm",
-          ...AIRUNNER_RUN_FLAGS,
+          // The binary carries its packages: node_modules is a deno run matter.
+          ...AIRUNNER_RUN_FLAGS.filter((flag) => !flag.startsWith("--node-modules-dir")),
+          // Each command's module is a dynamic import (see command_index.ts):
+          // named here so the binary holds every one, whatever deno.json's
+          // lazy-dynamic-imports means to the compiler.
+          ...COMMANDS.flatMap((c) => ["--include", join(ROOT, "src", "cli", `${c.name}.ts`)]),
+          // And the modules a command imports only when a flag asks for them.
+          ...["job_file.ts", "batch_submit.ts"].flatMap((
+            f,
+          ) => ["--include", join(ROOT, "src", "cli", f)]),
           entry,
         ],
         cwd: ROOT,

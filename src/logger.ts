@@ -7,14 +7,12 @@
  */
 import pino from "pino";
 import { readableStderr } from "./log_format.ts";
+import type { LogLevel } from "./log_levels.ts";
 
 /** The logger type used across airunner. */
 export type Logger = pino.Logger;
 
-/** Log levels accepted by `--log-level`. */
-export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
-/** One of {@link LOG_LEVELS}. */
-export type LogLevel = typeof LOG_LEVELS[number];
+export { LOG_LEVELS, type LogLevel } from "./log_levels.ts";
 
 /** Options of {@link createLogger}. */
 export interface LoggerOptions {

@@ -1,14 +1,15 @@
 /**
  * `deno task bench`: starts real airunner processes on 127.0.0.1, runs the
- * ten scenarios on each store that they run on, prints a table and writes the figures as
+ * eleven scenarios on each store that they run on, prints a table and writes the figures as
  * JSON (`--out FILE`). `--quick` runs a small version of every scenario in
  * seconds; the test suite runs it so the benchmark never rots.
  *
  * The AWS store (`airunner orchestrator`) runs against in-process stand-ins
  * for SQS and DynamoDB, so only the scenarios in {@link AWS_SCENARIOS} run on
  * it; the others are listed as skipped, with the reason. The telemetry
- * scenario and the pickup floor run on the memory store only
- * ({@link TELEMETRY_STORES}, {@link PICKUP_FLOOR_STORES}).
+ * scenario, the pickup floor and the CLI's start-up run on the memory store
+ * only ({@link TELEMETRY_STORES}, {@link PICKUP_FLOOR_STORES},
+ * {@link CLI_STARTUP_STORES}).
  *
  *   deno task bench [--quick] [--out FILE] [--store memory,sqlite,aws] [--only NAME,...]
  *
@@ -19,6 +20,12 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import {
+  CLI_STARTUP_SCENARIO,
+  CLI_STARTUP_SKIP_REASON,
+  CLI_STARTUP_STORES,
+  cliStartup,
+} from "./cli_startup.ts";
 import { footprint } from "./footprint.ts";
 import { liveTail } from "./live_tail.ts";
 import { outputThroughput } from "./output_throughput.ts";
@@ -54,6 +61,7 @@ export const SCENARIOS = {
   "live-tail": liveTail,
   "output-throughput": outputThroughput,
   "footprint": footprint,
+  [CLI_STARTUP_SCENARIO]: cliStartup,
 } as const satisfies Record<string, (context: ScenarioContext) => Promise<ScenarioResult>>;
 
 /** Stores the benchmark can run on (all of them by default). */
@@ -85,6 +93,9 @@ export function skipReason(name: string, store: string): string | undefined {
   if (name === "telemetry" && !TELEMETRY_STORES.includes(store)) return TELEMETRY_SKIP_REASON;
   if (name === PICKUP_FLOOR_SCENARIO && !PICKUP_FLOOR_STORES.includes(store)) {
     return PICKUP_FLOOR_SKIP_REASON;
+  }
+  if (name === CLI_STARTUP_SCENARIO && !CLI_STARTUP_STORES.includes(store)) {
+    return CLI_STARTUP_SKIP_REASON;
   }
   if (store === "aws" && !AWS_SCENARIOS.includes(name)) return AWS_SKIP_REASON;
   return undefined;

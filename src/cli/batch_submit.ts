@@ -31,11 +31,8 @@ import {
 import type { AirunnerClients } from "../protocol/transport.ts";
 import {
   InvalidArgumentError,
-  validateBranch,
-  validateCommit,
   validateJobParams,
   validateQueueName,
-  validateRepository,
   validateRequestId,
 } from "../protocol/request_validation.ts";
 import {
@@ -46,7 +43,7 @@ import {
 } from "../telemetry/tracing.ts";
 import { describeError } from "./errors.ts";
 import { ExitCode } from "./exit_codes.ts";
-import { checkJobFields, parseTimeoutFlag } from "./job_file.ts";
+import { checkJobFields, parseTimeoutFlag } from "./job_fields.ts";
 import {
   backoffDelayMs,
   type BackoffPolicy,
@@ -54,7 +51,7 @@ import {
   retry,
   transientCodes,
 } from "../retry.ts";
-import { jobParamsOf, type JobSpec, mergeJobSpecs } from "./job_spec.ts";
+import { checkedCheckoutFlags, jobParamsOf, type JobSpec, mergeJobSpecs } from "./job_spec.ts";
 import { parseKeyValues, parseSecretEnvEntries, usageChecked, UsageError } from "./parse.ts";
 
 /** Jobs per EnqueueJobs call (the server takes up to MAX_ENQUEUE_BATCH). */
@@ -153,23 +150,6 @@ export function batchDefaults(
     ...checkedCheckoutFlags(repository, opts),
     ...given("workingDirectory", opts.workdir),
   };
-}
-
-/**
- * REPOSITORY, `--branch` and `--commit`, checked by the server's own rules
- * and named as the user typed them (`--commit: must be a hex object id ...`).
- */
-export function checkedCheckoutFlags(
-  repository: string | undefined,
-  opts: { branch?: string | undefined; commit?: string | undefined },
-): { repository?: string; branch?: string; commit?: string } {
-  return usageChecked(() => ({
-    ...(repository === undefined
-      ? {}
-      : { repository: validateRepository(repository, "REPOSITORY") }),
-    ...(opts.branch === undefined ? {} : { branch: validateBranch(opts.branch, "--branch") }),
-    ...(opts.commit === undefined ? {} : { commit: validateCommit(opts.commit, "--commit") }),
-  }));
 }
 
 function checkQueueFlag(queue: string): string {

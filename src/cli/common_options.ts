@@ -11,7 +11,7 @@ import {
   createAirunnerClients,
   DEFAULT_SERVER_URL,
 } from "../protocol/transport.ts";
-import { LOG_LEVELS } from "../logger.ts";
+import { LOG_LEVELS } from "../log_levels.ts";
 import { parseDurationMs, UsageError } from "./parse.ts";
 
 /** `--server URL`. */

@@ -5,24 +5,9 @@
  * @module
  */
 import { type Job, JobState } from "../../gen/job/v1/job_pb.ts";
+import { ExitCode } from "./exit_code_numbers.ts";
 
-export const ExitCode = {
-  Ok: 0,
-  /** A command failed (the server refused a request, a job was not found, ...). */
-  Error: 1,
-  /** The command line was wrong: unknown command or flag, bad value. */
-  Usage: 2,
-  /** The job timed out (as `timeout(1)` reports it). */
-  JobTimedOut: 124,
-  /** airunner itself failed: server unreachable, protocol error. */
-  AirunnerFailed: 125,
-  /** The job's command could not start. */
-  CommandCannotRun: 126,
-  /** The job's command was not found. */
-  CommandNotFound: 127,
-  /** The job was cancelled. */
-  JobCancelled: 130,
-} as const;
+export { ExitCode };
 
 /** The exit codes, as `--help` of the commands that follow jobs shows them. */
 export const EXIT_CODES_HELP = `Exit codes when following or waiting: the job's own exit code, or

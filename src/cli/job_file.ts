@@ -25,45 +25,10 @@
  * @module
  */
 import { parse as parseYaml } from "yaml";
-import { MAX_TIMEOUT_SECONDS } from "../protocol/limits.ts";
-import { parseDurationMs, UsageError } from "./parse.ts";
+import { checkJobFields, type JobFile } from "./job_fields.ts";
+import { UsageError } from "./parse.ts";
 
-/** What a job file may say. */
-export interface JobFile {
-  command?: string;
-  args?: string[];
-  environment?: Record<string, string>;
-  /** `secret_env` in the file. */
-  secretEnvironment?: Record<string, string>;
-  metadata?: Record<string, string>;
-  owner?: string;
-  repository?: string;
-  commit?: string;
-  branch?: string;
-  workingDirectory?: string;
-  processType?: "pipe" | "pty";
-  timeoutSeconds?: number;
-  queue?: string;
-}
-
-const STRING_KEYS = [
-  "command",
-  "owner",
-  "repository",
-  "commit",
-  "branch",
-  "workingDirectory",
-  "queue",
-] as const;
-const KNOWN_KEYS = [
-  ...STRING_KEYS,
-  "args",
-  "environment",
-  "secret_env",
-  "metadata",
-  "processType",
-  "timeout",
-];
+export * from "./job_fields.ts";
 
 /** Reads and checks the job file at `path` (YAML unless it ends in .json). */
 export async function readJobFile(path: string): Promise<JobFile> {
@@ -87,129 +52,6 @@ export function parseJobFile(text: string, format: "yaml" | "json", name: string
     );
   }
   return checkJobFields(value, `--config ${name}`);
-}
-
-/**
- * Checks a parsed job file (or one line of a `submit --batch` file): the
- * keys a job file knows, plus `extraKeys`, which the caller reads itself.
- * A mistake is a usage error that starts with `where` (`--config job.yaml`,
- * `line 7`) and names the key.
- */
-export function checkJobFields(
-  value: unknown,
-  where: string,
-  extraKeys: readonly string[] = [],
-): JobFile {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new UsageError(`${where}: must be a mapping of keys such as command and args`);
-  }
-  const fields = value as Record<string, unknown>;
-  const fail = (key: string, problem: string): never => {
-    throw new UsageError(`${where}: ${key} ${problem}`);
-  };
-  const known = [...KNOWN_KEYS, ...extraKeys];
-  for (const key of Object.keys(fields)) {
-    if (!known.includes(key)) {
-      fail(`key "${key}"`, `is unknown (known keys: ${known.join(", ")})`);
-    }
-  }
-  const file: JobFile = {};
-  for (const key of STRING_KEYS) {
-    const v = fields[key];
-    if (v === undefined || v === null) continue;
-    if (typeof v !== "string") fail(key, "must be a string");
-    file[key] = v as string;
-  }
-  if (fields.args !== undefined && fields.args !== null) {
-    if (!Array.isArray(fields.args)) fail("args", "must be a list");
-    file.args = (fields.args as unknown[]).map((a, i) =>
-      typeof a === "string" || typeof a === "number"
-        ? String(a)
-        : fail(`args[${i}]`, "must be a string")
-    );
-  }
-  for (
-    const [key, into] of [
-      ["environment", "environment"],
-      ["secret_env", "secretEnvironment"],
-      ["metadata", "metadata"],
-    ] as const
-  ) {
-    const v = fields[key];
-    if (v === undefined || v === null) continue;
-    if (typeof v !== "object" || Array.isArray(v)) {
-      fail(key, "must be a mapping of names to values");
-    }
-    file[into] = Object.fromEntries(
-      Object.entries(v as Record<string, unknown>).map(([k, x]) => [
-        k,
-        typeof x === "string" || typeof x === "number" || typeof x === "boolean"
-          ? String(x)
-          : fail(`${key}.${k}`, "must be a string"),
-      ]),
-    );
-  }
-  if (fields.processType !== undefined && fields.processType !== null) {
-    file.processType = parseProcessType(String(fields.processType), `${where}: processType`);
-  }
-  if (fields.timeout !== undefined && fields.timeout !== null) {
-    const t = fields.timeout;
-    const seconds = typeof t === "number"
-      ? t
-      : parseDurationMs(String(t), `${where}: timeout`) / 1000;
-    if (!Number.isInteger(seconds) || seconds < 0) {
-      fail("timeout", "must be whole seconds, 0 or more");
-    }
-    file.timeoutSeconds = seconds;
-  }
-  return file;
-}
-
-/** Parses `submit --timeout` (a duration in whole seconds, 0: no limit) into seconds. */
-export function parseTimeoutFlag(value: string): number {
-  const ms = parseDurationMs(value, "--timeout");
-  if (ms % 1000 !== 0) throw new UsageError("--timeout: must be whole seconds");
-  return checkTimeoutSeconds(ms / 1000, "--timeout");
-}
-
-/** Refuses a job timeout above the server's limit, naming `where`. */
-export function checkTimeoutSeconds(seconds: number, where: string): number {
-  if (seconds > MAX_TIMEOUT_SECONDS) {
-    throw new UsageError(
-      `${where}: must be at most ${MAX_TIMEOUT_SECONDS / 86_400} days (0 means no limit)`,
-    );
-  }
-  return seconds;
-}
-
-/** Parses `pipe` or `pty` (any case, with or without the PROCESS_TYPE_ prefix). */
-export function parseProcessType(value: string, where: string): "pipe" | "pty" {
-  const name = value.trim().toLowerCase().replace(/^process_type_/, "");
-  if (name === "pipe" || name === "pty") return name;
-  throw new UsageError(`${where}: "${value}" is not pipe or pty`);
-}
-
-/**
- * Parses an env file: KEY=VALUE lines; blank lines and # comments are
- * skipped, an `export ` prefix is allowed, and a value may be quoted.
- */
-export function parseEnvFile(text: string, name: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.trim().replace(/^export\s+/, "");
-    if (line === "" || line.startsWith("#")) return;
-    const eq = line.indexOf("=");
-    if (eq <= 0) throw new UsageError(`--env-file ${name}: line ${i + 1} is not KEY=VALUE`);
-    const key = line.slice(0, eq).trim();
-    let value = line.slice(eq + 1).trim();
-    const quote = value[0];
-    if ((quote === '"' || quote === "'") && value.length >= 2 && value.endsWith(quote)) {
-      value = value.slice(1, -1);
-      if (quote === '"') value = value.replaceAll("\\n", "\n").replaceAll('\\"', '"');
-    }
-    out[key] = value;
-  });
-  return out;
 }
 
 function firstLine(error: unknown): string {

@@ -14,7 +14,13 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { type JobParams, JobParamsSchema, ProcessType } from "../../gen/job/v1/job_pb.ts";
-import { checkTimeoutSeconds, type JobFile } from "./job_file.ts";
+import { checkTimeoutSeconds, type JobFile } from "./job_fields.ts";
+import {
+  validateBranch,
+  validateCommit,
+  validateRepository,
+} from "../protocol/request_validation.ts";
+import { usageChecked } from "./parse.ts";
 
 /** One source of a job's settings: the keys of a job file, each optional (undefined: not given). */
 export type JobSpec = { readonly [K in keyof JobFile]?: JobFile[K] | undefined };
@@ -57,4 +63,21 @@ export function jobParamsOf(
     timeoutSeconds: checkTimeoutSeconds(spec.timeoutSeconds ?? 0, timeoutLabel),
     processType: spec.processType === "pty" ? ProcessType.PTY : ProcessType.PIPE,
   });
+}
+
+/**
+ * REPOSITORY, `--branch` and `--commit`, checked by the server's own rules
+ * and named as the user typed them (`--commit: must be a hex object id ...`).
+ */
+export function checkedCheckoutFlags(
+  repository: string | undefined,
+  opts: { branch?: string | undefined; commit?: string | undefined },
+): { repository?: string; branch?: string; commit?: string } {
+  return usageChecked(() => ({
+    ...(repository === undefined
+      ? {}
+      : { repository: validateRepository(repository, "REPOSITORY") }),
+    ...(opts.branch === undefined ? {} : { branch: validateBranch(opts.branch, "--branch") }),
+    ...(opts.commit === undefined ? {} : { commit: validateCommit(opts.commit, "--commit") }),
+  }));
 }

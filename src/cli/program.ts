@@ -3,27 +3,40 @@
  * their flags and call shared modules; every path ends in an exit code that
  * {@link runCli} returns, so nothing calls `Deno.exit` deep inside.
  *
+ * Start-up is paid on every call from a shell loop, so this module loads
+ * only what the command being run uses: `--version` and `--help` print
+ * without commander, and the tree holds the real module of the one command
+ * run (every one for `completion`, which lists them all) and a stand-in
+ * with its name and description for each of the others (see
+ * command_index.ts).
+ *
  * @module
  */
-import { Command, CommanderError } from "@commander-js/extra-typings";
+import type { CommandUnknownOpts, Help } from "@commander-js/extra-typings";
 import { versionText } from "../version.ts";
-import { backupCommand } from "./backup.ts";
-import { cancelCommand } from "./cancel.ts";
-import { completionCommand } from "./completion.ts";
-import { getCommand } from "./get.ts";
-import { logsCommand } from "./logs.ts";
-import { devCommand } from "./dev.ts";
-import { ExitCode } from "./exit_codes.ts";
-import { listCommand } from "./list.ts";
-import { monitorCommand } from "./monitor.ts";
-import { orchestratorCommand } from "./orchestrator.ts";
-import { tokenCommand } from "./token.ts";
-import { serverCommand } from "./server.ts";
-import { submitCommand } from "./submit.ts";
-import { workerCommand } from "./worker.ts";
+import {
+  type CommandContext,
+  type CommandDescriptor,
+  commandOf,
+  COMMANDS,
+  commandTerm,
+  PROGRAM_DESCRIPTION,
+  PROGRAM_HELP_AFTER,
+} from "./command_index.ts";
+import { ExitCode } from "./exit_code_numbers.ts";
+import { rootHelpText, stdoutHelpWidth } from "./root_help.ts";
 
 /** Runs `airunner` with `argv` (without the program name); returns the exit code. */
 export async function runCli(argv: readonly string[]): Promise<number> {
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+    await writeStdout(`${versionText()}\n`);
+    return ExitCode.Ok;
+  }
+  if (argv.length === 1 && (argv[0] === "--help" || argv[0] === "-h")) {
+    await writeStdout(rootHelpText(COMMANDS, stdoutHelpWidth()));
+    return ExitCode.Ok;
+  }
+
   // `submit ... -- COMMAND ARGS` : the words after the first "--" are the
   // job's command line, never airunner's flags.
   let trailing: string[] | undefined;
@@ -35,46 +48,13 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   }
 
   let exitCode: number = ExitCode.Ok;
-  const setExitCode = (code: number) => exitCode = code;
-  const program = new Command("airunner")
-    .description("a job queue server, workers and a scriptable CLI in one binary")
-    .version(versionText(), "-V, --version", "print the version")
-    .helpOption("-h, --help", "show help")
-    .showSuggestionAfterError()
-    // A subcommand's flags belong to it (orchestrator init --jobs-table X).
-    .enablePositionalOptions()
-    .addHelpText(
-      "after",
-      `
-Quick start:
-  airunner dev                                   # server + worker on this host
-  airunner submit --follow -- echo hello         # in another shell
-
-Run "airunner <command> --help" for a command's flags and examples.`,
-    );
-  const commands = [
-    serverCommand(setExitCode),
-    workerCommand(setExitCode),
-    submitCommand(setExitCode, () => trailing),
-    monitorCommand(setExitCode),
-    logsCommand(setExitCode),
-    listCommand(setExitCode),
-    getCommand(setExitCode),
-    cancelCommand(setExitCode),
-    tokenCommand(setExitCode),
-    orchestratorCommand(setExitCode),
-    devCommand(setExitCode),
-    backupCommand(setExitCode),
-    completionCommand(setExitCode, () => program),
-  ];
-  for (const command of commands) program.addCommand(command);
-  // Subcommands (token keygen, orchestrator init) report errors the same way.
-  const nested = commands.flatMap((c) => c.commands);
-  for (const command of [program, ...commands, ...nested]) {
-    command.exitOverride().configureOutput({
-      outputError: (message, write) => write(`airunner: error: ${oneLineUsageError(message)}\n`),
-    });
-  }
+  const command = commandOf(args);
+  const { program, CommanderError } = await buildProgram({
+    setExitCode: (code) => exitCode = code,
+    trailing: () => trailing,
+    // completion lists every command's flags, so it needs them all.
+    load: command?.name === "completion" ? COMMANDS : command === undefined ? [] : [command],
+  });
   try {
     await program.parseAsync(args, { from: "user" });
   } catch (error) {
@@ -85,6 +65,69 @@ Run "airunner <command> --help" for a command's flags and examples.`,
     throw error;
   }
   return exitCode;
+}
+
+/** Options of {@link buildProgram}. */
+export interface ProgramOptions {
+  readonly setExitCode: CommandContext["setExitCode"];
+  readonly trailing: CommandContext["trailing"];
+  /** The commands to load for real; the others get stand-ins. */
+  readonly load: readonly CommandDescriptor[];
+}
+
+/**
+ * The command tree, with commander loaded on demand. A stand-in has the
+ * name and description of its command, which is all the root's help, its
+ * errors and its suggestions read; the help's term comes from the index.
+ */
+export async function buildProgram(options: ProgramOptions) {
+  const { Command, CommanderError, Help: HelpClass } = await import(
+    "@commander-js/extra-typings"
+  );
+  const builders = await Promise.all(options.load.map((c) => c.load()));
+  const terms = new Map(COMMANDS.map((c) => [c.name, commandTerm(c)]));
+  const defaultTerm = HelpClass.prototype.subcommandTerm;
+  const root = new Command("airunner")
+    .description(PROGRAM_DESCRIPTION)
+    .version(versionText(), "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .showSuggestionAfterError()
+    // A subcommand's flags belong to it (orchestrator init --jobs-table X).
+    .enablePositionalOptions()
+    .configureHelp({
+      subcommandTerm(this: Help, sub: CommandUnknownOpts) {
+        return terms.get(sub.name()) ?? defaultTerm.call(this, sub);
+      },
+    })
+    .addHelpText("after", PROGRAM_HELP_AFTER);
+  const context: CommandContext = {
+    setExitCode: options.setExitCode,
+    trailing: options.trailing,
+    program: () => root,
+  };
+  const loaded = new Map(options.load.map((c, i) => [c.name, builders[i]!(context)]));
+  const commands = COMMANDS.map((c) =>
+    loaded.get(c.name) ??
+      new Command(c.name).description(c.description).action(() => {
+        throw new Error(`internal error: airunner ${c.name} ran without being loaded`);
+      })
+  );
+  for (const command of commands) root.addCommand(command);
+  // Subcommands (token keygen, orchestrator init) report errors the same way.
+  const nested = commands.flatMap((c) => c.commands);
+  for (const command of [root, ...commands, ...nested]) {
+    command.exitOverride().configureOutput({
+      outputError: (message, write) => write(`airunner: error: ${oneLineUsageError(message)}\n`),
+    });
+  }
+  return { program: root, CommanderError };
+}
+
+/** Writes all of `text` to stdout. */
+async function writeStdout(text: string): Promise<void> {
+  const bytes = new TextEncoder().encode(text);
+  let written = 0;
+  while (written < bytes.length) written += await Deno.stdout.write(bytes.subarray(written));
 }
 
 /**
