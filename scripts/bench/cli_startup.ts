@@ -259,6 +259,18 @@ async function timeProcess(command: string, args: readonly string[]): Promise<nu
   return ms;
 }
 
+/** Starts an airunner process with the bench's environment, no stdin and no stdout. */
+function spawnQuiet(command: string, args: string[], stderr: "null" | "piped"): Deno.ChildProcess {
+  return new Deno.Command(command, {
+    args,
+    env: childEnv(),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "null",
+    stderr,
+  }).spawn();
+}
+
 /** Spawn of `airunner server` to its first healthy answer, in ms. */
 async function timeServerReady(invoke: Invoke): Promise<number> {
   const port = freePort();
@@ -273,14 +285,7 @@ async function timeServerReady(invoke: Invoke): Promise<number> {
     "warn",
   ]);
   const started = performance.now();
-  const child = new Deno.Command(command, {
-    args,
-    env: childEnv(),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const child = spawnQuiet(command, args, "null");
   try {
     const deadline = started + 20_000;
     while (performance.now() < deadline) {
@@ -312,14 +317,7 @@ async function timeWorkerReady(invoke: Invoke, serverUrl: string): Promise<numbe
     "info",
   ]);
   const started = performance.now();
-  const child = new Deno.Command(command, {
-    args,
-    env: childEnv(),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnQuiet(command, args, "piped");
   const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
   let readyMs = Number.NaN;
   let seen = "";
