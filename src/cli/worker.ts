@@ -15,6 +15,7 @@ import { type RunningWorker, startWorker } from "../worker/worker.ts";
 import { createRpcWorkerApi, type WorkerApi } from "../worker/worker_api.ts";
 import { createSessionWorkerApi, type WorkerProtocol } from "../worker/session_worker_api.ts";
 import { effectiveUid, prepareRunAs, RunAsError, type RunAsUser } from "../worker/run_as.ts";
+import { secureWorkspaceRoot } from "../worker/root_ownership.ts";
 import {
   caCertOption,
   type ExitCodeSink,
@@ -152,15 +153,19 @@ export function runAsOption() {
 /**
  * Who jobs will run as: the `--run-as` user, checked and with the workspace
  * root readied for it; or, without the flag, nobody else, said once when
- * that means root.
+ * that means root. The workspace root is made, or checked to be the
+ * worker's own, first.
  * @throws {UsageError} when jobs cannot run as the user asked for.
+ * @throws {WorkspaceRootError} when the workspace root is someone else's.
  */
 export async function jobUserFor(
   config: Pick<WorkerConfig, "runAs" | "workspaceRoot">,
   logger: Logger,
 ): Promise<RunAsUser | undefined> {
+  const uid = await effectiveUid();
+  await secureWorkspaceRoot(config.workspaceRoot, uid);
   if (config.runAs === undefined) {
-    if (await effectiveUid() === 0) {
+    if (uid === 0) {
       logger.warn(
         "the worker runs as root, so its jobs run as root; start it with --run-as USER to run them as another user",
       );

@@ -17,9 +17,10 @@ import { runClaimLoop } from "./claim_loop.ts";
 import { join } from "node:path";
 import { executeJob } from "./job_execution.ts";
 import { RUNNING_DIR } from "./group_ledger.ts";
-import { openJobGroups } from "./job_groups.ts";
+import { type JobGroups, openJobGroups, type WorkerJobGroups } from "./job_groups.ts";
 import { killLeftoverGroups } from "./leftover_groups.ts";
-import type { RunAsUser } from "./run_as.ts";
+import { secureWorkspaceRoot } from "./root_ownership.ts";
+import { effectiveUid, type RunAsUser } from "./run_as.ts";
 import type { WorkerApi } from "./worker_api.ts";
 import { claimWorkspaceArea } from "./workspace_root.ts";
 
@@ -73,8 +74,7 @@ export function startWorker(options: WorkerOptions): RunningWorker {
   // Job groups are recorded beside the workers' areas, so the ledger of a
   // dead worker outlives the removal of its area.
   const stateDir = join(options.workspaceRoot, RUNNING_DIR);
-  const groups = openJobGroups(stateDir, logger);
-  const claimAndRun = (workspaceRoot: string) => {
+  const claimAndRun = (workspaceRoot: string, groups: JobGroups) => {
     const deps = {
       api,
       clock,
@@ -108,22 +108,30 @@ export function startWorker(options: WorkerOptions): RunningWorker {
       signal: stopClaiming.signal,
     });
   };
-  // Before anything is claimed: a job of a dead worker must not run beside
-  // its next attempt, and dead workers' workspaces are removed.
-  const leftoversKilled = killLeftoverGroups(stateDir, logger).catch((error) => {
-    logger.warn({ err: error }, "could not look for job processes that earlier workers left");
-  });
-  const finished = leftoversKilled.then(() =>
-    claimWorkspaceArea(options.workspaceRoot, { keep: options.keepWorkspaces, logger })
-  ).then(async (area) => {
+  // Nothing is made or read under a root that is not the worker's own (a
+  // planted ledger or symlink); then, before anything is claimed, a job of
+  // a dead worker must not run beside its next attempt, and dead workers'
+  // workspaces are removed.
+  let groups: WorkerJobGroups | undefined;
+  const finished = (async () => {
+    const uid = await effectiveUid();
+    await secureWorkspaceRoot(options.workspaceRoot, uid);
+    groups = openJobGroups(stateDir, logger);
+    await killLeftoverGroups(stateDir, logger, uid).catch((error) => {
+      logger.warn({ err: error }, "could not look for job processes that earlier workers left");
+    });
+    const area = await claimWorkspaceArea(options.workspaceRoot, {
+      keep: options.keepWorkspaces,
+      logger,
+    });
     try {
       // A job run as another user passes through this worker's area to its home.
       if (options.runAs !== undefined) await Deno.chmod(area.dir, 0o711);
-      await claimAndRun(area.dir);
+      await claimAndRun(area.dir, groups);
     } finally {
       await area.release();
     }
-  });
+  })();
   logger.info({ queue, concurrency: options.concurrency }, "worker started");
 
   let graceTimer: ReturnType<typeof setTimeout> | undefined;
@@ -137,7 +145,7 @@ export function startWorker(options: WorkerOptions): RunningWorker {
     stopClaiming.abort();
     stopJobs.abort();
   };
-  const done = finished.finally(() => clearTimeout(graceTimer)).finally(() => groups.close())
+  const done = finished.finally(() => clearTimeout(graceTimer)).finally(() => groups?.close())
     .then(() => api.close?.());
   const close = async () => {
     stopNow();
