@@ -39,7 +39,7 @@ import { OutputBudget } from "./output_budget.ts";
 import { pumpOutput } from "./output_pump.ts";
 import { maskSecretsInText, secretPatterns } from "./secret_masker.ts";
 import { checkOut, CheckoutError, workingDirectoryIn, type Workspace } from "./workspace.ts";
-import { createJobHome, handOver, letThrough, withIdentity } from "./job_home.ts";
+import { createJobHome, letThrough, withIdentity } from "./job_home.ts";
 import type { JobExecutionDeps, JobOutcome } from "./job_execution.ts";
 import { windowSizeFor } from "./pty.ts";
 import { ProcessStartError, type RunningProcess, startProcess } from "./process_runner.ts";
@@ -212,6 +212,7 @@ class Attempt {
           branch: params.branch,
           env: deps.baseEnv, // never the job's own entries: see CheckoutRequest.env
           signal: this.#giveUp,
+          ...(deps.runAs === undefined ? {} : { runAs: deps.runAs }),
         }, deps.keepWorkspaces);
         cwd = workingDirectoryIn(this.#workspace.dir, params.workingDirectory);
       } catch (error) {
@@ -238,8 +239,6 @@ class Attempt {
           );
           this.#workspace = workspace;
           cwd ??= workspace.dir;
-        } else {
-          await handOver(workspace.dir, user);
         }
         await letThrough(deps.workspaceRoot, workspace.dir);
       } catch (error) {

@@ -2,11 +2,11 @@
  * A job's home when it runs as another user (`--run-as`): a fresh directory
  * under the workspace root, owned by that user, which is its HOME and, when
  * the job names no working directory, where it runs; for a job with a
- * repository, the checkout itself, handed over to the user.
+ * repository, the checkout itself, which git made as the user.
  *
  * @module
  */
-import { dirname, join, relative } from "node:path";
+import { dirname, relative } from "node:path";
 import type { RunAsUser } from "./run_as.ts";
 import type { Workspace } from "./workspace.ts";
 
@@ -28,21 +28,6 @@ export async function createJobHome(
       ? () => Promise.resolve()
       : () => Deno.remove(dir, { recursive: true }).catch(() => {}),
   };
-}
-
-/**
- * Gives `dir` and everything in it to `user` (a checkout made by the worker
- * as root). Symbolic links are skipped, never followed: chown(2) would
- * change what a link in the repository points to (`evil -> /etc/shadow`).
- */
-export async function handOver(dir: string, user: RunAsUser): Promise<void> {
-  await Deno.chown(dir, user.uid, user.gid);
-  for await (const entry of Deno.readDir(dir)) {
-    if (entry.isSymlink) continue;
-    const path = join(dir, entry.name);
-    if (entry.isDirectory) await handOver(path, user);
-    else await Deno.chown(path, user.uid, user.gid);
-  }
 }
 
 /**

@@ -7,6 +7,8 @@
  * @module
  */
 import { isAbsolute, join, normalize, relative } from "node:path";
+import { letThrough } from "./job_home.ts";
+import { runAsPrefix, type RunAsUser } from "./run_as.ts";
 
 /** Why a checkout could not be made; `message` carries git's own words. */
 export class CheckoutError extends Error {
@@ -34,6 +36,13 @@ export interface CheckoutRequest {
   readonly env: Readonly<Record<string, string>>;
   /** Stops git (the job was cancelled, timed out or the worker stops). */
   readonly signal: AbortSignal;
+  /**
+   * The user jobs run as (`--run-as`): git runs as it too, so a job can
+   * clone only what that user can read, the checkout is the user's from the
+   * start, and a local clone copies objects, never hard-links
+   * another owner's files.
+   */
+  readonly runAs?: RunAsUser;
 }
 
 /** A checked-out workspace. */
@@ -60,6 +69,10 @@ export async function checkOut(request: CheckoutRequest, keep: boolean): Promise
   }
   await Deno.mkdir(request.root, { recursive: true, mode: 0o700 });
   const dir = await Deno.makeTempDir({ dir: request.root, prefix: `${request.name}-` });
+  if (request.runAs !== undefined) {
+    await Deno.chown(dir, request.runAs.uid, request.runAs.gid);
+    await letThrough(request.root, dir);
+  }
   const workspace: Workspace = {
     dir,
     remove: keep
@@ -93,9 +106,13 @@ export async function checkOut(request: CheckoutRequest, keep: boolean): Promise
       await git(request, dir, ["checkout", "--quiet", "--detach", id.trim(), "--"]);
     } else {
       const branch = request.branch === "" ? [] : [`--branch=${request.branch}`];
+      // As another user, a local path is copied like a remote (hard links
+      // would share the source's files, whoever owns them).
+      const local = request.runAs === undefined ? [] : ["--no-local"];
       await git(request, dir, [
         "clone",
         "--quiet",
+        ...local,
         "--depth",
         "1",
         ...branch,
@@ -178,15 +195,27 @@ export async function gitAvailable(): Promise<boolean> {
  * Runs git in `cwd`, returns its stdout. Configuration for repositories
  * someone else names: never prompt (a private repository fails at once
  * instead of hanging on a password nobody types), and never the `ext::`
- * transport, which runs a command (git's default, pinned here).
+ * transport, which runs a command (git's default, pinned here). Under
+ * `--run-as`, git runs as the user through setpriv, with HOME the
+ * workspace (the worker's own is not the user's to read).
  */
 async function git(request: CheckoutRequest, cwd: string, args: string[]): Promise<string> {
+  const gitArgs = ["-c", "advice.detachedHead=false", "-c", "protocol.ext.allow=never", ...args];
+  const user = request.runAs;
+  const env = gitEnvironment(request.env);
+  if (user !== undefined) {
+    env.HOME = cwd;
+    delete env.XDG_CONFIG_HOME;
+  }
+  const [program, ...programArgs] = user === undefined
+    ? ["git", ...gitArgs]
+    : [...runAsPrefix(user), "git", ...gitArgs];
   let output: Deno.CommandOutput;
   try {
-    output = await new Deno.Command("git", {
-      args: ["-c", "advice.detachedHead=false", "-c", "protocol.ext.allow=never", ...args],
+    output = await new Deno.Command(program!, {
+      args: programArgs,
       cwd,
-      env: gitEnvironment(request.env),
+      env,
       clearEnv: true,
       stdin: "null",
       stdout: "piped",

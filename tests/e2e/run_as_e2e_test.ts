@@ -56,6 +56,18 @@ async function withThrowawayUser(fn: (name: string, group: string) => Promise<vo
   }
 }
 
+/**
+ * The worker's environment for git run as the job's user on repositories
+ * root made: PATH, and a system config trusting them (git refuses another
+ * owner's repository otherwise, as an admin's /etc/gitconfig would allow).
+ */
+async function trustingGit(dir: string): Promise<Record<string, string>> {
+  const config = join(dir, "gitconfig");
+  await Deno.writeTextFile(config, "[safe]\n\tdirectory = *\n");
+  await Deno.chmod(config, 0o644);
+  return { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", GIT_CONFIG_SYSTEM: config };
+}
+
 async function withScratch(fn: (dir: string) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "airunner-run-as-" });
   try {
@@ -110,7 +122,7 @@ Deno.test({
         const secret = `worker-secret-${crypto.randomUUID()}`;
         await using worker = startAirunner(
           ["worker", "--server", url, "--workspace-root", workspaces, "--run-as", user],
-          { env: { AIRUNNER_TOKEN: secret, PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" } },
+          { env: { AIRUNNER_TOKEN: secret, ...(await trustingGit(dir)) } },
         );
         const workerPid = worker.child.pid;
         const script = [
@@ -161,6 +173,7 @@ Deno.test({
         // A repository job: the checkout is the user's, readable and writable.
         const repo = await makeTestRepo();
         try {
+          await Deno.chmod(repo.url.slice("file://".length), 0o755); // git clones it as the user
           const withRepo = await runAirunner([
             "submit",
             "--server",
@@ -243,3 +256,85 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "worker --run-as: git runs as the user, so a repository only root can read fails its checkout, and a local clone shares no files with its source",
+  ignore: !CAN_RUN,
+  fn: () =>
+    withThrowawayUser((user) =>
+      withScratch(async (dir) => {
+        const port = freePort();
+        const url = `http://127.0.0.1:${port}`;
+        await using srv = startAirunner([
+          "server",
+          "--listen",
+          `127.0.0.1:${port}`,
+          "--data-dir",
+          join(dir, "data"),
+          "--no-auth",
+        ]);
+        await waitForHealth(url);
+        await Deno.chmod(dir, 0o755);
+        await using worker = startAirunner(
+          [
+            "worker",
+            "--server",
+            url,
+            "--workspace-root",
+            join(dir, "workspaces"),
+            "--run-as",
+            user,
+          ],
+          { env: await trustingGit(dir) },
+        );
+        const repo = await makeTestRepo();
+        const source = repo.url.slice("file://".length); // a local path: git would hard-link
+        try {
+          const submit = (...args: string[]) =>
+            runAirunner(["submit", "--server", url, "--follow", source, "--", ...args]);
+          // Made 0700 and root's: the worker could read it, the user cannot.
+          const closed = await submit("cat", "VERSION");
+          assert.equal(closed.code, 126, "the checkout failed, so the job did not run");
+          assert.match(closed.stderr, /git clone failed: /);
+          assert.equal(closed.stdout, "");
+
+          await Deno.chmod(source, 0o755);
+          const objects = (dir: string) =>
+            [...walkFiles(join(dir, ".git", "objects"))].map((path) => Deno.statSync(path));
+          const before = objects(source);
+          assert.ok(before.length > 0);
+          const open = await submit(
+            "sh",
+            "-c",
+            `cat VERSION; stat -c '%U' . .git VERSION; find .git/objects -type f -exec stat -c '%h %U' {} +`,
+          );
+          assert.equal(open.code, 0, open.stderr);
+          const lines = open.stdout.trim().split("\n");
+          assert.equal(lines[0], "two");
+          assert.deepEqual(lines.slice(1, 4), [user, user, user], "the checkout is the user's");
+          const copied = lines.slice(4);
+          assert.ok(copied.length > 0, open.stdout);
+          for (const line of copied) {
+            assert.equal(line, `1 ${user}`, "object files are the user's own, not hard links");
+          }
+          for (const info of objects(source)) {
+            assert.equal(info.uid, 0, "the source's objects are still root's");
+            assert.equal(info.nlink, 1, "and linked nowhere");
+          }
+        } finally {
+          await repo.remove();
+        }
+        await worker.stop();
+        await srv.stop();
+      })
+    ),
+});
+
+function* walkFiles(dir: string): Generator<string> {
+  for (const entry of Deno.readDirSync(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) yield* walkFiles(path);
+    else if (entry.isFile) yield path;
+  }
+}

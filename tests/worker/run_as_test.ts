@@ -1,12 +1,11 @@
 /**
- * Jobs as another user (run_as.ts, job_home.ts): who may, what the job's
- * home and environment are, and that handing a checkout over never follows
- * a symbolic link out of it.
+ * Jobs as another user (run_as.ts, job_home.ts): who may, and what the
+ * job's home and environment are.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { handOver, letThrough, withIdentity } from "../../src/worker/job_home.ts";
-import { canSearch, prepareRunAs, RunAsError, type RunAsUser } from "../../src/worker/run_as.ts";
+import { letThrough, withIdentity } from "../../src/worker/job_home.ts";
+import { canSearch, prepareRunAs, RunAsError } from "../../src/worker/run_as.ts";
 
 const IS_LINUX = Deno.build.os === "linux";
 
@@ -55,37 +54,6 @@ Deno.test("a job run as a user has HOME, USER and LOGNAME of it, unless it set t
     "/srv/ws/job-1",
   );
   assert.deepEqual(env, { PATH: "/bin", HOME: "/srv/ws/job-1", USER: "ci", LOGNAME: "mine" });
-});
-
-Deno.test({
-  name: "handing a checkout over changes its files, not what its symbolic links point to",
-  ignore: !IS_LINUX || Deno.uid() !== 0,
-  fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "airunner-handover-" });
-    const outside = await Deno.makeTempFile({ prefix: "airunner-outside-" });
-    try {
-      await Deno.mkdir(join(dir, "sub"));
-      await Deno.writeTextFile(join(dir, "sub", "file"), "x");
-      await Deno.symlink(outside, join(dir, "evil"));
-      await Deno.symlink("/tmp", join(dir, "sub", "dirlink"));
-      const user: RunAsUser = {
-        name: "nobody",
-        uid: 65534,
-        gid: 65534,
-        groups: [65534],
-        setpriv: "/usr/bin/setpriv",
-      };
-      await handOver(dir, user);
-      assert.equal((await Deno.stat(dir)).uid, 65534);
-      assert.equal((await Deno.stat(join(dir, "sub"))).uid, 65534);
-      assert.equal((await Deno.stat(join(dir, "sub", "file"))).uid, 65534);
-      assert.equal((await Deno.stat(outside)).uid, 0, "the link's target is untouched");
-      assert.equal((await Deno.stat("/tmp")).uid, 0);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-      await Deno.remove(outside);
-    }
-  },
 });
 
 Deno.test({
