@@ -13,6 +13,7 @@ import {
   freePort,
   runAirunner,
   startAirunner,
+  startServerProcess,
   waitForHealth,
 } from "../support/airunner_process.ts";
 import { makeTestRepo } from "../support/git_repo.ts";
@@ -107,14 +108,7 @@ Deno.test({
       withScratch(async (dir) => {
         const port = freePort();
         const url = `http://127.0.0.1:${port}`;
-        await using srv = startAirunner([
-          "server",
-          "--listen",
-          `127.0.0.1:${port}`,
-          "--data-dir",
-          join(dir, "data"),
-          "--no-auth",
-        ]);
+        await using srv = startServerProcess(join(dir, "data"), port);
         await waitForHealth(url);
         // The user must reach the workspace root: the scratch dir is 0700 as made.
         await Deno.chmod(dir, 0o755);
@@ -266,14 +260,7 @@ Deno.test({
       withScratch(async (dir) => {
         const port = freePort();
         const url = `http://127.0.0.1:${port}`;
-        await using srv = startAirunner([
-          "server",
-          "--listen",
-          `127.0.0.1:${port}`,
-          "--data-dir",
-          join(dir, "data"),
-          "--no-auth",
-        ]);
+        await using srv = startServerProcess(join(dir, "data"), port);
         await waitForHealth(url);
         await Deno.chmod(dir, 0o755);
         await using worker = startAirunner(

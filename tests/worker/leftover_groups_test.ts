@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { ledgerOwner, liveEntries } from "../../src/worker/group_ledger.ts";
 import { killLeftoverGroups, leftoverKills } from "../../src/worker/leftover_groups.ts";
 import { parseMarks, parseStat, type ProcessStat } from "../../src/worker/proc_table.ts";
+import { startJobGroup, startTicks } from "../support/job_group.ts";
 import { memoryLog } from "../support/memory_log.ts";
 
 const IS_LINUX = Deno.build.os === "linux";
@@ -87,21 +88,6 @@ Deno.test("/proc text is parsed as the kernel writes it, odd command names inclu
     [{ pgid: 50, leaderTicks: 700, jobId: "job-1", attempt: 2 }],
   );
 });
-
-/** A group of its own, as a job's would be, carrying the marks of `jobId` attempt 1. */
-function startJobGroup(jobId: string) {
-  return new Deno.Command("setsid", {
-    args: ["sh", "-c", "sleep 30 & sleep 30"],
-    env: { AIRUNNER_JOB_ID: jobId, AIRUNNER_ATTEMPT: "1" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-}
-
-function startTicks(pid: number): number {
-  return parseStat(Deno.readTextFileSync(`/proc/${pid}/stat`).split("\n")[0]!)!.startTicks;
-}
 
 Deno.test({
   name:

@@ -8,13 +8,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { systemClock } from "../../src/clock.ts";
 import { killLeftoverGroups, untrustedLedger } from "../../src/worker/leftover_groups.ts";
-import { parseStat } from "../../src/worker/proc_table.ts";
 import { privateDirProblem, secureWorkspaceRoot } from "../../src/worker/root_ownership.ts";
 import { effectiveUid } from "../../src/worker/run_as.ts";
 import { startWorker } from "../../src/worker/worker.ts";
 import type { WorkerApi } from "../../src/worker/worker_api.ts";
 import { WorkspaceRootError } from "../../src/worker/workspace_root.ts";
 import { runAirunner } from "../support/airunner_process.ts";
+import { startJobGroup, startTicks } from "../support/job_group.ts";
 import { memoryLog } from "../support/memory_log.ts";
 
 const IS_LINUX = Deno.build.os === "linux";
@@ -202,21 +202,6 @@ Deno.test({
       assert.doesNotMatch(result.stderr, /worker taking jobs/);
     }),
 });
-
-/** A group of its own, as a job's would be, carrying the marks of `jobId` attempt 1. */
-function startJobGroup(jobId: string) {
-  return new Deno.Command("setsid", {
-    args: ["sh", "-c", "sleep 30 & sleep 30"],
-    env: { AIRUNNER_JOB_ID: jobId, AIRUNNER_ATTEMPT: "1" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-}
-
-function startTicks(pid: number): number {
-  return parseStat(Deno.readTextFileSync(`/proc/${pid}/stat`).split("\n")[0]!)!.startTicks;
-}
 
 Deno.test({
   name:

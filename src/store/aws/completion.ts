@@ -17,7 +17,7 @@ import type { BatchOutcome, CompletionInput } from "../job_store.ts";
 import { decideCancel, decideCompletion } from "../lifecycle.ts";
 import type { TaskTokenClaims } from "../task_token.ts";
 import { BATCH_CONCURRENCY, SQS_BATCH_MAX } from "./aws_limits.ts";
-import { asStoreError, batchEntryError, isConditionFailed, isStaleReceipt } from "./aws_errors.ts";
+import { batchEntryError, isStaleReceipt } from "./aws_errors.ts";
 import { chunksOf, groupInto, settleBounded } from "./batching.ts";
 import { finishCancelled, settled } from "./finish_cancelled.ts";
 import { jobOf, type JobRecord, jobRecordOf, viewOf } from "./job_item.ts";
@@ -199,26 +199,28 @@ async function markCancelled(
   cancelReason: string,
   now: number,
 ): Promise<void> {
-  try {
-    await ctx.ddb.send(
-      new UpdateItemCommand({
-        TableName: ctx.jobsTable,
-        Key: { job_id: { S: jobId } },
-        UpdateExpression: "SET cancel_reason = :reason, updated_at = :now",
-        ConditionExpression:
-          "attribute_not_exists(cancel_reason) AND #state IN (:scheduled, :running)",
-        ExpressionAttributeNames: { "#state": "state" },
-        ExpressionAttributeValues: {
-          ":reason": { S: cancelReason },
-          ":now": num(now),
-          ":scheduled": num(S.SCHEDULED),
-          ":running": num(S.RUNNING),
-        },
-      }),
-      ctx.abort(),
-    );
-  } catch (error) {
-    // Someone cancelled or finished it meanwhile: the caller's re-read says which.
-    if (!isConditionFailed(error)) throw asStoreError("DynamoDB UpdateItem", error);
-  }
+  // A failed condition means someone cancelled or finished it meanwhile:
+  // the caller's re-read says which.
+  await ctx.call(
+    "DynamoDB UpdateItem",
+    () =>
+      ctx.ddb.send(
+        new UpdateItemCommand({
+          TableName: ctx.jobsTable,
+          Key: { job_id: { S: jobId } },
+          UpdateExpression: "SET cancel_reason = :reason, updated_at = :now",
+          ConditionExpression:
+            "attribute_not_exists(cancel_reason) AND #state IN (:scheduled, :running)",
+          ExpressionAttributeNames: { "#state": "state" },
+          ExpressionAttributeValues: {
+            ":reason": { S: cancelReason },
+            ":now": num(now),
+            ":scheduled": num(S.SCHEDULED),
+            ":running": num(S.RUNNING),
+          },
+        }),
+        ctx.abort(),
+      ),
+    { ignoreConditionFailure: true },
+  );
 }

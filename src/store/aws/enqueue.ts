@@ -141,19 +141,21 @@ async function claimRequestId(
   jobId: string,
   now: number,
 ): Promise<{ jobId: string; claimedAtMs: number } | undefined> {
-  try {
-    await ctx.ddb.send(
-      new PutItemCommand({
-        TableName: ctx.jobsTable,
-        Item: idempotencyItem(input.requestId, jobId, input.queue, input.params, now),
-        ConditionExpression: "attribute_not_exists(job_id)",
-      }),
-      ctx.abort(),
-    );
-    return undefined;
-  } catch (error) {
-    if (!isConditionFailed(error)) throw asStoreError("DynamoDB PutItem", error);
-  }
+  const claimed = await ctx.call(
+    "DynamoDB PutItem",
+    () =>
+      ctx.ddb.send(
+        new PutItemCommand({
+          TableName: ctx.jobsTable,
+          Item: idempotencyItem(input.requestId, jobId, input.queue, input.params, now),
+          ConditionExpression: "attribute_not_exists(job_id)",
+        }),
+        ctx.abort(),
+      ),
+    { ignoreConditionFailure: true },
+  );
+  if (claimed !== undefined) return undefined;
+  // The request_id is claimed already: by which job?
   const out = await ctx.call("DynamoDB GetItem", () =>
     ctx.ddb.send(
       new GetItemCommand({

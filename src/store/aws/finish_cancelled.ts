@@ -11,7 +11,6 @@ import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { toBinary } from "@bufbuild/protobuf";
 import { JobResultSchema, JobState } from "../../../gen/job/v1/job_pb.ts";
 import { decideExpiry, type Finish, leaseExpired } from "../lifecycle.ts";
-import { asStoreError, isConditionFailed } from "./aws_errors.ts";
 import { type JobRecord, jobRecordOf, viewOf } from "./job_item.ts";
 import { type AwsStoreContext, num } from "./store_context.ts";
 
@@ -29,38 +28,40 @@ export async function finishCancelled(
   now: number,
 ): Promise<JobRecord> {
   const handBack = record.state === S.RUNNING && !leaseExpired(viewOf(record), now);
-  try {
-    const out = await ctx.ddb.send(
-      new UpdateItemCommand({
-        TableName: ctx.jobsTable,
-        Key: { job_id: { S: record.jobId } },
-        UpdateExpression:
-          "SET #state = :finished, #result = :result, lease_expires_at = :zero, updated_at = :now, #ttl = :ttl",
-        // A lease holder handing a cancelled job back ends it while still holding it.
-        ConditionExpression: handBack
-          ? "attempt = :attempt AND #state IN (:scheduled, :running)"
-          : "attempt = :attempt AND (#state = :scheduled OR (#state = :running AND lease_expires_at <= :now))",
-        ExpressionAttributeNames: { "#state": "state", "#result": "result", "#ttl": "ttl" },
-        ExpressionAttributeValues: {
-          ":finished": num(finish.state),
-          ":scheduled": num(S.SCHEDULED),
-          ":running": num(S.RUNNING),
-          ":result": { B: toBinary(JobResultSchema, finish.result) },
-          ":zero": num(0),
-          ":now": num(now),
-          ":ttl": num(ctx.ttlSeconds(now)),
-          ":attempt": num(record.attempt),
-        },
-        ReturnValues: "ALL_NEW",
-      }),
-      ctx.abort(),
-    );
-    ctx.jobWatchers.notify(record.jobId);
-    return jobRecordOf(out.Attributes!);
-  } catch (error) {
-    if (!isConditionFailed(error)) throw asStoreError("DynamoDB UpdateItem", error);
-    return await ctx.record(record.jobId);
-  }
+  const out = await ctx.call(
+    "DynamoDB UpdateItem",
+    () =>
+      ctx.ddb.send(
+        new UpdateItemCommand({
+          TableName: ctx.jobsTable,
+          Key: { job_id: { S: record.jobId } },
+          UpdateExpression:
+            "SET #state = :finished, #result = :result, lease_expires_at = :zero, updated_at = :now, #ttl = :ttl",
+          // A lease holder handing a cancelled job back ends it while still holding it.
+          ConditionExpression: handBack
+            ? "attempt = :attempt AND #state IN (:scheduled, :running)"
+            : "attempt = :attempt AND (#state = :scheduled OR (#state = :running AND lease_expires_at <= :now))",
+          ExpressionAttributeNames: { "#state": "state", "#result": "result", "#ttl": "ttl" },
+          ExpressionAttributeValues: {
+            ":finished": num(finish.state),
+            ":scheduled": num(S.SCHEDULED),
+            ":running": num(S.RUNNING),
+            ":result": { B: toBinary(JobResultSchema, finish.result) },
+            ":zero": num(0),
+            ":now": num(now),
+            ":ttl": num(ctx.ttlSeconds(now)),
+            ":attempt": num(record.attempt),
+          },
+          ReturnValues: "ALL_NEW",
+        }),
+        ctx.abort(),
+      ),
+    { ignoreConditionFailure: true },
+  );
+  // A failed condition: someone else changed the job first; it is as they left it.
+  if (out === undefined) return await ctx.record(record.jobId);
+  ctx.jobWatchers.notify(record.jobId);
+  return jobRecordOf(out.Attributes!);
 }
 
 /**

@@ -292,18 +292,20 @@ async function adoptReceipt(
   record: JobRecord,
   handle: string,
 ): Promise<void> {
-  try {
-    await ctx.ddb.send(
-      new UpdateItemCommand({
-        TableName: ctx.jobsTable,
-        Key: { job_id: { S: record.jobId } },
-        UpdateExpression: "SET receipt_handle = :handle",
-        ConditionExpression: "attempt = :attempt",
-        ExpressionAttributeValues: { ":handle": { S: handle }, ":attempt": num(record.attempt) },
-      }),
-      ctx.abort(),
-    );
-  } catch (error) {
-    if (!isConditionFailed(error)) throw asStoreError("DynamoDB UpdateItem", error);
-  }
+  // Another attempt holds the job now: its own receipt stands.
+  await ctx.call(
+    "DynamoDB UpdateItem",
+    () =>
+      ctx.ddb.send(
+        new UpdateItemCommand({
+          TableName: ctx.jobsTable,
+          Key: { job_id: { S: record.jobId } },
+          UpdateExpression: "SET receipt_handle = :handle",
+          ConditionExpression: "attempt = :attempt",
+          ExpressionAttributeValues: { ":handle": { S: handle }, ":attempt": num(record.attempt) },
+        }),
+        ctx.abort(),
+      ),
+    { ignoreConditionFailure: true },
+  );
 }
