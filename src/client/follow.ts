@@ -10,7 +10,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { EventType, Job, JobEvent } from "../../gen/job/v1/job_pb.ts";
 import { type Clock, systemClock } from "../clock.ts";
-import { lastSequenceOf } from "../protocol/event_sequencing.ts";
+import { lastSequenceOf } from "../protocol/event_position.ts";
 import { isFinished } from "../protocol/job_state.ts";
 import { isTransient, retry, transientCodes } from "../retry.ts";
 import type { AirunnerClients } from "../protocol/transport.ts";

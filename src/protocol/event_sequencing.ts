@@ -147,19 +147,6 @@ export function encodedSizeBound(event: JobEvent): number {
   return size;
 }
 
-/** When `event` happened, in Unix milliseconds (rounded down), or `fallback` when it has no timestamp. */
-export function eventTimestampMs(event: JobEvent, fallback: number): number {
-  const ts = event.timestamp;
-  return ts === undefined ? fallback : Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6);
-}
-
-/** The last sequence an event occupies: end_sequence for a batch, its sequence otherwise. */
-export function lastSequenceOf(event: JobEvent): bigint {
-  return event.eventData.case === "outputBatch"
-    ? event.eventData.value.endSequence
-    : event.sequence;
-}
-
 /** A JobEvent with the given payload, typed and stamped; `sequence` is the worker's number. */
 export function makeEvent(
   sequence: bigint,

@@ -9,7 +9,7 @@
  */
 import type { JobEvent } from "../../gen/job/v1/job_pb.ts";
 import type { StreamEventsOptions } from "./job_store.ts";
-import { eventTimestampMs, lastSequenceOf } from "../protocol/event_sequencing.ts";
+import { eventTimestampMs, lastSequenceOf } from "../protocol/event_position.ts";
 import { countStoreMetric, recordStoreMetric } from "./store_meter.ts";
 
 /** Events read per round trip to the backend. */

@@ -19,7 +19,8 @@ import {
 } from "../../gen/job/v1/job_pb.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { JobNotFoundError, StoreClosedError } from "./errors.ts";
-import { lastSequenceOf, sequenceEvents } from "../protocol/event_sequencing.ts";
+import { sequenceEvents } from "../protocol/event_sequencing.ts";
+import { lastSequenceOf } from "../protocol/event_position.ts";
 import { type EventLogSource, tailEvents } from "./event_tail.ts";
 import { isFinished } from "../protocol/job_state.ts";
 import {

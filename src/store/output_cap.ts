@@ -33,11 +33,10 @@ import {
 } from "../../gen/job/v1/job_pb.ts";
 import {
   encodedSizeBound,
-  eventTimestampMs,
-  lastSequenceOf,
   type SequencedEvents,
   type SequenceState,
 } from "../protocol/event_sequencing.ts";
+import { eventTimestampMs, lastSequenceOf } from "../protocol/event_position.ts";
 
 /** The cap `server`, `dev` and `orchestrator` apply unless told otherwise: 256 MiB. */
 export const DEFAULT_MAX_JOB_OUTPUT_BYTES = 256 * 1024 * 1024;

@@ -35,7 +35,8 @@ import {
   ThrottledError,
 } from "../../src/store/errors.ts";
 import type { JobStore, LeasedJob } from "../../src/store/job_store.ts";
-import { lastSequenceOf, makeEvent } from "../../src/protocol/event_sequencing.ts";
+import { makeEvent } from "../../src/protocol/event_sequencing.ts";
+import { lastSequenceOf } from "../../src/protocol/event_position.ts";
 import { TaskTokenCodec } from "../../src/store/task_token.ts";
 import { emulatorClients, freshAwsResources, startAwsEmulators } from "../support/aws.ts";
 import { defineStoreConformance } from "./conformance.ts";

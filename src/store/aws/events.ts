@@ -13,7 +13,8 @@
  */
 import { PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
 import type { JobEvent } from "../../../gen/job/v1/job_pb.ts";
-import { eventTimestampMs, sequenceEvents } from "../../protocol/event_sequencing.ts";
+import { sequenceEvents } from "../../protocol/event_sequencing.ts";
+import { eventTimestampMs } from "../../protocol/event_position.ts";
 import { isFinished } from "../../protocol/job_state.ts";
 import type { EventLogSource } from "../event_tail.ts";
 import { decidePublish } from "../lifecycle.ts";

@@ -7,7 +7,7 @@
  */
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { JobEventSchema, type JobState } from "../../../gen/job/v1/job_pb.ts";
-import { eventTimestampMs, lastSequenceOf } from "../../protocol/event_sequencing.ts";
+import { eventTimestampMs, lastSequenceOf } from "../../protocol/event_position.ts";
 import { isFinished } from "../../protocol/job_state.ts";
 import { JobNotFoundError } from "../errors.ts";
 import type { EventLogSource } from "../event_tail.ts";
