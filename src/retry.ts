@@ -16,7 +16,8 @@
  *
  * @module
  */
-import { Code, ConnectError } from "@connectrpc/connect";
+import type { Code } from "@connectrpc/connect";
+import { RpcCode, rpcErrorCode } from "./protocol/rpc_error.ts";
 import { type Clock, systemClock } from "./clock.ts";
 
 /** Shape of a backoff. */
@@ -59,11 +60,11 @@ export function backoffDelayMs(
  * submit retries only unavailable and deadline_exceeded.
  */
 export const TRANSIENT_CODES: ReadonlySet<Code> = new Set([
-  Code.Unavailable,
-  Code.Unknown,
-  Code.DeadlineExceeded,
-  Code.Internal,
-  Code.Aborted,
+  RpcCode.Unavailable,
+  RpcCode.Unknown,
+  RpcCode.DeadlineExceeded,
+  RpcCode.Internal,
+  RpcCode.Aborted,
 ]);
 
 /** {@link TRANSIENT_CODES} with codes added and taken away, for a caller whose calls differ. */
@@ -77,11 +78,12 @@ export function transientCodes(
 }
 
 /**
- * Whether `error` may pass if tried again: its Connect code (unknown for an
- * error that is not a ConnectError, canceled for an abort) is in `codes`.
+ * Whether `error` may pass if tried again: its code (a ConnectError's or
+ * an RpcError's; unknown for any other error, canceled for an abort) is in
+ * `codes`.
  */
 export function isTransient(error: unknown, codes: ReadonlySet<Code> = TRANSIENT_CODES): boolean {
-  return codes.has(ConnectError.from(error).code);
+  return codes.has(rpcErrorCode(error));
 }
 
 /** Options of {@link retry}. */

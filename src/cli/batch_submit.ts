@@ -22,13 +22,14 @@
  * @module
  */
 import { create, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import type { Code } from "@connectrpc/connect";
+import { RpcCode, RpcError } from "../protocol/rpc_error.ts";
 import {
   type EnqueueJobRequest,
   EnqueueJobRequestSchema,
   type EnqueueJobsResult,
 } from "../../gen/job/v1/job_pb.ts";
-import type { AirunnerClients } from "../protocol/transport.ts";
+import type { CliClients } from "../client/json_client.ts";
 import {
   InvalidArgumentError,
   validateJobParams,
@@ -271,7 +272,7 @@ export const CHUNK_BACKOFF: BackoffPolicy = {
  * line rather than sent again.
  */
 const CHUNK_TRANSIENT_CODES = transientCodes({
-  removing: [Code.Unknown, Code.Internal, Code.Aborted],
+  removing: [RpcCode.Unknown, RpcCode.Internal, RpcCode.Aborted],
 });
 
 /** Sends one EnqueueJobs call. */
@@ -330,7 +331,7 @@ function outcomeOf(line: number, result: EnqueueJobsResult): BatchOutcome {
         message: result.outcome.value.message,
       };
     default:
-      return { line, ok: false, code: Code.Internal, message: "the server sent no outcome" };
+      return { line, ok: false, code: RpcCode.Internal, message: "the server sent no outcome" };
   }
 }
 
@@ -355,7 +356,7 @@ const CONSOLE_IO: BatchIo = {
  */
 export function runBatchSubmit(
   jobs: readonly BatchJob[],
-  clients: AirunnerClients,
+  clients: CliClients,
   options: { readonly json: boolean; readonly serverUrl: string },
   io: BatchIo = CONSOLE_IO,
 ): Promise<number> {
@@ -407,7 +408,7 @@ export function runBatchSubmit(
           );
           continue;
         }
-        const { message } = describeError(new ConnectError(outcome.message, outcome.code));
+        const { message } = describeError(new RpcError(outcome.message, outcome.code));
         if (options.json) io.out(JSON.stringify({ line: outcome.line, error: message }));
         io.err(`airunner: error: line ${outcome.line}: ${message}`);
         exitCode = ExitCode.Error;

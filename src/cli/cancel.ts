@@ -4,39 +4,40 @@
  *
  * @module
  */
-import { Command } from "@commander-js/extra-typings";
-import { JobState } from "../../gen/job/v1/job_pb.ts";
-import {
-  caCertOption,
-  callTimeoutOption,
-  clientsFrom,
-  type ExitCodeSink,
-  serverOption,
-  tokenOption,
-} from "./common_options.ts";
+import { JobState } from "../../gen/job/v1/job_lite.ts";
+import type { CommandContext } from "./command_index.ts";
+import type { CommandSpec } from "./command_spec.ts";
+import { CLIENT_OPTIONS, clientsFrom } from "./common_options.ts";
 import { reportError } from "./errors.ts";
-import { checkedJobId } from "./monitor.ts";
+import { checkedJobId } from "./parse.ts";
 
-/** Builds the `cancel` command. */
-export function cancelCommand(setExitCode: ExitCodeSink) {
-  return new Command("cancel")
-    .description("cancel a job (a running one is stopped by its worker within seconds)")
-    .argument("<job-id>", "id of the job")
-    .addOption(serverOption())
-    .addOption(tokenOption())
-    .addOption(caCertOption())
-    .addOption(callTimeoutOption())
-    .option("--reason <text>", "why, for the record", "")
-    .addHelpText(
-      "after",
-      "\nExample:\n  airunner cancel \"$id\" --reason 'superseded by a newer build'",
-    )
-    .action(async (jobId, opts) => {
+/** The flags of `cancel`, as its spec parses them. */
+interface CancelFlags {
+  readonly server: string;
+  readonly token?: string;
+  readonly caCert?: string;
+  readonly timeout?: string;
+  readonly reason: string;
+}
+
+/** The `cancel` command. */
+export function cancelSpec({ setExitCode }: CommandContext): CommandSpec {
+  return {
+    name: "cancel",
+    description: "cancel a job (a running one is stopped by its worker within seconds)",
+    arguments: [{ name: "job-id", description: "id of the job", required: true }],
+    options: [
+      ...CLIENT_OPTIONS,
+      { flags: "--reason <text>", description: "why, for the record", defaultValue: "" },
+    ],
+    helpAfter: "\nExample:\n  airunner cancel \"$id\" --reason 'superseded by a newer build'",
+    run: async ({ args: [jobId], opts }) => {
+      const flags = opts as unknown as CancelFlags;
       try {
-        const clients = await clientsFrom({ ...opts, callTimeout: opts.timeout });
+        const clients = await clientsFrom({ ...flags, callTimeout: flags.timeout });
         const { job } = await clients.jobs.cancelJob({
-          jobId: checkedJobId(jobId),
-          reason: opts.reason,
+          jobId: checkedJobId(jobId!),
+          reason: flags.reason,
         });
         console.error(
           job?.state === JobState.CANCELLED
@@ -45,7 +46,8 @@ export function cancelCommand(setExitCode: ExitCodeSink) {
         );
         setExitCode(0);
       } catch (error) {
-        setExitCode(reportError(error, opts.server));
+        setExitCode(reportError(error, flags.server));
       }
-    });
+    },
+  };
 }

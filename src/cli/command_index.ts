@@ -14,6 +14,7 @@
  */
 import type { CommandUnknownOpts } from "@commander-js/extra-typings";
 import type { ExitCodeSink } from "./common_options.ts";
+import type { CommandSpec } from "./command_spec.ts";
 
 /** What a command's builder may need from the program around it. */
 export interface CommandContext {
@@ -35,6 +36,22 @@ export interface CommandDescriptor {
   readonly args: string;
   /** Imports the command's module and builds the real command. */
   readonly load: () => Promise<(context: CommandContext) => CommandUnknownOpts>;
+  /**
+   * For a command defined as a spec (command_spec.ts): imports its module
+   * without commander, so that an ordinary command line runs with none.
+   */
+  readonly loadSpec?: () => Promise<(context: CommandContext) => CommandSpec>;
+}
+
+/** The loaders of a spec-defined command: the spec alone, or built into commander. */
+function specLoaders(loadSpec: () => Promise<(context: CommandContext) => CommandSpec>) {
+  return {
+    loadSpec,
+    load: async () => {
+      const [spec, { commanderOf }] = await Promise.all([loadSpec(), import("./commander_of.ts")]);
+      return (context: CommandContext) => commanderOf(spec(context));
+    },
+  };
 }
 
 /** The program's description, the first paragraph of `airunner --help`. */
@@ -76,10 +93,7 @@ export const COMMANDS: readonly CommandDescriptor[] = [
       "submit a job; prints its id (--follow streams its output, --wait waits; both exit with its code)",
     hasOptions: true,
     args: "[repository]",
-    load: async () => {
-      const { submitCommand } = await import("./submit.ts");
-      return (c) => submitCommand(c.setExitCode, c.trailing);
-    },
+    ...specLoaders(async () => (await import("./submit.ts")).submitSpec),
   },
   {
     name: "monitor",
@@ -107,30 +121,21 @@ export const COMMANDS: readonly CommandDescriptor[] = [
     description: "list jobs, newest first",
     hasOptions: true,
     args: "",
-    load: async () => {
-      const { listCommand } = await import("./list.ts");
-      return (c) => listCommand(c.setExitCode);
-    },
+    ...specLoaders(async () => (await import("./list.ts")).listSpec),
   },
   {
     name: "get",
     description: "show everything about one job",
     hasOptions: true,
     args: "<job-id>",
-    load: async () => {
-      const { getCommand } = await import("./get.ts");
-      return (c) => getCommand(c.setExitCode);
-    },
+    ...specLoaders(async () => (await import("./get.ts")).getSpec),
   },
   {
     name: "cancel",
     description: "cancel a job (a running one is stopped by its worker within seconds)",
     hasOptions: true,
     args: "<job-id>",
-    load: async () => {
-      const { cancelCommand } = await import("./cancel.ts");
-      return (c) => cancelCommand(c.setExitCode);
-    },
+    ...specLoaders(async () => (await import("./cancel.ts")).cancelSpec),
   },
   {
     name: "token",

@@ -1,68 +1,88 @@
 /**
  * Options shared by several subcommands, so that each flag reads the same
  * everywhere: `--server` (AIRUNNER_SERVER), `--log-level`
- * (AIRUNNER_LOG_LEVEL), `--listen` (AIRUNNER_LISTEN), `--queue`.
+ * (AIRUNNER_LOG_LEVEL), `--listen` (AIRUNNER_LISTEN), `--queue`, as specs
+ * (command_spec.ts); commander_options.ts makes commander Options of them.
+ * Imports no commander, so client commands can use it without loading it.
  *
  * @module
  */
-import { Option } from "@commander-js/extra-typings";
-import {
-  type AirunnerClients,
-  createAirunnerClients,
-  DEFAULT_SERVER_URL,
-} from "../protocol/transport.ts";
+import { type CliClients, createJsonClients } from "../client/json_client.ts";
+import { DEFAULT_SERVER_URL } from "../protocol/server_url.ts";
 import { LOG_LEVELS } from "../log_levels.ts";
+import type { OptionSpec } from "./command_spec.ts";
 import { parseDurationMs, UsageError } from "./parse.ts";
 
 /** `--server URL`. */
-export function serverOption() {
-  return new Option("--server <url>", "server URL").env("AIRUNNER_SERVER").default(
-    DEFAULT_SERVER_URL,
-  );
-}
+export const SERVER_OPTION = {
+  flags: "--server <url>",
+  description: "server URL",
+  env: "AIRUNNER_SERVER",
+  defaultValue: DEFAULT_SERVER_URL,
+} as const satisfies OptionSpec;
 
 /** `--log-level LEVEL`. */
-export function logLevelOption() {
-  return new Option("--log-level <level>", "log level of diagnostics on stderr")
-    .choices(LOG_LEVELS).env("AIRUNNER_LOG_LEVEL").default("info" as const);
-}
+export const LOG_LEVEL_OPTION = {
+  flags: "--log-level <level>",
+  description: "log level of diagnostics on stderr",
+  choices: LOG_LEVELS,
+  env: "AIRUNNER_LOG_LEVEL",
+  defaultValue: "info",
+} as const satisfies OptionSpec;
 
 /** `--listen HOST:PORT`. */
-export function listenOption() {
-  return new Option("--listen <address>", "address to listen on (HOST:PORT)")
-    .env("AIRUNNER_LISTEN").default("127.0.0.1:8080");
-}
+export const LISTEN_OPTION = {
+  flags: "--listen <address>",
+  description: "address to listen on (HOST:PORT)",
+  env: "AIRUNNER_LISTEN",
+  defaultValue: "127.0.0.1:8080",
+} as const satisfies OptionSpec;
 
 /** `--queue NAME`. */
-export function queueOption(description = "queue name") {
-  return new Option("--queue <name>", description).env("AIRUNNER_QUEUE").default("default");
+export function queueOptionSpec(description = "queue name") {
+  return {
+    flags: "--queue <name>",
+    description,
+    env: "AIRUNNER_QUEUE",
+    defaultValue: "default",
+  } as const satisfies OptionSpec;
 }
 
 /** `--token TOKEN`: the API token sent with every call. */
-export function tokenOption() {
-  return new Option("--token <token>", "API token (from airunner token)").env("AIRUNNER_TOKEN");
-}
+export const TOKEN_OPTION = {
+  flags: "--token <token>",
+  description: "API token (from airunner token)",
+  env: "AIRUNNER_TOKEN",
+} as const satisfies OptionSpec;
 
 /** `--ca-cert FILE`: a private CA to trust for https:// servers. */
-export function caCertOption() {
-  return new Option("--ca-cert <file>", "PEM file of a CA to trust for https:// servers")
-    .env("AIRUNNER_CA_CERT");
-}
+export const CA_CERT_OPTION = {
+  flags: "--ca-cert <file>",
+  description: "PEM file of a CA to trust for https:// servers",
+  env: "AIRUNNER_CA_CERT",
+} as const satisfies OptionSpec;
 
 /** `--timeout DURATION`: the deadline of each call to the server. */
-export function callTimeoutOption() {
-  return new Option("--timeout <duration>", "give up on each call to the server after this long")
-    .env("AIRUNNER_CALL_TIMEOUT");
-}
+export const CALL_TIMEOUT_OPTION = {
+  flags: "--timeout <duration>",
+  description: "give up on each call to the server after this long",
+  env: "AIRUNNER_CALL_TIMEOUT",
+} as const satisfies OptionSpec;
 
 /** `--call-timeout DURATION`: the call deadline of `submit`, whose --timeout is the job's. */
-export function submitCallTimeoutOption() {
-  return new Option(
-    "--call-timeout <duration>",
-    "give up on each call to the server after this long",
-  )
-    .env("AIRUNNER_CALL_TIMEOUT");
-}
+export const SUBMIT_CALL_TIMEOUT_OPTION = {
+  flags: "--call-timeout <duration>",
+  description: "give up on each call to the server after this long",
+  env: "AIRUNNER_CALL_TIMEOUT",
+} as const satisfies OptionSpec;
+
+/** The options every client command has: where the server is and how to reach it. */
+export const CLIENT_OPTIONS: readonly OptionSpec[] = [
+  SERVER_OPTION,
+  TOKEN_OPTION,
+  CA_CERT_OPTION,
+  CALL_TIMEOUT_OPTION,
+];
 
 /** What the client flags carry. */
 export interface ClientFlags {
@@ -74,12 +94,12 @@ export interface ClientFlags {
 }
 
 /** Clients for the server the flags name. */
-export async function clientsFrom(flags: ClientFlags): Promise<AirunnerClients> {
+export async function clientsFrom(flags: ClientFlags): Promise<CliClients> {
   const timeoutMs = flags.callTimeout === undefined
     ? undefined
     : parseDurationMs(flags.callTimeout, "--timeout");
   const caCertPem = await readCaCert(flags.caCert);
-  return createAirunnerClients({
+  return createJsonClients({
     serverUrl: flags.server,
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
     ...(flags.token === undefined ? {} : { token: flags.token }),

@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { Code, ConnectError } from "@connectrpc/connect";
-import { InvalidServerUrlError } from "../protocol/transport.ts";
+import { RpcCode, rpcCodeName, rpcErrorOf, type RpcFailure } from "../protocol/rpc_error.ts";
+import { InvalidServerUrlError } from "../protocol/server_url.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { UsageError } from "./parse.ts";
 import { DataDirError } from "../store/sqlite/schema.ts";
@@ -27,8 +27,9 @@ export function describeError(
   if (error instanceof DataDirError) {
     return { message: error.message, exitCode: ExitCode.Error };
   }
-  if (error instanceof ConnectError) {
-    const certificateProblem = untrustedCertificate(error);
+  const failure = rpcErrorOf(error);
+  if (failure !== undefined) {
+    const certificateProblem = untrustedCertificate(failure);
     if (certificateProblem !== undefined) {
       const where = serverUrl === undefined ? "the server" : `the server at ${serverUrl}`;
       return {
@@ -37,7 +38,7 @@ export function describeError(
         exitCode: ExitCode.AirunnerFailed,
       };
     }
-    if (isUnreachable(error)) {
+    if (isUnreachable(failure)) {
       const where = serverUrl === undefined ? "the server" : `the server at ${serverUrl}`;
       return {
         message:
@@ -45,10 +46,10 @@ export function describeError(
         exitCode: ExitCode.AirunnerFailed,
       };
     }
-    const failedAirunner = error.code === Code.Unauthenticated || error.code === Code.Internal ||
-      error.code === Code.Unimplemented;
+    const failedAirunner = failure.code === RpcCode.Unauthenticated ||
+      failure.code === RpcCode.Internal || failure.code === RpcCode.Unimplemented;
     return {
-      message: `${error.rawMessage} (${codeName(error.code)})`,
+      message: `${failure.rawMessage} (${rpcCodeName(failure.code)})`,
       exitCode: failedAirunner ? ExitCode.AirunnerFailed : ExitCode.Error,
     };
   }
@@ -69,7 +70,7 @@ export function reportError(error: unknown, serverUrl?: string): number {
 }
 
 /** The TLS verification failure behind `error`, if that is what it is. */
-function untrustedCertificate(error: ConnectError): string | undefined {
+function untrustedCertificate(error: RpcFailure): string | undefined {
   const text = causeChainText(error);
   const match = /invalid peer certificate: ([A-Za-z]+)|certificate verify failed[^)]*/.exec(text);
   if (match === null) return undefined;
@@ -93,16 +94,9 @@ function causeChainText(error: unknown): string {
  * isTransient in retry.ts): a failed fetch surfaces as unknown, so that is
  * told from a server's own unknown error by its cause.
  */
-function isUnreachable(error: ConnectError): boolean {
-  if (error.code !== Code.Unavailable && error.code !== Code.Unknown) return false;
+function isUnreachable(error: RpcFailure): boolean {
+  if (error.code !== RpcCode.Unavailable && error.code !== RpcCode.Unknown) return false;
   const text = causeChainText(error);
   return /connection refused|error sending request|tcp connect|dns error|fetch failed|network/i
-    .test(text) || error.code === Code.Unavailable;
-}
-
-function codeName(code: Code): string {
-  return Code[code].replace(
-    /[A-Z]/g,
-    (c, i) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`),
-  );
+    .test(text) || error.code === RpcCode.Unavailable;
 }

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { type Job, JobState } from "../../gen/job/v1/job_pb.ts";
+import type { Job } from "../../gen/job/v1/job_pb.ts";
+import { JobState } from "../../gen/job/v1/job_lite.ts";
 import { ExitCode } from "./exit_code_numbers.ts";
 
 export { ExitCode };

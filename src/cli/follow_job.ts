@@ -7,10 +7,11 @@
  *
  * @module
  */
-import { ConnectError } from "@connectrpc/connect";
-import { type EventType, type Job, type JobEvent, JobState } from "../../gen/job/v1/job_pb.ts";
+import { rpcErrorOf } from "../protocol/rpc_error.ts";
+import type { Job, JobEvent } from "../../gen/job/v1/job_pb.ts";
+import { type EventType, JobState } from "../../gen/job/v1/job_lite.ts";
 import { followJob } from "../client/follow.ts";
-import type { AirunnerClients } from "../protocol/transport.ts";
+import type { CliClients } from "../client/json_client.ts";
 import { ExitCode, exitCodeOfJob } from "./exit_codes.ts";
 import { formatElapsed, startSpinner } from "./terminal.ts";
 
@@ -37,7 +38,7 @@ export interface FollowOutcome {
 
 /** Follows `jobId` to its end (or to Ctrl-C). */
 export async function followJobToOutcome(
-  clients: AirunnerClients,
+  clients: CliClients,
   jobId: string,
   options: FollowJobOptions,
 ): Promise<FollowOutcome> {
@@ -85,7 +86,7 @@ export async function followJobToOutcome(
       ...(options.eventTypes === undefined ? {} : { eventTypes: options.eventTypes }),
     });
   } catch (error) {
-    if (!interrupt.signal.aborted || !(error instanceof ConnectError)) throw error;
+    if (!interrupt.signal.aborted || rpcErrorOf(error) === undefined) throw error;
     stopSpinner();
     console.error(
       `\nairunner: stopped following job ${jobId}; it keeps running (follow it again: airunner logs -f ${jobId})`,

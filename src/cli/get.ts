@@ -3,51 +3,55 @@
  *
  * @module
  */
-import { Command } from "@commander-js/extra-typings";
-import {
-  caCertOption,
-  callTimeoutOption,
-  clientsFrom,
-  type ExitCodeSink,
-  serverOption,
-  tokenOption,
-} from "./common_options.ts";
+import type { CommandContext } from "./command_index.ts";
+import type { CommandSpec } from "./command_spec.ts";
+import { CLIENT_OPTIONS, clientsFrom } from "./common_options.ts";
 import { reportError } from "./errors.ts";
 import { describeJob, jobDetails } from "./job_format.ts";
-import { checkedJobId } from "./monitor.ts";
+import { checkedJobId } from "./parse.ts";
 
-/** Builds the `get` command. */
-export function getCommand(setExitCode: ExitCodeSink) {
-  return new Command("get")
-    .description("show everything about one job")
-    .argument("<job-id>", "id of the job")
-    .addOption(serverOption())
-    .addOption(tokenOption())
-    .addOption(caCertOption())
-    .addOption(callTimeoutOption())
-    .option("--json", "print JSON", false)
-    .option(
-      "--show-env",
-      "show environment values (names are always shown; secret_env values never are)",
-      false,
-    )
-    .addHelpText(
-      "after",
-      '\nExamples:\n  airunner get "$id"\n  airunner get "$id" --json | jq .state',
-    )
-    .action(async (jobId, opts) => {
+/** The flags of `get`, as its spec parses them. */
+interface GetFlags {
+  readonly server: string;
+  readonly token?: string;
+  readonly caCert?: string;
+  readonly timeout?: string;
+  readonly json: boolean;
+  readonly showEnv: boolean;
+}
+
+/** The `get` command. */
+export function getSpec({ setExitCode }: CommandContext): CommandSpec {
+  return {
+    name: "get",
+    description: "show everything about one job",
+    arguments: [{ name: "job-id", description: "id of the job", required: true }],
+    options: [
+      ...CLIENT_OPTIONS,
+      { flags: "--json", description: "print JSON", defaultValue: false },
+      {
+        flags: "--show-env",
+        description:
+          "show environment values (names are always shown; secret_env values never are)",
+        defaultValue: false,
+      },
+    ],
+    helpAfter: '\nExamples:\n  airunner get "$id"\n  airunner get "$id" --json | jq .state',
+    run: async ({ args: [jobId], opts }) => {
+      const flags = opts as unknown as GetFlags;
       try {
-        const clients = await clientsFrom({ ...opts, callTimeout: opts.timeout });
-        const { job } = await clients.jobs.getJob({ jobId: checkedJobId(jobId) });
+        const clients = await clientsFrom({ ...flags, callTimeout: flags.timeout });
+        const { job } = await clients.jobs.getJob({ jobId: checkedJobId(jobId!) });
         if (job === undefined) throw new Error("the server returned no job");
         console.log(
-          opts.json
-            ? JSON.stringify(jobDetails(job, opts.showEnv), null, 2)
-            : describeJob(job, Date.now(), opts.showEnv),
+          flags.json
+            ? JSON.stringify(jobDetails(job, flags.showEnv), null, 2)
+            : describeJob(job, Date.now(), flags.showEnv),
         );
         setExitCode(0);
       } catch (error) {
-        setExitCode(reportError(error, opts.server));
+        setExitCode(reportError(error, flags.server));
       }
-    });
+    },
+  };
 }

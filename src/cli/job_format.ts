@@ -5,14 +5,8 @@
  * @module
  */
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import {
-  EventType,
-  type Job,
-  type JobEvent,
-  JobState,
-  ProcessType,
-  StreamType,
-} from "../../gen/job/v1/job_pb.ts";
+import type { Job, JobEvent } from "../../gen/job/v1/job_pb.ts";
+import { EventType, JobState, ProcessType, StreamType } from "../../gen/job/v1/job_lite.ts";
 import { isFinished } from "../protocol/job_state.ts";
 import { jobStateName } from "./parse.ts";
 import { formatElapsed } from "./terminal.ts";
@@ -56,7 +50,8 @@ export function millis(ts: Timestamp | undefined): number | undefined {
   return ts === undefined ? undefined : Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6);
 }
 
-function iso(ts: Timestamp | undefined): string | null {
+/** A timestamp in RFC 3339 (UTC, milliseconds), or null when unset. */
+export function iso(ts: Timestamp | undefined): string | null {
   const ms = millis(ts);
   return ms === undefined ? null : new Date(ms).toISOString();
 }

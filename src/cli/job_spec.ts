@@ -12,8 +12,8 @@
  *
  * @module
  */
-import { create } from "@bufbuild/protobuf";
-import { type JobParams, JobParamsSchema, ProcessType } from "../../gen/job/v1/job_pb.ts";
+import type { JobParams } from "../../gen/job/v1/job_pb.ts";
+import { ProcessType } from "../../gen/job/v1/job_lite.ts";
 import { checkTimeoutSeconds, type JobFile } from "./job_fields.ts";
 import {
   validateBranch,
@@ -49,7 +49,11 @@ export function jobParamsOf(
   spec: JobSpec & { readonly command: string },
   timeoutLabel: string,
 ): JobParams {
-  return create(JobParamsSchema, {
+  // Every field, by hand: the protobuf runtime's create() would load into
+  // every submit (see scripts/gen_lite.ts); the JobParams type keeps this
+  // list whole when a field is added.
+  return {
+    $typeName: "job.v1.JobParams",
     command: spec.command,
     args: spec.args ?? [],
     environment: { ...spec.environment },
@@ -62,7 +66,7 @@ export function jobParamsOf(
     workingDirectory: spec.workingDirectory ?? "",
     timeoutSeconds: checkTimeoutSeconds(spec.timeoutSeconds ?? 0, timeoutLabel),
     processType: spec.processType === "pty" ? ProcessType.PTY : ProcessType.PIPE,
-  });
+  };
 }
 
 /**

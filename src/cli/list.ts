@@ -4,16 +4,10 @@
  *
  * @module
  */
-import { Command, Option } from "@commander-js/extra-typings";
-import type { AirunnerClients } from "../protocol/transport.ts";
-import {
-  caCertOption,
-  callTimeoutOption,
-  clientsFrom,
-  type ExitCodeSink,
-  serverOption,
-  tokenOption,
-} from "./common_options.ts";
+import type { CommandContext } from "./command_index.ts";
+import type { CommandSpec } from "./command_spec.ts";
+import type { CliClients } from "../client/json_client.ts";
+import { CLIENT_OPTIONS, clientsFrom } from "./common_options.ts";
 import { reportError } from "./errors.ts";
 import { environmentOf, formatJobTable, secretEnvironmentOf, summarizeJob } from "./job_format.ts";
 import { parseInteger, parseJobState, STATE_NAMES, UsageError } from "./parse.ts";
@@ -22,34 +16,57 @@ import { ansi, stdoutIsTerminal } from "./terminal.ts";
 /** How long `--watch` waits between redraws. */
 const WATCH_INTERVAL_MS = 2_000;
 
-/** Builds the `list` command. */
-export function listCommand(setExitCode: ExitCodeSink) {
-  return new Command("list")
-    .description("list jobs, newest first")
-    .addOption(serverOption())
-    .addOption(tokenOption())
-    .addOption(caCertOption())
-    .addOption(callTimeoutOption())
-    .option("--queue <name>", "only this queue")
-    .addOption(new Option("--state <state>", "only jobs in this state").choices(STATE_NAMES))
-    .option("--page <n>", "page number, from 1", "1")
-    .option("--page-size <n>", "jobs per page", "50")
-    .addOption(
-      new Option("--output <format>", "table, wide (adds repository, owner, attempt) or json")
-        .choices(["table", "wide", "json"] as const).default("table" as const),
-    )
-    .option("--json", "same as --output json", false)
-    .option(
-      "--show-env",
-      "show environment values in --json (names are always shown; secret_env values never are)",
-      false,
-    )
-    .option("--watch", "redraw every 2 s until Ctrl-C (on a terminal)", false)
-    .addHelpText(
-      "after",
+/** The flags of `list`, as its spec parses them. */
+interface ListFlags {
+  readonly server: string;
+  readonly token?: string;
+  readonly caCert?: string;
+  readonly timeout?: string;
+  readonly queue?: string;
+  readonly state?: string;
+  readonly page: string;
+  readonly pageSize: string;
+  readonly output: "table" | "wide" | "json";
+  readonly json: boolean;
+  readonly showEnv: boolean;
+  readonly watch: boolean;
+}
+
+/** The `list` command. */
+export function listSpec({ setExitCode }: CommandContext): CommandSpec {
+  return {
+    name: "list",
+    description: "list jobs, newest first",
+    arguments: [],
+    options: [
+      ...CLIENT_OPTIONS,
+      { flags: "--queue <name>", description: "only this queue" },
+      { flags: "--state <state>", description: "only jobs in this state", choices: STATE_NAMES },
+      { flags: "--page <n>", description: "page number, from 1", defaultValue: "1" },
+      { flags: "--page-size <n>", description: "jobs per page", defaultValue: "50" },
+      {
+        flags: "--output <format>",
+        description: "table, wide (adds repository, owner, attempt) or json",
+        choices: ["table", "wide", "json"],
+        defaultValue: "table",
+      },
+      { flags: "--json", description: "same as --output json", defaultValue: false },
+      {
+        flags: "--show-env",
+        description:
+          "show environment values in --json (names are always shown; secret_env values never are)",
+        defaultValue: false,
+      },
+      {
+        flags: "--watch",
+        description: "redraw every 2 s until Ctrl-C (on a terminal)",
+        defaultValue: false,
+      },
+    ],
+    helpAfter:
       "\nExamples:\n  airunner list --state failed\n  airunner list --output wide --watch\n  airunner list --json | jq -r '.[0].id'",
-    )
-    .action(async (opts) => {
+    run: async ({ opts: parsed }) => {
+      const opts = parsed as unknown as ListFlags;
       try {
         const format = opts.json ? "json" : opts.output;
         const query = {
@@ -89,7 +106,8 @@ export function listCommand(setExitCode: ExitCodeSink) {
       } catch (error) {
         setExitCode(reportError(error, opts.server));
       }
-    });
+    },
+  };
 }
 
 /**
@@ -97,8 +115,8 @@ export function listCommand(setExitCode: ExitCodeSink) {
  * (so the terminal looks as before once it ends) until Ctrl-C.
  */
 async function watch(
-  clients: AirunnerClients,
-  query: Parameters<AirunnerClients["jobs"]["listJobs"]>[0],
+  clients: CliClients,
+  query: Parameters<CliClients["jobs"]["listJobs"]>[0],
   wide: boolean,
 ): Promise<number> {
   const terminal = stdoutIsTerminal();

@@ -6,22 +6,16 @@
  * @module
  */
 import { Command } from "@commander-js/extra-typings";
-import { ConnectError } from "@connectrpc/connect";
+import { rpcErrorOf } from "../protocol/rpc_error.ts";
 import { EventType } from "../../gen/job/v1/job_pb.ts";
-import type { AirunnerClients } from "../protocol/transport.ts";
+import type { CliClients } from "../client/json_client.ts";
 import { isFinished } from "../protocol/job_state.ts";
-import {
-  caCertOption,
-  callTimeoutOption,
-  clientsFrom,
-  type ExitCodeSink,
-  serverOption,
-  tokenOption,
-} from "./common_options.ts";
+import { clientsFrom, type ExitCodeSink } from "./common_options.ts";
+import { caCertOption, callTimeoutOption, serverOption, tokenOption } from "./commander_options.ts";
 import { reportError } from "./errors.ts";
 import { EXIT_CODES_HELP } from "./exit_codes.ts";
 import { followJobToOutcome } from "./follow_job.ts";
-import { checkedJobId } from "./monitor.ts";
+import { checkedJobId } from "./parse.ts";
 import { writeOutput } from "./output.ts";
 import { parseDurationMs, parseInteger } from "./parse.ts";
 
@@ -80,7 +74,7 @@ const OUTPUT_TYPES = [EventType.OUTPUT_BATCH, EventType.OUTPUT];
  * a running job's replay is read until it pauses.
  */
 async function printSoFar(
-  clients: AirunnerClients,
+  clients: CliClients,
   jobId: string,
   fromSequence: bigint,
   fromTimestampMs: number,
@@ -105,7 +99,7 @@ async function printSoFar(
       if (event !== undefined) await writeOutput(event);
     }
   } catch (error) {
-    if (!(stop.signal.aborted && error instanceof ConnectError)) throw error;
+    if (!(stop.signal.aborted && rpcErrorOf(error) !== undefined)) throw error;
   } finally {
     clearTimeout(quiet);
   }

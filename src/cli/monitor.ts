@@ -8,30 +8,18 @@
  * @module
  */
 import { Command } from "@commander-js/extra-typings";
-import {
-  EventType,
-  type Job,
-  type JobEvent,
-  JobState,
-  StreamType,
-} from "../../gen/job/v1/job_pb.ts";
-import type { AirunnerClients } from "../protocol/transport.ts";
-import { validateJobId } from "../protocol/request_validation.ts";
+import type { Job, JobEvent } from "../../gen/job/v1/job_pb.ts";
+import { EventType, JobState, StreamType } from "../../gen/job/v1/job_lite.ts";
+import type { CliClients } from "../client/json_client.ts";
 import { isFinished } from "../protocol/job_state.ts";
-import {
-  caCertOption,
-  callTimeoutOption,
-  clientsFrom,
-  type ExitCodeSink,
-  serverOption,
-  tokenOption,
-} from "./common_options.ts";
+import { clientsFrom, type ExitCodeSink } from "./common_options.ts";
+import { caCertOption, callTimeoutOption, serverOption, tokenOption } from "./commander_options.ts";
 import { reportError } from "./errors.ts";
 import { EXIT_CODES_HELP } from "./exit_codes.ts";
 import { followJobToOutcome } from "./follow_job.ts";
 import { describeLifecycleEvent, millis, outputChunks } from "./job_format.ts";
 import { writeAll } from "./output.ts";
-import { jobStateName, parseInteger, usageChecked, UsageError } from "./parse.ts";
+import { checkedJobId, jobStateName, parseInteger, UsageError } from "./parse.ts";
 import {
   ansi,
   colourEnabled,
@@ -88,17 +76,13 @@ export function monitorCommand(setExitCode: ExitCodeSink) {
     });
 }
 
-/** Checks a job id given on the command line. */
-export function checkedJobId(jobId: string): string {
-  return usageChecked(() => validateJobId(jobId, "JOB_ID"));
-}
-
 /** Parses `process_start,OUTPUT_BATCH,...` into event types. */
 export function parseEventTypes(text: string): EventType[] {
   return text.split(",").map((raw) => {
     const name = raw.trim().toUpperCase().replace(/^EVENT_TYPE_/, "");
     const type = EventType[name as keyof typeof EventType];
-    if (type === undefined || type === EventType.UNSPECIFIED) {
+    // A number ("5") names no type: the enum maps it back to a name.
+    if (typeof type !== "number" || type === EventType.UNSPECIFIED) {
       const known = Object.keys(EventType).filter((k) => isNaN(Number(k)) && k !== "UNSPECIFIED");
       throw new UsageError(
         `--event-filter: "${raw}" is not an event type (${
@@ -129,7 +113,7 @@ interface MonitorOptions {
 }
 
 async function runMonitor(
-  clients: AirunnerClients,
+  clients: CliClients,
   jobId: string,
   options: MonitorOptions,
 ): Promise<number> {

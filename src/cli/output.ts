@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { type JobEvent, StreamType } from "../../gen/job/v1/job_pb.ts";
+import type { JobEvent } from "../../gen/job/v1/job_pb.ts";
+import { StreamType } from "../../gen/job/v1/job_lite.ts";
 import { outputChunks } from "./job_format.ts";
 
 /** Writes the output an event carries (all of it to stderr when `allToStderr`). */

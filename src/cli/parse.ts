@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { JobState } from "../../gen/job/v1/job_pb.ts";
+import { JobState } from "../../gen/job/v1/job_lite.ts";
+import { validateJobId } from "../protocol/request_validation.ts";
 
 /** A command-line mistake: printed as one line, exit code 2. */
 export class UsageError extends Error {
@@ -180,7 +181,8 @@ export const STATE_NAMES = ["scheduled", "running", "completed", "failed", "canc
 export function parseJobState(value: string, flag = "--state"): JobState {
   const name = value.trim().toUpperCase().replace(/^JOB_STATE_/, "");
   const state = JobState[name as keyof typeof JobState];
-  if (state === undefined || state === JobState.UNSPECIFIED) {
+  // A number ("3") names no state: the enum maps it back to a name.
+  if (typeof state !== "number" || state === JobState.UNSPECIFIED) {
     throw new UsageError(`${flag}: "${value}" is not one of ${STATE_NAMES.join(", ")}`);
   }
   return state;
@@ -189,4 +191,9 @@ export function parseJobState(value: string, flag = "--state"): JobState {
 /** The lower-case name of a state, such as `failed`. */
 export function jobStateName(state: JobState): string {
   return (JobState[state] ?? "unspecified").toLowerCase();
+}
+
+/** Checks a job id given on the command line. */
+export function checkedJobId(jobId: string): string {
+  return usageChecked(() => validateJobId(jobId, "JOB_ID"));
 }

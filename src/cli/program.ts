@@ -23,6 +23,7 @@ import {
   PROGRAM_DESCRIPTION,
   PROGRAM_HELP_AFTER,
 } from "./command_index.ts";
+import { parseFast } from "./command_spec.ts";
 import { ExitCode } from "./exit_code_numbers.ts";
 import { rootHelpText, stdoutHelpWidth } from "./root_help.ts";
 
@@ -49,8 +50,24 @@ export async function runCli(argv: readonly string[]): Promise<number> {
 
   let exitCode: number = ExitCode.Ok;
   const command = commandOf(args);
+  const setExitCode = (code: number) => exitCode = code;
+  if (command?.loadSpec !== undefined && args[0] === command.name) {
+    // The ordinary command line of a client command runs without commander.
+    const spec = (await command.loadSpec())({
+      setExitCode,
+      trailing: () => trailing,
+      program: () => {
+        throw new Error("internal error: the fast path has no command tree");
+      },
+    });
+    const parsed = parseFast(spec, args.slice(1), (name) => Deno.env.get(name));
+    if (parsed !== undefined) {
+      await spec.run(parsed);
+      return exitCode;
+    }
+  }
   const { program, CommanderError } = await buildProgram({
-    setExitCode: (code) => exitCode = code,
+    setExitCode,
     trailing: () => trailing,
     // completion lists every command's flags, so it needs them all.
     load: command?.name === "completion" ? COMMANDS : command === undefined ? [] : [command],

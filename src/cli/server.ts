@@ -7,7 +7,8 @@ import { Command } from "@commander-js/extra-typings";
 import { createLogger, type LogLevel } from "../logger.ts";
 import { defaultExecutionConfig } from "../server/execution_config.ts";
 import { startServer } from "../server/http_server.ts";
-import { type ExitCodeSink, listenOption, logLevelOption } from "./common_options.ts";
+import type { ExitCodeSink } from "./common_options.ts";
+import { listenOption, logLevelOption } from "./commander_options.ts";
 import {
   dataDirOption,
   maxJobOutputOption,

@@ -12,21 +12,21 @@
  *
  * @module
  */
-import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { Command, Option } from "@commander-js/extra-typings";
 import type { Job, JobParams } from "../../gen/job/v1/job_pb.ts";
-import type { AirunnerClients } from "../protocol/transport.ts";
+import type { CliClients } from "../client/json_client.ts";
 import { validateQueueName, validateRequestId } from "../protocol/request_validation.ts";
+import type { CommandContext } from "./command_index.ts";
+import type { CommandSpec, OptionSpec } from "./command_spec.ts";
 import {
-  caCertOption,
+  CA_CERT_OPTION,
   type ClientFlags,
   clientsFrom,
-  type ExitCodeSink,
-  serverOption,
-  submitCallTimeoutOption,
-  tokenOption,
+  SERVER_OPTION,
+  SUBMIT_CALL_TIMEOUT_OPTION,
+  TOKEN_OPTION,
 } from "./common_options.ts";
 import { reportError } from "./errors.ts";
+import { iso } from "./job_format.ts";
 import { EXIT_CODES_HELP } from "./exit_codes.ts";
 import { followJobToOutcome } from "./follow_job.ts";
 import { checkTimeoutSeconds, type JobFile, parseEnvFile, parseTimeoutFlag } from "./job_fields.ts";
@@ -68,70 +68,112 @@ export interface SubmitFlags {
   cancelOnInterrupt: boolean;
 }
 
-/** Builds the `submit` command. `trailing` holds the words after `--`, if any. */
-export function submitCommand(setExitCode: ExitCodeSink, trailing: () => string[] | undefined) {
-  return new Command("submit")
-    .description(
-      "submit a job; prints its id (--follow streams its output, --wait waits; both exit with its code)",
-    )
-    .usage("[options] [REPOSITORY] [-- COMMAND [ARG...]]")
-    .argument("[repository]", "git repository the worker checks out and runs the command in")
-    .addOption(serverOption())
-    .addOption(tokenOption())
-    .addOption(caCertOption())
-    .addOption(submitCallTimeoutOption())
-    .option("--config <file>", "job file (YAML, or JSON by extension) with the job's settings")
-    .option(
-      "--batch <file>",
+/** The options of `submit`, in the order its help lists them. */
+const SUBMIT_OPTIONS: readonly OptionSpec[] = [
+  SERVER_OPTION,
+  TOKEN_OPTION,
+  CA_CERT_OPTION,
+  SUBMIT_CALL_TIMEOUT_OPTION,
+  {
+    flags: "--config <file>",
+    description: "job file (YAML, or JSON by extension) with the job's settings",
+  },
+  {
+    flags: "--batch <file>",
+    description:
       "submit one job per line of FILE (JSON lines, - reads stdin); prints one id a line",
-    )
-    .addOption(new Option("--queue <name>", "queue (default: default)").env("AIRUNNER_QUEUE"))
-    .option("--command <command>", "command to run (instead of the words after --)")
-    .option("--arg <arg>", "argument of --command (repeatable)", collect, [] as string[])
-    .option(
-      "--env <KEY=VALUE>",
-      "environment variable for the job (repeatable)",
-      collect,
-      [] as string[],
-    )
-    .option(
-      "--secret-env <NAME[=VAL]>",
+  },
+  { flags: "--queue <name>", description: "queue (default: default)", env: "AIRUNNER_QUEUE" },
+  { flags: "--command <command>", description: "command to run (instead of the words after --)" },
+  {
+    flags: "--arg <arg>",
+    description: "argument of --command (repeatable)",
+    repeatable: true,
+    defaultValue: [],
+  },
+  {
+    flags: "--env <KEY=VALUE>",
+    description: "environment variable for the job (repeatable)",
+    repeatable: true,
+    defaultValue: [],
+  },
+  {
+    flags: "--secret-env <NAME[=VAL]>",
+    description:
       "secret environment variable (repeatable; NAME alone reads $NAME here): reaches the job, shown to nobody, masked as *** in its output",
-      collect,
-      [] as string[],
-    )
-    .option("--env-file <file>", "environment variables for the job, KEY=VALUE per line")
-    .option(
-      "--metadata <KEY=VALUE>",
-      "metadata recorded with the job (repeatable)",
-      collect,
-      [] as string[],
-    )
-    .option("--owner <name>", "who the job is for (default: your user name)")
-    .option(
-      "--workdir <dir>",
-      "working directory (relative to the checkout when there is a repository)",
-    )
-    .option("--timeout <duration>", "stop the job after this long (e.g. 90s, 5m; 0: no limit)")
-    .addOption(
-      new Option("--process-type <type>", "run the command on pipes or a terminal").choices(
-        ["pipe", "pty"] as const,
-      ),
-    )
-    .option("--request-id <id>", "idempotency key: repeating a submit with it returns the same job")
-    .option("--branch <branch>", "branch to check out (default: the repository's default)")
-    .option("--commit <commit>", "commit to check out (wins over --branch)")
-    .option("--follow", "stream the job's output, then exit with its exit code", false)
-    .option("--wait", "wait for the job to end, then exit with its exit code", false)
-    .option(
-      "--json",
+    repeatable: true,
+    defaultValue: [],
+  },
+  {
+    flags: "--env-file <file>",
+    description: "environment variables for the job, KEY=VALUE per line",
+  },
+  {
+    flags: "--metadata <KEY=VALUE>",
+    description: "metadata recorded with the job (repeatable)",
+    repeatable: true,
+    defaultValue: [],
+  },
+  { flags: "--owner <name>", description: "who the job is for (default: your user name)" },
+  {
+    flags: "--workdir <dir>",
+    description: "working directory (relative to the checkout when there is a repository)",
+  },
+  {
+    flags: "--timeout <duration>",
+    description: "stop the job after this long (e.g. 90s, 5m; 0: no limit)",
+  },
+  {
+    flags: "--process-type <type>",
+    description: "run the command on pipes or a terminal",
+    choices: ["pipe", "pty"],
+  },
+  {
+    flags: "--request-id <id>",
+    description: "idempotency key: repeating a submit with it returns the same job",
+  },
+  {
+    flags: "--branch <branch>",
+    description: "branch to check out (default: the repository's default)",
+  },
+  { flags: "--commit <commit>", description: "commit to check out (wins over --branch)" },
+  {
+    flags: "--follow",
+    description: "stream the job's output, then exit with its exit code",
+    defaultValue: false,
+  },
+  {
+    flags: "--wait",
+    description: "wait for the job to end, then exit with its exit code",
+    defaultValue: false,
+  },
+  {
+    flags: "--json",
+    description:
       "print one JSON object instead of the id (job output then goes to stderr; one a line with --batch)",
-      false,
-    )
-    .option("--cancel-on-interrupt", "Ctrl-C cancels the job instead of leaving it running", false)
-    .addHelpText(
-      "after",
-      `
+    defaultValue: false,
+  },
+  {
+    flags: "--cancel-on-interrupt",
+    description: "Ctrl-C cancels the job instead of leaving it running",
+    defaultValue: false,
+  },
+];
+
+/** The `submit` command. The context's `trailing` holds the words after `--`, if any. */
+export function submitSpec({ setExitCode, trailing }: CommandContext): CommandSpec {
+  return {
+    name: "submit",
+    description:
+      "submit a job; prints its id (--follow streams its output, --wait waits; both exit with its code)",
+    usage: "[options] [REPOSITORY] [-- COMMAND [ARG...]]",
+    arguments: [{
+      name: "repository",
+      description: "git repository the worker checks out and runs the command in",
+      required: false,
+    }],
+    options: SUBMIT_OPTIONS,
+    helpAfter: `
 Examples:
   airunner submit -- make test
   id=$(airunner submit --queue builds -- ./build.sh)
@@ -154,8 +196,11 @@ Examples:
   {"line": N, "error": MESSAGE}.
 
 ${EXIT_CODES_HELP}`,
-    )
-    .action(async (repository, opts) => {
+    run: async ({ args: [repository], opts: parsed }) => {
+      const opts = parsed as unknown as SubmitFlags & ClientFlags & {
+        config?: string;
+        batch?: string;
+      };
       try {
         if (opts.batch !== undefined) {
           setExitCode(await submitBatch(repository, { ...opts, batch: opts.batch }, trailing()));
@@ -176,7 +221,8 @@ ${EXIT_CODES_HELP}`,
       } catch (error) {
         setExitCode(reportError(error, opts.server));
       }
-    });
+    },
+  };
 }
 
 /** `submit --batch`: checks the flags and the whole file, then sends it. */
@@ -200,10 +246,6 @@ async function submitBatch(
   const jobs = parseBatchLines(await readBatchInput(opts.batch), defaults);
   const clients = await clientsFrom(opts);
   return await runBatchSubmit(jobs, clients, { json: opts.json, serverUrl: opts.server });
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }
 
 async function readEnvFile(path: string): Promise<Record<string, string>> {
@@ -304,7 +346,7 @@ export interface SubmitJson {
  * it all happens in one span whose context the job carries in its metadata,
  * so the worker's span and the job's process join the same trace.
  */
-export async function runSubmit(config: SubmitConfig, clients: AirunnerClients): Promise<number> {
+export async function runSubmit(config: SubmitConfig, clients: CliClients): Promise<number> {
   // Without Deno's OpenTelemetry no tracer is registered and the span would
   // be a no-op: submit then skips loading @opentelemetry/api (about 6 ms).
   if (!openTelemetryRegistered()) {
@@ -349,7 +391,7 @@ function openTelemetryRegistered(): boolean {
 async function submitAndFollow(
   config: SubmitConfig,
   jobParams: SubmitConfig["params"],
-  clients: AirunnerClients,
+  clients: CliClients,
   onJobId: (jobId: string) => void,
 ): Promise<number> {
   const { jobId, state } = await clients.jobs.enqueueJob({
@@ -380,15 +422,13 @@ async function submitAndFollow(
 }
 
 function outcomeJson(id: string, queue: string, job: Job | undefined): SubmitJson {
-  const time = (t: Parameters<typeof timestampDate>[0] | undefined) =>
-    t === undefined ? null : timestampDate(t).toISOString();
   return {
     id,
     queue,
     state: job === undefined ? "unknown" : jobStateName(job.state),
     exitCode: job?.result?.exitCode ?? null,
-    startedAt: time(job?.result?.startedAt),
-    completedAt: time(job?.result?.completedAt),
+    startedAt: iso(job?.result?.startedAt),
+    completedAt: iso(job?.result?.completedAt),
     error: job?.result?.errorMessage || null,
   };
 }

@@ -16,15 +16,14 @@ import { createRpcWorkerApi, type WorkerApi } from "../worker/worker_api.ts";
 import { createSessionWorkerApi, type WorkerProtocol } from "../worker/session_worker_api.ts";
 import { effectiveUid, prepareRunAs, RunAsError, type RunAsUser } from "../worker/run_as.ts";
 import { secureWorkspaceRoot } from "../worker/root_ownership.ts";
+import { type ExitCodeSink, readCaCert } from "./common_options.ts";
 import {
   caCertOption,
-  type ExitCodeSink,
   logLevelOption,
   queueOption,
-  readCaCert,
   serverOption,
   tokenOption,
-} from "./common_options.ts";
+} from "./commander_options.ts";
 import { reportError } from "./errors.ts";
 import { parseDurationMs, parseInteger, usageChecked, UsageError } from "./parse.ts";
 import { onShutdownSignals } from "./shutdown_signals.ts";

@@ -7,13 +7,13 @@
  *
  * @module
  */
-import { Code, ConnectError } from "@connectrpc/connect";
+import { RpcCode, RpcError, rpcErrorOf, type RpcFailure } from "../protocol/rpc_error.ts";
 import type { EventType, Job, JobEvent } from "../../gen/job/v1/job_pb.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { lastSequenceOf } from "../protocol/event_position.ts";
 import { isFinished } from "../protocol/job_state.ts";
 import { isTransient, retry, transientCodes } from "../retry.ts";
-import type { AirunnerClients } from "../protocol/transport.ts";
+import type { CliClients } from "./json_client.ts";
 
 /** Options of {@link followJob}. */
 export interface FollowOptions {
@@ -26,7 +26,7 @@ export interface FollowOptions {
   /** Called for each event, in order; awaited before the next. Its errors end the follow. */
   readonly onEvent: (event: JobEvent) => void | Promise<void>;
   /** Called when a lost connection is being retried. */
-  readonly onReconnect?: (error: ConnectError) => void;
+  readonly onReconnect?: (error: RpcFailure) => void;
   readonly signal?: AbortSignal;
   readonly clock?: Clock;
   /** Give up after failing to reach the server for this long (default 60 s). */
@@ -35,7 +35,7 @@ export interface FollowOptions {
 
 /** Follows `jobId` until it finishes; returns the finished job. */
 export async function followJob(
-  clients: AirunnerClients,
+  clients: CliClients,
   jobId: string,
   options: FollowOptions,
 ): Promise<Job> {
@@ -77,22 +77,23 @@ export async function followJob(
     // The stream ended before the job did (a server that cut it short):
     // resume where it stopped, after a pause.
     retryResult: (job) => job === undefined || !isFinished(job.state),
-    // Errors of `onEvent` are not ConnectErrors, and end the follow.
+    // Errors of `onEvent` are not failed calls, and end the follow.
     isRetryable: (error) => {
-      if (!(error instanceof ConnectError) || !connected) return false;
+      if (rpcErrorOf(error) === undefined || !connected) return false;
       if (!isTransient(error, FOLLOW_TRANSIENT_CODES)) return false;
       outageStarted ??= clock.now();
       return clock.now() - outageStarted <= maxOutageMs;
     },
     onRetry: (error) => {
-      if (error instanceof ConnectError) options.onReconnect?.(error);
+      const failure = rpcErrorOf(error);
+      if (failure !== undefined) options.onReconnect?.(failure);
     },
     clock,
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   });
   if (job !== undefined && isFinished(job.state)) return job;
   // Only `signal` ends the retrying before the job finished.
-  throw new ConnectError("following the job was stopped", Code.Canceled);
+  throw new RpcError("following the job was stopped", RpcCode.Canceled);
 }
 
 /**
@@ -101,4 +102,4 @@ export async function followJob(
  * `--timeout` / `--call-timeout`: give up on each call after this long);
  * resuming would override that choice, so the follow ends as it always has.
  */
-const FOLLOW_TRANSIENT_CODES = transientCodes({ removing: [Code.DeadlineExceeded] });
+const FOLLOW_TRANSIENT_CODES = transientCodes({ removing: [RpcCode.DeadlineExceeded] });

@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { JobState } from "../../gen/job/v1/job_pb.ts";
+import { JobState } from "../../gen/job/v1/job_lite.ts";
 
 /** True for the final states: COMPLETED, FAILED, CANCELLED. */
 export function isFinished(state: JobState): boolean {

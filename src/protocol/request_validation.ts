@@ -6,23 +6,21 @@
  *
  * @module
  */
-import {
-  type CancelJobRequest,
-  type CompleteJobRequest,
-  type DequeueJobRequest,
-  type EnqueueJobRequest,
-  type EnqueueJobsRequest,
-  EventType,
-  type JobParams,
-  type JobResult,
-  JobState,
-  type ListJobsRequest,
-  ProcessType,
-  type SessionOpen,
-  type StreamJobEventsRequest,
-  type UpdateJobRequest,
-  type WorkerSessionRequest,
+import type {
+  CancelJobRequest,
+  CompleteJobRequest,
+  DequeueJobRequest,
+  EnqueueJobRequest,
+  EnqueueJobsRequest,
+  JobParams,
+  JobResult,
+  ListJobsRequest,
+  SessionOpen,
+  StreamJobEventsRequest,
+  UpdateJobRequest,
+  WorkerSessionRequest,
 } from "../../gen/job/v1/job_pb.ts";
+import { EventType, JobState, ProcessType } from "../../gen/job/v1/job_lite.ts";
 import type { EnqueueInput, ListJobsQuery } from "./job_requests.ts";
 import { isUuid } from "./job_id.ts";
 import {

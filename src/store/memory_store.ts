@@ -23,19 +23,19 @@ import { sequenceEvents } from "../protocol/event_sequencing.ts";
 import { lastSequenceOf } from "../protocol/event_position.ts";
 import { type EventLogSource, tailEvents } from "./event_tail.ts";
 import { isFinished } from "../protocol/job_state.ts";
-import {
-  type BatchOutcome,
-  type CompletionInput,
-  type DequeueOptions,
-  type EnqueueInput,
-  type EnqueueResult,
-  type JobPage,
-  type JobStore,
-  type LeasedJob,
-  type LeaseUpdate,
-  type ListJobsQuery,
-  type StoreCapabilities,
-  type StreamEventsOptions,
+import type {
+  BatchOutcome,
+  CompletionInput,
+  DequeueOptions,
+  EnqueueInput,
+  EnqueueResult,
+  JobPage,
+  JobStore,
+  LeasedJob,
+  LeaseUpdate,
+  ListJobsQuery,
+  StoreCapabilities,
+  StreamEventsOptions,
 } from "./job_store.ts";
 import {
   decideCancel,

@@ -119,6 +119,49 @@ Deno.test("client commands load neither the AWS SDK, node:sqlite, the worker nor
   }
 });
 
+/** The client commands defined as specs, which start with neither commander nor protobuf. */
+const SPEC_COMMANDS = ["submit", "get", "list", "cancel"];
+
+/** What a spec command must not load: commander, the protobuf and Connect runtimes. */
+export function leanCommandProblems(reach: Reach): string[] {
+  const heavy = [
+    "commander",
+    "@commander-js/extra-typings",
+    "@bufbuild/protobuf",
+    "@connectrpc/connect",
+  ];
+  return [
+    ...reach.npm.filter((name) => heavy.includes(name)).map((n) => `loads ${n}`),
+    ...reach.files.filter((f) => f === "gen/job/v1/job_pb.ts").map((f) => `loads ${f}`),
+  ];
+}
+
+Deno.test("submit, get, list and cancel start without commander or the protobuf runtime", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "airunner-graph-" });
+  try {
+    const problems = await Promise.all(SPEC_COMMANDS.map(async (command) => {
+      const reach = staticReach(await denoInfo(await commandEntry(dir, command)));
+      return leanCommandProblems(reach).map((p) => `airunner ${command}: ${p}`);
+    }));
+    assert.deepEqual(problems.flat(), []);
+    // The check sees what it must: the worker's client loads both runtimes.
+    const planted = `${dir}/planted.ts`;
+    await Deno.writeTextFile(
+      planted,
+      `import ${JSON.stringify(`${ROOT}src/cli/get.ts`)};\n` +
+        `import ${JSON.stringify(`${ROOT}src/protocol/transport.ts`)};\n` +
+        `import ${JSON.stringify(`${ROOT}src/cli/commander_options.ts`)};\n`,
+    );
+    const found = leanCommandProblems(staticReach(await denoInfo(planted)));
+    for (const p of ["loads commander", "loads @bufbuild/protobuf", "loads @connectrpc/connect"]) {
+      assert.ok(found.includes(p), found.join("\n"));
+    }
+    assert.ok(found.includes("loads gen/job/v1/job_pb.ts"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("submit loads the YAML parser only when it reads a job file", async () => {
   const dir = await Deno.makeTempDir({ prefix: "airunner-graph-" });
   try {

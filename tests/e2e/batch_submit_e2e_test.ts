@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import {
   EnqueueJobsRequestSchema,
   EnqueueJobsResponseSchema,
@@ -249,7 +249,9 @@ Deno.test("submit --batch sends chunks of 500 and retries them with the same req
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (req) => {
       assert.equal(new URL(req.url).pathname, "/job.v1.JobService/EnqueueJobs");
-      const request = fromBinary(EnqueueJobsRequestSchema, await req.bytes());
+      // The CLI speaks the Connect protocol with JSON bodies (src/client/json_client.ts).
+      assert.equal(req.headers.get("content-type"), "application/json");
+      const request = fromJson(EnqueueJobsRequestSchema, await req.json() as JsonValue);
       const ids = request.jobs.map((job) => job.requestId);
       calls.push(ids);
       if (calls.length === 1) {
@@ -270,11 +272,8 @@ Deno.test("submit --batch sends chunks of 500 and retries them with the same req
           outcome: { case: "job", value: { jobId: `job-${requestId}` } },
         });
       });
-      return new Response(
-        toBinary(EnqueueJobsResponseSchema, create(EnqueueJobsResponseSchema, { results })),
-        {
-          headers: { "content-type": "application/proto" },
-        },
+      return Response.json(
+        toJson(EnqueueJobsResponseSchema, create(EnqueueJobsResponseSchema, { results })),
       );
     },
   );

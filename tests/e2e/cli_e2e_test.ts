@@ -285,9 +285,8 @@ Deno.test("--token is sent as a bearer token", async () => {
   const seen: string[] = [];
   await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
     seen.push(req.headers.get("authorization") ?? "");
-    return new Response(new Uint8Array([16, 1]), {
-      headers: { "content-type": "application/proto" },
-    });
+    // A ListJobsResponse with last_page 1, in the CLI's JSON.
+    return Response.json({ lastPage: 1 });
   });
   const url = `http://127.0.0.1:${server.addr.port}`;
   const r = await runAirunner(["list", "--server", url, "--token", "secret-token"]);

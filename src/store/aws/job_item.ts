@@ -28,7 +28,7 @@ import {
   JobSchema,
   JobState,
 } from "../../../gen/job/v1/job_pb.ts";
-import { type SequenceState } from "../../protocol/event_sequencing.ts";
+import type { SequenceState } from "../../protocol/event_sequencing.ts";
 import { lastSequenceOf } from "../../protocol/event_position.ts";
 import { type JobView, leaseExpired, stateAt } from "../lifecycle.ts";
 import type { OutputState, StateAfterEvent } from "../output_cap.ts";

@@ -29,19 +29,19 @@ import { type DiskNotice, DiskWatch } from "../disk_errors.ts";
 import { preparePrivateDatabase } from "../private_files.ts";
 import { sequenceEvents } from "../../protocol/event_sequencing.ts";
 import { type EventLogSource, tailEvents } from "../event_tail.ts";
-import {
-  type BatchOutcome,
-  type CompletionInput,
-  type DequeueOptions,
-  type EnqueueInput,
-  type EnqueueResult,
-  type JobPage,
-  type JobStore,
-  type LeasedJob,
-  type LeaseUpdate,
-  type ListJobsQuery,
-  type StoreCapabilities,
-  type StreamEventsOptions,
+import type {
+  BatchOutcome,
+  CompletionInput,
+  DequeueOptions,
+  EnqueueInput,
+  EnqueueResult,
+  JobPage,
+  JobStore,
+  LeasedJob,
+  LeaseUpdate,
+  ListJobsQuery,
+  StoreCapabilities,
+  StreamEventsOptions,
 } from "../job_store.ts";
 import {
   decideCancel,

@@ -1,0 +1,199 @@
+/**
+ * The CLI's JSON client against a real server, call by call beside the
+ * Connect client the worker uses: the same answers, the same errors (code
+ * and message), the same event stream.
+ */
+import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
+import { ConnectError } from "@connectrpc/connect";
+import { JobParamsSchema, JobResultSchema } from "../../gen/job/v1/job_pb.ts";
+import { createJsonClients } from "../../src/client/json_client.ts";
+import { makeEvent } from "../../src/protocol/event_sequencing.ts";
+import { RpcCode, RpcError } from "../../src/protocol/rpc_error.ts";
+import { createAirunnerClients } from "../../src/protocol/transport.ts";
+import { defaultExecutionConfig } from "../../src/server/execution_config.ts";
+import type { MemoryJobStore } from "../../src/store/memory_store.ts";
+import { withMemoryServer } from "../support/memory_server.ts";
+
+/** Both clients of `url`. */
+function bothClients(url: string) {
+  return {
+    json: createJsonClients({ serverUrl: url }),
+    connect: createAirunnerClients({ serverUrl: url }),
+  };
+}
+
+/** What a failed call threw, as code and message. */
+async function failureOf(call: () => Promise<unknown>): Promise<{ code: number; message: string }> {
+  try {
+    await call();
+  } catch (error) {
+    const e = error as RpcError | ConnectError;
+    assert.ok(e instanceof RpcError || e instanceof ConnectError, String(error));
+    return { code: e.code, message: e.rawMessage };
+  }
+  throw new Error("the call succeeded");
+}
+
+/** A finished job with a start, three outputs in a batch and an end. */
+async function finishedJob(store: MemoryJobStore): Promise<string> {
+  const { job } = await store.enqueue({
+    requestId: "",
+    queue: "default",
+    params: create(JobParamsSchema, { command: "x", metadata: { k: "v" } }),
+    executionConfig: defaultExecutionConfig(),
+  });
+  const [leased] = await store.dequeue("default", {
+    maxJobs: 1,
+    visibilityTimeoutMs: 60_000,
+    signal: AbortSignal.timeout(1000),
+  });
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  await store.publishEvents(leased!.taskToken, [
+    makeEvent(1n, Date.now(), {
+      case: "processStart",
+      value: { $typeName: "job.v1.ProcessStartEvent", pid: 42 },
+    }),
+    makeEvent(2n, Date.now(), {
+      case: "outputBatch",
+      value: {
+        $typeName: "job.v1.OutputBatchEvent",
+        outputs: ["a", "b\u00ff", "c\n"].map((t, i) => ({
+          $typeName: "job.v1.OutputItem" as const,
+          output: bytes(t),
+          streamType: 1 + (i % 2),
+          timestampDeltaMs: i,
+        })),
+        startSequence: 2n,
+        endSequence: 4n,
+        firstTimestampMs: BigInt(Date.now()),
+        playbackIntervalMillis: 0,
+      },
+    }),
+  ]);
+  await store.complete(
+    leased!.taskToken,
+    create(JobResultSchema, { jobId: job.jobId, success: false, exitCode: 3 }),
+  );
+  return job.jobId;
+}
+
+Deno.test("unary calls answer as the Connect client's do", async () => {
+  await withMemoryServer(async (url) => {
+    const { json, connect } = bothClients(url);
+    const params = {
+      command: "echo",
+      args: ["a b", "ü"],
+      environment: { A: "1" },
+      timeoutSeconds: 9,
+    };
+    const enqueued = await json.jobs.enqueueJob({
+      queue: "q1",
+      requestId: "r1",
+      jobParams: params,
+    });
+    // The same request id: the same job, as Connect sees it too.
+    const again = await connect.jobs.enqueueJob({
+      queue: "q1",
+      requestId: "r1",
+      jobParams: params,
+    });
+    assert.equal(again.jobId, enqueued.jobId);
+    assert.deepEqual(enqueued.createdAt, again.createdAt);
+
+    assert.deepEqual(
+      await json.jobs.getJob({ jobId: enqueued.jobId }),
+      await connect.jobs.getJob({ jobId: enqueued.jobId }),
+    );
+    assert.deepEqual(
+      await json.jobs.listJobs({ queue: "q1", pageSize: 10 }),
+      await connect.jobs.listJobs({ queue: "q1", pageSize: 10 }),
+    );
+    const batch = await json.jobs.enqueueJobs({
+      jobs: [{ queue: "q1", jobParams: { command: "true" } }, {
+        queue: "q2",
+        jobParams: { command: "x" },
+      }],
+    });
+    assert.equal(batch.results.length, 2);
+    assert.equal(batch.results[0]!.outcome.case, "job");
+    assert.equal(batch.results[1]!.outcome.case, "job");
+
+    const cancelled = await json.jobs.cancelJob({ jobId: enqueued.jobId, reason: "test" });
+    assert.deepEqual(cancelled.job, (await connect.jobs.getJob({ jobId: enqueued.jobId })).job);
+    assert.equal(cancelled.job?.cancelReason, "test");
+  });
+});
+
+Deno.test("server errors carry the Connect client's code and message", async () => {
+  await withMemoryServer(async (url) => {
+    const { json, connect } = bothClients(url);
+    const missing = { jobId: "00000000-0000-0000-0000-000000000000" };
+    const notFound = await failureOf(() => json.jobs.getJob(missing));
+    assert.equal(notFound.code, RpcCode.NotFound);
+    assert.deepEqual(notFound, await failureOf(() => connect.jobs.getJob(missing)));
+
+    const bad = { queue: "no spaces here", jobParams: { command: "x" } };
+    const invalid = await failureOf(() => json.jobs.enqueueJob(bad));
+    assert.equal(invalid.code, RpcCode.InvalidArgument);
+    assert.deepEqual(invalid, await failureOf(() => connect.jobs.enqueueJob(bad)));
+  });
+});
+
+Deno.test("a server that is not there is unknown, with fetch's reason as the cause", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const json = createJsonClients({ serverUrl: `http://127.0.0.1:${port}` });
+  const error = await json.jobs.getJob({ jobId: "x" }).catch((e) => e);
+  assert.ok(error instanceof RpcError);
+  assert.equal(error.code, RpcCode.Unknown);
+  // Deno's fetch nests the reason: TypeError("fetch failed") caused by the refusal.
+  assert.match(String((error.cause as Error).cause), /connection refused/i);
+});
+
+Deno.test("a call deadline ends a stream with deadline_exceeded; an abort with canceled", async () => {
+  await withMemoryServer(async (url, store) => {
+    const { jobId } = (await store.enqueue({
+      requestId: "",
+      queue: "default",
+      params: create(JobParamsSchema, { command: "x" }),
+      executionConfig: defaultExecutionConfig(),
+    })).job;
+    const json = createJsonClients({ serverUrl: url, timeoutMs: 300 });
+    const drain = async (signal?: AbortSignal) => {
+      for await (const _ of json.events.streamJobEvents({ jobId }, signal ? { signal } : {})) {
+        // A scheduled job has no events; the stream waits for them.
+      }
+    };
+    const late = await failureOf(() => drain());
+    assert.deepEqual(late, { code: RpcCode.DeadlineExceeded, message: "the operation timed out" });
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(), 50);
+    assert.equal((await failureOf(() => drain(stop.signal))).code, RpcCode.Canceled);
+  });
+});
+
+Deno.test("a finished job's stream gives the Connect client's events, then ends", async () => {
+  await withMemoryServer(async (url, store) => {
+    const jobId = await finishedJob(store);
+    const { json, connect } = bothClients(url);
+    const all = async (stream: AsyncIterable<unknown>) => {
+      const seen: unknown[] = [];
+      for await (const res of stream) seen.push(res);
+      return seen;
+    };
+    const viaJson = await all(json.events.streamJobEvents({ jobId }));
+    assert.equal(viaJson.length, 2, "the start and the batch");
+    assert.deepEqual(viaJson, await all(connect.events.streamJobEvents({ jobId })));
+    // From a sequence on, with a filter: the request's int64 and enum list reach the server.
+    const tail = await all(
+      json.events.streamJobEvents({ jobId, fromSequence: 2n, eventFilter: [7] }),
+    );
+    assert.deepEqual(
+      tail,
+      await all(connect.events.streamJobEvents({ jobId, fromSequence: 2n, eventFilter: [7] })),
+    );
+    assert.equal(tail.length, 1);
+  });
+});
