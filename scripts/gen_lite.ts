@@ -9,7 +9,7 @@
  * @connectrpc/connect and job_pb.ts: empty script + 79 ms; the same call
  * as JSON over fetch: empty + 15 ms, 2-core machine, p50 of 15). The lite
  * file imports nothing at run time. It is derived from job_pb.ts's own
- * descriptors, so the two cannot disagree; tests/protocol/job_lite_test.ts
+ * descriptors, so the two cannot disagree; tests/contract_test.ts
  * fails when it is stale.
  *
  * Run by `deno task gen` after buf; `deno run -A scripts/gen_lite.ts`

@@ -17,7 +17,7 @@
  * @module
  */
 import type { Code } from "@connectrpc/connect";
-import { RpcCode, rpcErrorCode } from "./protocol/rpc_error.ts";
+import { RpcCode, rpcErrorCode } from "./rpc_error.ts";
 import { type Clock, systemClock } from "./clock.ts";
 
 /** Shape of a backoff. */

@@ -23,7 +23,7 @@
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { Code } from "@connectrpc/connect";
-import { RpcCode, RpcError } from "../protocol/rpc_error.ts";
+import { RpcCode, RpcError } from "../rpc_error.ts";
 import {
   type EnqueueJobRequest,
   EnqueueJobRequestSchema,

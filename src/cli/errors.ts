@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { RpcCode, rpcCodeName, rpcErrorOf, type RpcFailure } from "../protocol/rpc_error.ts";
+import { RpcCode, rpcCodeName, rpcErrorOf, type RpcFailure } from "../rpc_error.ts";
 import { InvalidServerUrlError } from "../protocol/server_url.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { UsageError } from "./parse.ts";

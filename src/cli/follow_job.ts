@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { rpcErrorOf } from "../protocol/rpc_error.ts";
+import { rpcErrorOf } from "../rpc_error.ts";
 import type { Job, JobEvent } from "../../gen/job/v1/job_pb.ts";
 import { type EventType, JobState } from "../../gen/job/v1/job_lite.ts";
 import { followJob } from "../client/follow.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 import { Command } from "@commander-js/extra-typings";
-import { rpcErrorOf } from "../protocol/rpc_error.ts";
+import { rpcErrorOf } from "../rpc_error.ts";
 import { EventType } from "../../gen/job/v1/job_pb.ts";
 import type { CliClients } from "../client/json_client.ts";
 import { isFinished } from "../protocol/job_state.ts";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { RpcCode, RpcError, rpcErrorOf, type RpcFailure } from "../protocol/rpc_error.ts";
+import { RpcCode, RpcError, rpcErrorOf, type RpcFailure } from "../rpc_error.ts";
 import type { EventType, Job, JobEvent } from "../../gen/job/v1/job_pb.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { lastSequenceOf } from "../protocol/event_position.ts";

@@ -28,7 +28,7 @@ import {
   rpcCodeFromName,
   RpcError,
   rpcErrorOf,
-} from "../protocol/rpc_error.ts";
+} from "../rpc_error.ts";
 import { type ConnectionOptions, parseServerUrl } from "../protocol/server_url.ts";
 
 /** The JobService calls client commands make. */

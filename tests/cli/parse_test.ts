@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parseWorkerConfig } from "../../src/cli/worker.ts";
+import { parseEventTypes } from "../../src/cli/monitor.ts";
 import { JobState } from "../../gen/job/v1/job_pb.ts";
 import {
   isLoopback,
@@ -85,4 +86,19 @@ Deno.test("a relative --workspace-root is made absolute once, against the direct
     protocol: "auto",
   });
   assert.equal(config.workspaceRoot, join(Deno.cwd(), ".airunner", "workspaces"));
+});
+
+Deno.test("--event-filter takes event type names in any case, never numbers", () => {
+  assert.deepEqual(parseEventTypes("process_start,OUTPUT_BATCH"), [1, 7]);
+  assert.deepEqual(parseEventTypes("EVENT_TYPE_HEARTBEAT"), [4]);
+  assert.throws(
+    () => parseEventTypes("5"),
+    /--event-filter: "5" is not an event type \(process_start,/,
+  );
+  assert.throws(() => parseEventTypes("unspecified"), UsageError);
+});
+
+Deno.test("--state takes state names, never numbers", () => {
+  assert.equal(parseJobState("FAILED"), 4);
+  assert.throws(() => parseJobState("3"), /--state: "3" is not one of scheduled/);
 });

@@ -9,7 +9,7 @@ import { ConnectError } from "@connectrpc/connect";
 import { JobParamsSchema, JobResultSchema } from "../../gen/job/v1/job_pb.ts";
 import { createJsonClients } from "../../src/client/json_client.ts";
 import { makeEvent } from "../../src/protocol/event_sequencing.ts";
-import { RpcCode, RpcError } from "../../src/protocol/rpc_error.ts";
+import { RpcCode, RpcError } from "../../src/rpc_error.ts";
 import { createAirunnerClients } from "../../src/protocol/transport.ts";
 import { defaultExecutionConfig } from "../../src/server/execution_config.ts";
 import type { MemoryJobStore } from "../../src/store/memory_store.ts";

@@ -1,5 +1,5 @@
 /**
- * The runtime-free RPC codes and errors (src/protocol/rpc_error.ts) agree
+ * The runtime-free RPC codes and errors (src/rpc_error.ts) agree
  * with @connectrpc/connect: the same numbers and wire names, and a
  * ConnectError reads like an RpcError.
  */
@@ -13,7 +13,7 @@ import {
   RpcError,
   rpcErrorCode,
   rpcErrorOf,
-} from "../../src/protocol/rpc_error.ts";
+} from "../src/rpc_error.ts";
 
 Deno.test("every code has Connect's number and the name ConnectError prints", () => {
   const connectNames = Object.keys(Code).filter((k) => isNaN(Number(k)));

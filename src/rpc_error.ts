@@ -4,10 +4,11 @@
  * ConnectError, and code that handles both (retry rules, the CLI's error
  * report) reads them through {@link rpcErrorOf}. Importing ConnectError
  * would load @connectrpc/connect and the protobuf runtime into every CLI
- * call (see scripts/gen_lite.ts for the figures). Pure.
+ * call (see scripts/gen_lite.ts for the figures). Pure; a foundation module
+ * because retry.ts reads it.
  *
  * The numbers are the Connect (and gRPC) code numbers, so a code from
- * either error compares equal; tests/protocol/rpc_error_test.ts holds them
+ * either error compares equal; tests/rpc_error_test.ts holds them
  * to @connectrpc/connect's `Code`.
  *
  * @module
