@@ -29,6 +29,7 @@ import {
   RpcError,
   rpcErrorOf,
 } from "../rpc_error.ts";
+import { MAX_CLIENT_MESSAGE_BYTES } from "../protocol/limits.ts";
 import { type ConnectionOptions, parseServerUrl } from "../protocol/server_url.ts";
 
 /** The JobService calls client commands make. */
@@ -147,7 +148,7 @@ async function unaryCall<O>(
       body: JSON.stringify(toJsonValue(method.input, request)),
       signal: call.signal,
     });
-    const text = await response.text();
+    const text = await readLimited(response.body);
     if (response.status !== 200) throw errorFromBody(response.status, text);
     return fromJsonValue<O>(method.output, JSON.parse(text) as JsonValue);
   } catch (error) {
@@ -157,6 +158,8 @@ async function unaryCall<O>(
   }
 }
 
+/** Flag of an envelope whose message is compressed. */
+const COMPRESSED_FLAG = 0x01;
 /** Flag of the envelope that ends a Connect stream (its JSON holds the error, if any). */
 const END_STREAM_FLAG = 0x02;
 const ENVELOPE_HEADER_BYTES = 5;
@@ -176,7 +179,7 @@ async function* serverStream<O>(
       signal: call.signal,
     });
     if (response.status !== 200 || response.body === null) {
-      throw errorFromBody(response.status, await response.text());
+      throw errorFromBody(response.status, await readLimited(response.body));
     }
     for await (const [flags, data] of envelopes(response.body)) {
       const json = JSON.parse(new TextDecoder().decode(data)) as JsonValue;
@@ -197,6 +200,27 @@ async function* serverStream<O>(
   }
 }
 
+function tooLarge(): RpcError {
+  return new RpcError(
+    `the server's message is larger than ${MAX_CLIENT_MESSAGE_BYTES} bytes`,
+    RpcCode.ResourceExhausted,
+  );
+}
+
+/** A whole response body as text, refusing one larger than MAX_CLIENT_MESSAGE_BYTES. */
+async function readLimited(body: ReadableStream<Uint8Array> | null): Promise<string> {
+  if (body === null) return "";
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    total += chunk.byteLength;
+    if (total > MAX_CLIENT_MESSAGE_BYTES) throw tooLarge();
+    parts.push(chunk);
+  }
+  const decoder = new TextDecoder();
+  return parts.map((p, i) => decoder.decode(p, { stream: i < parts.length - 1 })).join("");
+}
+
 function envelope(data: Uint8Array): Uint8Array<ArrayBuffer> {
   const framed = new Uint8Array(ENVELOPE_HEADER_BYTES + data.byteLength);
   new DataView(framed.buffer).setUint32(1, data.byteLength);
@@ -212,6 +236,11 @@ async function* envelopes(body: ReadableStream<Uint8Array>): AsyncGenerator<[num
     while (buffer.byteLength >= ENVELOPE_HEADER_BYTES) {
       const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
       const length = view.getUint32(1);
+      if (length > MAX_CLIENT_MESSAGE_BYTES) throw tooLarge();
+      if ((buffer[0]! & COMPRESSED_FLAG) !== 0) {
+        // This client asks for no compression; a server that compresses anyway is broken.
+        throw new RpcError("the server sent a compressed message unasked", RpcCode.Internal);
+      }
       if (buffer.byteLength < ENVELOPE_HEADER_BYTES + length) break;
       yield [buffer[0]!, buffer.subarray(ENVELOPE_HEADER_BYTES, ENVELOPE_HEADER_BYTES + length)];
       buffer = buffer.subarray(ENVELOPE_HEADER_BYTES + length);

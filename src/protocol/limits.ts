@@ -47,6 +47,13 @@ export const MAX_CANCEL_REASON_LENGTH = 1024;
 export const MAX_ERROR_MESSAGE_LENGTH = 16 * 1024;
 /** Largest request message, in bytes. */
 export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+/**
+ * Largest message a client reads or writes, in bytes: above the server's
+ * own request limit, so that a client never refuses what a server may
+ * rightly send, yet bounded, so that no server can make a client buffer
+ * without end.
+ */
+export const MAX_CLIENT_MESSAGE_BYTES = 64 * 1024 * 1024;
 /** Most secret environment entries of one job (each one is searched for in all its output). */
 export const MAX_SECRET_ENTRIES = 64;
 /**

@@ -10,6 +10,7 @@ import { type Client, createClient, type Interceptor, type Transport } from "@co
 import type { UniversalClientFn } from "@connectrpc/connect/protocol";
 import { createTransport } from "@connectrpc/connect/protocol-connect";
 import { JobEventsService, JobService } from "../../gen/job/v1/job_pb.ts";
+import { MAX_CLIENT_MESSAGE_BYTES } from "./limits.ts";
 import { type ConnectionOptions, parseServerUrl } from "./server_url.ts";
 
 export {
@@ -75,8 +76,8 @@ function createTransportOver(
     acceptCompression: [],
     sendCompression: null,
     compressMinBytes: 1024,
-    readMaxBytes: 64 * 1024 * 1024,
-    writeMaxBytes: 64 * 1024 * 1024,
+    readMaxBytes: MAX_CLIENT_MESSAGE_BYTES,
+    writeMaxBytes: MAX_CLIENT_MESSAGE_BYTES,
     ...(options.timeoutMs === undefined ? {} : { defaultTimeoutMs: options.timeoutMs }),
   });
 }

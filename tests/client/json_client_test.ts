@@ -197,3 +197,59 @@ Deno.test("a finished job's stream gives the Connect client's events, then ends"
     assert.equal(tail.length, 1);
   });
 });
+
+/** A server on 127.0.0.1 that answers every call with `body`, chunk by chunk. */
+function fakeStreamServer(chunks: () => Uint8Array[]) {
+  return Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () =>
+      new Response(ReadableStream.from(chunks()), {
+        headers: { "content-type": "application/connect+json" },
+      }),
+  );
+}
+
+function framed(flags: number, json: unknown, claimedLength?: number): Uint8Array {
+  const data = new TextEncoder().encode(JSON.stringify(json));
+  const out = new Uint8Array(5 + data.byteLength);
+  out[0] = flags;
+  new DataView(out.buffer).setUint32(1, claimedLength ?? data.byteLength);
+  out.set(data, 5);
+  return out;
+}
+
+Deno.test("stream envelopes split across any chunks decode whole", async () => {
+  const event = { event: { sequence: "1", processStart: { pid: 7 } } };
+  const whole = [...framed(0, event), ...framed(0, event), ...framed(2, {})];
+  // One byte per chunk: every header and body is cut.
+  await using server = fakeStreamServer(() => whole.map((b) => new Uint8Array([b])));
+  const json = createJsonClients({ serverUrl: `http://127.0.0.1:${server.addr.port}` });
+  const seen = [];
+  for await (const res of json.events.streamJobEvents({ jobId: "j" })) seen.push(res);
+  assert.equal(seen.length, 2);
+  assert.equal(seen[1]!.event?.sequence, 1n);
+});
+
+Deno.test("a hostile stream cannot make the client buffer without end, nor hide an error", async () => {
+  const cases: [Uint8Array[], number, RegExp][] = [
+    [[framed(0, {}, 0xffff_ffff)], RpcCode.ResourceExhausted, /larger than/],
+    [[framed(1, {})], RpcCode.Internal, /compressed/],
+    [
+      [framed(2, { error: { code: "permission_denied", message: "no" } })],
+      RpcCode.PermissionDenied,
+      /^no$/,
+    ],
+    [[framed(0, { event: {} })], RpcCode.Unknown, /without its end-of-stream/],
+  ];
+  for (const [chunks, code, message] of cases) {
+    await using server = fakeStreamServer(() => chunks);
+    const json = createJsonClients({ serverUrl: `http://127.0.0.1:${server.addr.port}` });
+    const failure = await failureOf(async () => {
+      for await (const _ of json.events.streamJobEvents({ jobId: "j" })) {
+        // drain
+      }
+    });
+    assert.equal(failure.code, code, failure.message);
+    assert.match(failure.message, message);
+  }
+});
