@@ -7,16 +7,12 @@
 import { JobState } from "../../gen/job/v1/job_lite.ts";
 import type { CommandContext } from "./command_index.ts";
 import type { CommandSpec } from "./command_spec.ts";
-import { CLIENT_OPTIONS, clientsFrom } from "./common_options.ts";
+import { CLIENT_OPTIONS, type ClientCommandFlags, clientsFrom } from "./common_options.ts";
 import { reportError } from "./errors.ts";
 import { checkedJobId } from "./parse.ts";
 
 /** The flags of `cancel`, as its spec parses them. */
-interface CancelFlags {
-  readonly server: string;
-  readonly token?: string;
-  readonly caCert?: string;
-  readonly timeout?: string;
+interface CancelFlags extends ClientCommandFlags {
   readonly reason: string;
 }
 

@@ -84,6 +84,15 @@ export const CLIENT_OPTIONS: readonly OptionSpec[] = [
   CALL_TIMEOUT_OPTION,
 ];
 
+/** The flags of {@link CLIENT_OPTIONS}, as a command's spec parses them. */
+export interface ClientCommandFlags {
+  readonly server: string;
+  readonly token?: string;
+  readonly caCert?: string;
+  /** The call deadline (`--timeout`), a duration such as 30s. */
+  readonly timeout?: string;
+}
+
 /** What the client flags carry. */
 export interface ClientFlags {
   readonly server: string;

@@ -5,17 +5,13 @@
  */
 import type { CommandContext } from "./command_index.ts";
 import type { CommandSpec } from "./command_spec.ts";
-import { CLIENT_OPTIONS, clientsFrom } from "./common_options.ts";
+import { CLIENT_OPTIONS, type ClientCommandFlags, clientsFrom } from "./common_options.ts";
 import { reportError } from "./errors.ts";
 import { describeJob, jobDetails } from "./job_format.ts";
 import { checkedJobId } from "./parse.ts";
 
 /** The flags of `get`, as its spec parses them. */
-interface GetFlags {
-  readonly server: string;
-  readonly token?: string;
-  readonly caCert?: string;
-  readonly timeout?: string;
+interface GetFlags extends ClientCommandFlags {
   readonly json: boolean;
   readonly showEnv: boolean;
 }

@@ -7,7 +7,7 @@
 import type { CommandContext } from "./command_index.ts";
 import type { CommandSpec } from "./command_spec.ts";
 import type { CliClients } from "../client/json_client.ts";
-import { CLIENT_OPTIONS, clientsFrom } from "./common_options.ts";
+import { CLIENT_OPTIONS, type ClientCommandFlags, clientsFrom } from "./common_options.ts";
 import { reportError } from "./errors.ts";
 import { environmentOf, formatJobTable, secretEnvironmentOf, summarizeJob } from "./job_format.ts";
 import { parseInteger, parseJobState, STATE_NAMES, UsageError } from "./parse.ts";
@@ -17,11 +17,7 @@ import { ansi, stdoutIsTerminal } from "./terminal.ts";
 const WATCH_INTERVAL_MS = 2_000;
 
 /** The flags of `list`, as its spec parses them. */
-interface ListFlags {
-  readonly server: string;
-  readonly token?: string;
-  readonly caCert?: string;
-  readonly timeout?: string;
+interface ListFlags extends ClientCommandFlags {
   readonly queue?: string;
   readonly state?: string;
   readonly page: string;

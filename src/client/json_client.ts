@@ -119,19 +119,28 @@ function callSignal(
   };
 }
 
-function requestHeaders(
+/** One POST of a call: its body, the Connect headers, the call's deadline and signal. */
+function post(
   endpoint: Endpoint,
+  method: LiteMethod,
   contentType: string,
-  timeoutMs: number | undefined,
-): Record<string, string> {
-  return {
-    ...endpoint.headers,
-    "content-type": contentType,
-    "connect-protocol-version": "1",
-    ...(timeoutMs === undefined || timeoutMs <= 0
-      ? {}
-      : { "connect-timeout-ms": String(timeoutMs) }),
-  };
+  body: BodyInit,
+  call: { readonly signal: AbortSignal; readonly timeoutMs: number | undefined },
+): Promise<Response> {
+  const deadline = call.timeoutMs === undefined || call.timeoutMs <= 0
+    ? {}
+    : { "connect-timeout-ms": String(call.timeoutMs) };
+  return endpoint.fetch(`${endpoint.baseUrl}${method.path}`, {
+    method: "POST",
+    headers: {
+      ...endpoint.headers,
+      "content-type": contentType,
+      "connect-protocol-version": "1",
+      ...deadline,
+    },
+    body,
+    signal: call.signal,
+  });
 }
 
 async function unaryCall<O>(
@@ -142,12 +151,8 @@ async function unaryCall<O>(
 ): Promise<O> {
   const call = callSignal(endpoint, options);
   try {
-    const response = await endpoint.fetch(`${endpoint.baseUrl}${method.path}`, {
-      method: "POST",
-      headers: requestHeaders(endpoint, "application/json", call.timeoutMs),
-      body: JSON.stringify(toJsonValue(method.input, request)),
-      signal: call.signal,
-    });
+    const body = JSON.stringify(toJsonValue(method.input, request));
+    const response = await post(endpoint, method, "application/json", body, call);
     const text = await readLimited(response.body);
     if (response.status !== 200) throw errorFromBody(response.status, text);
     return fromJsonValue<O>(method.output, JSON.parse(text) as JsonValue);
@@ -172,12 +177,8 @@ async function* serverStream<O>(
 ): AsyncGenerator<O> {
   const call = callSignal(endpoint, options);
   try {
-    const response = await endpoint.fetch(`${endpoint.baseUrl}${method.path}`, {
-      method: "POST",
-      headers: requestHeaders(endpoint, "application/connect+json", call.timeoutMs),
-      body: envelope(new TextEncoder().encode(JSON.stringify(toJsonValue(method.input, request)))),
-      signal: call.signal,
-    });
+    const json = new TextEncoder().encode(JSON.stringify(toJsonValue(method.input, request)));
+    const response = await post(endpoint, method, "application/connect+json", envelope(json), call);
     if (response.status !== 200 || response.body === null) {
       throw errorFromBody(response.status, await readLimited(response.body));
     }
