@@ -21,9 +21,10 @@
  *
  * @module
  */
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import type { Code } from "@connectrpc/connect";
 import { RpcCode, RpcError } from "../rpc_error.ts";
+import { jsonByteLength } from "../protocol/json_codec.ts";
 import {
   type EnqueueJobRequest,
   EnqueueJobRequestSchema,
@@ -57,7 +58,7 @@ import { parseKeyValues, parseSecretEnvEntries, usageChecked, UsageError } from 
 
 /** Jobs per EnqueueJobs call (the server takes up to MAX_ENQUEUE_BATCH). */
 export const JOBS_PER_CALL = 500;
-/** Encoded request bytes per call, well under the server's MAX_MESSAGE_BYTES. */
+/** Request bytes per call as the CLI sends them (JSON), well under the server's MAX_MESSAGE_BYTES. */
 export const BYTES_PER_CALL = 4 * 1024 * 1024;
 /** Tries of one chunk (the first call and its retries). */
 export const ATTEMPTS_PER_CHUNK = 4;
@@ -369,7 +370,8 @@ export function runBatchSubmit(
       (await clients.jobs.enqueueJobs({ jobs: requests })).results;
     const chunks = chunksOf(
       traced,
-      (job) => toBinary(EnqueueJobRequestSchema, job.request).byteLength + 8,
+      // The JSON the client sends: what the server's MAX_MESSAGE_BYTES measures.
+      (job) => jsonByteLength("job.v1.EnqueueJobRequest", job.request) + 1,
       JOBS_PER_CALL,
       BYTES_PER_CALL,
     );

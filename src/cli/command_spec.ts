@@ -18,7 +18,7 @@
 
 /** One option, the way commander's `new Option(flags, description)` takes it. */
 export interface OptionSpec {
-  /** `--name <value>` for an option with a value, `--name` for a flag. */
+  /** `--name <value>` for an option with a value, `--name` for a flag; no short form. */
   readonly flags: string;
   readonly description: string;
   /** An environment variable that sets it when the command line does not. */
@@ -68,6 +68,12 @@ interface OptionShape {
 
 /** `--page-size <n>` -> `--page-size`, `pageSize`, takes a value. */
 export function optionShape(spec: OptionSpec): OptionShape {
+  // A short form ("-s, --server") would need commander's rules for it; specs have none.
+  if (!/^--[a-z][a-z0-9-]*( [<[].+[>\]])?$/.test(spec.flags)) {
+    throw new Error(
+      `internal error: option spec "${spec.flags}" is not "--name" or "--name <value>"`,
+    );
+  }
   const [long = "", value] = spec.flags.split(" ");
   const key = long.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
   return { spec, key, takesValue: value !== undefined };

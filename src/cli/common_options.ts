@@ -103,10 +103,13 @@ export interface ClientFlags {
 }
 
 /** Clients for the server the flags name. */
-export async function clientsFrom(flags: ClientFlags): Promise<CliClients> {
+export async function clientsFrom(
+  flags: ClientFlags,
+  callTimeoutFlag = "--timeout",
+): Promise<CliClients> {
   const timeoutMs = flags.callTimeout === undefined
     ? undefined
-    : parseDurationMs(flags.callTimeout, "--timeout");
+    : parseDurationMs(flags.callTimeout, callTimeoutFlag);
   const caCertPem = await readCaCert(flags.caCert);
   return createJsonClients({
     serverUrl: flags.server,

@@ -215,7 +215,8 @@ ${EXIT_CODES_HELP}`,
         setExitCode(
           await runSubmit(
             config,
-            await clientsFrom({ ...opts, callTimeout: opts.callTimeout }),
+            // submit's --timeout is the job's; its call deadline is --call-timeout.
+            await clientsFrom({ ...opts, callTimeout: opts.callTimeout }, "--call-timeout"),
           ),
         );
       } catch (error) {
@@ -244,7 +245,7 @@ async function submitBatch(
     (name) => Deno.env.get(name),
   );
   const jobs = parseBatchLines(await readBatchInput(opts.batch), defaults);
-  const clients = await clientsFrom(opts);
+  const clients = await clientsFrom(opts, "--call-timeout");
   return await runBatchSubmit(jobs, clients, { json: opts.json, serverUrl: opts.server });
 }
 

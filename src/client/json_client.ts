@@ -155,7 +155,8 @@ async function unaryCall<O>(
     const response = await post(endpoint, method, "application/json", body, call);
     const text = await readLimited(response.body);
     if (response.status !== 200) throw errorFromBody(response.status, text);
-    return fromJsonValue<O>(method.output, JSON.parse(text) as JsonValue);
+    expectContentType(response, "application/json");
+    return decoded<O>(method.output, text);
   } catch (error) {
     throw asRpcError(error, call.signal);
   } finally {
@@ -163,8 +164,6 @@ async function unaryCall<O>(
   }
 }
 
-/** Flag of an envelope whose message is compressed. */
-const COMPRESSED_FLAG = 0x01;
 /** Flag of the envelope that ends a Connect stream (its JSON holds the error, if any). */
 const END_STREAM_FLAG = 0x02;
 const ENVELOPE_HEADER_BYTES = 5;
@@ -182,14 +181,15 @@ async function* serverStream<O>(
     if (response.status !== 200 || response.body === null) {
       throw errorFromBody(response.status, await readLimited(response.body));
     }
+    expectContentType(response, "application/connect+json");
     for await (const [flags, data] of envelopes(response.body)) {
-      const json = JSON.parse(new TextDecoder().decode(data)) as JsonValue;
+      const text = new TextDecoder().decode(data);
       if ((flags & END_STREAM_FLAG) !== 0) {
-        const error = (json as { error?: JsonValue } | null)?.error;
+        const error = (decoded<{ error?: JsonValue }>(undefined, text) ?? {}).error;
         if (error !== undefined && error !== null) throw wireError(error, RpcCode.Unknown);
         return;
       }
-      yield fromJsonValue<O>(method.output, json);
+      yield decoded<O>(method.output, text);
     }
     throw new RpcError("the stream ended without its end-of-stream message", RpcCode.Unknown);
   } catch (error) {
@@ -229,31 +229,104 @@ function envelope(data: Uint8Array): Uint8Array<ArrayBuffer> {
   return framed;
 }
 
-/** The [flags, data] envelopes of a Connect stream body, as they arrive. */
+/**
+ * The [flags, data] envelopes of a Connect stream body, as they arrive.
+ * Chunks are kept as they came and joined once per envelope, so a large
+ * message in many small chunks costs one copy, not one per chunk.
+ */
 async function* envelopes(body: ReadableStream<Uint8Array>): AsyncGenerator<[number, Uint8Array]> {
-  let buffer: Uint8Array = new Uint8Array(0);
+  const pending = new ChunkQueue();
   for await (const chunk of body) {
-    buffer = buffer.byteLength === 0 ? chunk : concat(buffer, chunk);
-    while (buffer.byteLength >= ENVELOPE_HEADER_BYTES) {
-      const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-      const length = view.getUint32(1);
+    pending.push(chunk);
+    while (pending.length >= ENVELOPE_HEADER_BYTES) {
+      const header = pending.peek(ENVELOPE_HEADER_BYTES);
+      const flags = header[0]!;
+      const length = new DataView(header.buffer, header.byteOffset, 5).getUint32(1);
       if (length > MAX_CLIENT_MESSAGE_BYTES) throw tooLarge();
-      if ((buffer[0]! & COMPRESSED_FLAG) !== 0) {
-        // This client asks for no compression; a server that compresses anyway is broken.
-        throw new RpcError("the server sent a compressed message unasked", RpcCode.Internal);
+      if ((flags & ~END_STREAM_FLAG) !== 0) {
+        // This client asks for no compression and knows no other flag.
+        throw new RpcError(
+          `the server sent a message with flags 0x${flags.toString(16)}`,
+          RpcCode.Internal,
+        );
       }
-      if (buffer.byteLength < ENVELOPE_HEADER_BYTES + length) break;
-      yield [buffer[0]!, buffer.subarray(ENVELOPE_HEADER_BYTES, ENVELOPE_HEADER_BYTES + length)];
-      buffer = buffer.subarray(ENVELOPE_HEADER_BYTES + length);
+      if (pending.length < ENVELOPE_HEADER_BYTES + length) break;
+      pending.take(ENVELOPE_HEADER_BYTES);
+      yield [flags, pending.take(length)];
     }
   }
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a);
-  out.set(b, a.byteLength);
-  return out;
+/** Bytes received and not read yet, as the chunks they came in. */
+class ChunkQueue {
+  #chunks: Uint8Array[] = [];
+  length = 0;
+
+  push(chunk: Uint8Array): void {
+    this.#chunks.push(chunk);
+    this.length += chunk.byteLength;
+  }
+
+  /** The next `n` bytes (n <= length), without taking them. */
+  peek(n: number): Uint8Array {
+    const first = this.#chunks[0]!;
+    if (first.byteLength >= n) return first.subarray(0, n);
+    const out = new Uint8Array(n);
+    let filled = 0;
+    for (const chunk of this.#chunks) {
+      const part = chunk.subarray(0, n - filled);
+      out.set(part, filled);
+      filled += part.byteLength;
+      if (filled === n) break;
+    }
+    return out;
+  }
+
+  /** Takes the next `n` bytes (n <= length). */
+  take(n: number): Uint8Array {
+    const out = this.peek(n);
+    let left = n;
+    while (left > 0) {
+      const first = this.#chunks[0]!;
+      if (first.byteLength <= left) {
+        this.#chunks.shift();
+        left -= first.byteLength;
+      } else {
+        this.#chunks[0] = first.subarray(left);
+        left = 0;
+      }
+    }
+    this.length -= n;
+    return out;
+  }
+}
+
+/**
+ * A 200 answer that is not what the call expects (a proxy's page, the wrong
+ * URL) fails as internal, like Connect's client, instead of being parsed.
+ */
+function expectContentType(response: Response, expected: string): void {
+  const type = response.headers.get("content-type") ?? "";
+  if (type.split(";")[0]!.trim().toLowerCase() !== expected) {
+    throw new RpcError(
+      `the server answered with content type "${type}", not ${expected}`,
+      RpcCode.Internal,
+    );
+  }
+}
+
+/** `text` as the message `typeName` (or as plain JSON, for no type); internal if it is not. */
+function decoded<T>(typeName: string | undefined, text: string): T {
+  try {
+    const json = JSON.parse(text) as JsonValue;
+    return typeName === undefined ? json as T : fromJsonValue<T>(typeName, json);
+  } catch (error) {
+    throw new RpcError(
+      `the server's answer does not decode: ${(error as Error).message}`,
+      RpcCode.Internal,
+      { cause: error },
+    );
+  }
 }
 
 /** The error an unsuccessful HTTP response stands for: its Connect error body, or its status. */

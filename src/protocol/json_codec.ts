@@ -134,6 +134,11 @@ function base64Of(bytes: Uint8Array): string {
   return btoa(binary);
 }
 
+/** The size in bytes of the JSON that {@link toJsonValue} makes of `init`, as UTF-8. */
+export function jsonByteLength(typeName: string, init: object): number {
+  return new TextEncoder().encode(JSON.stringify(toJsonValue(typeName, init))).byteLength;
+}
+
 // ---------------------------------------------------------------- decoding
 
 /**
@@ -163,8 +168,13 @@ function decodeMessage(typeName: string, json: JsonValue): Record<string, unknow
     if (raw === undefined || raw === null) continue;
     const value = decodeField(typeName, field, raw);
     if (value === undefined) continue;
-    if (field.oneof !== undefined) message[field.oneof] = { case: field.local, value };
-    else message[field.local] = value;
+    if (field.oneof !== undefined) {
+      const group = message[field.oneof] as { case: string | undefined };
+      if (group.case !== undefined) {
+        throw new JsonDecodeError(`${typeName}.${field.oneof}`, "sets more than one member");
+      }
+      message[field.oneof] = { case: field.local, value };
+    } else message[field.local] = value;
   }
   return message;
 }
@@ -208,10 +218,11 @@ function decodeSingle(where: string, field: LiteField, raw: JsonValue): unknown 
     return decodeMessage(field.type, raw);
   }
   if (LONG_TYPES.has(field.type)) {
-    if (typeof raw !== "string" && typeof raw !== "number") {
+    const text = typeof raw === "number" ? String(raw) : raw;
+    if (typeof text !== "string" || !/^-?\d+$/.test(text)) {
       throw new JsonDecodeError(where, "expected an integer");
     }
-    return BigInt(raw);
+    return BigInt(text);
   }
   switch (field.type) {
     case "string":
@@ -229,9 +240,12 @@ function decodeSingle(where: string, field: LiteField, raw: JsonValue): unknown 
       if (typeof raw !== "number") throw new JsonDecodeError(where, "expected a number");
       return raw;
     default: {
-      const n = typeof raw === "string" ? Number(raw) : raw;
-      if (typeof n !== "number" || !Number.isInteger(n)) {
-        throw new JsonDecodeError(where, "expected an integer");
+      const n = typeof raw === "string" && /^-?\d+$/.test(raw) ? Number(raw) : raw;
+      const [min, max] = field.type.startsWith("u") || field.type === "fixed32"
+        ? [0, 2 ** 32 - 1]
+        : [-(2 ** 31), 2 ** 31 - 1];
+      if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+        throw new JsonDecodeError(where, "expected a 32-bit integer");
       }
       return n;
     }
@@ -241,6 +255,7 @@ function decodeSingle(where: string, field: LiteField, raw: JsonValue): unknown 
 /** An enum's number; undefined (the field stays at its default) for a name this build lacks. */
 function decodeEnum(typeName: string, raw: JsonValue): number | undefined {
   if (typeof raw === "number") return raw;
+  if (typeof raw !== "string") throw new JsonDecodeError(typeName, "expected an enum name");
   const values = LITE_ENUMS[typeName] ?? {};
   for (const [number, name] of Object.entries(values)) if (name === raw) return Number(number);
   return undefined;
@@ -251,7 +266,10 @@ const TIMESTAMP_PATTERN = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[
 function parseTimestamp(where: string, raw: JsonValue): object {
   const m = typeof raw === "string" ? TIMESTAMP_PATTERN.exec(raw) : null;
   const ms = m === null ? NaN : Date.parse(`${m[1]}${m[3]}`);
-  if (m === null || Number.isNaN(ms)) throw new JsonDecodeError(where, "expected an RFC 3339 time");
+  // Protobuf's Timestamp spans the years 0001 to 9999.
+  if (m === null || Number.isNaN(ms) || m[1]!.startsWith("0000")) {
+    throw new JsonDecodeError(where, "expected an RFC 3339 time");
+  }
   return {
     $typeName: TIMESTAMP,
     seconds: BigInt(Math.floor(ms / 1000)),

@@ -218,6 +218,25 @@ function framed(flags: number, json: unknown, claimedLength?: number): Uint8Arra
   return out;
 }
 
+Deno.test("a 200 answer that is not the call's content type fails as internal", async () => {
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () =>
+      new Response("<!DOCTYPE html><p>proxy says hi", { headers: { "content-type": "text/html" } }),
+  );
+  const json = createJsonClients({ serverUrl: `http://127.0.0.1:${server.addr.port}` });
+  const unary = await failureOf(() => json.jobs.getJob({ jobId: "j" }));
+  assert.equal(unary.code, RpcCode.Internal);
+  assert.match(unary.message, /content type "text\/html", not application\/json/);
+  const stream = await failureOf(async () => {
+    for await (const _ of json.events.streamJobEvents({ jobId: "j" })) {
+      // drain
+    }
+  });
+  assert.equal(stream.code, RpcCode.Internal);
+  assert.match(stream.message, /not application\/connect\+json/);
+});
+
 Deno.test("stream envelopes split across any chunks decode whole", async () => {
   const event = { event: { sequence: "1", processStart: { pid: 7 } } };
   const whole = [...framed(0, event), ...framed(0, event), ...framed(2, {})];
@@ -233,7 +252,9 @@ Deno.test("stream envelopes split across any chunks decode whole", async () => {
 Deno.test("a hostile stream cannot make the client buffer without end, nor hide an error", async () => {
   const cases: [Uint8Array[], number, RegExp][] = [
     [[framed(0, {}, 0xffff_ffff)], RpcCode.ResourceExhausted, /larger than/],
-    [[framed(1, {})], RpcCode.Internal, /compressed/],
+    [[framed(1, {})], RpcCode.Internal, /flags 0x1/],
+    [[framed(4, {})], RpcCode.Internal, /flags 0x4/],
+    [[framed(0, "not a message")], RpcCode.Internal, /does not decode/],
     [
       [framed(2, { error: { code: "permission_denied", message: "no" } })],
       RpcCode.PermissionDenied,

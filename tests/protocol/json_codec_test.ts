@@ -131,10 +131,30 @@ Deno.test("decoding ignores fields and enum names this build does not know", () 
 Deno.test("decoding names the field a server got wrong", () => {
   assert.throws(
     () => fromJsonValue("job.v1.Job", { attempt: "many" } as JsonValue as never),
-    /job\.v1\.Job\.attempt from JSON: expected an integer/,
+    /job\.v1\.Job\.attempt from JSON: expected a 32-bit integer/,
   );
   assert.throws(
     () => fromJsonValue("job.v1.Job", { createdAt: "yesterday" }),
     /job\.v1\.Job\.createdAt from JSON: expected an RFC 3339 time/,
   );
+});
+
+Deno.test("decoding refuses what protobuf's JSON refuses: loose numbers, wrong kinds, two oneof members", () => {
+  const refused: [string, Record<string, unknown>, RegExp][] = [
+    ["job.v1.Job", { attempt: "" }, /attempt from JSON: expected a 32-bit integer/],
+    ["job.v1.Job", { attempt: 4294967296 }, /expected a 32-bit integer/],
+    ["job.v1.Job", { state: true }, /expected an enum name/],
+    ["job.v1.Job", { createdAt: "0000-01-01T00:00:00Z" }, /RFC 3339/],
+    ["job.v1.JobEvent", { sequence: " 12 " }, /sequence from JSON: expected an integer/],
+    ["job.v1.JobEvent", { sequence: "" }, /expected an integer/],
+    [
+      "job.v1.JobEvent",
+      { processStart: {}, processEnd: {} },
+      /eventData from JSON: sets more than one member/,
+    ],
+  ];
+  for (const [type, json, message] of refused) {
+    assert.throws(() => fromJsonValue(type, json as never), message, JSON.stringify(json));
+  }
+  assert.equal(fromJsonValue<{ attempt: number }>("job.v1.Job", { attempt: "7" }).attempt, 7);
 });
