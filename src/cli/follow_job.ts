@@ -27,6 +27,8 @@ export interface FollowJobOptions {
   readonly spinnerQueue?: string;
   /** Ctrl-C cancels the job (then follows it to its end) instead of leaving it running. */
   readonly cancelOnInterrupt?: boolean;
+  /** The server has just answered about this job (see FollowOptions.jobKnownToExist). */
+  readonly jobKnownToExist?: boolean;
 }
 
 /** How following ended. */
@@ -84,6 +86,9 @@ export async function followJobToOutcome(
         ? {}
         : { fromTimestampMs: options.fromTimestampMs }),
       ...(options.eventTypes === undefined ? {} : { eventTypes: options.eventTypes }),
+      ...(options.jobKnownToExist === undefined
+        ? {}
+        : { jobKnownToExist: options.jobKnownToExist }),
     });
   } catch (error) {
     if (!interrupt.signal.aborted || rpcErrorOf(error) === undefined) throw error;

@@ -417,6 +417,7 @@ async function submitAndFollow(
     explainFailure: !config.json,
     spinnerQueue: config.queue,
     cancelOnInterrupt: config.cancelOnInterrupt,
+    jobKnownToExist: true,
   });
   if (config.json) console.log(JSON.stringify(outcomeJson(jobId, config.queue, outcome.job)));
   return outcome.exitCode;

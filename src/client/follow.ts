@@ -31,6 +31,12 @@ export interface FollowOptions {
   readonly clock?: Clock;
   /** Give up after failing to reach the server for this long (default 60 s). */
   readonly maxOutageMs?: number;
+  /**
+   * The caller has just heard from the server about this job (`submit`
+   * enqueued it), so the first call that checks the server and the job is
+   * skipped: one round trip less, about 2 ms of `submit --follow`.
+   */
+  readonly jobKnownToExist?: boolean;
 }
 
 /** Follows `jobId` until it finishes; returns the finished job. */
@@ -46,8 +52,8 @@ export async function followJob(
   // Asking for the job first fails fast on a server that cannot be reached
   // (or a job that does not exist); only a server that answered once is
   // waited for when it goes away.
-  const first = await clients.jobs.getJob({ jobId }, callOptions);
-  let connected = first.job !== undefined;
+  let connected = options.jobKnownToExist === true ||
+    (await clients.jobs.getJob({ jobId }, callOptions)).job !== undefined;
   let outageStarted: number | undefined;
   /** Replays and tails from `from` until the stream ends; the job as it is then. */
   const followOnce = async (): Promise<Job | undefined> => {

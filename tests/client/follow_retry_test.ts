@@ -98,3 +98,49 @@ Deno.test("deadline_exceeded ends a follow at once", async () => {
     /too slow/,
   );
 });
+
+Deno.test("a follow of a job the caller just enqueued opens the stream without asking for the job first", async () => {
+  const clock = new FakeClock();
+  const calls: string[] = [];
+  const states = [JobState.COMPLETED];
+  const clients = {
+    jobs: {
+      getJob: () => {
+        calls.push("getJob");
+        return Promise.resolve(
+          create(GetJobResponseSchema, { job: { jobId: "j", state: states[0]! } }),
+        );
+      },
+    },
+    events: {
+      streamJobEvents: () => {
+        calls.push("stream");
+        return (async function* () {})();
+      },
+    },
+  } as unknown as AirunnerClients;
+  const job = await followJob(clients, "j", { onEvent: () => {}, clock, jobKnownToExist: true });
+  assert.equal(job.state, JobState.COMPLETED);
+  assert.deepEqual(calls, ["stream", "getJob"]);
+  calls.length = 0;
+  await followJob(clients, "j", { onEvent: () => {}, clock });
+  assert.deepEqual(calls, ["getJob", "stream", "getJob"]);
+});
+
+Deno.test("a follow of a job the caller just enqueued waits out a server that went away", async () => {
+  const clock = new FakeClock();
+  let streams = 0;
+  const clients = fakeClients([JobState.COMPLETED], () => {
+    streams++;
+    return (async function* () {
+      yield* [];
+      if (streams === 1) throw new ConnectError("connection reset", Code.Unavailable);
+    })();
+  });
+  const following = followJob(clients, "j", { onEvent: () => {}, clock, jobKnownToExist: true });
+  await settle();
+  assert.equal(streams, 1);
+  await clock.advance(100);
+  assert.equal((await following).state, JobState.COMPLETED);
+  assert.equal(streams, 2);
+});
