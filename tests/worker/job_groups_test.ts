@@ -127,8 +127,16 @@ Deno.test({
       groups.started(NO_SUCH_PID - 1, "job-live", 3);
       let text = "";
       await waitUntil(() => {
-        const [entry] = [...Deno.readDirSync(dir)];
-        text = entry === undefined ? "" : Deno.readTextFileSync(join(dir, entry.name));
+        // The watcher writes `<ledger>.new` and renames it over the ledger,
+        // so only the renamed file is read, and one renamed away meanwhile
+        // is read again on the next try.
+        const entry = [...Deno.readDirSync(dir)].find((e) => !e.name.endsWith(".new"));
+        try {
+          text = entry === undefined ? "" : Deno.readTextFileSync(join(dir, entry.name));
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) throw error;
+          text = "";
+        }
         return text.includes("job-live");
       });
       assert.equal(text.trim().split("\n").length, 1, text);
