@@ -86,9 +86,7 @@ export async function followJobToOutcome(
         ? {}
         : { fromTimestampMs: options.fromTimestampMs }),
       ...(options.eventTypes === undefined ? {} : { eventTypes: options.eventTypes }),
-      ...(options.jobKnownToExist === undefined
-        ? {}
-        : { jobKnownToExist: options.jobKnownToExist }),
+      jobKnownToExist: options.jobKnownToExist === true,
     });
   } catch (error) {
     if (!interrupt.signal.aborted || rpcErrorOf(error) === undefined) throw error;

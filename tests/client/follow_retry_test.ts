@@ -11,19 +11,34 @@ import { followJob } from "../../src/client/follow.ts";
 import type { AirunnerClients } from "../../src/protocol/transport.ts";
 import { FakeClock, settle } from "../support/fake_clock.ts";
 
-/** Clients whose GetJob answers `states` in turn (the last one from then on) and whose streams run `stream`. */
+/**
+ * Clients whose GetJob answers `states` in turn (the last one from then on)
+ * and calls `onGetJob`, and whose streams run `stream`.
+ */
 function fakeClients(
   states: JobState[],
   stream: () => AsyncIterable<StreamJobEventsResponse>,
+  onGetJob: () => void = () => {},
 ): AirunnerClients {
   const answer = (): GetJobResponse =>
     create(GetJobResponseSchema, {
       job: { jobId: "j", state: states.length > 1 ? states.shift()! : states[0]! },
     });
   return {
-    jobs: { getJob: () => Promise.resolve(answer()) },
+    jobs: {
+      getJob: () => {
+        onGetJob();
+        return Promise.resolve(answer());
+      },
+    },
     events: { streamJobEvents: stream },
   } as unknown as AirunnerClients;
+}
+
+/** A stream whose connection is cut before its first event. */
+async function* cutStream(): AsyncIterable<StreamJobEventsResponse> {
+  yield* [];
+  throw new ConnectError("connection reset", Code.Unavailable);
 }
 
 Deno.test("a stream that ends before its job is resumed after a growing pause", async () => {
@@ -52,11 +67,7 @@ Deno.test("an abort while waiting to reconnect ends the follow with a ConnectErr
   const clock = new FakeClock();
   const stop = new AbortController();
   const reconnects: string[] = [];
-  const clients = fakeClients([JobState.RUNNING], () =>
-    (async function* () {
-      yield* [];
-      throw new ConnectError("connection reset", Code.Unavailable);
-    })());
+  const clients = fakeClients([JobState.RUNNING], cutStream);
   const following = followJob(clients, "j", {
     onEvent: () => {},
     onReconnect: (e) => reconnects.push(e.rawMessage),
@@ -74,10 +85,7 @@ Deno.test("a follow gives up once the server stayed away longer than maxOutageMs
   let streams = 0;
   const clients = fakeClients([JobState.RUNNING], () => {
     streams++;
-    return (async function* () {
-      yield* [];
-      throw new ConnectError("connection reset", Code.Unavailable);
-    })();
+    return cutStream();
   });
   const following = followJob(clients, "j", { onEvent: () => {}, clock, maxOutageMs: 1_000 });
   const outcome = following.then(() => "finished", (e: unknown) => e);
@@ -102,23 +110,14 @@ Deno.test("deadline_exceeded ends a follow at once", async () => {
 Deno.test("a follow of a job the caller just enqueued opens the stream without asking for the job first", async () => {
   const clock = new FakeClock();
   const calls: string[] = [];
-  const states = [JobState.COMPLETED];
-  const clients = {
-    jobs: {
-      getJob: () => {
-        calls.push("getJob");
-        return Promise.resolve(
-          create(GetJobResponseSchema, { job: { jobId: "j", state: states[0]! } }),
-        );
-      },
+  const clients = fakeClients(
+    [JobState.COMPLETED],
+    () => {
+      calls.push("stream");
+      return (async function* () {})();
     },
-    events: {
-      streamJobEvents: () => {
-        calls.push("stream");
-        return (async function* () {})();
-      },
-    },
-  } as unknown as AirunnerClients;
+    () => calls.push("getJob"),
+  );
   const job = await followJob(clients, "j", { onEvent: () => {}, clock, jobKnownToExist: true });
   assert.equal(job.state, JobState.COMPLETED);
   assert.deepEqual(calls, ["stream", "getJob"]);
@@ -130,13 +129,10 @@ Deno.test("a follow of a job the caller just enqueued opens the stream without a
 Deno.test("a follow of a job the caller just enqueued waits out a server that went away", async () => {
   const clock = new FakeClock();
   let streams = 0;
-  const clients = fakeClients([JobState.COMPLETED], () => {
-    streams++;
-    return (async function* () {
-      yield* [];
-      if (streams === 1) throw new ConnectError("connection reset", Code.Unavailable);
-    })();
-  });
+  const clients = fakeClients(
+    [JobState.COMPLETED],
+    () => ++streams === 1 ? cutStream() : (async function* () {})(),
+  );
   const following = followJob(clients, "j", { onEvent: () => {}, clock, jobKnownToExist: true });
   await settle();
   assert.equal(streams, 1);
