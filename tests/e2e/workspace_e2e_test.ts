@@ -14,6 +14,7 @@ import {
   waitForHealth,
 } from "../support/airunner_process.ts";
 import { git, makeTestRepo } from "../support/git_repo.ts";
+import { waitUntil } from "../support/wait_until.ts";
 
 /**
  * A scratch directory that is a git repository of its own (commit "outer"),
@@ -102,7 +103,12 @@ Deno.test("airunner dev with its default data dir runs a branch job in that bran
       [".running", "worker-X", "worker-X.lock"],
       "the root holds the job-group ledgers and the worker's area, and no nested .airunner/workspaces",
     );
-    assert.deepEqual(dirsHolding(root, "VERSION"), [], "finished jobs' checkouts are removed");
+    // The worker removes a checkout after it has reported the job, so the
+    // follower can see the job end a moment before its checkout is gone.
+    await waitUntil(
+      () => dirsHolding(root, "VERSION").length === 0,
+      () => `finished jobs' checkouts are removed, yet ${dirsHolding(root, "VERSION")} stays`,
+    );
   } finally {
     await dev.stop("SIGKILL");
     await repo.remove();

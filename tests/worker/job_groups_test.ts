@@ -10,6 +10,7 @@ import { liveEntries } from "../../src/worker/group_ledger.ts";
 import { openJobGroups, WATCHER_SCRIPT } from "../../src/worker/job_groups.ts";
 import { parseStat } from "../../src/worker/proc_table.ts";
 import { memoryLog } from "../support/memory_log.ts";
+import { waitUntil } from "../support/wait_until.ts";
 
 const IS_LINUX = Deno.build.os === "linux";
 /** Above Linux's largest pid (2^22): a group that cannot exist, safe to list and kill. */
@@ -32,14 +33,6 @@ function runs(pid: number): boolean {
     return stat !== undefined && !stat.zombie;
   } catch {
     return false;
-  }
-}
-
-async function waitUntil(check: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("not in time");
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
