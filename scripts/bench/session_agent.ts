@@ -141,7 +141,10 @@ export async function runSessionCycle(options: SessionCycleOptions): Promise<Ses
         try {
           await api.complete(
             taskToken,
-            create(JobResultSchema, { jobId: job!.jobId, success: true }),
+            {
+              result: create(JobResultSchema, { jobId: job!.jobId, success: true }),
+              lastEvents: [],
+            },
           );
         } catch (error) {
           failures.push(error);
@@ -241,7 +244,10 @@ export async function runSessionPickup(
         throw new Error(`claim returned ${jobs.length} jobs, not the one enqueued (${jobId})`);
       }
       if (i >= options.warmup) samples.push(heldAt - sentAt);
-      await api.complete(leased.taskToken, create(JobResultSchema, { jobId, success: true }));
+      await api.complete(leased.taskToken, {
+        result: create(JobResultSchema, { jobId, success: true }),
+        lastEvents: [],
+      });
     }
   } finally {
     await api.close();

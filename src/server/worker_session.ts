@@ -319,8 +319,9 @@ class ServerSession {
 
   /**
    * Applies messages in arrival order by kind: event batches first, then
-   * lease updates, then completions (all in one store batch), so a job's last
-   * events are stored before its completion. A worker sends nothing for a
+   * lease updates, then completions (each one's own events, then all the
+   * results in one store batch), so a job's last events are stored before
+   * its completion. A worker sends nothing for a
    * job after its completion or hand-back, so grouping by kind keeps every
    * job's own order.
    */
@@ -348,12 +349,28 @@ class ServerSession {
     const valid: { opId: bigint; input: CompletionInput; span: Span | undefined }[] = [];
     for (const op of messages.flatMap((m) => m.completions)) {
       const span = operationSpan(op, "complete");
+      let input: CompletionInput;
       try {
-        valid.push({ opId: op.opId, input: validateCompleteRequest(op), span });
+        input = validateCompleteRequest(op);
+        if (op.events.length > 0) validatePublishMessage(op.taskToken, op.events.length);
       } catch (error) {
         endSpan(span, error);
         this.#ack(op.opId, error);
+        continue;
       }
+      // The attempt's last events go in before its result, and a result
+      // whose events were refused is not recorded: the worker decides what
+      // the job's end says then (as it does for a refused SessionEvents).
+      if (op.events.length > 0) {
+        try {
+          await this.#store.publishEvents(op.taskToken, op.events);
+        } catch (error) {
+          endSpan(span, error);
+          this.#ack(op.opId, error, { eventsRefused: true });
+          continue;
+        }
+      }
+      valid.push({ opId: op.opId, input, span });
     }
     if (valid.length > 0) {
       let outcomes: BatchOutcome<boolean>[];
@@ -381,18 +398,23 @@ class ServerSession {
     try {
       const cancelled = (await work()) === true;
       endSpan(span);
-      this.#ack(op.opId, undefined, cancelled);
+      this.#ack(op.opId, undefined, { cancelled });
     } catch (error) {
       endSpan(span, error);
       this.#ack(op.opId, error);
     }
   }
 
-  #ack(opId: bigint, error: unknown, cancelled = false): void {
+  #ack(
+    opId: bigint,
+    error: unknown,
+    flags: { readonly cancelled?: boolean; readonly eventsRefused?: boolean } = {},
+  ): void {
     this.#acks.push(
       create(SessionAckSchema, {
         opId,
-        cancelled,
+        cancelled: flags.cancelled === true,
+        eventsRefused: flags.eventsRefused === true,
         ...(error === undefined ? {} : { error: operationError(error, this.#logger) }),
       }),
     );

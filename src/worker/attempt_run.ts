@@ -6,17 +6,22 @@
  *
  * @module
  */
-import { record } from "../telemetry/metrics.ts";
+import { count, record } from "../telemetry/metrics.ts";
 import { currentTraceparent } from "../telemetry/tracing.ts";
 import { create } from "@bufbuild/protobuf";
 import { join } from "node:path";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type JobResult, JobResultSchema, ProcessType } from "../../gen/job/v1/job_pb.ts";
+import {
+  type JobEvent,
+  type JobResult,
+  JobResultSchema,
+  ProcessType,
+} from "../../gen/job/v1/job_pb.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import type { LeasedJob } from "../protocol/job_requests.ts";
-import { AttemptEvents } from "./attempt_events.ts";
+import { AttemptEvents, type LifecycleEventBuilder } from "./attempt_events.ts";
 import {
   type AttemptEnd,
   attemptVerdict,
@@ -43,7 +48,12 @@ import { createJobHome, letThrough, withIdentity } from "./job_home.ts";
 import type { JobExecutionDeps, JobOutcome } from "./job_execution.ts";
 import { windowSizeFor } from "./pty.ts";
 import { ProcessStartError, type RunningProcess, startProcess } from "./process_runner.ts";
-import { isRetryable, isRetryableLeaseCall } from "./worker_api.ts";
+import {
+  isRetryable,
+  isRetryableCompletion,
+  isRetryableLeaseCall,
+  LastEventsRefusedError,
+} from "./worker_api.ts";
 
 /** Longest the worker spends publishing and handing back after it was told to stop. */
 export const STOP_CLEANUP_MS = 5_000;
@@ -381,10 +391,15 @@ class Attempt {
       this.#log.warn({ err: reason }, "lease lost; the job was stopped");
       return { kind: "lease_lost", reason };
     }
-    void this.#events.lifecycle((seq) =>
-      processEndEvent(seq, pid, end.exit.exitCode, endedMs - startedMs, endedMs)
-    );
-    if (verdict.kind === "hand_back") return await this.#handBack();
+    const endEvent: LifecycleEventBuilder = (seq) =>
+      processEndEvent(seq, pid, end.exit.exitCode, endedMs - startedMs, endedMs);
+    if (verdict.kind === "hand_back") {
+      void this.#events.lifecycle(endEvent);
+      return await this.#handBack();
+    }
+    // The end event (and output not yet sent) waits to go with the result.
+    this.#publisher.holdLast();
+    void this.#events.lifecycle(endEvent);
     const { result } = verdict;
     this.#log.info({ exitCode: result.exitCode, durationMs: endedMs - startedMs }, "job finished");
     return await this.#finish({
@@ -399,24 +414,39 @@ class Attempt {
     const { api, clock } = this.#deps;
     const { job, taskToken } = this.#leased;
     await this.#events.settled();
+    // The last events travel with the result (one round trip, not two).
+    let lastEvents: readonly JobEvent[] = [];
     try {
-      await this.#publisher.drain();
+      lastEvents = await this.#publisher.takeLast();
     } catch (error) {
       if (isLeaseLost(error)) return { kind: "lease_lost", reason: error };
       result = withRefusedEvents(result, describe(error));
     }
-    const full = create(JobResultSchema, { ...result, jobId: job.jobId });
-    try {
-      await retrying(() => api.complete(taskToken, full), clock, this.#giveUp);
-    } catch (error) {
-      const leaseLost = this.#leaseLost.signal;
-      if (isLeaseLost(error) || leaseLost.aborted) {
-        return { kind: "lease_lost", reason: leaseLost.reason ?? error };
+    for (;;) {
+      const full = create(JobResultSchema, { ...result, jobId: job.jobId });
+      try {
+        await retry(() => api.complete(taskToken, { result: full, lastEvents }), {
+          isRetryable: isRetryableCompletion,
+          clock,
+          signal: this.#giveUp,
+        });
+        return { kind: "completed", result: full };
+      } catch (caught) {
+        const refused = caught instanceof LastEventsRefusedError;
+        const error = refused ? caught.cause : caught;
+        const leaseLost = this.#leaseLost.signal;
+        if (isLeaseLost(error) || leaseLost.aborted) {
+          return { kind: "lease_lost", reason: leaseLost.reason ?? error };
+        }
+        if (this.#stop.aborted) return { kind: "abandoned", reason: error };
+        if (!refused) throw error;
+        // Neither the events nor the result were stored: record the result
+        // alone, saying why the job's last events are missing.
+        count("airunner.events.dropped.total", lastEvents.length);
+        result = withRefusedEvents(result, describe(error));
+        lastEvents = [];
       }
-      if (this.#stop.aborted) return { kind: "abandoned", reason: error };
-      throw error;
     }
-    return { kind: "completed", result: full };
   }
 
   async #failWithoutRunning(error: ProcessStartError): Promise<JobOutcome> {
@@ -424,6 +454,7 @@ class Attempt {
     // A checkout's message quotes git, which may print what it got from the environment.
     const message = maskSecretsInText(error.message, this.#secrets);
     this.#log.info({ reason: message }, "job could not start");
+    this.#publisher.holdLast();
     void this.#events.lifecycle((seq) => processErrorEvent(seq, message, clock.now()));
     const now = timestampFromMs(clock.now());
     return await this.#finish({
@@ -515,11 +546,6 @@ async function sendHeartbeats(
     if (signal.aborted) return;
     await send(clock.now() - startedMs);
   }
-}
-
-/** Retries `call` while it fails in a way that may pass, until `signal` aborts. */
-function retrying(call: () => Promise<void>, clock: Clock, signal: AbortSignal): Promise<void> {
-  return retry(call, { isRetryable: isRetryableLeaseCall, clock, signal });
 }
 
 /** Whether the server said the lease is gone (a newer attempt holds the job, or it finished). */

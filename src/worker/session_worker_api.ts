@@ -22,14 +22,14 @@
  * @module
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { JobEvent, JobResult, WorkerSessionResponse } from "../../gen/job/v1/job_pb.ts";
+import type { JobEvent, WorkerSessionResponse } from "../../gen/job/v1/job_pb.ts";
 import type { Clock } from "../clock.ts";
 import type { ConnectionOptions } from "../protocol/transport.ts";
 import type { Logger } from "../logger.ts";
 import type { LeasedJob, LeaseUpdate } from "../protocol/job_requests.ts";
 import { currentTraceparent } from "../telemetry/tracing.ts";
 import { SESSION_HEARTBEAT_MS } from "../protocol/session.ts";
-import type { ClaimOptions, WorkerApi } from "./worker_api.ts";
+import type { ClaimOptions, Completion, WorkerApi } from "./worker_api.ts";
 import { CompletionMemory, type Operation, OperationLedger } from "./session/session_ledger.ts";
 import { SessionCredits } from "./session/session_credits.ts";
 import { messagesFor, SessionOutbox } from "./session/session_framing.ts";
@@ -154,7 +154,7 @@ class SessionWorkerApi implements ClosableWorkerApi {
     await this.#issue({ kind: "events", taskToken, events });
   }
 
-  async complete(taskToken: string, result: JobResult): Promise<void> {
+  async complete(taskToken: string, completion: Completion): Promise<void> {
     // The slot this job frees takes the next job: grant its credit in the
     // same message, unless the worker is stopping. (A retried completion
     // must not grant another credit.)
@@ -164,7 +164,7 @@ class SessionWorkerApi implements ClosableWorkerApi {
     ) {
       this.#grant(1);
     }
-    await this.#issue({ kind: "completion", taskToken, result });
+    await this.#issue({ kind: "completion", taskToken, completion });
   }
 
   async close(): Promise<void> {
@@ -295,7 +295,7 @@ class SessionWorkerApi implements ClosableWorkerApi {
         await unary.publishEvents(operation.taskToken, operation.events);
         return false;
       case "completion":
-        await unary.complete(operation.taskToken, operation.result);
+        await unary.complete(operation.taskToken, operation.completion);
         return false;
     }
   }

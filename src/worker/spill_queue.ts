@@ -60,6 +60,11 @@ export class SpillQueue {
     return this.#memoryBytes + this.#fileBytes;
   }
 
+  /** Events waiting, in memory and in the file. */
+  get length(): number {
+    return this.#memory.length + this.#fileEvents;
+  }
+
   /** Whether nothing waits. */
   get isEmpty(): boolean {
     return this.#memory.length === 0 && this.#fileBytes === 0;

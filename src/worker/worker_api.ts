@@ -35,10 +35,55 @@ export interface WorkerApi {
   ): Promise<LeaseUpdate>;
   /** Stores events of the leased job. */
   publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<void>;
-  /** Records the leased job's result. */
-  complete(taskToken: string, result: JobResult): Promise<void>;
+  /**
+   * Stores the attempt's last events, then records its result, as one
+   * operation: the result is not recorded when the events are refused (the
+   * call then fails with {@link LastEventsRefusedError}).
+   */
+  complete(taskToken: string, completion: Completion): Promise<void>;
   /** Ends the API's connection once the worker has stopped (nothing to end when absent). */
   close?(): Promise<void>;
+}
+
+/** What ends an attempt: its result, and the events not yet published (often only the process end). */
+export interface Completion {
+  readonly result: JobResult;
+  readonly lastEvents: readonly JobEvent[];
+}
+
+/**
+ * A completion's last events were refused, so its result was not recorded
+ * either; `cause` is the refusal, to be judged as a refused publish is.
+ */
+export class LastEventsRefusedError extends Error {
+  constructor(cause: unknown) {
+    super(
+      `the job's last events were refused: ${cause instanceof Error ? cause.message : cause}`,
+      { cause },
+    );
+    this.name = "LastEventsRefusedError";
+  }
+}
+
+/**
+ * {@link WorkerApi.complete} over an API whose completion cannot carry
+ * events: publishes them first, and records the result only if they were
+ * stored.
+ */
+export async function completeAfterEvents(
+  publishEvents: WorkerApi["publishEvents"],
+  recordResult: (result: JobResult) => Promise<void>,
+  taskToken: string,
+  { result, lastEvents }: Completion,
+): Promise<void> {
+  if (lastEvents.length > 0) {
+    try {
+      await publishEvents(taskToken, lastEvents);
+    } catch (error) {
+      throw new LastEventsRefusedError(error);
+    }
+  }
+  await recordResult(result);
 }
 
 /** Longest a single DequeueJob call may wait before the client gives up on it. */
@@ -46,6 +91,13 @@ const CLAIM_DEADLINE_MS = 90_000;
 
 /** The WorkerApi over Connect RPC. */
 export function createRpcWorkerApi(clients: AirunnerClients): WorkerApi {
+  const publishEvents = async (taskToken: string, events: readonly JobEvent[]) => {
+    await clients.events.publishJobEvents(
+      (async function* () {
+        yield { taskToken, events: [...events] };
+      })(),
+    );
+  };
   return {
     async claim(queue, { maxJobs, visibilityTimeoutSeconds, signal }) {
       const leased: LeasedJob[] = [];
@@ -79,16 +131,16 @@ export function createRpcWorkerApi(clients: AirunnerClients): WorkerApi {
       });
       return { cancelled };
     },
-    async publishEvents(taskToken, events) {
-      await clients.events.publishJobEvents(
-        (async function* () {
-          yield { taskToken, events: [...events] };
-        })(),
-      );
-    },
-    async complete(taskToken, result) {
-      await clients.jobs.completeJob({ taskToken, jobResult: result });
-    },
+    publishEvents,
+    complete: (taskToken, completion) =>
+      completeAfterEvents(
+        publishEvents,
+        async (result) => {
+          await clients.jobs.completeJob({ taskToken, jobResult: result });
+        },
+        taskToken,
+        completion,
+      ),
   };
 }
 
@@ -114,4 +166,14 @@ const LEASE_CALL_TRANSIENT_CODES = transientCodes({ adding: [Code.ResourceExhaus
 /** Whether a lease extension or a completion may pass if tried again (see LEASE_CALL_TRANSIENT_CODES). */
 export function isRetryableLeaseCall(error: unknown): boolean {
   return isTransient(error, LEASE_CALL_TRANSIENT_CODES);
+}
+
+/**
+ * Whether a completion may pass if tried again: as a lease call, unless its
+ * last events were refused, which is judged as a refused publish is.
+ */
+export function isRetryableCompletion(error: unknown): boolean {
+  return error instanceof LastEventsRefusedError
+    ? isRetryable(error.cause)
+    : isRetryableLeaseCall(error);
 }

@@ -9,6 +9,7 @@ import http from "node:http";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import {
+  EventType,
   JobResultSchema,
   JobService,
   JobState,
@@ -19,6 +20,7 @@ import {
 import { createAirunnerClients, createAirunnerTransport } from "../../src/protocol/transport.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
 import { MAX_SESSION_CREDITS } from "../../src/protocol/session.ts";
+import { MAX_ERROR_MESSAGE_LENGTH } from "../../src/protocol/limits.ts";
 import { makeEvent } from "../../src/protocol/event_sequencing.ts";
 import { memoryLog } from "../support/memory_log.ts";
 import { sessionApiTo, unaryApiTo, withMemoryServer } from "../support/memory_server.ts";
@@ -214,6 +216,91 @@ Deno.test("session operations fail one by one; the session goes on", async () =>
   });
 });
 
+Deno.test("a completion's events are stored before its result; refused events leave no result, a refused result no events", async () => {
+  await withMemoryServer(async (url) => {
+    const clients = createAirunnerClients({ serverUrl: url });
+    /** The job's stored events; a running job's stream is cut after a moment. */
+    const storedTypes = async (jobId: string) => {
+      const types: EventType[] = [];
+      try {
+        const stream = clients.events.streamJobEvents({ jobId }, {
+          signal: AbortSignal.timeout(300),
+        });
+        for await (const res of stream) {
+          if (res.event !== undefined) types.push(res.event.eventType);
+        }
+      } catch (error) {
+        if (ConnectError.from(error).code !== Code.Canceled) throw error;
+      }
+      return types;
+    };
+    const start = (seq: bigint) =>
+      makeEvent(seq, Date.now(), {
+        case: "processStart",
+        value: { $typeName: "job.v1.ProcessStartEvent", pid: 1 },
+      });
+    const end = (seq: bigint) =>
+      makeEvent(seq, Date.now(), {
+        case: "processEnd",
+        value: { $typeName: "job.v1.ProcessEndEvent", pid: 1, exitCode: 0 },
+      });
+
+    // Events with a gap: the ack says the events were refused, and the job
+    // has neither them nor a result.
+    const gapped = await sessionWithOneJob(url);
+    gapped.session.send({
+      completions: [{
+        opId: 1n,
+        taskToken: gapped.taskToken,
+        jobResult: create(JobResultSchema, { jobId: gapped.jobId, success: true }),
+        events: [end(5n)],
+      }],
+    });
+    const [refused] = await readAcks(gapped.session, 1);
+    assert.equal(refused?.eventsRefused, true);
+    assert.equal(refused?.error?.code, Code.InvalidArgument);
+    assert.equal((await clients.jobs.getJob({ jobId: gapped.jobId })).job?.state, JobState.RUNNING);
+
+    // A result that fails validation stores none of its events.
+    gapped.session.send({
+      completions: [{
+        opId: 2n,
+        taskToken: gapped.taskToken,
+        jobResult: create(JobResultSchema, {
+          jobId: gapped.jobId,
+          errorMessage: "x".repeat(MAX_ERROR_MESSAGE_LENGTH + 1),
+        }),
+        events: [start(1n)],
+      }],
+    });
+    const [invalid] = await readAcks(gapped.session, 1);
+    assert.equal(invalid?.eventsRefused, false);
+    assert.match(invalid?.error?.message ?? "", /job_result\.error_message/);
+    assert.deepEqual(await storedTypes(gapped.jobId), [], "no event of either is stored");
+
+    // The same job ends properly: both events, then the result, in one operation.
+    gapped.session.send({
+      completions: [{
+        opId: 3n,
+        taskToken: gapped.taskToken,
+        jobResult: create(JobResultSchema, { jobId: gapped.jobId, success: true }),
+        events: [start(1n), end(2n)],
+      }],
+    });
+    const [done] = await readAcks(gapped.session, 1);
+    assert.equal(done?.error, undefined);
+    assert.equal(done?.eventsRefused, false);
+    const { job } = await clients.jobs.getJob({ jobId: gapped.jobId });
+    assert.equal(job?.state, JobState.COMPLETED);
+    assert.deepEqual(await storedTypes(gapped.jobId), [
+      EventType.PROCESS_START,
+      EventType.PROCESS_END,
+    ]);
+    gapped.session.closeSend();
+    assert.equal(await gapped.session.end(), undefined);
+  });
+});
+
 Deno.test("a session must open first, once, and within its credit limit", async () => {
   await withMemoryServer(async (url) => {
     const cases: {
@@ -274,7 +361,10 @@ Deno.test("the session WorkerApi runs a job's whole conversation on one connecti
             value: { $typeName: "job.v1.ProcessStartEvent", pid: 1 },
           }),
         ]);
-        await api.complete(taskToken, create(JobResultSchema, { jobId: job.jobId, success: true }));
+        await api.complete(taskToken, {
+          result: create(JobResultSchema, { jobId: job.jobId, success: true }),
+          lastEvents: [],
+        });
       }));
       done += leased.length;
     }
@@ -285,7 +375,10 @@ Deno.test("the session WorkerApi runs a job's whole conversation on one connecti
     assert.equal(page.jobs.length, 20);
     // A stale lease is reported as the unary call would report it.
     await assert.rejects(
-      api.complete("forged", create(JobResultSchema, { jobId: results[0]!.requestId })),
+      api.complete("forged", {
+        result: create(JobResultSchema, { jobId: results[0]!.requestId }),
+        lastEvents: [],
+      }),
       (error: unknown) => ConnectError.from(error).code === Code.Unavailable,
       "a closed session refuses new operations",
     );
@@ -340,7 +433,10 @@ Deno.test("auto falls back to unary calls behind an HTTP/1.1-only proxy", async 
       });
       assert.equal(leased?.job.jobId, jobId, JSON.stringify(log.records()));
       assert.equal(api.protocol, "unary", JSON.stringify(log.records()));
-      await api.complete(leased.taskToken, create(JobResultSchema, { jobId, success: true }));
+      await api.complete(leased.taskToken, {
+        result: create(JobResultSchema, { jobId, success: true }),
+        lastEvents: [],
+      });
       await api.close();
       assert.equal((await store.getJob(jobId)).state, JobState.COMPLETED);
       assert.ok(
@@ -379,13 +475,19 @@ for (const protocol of ["unary", "session"] as const) {
       // A cancel shows up in the next lease update.
       await clients.jobs.cancelJob({ jobId: a.job.jobId, reason: "test" });
       assert.deepEqual(await api.extendLease(a.taskToken, QUEUE, 30), { cancelled: true });
-      await api.complete(a.taskToken, create(JobResultSchema, { jobId: a.job.jobId }));
+      await api.complete(a.taskToken, {
+        result: create(JobResultSchema, { jobId: a.job.jobId }),
+        lastEvents: [],
+      });
       assert.equal((await store.getJob(a.job.jobId)).state, JobState.CANCELLED);
 
       // Handing back ends the lease: the old token is fenced off with the unary call's code.
       await api.extendLease(b.taskToken, QUEUE, 0);
       await assert.rejects(
-        api.complete(b.taskToken, create(JobResultSchema, { jobId: b.job.jobId, success: true })),
+        api.complete(b.taskToken, {
+          result: create(JobResultSchema, { jobId: b.job.jobId, success: true }),
+          lastEvents: [],
+        }),
         (error: unknown) => ConnectError.from(error).code === Code.FailedPrecondition,
       );
       await assert.rejects(
@@ -401,9 +503,9 @@ for (const protocol of ["unary", "session"] as const) {
         }),
       ]);
       const done = create(JobResultSchema, { jobId: c.job.jobId, success: true, exitCode: 0 });
-      await api.complete(c.taskToken, done);
+      await api.complete(c.taskToken, { result: done, lastEvents: [] });
       const finished = await store.getJob(c.job.jobId);
-      await api.complete(c.taskToken, done);
+      await api.complete(c.taskToken, { result: done, lastEvents: [] });
       assert.deepEqual(await store.getJob(c.job.jobId), finished);
       assert.equal(finished.state, JobState.COMPLETED);
       await api.close?.();

@@ -7,13 +7,15 @@
  */
 import { toConnectError } from "../../src/server/error_mapping.ts";
 import type { JobStore } from "../../src/store/job_store.ts";
-import type { WorkerApi } from "../../src/worker/worker_api.ts";
+import { completeAfterEvents, type WorkerApi } from "../../src/worker/worker_api.ts";
 
 export function storeWorkerApi(store: JobStore): WorkerApi {
   const rpc = <T>(call: () => Promise<T>): Promise<T> =>
     call().catch((error) => {
       throw toConnectError(error);
     });
+  const publishEvents: WorkerApi["publishEvents"] = (token, events) =>
+    rpc(async () => void await store.publishEvents(token, events));
   return {
     claim: (queue, { maxJobs, visibilityTimeoutSeconds, signal }) =>
       rpc(() =>
@@ -25,8 +27,13 @@ export function storeWorkerApi(store: JobStore): WorkerApi {
       ),
     extendLease: (token, queue, seconds) =>
       rpc(() => store.updateLease(token, queue, seconds * 1000)),
-    publishEvents: (token, events) =>
-      rpc(async () => void await store.publishEvents(token, events)),
-    complete: (token, result) => rpc(async () => void await store.complete(token, result)),
+    publishEvents,
+    complete: (token, completion) =>
+      completeAfterEvents(
+        publishEvents,
+        (result) => rpc(async () => void await store.complete(token, result)),
+        token,
+        completion,
+      ),
   };
 }

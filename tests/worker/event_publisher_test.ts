@@ -12,7 +12,12 @@ const event = (): JobEvent => processStartEvent(sequencer, 1, 0);
 
 function publisherWith(
   publish: (events: readonly JobEvent[]) => Promise<void>,
-  extra: { clock?: FakeClock; maxPendingBytes?: number; onFailure?: (e: unknown) => void } = {},
+  extra: {
+    clock?: FakeClock;
+    maxPendingBytes?: number;
+    maxEventsPerCall?: number;
+    onFailure?: (e: unknown) => void;
+  } = {},
 ) {
   return new EventPublisher({
     publish,
@@ -21,6 +26,7 @@ function publisherWith(
     logger: memoryLog().logger,
     ...(extra.maxPendingBytes === undefined ? {} : { maxPendingBytes: extra.maxPendingBytes }),
     ...(extra.onFailure === undefined ? {} : { onFailure: extra.onFailure }),
+    ...(extra.maxEventsPerCall === undefined ? {} : { maxEventsPerCall: extra.maxEventsPerCall }),
   });
 }
 
@@ -126,4 +132,46 @@ Deno.test("through an outage events spill to disk and all arrive in order afterw
   await publisher.stop(new Error("done"));
   assert.throws(() => Deno.statSync(`${dir}/events.spill`), Deno.errors.NotFound);
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("held last: rounds send all but the last call's worth, takeLast hands that over once", async () => {
+  const calls: bigint[][] = [];
+  const publisher = publisherWith(async (events) => {
+    await settle();
+    calls.push(events.map((e) => e.sequence));
+  }, { maxEventsPerCall: 2 });
+  const early = event();
+  await publisher.append(early, 10);
+  await publisher.drain();
+  publisher.holdLast();
+  const [a, b, c] = [event(), event(), event()];
+  for (const e of [a, b, c]) await publisher.append(e, 10);
+  const last = await publisher.takeLast();
+  assert.deepEqual(calls, [[early.sequence], [a.sequence, b.sequence]]);
+  assert.deepEqual(last.map((e) => e.sequence), [c.sequence]);
+  assert.equal(publisher.pendingBytes, 0, "what was handed over is no longer the publisher's");
+  assert.deepEqual(await publisher.takeLast(), []);
+});
+
+Deno.test("held last: drain lets the held events go after all", async () => {
+  const sent: bigint[] = [];
+  const publisher = publisherWith(async (events) => {
+    await settle();
+    sent.push(...events.map((e) => e.sequence));
+  });
+  publisher.holdLast();
+  const held = event();
+  await publisher.append(held, 10);
+  await settle();
+  assert.deepEqual(sent, [], "a single call's worth waits");
+  await publisher.drain();
+  assert.deepEqual(sent, [held.sequence]);
+});
+
+Deno.test("takeLast throws why delivery stopped", async () => {
+  const publisher = publisherWith(() =>
+    Promise.reject(new ConnectError("events: event too large", Code.ResourceExhausted))
+  );
+  await publisher.append(event(), 10);
+  await assert.rejects(publisher.takeLast(), /event too large/);
 });

@@ -18,7 +18,7 @@ import {
   type JobExecutionDeps,
   TIMEOUT_EXIT_CODE,
 } from "../../src/worker/job_execution.ts";
-import type { WorkerApi } from "../../src/worker/worker_api.ts";
+import { LastEventsRefusedError, type WorkerApi } from "../../src/worker/worker_api.ts";
 import { makeTestRepo } from "../support/git_repo.ts";
 import { memoryLog } from "../support/memory_log.ts";
 import { storeWorkerApi } from "../support/store_worker_api.ts";
@@ -275,6 +275,86 @@ Deno.test("events the server refuses stop the command and fail the job with the 
     run.outcome.result.errorMessage,
     /refused the job's events: events: event too large/,
   );
+});
+
+Deno.test("a job's last events travel with its result: its end costs one call, not two", async () => {
+  const published: EventType[][] = [];
+  const carried: EventType[][] = [];
+  const run = await runJob({ command: "sh", args: ["-c", "echo hi"] }, {
+    api: (store) => {
+      const api = storeWorkerApi(store);
+      return {
+        ...api,
+        publishEvents: (token, events) => {
+          published.push(events.map((e) => e.eventType));
+          return api.publishEvents(token, events);
+        },
+        complete: (token, completion) => {
+          carried.push(completion.lastEvents.map((e) => e.eventType));
+          return api.complete(token, completion);
+        },
+      };
+    },
+  });
+  assert.ok(run.outcome.kind === "completed" && run.outcome.result.success);
+  assert.equal(carried.length, 1);
+  assert.ok(carried[0]!.includes(EventType.PROCESS_END), `the result carried ${carried[0]}`);
+  assert.ok(!published.flat().includes(EventType.PROCESS_END));
+  assert.deepEqual(types(run.events), [EventType.PROCESS_START, EventType.PROCESS_END]);
+  assert.equal(output(run.events, StreamType.STDOUT), "hi\n");
+});
+
+Deno.test("last events refused with the result: the result is recorded alone and says why", async () => {
+  const completions: number[] = [];
+  const run = await runJob({ command: "true" }, {
+    api: (store) => {
+      const api = storeWorkerApi(store);
+      return {
+        ...api,
+        complete: (token, completion) => {
+          completions.push(completion.lastEvents.length);
+          return completion.lastEvents.length > 0
+            ? Promise.reject(
+              new LastEventsRefusedError(
+                new ConnectError("events: event too large", Code.ResourceExhausted),
+              ),
+            )
+            : api.complete(token, completion);
+        },
+      };
+    },
+  });
+  assert.ok(run.outcome.kind === "completed");
+  assert.equal(run.outcome.result.success, false);
+  assert.match(
+    run.outcome.result.errorMessage,
+    /refused the job's events: events: event too large/,
+  );
+  assert.equal(completions.length, 2, "refused once with events, then recorded without");
+  assert.ok(completions[0]! > 0);
+  assert.equal(completions[1], 0);
+  assert.deepEqual(types(run.events), [EventType.PROCESS_START], "the store has what it took");
+});
+
+Deno.test("last events refused in passing go again with the result, and none is lost", async () => {
+  let refusals = 0;
+  const run = await runJob({ command: "true" }, {
+    api: (store) => {
+      const api = storeWorkerApi(store);
+      return {
+        ...api,
+        complete: (token, completion) =>
+          refusals++ < 1
+            ? Promise.reject(
+              new LastEventsRefusedError(new ConnectError("restarting", Code.Unavailable)),
+            )
+            : api.complete(token, completion),
+      };
+    },
+  });
+  assert.ok(run.outcome.kind === "completed" && run.outcome.result.success);
+  assert.equal(refusals, 2);
+  assert.deepEqual(types(run.events), [EventType.PROCESS_START, EventType.PROCESS_END]);
 });
 
 Deno.test("a server out of disk space (resource_exhausted) delays the lease and the result, and the job runs on", async () => {

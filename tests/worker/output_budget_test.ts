@@ -6,6 +6,7 @@ import { defaultExecutionConfig } from "../../src/server/execution_config.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
 import { executeJob } from "../../src/worker/job_execution.ts";
 import { OutputBudget } from "../../src/worker/output_budget.ts";
+import type { WorkerApi } from "../../src/worker/worker_api.ts";
 import { memoryLog } from "../support/memory_log.ts";
 import { storeWorkerApi } from "../support/store_worker_api.ts";
 
@@ -49,14 +50,22 @@ Deno.test("a worker sends at most cap + 1 bytes of a job's output; the job runs 
   });
   const api = storeWorkerApi(store);
   let sentBytes = 0;
-  const counting = {
+  const countOutput = (events: readonly JobEvent[]) => {
+    for (const e of events) {
+      if (e.eventData.case !== "outputBatch") continue;
+      for (const item of e.eventData.value.outputs) sentBytes += item.output.byteLength;
+    }
+  };
+  // Output goes in publishes and, at the end, with the result.
+  const counting: WorkerApi = {
     ...api,
-    publishEvents: (token: string, events: readonly JobEvent[]) => {
-      for (const e of events) {
-        if (e.eventData.case !== "outputBatch") continue;
-        for (const item of e.eventData.value.outputs) sentBytes += item.output.byteLength;
-      }
+    publishEvents: (token, events) => {
+      countOutput(events);
       return api.publishEvents(token, events);
+    },
+    complete: (token, completion) => {
+      countOutput(completion.lastEvents);
+      return api.complete(token, completion);
     },
   };
   const outcome = await executeJob(leased!, {

@@ -151,7 +151,10 @@ Deno.test("a session whose connection goes silent is given up on both sides; lat
       const a = await enqueue();
       const [leasedA] = await first;
       assert.equal(leasedA?.job?.jobId, a);
-      await api.complete(leasedA.taskToken, create(JobResultSchema, { jobId: a, success: true }));
+      await api.complete(leasedA.taskToken, {
+        result: create(JobResultSchema, { jobId: a, success: true }),
+        lastEvents: [],
+      });
 
       // Idle for eight intervals: the heartbeats keep the one connection up.
       await delay(8 * heartbeatMs);
@@ -177,7 +180,10 @@ Deno.test("a session whose connection goes silent is given up on both sides; lat
       const b = await enqueue();
       const [leasedB] = await second;
       assert.equal(leasedB?.job?.jobId, b);
-      await api.complete(leasedB.taskToken, create(JobResultSchema, { jobId: b, success: true }));
+      await api.complete(leasedB.taskToken, {
+        result: create(JobResultSchema, { jobId: b, success: true }),
+        lastEvents: [],
+      });
       const running = await store.listJobs({ page: 1, pageSize: 10, state: JobState.RUNNING });
       assert.deepEqual(running.jobs.map((j) => j.jobId), []);
     } finally {

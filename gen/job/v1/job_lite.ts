@@ -306,6 +306,7 @@ export const LITE_MESSAGES: Readonly<Record<string, readonly LiteField[]>> = {
     { local: "taskToken", json: "taskToken", kind: "scalar", type: "string" },
     { local: "jobResult", json: "jobResult", kind: "message", type: "job.v1.JobResult" },
     { local: "traceparent", json: "traceparent", kind: "scalar", type: "string" },
+    { local: "events", json: "events", kind: "message", type: "job.v1.JobEvent", repeated: true },
   ],
   "job.v1.WorkerSessionResponse": [
     { local: "jobs", json: "jobs", kind: "message", type: "job.v1.DequeueJobResponse", repeated: true },
@@ -316,6 +317,7 @@ export const LITE_MESSAGES: Readonly<Record<string, readonly LiteField[]>> = {
     { local: "opId", json: "opId", kind: "scalar", type: "uint64" },
     { local: "error", json: "error", kind: "message", type: "job.v1.OperationError" },
     { local: "cancelled", json: "cancelled", kind: "scalar", type: "bool" },
+    { local: "eventsRefused", json: "eventsRefused", kind: "scalar", type: "bool" },
   ],
 };
 

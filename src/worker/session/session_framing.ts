@@ -8,6 +8,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import {
+  type JobEvent,
   SessionCompletionSchema,
   SessionEventsSchema,
   SessionLeaseUpdateSchema,
@@ -70,7 +71,8 @@ export function messagesFor(
           opId,
           traceparent,
           taskToken: operation.taskToken,
-          jobResult: operation.result,
+          jobResult: operation.completion.result,
+          events: [...operation.completion.lastEvents],
         }));
         break;
     }
@@ -81,23 +83,30 @@ export function messagesFor(
 
 /** A cheap, slightly high estimate of an operation's encoded size (output bytes dominate). */
 export function estimateBytes(operation: Operation, traceparent: string): number {
-  let bytes = 24 + operation.taskToken.length + traceparent.length;
+  const bytes = 24 + operation.taskToken.length + traceparent.length;
   switch (operation.kind) {
-    case "completion":
-      return bytes + 64 + operation.result.errorMessage.length;
+    case "completion": {
+      const { result, lastEvents } = operation.completion;
+      return bytes + 64 + result.errorMessage.length + estimateEventBytes(lastEvents);
+    }
     case "lease_update":
       return bytes;
     case "events":
-      for (const event of operation.events) {
-        bytes += 48;
-        if (event.eventData.case === "outputBatch") {
-          for (const item of event.eventData.value.outputs) bytes += item.output.byteLength + 8;
-        } else if (event.eventData.case === "output") {
-          bytes += event.eventData.value.output.byteLength;
-        }
-      }
-      return bytes;
+      return bytes + estimateEventBytes(operation.events);
   }
+}
+
+function estimateEventBytes(events: readonly JobEvent[]): number {
+  let bytes = 0;
+  for (const event of events) {
+    bytes += 48;
+    if (event.eventData.case === "outputBatch") {
+      for (const item of event.eventData.value.outputs) bytes += item.output.byteLength + 8;
+    } else if (event.eventData.case === "output") {
+      bytes += event.eventData.value.output.byteLength;
+    }
+  }
+  return bytes;
 }
 
 /** The request side of one stream: messages pushed by the worker, read by the transport. */

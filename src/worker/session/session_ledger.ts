@@ -6,7 +6,8 @@
  * @module
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { JobEvent, JobResult, SessionAck } from "../../../gen/job/v1/job_pb.ts";
+import type { JobEvent, SessionAck } from "../../../gen/job/v1/job_pb.ts";
+import { type Completion, LastEventsRefusedError } from "../worker_api.ts";
 
 /** One thing the worker asks of the server on a session. */
 export type Operation =
@@ -17,7 +18,11 @@ export type Operation =
     readonly visibilityTimeoutSeconds: number;
   }
   | { readonly kind: "events"; readonly taskToken: string; readonly events: readonly JobEvent[] }
-  | { readonly kind: "completion"; readonly taskToken: string; readonly result: JobResult };
+  | {
+    readonly kind: "completion";
+    readonly taskToken: string;
+    readonly completion: Completion;
+  };
 
 /** An operation issued and not yet acknowledged. */
 export interface PendingOperation {
@@ -61,8 +66,12 @@ export class OperationLedger {
     const op = this.#pending.get(ack.opId);
     if (op === undefined) return;
     this.#pending.delete(ack.opId);
-    if (ack.error === undefined) op.resolve(ack.cancelled);
-    else op.reject(new ConnectError(ack.error.message, ack.error.code as Code));
+    if (ack.error === undefined) {
+      op.resolve(ack.cancelled);
+      return;
+    }
+    const error = new ConnectError(ack.error.message, ack.error.code as Code);
+    op.reject(ack.eventsRefused ? new LastEventsRefusedError(error) : error);
   }
 
   /** Every pending operation, oldest first. */

@@ -19,6 +19,8 @@ import {
   messagesFor,
   RequestChannel,
 } from "../../../src/worker/session/session_framing.ts";
+import { LastEventsRefusedError } from "../../../src/worker/worker_api.ts";
+import { EventSequencer, processEndEvent } from "../../../src/worker/job_events.ts";
 import {
   cannotHoldSession,
   SessionOpenTimeoutError,
@@ -107,7 +109,10 @@ Deno.test("a large operation goes in a message after the small ones", () => {
   const large = ledger.add({
     kind: "completion",
     taskToken: "l",
-    result: create(JobResultSchema, { errorMessage: "x".repeat(2000) }),
+    completion: {
+      result: create(JobResultSchema, { errorMessage: "x".repeat(2000) }),
+      lastEvents: [],
+    },
   }, "").op;
   const messages = messagesFor([small, large], 0);
   assert.equal(messages.length, 2);
@@ -133,4 +138,28 @@ Deno.test("a server that cannot hold a session is told apart from one that is aw
   assert.equal(cannotHoldSession(new ConnectError("no", Code.Unimplemented)), true);
   assert.equal(cannotHoldSession(new Error("http2 error: frame with invalid size")), true);
   assert.equal(cannotHoldSession(new ConnectError("refused", Code.Unavailable)), false);
+});
+
+Deno.test("a completion carries its last events in its message; refused events come back as LastEventsRefusedError", async () => {
+  const ledger = new OperationLedger();
+  const end = processEndEvent(new EventSequencer(), 1, 0, 5, Date.now());
+  const { op, promise } = ledger.add({
+    kind: "completion",
+    taskToken: "t",
+    completion: { result: create(JobResultSchema, { success: true }), lastEvents: [end] },
+  }, "");
+  const [message] = messagesFor([op], 1);
+  assert.equal(message!.completions.length, 1);
+  assert.deepEqual(message!.completions[0]!.events, [end]);
+  assert.equal(message!.events.length, 0, "no separate events operation");
+  ledger.acknowledge(create(SessionAckSchema, {
+    opId: op.opId,
+    eventsRefused: true,
+    error: { code: Code.InvalidArgument, message: "events: a gap" },
+  }));
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof LastEventsRefusedError);
+    assert.equal(ConnectError.from(error.cause).code, Code.InvalidArgument);
+    return true;
+  });
 });
