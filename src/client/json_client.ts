@@ -1,6 +1,7 @@
 /**
- * The CLI's client: the Connect protocol with JSON bodies over Deno's
- * fetch, for the calls client commands make (get, list, cancel, submit,
+ * The CLI's client: the Connect protocol with JSON bodies over HTTP/1.1
+ * (./http_post.ts: its own on plain http://, Deno's fetch otherwise), for
+ * the calls client commands make (get, list, cancel, submit,
  * follow). It loads no npm package and no value of job_pb.ts: a call
  * through @connectrpc/connect and the protobuf runtime costs ~60 ms more
  * per process (scripts/gen_lite.ts has the figures), which a shell loop
@@ -31,6 +32,13 @@ import {
 } from "../rpc_error.ts";
 import { MAX_CLIENT_MESSAGE_BYTES } from "../protocol/limits.ts";
 import { type ConnectionOptions, parseServerUrl } from "../protocol/server_url.ts";
+import {
+  canPostDirectly,
+  fetchPost,
+  http1Post,
+  type HttpPost,
+  type HttpReply,
+} from "./http_post.ts";
 
 /** The JobService calls client commands make. */
 export type CliJobCalls = Pick<
@@ -55,22 +63,23 @@ interface CallOptions {
 
 /** What every call of one client shares. */
 interface Endpoint {
-  readonly baseUrl: string;
-  readonly fetch: typeof fetch;
+  readonly post: HttpPost;
   readonly headers: Readonly<Record<string, string>>;
   readonly timeoutMs: number | undefined;
 }
 
 /** Clients of both services for the server `options` name. */
 export function createJsonClients(options: ConnectionOptions): CliClients {
-  const httpClient = options.caCertPem === undefined
-    ? undefined
-    : Deno.createHttpClient({ caCerts: [options.caCertPem] });
+  const baseUrl = parseServerUrl(options.serverUrl);
+  const direct = options.caCertPem === undefined &&
+    canPostDirectly(baseUrl, (name) => Deno.env.get(name));
   const endpoint: Endpoint = {
-    baseUrl: parseServerUrl(options.serverUrl),
-    fetch: httpClient === undefined
-      ? fetch
-      : (input, init) => fetch(input, { ...init, client: httpClient }),
+    post: direct ? http1Post(baseUrl) : fetchPost(
+      baseUrl,
+      options.caCertPem === undefined
+        ? undefined
+        : Deno.createHttpClient({ caCerts: [options.caCertPem] }),
+    ),
     headers: options.token === undefined || options.token === ""
       ? {}
       : { authorization: `Bearer ${options.token}` },
@@ -124,23 +133,23 @@ function post(
   endpoint: Endpoint,
   method: LiteMethod,
   contentType: string,
-  body: BodyInit,
+  body: Uint8Array<ArrayBuffer>,
   call: { readonly signal: AbortSignal; readonly timeoutMs: number | undefined },
-): Promise<Response> {
+): Promise<HttpReply> {
   const deadline = call.timeoutMs === undefined || call.timeoutMs <= 0
     ? {}
     : { "connect-timeout-ms": String(call.timeoutMs) };
-  return endpoint.fetch(`${endpoint.baseUrl}${method.path}`, {
-    method: "POST",
-    headers: {
+  return endpoint.post(
+    method.path,
+    {
       ...endpoint.headers,
       "content-type": contentType,
       "connect-protocol-version": "1",
       ...deadline,
     },
     body,
-    signal: call.signal,
-  });
+    call.signal,
+  );
 }
 
 async function unaryCall<O>(
@@ -151,7 +160,7 @@ async function unaryCall<O>(
 ): Promise<O> {
   const call = callSignal(endpoint, options);
   try {
-    const body = JSON.stringify(toJsonValue(method.input, request));
+    const body = new TextEncoder().encode(JSON.stringify(toJsonValue(method.input, request)));
     const response = await post(endpoint, method, "application/json", body, call);
     const text = await readLimited(response.body);
     if (response.status !== 200) throw errorFromBody(response.status, text);
@@ -178,7 +187,7 @@ async function* serverStream<O>(
   try {
     const json = new TextEncoder().encode(JSON.stringify(toJsonValue(method.input, request)));
     const response = await post(endpoint, method, "application/connect+json", envelope(json), call);
-    if (response.status !== 200 || response.body === null) {
+    if (response.status !== 200) {
       throw errorFromBody(response.status, await readLimited(response.body));
     }
     expectContentType(response, "application/connect+json");
@@ -209,8 +218,7 @@ function tooLarge(): RpcError {
 }
 
 /** A whole response body as text, refusing one larger than MAX_CLIENT_MESSAGE_BYTES. */
-async function readLimited(body: ReadableStream<Uint8Array> | null): Promise<string> {
-  if (body === null) return "";
+async function readLimited(body: AsyncIterable<Uint8Array>): Promise<string> {
   const parts: Uint8Array[] = [];
   let total = 0;
   for await (const chunk of body) {
@@ -234,7 +242,7 @@ function envelope(data: Uint8Array): Uint8Array<ArrayBuffer> {
  * Chunks are kept as they came and joined once per envelope, so a large
  * message in many small chunks costs one copy, not one per chunk.
  */
-async function* envelopes(body: ReadableStream<Uint8Array>): AsyncGenerator<[number, Uint8Array]> {
+async function* envelopes(body: AsyncIterable<Uint8Array>): AsyncGenerator<[number, Uint8Array]> {
   const pending = new ChunkQueue();
   for await (const chunk of body) {
     pending.push(chunk);
@@ -305,8 +313,8 @@ class ChunkQueue {
  * A 200 answer that is not what the call expects (a proxy's page, the wrong
  * URL) fails as internal, like Connect's client, instead of being parsed.
  */
-function expectContentType(response: Response, expected: string): void {
-  const type = response.headers.get("content-type") ?? "";
+function expectContentType(response: HttpReply, expected: string): void {
+  const type = response.contentType;
   if (type.split(";")[0]!.trim().toLowerCase() !== expected) {
     throw new RpcError(
       `the server answered with content type "${type}", not ${expected}`,

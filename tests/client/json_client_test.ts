@@ -140,7 +140,7 @@ Deno.test("server errors carry the Connect client's code and message", async () 
   });
 });
 
-Deno.test("a server that is not there is unknown, with fetch's reason as the cause", async () => {
+Deno.test("a server that is not there is unknown, with the refusal as the cause", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
@@ -148,8 +148,15 @@ Deno.test("a server that is not there is unknown, with fetch's reason as the cau
   const error = await json.jobs.getJob({ jobId: "x" }).catch((e) => e);
   assert.ok(error instanceof RpcError);
   assert.equal(error.code, RpcCode.Unknown);
-  // Deno's fetch nests the reason: TypeError("fetch failed") caused by the refusal.
-  assert.match(String((error.cause as Error).cause), /connection refused/i);
+  // Over its own HTTP/1.1 the client has the refusal itself as the cause.
+  assert.ok(error.cause instanceof Deno.errors.ConnectionRefused, String(error.cause));
+  // For https:// it uses fetch, which nests the reason one deeper:
+  // TypeError("fetch failed") caused by the refusal.
+  const viaFetch = await createJsonClients({ serverUrl: `https://127.0.0.1:${port}` }).jobs
+    .getJob({ jobId: "x" }).catch((e) => e);
+  assert.ok(viaFetch instanceof RpcError);
+  assert.equal(viaFetch.code, RpcCode.Unknown);
+  assert.match(String((viaFetch.cause as Error).cause), /connection refused/i);
 });
 
 Deno.test("a call deadline ends a stream with deadline_exceeded; an abort with canceled", async () => {
