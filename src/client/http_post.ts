@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { concatBytes } from "../bytes.ts";
 
 /** An answer as the client reads it: status, content type, and the body's bytes as they arrive. */
 export interface HttpReply {
@@ -163,7 +164,7 @@ export class ChunkedDecoder {
   done = false;
 
   push(bytes: Uint8Array): Uint8Array[] {
-    this.#buffer = this.#buffer.byteLength === 0 ? bytes : concat(this.#buffer, bytes);
+    this.#buffer = this.#buffer.byteLength === 0 ? bytes : concatBytes([this.#buffer, bytes]);
     const out: Uint8Array[] = [];
     while (!this.done) {
       if (this.#left > 0) {
@@ -248,7 +249,7 @@ export function http1Post(baseUrl: string): HttpPost {
       const head = new TextEncoder().encode(
         requestHead(`${prefix}${path}`, url.host, headers, body.byteLength),
       );
-      await writeAll(conn, concat(head, body));
+      await writeAll(conn, concatBytes([head, body]));
       const { head: response, rest } = await readHead(conn);
       const framing = bodyFraming(response);
       const reusable = framing.kind !== "close" &&
@@ -274,7 +275,7 @@ async function readHead(conn: Deno.Conn): Promise<{ head: ResponseHead; rest: Ui
     if (chunk === null) {
       throw new Deno.errors.UnexpectedEof("the server closed the connection before answering");
     }
-    received = received.byteLength === 0 ? chunk : concat(received, chunk);
+    received = received.byteLength === 0 ? chunk : concatBytes([received, chunk]);
     const end = indexOf(received, HEAD_END);
     if (
       end > MAX_RESPONSE_HEAD_BYTES || (end < 0 && received.byteLength > MAX_RESPONSE_HEAD_BYTES)
@@ -384,13 +385,6 @@ function indexOfCrlf(bytes: Uint8Array): number {
     if (bytes[i] === 13 && bytes[i + 1] === 10) return i;
   }
   return -1;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a);
-  out.set(b, a.byteLength);
-  return out;
 }
 
 async function* emptyBody(): AsyncGenerator<Uint8Array> {}

@@ -4,6 +4,7 @@
  * broken ones do.
  */
 import assert from "node:assert/strict";
+import { concatBytes } from "../../src/bytes.ts";
 import {
   bodyFraming,
   canPostDirectly,
@@ -15,18 +16,8 @@ import {
   requestHead,
 } from "../../src/client/http_post.ts";
 
-const text = (parts: Uint8Array[]) => new TextDecoder().decode(concatAll(parts));
+const text = (parts: Uint8Array[]) => new TextDecoder().decode(concatBytes(parts));
 const bytes = (s: string) => new TextEncoder().encode(s);
-
-function concatAll(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
 
 Deno.test("a response head parses to its status and lower-cased headers; a repeated one is joined", () => {
   const head = parseResponseHead(
