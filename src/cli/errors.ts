@@ -97,6 +97,6 @@ function causeChainText(error: unknown): string {
 function isUnreachable(error: RpcFailure): boolean {
   if (error.code !== RpcCode.Unavailable && error.code !== RpcCode.Unknown) return false;
   const text = causeChainText(error);
-  return /connection refused|error sending request|tcp connect|dns error|fetch failed|network/i
+  return /connection refused|error sending request|tcp connect|dns error|failed to lookup address|fetch failed|network/i
     .test(text) || error.code === RpcCode.Unavailable;
 }

@@ -163,6 +163,11 @@ export class ChunkedDecoder {
   #inTrailers = false;
   done = false;
 
+  /** Bytes received past the body's end (0 for a well-framed answer). */
+  get leftoverBytes(): number {
+    return this.done ? this.#buffer.byteLength : 0;
+  }
+
   push(bytes: Uint8Array): Uint8Array[] {
     this.#buffer = this.#buffer.byteLength === 0 ? bytes : concatBytes([this.#buffer, bytes]);
     const out: Uint8Array[] = [];
@@ -223,41 +228,52 @@ export function http1Post(baseUrl: string): HttpPost {
   const port = url.port === "" ? 80 : Number(url.port);
   const prefix = url.pathname.replace(/\/+$/, "");
   let idle: { conn: Deno.TcpConn; since: number } | undefined;
-  const connection = async (): Promise<Deno.TcpConn> => {
+  /** A connection left idle within the last second, if any (an older one is closed). */
+  const takeIdle = (): Deno.TcpConn | undefined => {
     const reusable = idle;
     idle = undefined;
-    if (reusable !== undefined && performance.now() - reusable.since <= MAX_IDLE_REUSE_MS) {
-      return reusable.conn;
-    }
-    reusable?.conn.close();
-    const conn = await Deno.connect({ hostname, port });
+    if (reusable === undefined) return undefined;
+    if (performance.now() - reusable.since <= MAX_IDLE_REUSE_MS) return reusable.conn;
+    reusable.conn.close();
+    return undefined;
+  };
+  const connect = async (signal: AbortSignal): Promise<Deno.TcpConn> => {
+    const conn = await Deno.connect({ hostname, port, signal });
     conn.setNoDelay(true);
     return conn;
   };
-  return async (path, headers, body, signal) => {
-    signal.throwIfAborted();
-    const conn = await connection();
+  /** One exchange on `conn`; `answered` is set once the server sent a byte. */
+  const exchange = async (
+    conn: Deno.TcpConn,
+    request: Uint8Array,
+    signal: AbortSignal,
+    answered: { value: boolean },
+  ): Promise<HttpReply> => {
     const closer = onceCloser(conn);
     const onAbort = () => closer.close();
     signal.addEventListener("abort", onAbort, { once: true });
     const release = (reuse: boolean) => {
       signal.removeEventListener("abort", onAbort);
-      if (reuse && !closer.closed) idle = { conn, since: performance.now() };
-      else closer.close();
+      if (!reuse || closer.closed) {
+        closer.close();
+        return;
+      }
+      // Calls at once each had a connection; keep one idle, close the rest.
+      idle?.conn.close();
+      idle = { conn, since: performance.now() };
     };
     try {
-      const head = new TextEncoder().encode(
-        requestHead(`${prefix}${path}`, url.host, headers, body.byteLength),
-      );
-      await writeAll(conn, concatBytes([head, body]));
-      const { head: response, rest } = await readHead(conn);
+      // An abort before the listener was added closes nothing by itself.
+      signal.throwIfAborted();
+      await writeAll(conn, request);
+      const { head: response, rest } = await readHead(conn, answered);
       const framing = bodyFraming(response);
       const reusable = framing.kind !== "close" &&
         !/\bclose\b/i.test(response.headers.get("connection") ?? "");
       return {
         status: response.status,
         contentType: response.headers.get("content-type") ?? "",
-        body: readBody(conn, framing, rest, (complete) => release(complete && reusable)),
+        body: readBody(conn, framing, rest, signal, (complete) => release(complete && reusable)),
       };
     } catch (error) {
       release(false);
@@ -265,18 +281,51 @@ export function http1Post(baseUrl: string): HttpPost {
       throw error;
     }
   };
+  return async (path, headers, body, signal) => {
+    signal.throwIfAborted();
+    const request = concatBytes([
+      new TextEncoder().encode(requestHead(`${prefix}${path}`, url.host, headers, body.byteLength)),
+      body,
+    ]);
+    const reused = takeIdle();
+    if (reused !== undefined) {
+      const answered = { value: false };
+      try {
+        return await exchange(reused, request, signal, answered);
+      } catch (error) {
+        // The server closed the idle connection as the request went out: it
+        // read none of it, so it goes again on a new connection, once.
+        if (answered.value || signal.aborted || !isConnectionGone(error)) throw error;
+      }
+    }
+    return await exchange(await connect(signal), request, signal, { value: false });
+  };
+}
+
+/** Whether `error` says the connection was closed or reset under the call. */
+function isConnectionGone(error: unknown): boolean {
+  return error instanceof Deno.errors.UnexpectedEof ||
+    error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.BrokenPipe;
 }
 
 /** Reads the response head; returns it and the bytes after it. */
-async function readHead(conn: Deno.Conn): Promise<{ head: ResponseHead; rest: Uint8Array }> {
+async function readHead(
+  conn: Deno.Conn,
+  answered: { value: boolean },
+): Promise<{ head: ResponseHead; rest: Uint8Array }> {
   let received: Uint8Array = new Uint8Array(0);
   for (;;) {
     const chunk = await readChunk(conn);
     if (chunk === null) {
       throw new Deno.errors.UnexpectedEof("the server closed the connection before answering");
     }
+    answered.value = true;
+    // Search only the new bytes (and the 3 before them): a server trickling
+    // its head a byte at a time costs linear time, not quadratic.
+    const from = Math.max(0, received.byteLength - 3);
     received = received.byteLength === 0 ? chunk : concatBytes([received, chunk]);
-    const end = indexOf(received, HEAD_END);
+    const end = indexOf(received, HEAD_END, from);
     if (
       end > MAX_RESPONSE_HEAD_BYTES || (end < 0 && received.byteLength > MAX_RESPONSE_HEAD_BYTES)
     ) {
@@ -294,21 +343,26 @@ async function* readBody(
   conn: Deno.Conn,
   framing: BodyFraming,
   first: Uint8Array,
+  signal: AbortSignal,
   finished: (complete: boolean) => void,
 ): AsyncGenerator<Uint8Array> {
+  // Read whole with nothing after it: bytes past the body mean the two ends
+  // disagree on its framing, so the connection is not reused.
   let complete = false;
   try {
     if (framing.kind === "length") {
       let left = framing.bytes;
-      let chunk: Uint8Array | null = first.subarray(0, left);
-      while (left > 0) {
-        if (chunk === null) throw new Deno.errors.UnexpectedEof("the answer ended early");
+      let extra = false;
+      for (let chunk: Uint8Array | null = first;;) {
         const part = chunk.subarray(0, left);
         left -= part.byteLength;
+        extra ||= chunk.byteLength > part.byteLength;
         if (part.byteLength > 0) yield part;
-        if (left > 0) chunk = await readChunk(conn);
+        if (left === 0) break;
+        chunk = await readChunk(conn);
+        if (chunk === null) throw new Deno.errors.UnexpectedEof("the answer ended early");
       }
-      complete = first.byteLength <= framing.bytes;
+      complete = !extra;
     } else if (framing.kind === "chunked") {
       const decoder = new ChunkedDecoder();
       let chunk: Uint8Array | null = first;
@@ -317,13 +371,17 @@ async function* readBody(
         for (const data of decoder.push(chunk)) yield data;
         if (!decoder.done) chunk = await readChunk(conn);
       }
-      complete = true;
+      complete = decoder.leftoverBytes === 0;
     } else {
       if (first.byteLength > 0) yield first;
       for (let chunk = await readChunk(conn); chunk !== null; chunk = await readChunk(conn)) {
         yield chunk;
       }
     }
+  } catch (error) {
+    // The caller's abort closed the connection under the read.
+    signal.throwIfAborted();
+    throw error;
   } finally {
     finished(complete);
   }
@@ -370,8 +428,8 @@ function onceCloser(conn: Deno.Conn): { close(): void; readonly closed: boolean 
 
 const HEAD_END = new Uint8Array([13, 10, 13, 10]);
 
-function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
-  outer: for (let i = 0; i + needle.byteLength <= haystack.byteLength; i++) {
+function indexOf(haystack: Uint8Array, needle: Uint8Array, from = 0): number {
+  outer: for (let i = from; i + needle.byteLength <= haystack.byteLength; i++) {
     for (let j = 0; j < needle.byteLength; j++) {
       if (haystack[i + j] !== needle[j]) continue outer;
     }

@@ -41,6 +41,7 @@ import {
   validateUpdateRequest,
 } from "../protocol/request_validation.ts";
 import { handBackLeasedJobs } from "./hand_back.ts";
+import { LeaseLostError } from "../store/errors.ts";
 
 /** What a session needs. */
 export interface WorkerSessionDeps {
@@ -352,7 +353,6 @@ class ServerSession {
       let input: CompletionInput;
       try {
         input = validateCompleteRequest(op);
-        if (op.events.length > 0) validatePublishMessage(op.taskToken, op.events.length);
       } catch (error) {
         endSpan(span, error);
         this.#ack(op.opId, error);
@@ -363,11 +363,18 @@ class ServerSession {
       // the job's end says then (as it does for a refused SessionEvents).
       if (op.events.length > 0) {
         try {
+          validatePublishMessage(op.taskToken, op.events.length);
           await this.#store.publishEvents(op.taskToken, op.events);
         } catch (error) {
-          endSpan(span, error);
-          this.#ack(op.opId, error, { eventsRefused: true });
-          continue;
+          // A lease that is gone is the result's to judge: a resend of the
+          // completion that finished the job (its ack was lost with a
+          // stream) is accepted, its events stored the first time; any
+          // other completion is refused as lease lost.
+          if (!(error instanceof LeaseLostError)) {
+            endSpan(span, error);
+            this.#ack(op.opId, error, { eventsRefused: true });
+            continue;
+          }
         }
       }
       valid.push({ opId: op.opId, input, span });

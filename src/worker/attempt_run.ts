@@ -11,7 +11,7 @@ import { currentTraceparent } from "../telemetry/tracing.ts";
 import { create } from "@bufbuild/protobuf";
 import { join } from "node:path";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import {
   type JobEvent,
   type JobResult,
@@ -49,6 +49,7 @@ import type { JobExecutionDeps, JobOutcome } from "./job_execution.ts";
 import { windowSizeFor } from "./pty.ts";
 import { ProcessStartError, type RunningProcess, startProcess } from "./process_runner.ts";
 import {
+  isLeaseLostError,
   isRetryable,
   isRetryableCompletion,
   isRetryableLeaseCall,
@@ -123,7 +124,7 @@ class Attempt {
         limitBytes: 1024 * 1024 * 1024,
       },
       onFailure: (error) => {
-        if (isLeaseLost(error)) {
+        if (isLeaseLostError(error)) {
           this.#loseLease(error);
         } else {
           this.#publishFailure = error;
@@ -419,7 +420,7 @@ class Attempt {
     try {
       lastEvents = await this.#publisher.takeLast();
     } catch (error) {
-      if (isLeaseLost(error)) return { kind: "lease_lost", reason: error };
+      if (isLeaseLostError(error)) return { kind: "lease_lost", reason: error };
       result = withRefusedEvents(result, describe(error));
     }
     for (;;) {
@@ -435,7 +436,7 @@ class Attempt {
         const refused = caught instanceof LastEventsRefusedError;
         const error = refused ? caught.cause : caught;
         const leaseLost = this.#leaseLost.signal;
-        if (isLeaseLost(error) || leaseLost.aborted) {
+        if (isLeaseLostError(error) || leaseLost.aborted) {
           return { kind: "lease_lost", reason: leaseLost.reason ?? error };
         }
         if (this.#stop.aborted) return { kind: "abandoned", reason: error };
@@ -546,11 +547,6 @@ async function sendHeartbeats(
     if (signal.aborted) return;
     await send(clock.now() - startedMs);
   }
-}
-
-/** Whether the server said the lease is gone (a newer attempt holds the job, or it finished). */
-function isLeaseLost(error: unknown): boolean {
-  return error instanceof ConnectError && error.code === Code.FailedPrecondition;
 }
 
 function describe(error: unknown): string {

@@ -159,7 +159,11 @@ export class EventPublisher {
     try {
       while (!this.#queue.isEmpty && this.#failure === undefined) {
         const batch = await this.#queue.peek(this.#maxEventsPerCall, this.#maxBytesPerCall);
-        if (this.#holdingLast && batch.length === this.#queue.length) return;
+        if (this.#holdingLast && batch.length === this.#queue.length) {
+          // What is held fits one call; whoever waits for room may go on.
+          this.#wakeRoomWaiters();
+          return;
+        }
         const events = batch.map((p) => p.event);
         try {
           await retry(() => this.#options.publish(events), {

@@ -80,7 +80,9 @@ export async function completeAfterEvents(
     try {
       await publishEvents(taskToken, lastEvents);
     } catch (error) {
-      throw new LastEventsRefusedError(error);
+      // A lost lease is the result's to judge, as on a session: a retry of
+      // the completion that finished the job is accepted.
+      if (!isLeaseLostError(error)) throw new LastEventsRefusedError(error);
     }
   }
   await recordResult(result);
@@ -176,4 +178,9 @@ export function isRetryableCompletion(error: unknown): boolean {
   return error instanceof LastEventsRefusedError
     ? isRetryable(error.cause)
     : isRetryableLeaseCall(error);
+}
+
+/** Whether the server said the lease is gone (a newer attempt holds the job, or it finished). */
+export function isLeaseLostError(error: unknown): boolean {
+  return error instanceof ConnectError && error.code === Code.FailedPrecondition;
 }

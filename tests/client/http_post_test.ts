@@ -273,3 +273,59 @@ Deno.test("calls at the same time on one client each get their own connection an
     await server.close();
   }
 });
+
+Deno.test("an abort right after the call, or while the body is read, ends it with the abort's reason", async () => {
+  const silent = scriptedServer(() => new Promise(() => {}));
+  const slowBody = scriptedServer(async (conn) => {
+    await write(conn, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n");
+  });
+  try {
+    const early = new AbortController();
+    const pending = post(silent.url, "{}", early.signal);
+    early.abort(new Error("stopped at once")); // while it connects
+    await assert.rejects(pending, /stopped at once/);
+
+    const late = new AbortController();
+    const reply = await post(slowBody.url, "{}", late.signal);
+    const reading = readAll(reply.body);
+    setTimeout(() => late.abort(new Error("stopped mid-body")), 50);
+    await assert.rejects(reading, /stopped mid-body/);
+  } finally {
+    await Promise.all([silent.close(), slowBody.close()]);
+  }
+});
+
+Deno.test("an idle connection the server closed is replaced, once, for the next call", async () => {
+  const server = scriptedServer(async (conn) => {
+    // Keep-alive by the headers, but the connection is closed after each answer.
+    await write(conn, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    conn.close();
+  });
+  try {
+    const client = http1Post(server.url);
+    const call = () =>
+      client("/p", {}, bytes(""), new AbortController().signal).then((r) => readAll(r.body));
+    assert.equal(await call(), "ok");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(await call(), "ok", "the closed idle connection was not the call's end");
+    assert.equal(server.connections, 2);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("bytes past a body's end keep its connection from being reused", async () => {
+  const server = scriptedServer(async (conn) => {
+    await write(conn, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA");
+  });
+  try {
+    const client = http1Post(server.url);
+    const call = () =>
+      client("/p", {}, bytes(""), new AbortController().signal).then((r) => readAll(r.body));
+    assert.equal(await call(), "ok");
+    assert.equal(await call(), "ok");
+    assert.equal(server.connections, 2);
+  } finally {
+    await server.close();
+  }
+});

@@ -20,7 +20,7 @@ import {
 import { createAirunnerClients, createAirunnerTransport } from "../../src/protocol/transport.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
 import { MAX_SESSION_CREDITS } from "../../src/protocol/session.ts";
-import { MAX_ERROR_MESSAGE_LENGTH } from "../../src/protocol/limits.ts";
+import { MAX_ERROR_MESSAGE_LENGTH, MAX_EVENTS_PER_PUBLISH } from "../../src/protocol/limits.ts";
 import { makeEvent } from "../../src/protocol/event_sequencing.ts";
 import { memoryLog } from "../support/memory_log.ts";
 import { sessionApiTo, unaryApiTo, withMemoryServer } from "../support/memory_server.ts";
@@ -296,6 +296,40 @@ Deno.test("a completion's events are stored before its result; refused events le
       EventType.PROCESS_START,
       EventType.PROCESS_END,
     ]);
+    // Its resend (the ack lost with a stream) is accepted, as CompleteJob's
+    // is, though its events now meet a finished job; nothing changes.
+    gapped.session.send({
+      completions: [{
+        opId: 4n,
+        taskToken: gapped.taskToken,
+        jobResult: create(JobResultSchema, { jobId: gapped.jobId, success: true }),
+        events: [start(1n), end(2n)],
+      }],
+    });
+    const [resent] = await readAcks(gapped.session, 1);
+    assert.equal(resent?.error, undefined, resent?.error?.message);
+    assert.deepEqual(await storedTypes(gapped.jobId), [
+      EventType.PROCESS_START,
+      EventType.PROCESS_END,
+    ]);
+    // Too many events is a refusal of the events, not of the result.
+    const many = await sessionWithOneJob(url);
+    many.session.send({
+      completions: [{
+        opId: 1n,
+        taskToken: many.taskToken,
+        jobResult: create(JobResultSchema, { jobId: many.jobId, success: true }),
+        events: Array.from(
+          { length: MAX_EVENTS_PER_PUBLISH + 1 },
+          (_, i) => start(BigInt(i + 1)),
+        ),
+      }],
+    });
+    const [tooMany] = await readAcks(many.session, 1);
+    assert.equal(tooMany?.eventsRefused, true);
+    assert.match(tooMany?.error?.message ?? "", /events/);
+    many.session.closeSend();
+    assert.equal(await many.session.end(), undefined);
     gapped.session.closeSend();
     assert.equal(await gapped.session.end(), undefined);
   });

@@ -1325,9 +1325,9 @@ export type SessionCompletion = Message<"job.v1.SessionCompletion"> & {
    * The attempt's last events, stored (as by a SessionEvents) before the
    * result and in the same operation, so the job's end costs one round trip.
    * When they are not stored the result is not recorded either: the ack
-   * says why, with events_refused set. A result refused once its events are
-   * in (the lease was lost meanwhile) leaves them stored, as a SessionEvents
-   * sent before it would have; a resend skips them.
+   * says why, with events_refused set. Events that meet a lost lease leave
+   * the judgement to the result: a resend of the completion that finished
+   * the job is accepted (as CompleteJob's is), any other is refused.
    *
    * @generated from field: repeated job.v1.JobEvent events = 5;
    */
