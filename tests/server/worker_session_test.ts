@@ -244,49 +244,40 @@ Deno.test("a completion's events are stored before its result; refused events le
         case: "processEnd",
         value: { $typeName: "job.v1.ProcessEndEvent", pid: 1, exitCode: 0 },
       });
+    /** Sends one completion of `held`'s job: its result fields and last events. */
+    const complete = (
+      held: Awaited<ReturnType<typeof sessionWithOneJob>>,
+      opId: bigint,
+      result: { success?: boolean; errorMessage?: string },
+      events: ReturnType<typeof start>[],
+    ) =>
+      held.session.send({
+        completions: [{
+          opId,
+          taskToken: held.taskToken,
+          jobResult: create(JobResultSchema, { jobId: held.jobId, ...result }),
+          events,
+        }],
+      });
 
     // Events with a gap: the ack says the events were refused, and the job
     // has neither them nor a result.
     const gapped = await sessionWithOneJob(url);
-    gapped.session.send({
-      completions: [{
-        opId: 1n,
-        taskToken: gapped.taskToken,
-        jobResult: create(JobResultSchema, { jobId: gapped.jobId, success: true }),
-        events: [end(5n)],
-      }],
-    });
+    complete(gapped, 1n, { success: true }, [end(5n)]);
     const [refused] = await readAcks(gapped.session, 1);
     assert.equal(refused?.eventsRefused, true);
     assert.equal(refused?.error?.code, Code.InvalidArgument);
     assert.equal((await clients.jobs.getJob({ jobId: gapped.jobId })).job?.state, JobState.RUNNING);
 
     // A result that fails validation stores none of its events.
-    gapped.session.send({
-      completions: [{
-        opId: 2n,
-        taskToken: gapped.taskToken,
-        jobResult: create(JobResultSchema, {
-          jobId: gapped.jobId,
-          errorMessage: "x".repeat(MAX_ERROR_MESSAGE_LENGTH + 1),
-        }),
-        events: [start(1n)],
-      }],
-    });
+    complete(gapped, 2n, { errorMessage: "x".repeat(MAX_ERROR_MESSAGE_LENGTH + 1) }, [start(1n)]);
     const [invalid] = await readAcks(gapped.session, 1);
     assert.equal(invalid?.eventsRefused, false);
     assert.match(invalid?.error?.message ?? "", /job_result\.error_message/);
     assert.deepEqual(await storedTypes(gapped.jobId), [], "no event of either is stored");
 
     // The same job ends properly: both events, then the result, in one operation.
-    gapped.session.send({
-      completions: [{
-        opId: 3n,
-        taskToken: gapped.taskToken,
-        jobResult: create(JobResultSchema, { jobId: gapped.jobId, success: true }),
-        events: [start(1n), end(2n)],
-      }],
-    });
+    complete(gapped, 3n, { success: true }, [start(1n), end(2n)]);
     const [done] = await readAcks(gapped.session, 1);
     assert.equal(done?.error, undefined);
     assert.equal(done?.eventsRefused, false);
@@ -298,14 +289,7 @@ Deno.test("a completion's events are stored before its result; refused events le
     ]);
     // Its resend (the ack lost with a stream) is accepted, as CompleteJob's
     // is, though its events now meet a finished job; nothing changes.
-    gapped.session.send({
-      completions: [{
-        opId: 4n,
-        taskToken: gapped.taskToken,
-        jobResult: create(JobResultSchema, { jobId: gapped.jobId, success: true }),
-        events: [start(1n), end(2n)],
-      }],
-    });
+    complete(gapped, 4n, { success: true }, [start(1n), end(2n)]);
     const [resent] = await readAcks(gapped.session, 1);
     assert.equal(resent?.error, undefined, resent?.error?.message);
     assert.deepEqual(await storedTypes(gapped.jobId), [
@@ -314,17 +298,15 @@ Deno.test("a completion's events are stored before its result; refused events le
     ]);
     // Too many events is a refusal of the events, not of the result.
     const many = await sessionWithOneJob(url);
-    many.session.send({
-      completions: [{
-        opId: 1n,
-        taskToken: many.taskToken,
-        jobResult: create(JobResultSchema, { jobId: many.jobId, success: true }),
-        events: Array.from(
-          { length: MAX_EVENTS_PER_PUBLISH + 1 },
-          (_, i) => start(BigInt(i + 1)),
-        ),
-      }],
-    });
+    complete(
+      many,
+      1n,
+      { success: true },
+      Array.from(
+        { length: MAX_EVENTS_PER_PUBLISH + 1 },
+        (_, i) => start(BigInt(i + 1)),
+      ),
+    );
     const [tooMany] = await readAcks(many.session, 1);
     assert.equal(tooMany?.eventsRefused, true);
     assert.match(tooMany?.error?.message ?? "", /events/);
