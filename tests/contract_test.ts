@@ -64,7 +64,7 @@ Deno.test("the breaking-change check catches a renumbered field", async () => {
     const proto = await Deno.readTextFile(`${root}proto/job/v1/job.proto`);
     const broken = proto.replace(
       "string job_id = 1;\n  JobParams job_params = 2;",
-      "string job_id = 12;\n  JobParams job_params = 2;",
+      "string job_id = 99;\n  JobParams job_params = 2;",
     );
     assert.notEqual(broken, proto);
     await Deno.writeTextFile(`${tmp}/proto/job/v1/job.proto`, broken);

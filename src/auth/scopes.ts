@@ -24,6 +24,8 @@ export const SCOPE_OF_PROCEDURE: ReadonlyMap<string, Exclude<Scope, "admin">> = 
   [procedureName(JobService.typeName, JobService.method.getJob.name), "submit"],
   [procedureName(JobService.typeName, JobService.method.listJobs.name), "submit"],
   [procedureName(JobService.typeName, JobService.method.cancelJob.name), "submit"],
+  [procedureName(JobService.typeName, JobService.method.redriveJobs.name), "submit"],
+  [procedureName(JobService.typeName, JobService.method.rerunJob.name), "submit"],
   [
     procedureName(JobEventsService.typeName, JobEventsService.method.streamJobEvents.name),
     "submit",

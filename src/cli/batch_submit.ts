@@ -14,7 +14,7 @@
  *
  * The flags `--queue`, `--owner`, `--env`, `--secret-env`, `--env-file`,
  * `--metadata`, `--timeout`, `--process-type`, `--workdir`, `--branch`,
- * `--commit` and the REPOSITORY argument are defaults: a line's own key wins,
+ * `--commit`, the retry flags and the REPOSITORY argument are defaults: a line's own key wins,
  * `environment`, `secret_env` and `metadata` key by key. The whole file is checked before anything is sent;
  * a line without a request id gets a random one, so a chunk retried after
  * Unavailable or DeadlineExceeded cannot enqueue a job twice.
@@ -53,7 +53,14 @@ import {
   retry,
   transientCodes,
 } from "../retry.ts";
-import { checkedCheckoutFlags, jobParamsOf, type JobSpec, mergeJobSpecs } from "./job_spec.ts";
+import {
+  checkedCheckoutFlags,
+  jobParamsOf,
+  type JobSpec,
+  mergeJobSpecs,
+  type RetryFlags,
+  retrySpecOf,
+} from "./job_spec.ts";
 import { parseKeyValues, parseSecretEnvEntries, usageChecked, UsageError } from "./parse.ts";
 
 /** Jobs per EnqueueJobs call (the server takes up to MAX_ENQUEUE_BATCH). */
@@ -75,7 +82,7 @@ export interface BatchDefaults extends JobSpec {
 }
 
 /** The `submit` flags `--batch` reads or refuses. */
-export interface BatchFlags {
+export interface BatchFlags extends RetryFlags {
   readonly queue?: string;
   readonly command?: string;
   readonly arg: readonly string[];
@@ -151,6 +158,7 @@ export function batchDefaults(
     ...given("processType", opts.processType),
     ...checkedCheckoutFlags(repository, opts),
     ...given("workingDirectory", opts.workdir),
+    ...retrySpecOf(opts),
   };
 }
 

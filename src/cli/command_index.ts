@@ -138,6 +138,20 @@ export const COMMANDS: readonly CommandDescriptor[] = [
     ...specLoaders(async () => (await import("./cancel.ts")).cancelSpec),
   },
   {
+    name: "redrive",
+    description: "put failed jobs that used every attempt back in their queue; prints each id",
+    hasOptions: true,
+    args: "",
+    ...specLoaders(async () => (await import("./redrive.ts")).redriveSpec),
+  },
+  {
+    name: "rerun",
+    description: "submit a job again with the same parameters; prints the new id",
+    hasOptions: true,
+    args: "<job-id>",
+    ...specLoaders(async () => (await import("./rerun.ts")).rerunSpec),
+  },
+  {
     name: "token",
     description: "mint an API token, or make its signing keys (token keygen)",
     hasOptions: true,

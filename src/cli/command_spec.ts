@@ -64,6 +64,11 @@ interface OptionShape {
   /** The key in opts: `--page-size` is `pageSize`. */
   readonly key: string;
   readonly takesValue: boolean;
+  /**
+   * `--no-thing`: commander's negated flag, which sets `thing` to false
+   * when given and, defined alone, to true when not.
+   */
+  readonly negated: boolean;
 }
 
 /** `--page-size <n>` -> `--page-size`, `pageSize`, takes a value. */
@@ -75,8 +80,10 @@ export function optionShape(spec: OptionSpec): OptionShape {
     );
   }
   const [long = "", value] = spec.flags.split(" ");
-  const key = long.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-  return { spec, key, takesValue: value !== undefined };
+  const negated = value === undefined && long.startsWith("--no-");
+  const key = long.replace(negated ? /^--no-/ : /^--/, "")
+    .replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  return { spec, key, takesValue: value !== undefined, negated };
 }
 
 /**
@@ -106,7 +113,7 @@ export function parseFast(
     const flag = equals < 0 ? word : word.slice(0, equals);
     const shape = shapes.get(flag);
     if (shape === undefined) return undefined;
-    let value: string | true = true;
+    let value: string | boolean = !shape.negated;
     if (shape.takesValue) {
       const next = equals < 0 ? argv[++i] : word.slice(equals + 1);
       if (next === undefined || (equals < 0 && next.startsWith("-"))) return undefined;
@@ -124,11 +131,13 @@ export function parseFast(
     if (shape.spec.defaultValue !== undefined) {
       const d = shape.spec.defaultValue;
       opts[shape.key] = Array.isArray(d) ? [...d] : d;
+    } else if (shape.negated) {
+      opts[shape.key] = true;
     }
     // The environment fills what the command line left out.
     const fromEnv = shape.spec.env === undefined ? undefined : env(shape.spec.env);
     if (fromEnv !== undefined && !given.has(shape.key)) {
-      if (!setOption(given, shape, shape.takesValue ? fromEnv : true)) return undefined;
+      if (!setOption(given, shape, shape.takesValue ? fromEnv : !shape.negated)) return undefined;
     }
   }
   for (const [key, value] of given) opts[key] = value;
@@ -136,7 +145,11 @@ export function parseFast(
 }
 
 /** Records one use of an option; false for a value its choices refuse. */
-function setOption(given: Map<string, unknown>, shape: OptionShape, value: string | true): boolean {
+function setOption(
+  given: Map<string, unknown>,
+  shape: OptionShape,
+  value: string | boolean,
+): boolean {
   const { choices, repeatable } = shape.spec;
   if (typeof value === "string" && choices !== undefined && !choices.includes(value)) return false;
   if (repeatable === true) {

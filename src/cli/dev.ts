@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { defaultRetryOptions, defaultRetryPolicyOf } from "./retry_default_options.ts";
 import { Command, Option } from "@commander-js/extra-typings";
 import { join } from "node:path";
 import { createLogger, type LogLevel } from "../logger.ts";
@@ -52,6 +53,8 @@ export function devCommand(setExitCode: ExitCodeSink) {
     .addOption(queueOption("queue the workers take jobs from"))
     .addOption(protocolOption())
     .addOption(runAsOption())
+    .addOption(defaultRetryOptions()[0])
+    .addOption(defaultRetryOptions()[1])
     .addOption(logLevelOption().default("warn" as const))
     .addHelpText(
       "after",
@@ -77,6 +80,8 @@ async function runDev(opts: {
   protocol: string;
   runAs?: string | undefined;
   logLevel: string;
+  defaultRetries?: string | undefined;
+  defaultRetryDelay?: string | undefined;
 }): Promise<number> {
   const listen = parseListenAddress(opts.listen);
   if (!isLoopback(listen.hostname)) {
@@ -85,6 +90,7 @@ async function runDev(opts: {
     );
   }
   const workers = parseInteger(opts.workers, "--workers", 1, 64);
+  const defaultRetry = defaultRetryPolicyOf(opts);
   const storeConfig = parseStoreConfig(opts);
   const logger = createLogger({ level: opts.logLevel as LogLevel });
   const opened = await openStore(storeConfig, logger);
@@ -97,6 +103,7 @@ async function runDev(opts: {
       port: listen.port,
       // The store drops output past the cap; workers are told it so they stop sending it.
       executionConfig: defaultExecutionConfig(storeConfig.maxJobOutputBytes),
+      ...(defaultRetry === undefined ? {} : { defaultRetry }),
     }), listen);
   const config = parseWorkerConfig({
     server: server.url,

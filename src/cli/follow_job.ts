@@ -20,7 +20,8 @@ export interface FollowJobOptions {
   readonly fromSequence?: bigint;
   readonly fromTimestampMs?: number;
   readonly eventTypes?: readonly EventType[];
-  readonly onEvent: (event: JobEvent) => void | Promise<void>;
+  /** Called for each event, in order; "stop" ends the follow after it (the job may go on). */
+  readonly onEvent: (event: JobEvent) => FollowStep | Promise<FollowStep>;
   /** Print why the job failed when it did (for commands that show only output). */
   readonly explainFailure: boolean;
   /** Show a spinner naming this queue until the job starts (on a terminal only). */
@@ -31,12 +32,20 @@ export interface FollowJobOptions {
   readonly jobKnownToExist?: boolean;
 }
 
+/** What {@link FollowJobOptions.onEvent} asks for: more events (undefined) or "stop". */
+export type FollowStep = void | "stop";
+
 /** How following ended. */
 export interface FollowOutcome {
-  /** The finished job; undefined when following stopped first (Ctrl-C). */
+  /** The finished job; undefined when following stopped first (Ctrl-C, or onEvent said "stop"). */
   readonly job?: Job;
+  /** onEvent said "stop" (exitCode is then 0: the caller knows what it stopped for). */
+  readonly stopped?: true;
   readonly exitCode: number;
 }
+
+/** Thrown through followJob when onEvent says "stop": its errors end a follow. */
+class StopFollowing extends Error {}
 
 /** Follows `jobId` to its end (or to Ctrl-C). */
 export async function followJobToOutcome(
@@ -71,10 +80,10 @@ export async function followJobToOutcome(
   let job: Job;
   try {
     job = await followJob(clients, jobId, {
-      onEvent: (event) => {
+      onEvent: async (event) => {
         stopSpinner();
         stopSpinner = () => {};
-        return options.onEvent(event);
+        if (await options.onEvent(event) === "stop") throw new StopFollowing();
       },
       signal: interrupt.signal,
       onReconnect: (error) => {
@@ -89,6 +98,7 @@ export async function followJobToOutcome(
       jobKnownToExist: options.jobKnownToExist === true,
     });
   } catch (error) {
+    if (error instanceof StopFollowing) return { stopped: true, exitCode: ExitCode.Ok };
     if (!interrupt.signal.aborted || rpcErrorOf(error) === undefined) throw error;
     stopSpinner();
     console.error(

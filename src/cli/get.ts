@@ -1,5 +1,6 @@
 /**
- * `airunner get JOB_ID`: everything about one job.
+ * `airunner get JOB_ID`: everything about one job, its attempts and retry
+ * policy included.
  *
  * @module
  */
@@ -32,7 +33,8 @@ export function getSpec({ setExitCode }: CommandContext): CommandSpec {
         defaultValue: false,
       },
     ],
-    helpAfter: '\nExamples:\n  airunner get "$id"\n  airunner get "$id" --json | jq .state',
+    helpAfter: '\nExamples:\n  airunner get "$id"\n  airunner get "$id" --json | jq .state\n' +
+      "  airunner get \"$id\" --json | jq -c '.attempts[] | {number, outcome, exitCode}'",
     run: async ({ args: [jobId], opts }) => {
       const flags = opts as unknown as GetFlags;
       try {

@@ -8,6 +8,8 @@
  */
 import { MAX_TIMEOUT_SECONDS } from "../protocol/limits.ts";
 import { parseDurationMs, UsageError } from "./parse.ts";
+import type { ExitCodeRange } from "../../gen/job/v1/job_pb.ts";
+import { parseRetries, parseRetryDelay, parseRetryOn, type RetryDelay } from "./retry_flags.ts";
 
 /** What a job file may say. */
 export interface JobFile {
@@ -25,6 +27,14 @@ export interface JobFile {
   processType?: "pipe" | "pty";
   timeoutSeconds?: number;
   queue?: string;
+  /** Retries after the first attempt (`retries`). */
+  retries?: number;
+  /** Exit codes that retry (`retryOn`: "1,2,75-78" or a list). */
+  retryOn?: ExitCodeRange[];
+  /** `retryDelay`: "5s..10m", or one duration (the first wait). */
+  retryDelay?: RetryDelay;
+  /** `retryOnTimeout` (default true). */
+  retryOnTimeout?: boolean;
 }
 
 const STRING_KEYS = [
@@ -44,6 +54,10 @@ const KNOWN_KEYS = [
   "metadata",
   "processType",
   "timeout",
+  "retries",
+  "retryOn",
+  "retryDelay",
+  "retryOnTimeout",
 ];
 
 /**
@@ -119,7 +133,47 @@ export function checkJobFields(
     }
     file.timeoutSeconds = seconds;
   }
+  readRetryFields(fields, where, file);
   return file;
+}
+
+/** Reads the retry keys of a job file or batch line into `file`, each checked and named. */
+function readRetryFields(fields: Record<string, unknown>, where: string, file: JobFile): void {
+  const given = (key: string) => fields[key] !== undefined && fields[key] !== null;
+  if (given("retries")) {
+    const v = fields.retries;
+    if (typeof v !== "number" && typeof v !== "string") {
+      throw new UsageError(`${where}: retries must be a whole number`);
+    }
+    file.retries = parseRetries(v, `${where}: retries`);
+  }
+  if (given("retryOn")) {
+    const v = fields.retryOn;
+    const list = Array.isArray(v) &&
+      v.every((x) => typeof x === "number" || typeof x === "string");
+    if (typeof v !== "string" && typeof v !== "number" && !list) {
+      throw new UsageError(
+        `${where}: retryOn must be exit codes and ranges, such as "1,2,75-78" or [1, 2, "75-78"]`,
+      );
+    }
+    file.retryOn = parseRetryOn(
+      typeof v === "number" ? String(v) : v as string | (string | number)[],
+      `${where}: retryOn`,
+    );
+  }
+  if (given("retryDelay")) {
+    const v = fields.retryDelay;
+    if (typeof v !== "number" && typeof v !== "string") {
+      throw new UsageError(`${where}: retryDelay must be a delay such as "5s" or "5s..10m"`);
+    }
+    file.retryDelay = parseRetryDelay(String(v), `${where}: retryDelay`);
+  }
+  if (given("retryOnTimeout")) {
+    if (typeof fields.retryOnTimeout !== "boolean") {
+      throw new UsageError(`${where}: retryOnTimeout must be true or false`);
+    }
+    file.retryOnTimeout = fields.retryOnTimeout;
+  }
 }
 
 /** Parses `submit --timeout` (a duration in whole seconds, 0: no limit) into seconds. */

@@ -20,6 +20,10 @@
  * processType: pty        # pipe (default) or pty
  * timeout: 600            # seconds (or a duration such as 10m)
  * queue: builds
+ * retries: 3              # tries after the first (0..100)
+ * retryOn: "1,75-78"      # exit codes that retry (default: non-zero but 126, 127)
+ * retryDelay: 5s..10m     # first wait..longest, doubling with jitter
+ * retryOnTimeout: false   # default true
  * ```
  *
  * @module

@@ -4,12 +4,28 @@
  *
  * @module
  */
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Job, JobEvent } from "../../gen/job/v1/job_pb.ts";
 import { EventType, JobState, ProcessType, StreamType } from "../../gen/job/v1/job_lite.ts";
 import { isFinished } from "../protocol/job_state.ts";
+import { FAILURE_REASON_WORKER_LOST } from "../protocol/attempts.ts";
+import {
+  attemptEndText,
+  type AttemptJson,
+  attemptsJson,
+  describeAttempt,
+  failureReasonText,
+  iso,
+  millis,
+  notBeforeText,
+  retryCountdown,
+  type RetryJson,
+  retryJson,
+  retryPolicyLines,
+} from "./attempt_format.ts";
 import { jobStateName } from "./parse.ts";
 import { formatElapsed } from "./terminal.ts";
+
+export { iso, millis };
 
 /** The JSON shape of one job in `list --json`. */
 export interface JobSummary {
@@ -25,6 +41,10 @@ export interface JobSummary {
   readonly repository: string;
   readonly startedAt: string | null;
   readonly completedAt: string | null;
+  /** While SCHEDULED for a retry: no attempt starts before this time. */
+  readonly notBefore: string | null;
+  /** Why a FAILED job failed for good: "exhausted" or "worker_lost"; null otherwise. */
+  readonly failureReason: string | null;
 }
 
 /** The JSON shape of `get --json`: the summary and everything else about the job. */
@@ -43,17 +63,12 @@ export interface JobDetails extends JobSummary {
   readonly updated: string | null;
   readonly error: string | null;
   readonly cancelReason: string | null;
-}
-
-/** Unix ms of a timestamp, or undefined. */
-export function millis(ts: Timestamp | undefined): number | undefined {
-  return ts === undefined ? undefined : Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6);
-}
-
-/** A timestamp in RFC 3339 (UTC, milliseconds), or null when unset. */
-export function iso(ts: Timestamp | undefined): string | null {
-  const ms = millis(ts);
-  return ms === undefined ? null : new Date(ms).toISOString();
+  /** The job this one reruns (`airunner rerun`). */
+  readonly rerunOf: string | null;
+  /** The job's retry policy with the server's defaults filled in; null: it does not retry. */
+  readonly retry: RetryJson | null;
+  /** Every attempt so far, oldest first; the running one last, with no end. */
+  readonly attempts: AttemptJson[];
 }
 
 /** The job's command line, arguments quoted where a shell would need it. */
@@ -71,12 +86,18 @@ export function summarizeJob(job: Job): JobSummary {
     state: jobStateName(job.state),
     command: commandLine(job),
     created: iso(job.createdAt),
-    exitCode: isFinished(job.state) && job.result !== undefined ? job.result.exitCode : null,
+    // A job whose workers were lost never exited: its result's 0 is no exit code.
+    exitCode: isFinished(job.state) && job.result !== undefined &&
+        job.failureReason !== FAILURE_REASON_WORKER_LOST
+      ? job.result.exitCode
+      : null,
     attempt: job.attempt,
     owner: job.jobParams?.owner ?? "",
     repository: job.jobParams?.repository ?? "",
     startedAt: iso(job.result?.startedAt),
     completedAt: iso(job.result?.completedAt),
+    notBefore: iso(job.notBefore),
+    failureReason: job.failureReason || null,
   };
 }
 
@@ -118,6 +139,9 @@ export function jobDetails(job: Job, showEnv: boolean): JobDetails {
     updated: iso(job.updatedAt),
     error: job.result?.errorMessage || null,
     cancelReason: job.cancelReason || null,
+    rerunOf: p?.rerunOf || null,
+    retry: retryJson(p?.retry),
+    attempts: attemptsJson(job.attempts),
   };
 }
 
@@ -140,10 +164,13 @@ export function formatJobTable(jobs: readonly Job[], nowMs: number, wide = false
   for (const job of jobs) {
     const s = summarizeJob(job);
     const age = millis(job.createdAt);
+    const countdown = job.state === JobState.SCHEDULED
+      ? retryCountdown(job.notBefore, nowMs)
+      : undefined;
     const row = [
       s.id,
       s.queue,
-      s.state,
+      countdown === undefined ? s.state : `${s.state} (${countdown})`,
       shorten(s.command, MAX_COMMAND_COLUMN),
       age === undefined ? "-" : formatElapsed(nowMs - age),
       formatElapsed(runTimeMs(job, nowMs) ?? Number.NaN),
@@ -156,7 +183,7 @@ export function formatJobTable(jobs: readonly Job[], nowMs: number, wide = false
     .join("\n");
 }
 
-/** `get`'s human view: one "name: value" line per fact. */
+/** `get`'s human view: one "name: value" line per fact, then one per attempt. */
 export function describeJob(job: Job, nowMs: number, showEnv: boolean): string {
   const d = jobDetails(job, showEnv);
   const lines: [string, string][] = [
@@ -171,6 +198,11 @@ export function describeJob(job: Job, nowMs: number, showEnv: boolean): string {
     ["completed", d.completedAt ?? "-"],
     ["duration", formatElapsed(runTimeMs(job, nowMs) ?? Number.NaN)],
   ];
+  if (job.notBefore !== undefined) {
+    lines.push(["next attempt", `not before ${notBeforeText(job.notBefore, nowMs)}`]);
+  }
+  if (d.failureReason !== null) lines.push(["failure", failureReasonText(d.failureReason)]);
+  if (d.rerunOf !== null) lines.push(["rerun of", d.rerunOf]);
   if (d.repository !== "") {
     lines.push(["repository", d.repository]);
     if (d.branch !== "") lines.push(["branch", d.branch]);
@@ -184,6 +216,8 @@ export function describeJob(job: Job, nowMs: number, showEnv: boolean): string {
   for (const [k, v] of Object.entries(d.metadata)) lines.push(["metadata", `${k}=${v}`]);
   if (d.error !== null) lines.push(["error", d.error]);
   if (d.cancelReason !== null) lines.push(["cancelled", d.cancelReason]);
+  lines.push(...retryPolicyLines(job.jobParams?.retry));
+  for (const a of job.attempts) lines.push([`attempt ${a.number}`, describeAttempt(a, nowMs)]);
   const width = Math.max(...lines.map(([k]) => k.length)) + 1;
   return lines.map(([k, v]) => `${`${k}:`.padEnd(width)} ${v}`).join("\n");
 }
@@ -209,6 +243,8 @@ export function describeLifecycleEvent(event: JobEvent): string | undefined {
       return `${head} alive=${data.value.processAlive}`;
     case "terminalResize":
       return `${head} ${data.value.cols}x${data.value.rows}`;
+    case "attemptEnd":
+      return `${head} ${attemptEndText(data.value, millis(event.timestamp))}`;
     case "output":
     case "outputBatch":
       return undefined;

@@ -21,6 +21,7 @@ import {
   validateRepository,
 } from "../protocol/request_validation.ts";
 import { usageChecked } from "./parse.ts";
+import { parseRetries, parseRetryDelay, parseRetryOn, retryPolicyOf } from "./retry_flags.ts";
 
 /** One source of a job's settings: the keys of a job file, each optional (undefined: not given). */
 export type JobSpec = { readonly [K in keyof JobFile]?: JobFile[K] | undefined };
@@ -66,6 +67,31 @@ export function jobParamsOf(
     workingDirectory: spec.workingDirectory ?? "",
     timeoutSeconds: checkTimeoutSeconds(spec.timeoutSeconds ?? 0, timeoutLabel),
     processType: spec.processType === "pty" ? ProcessType.PTY : ProcessType.PIPE,
+    rerunOf: "",
+    retry: retryPolicyOf(spec),
+  };
+}
+
+/** The retry flags of `submit` (and of `submit --batch`, where they are every line's defaults). */
+export interface RetryFlags {
+  readonly retries?: string | undefined;
+  readonly retryOn?: string | undefined;
+  readonly retryDelay?: string | undefined;
+  /** False for `--no-retry-on-timeout` (commander's negated flag). */
+  readonly retryOnTimeout?: boolean | undefined;
+}
+
+/** The retry settings the flags give, each checked and named by its flag. */
+export function retrySpecOf(
+  flags: RetryFlags,
+): Pick<JobSpec, "retries" | "retryOn" | "retryDelay" | "retryOnTimeout"> {
+  return {
+    retries: flags.retries === undefined ? undefined : parseRetries(flags.retries, "--retries"),
+    retryOn: flags.retryOn === undefined ? undefined : parseRetryOn(flags.retryOn, "--retry-on"),
+    retryDelay: flags.retryDelay === undefined
+      ? undefined
+      : parseRetryDelay(flags.retryDelay, "--retry-delay"),
+    retryOnTimeout: flags.retryOnTimeout === false ? false : undefined,
   };
 }
 

@@ -17,6 +17,7 @@ import { caCertOption, callTimeoutOption, serverOption, tokenOption } from "./co
 import { reportError } from "./errors.ts";
 import { EXIT_CODES_HELP } from "./exit_codes.ts";
 import { followJobToOutcome } from "./follow_job.ts";
+import { attemptSeparator } from "./attempt_format.ts";
 import { describeLifecycleEvent, millis, outputChunks } from "./job_format.ts";
 import { writeAll } from "./output.ts";
 import { checkedJobId, jobStateName, parseInteger, UsageError } from "./parse.ts";
@@ -245,6 +246,10 @@ class HeaderView implements View {
         Deno.stdout,
         encoder.encode(`\r\n${this.#style.yellow(`▸ ${data.value.errorMessage}`)}\r\n`),
       );
+    } else if (data.case === "attemptEnd") {
+      // As `logs` and `submit --follow` print it: on stderr, between the attempts' output.
+      await writeAll(Deno.stderr, encoder.encode(`\r\n${attemptSeparator(event)}\r\n`));
+      this.#job = { ...this.#job, state: JobState.SCHEDULED, attempt: data.value.nextAttempt };
     }
     this.#drawHeader();
   }

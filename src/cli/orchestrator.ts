@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { defaultRetryOptions, defaultRetryPolicyOf } from "./retry_default_options.ts";
 import { Command, Option } from "@commander-js/extra-typings";
 import { environmentKeyOf } from "../store/aws/queue_env.ts";
 import { validateQueueName } from "../protocol/request_validation.ts";
@@ -52,6 +53,8 @@ export function orchestratorCommand(setExitCode: ExitCodeSink) {
     .addOption(tlsCertOption())
     .addOption(tlsKeyOption())
     .addOption(tlsModeOption())
+    .addOption(defaultRetryOptions()[0])
+    .addOption(defaultRetryOptions()[1])
     .addOption(logLevelOption())
     .addHelpText(
       "after",
@@ -80,6 +83,7 @@ Examples:
             },
             logLevel: opts.logLevel,
             security: opts,
+            defaultRetry: defaultRetryPolicyOf(opts),
           }),
         );
       } catch (error) {

@@ -21,6 +21,8 @@ import {
 import { openStore } from "./store_opener.ts";
 import { type ListenAddress, parseListenAddress } from "./parse.ts";
 import { reportError } from "./errors.ts";
+import type { RetryPolicy } from "../../gen/job/v1/job_pb.ts";
+import { defaultRetryOptions, defaultRetryPolicyOf } from "./retry_default_options.ts";
 import { onShutdownSignals } from "./shutdown_signals.ts";
 import {
   jwtPublicKeyOption,
@@ -38,6 +40,8 @@ export interface ServerConfig {
   readonly store: StoreConfig;
   readonly logLevel: LogLevel;
   readonly security: SecurityFlags;
+  /** The retry policy of jobs enqueued without one (`--default-retries`). */
+  readonly defaultRetry?: RetryPolicy | undefined;
 }
 
 /** Builds the `server` command. */
@@ -54,10 +58,12 @@ export function serverCommand(setExitCode: ExitCodeSink) {
     .addOption(tlsCertOption())
     .addOption(tlsKeyOption())
     .addOption(tlsModeOption())
+    .addOption(defaultRetryOptions()[0])
+    .addOption(defaultRetryOptions()[1])
     .addOption(logLevelOption())
     .addHelpText(
       "after",
-      "\nExamples:\n  airunner token keygen --out keys\n  airunner server --listen 0.0.0.0:8443 --jwt-public-key keys/public.pem --tls auto\n  airunner server --listen 127.0.0.1:8080 --no-auth --data-dir /var/lib/airunner --retention 7d",
+      "\nExamples:\n  airunner token keygen --out keys\n  airunner server --listen 0.0.0.0:8443 --jwt-public-key keys/public.pem --tls auto\n  airunner server --listen 127.0.0.1:8080 --no-auth --data-dir /var/lib/airunner --retention 7d\n  airunner server --default-retries 2 --default-retry-delay 5s..10m --jwt-public-key keys/public.pem",
     )
     .action(async (opts) => {
       try {
@@ -67,6 +73,7 @@ export function serverCommand(setExitCode: ExitCodeSink) {
             store: parseStoreConfig(opts),
             logLevel: opts.logLevel,
             security: opts,
+            defaultRetry: defaultRetryPolicyOf(opts),
           }),
         );
       } catch (error) {
@@ -93,6 +100,7 @@ export async function runServer(config: ServerConfig): Promise<number> {
       port: config.listen.port,
       // The store drops output past the cap; workers are told it so they stop sending it.
       executionConfig: defaultExecutionConfig(config.store.maxJobOutputBytes),
+      ...(config.defaultRetry === undefined ? {} : { defaultRetry: config.defaultRetry }),
       ...serving,
     }), config.listen);
   const auth = security.auth === undefined ? "no authentication" : "ES256 tokens required";

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { Job, JobParams } from "../../gen/job/v1/job_pb.ts";
+import type { Job, JobParams, JobState } from "../../gen/job/v1/job_pb.ts";
 import type { CliClients } from "../client/json_client.ts";
 import { validateQueueName, validateRequestId } from "../protocol/request_validation.ts";
 import type { CommandContext } from "./command_index.ts";
@@ -30,7 +30,14 @@ import { iso } from "./job_format.ts";
 import { EXIT_CODES_HELP } from "./exit_codes.ts";
 import { followJobToOutcome } from "./follow_job.ts";
 import { checkTimeoutSeconds, type JobFile, parseEnvFile, parseTimeoutFlag } from "./job_fields.ts";
-import { checkedCheckoutFlags, jobParamsOf, type JobSpec, mergeJobSpecs } from "./job_spec.ts";
+import {
+  checkedCheckoutFlags,
+  jobParamsOf,
+  type JobSpec,
+  mergeJobSpecs,
+  type RetryFlags,
+  retrySpecOf,
+} from "./job_spec.ts";
 import { jobStateName } from "./parse.ts";
 import { writeOutput } from "./output.ts";
 import { parseKeyValues, parseSecretEnvEntries, usageChecked, UsageError } from "./parse.ts";
@@ -47,7 +54,7 @@ export interface SubmitConfig {
 }
 
 /** The flags of `submit` (as commander parses them). */
-export interface SubmitFlags {
+export interface SubmitFlags extends RetryFlags {
   queue?: string;
   command?: string;
   arg: string[];
@@ -67,6 +74,27 @@ export interface SubmitFlags {
   json: boolean;
   cancelOnInterrupt: boolean;
 }
+
+/** The retry options of `submit`, defaults for every line with `--batch`. */
+const RETRY_OPTIONS: readonly OptionSpec[] = [
+  {
+    flags: "--retries <n>",
+    description:
+      "try a failed job again up to N times (0..100; default 0, or the server's --default-retries)",
+  },
+  {
+    flags: "--retry-on <codes>",
+    description: "exit codes that retry, such as 1,2,75-78 (default: any non-zero but 126 and 127)",
+  },
+  {
+    flags: "--retry-delay <delay>",
+    description: "first wait..longest wait between attempts, doubling with jitter (default 1s..5m)",
+  },
+  {
+    flags: "--no-retry-on-timeout",
+    description: "an attempt that timed out is not tried again",
+  },
+];
 
 /** The options of `submit`, in the order its help lists them. */
 const SUBMIT_OPTIONS: readonly OptionSpec[] = [
@@ -128,6 +156,7 @@ const SUBMIT_OPTIONS: readonly OptionSpec[] = [
     description: "run the command on pipes or a terminal",
     choices: ["pipe", "pty"],
   },
+  ...RETRY_OPTIONS,
   {
     flags: "--request-id <id>",
     description: "idempotency key: repeating a submit with it returns the same job",
@@ -179,15 +208,17 @@ Examples:
   id=$(airunner submit --queue builds -- ./build.sh)
   airunner submit --follow -- sh -c 'echo out; echo err >&2; exit 3'; echo "exit $?"
   airunner submit --config job.yaml --env CI=true --wait --json
+  airunner submit --retries 3 --retry-on 1,75-78 --retry-delay 5s..10m --follow -- ./flaky.sh
   NPM_TOKEN=... airunner submit --secret-env NPM_TOKEN --follow -- npm publish
   seq 100 | xargs printf '{"command": "./shard.sh", "args": ["%s"]}\\n' | airunner submit --batch -
 
 --batch FILE: each line is a JSON object with the keys of a --config job file
   (command, args, environment, secret_env, metadata, owner, repository,
-  commit, branch, workingDirectory, processType, timeout, queue) plus
-  request_id; blank lines and # comments are skipped. --queue, --owner, --env,
-  --secret-env, --env-file, --metadata, --timeout, --process-type, --workdir,
-  --branch, --commit and REPOSITORY are defaults for every line: a line's own
+  commit, branch, workingDirectory, processType, timeout, queue, retries,
+  retryOn, retryDelay, retryOnTimeout) plus request_id; blank lines and #
+  comments are skipped. --queue, --owner, --env, --secret-env, --env-file,
+  --metadata, --timeout, --process-type, --workdir, --branch, --commit, the
+  retry flags and REPOSITORY are defaults for every line: a line's own
   key wins (environment, secret_env and metadata key by key). The whole file
   is checked first (a bad line: exit 2, nothing sent). Prints the job ids in
   input order; a line the server refused prints nothing on stdout, its error
@@ -314,6 +345,7 @@ export function parseSubmitConfig(
     timeoutSeconds,
     processType: opts.processType,
     owner: opts.owner,
+    ...retrySpecOf(opts),
   };
   const spec = mergeJobSpecs({ owner: localUserName() }, file, { environment: envFile }, flags);
   return {
@@ -401,25 +433,44 @@ async function submitAndFollow(
     jobParams,
   });
   onJobId(jobId);
-  if (config.mode === "none") {
+  return await reportSubmitted(clients, { jobId, queue: config.queue, state }, config, "submitted");
+}
+
+/** How a command that made a job (`submit`, `rerun`) reports it: print, wait or follow. */
+export interface SubmittedReport {
+  readonly mode: SubmitConfig["mode"];
+  readonly json: boolean;
+  readonly cancelOnInterrupt: boolean;
+}
+
+/**
+ * Prints the new job's id (or its JSON), or follows or waits for it to its
+ * end; returns the exit code (the job's, when followed).
+ */
+export async function reportSubmitted(
+  clients: CliClients,
+  job: { readonly jobId: string; readonly queue: string; readonly state: JobState },
+  report: SubmittedReport,
+  verb: string,
+): Promise<number> {
+  const { jobId, queue } = job;
+  if (report.mode === "none") {
     console.log(
-      config.json
-        ? JSON.stringify(
-          { id: jobId, queue: config.queue, state: jobStateName(state) } satisfies SubmitJson,
-        )
+      report.json
+        ? JSON.stringify({ id: jobId, queue, state: jobStateName(job.state) } satisfies SubmitJson)
         : jobId,
     );
     return 0;
   }
-  if (!config.json) console.error(`airunner: job ${jobId} submitted to queue "${config.queue}"`);
+  if (!report.json) console.error(`airunner: job ${jobId} ${verb} to queue "${queue}"`);
   const outcome = await followJobToOutcome(clients, jobId, {
-    onEvent: config.mode === "follow" ? (e) => writeOutput(e, config.json) : () => {},
-    explainFailure: !config.json,
-    spinnerQueue: config.queue,
-    cancelOnInterrupt: config.cancelOnInterrupt,
+    onEvent: report.mode === "follow" ? (e) => writeOutput(e, report.json) : () => {},
+    explainFailure: !report.json,
+    spinnerQueue: queue,
+    cancelOnInterrupt: report.cancelOnInterrupt,
     jobKnownToExist: true,
   });
-  if (config.json) console.log(JSON.stringify(outcomeJson(jobId, config.queue, outcome.job)));
+  if (report.json) console.log(JSON.stringify(outcomeJson(jobId, queue, outcome.job)));
   return outcome.exitCode;
 }
 

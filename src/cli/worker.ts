@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import { systemClock } from "../clock.ts";
 import { createAirunnerClients, parseServerUrl } from "../protocol/transport.ts";
 import { createLogger, type Logger, type LogLevel } from "../logger.ts";
-import { validateQueueName } from "../protocol/request_validation.ts";
+import { validateQueueName, validateWorkerName } from "../protocol/request_validation.ts";
 import { MAX_SESSION_CREDITS } from "../protocol/session.ts";
 import { type RunningWorker, startWorker } from "../worker/worker.ts";
 import { createRpcWorkerApi, type WorkerApi } from "../worker/worker_api.ts";
@@ -45,6 +45,8 @@ export interface WorkerConfig {
   readonly caCertPem?: string | undefined;
   /** Run jobs as this user (`--run-as`); the worker must be root. */
   readonly runAs?: string | undefined;
+  /** The name the server records in this worker's attempts (`--name`). */
+  readonly workerName: string;
 }
 
 /** The worker settings `airunner worker` uses unless told otherwise. */
@@ -79,6 +81,7 @@ export function workerCommand(setExitCode: ExitCodeSink) {
         .env("AIRUNNER_WORKSPACE_ROOT").default(defaultWorkspaceRoot()),
     )
     .option("--keep-workspaces", "leave each job's checkout in place after the job", false)
+    .addOption(workerNameOption())
     .addOption(runAsOption())
     .addOption(protocolOption())
     .addOption(logLevelOption())
@@ -117,6 +120,7 @@ export function parseWorkerConfig(opts: {
   keepWorkspaces: boolean;
   protocol: string;
   runAs?: string | undefined;
+  name?: string | undefined;
 }): WorkerConfig {
   const queue = usageChecked(() => validateQueueName(opts.queue, "--queue"));
   const visibilityMs = parseDurationMs(opts.visibilityTimeout, "--visibility-timeout");
@@ -134,7 +138,19 @@ export function parseWorkerConfig(opts: {
     keepWorkspaces: opts.keepWorkspaces,
     protocol: opts.protocol as WorkerProtocol,
     ...(opts.runAs === undefined ? {} : { runAs: opts.runAs }),
+    workerName: usageChecked(() => validateWorkerName(opts.name ?? defaultWorkerName(), "--name")),
   };
+}
+
+/** A worker's name when it is given none: its host and process id. */
+export function defaultWorkerName(): string {
+  return `${Deno.hostname()}:${Deno.pid}`;
+}
+
+/** `--name NAME`: how this worker appears in the attempts it runs (`get` lists them). */
+export function workerNameOption() {
+  return new Option("--name <name>", "this worker's name in the jobs' attempts (default: host:pid)")
+    .env("AIRUNNER_WORKER_NAME");
 }
 
 /**
@@ -275,6 +291,7 @@ export function workerApiFor(config: WorkerConfig, logger: Logger): WorkerApi {
   };
   const unary = createRpcWorkerApi(
     createAirunnerClients({ ...connection, bufferRequestStreams: true }),
+    config.workerName,
   );
   if (config.protocol === "unary") return unary;
   return createSessionWorkerApi({
@@ -283,5 +300,6 @@ export function workerApiFor(config: WorkerConfig, logger: Logger): WorkerApi {
     mode: config.protocol,
     clock: systemClock,
     logger,
+    workerName: config.workerName,
   });
 }

@@ -43,7 +43,7 @@ import {
 /** The JobService calls client commands make. */
 export type CliJobCalls = Pick<
   Client<typeof JobService>,
-  "getJob" | "enqueueJob" | "enqueueJobs" | "listJobs" | "cancelJob"
+  "getJob" | "enqueueJob" | "enqueueJobs" | "listJobs" | "cancelJob" | "redriveJobs" | "rerunJob"
 >;
 
 /** The JobEventsService calls client commands make. */
@@ -93,6 +93,8 @@ export function createJsonClients(options: ConnectionOptions): CliClients {
     enqueueJobs: unary(JobServiceMethods.enqueueJobs),
     listJobs: unary(JobServiceMethods.listJobs),
     cancelJob: unary(JobServiceMethods.cancelJob),
+    redriveJobs: unary(JobServiceMethods.redriveJobs),
+    rerunJob: unary(JobServiceMethods.rerunJob),
   } as CliJobCalls;
   const events = {
     streamJobEvents: (request: object, opts?: CallOptions) =>

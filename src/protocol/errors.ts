@@ -17,6 +17,8 @@ export const StoreErrorCode = {
   LeaseLost: "lease_lost",
   /** The job has finished (COMPLETED, FAILED or CANCELLED): nothing more can happen to it. */
   JobFinished: "job_finished",
+  /** The job is not a dead letter (FAILED after using every attempt), so it cannot be redriven. */
+  JobNotRedrivable: "job_not_redrivable",
   /** The request names a queue other than the leased job's queue. */
   QueueMismatch: "queue_mismatch",
   /** The request names a job other than the one the task token leases. */

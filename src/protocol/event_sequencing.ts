@@ -31,6 +31,7 @@ const TYPE_OF_CASE = {
   output: EventType.OUTPUT,
   terminalResize: EventType.TERMINAL_RESIZE,
   outputBatch: EventType.OUTPUT_BATCH,
+  attemptEnd: EventType.ATTEMPT_END,
 } as const satisfies Record<NonNullable<JobEvent["eventData"]["case"]>, EventType>;
 
 /** The result of {@link sequenceEvents}. */
@@ -166,6 +167,11 @@ export function makeEvent(
 
 function normalizeEventType(event: JobEvent): void {
   const dataCase = event.eventData.case;
+  // Only the store writes an attempt's end: a worker that could would make
+  // followers print a retry that never happened.
+  if (dataCase === "attemptEnd" || event.eventType === EventType.ATTEMPT_END) {
+    throw new InvalidEventError("attempt_end events are written by the server, not published");
+  }
   if (dataCase === undefined) {
     if (event.eventType === EventType.UNSPECIFIED) {
       throw new InvalidEventError("event has neither event_type nor event_data");

@@ -45,6 +45,18 @@ export const MAX_ENQUEUE_BATCH = 1000;
 export const MAX_CANCEL_REASON_LENGTH = 1024;
 /** Longest error message in a job result. */
 export const MAX_ERROR_MESSAGE_LENGTH = 16 * 1024;
+/** Longest worker name a worker gives for its attempts. */
+export const MAX_WORKER_NAME_LENGTH = 256;
+/** Most jobs one RedriveJobs call puts back (run it again for more). */
+export const MAX_REDRIVE_JOBS = 1000;
+/** Most retries of one job after its first attempt. */
+export const MAX_RETRIES = 100;
+/** Most exit-code ranges a retry policy lists. */
+export const MAX_RETRY_EXIT_CODE_RANGES = 32;
+/** Shortest wait a retry policy may ask for between attempts. */
+export const MIN_RETRY_DELAY_MS = 100;
+/** Longest wait a retry policy may ask for between attempts: one day. */
+export const MAX_RETRY_DELAY_MS = 24 * 3600_000;
 /** Largest request message, in bytes. */
 export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 /**

@@ -15,6 +15,9 @@ import type {
   JobParams,
   JobResult,
   ListJobsRequest,
+  RedriveJobsRequest,
+  RerunJobRequest,
+  RetryPolicy,
   SessionOpen,
   StreamJobEventsRequest,
   UpdateJobRequest,
@@ -120,7 +123,41 @@ export function validateJobParams(params: JobParams | undefined): JobParams {
     );
   }
   checkRange(`${field}.timeout_seconds`, params.timeoutSeconds, 0, limits.MAX_TIMEOUT_SECONDS);
+  if (params.retry !== undefined) validateRetryPolicy(params.retry, `${field}.retry`);
+  if (params.rerunOf !== "") params.rerunOf = validateJobId(params.rerunOf, `${field}.rerun_of`);
   return params;
+}
+
+/**
+ * A retry policy's numbers, each within its documented range (0 delays
+ * stand for the defaults); exit codes 1..255 in ranges whose first is not
+ * above their last.
+ */
+export function validateRetryPolicy(policy: RetryPolicy, field: string): void {
+  checkRange(`${field}.max_retries`, policy.maxRetries, 0, limits.MAX_RETRIES);
+  if (policy.retryOnExitCodes.length > limits.MAX_RETRY_EXIT_CODE_RANGES) {
+    throw new InvalidArgumentError(
+      `${field}.retry_on_exit_codes`,
+      `has ${policy.retryOnExitCodes.length} ranges, more than the limit of ${limits.MAX_RETRY_EXIT_CODE_RANGES}`,
+    );
+  }
+  policy.retryOnExitCodes.forEach((range, i) => {
+    const where = `${field}.retry_on_exit_codes[${i}]`;
+    checkRange(`${where}.first`, range.first, 1, 255);
+    checkRange(`${where}.last`, range.last, range.first, 255);
+  });
+  const delay = (name: string, value: bigint, min: number) => {
+    if (value === 0n) return;
+    if (value < BigInt(min) || value > BigInt(limits.MAX_RETRY_DELAY_MS)) {
+      throw new InvalidArgumentError(
+        `${field}.${name}`,
+        `must be 0 (the default) or between ${min} and ${limits.MAX_RETRY_DELAY_MS} ms, got ${value}`,
+      );
+    }
+  };
+  delay("min_delay_ms", policy.minDelayMs, limits.MIN_RETRY_DELAY_MS);
+  const min = policy.minDelayMs === 0n ? limits.MIN_RETRY_DELAY_MS : Number(policy.minDelayMs);
+  delay("max_delay_ms", policy.maxDelayMs, min);
 }
 
 /**
@@ -251,7 +288,12 @@ export function validateEnqueueJobsRequest(
 /** The queue and lease length a worker session opens with, with the contract's defaults. */
 export function validateSessionOpen(
   open: SessionOpen | undefined,
-): { queue: string; visibilityTimeoutMs: number; workerHeartbeatMs: number } {
+): {
+  queue: string;
+  visibilityTimeoutMs: number;
+  workerHeartbeatMs: number;
+  workerName: string;
+} {
   if (open === undefined) {
     throw new InvalidArgumentError("open", "is required in the first message of a session");
   }
@@ -265,6 +307,7 @@ export function validateSessionOpen(
       queue: validateQueueName(open.queue),
       visibilityTimeoutMs: seconds * 1000,
       workerHeartbeatMs: open.heartbeatMs,
+      workerName: validateWorkerName(open.workerName),
     };
   });
 }
@@ -312,7 +355,7 @@ export function withinItem<T>(prefix: string, check: () => T): T {
 /** The dequeue settings of a DequeueJob request, with the contract's defaults. */
 export function validateDequeueRequest(
   req: DequeueJobRequest,
-): { queue: string; maxJobs: number; visibilityTimeoutMs: number } {
+): { queue: string; maxJobs: number; visibilityTimeoutMs: number; workerName: string } {
   const queue = validateQueueName(req.queue);
   // Asking for more than one call can lease is not an error: the client
   // gets what one call can give, as from an SQS receive.
@@ -321,7 +364,59 @@ export function validateDequeueRequest(
     ? limits.DEFAULT_VISIBILITY_TIMEOUT_SECONDS
     : req.visibilityTimeoutSeconds;
   checkRange("visibility_timeout_seconds", seconds, 1, limits.MAX_VISIBILITY_TIMEOUT_SECONDS);
-  return { queue, maxJobs, visibilityTimeoutMs: seconds * 1000 };
+  return {
+    queue,
+    maxJobs,
+    visibilityTimeoutMs: seconds * 1000,
+    workerName: validateWorkerName(req.workerName),
+  };
+}
+
+/** Checks the name a worker gives for the attempts it runs. */
+export function validateWorkerName(name: string, field = "worker_name"): string {
+  checkLength(field, name, limits.MAX_WORKER_NAME_LENGTH);
+  checkNoNul(field, name);
+  return name;
+}
+
+/** Which dead letters a RedriveJobs request selects. */
+export interface RedriveFilter {
+  /** Only this queue; undefined: every queue. */
+  readonly queue: string | undefined;
+  /** Only jobs that finished at or after this Unix ms (0: any time). */
+  readonly finishedAfterMs: number;
+  /** Only jobs whose metadata holds every pair. */
+  readonly metadata: Readonly<Record<string, string>>;
+  /** Only jobs whose last attempt exited with one of these codes; empty: any. */
+  readonly exitCodes: readonly number[];
+  readonly dryRun: boolean;
+}
+
+/** Checks a RedriveJobs request. */
+export function validateRedriveRequest(req: RedriveJobsRequest): RedriveFilter {
+  checkMap("metadata", req.metadata);
+  if (req.exitCodes.length > limits.MAX_RETRY_EXIT_CODE_RANGES) {
+    throw new InvalidArgumentError(
+      "exit_codes",
+      `has ${req.exitCodes.length} codes, more than the limit of ${limits.MAX_RETRY_EXIT_CODE_RANGES}`,
+    );
+  }
+  req.exitCodes.forEach((code, i) => checkRange(`exit_codes[${i}]`, code, 0, 255));
+  const after = req.finishedAfter;
+  return {
+    queue: req.queue === "" ? undefined : validateQueueName(req.queue),
+    finishedAfterMs: after === undefined
+      ? 0
+      : Number(after.seconds) * 1000 + Math.floor(after.nanos / 1e6),
+    metadata: req.metadata,
+    exitCodes: req.exitCodes,
+    dryRun: req.dryRun,
+  };
+}
+
+/** Checks a RerunJob request. */
+export function validateRerunRequest(req: RerunJobRequest): { jobId: string; requestId: string } {
+  return { jobId: validateJobId(req.jobId), requestId: validateRequestId(req.requestId) };
 }
 
 /** The settings of an UpdateJob request; a visibility of 0 hands the job back. */

@@ -18,6 +18,7 @@ import { RequestBodyError, type RequestBodyErrorCode } from "./request_body.ts";
 export const CONNECT_CODE_OF: Readonly<Record<StoreErrorCode, Code>> = {
   job_not_found: Code.NotFound,
   job_finished: Code.FailedPrecondition,
+  job_not_redrivable: Code.FailedPrecondition,
   invalid_task_token: Code.InvalidArgument,
   lease_lost: Code.FailedPrecondition,
   queue_mismatch: Code.InvalidArgument,

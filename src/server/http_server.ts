@@ -12,7 +12,7 @@ import {
   type HandlerContext,
   type Interceptor,
 } from "@connectrpc/connect";
-import type { ExecutionConfig } from "../../gen/job/v1/job_pb.ts";
+import type { ExecutionConfig, RetryPolicy } from "../../gen/job/v1/job_pb.ts";
 import { JobEventsService, JobService } from "../../gen/job/v1/job_pb.ts";
 import type { ApiTokenVerifier } from "../auth/jwt.ts";
 import type { Logger } from "../logger.ts";
@@ -45,6 +45,8 @@ export interface ServerOptions {
   readonly maxDequeueWaitMs?: number;
   /** How often an idle worker session says it is alive (default {@link SESSION_HEARTBEAT_MS}). */
   readonly sessionHeartbeatMs?: number;
+  /** The retry policy of jobs enqueued without one (`--default-retries`); none when absent. */
+  readonly defaultRetry?: RetryPolicy;
   /** Longest shutdown waits for in-flight calls to finish (default 10 s). */
   readonly shutdownTimeoutMs?: number;
   /**
@@ -109,6 +111,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     executionConfig: options.executionConfig ?? defaultExecutionConfig(),
     maxDequeueWaitMs: options.maxDequeueWaitMs ?? 60_000,
     sessionHeartbeatMs: options.sessionHeartbeatMs ?? SESSION_HEARTBEAT_MS,
+    ...(options.defaultRetry === undefined ? {} : { defaultRetry: options.defaultRetry }),
   });
   const jobEventsService = createJobEventsService({ store });
   router.service(JobService, jobService);

@@ -12,8 +12,11 @@ import {
   EnqueueJobsResultSchema,
   type ExecutionConfig,
   type JobService,
+  type RetryPolicy,
 } from "../../gen/job/v1/job_pb.ts";
-import type { JobStore } from "../store/job_store.ts";
+import type { EnqueueInput } from "../protocol/job_requests.ts";
+import { redriveJobs, rerunJob } from "./redrive.ts";
+import type { BatchOutcome, EnqueueResult, JobStore } from "../store/job_store.ts";
 import type { Logger } from "../logger.ts";
 import { operationError } from "./error_mapping.ts";
 import { redactJobForReaders } from "./job_redaction.ts";
@@ -27,6 +30,8 @@ import {
   validateEnqueueRequest,
   validateJobId,
   validateListRequest,
+  validateRedriveRequest,
+  validateRerunRequest,
   validateUpdateRequest,
 } from "../protocol/request_validation.ts";
 
@@ -43,6 +48,41 @@ export interface JobServiceDeps {
   readonly maxDequeueWaitMs: number;
   /** How often an idle worker session sends an empty message. */
   readonly sessionHeartbeatMs: number;
+  /** The retry policy of a job enqueued without one (`--default-retries`); none when absent. */
+  readonly defaultRetry?: RetryPolicy;
+}
+
+/** `input` with the server's default retry policy when it names none. */
+function withDefaultRetry<T extends Pick<EnqueueInput, "params">>(
+  input: T,
+  defaultRetry: RetryPolicy | undefined,
+): T {
+  if (defaultRetry === undefined || input.params.retry !== undefined) return input;
+  return { ...input, params: { ...input.params, retry: defaultRetry } };
+}
+
+/** One item's answer of EnqueueJobs: its job, or the error that item alone met. */
+function enqueueResult(
+  outcome: BatchOutcome<EnqueueResult>,
+  input: Pick<EnqueueInput, "requestId">,
+  logger: Logger,
+): EnqueueJobsResult {
+  const requestId = input.requestId;
+  if (!outcome.ok) {
+    return create(EnqueueJobsResultSchema, {
+      requestId,
+      outcome: { case: "error", value: operationError(outcome.error, logger) },
+    });
+  }
+  const { job, created } = outcome.value;
+  return create(EnqueueJobsResultSchema, {
+    requestId,
+    created,
+    outcome: {
+      case: "job",
+      value: { jobId: job.jobId, createdAt: job.createdAt, state: job.state },
+    },
+  });
 }
 
 /** Builds the JobService implementation. */
@@ -50,7 +90,7 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
   const { store, logger } = deps;
   return {
     async enqueueJob(req) {
-      const input = validateEnqueueRequest(req);
+      const input = withDefaultRetry(validateEnqueueRequest(req), deps.defaultRetry);
       const { job, created } = await store.enqueue({
         ...input,
         executionConfig: deps.executionConfig,
@@ -61,31 +101,12 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
 
     async enqueueJobs(req) {
       const inputs = validateEnqueueJobsRequest(req).map((input) => ({
-        ...input,
+        ...withDefaultRetry(input, deps.defaultRetry),
         executionConfig: deps.executionConfig,
       }));
       const outcomes = await store.enqueueBatch(inputs);
       logger.debug({ jobs: inputs.length }, "jobs enqueued in a batch");
-      return {
-        results: outcomes.map((outcome, i): EnqueueJobsResult => {
-          const requestId = inputs[i]!.requestId;
-          if (!outcome.ok) {
-            return create(EnqueueJobsResultSchema, {
-              requestId,
-              outcome: { case: "error", value: operationError(outcome.error, logger) },
-            });
-          }
-          const { job, created } = outcome.value;
-          return create(EnqueueJobsResultSchema, {
-            requestId,
-            created,
-            outcome: {
-              case: "job",
-              value: { jobId: job.jobId, createdAt: job.createdAt, state: job.state },
-            },
-          });
-        }),
-      };
+      return { results: outcomes.map((outcome, i) => enqueueResult(outcome, inputs[i]!, logger)) };
     },
 
     workerSession(requests, ctx) {
@@ -97,7 +118,7 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
     },
 
     async *dequeueJob(req, ctx: HandlerContext): AsyncGenerator<DequeueJobResponse> {
-      const { queue, maxJobs, visibilityTimeoutMs } = validateDequeueRequest(req);
+      const { queue, maxJobs, visibilityTimeoutMs, workerName } = validateDequeueRequest(req);
       // The client's deadline bounds the wait; without one, the server's
       // own cap does, so idle calls through proxies are recycled. (The cap
       // is the store's wait timeout, cancelled when work comes: a timer per
@@ -106,6 +127,7 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
       const leased = await store.dequeue(queue, {
         maxJobs,
         visibilityTimeoutMs,
+        workerName,
         signal: ctx.signal,
         ...(ctx.timeoutMs() === undefined ? { maxWaitMs: deps.maxDequeueWaitMs } : {}),
       });
@@ -154,6 +176,19 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
       const { jobId, reason } = validateCancelRequest(req);
       const job = await store.cancel(jobId, reason);
       logger.info({ jobId, state: job.state }, "job cancelled");
+      return { job: redactJobForReaders(job) };
+    },
+
+    async redriveJobs(req) {
+      const filter = validateRedriveRequest(req);
+      const jobs = await redriveJobs(store, filter);
+      if (!filter.dryRun) logger.info({ jobs: jobs.length }, "dead letters redriven");
+      return { jobs: jobs.map(redactJobForReaders) };
+    },
+
+    async rerunJob(req) {
+      const job = await rerunJob(store, validateRerunRequest(req), deps.executionConfig);
+      logger.info({ jobId: job.jobId, rerunOf: job.jobParams?.rerunOf }, "job rerun");
       return { job: redactJobForReaders(job) };
     },
   };

@@ -93,6 +93,7 @@ class ServerSession {
   readonly #callSignal: AbortSignal;
   #queue = "";
   #visibilityTimeoutMs = 0;
+  #workerName = "";
   #credits = 0;
   #jobs: LeasedJob[] = [];
   #acks: SessionAck[] = [];
@@ -140,6 +141,7 @@ class ServerSession {
           const open = validateSessionOpen(req.open);
           this.#queue = open.queue;
           this.#visibilityTimeoutMs = open.visibilityTimeoutMs;
+          this.#workerName = open.workerName;
           this.#watchdog.expectHeartbeatsEvery(open.workerHeartbeatMs);
           this.#pushing = this.#push();
           first = false;
@@ -304,6 +306,7 @@ class ServerSession {
         const leased = await this.#store.dequeue(this.#queue, {
           maxJobs: Math.min(this.#credits, MAX_JOBS_PER_PUSH),
           visibilityTimeoutMs: this.#visibilityTimeoutMs,
+          workerName: this.#workerName,
           signal,
         });
         this.#credits -= leased.length;

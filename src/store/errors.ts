@@ -33,6 +33,15 @@ export class JobFinishedError extends StoreError {
   }
 }
 
+/** The job is no dead letter: only a job FAILED after using every attempt can be redriven. */
+export class JobNotRedrivableError extends StoreError {
+  readonly code = StoreErrorCode.JobNotRedrivable;
+  constructor(readonly jobId: string, why: string) {
+    super(`job ${jobId} cannot be redriven: ${why}`);
+    this.name = "JobNotRedrivableError";
+  }
+}
+
 /** The task token is malformed, truncated, tampered with or signed by another secret. */
 export class InvalidTaskTokenError extends StoreError {
   readonly code = StoreErrorCode.InvalidTaskToken;

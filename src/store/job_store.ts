@@ -6,7 +6,13 @@
  * - **job**: a command to run, with its parameters, state and result.
  * - **queue**: a named FIFO of scheduled jobs; workers take from one queue.
  * - **attempt**: one dequeue of a job. Each dequeue starts the next attempt
- *   (1, 2, ...), whether the previous one finished or its lease ran out.
+ *   (1, 2, ...), whether the previous one failed, was handed back or its
+ *   lease ran out. Job.attempts lists them: number, worker, times, outcome
+ *   and event range (attempt_records.ts).
+ * - **retry**: a failed attempt that the job's retry policy tries again; the
+ *   job waits SCHEDULED until its not-before time (retry_policy.ts).
+ * - **dead letter**: a job FAILED after it used every attempt; `redrive`
+ *   puts it back.
  * - **lease**: an attempt's exclusive hold on a running job, until its
  *   visibility timeout passes. A job whose lease expires is scheduled again
  *   and redelivered (at-least-once delivery).
@@ -90,6 +96,8 @@ export interface DequeueOptions {
   readonly signal: AbortSignal;
   /** Longest to wait for work, in milliseconds (no limit when absent). */
   readonly maxWaitMs?: number;
+  /** The dequeuing worker's name, recorded in the attempts it starts. */
+  readonly workerName?: string;
 }
 
 /** Which of a job's events to read. */
@@ -140,6 +148,11 @@ export interface JobPage {
  *   stored event has been delivered.
  * - Completing again with the token of the attempt that completed the job
  *   and the same result is a resend: it succeeds and changes nothing.
+ * - Retries: a failed attempt the policy retries leaves the job SCHEDULED
+ *   with not_before set; no dequeue leases it earlier, and a waiting dequeue
+ *   is woken when it is due. A lost lease counts as an attempt. When another
+ *   attempt follows a failed or lost one, the store appends an ATTEMPT_END
+ *   event after the attempt's own events.
  * - Batches (enqueueBatch, completeBatch) do for each item exactly what the
  *   single call does and answer per item, in order; one item's failure does
  *   not stop the others.
@@ -177,9 +190,10 @@ export interface JobStore extends AsyncDisposable {
   ): Promise<LeaseUpdate>;
 
   /**
-   * Records `result`, ends the lease and finishes the job: CANCELLED when a
-   * cancel was asked for, else COMPLETED when `result.success`, FAILED
-   * otherwise. Resolves true when this call recorded the result, false when
+   * Records `result` and ends the lease: the job ends CANCELLED when a
+   * cancel was asked for, else COMPLETED when `result.success`; a failure
+   * is retried after its backoff when the job's retry policy allows it,
+   * else the job ends FAILED. Resolves true when this call recorded the result, false when
    * it was a resend of the result already recorded (which changes nothing),
    * so that a completion is counted once however often it was sent.
    */
@@ -197,6 +211,15 @@ export interface JobStore extends AsyncDisposable {
    * @throws {JobFinishedError} when the job has already finished.
    */
   cancel(jobId: string, reason: string): Promise<Job>;
+
+  /**
+   * Puts a dead letter (a job FAILED after using every attempt: failure
+   * reason "exhausted" or "worker_lost") back in its queue, SCHEDULED and
+   * due at once, with a fresh retry budget; its id, attempts and events
+   * stay. Returns the job after it.
+   * @throws {JobNotRedrivableError} for any other job.
+   */
+  redrive(jobId: string): Promise<Job>;
 
   /**
    * Appends events to the log of the job the token leases (see the sequence

@@ -20,9 +20,21 @@
  *   │             │ complete (decideCompletion)
  *   │             ├── cancel marked ──▶ CANCELLED
  *   │             ├── success ────────▶ COMPLETED
- *   │             └── failure ────────▶ FAILED
+ *   │             ├── failure, retries left ──▶ SCHEDULED, not before its backoff
+ *   │             └── failure ────────▶ FAILED (failure_reason "exhausted" once
+ *   │                                   it used every attempt it had)
  *   └── cancel ──▶ CANCELLED
  * ```
+ *
+ * Attempts: every lease starts one, and every decision that ends one says
+ * how ({@link AttemptEnd}), for the backend to record in the job's attempt
+ * list. A lease that runs out counts as an attempt: a job that keeps killing
+ * its worker ends FAILED ("worker lost 3 times", failure_reason
+ * "worker_lost") instead of coming back forever. When an attempt ends and
+ * another follows (a retry, a lost worker), the decision carries the
+ * ATTEMPT_END event the backend appends to the job's log, so followers can
+ * say so between the attempts' output. The retry rules themselves (which
+ * exit codes, how long to wait) are retry_policy.ts's.
  *
  * Time: every decision reads the view as of `now`. A RUNNING job whose lease
  * has run out counts as what its expiry makes of it (SCHEDULED, or CANCELLED
@@ -40,26 +52,42 @@
  *
  * @module
  */
-import { clone, create } from "@bufbuild/protobuf";
+import { clone } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
+  type AttemptEndEvent,
   type JobParams,
   type JobResult,
   JobResultSchema,
   JobState,
+  type RetryPolicy,
 } from "../../gen/job/v1/job_pb.ts";
-import { finishedStateFor, isFinished } from "../protocol/job_state.ts";
+import { isFinished } from "../protocol/job_state.ts";
 import { DEFAULT_CANCEL_REASON } from "../protocol/job_requests.ts";
 import {
   IdempotencyConflictError,
   JobFinishedError,
   JobMismatchError,
+  JobNotRedrivableError,
   LeaseLostError,
   QueueMismatchError,
 } from "./errors.ts";
 import { isCompletionResend } from "./batch.ts";
 import { sameJobParams } from "./idempotency.ts";
 import type { TaskTokenClaims } from "./task_token.ts";
+import { isRedrivable } from "../protocol/attempts.ts";
+import type { AttemptOutcome } from "../protocol/attempts.ts";
+import {
+  attemptEnd,
+  attemptEndOf,
+  cancelledFinish,
+  cancelledRelease,
+  failedAttempt,
+  finish,
+  lostLease,
+} from "./attempt_endings.ts";
+
+export { WORKER_STOPPED_DETAIL } from "./attempt_endings.ts";
 
 // ---------------------------------------------------------------- inputs
 
@@ -80,6 +108,16 @@ export interface JobView {
   readonly cancelReason: string;
   /** The recorded result; read only once the job has finished (to recognise a resend). */
   readonly result: JobResult | undefined;
+  /** The job's retry policy (unset: no retries). */
+  readonly retry: RetryPolicy | undefined;
+  /** While SCHEDULED after a failed attempt: no lease before this Unix ms; 0: none. */
+  readonly notBeforeMs: number;
+  /** Attempts that failed, timed out or were lost so far (hand-backs do not count). */
+  readonly usedAttempts: number;
+  /** Of those, the attempts whose lease ran out without a completion. */
+  readonly lostAttempts: number;
+  /** Why a FAILED job failed for good ("exhausted", "worker_lost"); "" otherwise. */
+  readonly failureReason: string;
 }
 
 /** Who acts on a lease: the claims of a verified task token (its signature is checked before). */
@@ -94,6 +132,20 @@ export interface EnqueuedView {
 
 // ---------------------------------------------------------------- decisions
 
+/**
+ * How an attempt ended. The backend records it in the job's attempt list,
+ * with what only it knows: the worker, the start, the event range (see
+ * attempt_records.ts).
+ */
+export interface AttemptEnd {
+  /** The attempt's number. */
+  readonly attempt: number;
+  readonly outcome: AttemptOutcome;
+  readonly exitCode: number;
+  readonly errorMessage: string;
+  readonly endedAtMs: number;
+}
+
 /** The job ends for good, with this state and result. */
 export interface Finish {
   readonly kind: "finish";
@@ -101,20 +153,41 @@ export interface Finish {
   readonly state: JobState;
   /** The result to record (a copy the backend may keep). */
   readonly result: JobResult;
+  /** Why a FAILED job failed for good: "exhausted", "worker_lost", or "" (no retry applied). */
+  readonly failureReason: string;
+  /** The attempt this ends, if one was running (a job cancelled while it waited has none). */
+  readonly attemptEnd: AttemptEnd | undefined;
 }
 
-/** The job goes back to its queue, SCHEDULED, for its next attempt; its lease ends. */
+/**
+ * The job goes back to its queue, SCHEDULED, for its next attempt; its
+ * lease ends. After a failed attempt it waits for its backoff
+ * (`notBeforeMs`); after a lost or handed-back one it is due at once.
+ */
 export interface Reschedule {
   readonly kind: "reschedule";
   readonly state: JobState.SCHEDULED;
   /**
-   * When its lease ended (ran out, or was handed back): work scheduled again
-   * is served before newer work, earliest first.
+   * Its place in the queue once due: work scheduled again is served before
+   * newer work, earliest first (when its lease ended, or when its backoff
+   * ends).
    */
   readonly readyAtMs: number;
+  /** No lease before this Unix ms; 0: at once. */
+  readonly notBeforeMs: number;
+  /** The counters to store (see {@link JobView}). */
+  readonly usedAttempts: number;
+  readonly lostAttempts: number;
+  readonly attemptEnd: AttemptEnd;
+  /**
+   * The payload of the ATTEMPT_END event to append to the job's log (after
+   * the attempt's own events); undefined for a hand-back, which retries
+   * nothing.
+   */
+  readonly notice: AttemptEndEvent | undefined;
 }
 
-/** What ends a lease that no completion ended: the job runs again, or ends CANCELLED. */
+/** What ends a lease that no completion ended: the job runs again, or ends (CANCELLED, or FAILED when its lost workers used its attempts). */
 export type Release = Reschedule | Finish;
 
 /** The outcome of {@link decideEnqueue}. */
@@ -131,17 +204,27 @@ export interface Lease {
   /** The new attempt's number (the view's attempt + 1); the task token names it. */
   readonly attempt: number;
   readonly leaseExpiresAtMs: number;
+  /**
+   * When the job was still RUNNING on a lease that ran out: how that lease
+   * ended, to persist with the new one (the embedded stores end expired
+   * leases before they lease, so only the AWS store meets this).
+   */
+  readonly lost: Reschedule | undefined;
 }
 
-/** The job cannot be leased: it is not waiting (it is running on a live lease, or finished). */
+/**
+ * The job cannot be leased: it is running on a live lease, finished, or
+ * waiting out its backoff (`not_due`).
+ */
 export interface Skip {
   readonly kind: "skip";
-  readonly reason: "running" | "finished";
+  readonly reason: "running" | "finished" | "not_due";
 }
 
 /**
  * The outcome of {@link decideLease} for one job a dequeue found: lease it,
- * end it (a cancel was asked for while it waited), or pass it by.
+ * end it (a cancel was asked for while it waited, or its lost workers used
+ * its attempts), or pass it by.
  */
 export type LeaseDecision = Lease | Finish | Skip;
 
@@ -160,8 +243,11 @@ export interface PublishDecision {
   readonly kind: "publish";
 }
 
-/** The outcome of {@link decideCompletion}: the job ends, or the call repeats the completion recorded. */
-export type CompletionDecision = Finish | { readonly kind: "resend" };
+/**
+ * The outcome of {@link decideCompletion}: the job ends, or waits for its
+ * next attempt (a retry), or the call repeats the completion recorded.
+ */
+export type CompletionDecision = Finish | Reschedule | { readonly kind: "resend" };
 
 /** The reason part of {@link CancelDecision}. */
 export interface CancelReason {
@@ -180,10 +266,19 @@ export type CancelDecision =
   | (CancelReason & { readonly kind: "mark" })
   | (CancelReason & Finish);
 
-// ---------------------------------------------------------------- rules
+/**
+ * The outcome of {@link decideRedrive}: the job is SCHEDULED again, due at
+ * once, with a fresh retry budget; its id, attempts and events stay.
+ */
+export interface Redrive {
+  readonly kind: "redrive";
+  readonly state: JobState.SCHEDULED;
+  readonly readyAtMs: number;
+  readonly usedAttempts: 0;
+  readonly lostAttempts: 0;
+}
 
-/** What a cancelled job's result adds when its lease ended without a completion. */
-export const WORKER_STOPPED_DETAIL = " (its worker stopped before finishing)";
+// ---------------------------------------------------------------- rules
 
 /** The reason a cancel records: the one given, or {@link DEFAULT_CANCEL_REASON} for none. */
 export function cancelReasonFor(reason: string): string {
@@ -197,12 +292,13 @@ export function leaseExpired(view: JobView, now: number): boolean {
 
 /**
  * The job's state as of `now`: the stored one, except that a RUNNING job
- * whose lease ran out is SCHEDULED again, or CANCELLED when a cancel was
- * asked for (what {@link decideExpiry} makes of it).
+ * whose lease ran out is what {@link decideExpiry} makes of it: SCHEDULED
+ * again, CANCELLED when a cancel was asked for, or FAILED when its lost
+ * workers used its attempts.
  */
 export function stateAt(view: JobView, now: number): JobState {
   if (!leaseExpired(view, now)) return view.state;
-  return view.cancelReason === "" ? JobState.SCHEDULED : JobState.CANCELLED;
+  return lostLease(view, now).state;
 }
 
 /**
@@ -247,22 +343,32 @@ export function decideEnqueue(
 
 /**
  * A dequeue found this job: lease it for `visibilityTimeoutMs` when it is
- * waiting (SCHEDULED, or RUNNING on a lease that ran out), end it CANCELLED
- * when a cancel was asked for, or skip it.
+ * waiting and due (SCHEDULED past its not-before time, or RUNNING on a lease
+ * that ran out), end it when a cancel was asked for or its lost workers used
+ * its attempts, or skip it.
  */
 export function decideLease(
   view: JobView,
   request: { readonly visibilityTimeoutMs: number },
   now: number,
 ): LeaseDecision {
-  if (stateAt(view, now) === JobState.RUNNING) return { kind: "skip", reason: "running" };
+  let lost: Reschedule | undefined;
+  if (leaseExpired(view, now)) {
+    const ended = lostLease(view, now);
+    if (ended.kind === "finish") return ended;
+    lost = ended;
+  } else if (view.state === JobState.RUNNING) {
+    return { kind: "skip", reason: "running" };
+  }
   if (isFinished(view.state)) return { kind: "skip", reason: "finished" };
   if (view.cancelReason !== "") return cancelledRelease(view, now);
+  if (lost === undefined && view.notBeforeMs > now) return { kind: "skip", reason: "not_due" };
   return {
     kind: "lease",
     state: JobState.RUNNING,
     attempt: view.attempt + 1,
     leaseExpiresAtMs: now + request.visibilityTimeoutMs,
+    lost,
   };
 }
 
@@ -289,23 +395,36 @@ export function decideExtend(
 }
 
 /**
- * A lease holder gives its job back unfinished: it runs again on a new
- * attempt, or ends CANCELLED when a cancel was asked for.
+ * A lease holder gives its job back unfinished (its worker is stopping): it
+ * runs again at once on a new attempt, which uses none of its retries, or
+ * ends CANCELLED when a cancel was asked for.
  * @throws {LeaseLostError} when the holder's lease is over.
  */
 export function decideHandBack(view: JobView, holder: LeaseHolder, now: number): Release {
   checkLease(view, holder, now);
-  return release(view, now, now);
+  if (view.cancelReason !== "") return cancelledRelease(view, now);
+  return {
+    kind: "reschedule",
+    state: JobState.SCHEDULED,
+    readyAtMs: now,
+    notBeforeMs: 0,
+    usedAttempts: view.usedAttempts,
+    lostAttempts: view.lostAttempts,
+    attemptEnd: attemptEnd(view, "handed_back", 0, "its worker stopped and handed it back", now),
+    notice: undefined,
+  };
 }
 
 /**
  * What the end of a lease that ran out makes of the job: nothing while it
- * lasts (or when the job is not running); else the job runs again, ordered
- * by when the lease ended, or ends CANCELLED when a cancel was asked for.
+ * lasts (or when the job is not running); else the lost attempt counts, and
+ * the job runs again at once, ordered by when the lease ended, or ends
+ * CANCELLED when a cancel was asked for, or FAILED ("worker lost N times")
+ * once its lost workers used its attempts.
  */
 export function decideExpiry(view: JobView, now: number): ExpiryDecision {
   if (!leaseExpired(view, now)) return { kind: "keep" };
-  return release(view, view.leaseExpiresAtMs, now);
+  return lostLease(view, now);
 }
 
 /**
@@ -319,9 +438,11 @@ export function decidePublish(view: JobView, holder: LeaseHolder, now: number): 
 
 /**
  * A lease holder reports `result`: the job ends CANCELLED when a cancel was
- * asked for, else COMPLETED or FAILED by `result.success`. The same result
- * sent again by the attempt that finished the job is a resend, which changes
- * nothing.
+ * asked for, COMPLETED on success; a failure is retried after its backoff
+ * when the retry policy allows it and attempts are left, else the job ends
+ * FAILED (reason "exhausted" once it used every attempt). The same
+ * completion sent again by the attempt it was recorded for is a resend,
+ * which changes nothing.
  * @throws {LeaseLostError} when the holder's lease is over and the call is no resend.
  * @throws {JobMismatchError} when `result` names another job.
  */
@@ -331,23 +452,26 @@ export function decideCompletion(
   result: JobResult,
   now: number,
 ): CompletionDecision {
-  if (
-    isFinished(view.state) && view.attempt === holder.attempt &&
-    isCompletionResend(view.result, result)
-  ) {
+  if (view.attempt === holder.attempt && isRecordedCompletion(view, result)) {
     return { kind: "resend" };
   }
   checkLease(view, holder, now);
   if (result.jobId !== view.jobId) throw new JobMismatchError(view.jobId, result.jobId);
   const stored = clone(JobResultSchema, result);
   stored.completedAt ??= timestampFromMs(now);
-  const state = view.cancelReason !== "" ? JobState.CANCELLED : finishedStateFor(result.success);
-  return { kind: "finish", state, result: stored };
+  if (view.cancelReason !== "") {
+    return finish(JobState.CANCELLED, stored, "", attemptEndOf(view, "cancelled", stored, now));
+  }
+  if (result.success) {
+    return finish(JobState.COMPLETED, stored, "", attemptEndOf(view, "completed", stored, now));
+  }
+  return failedAttempt(view, stored, now);
 }
 
 /**
- * Someone asks to cancel the job: a waiting job ends CANCELLED now, a
- * running one is marked (cancelling it again keeps the first reason).
+ * Someone asks to cancel the job: a waiting job ends CANCELLED now (a
+ * retry's backoff included), a running one is marked (cancelling it again
+ * keeps the first reason).
  * @throws {JobFinishedError} when the job has finished (as of `now`).
  */
 export function decideCancel(
@@ -362,33 +486,47 @@ export function decideCancel(
   const newReason = view.cancelReason === "";
   const cancelReason = newReason ? cancelReasonFor(request.reason) : view.cancelReason;
   if (state === JobState.RUNNING) return { kind: "mark", cancelReason, newReason };
-  return { ...cancelledFinish(view.jobId, cancelReason, "", now), cancelReason, newReason };
+  return {
+    ...cancelledFinish(view.jobId, cancelReason, "", now, undefined),
+    cancelReason,
+    newReason,
+  };
+}
+
+/**
+ * Someone asks to put a dead-lettered job back (`airunner redrive`): a job
+ * that FAILED after using every attempt is SCHEDULED again, due now, with a
+ * fresh retry budget.
+ * @throws {JobNotRedrivableError} for any other job.
+ */
+export function decideRedrive(view: JobView, now: number): Redrive {
+  const state = stateAt(view, now);
+  if (state !== JobState.FAILED || !isRedrivable(view.failureReason)) {
+    throw new JobNotRedrivableError(
+      view.jobId,
+      state === JobState.FAILED
+        ? "it failed without using its retries (no retry applied to its last exit)"
+        : `it is ${(JobState[state] ?? "").toLowerCase()}, not failed`,
+    );
+  }
+  return {
+    kind: "redrive",
+    state: JobState.SCHEDULED,
+    readyAtMs: now,
+    usedAttempts: 0,
+    lostAttempts: 0,
+  };
 }
 
 // ---------------------------------------------------------------- helpers
 
-/** A lease ended at `endedAtMs` without a completion; `now` stamps a cancelled job's result. */
-function release(view: JobView, endedAtMs: number, now: number): Release {
-  if (view.cancelReason !== "") return cancelledRelease(view, now);
-  return { kind: "reschedule", state: JobState.SCHEDULED, readyAtMs: endedAtMs };
-}
-
-/** A job a cancel was asked for, found not running (any more): it ends CANCELLED. */
-function cancelledRelease(view: JobView, now: number): Finish {
-  // Once leased, its worker stopped before finishing; never leased, it just waited.
-  const detail = view.state === JobState.RUNNING ? WORKER_STOPPED_DETAIL : "";
-  return cancelledFinish(view.jobId, view.cancelReason, detail, now);
-}
-
-function cancelledFinish(jobId: string, reason: string, detail: string, now: number): Finish {
-  return {
-    kind: "finish",
-    state: JobState.CANCELLED,
-    result: create(JobResultSchema, {
-      jobId,
-      success: false,
-      errorMessage: `cancelled: ${reason}${detail}`,
-      completedAt: timestampFromMs(now),
-    }),
-  };
+/**
+ * Whether `result`, from the view's current attempt, is the completion
+ * already recorded for it: the job finished with that result, or the
+ * completion scheduled a retry (the attempt has not been superseded, so its
+ * completion is what put the job in its backoff).
+ */
+function isRecordedCompletion(view: JobView, result: JobResult): boolean {
+  if (isFinished(view.state)) return isCompletionResend(view.result, result);
+  return view.state === JobState.SCHEDULED && view.notBeforeMs > 0;
 }

@@ -15,7 +15,6 @@ import {
   JobParamsSchema,
   type JobResult,
   JobSchema,
-  JobState,
 } from "../../gen/job/v1/job_pb.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { JobNotFoundError, StoreClosedError } from "./errors.ts";
@@ -38,6 +37,7 @@ import type {
   StreamEventsOptions,
 } from "./job_store.ts";
 import {
+  type AttemptEnd,
   decideCancel,
   decideCompletion,
   decideEnqueue,
@@ -45,13 +45,16 @@ import {
   decideExtend,
   decideLease,
   decidePublish,
+  decideRedrive,
   type Finish,
   type JobView,
   type Lease,
   type Release,
+  type Reschedule,
 } from "./lifecycle.ts";
+import { closedAttempt, countAttemptEnd, noticeEvent, runningAttempt } from "./attempt_records.ts";
 import { LeaseExpiryTimer } from "./lease_expiry_timer.ts";
-import { MinHeap } from "./min_heap.ts";
+import { type JobRecord, QueueRecord } from "./memory_queue.ts";
 import { capOutput, DEFAULT_MAX_JOB_OUTPUT_BYTES } from "./output_cap.ts";
 import { Notifier } from "./notifier.ts";
 import { TaskTokenCodec } from "./task_token.ts";
@@ -68,40 +71,6 @@ export interface MemoryJobStoreOptions {
 
 /** Largest event the embedded stores accept (1 MiB). */
 export const EMBEDDED_MAX_EVENT_BYTES = 1024 * 1024;
-
-interface JobRecord {
-  readonly job: Job;
-  readonly requestId: string;
-  /** Unix ms at which the current lease ends (meaningful while RUNNING). */
-  leaseExpiresAt: number;
-  /** Highest sequence stored when the current attempt began. */
-  sequenceBase: bigint;
-  highestSequence: bigint;
-  /** Output bytes stored for the job, all attempts (see output_cap.ts). */
-  outputBytes: number;
-  /** Whether the job's output was cut at the cap (its marker is stored). */
-  outputTruncated: boolean;
-  readonly events: JobEvent[];
-}
-
-interface LeaseEntry {
-  readonly record: JobRecord;
-  readonly attempt: number;
-  readonly expiresAt: number;
-}
-
-interface QueueRecord {
-  readonly name: string;
-  /** Jobs handed back or whose lease expired; served before `ready`. */
-  readonly again: JobRecord[];
-  /** Scheduled jobs in enqueue order; entries before `head` are taken. */
-  ready: JobRecord[];
-  head: number;
-  /** Running jobs by lease expiry; stale entries are skipped when popped. */
-  readonly leases: MinHeap<LeaseEntry>;
-  /** Fires at the earliest lease expiry, so waiting dequeues wake when it passes. */
-  readonly expiryTimer: LeaseExpiryTimer;
-}
 
 /** A JobStore that keeps everything in this process's memory. */
 export class MemoryJobStore implements JobStore {
@@ -158,7 +127,7 @@ export class MemoryJobStore implements JobStore {
       now,
     );
     if (decision.kind === "existing") {
-      return { job: clone(JobSchema, existing!.job), created: false };
+      return { job: copyOf(existing!), created: false };
     }
     const stamp = timestampFromMs(now);
     const record: JobRecord = {
@@ -179,13 +148,17 @@ export class MemoryJobStore implements JobStore {
       outputBytes: 0,
       outputTruncated: false,
       events: [],
+      open: undefined,
+      notBeforeMs: 0,
+      usedAttempts: 0,
+      lostAttempts: 0,
     };
     this.#jobs.set(record.job.jobId, record);
     this.#order.push(record);
     if (input.requestId !== "") this.#byRequestId.set(input.requestId, record);
     this.#queue(input.queue).ready.push(record);
     this.#queueWaiters.notify(input.queue, 1);
-    return { job: clone(JobSchema, record.job), created: true };
+    return { job: copyOf(record), created: true };
   }
 
   async dequeue(queueName: string, options: DequeueOptions): Promise<LeasedJob[]> {
@@ -198,15 +171,17 @@ export class MemoryJobStore implements JobStore {
       const now = this.#clock.now();
       this.#reclaimExpired(queue, now);
       const leased: LeasedJob[] = [];
-      for (let record = this.#takeNext(queue); record !== undefined;) {
+      for (let record = queue.takeNext(); record !== undefined;) {
         const decision = decideLease(viewOf(record), { visibilityTimeoutMs }, now);
         if (decision.kind === "lease") {
-          leased.push(this.#lease(queue, record, decision, now));
+          leased.push(this.#lease(queue, record, decision, options.workerName ?? "", now));
           if (leased.length >= maxJobs) break;
         } else if (decision.kind === "finish") {
           this.#finish(record, decision, now);
+        } else if (decision.reason === "not_due") {
+          queue.delayed.push({ record, notBeforeMs: record.notBeforeMs });
         }
-        record = this.#takeNext(queue);
+        record = queue.takeNext();
       }
       if (leased.length > 0) {
         queue.expiryTimer.arm();
@@ -263,7 +238,7 @@ export class MemoryJobStore implements JobStore {
     const { record, now } = this.#settledRecord(claims.jobId);
     const decision = decideCompletion(viewOf(record), claims, result, now);
     if (decision.kind === "resend") return false;
-    this.#finish(record, decision, now);
+    this.#release(this.#queue(record.job.queue), record, decision, now);
     return true;
   }
 
@@ -275,7 +250,26 @@ export class MemoryJobStore implements JobStore {
     if (decision.newReason) job.cancelReason = decision.cancelReason;
     job.updatedAt = timestampFromMs(now);
     if (decision.kind === "finish") this.#finish(record, decision, now);
-    return clone(JobSchema, job);
+    return copyOf(record);
+  }
+
+  async redrive(jobId: string): Promise<Job> {
+    this.#assertOpen();
+    const { record, now } = this.#settledRecord(jobId);
+    const decision = decideRedrive(viewOf(record), now);
+    const job = record.job;
+    job.state = decision.state;
+    job.result = undefined;
+    job.failureReason = "";
+    job.notBefore = undefined;
+    job.updatedAt = timestampFromMs(now);
+    record.notBeforeMs = 0;
+    record.usedAttempts = decision.usedAttempts;
+    record.lostAttempts = decision.lostAttempts;
+    const queue = this.#queue(job.queue);
+    queue.again.push(record);
+    this.#queueWaiters.notify(queue.name, 1);
+    return copyOf(record);
   }
 
   async publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<number> {
@@ -311,7 +305,7 @@ export class MemoryJobStore implements JobStore {
 
   async getJob(jobId: string): Promise<Job> {
     this.#assertOpen();
-    return clone(JobSchema, this.#settledRecord(jobId).record.job);
+    return copyOf(this.#settledRecord(jobId).record);
   }
 
   async listJobs(query: ListJobsQuery): Promise<JobPage> {
@@ -322,10 +316,11 @@ export class MemoryJobStore implements JobStore {
     const jobs: Job[] = [];
     let matched = 0;
     for (let i = this.#order.length - 1; i >= 0; i--) {
-      const job = this.#order[i]!.job;
+      const record = this.#order[i]!;
+      const job = record.job;
       if (query.queue !== undefined && job.queue !== query.queue) continue;
       if (query.state !== undefined && job.state !== query.state) continue;
-      if (matched >= first && jobs.length < query.pageSize) jobs.push(clone(JobSchema, job));
+      if (matched >= first && jobs.length < query.pageSize) jobs.push(copyOf(record));
       matched++;
     }
     return { jobs, lastPage: Math.max(1, Math.ceil(matched / query.pageSize)) };
@@ -403,65 +398,66 @@ export class MemoryJobStore implements JobStore {
   #queue(name: string): QueueRecord {
     const existing = this.#queues.get(name);
     if (existing !== undefined) return existing;
-    const queue: QueueRecord = {
-      name,
-      again: [],
-      ready: [],
-      head: 0,
-      leases: new MinHeap((e) => e.expiresAt),
-      expiryTimer: new LeaseExpiryTimer({
+    const queue: QueueRecord = new QueueRecord(name, (earliestExpiry) =>
+      new LeaseExpiryTimer({
         clock: this.#clock,
-        earliestExpiry: () => this.#liveLease(queue)?.expiresAt ?? null,
+        earliestExpiry,
         reclaim: (now) => this.#reclaimExpired(queue, now),
         // Reclaiming in memory fails only by a bug: let it surface, unhandled.
         onError: (error) => {
           throw error;
         },
-      }),
-    };
+      }));
     // A queue first named after close never arms its timer.
     if (this.#closed) queue.expiryTimer.close();
     this.#queues.set(name, queue);
     return queue;
   }
 
-  /**
-   * The next job the queue holds in order, work scheduled again first;
-   * whether it can be leased is {@link decideLease}'s to say (a job
-   * cancelled while it waited stays in the queue, finished).
-   */
-  #takeNext(queue: QueueRecord): JobRecord | undefined {
-    const again = queue.again.shift();
-    if (again !== undefined) return again;
-    if (queue.head >= queue.ready.length) return undefined;
-    const record = queue.ready[queue.head++]!;
-    if (queue.head > 1024 && queue.head * 2 > queue.ready.length) {
-      queue.ready = queue.ready.slice(queue.head);
-      queue.head = 0;
-    }
-    return record;
-  }
-
   /** Persists a lease the lifecycle decided and signs its token. */
-  #lease(queue: QueueRecord, record: JobRecord, lease: Lease, now: number): LeasedJob {
+  #lease(
+    queue: QueueRecord,
+    record: JobRecord,
+    lease: Lease,
+    worker: string,
+    now: number,
+  ): LeasedJob {
     const job = record.job;
+    if (lease.lost !== undefined) this.#rescheduled(record, lease.lost, now);
     job.attempt = lease.attempt;
+    job.notBefore = undefined;
+    record.notBeforeMs = 0;
     job.state = lease.state;
     job.updatedAt = timestampFromMs(now);
     record.leaseExpiresAt = lease.leaseExpiresAtMs;
     record.sequenceBase = record.highestSequence;
+    record.open = {
+      number: lease.attempt,
+      worker,
+      startedAtMs: now,
+      sequenceBase: record.sequenceBase,
+    };
     queue.leases.push({ record, attempt: job.attempt, expiresAt: record.leaseExpiresAt });
     const taskToken = this.#tokens.sign({
       jobId: job.jobId,
       queue: job.queue,
       attempt: job.attempt,
     });
-    return { job: clone(JobSchema, job), taskToken };
+    return { job: copyOf(record), taskToken };
   }
 
-  /** Schedules again every job of `queue` whose lease has ended by `now`. */
+  /**
+   * Ends every lease of `queue` that has run out by `now` as the lifecycle
+   * decides, and moves every job whose backoff ended by then into the queue.
+   */
   #reclaimExpired(queue: QueueRecord, now: number): void {
-    for (let top = this.#liveLease(queue); top !== undefined; top = this.#liveLease(queue)) {
+    for (let top = queue.liveDelay(); top !== undefined; top = queue.liveDelay()) {
+      if (top.notBeforeMs > now) break;
+      queue.delayed.pop();
+      queue.again.push(top.record);
+      this.#queueWaiters.notify(queue.name, 1);
+    }
+    for (let top = queue.liveLease(); top !== undefined; top = queue.liveLease()) {
       const decision = decideExpiry(viewOf(top.record), now);
       // The heap's earliest live lease still lasts, and so do all the others.
       if (decision.kind === "keep") return;
@@ -470,29 +466,55 @@ export class MemoryJobStore implements JobStore {
     }
   }
 
-  /** The earliest lease that is still current, dropping superseded entries. */
-  #liveLease(queue: QueueRecord): LeaseEntry | undefined {
-    for (let top = queue.leases.peek(); top !== undefined; top = queue.leases.peek()) {
-      const { record, attempt, expiresAt } = top;
-      if (
-        record.job.state === JobState.RUNNING && record.job.attempt === attempt &&
-        record.leaseExpiresAt === expiresAt
-      ) {
-        return top;
-      }
-      queue.leases.pop();
-    }
-    return undefined;
-  }
-
   /** Persists a finish the lifecycle decided: the job's final state and result. */
   #finish(record: JobRecord, finish: Finish, now: number): void {
     const job = record.job;
+    if (finish.attemptEnd !== undefined) this.#endAttempt(record, finish.attemptEnd, now);
     job.state = finish.state;
     job.result = finish.result;
+    job.failureReason = finish.failureReason;
+    job.notBefore = undefined;
     job.updatedAt = timestampFromMs(now);
     record.leaseExpiresAt = 0;
+    record.notBeforeMs = 0;
+    countAttemptEnd(finish);
     this.#jobWatchers.notify(job.jobId);
+  }
+
+  /** Records the end of the open attempt in the job's attempt list. */
+  #endAttempt(record: JobRecord, end: AttemptEnd, now: number): void {
+    const open = record.open ?? {
+      number: end.attempt,
+      worker: "",
+      startedAtMs: now,
+      sequenceBase: record.sequenceBase,
+    };
+    record.job.attempts.push(closedAttempt(open, end, record.highestSequence));
+    record.open = undefined;
+  }
+
+  /**
+   * Persists the state part of a reschedule (the ended attempt, its notice,
+   * the counters and backoff); where the job waits is the caller's.
+   */
+  #rescheduled(record: JobRecord, reschedule: Reschedule, now: number): void {
+    this.#endAttempt(record, reschedule.attemptEnd, now);
+    if (reschedule.notice !== undefined) {
+      record.highestSequence += 1n;
+      record.events.push(noticeEvent(reschedule.notice, record.highestSequence, now));
+      this.#jobWatchers.notify(record.job.jobId);
+    }
+    const job = record.job;
+    job.state = reschedule.state;
+    job.updatedAt = timestampFromMs(now);
+    job.notBefore = reschedule.notBeforeMs > 0
+      ? timestampFromMs(reschedule.notBeforeMs)
+      : undefined;
+    record.notBeforeMs = reschedule.notBeforeMs;
+    record.usedAttempts = reschedule.usedAttempts;
+    record.lostAttempts = reschedule.lostAttempts;
+    record.leaseExpiresAt = 0;
+    countAttemptEnd(reschedule);
   }
 
   /**
@@ -504,9 +526,12 @@ export class MemoryJobStore implements JobStore {
       this.#finish(record, release, now);
       return;
     }
-    record.job.state = release.state;
-    record.job.updatedAt = timestampFromMs(now);
-    record.leaseExpiresAt = 0;
+    this.#rescheduled(record, release, now);
+    if (release.notBeforeMs > now) {
+      queue.delayed.push({ record, notBeforeMs: release.notBeforeMs });
+      queue.expiryTimer.arm(release.notBeforeMs);
+      return;
+    }
     queue.again.push(record);
     this.#queueWaiters.notify(queue.name, 1);
   }
@@ -523,5 +548,19 @@ function viewOf(record: JobRecord): JobView {
     leaseExpiresAtMs: record.leaseExpiresAt,
     cancelReason: job.cancelReason,
     result: job.result,
+    retry: job.jobParams?.retry,
+    notBeforeMs: record.notBeforeMs,
+    usedAttempts: record.usedAttempts,
+    lostAttempts: record.lostAttempts,
+    failureReason: job.failureReason,
   };
+}
+
+/** A copy of the record's job the caller may keep, with its running attempt listed. */
+function copyOf(record: JobRecord): Job {
+  const job = clone(JobSchema, record.job);
+  if (record.open !== undefined) {
+    job.attempts.push(runningAttempt(record.open, record.highestSequence));
+  }
+  return job;
 }

@@ -14,7 +14,10 @@ export type StoreMetricName =
   | "airunner.streams.historical_replay.events.total"
   | "airunner.dynamodb.operations.total"
   | "airunner.dynamodb.batch_retries.total"
-  | "airunner.dynamodb.throttles.total";
+  | "airunner.dynamodb.throttles.total"
+  | "airunner.jobs.attempts.total"
+  | "airunner.jobs.retries.scheduled.total"
+  | "airunner.jobs.exhausted.total";
 
 /** Bounded labels of one measurement (operation names, never job ids). */
 export type StoreMetricAttributes = Readonly<Record<string, string>>;

@@ -155,6 +155,14 @@ class InstrumentedStore implements JobStore {
     );
   }
 
+  redrive(jobId: string): Promise<Job> {
+    return this.#span(
+      "redrive",
+      { "airunner.job_id": jobId },
+      () => this.#store.redrive(jobId),
+    );
+  }
+
   async publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<number> {
     const started = performance.now();
     count("airunner.events.publish.total");

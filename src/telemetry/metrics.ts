@@ -89,6 +89,23 @@ export const METRICS = {
     description:
       "jobs completed by their worker; attribute outcome (succeeded, failed: a cancelled job's result is a failure)",
   },
+  "airunner.jobs.attempts.total": {
+    kind: "counter",
+    unit: "{attempt}",
+    description:
+      "attempts that ended; attribute outcome (completed, failed, timed_out, lost, handed_back, cancelled)",
+  },
+  "airunner.jobs.retries.scheduled.total": {
+    kind: "counter",
+    unit: "{attempt}",
+    description: "failed attempts the retry policy scheduled again, after a backoff",
+  },
+  "airunner.jobs.exhausted.total": {
+    kind: "counter",
+    unit: "{job}",
+    description:
+      "jobs that failed for good after using every attempt (dead letters); attribute reason (exhausted, worker_lost)",
+  },
   "airunner.jobs.visibility_updates.total": {
     kind: "counter",
     unit: "{call}",

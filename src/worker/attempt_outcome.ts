@@ -38,6 +38,8 @@ export interface AttemptEnd {
 export interface ResultFields {
   readonly success: boolean;
   readonly exitCode: number;
+  /** The job's timeout stopped it. */
+  readonly timedOut: boolean;
   readonly errorMessage: string;
 }
 
@@ -89,6 +91,8 @@ export function attemptVerdict(end: AttemptEnd): AttemptVerdict {
     result: {
       success: exitCode === 0,
       exitCode,
+      // The server's retry policy reads this, not the exit code (124 is also a command's own).
+      timedOut,
       errorMessage: timedOut
         ? `timed out after ${end.timeoutSeconds} s`
         : end.stopReason === "cancelled"

@@ -461,6 +461,7 @@ class Attempt {
     return await this.#finish({
       success: false,
       exitCode: error.exitCode,
+      timedOut: false,
       errorMessage: message,
       startedAt: now,
       completedAt: now,

@@ -64,6 +64,8 @@ export interface SessionWorkerApiOptions {
    * of the interval the server announces: see protocol/session.ts.)
    */
   readonly heartbeatMs?: number;
+  /** Recorded by the server in the attempts this worker runs (default: none). */
+  readonly workerName?: string;
 }
 
 /** A WorkerApi that also has a connection to end. */
@@ -243,6 +245,7 @@ class SessionWorkerApi implements ClosableWorkerApi {
       heartbeatMs: this.#options.heartbeatMs ?? SESSION_HEARTBEAT_MS,
       queue: this.#queue,
       visibilityTimeoutSeconds: this.#visibilityTimeoutSeconds,
+      workerName: this.#options.workerName ?? "",
       // A new stream starts with no credits on the server: grant what the
       // waiting claim wants, and resend everything not yet acknowledged.
       started: (requests) => {

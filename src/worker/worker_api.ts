@@ -92,7 +92,7 @@ export async function completeAfterEvents(
 const CLAIM_DEADLINE_MS = 90_000;
 
 /** The WorkerApi over Connect RPC. */
-export function createRpcWorkerApi(clients: AirunnerClients): WorkerApi {
+export function createRpcWorkerApi(clients: AirunnerClients, workerName = ""): WorkerApi {
   const publishEvents = async (taskToken: string, events: readonly JobEvent[]) => {
     await clients.events.publishJobEvents(
       (async function* () {
@@ -105,7 +105,7 @@ export function createRpcWorkerApi(clients: AirunnerClients): WorkerApi {
       const leased: LeasedJob[] = [];
       try {
         const stream = clients.jobs.dequeueJob(
-          { queue, maxJobs, visibilityTimeoutSeconds },
+          { queue, maxJobs, visibilityTimeoutSeconds, workerName },
           { signal, timeoutMs: CLAIM_DEADLINE_MS },
         );
         for await (const res of stream) {

@@ -9,6 +9,8 @@ const SUBCOMMANDS = [
   "submit",
   "monitor",
   "list",
+  "redrive",
+  "rerun",
   "token",
   "orchestrator",
   "dev",

@@ -14,6 +14,8 @@ const COMMANDS = [
   "list",
   "get",
   "cancel",
+  "redrive",
+  "rerun",
   "token",
   "orchestrator",
   "dev",

@@ -10,7 +10,8 @@ import { batchDefaults, parseBatchLines } from "../../src/cli/batch_submit.ts";
 import { parseJobFile } from "../../src/cli/job_file.ts";
 import { describeJob, jobDetails } from "../../src/cli/job_format.ts";
 import { parseSecretEnvEntries, UsageError } from "../../src/cli/parse.ts";
-import { parseSubmitConfig, type SubmitFlags } from "../../src/cli/submit.ts";
+import { parseSubmitConfig } from "../../src/cli/submit.ts";
+import { submitFlags } from "../support/submit_flags.ts";
 
 const env = (vars: Record<string, string>) => (name: string) => vars[name];
 
@@ -31,17 +32,7 @@ Deno.test("--secret-env takes NAME=VALUE, or NAME alone read from the submitter'
   refused([""], /give NAME=VALUE/);
 });
 
-const flags = (extra: Partial<SubmitFlags> = {}): SubmitFlags => ({
-  arg: [],
-  env: [],
-  secretEnv: [],
-  metadata: [],
-  follow: false,
-  wait: false,
-  json: false,
-  cancelOnInterrupt: false,
-  ...extra,
-});
+const flags = submitFlags;
 
 Deno.test("a job file's secret_env and --secret-env merge key by key; the flag wins", () => {
   const file = parseJobFile(

@@ -1,23 +1,12 @@
 /**
- * The shell examples in the README's "Scripting airunner" section run as
- * written: each ```sh block goes to bash with an `airunner` command on PATH
+ * The shell examples in the README's "Scripting airunner" and "Retries"
+ * sections run as written: each ```sh block goes to bash with an `airunner` command on PATH
  * (main.ts under Deno) and a real `airunner dev` behind AIRUNNER_SERVER.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startDev } from "../support/airunner_process.ts";
-
-const README = new URL("../../README.md", import.meta.url);
-
-/** The ```sh blocks of the README section titled `heading`. */
-export function shellBlocksOf(markdown: string, heading: string): string[] {
-  const start = markdown.indexOf(`\n## ${heading}\n`);
-  if (start < 0) throw new Error(`README has no "## ${heading}" section`);
-  const rest = markdown.slice(start + heading.length + 5);
-  const end = rest.search(/\n## /);
-  const section = end < 0 ? rest : rest.slice(0, end);
-  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
-}
+import { README, shellBlocksOf } from "../support/readme_blocks.ts";
 
 Deno.test("the README's scripting examples run as written", async () => {
   const blocks = shellBlocksOf(await Deno.readTextFile(README), "Scripting airunner");
@@ -47,4 +36,27 @@ Deno.test("the README's scripting examples run as written", async () => {
   assert.equal(list.code, 0, list.stderr);
   const jobs = JSON.parse(list.stdout) as { command: string }[];
   assert.equal(jobs.filter((j) => j.command.includes("echo nightly build")).length, 1);
+});
+
+Deno.test("the README's retry examples run as written", async () => {
+  const blocks = shellBlocksOf(await Deno.readTextFile(README), "Retries");
+  const [flakyScript, deadLetterScript] = blocks;
+  assert.ok(blocks.length === 2 && flakyScript && deadLetterScript);
+
+  await using dev = await startDev({ prefix: "airunner-readme-retries-" });
+  const flaky = await dev.runScript(flakyScript);
+  assert.equal(flaky.code, 0, flaky.stderr);
+  assert.equal(flaky.stdout, "flaked\npassed\nexit 0\n");
+  assert.match(flaky.stderr, /^airunner: attempt 2 of 3 after exit 1, in 1 s$/m);
+
+  const deadLetter = await dev.runScript(deadLetterScript);
+  assert.equal(deadLetter.code, 0, deadLetter.stderr);
+  const lines = deadLetter.stdout.trim().split("\n");
+  // logs -f, its exit code, logs --attempt 2, the dry run's id, the rerun's exit code.
+  assert.deepEqual(lines.slice(0, 5), ["try 1", "try 2", "try 3", "exit 3", "try 2"]);
+  assert.match(lines[5]!, /^[0-9a-f-]{36}$/);
+  assert.equal(lines[6], "exit 3");
+  assert.equal(lines.length, 7);
+  const redriven = await Deno.readTextFile(join(dev.scratch, "redriven.txt"));
+  assert.equal(redriven.trim(), lines[5]);
 });

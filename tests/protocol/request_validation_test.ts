@@ -39,6 +39,7 @@ Deno.test("DequeueJob defaults: max_jobs 1 and visibility 300 s when <= 0", () =
     queue: "q",
     maxJobs: 1,
     visibilityTimeoutMs: 300_000,
+    workerName: "",
   });
   fails(
     () =>
@@ -334,4 +335,35 @@ Deno.test("a session message carries at most MAX_SESSION_OPERATIONS operations",
     "events, lease_updates and completions",
     new RegExp(`together carry ${MAX_SESSION_OPERATIONS + 1} operations`),
   );
+});
+
+Deno.test("a retry policy's numbers are checked against their documented ranges", () => {
+  const check = (retry: object) => () =>
+    validateJobParams(create(JobParamsSchema, { command: "x", retry }));
+  check({ maxRetries: 100, retryOnExitCodes: [{ first: 1, last: 255 }], minDelayMs: 100n })();
+  check({ minDelayMs: 0n, maxDelayMs: 0n })();
+  fails(check({ maxRetries: 101 }), "job_params.retry.max_retries", /is 101, outside 0..100/);
+  fails(check({ maxRetries: -1 }), "job_params.retry.max_retries", /outside 0..100/);
+  fails(
+    check({ retryOnExitCodes: [{ first: 0, last: 3 }] }),
+    "job_params.retry.retry_on_exit_codes[0].first",
+    /is 0, outside 1..255/,
+  );
+  fails(
+    check({ retryOnExitCodes: [{ first: 1, last: 2 }, { first: 9, last: 8 }] }),
+    "job_params.retry.retry_on_exit_codes[1].last",
+    /is 8, outside 9..255/,
+  );
+  fails(
+    check({ retryOnExitCodes: Array.from({ length: 33 }, () => ({ first: 1, last: 1 })) }),
+    "job_params.retry.retry_on_exit_codes",
+    /33 ranges, more than the limit of 32/,
+  );
+  fails(check({ minDelayMs: 99n }), "job_params.retry.min_delay_ms", /between 100 and 86400000 ms/);
+  fails(
+    check({ minDelayMs: 5_000n, maxDelayMs: 1_000n }),
+    "job_params.retry.max_delay_ms",
+    /between 5000 and 86400000 ms, got 1000/,
+  );
+  fails(check({ maxDelayMs: 86_400_001n }), "job_params.retry.max_delay_ms", /86400000/);
 });

@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { JobParamsSchema, JobResultSchema, JobState } from "../../gen/job/v1/job_pb.ts";
+import { decideLease } from "../../src/store/lifecycle.ts";
+import { type ItemUpdate, leaseUpdate } from "../../src/store/aws/job_updates.ts";
 import {
   effectiveState,
   isLiveJobItem,
+  type Item,
   jobIdOfMessage,
   jobOf,
   jobRecordOf,
@@ -78,3 +81,56 @@ Deno.test("a job record's lifecycle view: its state as of a time, its result dec
   });
   assert.equal(viewOf(finished).result?.exitCode, 3);
 });
+
+Deno.test("an item from before retries reads with no counters, backoff or attempts", () => {
+  const record = jobRecordOf(item);
+  const view = viewOf(record);
+  assert.deepEqual(
+    [view.notBeforeMs, view.usedAttempts, view.lostAttempts, view.failureReason, view.retry],
+    [0, 0, 0, "", undefined],
+  );
+  const job = jobOf(record, 2_000);
+  assert.deepEqual([job.attempts, job.notBefore, job.failureReason], [[], undefined, ""]);
+  // One leased by an older airunner shows its attempt running, from its last update.
+  const running = jobOf(
+    jobRecordOf({
+      ...item,
+      state: { N: String(JobState.RUNNING) },
+      attempt: { N: "1" },
+      lease_expires_at: { N: "9000" },
+    }),
+    2_000,
+  );
+  assert.deepEqual(running.attempts.map((a) => [a.number, a.worker, a.endedAt]), [
+    [1, "", undefined],
+  ]);
+});
+
+Deno.test("a lease, a lost lease and the lease after it write the attempts Job.attempts lists", () => {
+  const scheduled = jobRecordOf(item);
+  const lease = decideLease(viewOf(scheduled), { visibilityTimeoutMs: 1_000 }, 2_000);
+  assert.ok(lease.kind === "lease");
+  const source = { worker: "w1", receiptHandle: "h", messageId: "m" };
+  const leasedItem = applied(item, leaseUpdate(scheduled, lease, 0n, source, 2_000).update);
+  const leased = jobRecordOf(leasedItem);
+  assert.deepEqual(jobOf(leased, 2_500).attempts.map((a) => [a.number, a.worker]), [[1, "w1"]]);
+  // The lease runs out: the next lease closes it as lost and numbers after its notice.
+  const again = decideLease(viewOf(leased), { visibilityTimeoutMs: 1_000 }, 3_500);
+  assert.ok(again.kind === "lease" && again.lost !== undefined);
+  const write = leaseUpdate(leased, again, 2n, { ...source, worker: "" }, 3_500);
+  assert.equal(write.notice?.sequence, 3n);
+  const relet = jobRecordOf(applied(leasedItem, write.update));
+  assert.equal(relet.sequenceBase, 3n);
+  assert.deepEqual(
+    jobOf(relet, 3_600).attempts.map((a) => [a.number, a.outcome, a.lastSequence, a.worker]),
+    [[1, "lost", 2n, "w1"], [2, "", 0n, ""]],
+  );
+  assert.deepEqual([relet.usedAttempts, relet.lostAttempts], [1, 1]);
+});
+
+/** `item` with `update` applied, as DynamoDB would. */
+function applied(item: Item, update: ItemUpdate): Item {
+  const next: Item = { ...item, ...update.set };
+  for (const name of update.remove) delete next[name];
+  return next;
+}

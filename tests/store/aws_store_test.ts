@@ -21,8 +21,10 @@ import {
   OutputBatchEventSchema,
   ProcessEndEventSchema,
   ProcessStartEventSchema,
+  RetryPolicySchema,
   StreamType,
 } from "../../gen/job/v1/job_pb.ts";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { createAwsClients } from "../../src/store/aws/aws_clients.ts";
 import { SDK_MAX_ATTEMPTS } from "../../src/store/aws/aws_errors.ts";
 import { AwsJobStore, type AwsJobStoreOptions } from "../../src/store/aws/aws_store.ts";
@@ -52,6 +54,7 @@ defineStoreConformance("aws", async (options) => {
     store,
     // SQS and DynamoDB keep real time.
     advance: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    now: () => Date.now(),
     close: () => store.close(),
   };
 });
@@ -647,7 +650,55 @@ Deno.test("aws store: an attempt that reserved numbers but never wrote them does
     );
     const events = await storedEvents(store, job.jobId);
     assert.equal(textOf(events, StreamType.STDOUT), "kept");
-    assert.deepEqual(events.map((e) => lastSequenceOf(e)), [2n, 3n]);
+    // The lost attempt's ATTEMPT_END notice takes the number after the reserved one.
+    assert.deepEqual(events.map((e) => e.eventData.case), [
+      "attemptEnd",
+      "outputBatch",
+      "processEnd",
+    ]);
+    assert.deepEqual(events.map((e) => lastSequenceOf(e)), [2n, 3n, 4n]);
+  } finally {
+    await store.close();
+  }
+});
+
+// ------------------------------------------------ retries on SQS
+
+Deno.test("aws store: a retry that waits past SQS's longest delay is received early and put back, not leased", async () => {
+  // SQS caps delays at 15 minutes; a 1 s cap stands in for it.
+  const { store, names } = await awsStore({ sqsMaxDelaySeconds: 1 });
+  try {
+    const { job } = await store.enqueue({
+      ...jobInput(),
+      params: create(JobParamsSchema, {
+        command: "false",
+        retry: create(RetryPolicySchema, { maxRetries: 1, minDelayMs: 4_000n, maxDelayMs: 4_000n }),
+      }),
+    });
+    const [first] = await store.dequeue("default", now());
+    await store.complete(
+      first!.taskToken,
+      create(JobResultSchema, { jobId: job.jobId, success: false, exitCode: 1 }),
+    );
+    const due = timestampMs((await store.getJob(job.jobId)).notBefore!);
+    // Its message shows up after 1 s, 3 s early.
+    assert.deepEqual(await store.dequeue("default", { ...now(), maxWaitMs: 2_500 }), []);
+    assert.ok(Date.now() < due, "the wait ended before the job was due");
+    const { QueueUrl } = await clients.sqs.send(
+      new GetQueueUrlCommand({ QueueName: `${names.queuePrefix}default` }),
+    );
+    const left = await clients.sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl,
+        AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+      }),
+    );
+    assert.equal(left.Attributes?.ApproximateNumberOfMessages, "0");
+    assert.equal(left.Attributes?.ApproximateNumberOfMessagesNotVisible, "1", "put back, kept");
+    assert.equal((await store.getJob(job.jobId)).state, JobState.SCHEDULED);
+    const [second] = await store.dequeue("default", now(10_000));
+    assert.ok(Date.now() >= due, "leased once due");
+    assert.equal(second?.job.attempt, 2);
   } finally {
     await store.close();
   }

@@ -16,8 +16,10 @@ import {
   JobResultSchema,
   JobState,
   OutputItemSchema,
+  RetryPolicySchema,
   StreamType,
 } from "../../gen/job/v1/job_pb.ts";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import {
   EventTooLargeError,
   IdempotencyConflictError,
@@ -26,10 +28,12 @@ import {
   JobFinishedError,
   JobMismatchError,
   JobNotFoundError,
+  JobNotRedrivableError,
   LeaseLostError,
   QueueMismatchError,
 } from "../../src/store/errors.ts";
 import { makeEvent } from "../../src/protocol/event_sequencing.ts";
+import { AttemptEndEventSchema } from "../../gen/job/v1/job_pb.ts";
 import type { JobStore, LeasedJob, StreamEventsOptions } from "../../src/store/job_store.ts";
 import { isUuid } from "../../src/protocol/job_id.ts";
 
@@ -38,6 +42,8 @@ export interface StoreHarness {
   readonly store: JobStore;
   /** Lets `ms` of the store's time pass (a fake clock moves; a real one is slept on). */
   advance(ms: number): Promise<void>;
+  /** The store's time, Unix ms. */
+  now(): number;
   /** Stops the store and anything the harness started. */
   close(): Promise<void>;
 }
@@ -530,7 +536,11 @@ conformance("an older attempt's token can neither extend, publish nor complete",
   const unchanged = await store.getJob(job.jobId);
   assert.equal(unchanged.state, JobState.RUNNING);
   assert.equal(unchanged.attempt, 2);
-  assert.equal(await collectNow(store, job.jobId), 0, "the stale publish stored nothing");
+  assert.equal(
+    await collectNow(store, job.jobId),
+    1,
+    "the stale publish stored nothing: the one event is the lost attempt's ATTEMPT_END",
+  );
   await store.complete(current.taskToken, result(job.jobId, 0));
   assert.equal((await store.getJob(job.jobId)).state, JobState.COMPLETED);
 });
@@ -861,7 +871,8 @@ conformance("sequences keep increasing across attempts", async (h) => {
   await store.publishEvents(second.taskToken, [startEvent(1), endEvent(2)]);
   await store.complete(second.taskToken, result(job.jobId, 0));
   const events = await collect(store.streamEvents(job.jobId, streamOptions()));
-  assert.deepEqual(sequences(events), [1n, 2n, 3n, 4n]);
+  assert.deepEqual(sequences(events), [1n, 2n, 3n, 4n, 5n]);
+  assert.equal(events[2]!.eventType, EventType.ATTEMPT_END, "the lost attempt's end sits between");
 });
 
 conformance("unnumbered, gapped and overlapping events are refused", async ({ store }) => {
@@ -1157,3 +1168,290 @@ conformance(
   },
   { maxJobOutputBytes: 0 },
 );
+
+// ---------------------------------------------------------------- retries
+
+/** Enqueues a job with this retry policy (delays in ms). */
+async function enqueueRetrying(
+  store: JobStore,
+  policy: {
+    maxRetries: number;
+    minDelayMs?: number;
+    maxDelayMs?: number;
+    codes?: [number, number][];
+  },
+): Promise<Job> {
+  const { job } = await store.enqueue({
+    requestId: "",
+    queue: QUEUE,
+    params: create(JobParamsSchema, {
+      ...params(),
+      retry: create(RetryPolicySchema, {
+        maxRetries: policy.maxRetries,
+        minDelayMs: BigInt(policy.minDelayMs ?? 1_000),
+        maxDelayMs: BigInt(policy.maxDelayMs ?? policy.minDelayMs ?? 1_000),
+        retryOnExitCodes: (policy.codes ?? []).map(([first, last]) => ({ first, last })),
+      }),
+    }),
+    executionConfig,
+  });
+  return job;
+}
+
+/** Fails the leased attempt with `exitCode` and returns the job after it. */
+async function fail(store: JobStore, leased: LeasedJob, exitCode: number): Promise<Job> {
+  await store.complete(leased.taskToken, result(leased.job.jobId, exitCode));
+  return await store.getJob(leased.job.jobId);
+}
+
+/** Waits out a retry's backoff: `ms` of store time, plus a second for SQS's whole-second delays. */
+async function waitOut(h: StoreHarness, job: Job): Promise<void> {
+  await h.advance(Math.max(0, timestampMs(job.notBefore!) - h.now()) + 1_100);
+}
+
+conformance("a listed exit code retries after its backoff, SCHEDULED, not before", async (h) => {
+  const { store } = h;
+  const job = await enqueueRetrying(store, { maxRetries: 2, codes: [[2, 2], [75, 78]] });
+  const first = await dequeueOne(store);
+  const before = h.now();
+  const waiting = await fail(store, first, 76);
+  assert.equal(waiting.state, JobState.SCHEDULED);
+  assert.ok(waiting.notBefore !== undefined, "get shows when the retry is due");
+  const due = timestampMs(waiting.notBefore!);
+  assert.ok(due >= before + 1_000 && due <= h.now() + 1_000, "the first retry waits the minimum");
+  assert.equal(waiting.result, undefined, "a job between attempts has no result yet");
+  assert.deepEqual(
+    (await dequeueNow(store)).map((l) => l.job.jobId),
+    [],
+    "nothing leases it early",
+  );
+  const listed = await store.listJobs({ page: 1, pageSize: 10, state: JobState.SCHEDULED });
+  assert.ok(listed.jobs[0]?.notBefore !== undefined, "list shows it too");
+  await waitOut(h, waiting);
+  const second = await dequeueOne(store);
+  assert.equal(second.job.jobId, job.jobId);
+  assert.equal(second.job.attempt, 2);
+  assert.equal(second.job.notBefore, undefined, "a running job waits for nothing");
+  const done = await fail(store, second, 0);
+  assert.equal(done.state, JobState.COMPLETED);
+});
+
+conformance("an exit code the policy does not list fails the job at once", async (h) => {
+  const { store } = h;
+  await enqueueRetrying(store, { maxRetries: 2, codes: [[2, 2]] });
+  const failed = await fail(store, await dequeueOne(store), 1);
+  assert.equal(failed.state, JobState.FAILED);
+  assert.equal(failed.failureReason, "", "no retry applied: no dead letter");
+  assert.equal(failed.result?.exitCode, 1);
+});
+
+conformance("with no list, 126 and 127 fail at once and other codes retry", async (h) => {
+  const { store } = h;
+  await enqueueRetrying(store, { maxRetries: 1 });
+  assert.equal((await fail(store, await dequeueOne(store), 127)).state, JobState.FAILED);
+  await enqueueRetrying(store, { maxRetries: 1 });
+  assert.equal((await fail(store, await dequeueOne(store), 3)).state, JobState.SCHEDULED);
+});
+
+conformance("backoff doubles within its jitter bounds, then the job ends exhausted", async (h) => {
+  const { store } = h;
+  const job = await enqueueRetrying(store, { maxRetries: 2, minDelayMs: 1_000, maxDelayMs: 1_600 });
+  let leased = await dequeueOne(store);
+  const waits: number[] = [];
+  for (let n = 1; n <= 2; n++) {
+    const before = h.now();
+    const waiting = await fail(store, leased, 3);
+    assert.equal(waiting.state, JobState.SCHEDULED, `after attempt ${n}`);
+    waits.push(timestampMs(waiting.notBefore!) - before);
+    await waitOut(h, waiting);
+    leased = await dequeueOne(store);
+    assert.equal(leased.job.attempt, n + 1);
+  }
+  // Retry 0 waits min (1 s); retry 1 draws from [cap / 2, cap] with cap = min(max, 2 s) = 1.6 s, never under min.
+  assert.ok(waits[0]! >= 1_000 && waits[0]! <= 1_000 + 500, `first wait ${waits[0]}`);
+  assert.ok(waits[1]! >= 1_000 && waits[1]! <= 1_600 + 500, `second wait ${waits[1]}`);
+  const dead = await fail(store, leased, 3);
+  assert.equal(dead.state, JobState.FAILED);
+  assert.equal(dead.failureReason, "exhausted");
+  assert.equal(dead.result?.errorMessage, "3 of 3 attempts failed; last exit 3");
+  assert.equal(dead.result?.exitCode, 3);
+  assert.deepEqual(
+    dead.attempts.map((a) => [a.number, a.outcome, a.exitCode]),
+    [[1, "failed", 3], [2, "failed", 3], [3, "failed", 3]],
+  );
+  assert.equal(dead.jobId, job.jobId);
+});
+
+conformance("a waiting dequeue is woken when a retry's backoff ends", async (h) => {
+  const { store } = h;
+  await enqueueRetrying(store, { maxRetries: 1 });
+  const waiting = await fail(store, await dequeueOne(store), 1);
+  const woken = store.dequeue(QUEUE, {
+    maxJobs: 1,
+    visibilityTimeoutMs: VISIBILITY_MS,
+    signal: AbortSignal.timeout(10_000),
+  });
+  await waitOut(h, waiting);
+  const jobs = await woken;
+  assert.equal(jobs.length, 1);
+  assert.equal(jobs[0]!.job.attempt, 2);
+});
+
+conformance("each lost lease counts: the third ends the job FAILED, worker lost", async (h) => {
+  const { store } = h;
+  const job = await enqueue(store);
+  for (let n = 1; n <= 3; n++) {
+    const leased = await dequeueOne(store, QUEUE, 1_000);
+    assert.equal(leased.job.attempt, n);
+    await h.advance(1_500);
+  }
+  const lost = await store.getJob(job.jobId);
+  assert.equal(lost.state, JobState.FAILED);
+  assert.equal(lost.failureReason, "worker_lost");
+  assert.equal(lost.result?.errorMessage, "worker lost 3 times");
+  assert.deepEqual(lost.attempts.map((a) => a.outcome), ["lost", "lost", "lost"]);
+  assert.deepEqual(await dequeueNow(store), [], "it never comes back");
+});
+
+conformance("a retry policy gives lost workers as many attempts as it allows", async (h) => {
+  const { store } = h;
+  const job = await enqueueRetrying(store, { maxRetries: 3 });
+  for (let n = 1; n <= 3; n++) {
+    await dequeueOne(store, QUEUE, 1_000);
+    await h.advance(1_500);
+  }
+  assert.equal((await store.getJob(job.jobId)).state, JobState.SCHEDULED, "4 attempts allowed");
+  await dequeueOne(store, QUEUE, 1_000);
+  await h.advance(1_500);
+  assert.equal((await store.getJob(job.jobId)).result?.errorMessage, "worker lost 4 times");
+});
+
+conformance("attempts list each lease: worker, times, outcome and event range", async (h) => {
+  const { store } = h;
+  const job = await enqueueRetrying(store, { maxRetries: 1 });
+  const [first] = await store.dequeue(QUEUE, {
+    maxJobs: 1,
+    visibilityTimeoutMs: VISIBILITY_MS,
+    signal: AbortSignal.timeout(5_000),
+    workerName: "worker-a",
+  });
+  const running = await store.getJob(job.jobId);
+  assert.equal(running.attempts.length, 1);
+  assert.equal(running.attempts[0]!.worker, "worker-a");
+  assert.equal(running.attempts[0]!.endedAt, undefined, "still running");
+  await store.publishEvents(first!.taskToken, [startEvent(1), outputEvent(2, "x"), endEvent(3, 1)]);
+  const waiting = await fail(store, first!, 1);
+  await waitOut(h, waiting);
+  const [second] = await store.dequeue(QUEUE, {
+    maxJobs: 1,
+    visibilityTimeoutMs: VISIBILITY_MS,
+    signal: AbortSignal.timeout(5_000),
+    workerName: "worker-b",
+  });
+  await store.publishEvents(second!.taskToken, [startEvent(1), endEvent(2, 0)]);
+  const done = await fail(store, second!, 0);
+  const [a1, a2] = done.attempts;
+  assert.deepEqual(
+    [a1!.number, a1!.worker, a1!.outcome, a1!.exitCode, a1!.firstSequence, a1!.lastSequence],
+    [1, "worker-a", "failed", 1, 1n, 3n],
+  );
+  // Sequence 4 is the ATTEMPT_END event the store wrote between the attempts.
+  assert.deepEqual(
+    [a2!.number, a2!.worker, a2!.outcome, a2!.exitCode, a2!.firstSequence, a2!.lastSequence],
+    [2, "worker-b", "completed", 0, 5n, 6n],
+  );
+  assert.ok(a1!.startedAt !== undefined && a1!.endedAt !== undefined);
+  const events = await collect(store.streamEvents(job.jobId, streamOptions()));
+  const notice = events.find((e) => e.eventType === EventType.ATTEMPT_END);
+  assert.equal(notice?.sequence, 4n);
+  assert.ok(notice?.eventData.case === "attemptEnd");
+  assert.deepEqual(
+    [
+      notice.eventData.value.attempt,
+      notice.eventData.value.exitCode,
+      notice.eventData.value.nextAttempt,
+    ],
+    [1, 1, 2],
+  );
+  assert.ok(notice.eventData.value.nextNotBefore !== undefined);
+});
+
+conformance("a worker cannot publish an ATTEMPT_END event", async ({ store }) => {
+  await enqueue(store);
+  const leased = await dequeueOne(store);
+  const forged = makeEvent(1n, Date.now(), {
+    case: "attemptEnd",
+    value: create(AttemptEndEventSchema, { attempt: 1, nextAttempt: 2 }),
+  });
+  await assert.rejects(store.publishEvents(leased.taskToken, [forged]), InvalidEventError);
+});
+
+conformance("a cancel during the backoff ends the job CANCELLED, never leased again", async (h) => {
+  const { store } = h;
+  const job = await enqueueRetrying(store, { maxRetries: 2 });
+  const waiting = await fail(store, await dequeueOne(store), 1);
+  const cancelled = await store.cancel(job.jobId, "enough");
+  assert.equal(cancelled.state, JobState.CANCELLED);
+  await waitOut(h, waiting);
+  assert.deepEqual(await dequeueNow(store), []);
+  assert.equal((await store.getJob(job.jobId)).state, JobState.CANCELLED);
+});
+
+conformance("the completion that scheduled a retry, sent again, changes nothing", async (h) => {
+  const { store } = h;
+  const job = await enqueueRetrying(store, { maxRetries: 2 });
+  const leased = await dequeueOne(store);
+  assert.equal(await store.complete(leased.taskToken, result(job.jobId, 1)), true);
+  const before = await store.getJob(job.jobId);
+  assert.equal(await store.complete(leased.taskToken, result(job.jobId, 1)), false);
+  const after = await store.getJob(job.jobId);
+  assert.deepEqual([after.state, after.notBefore, after.attempts.length], [
+    before.state,
+    before.notBefore,
+    1,
+  ]);
+});
+
+conformance(
+  "redrive puts a dead letter back with a fresh budget, keeping its history",
+  async (h) => {
+    const { store } = h;
+    const job = await enqueueRetrying(store, { maxRetries: 0 });
+    // max_retries 0 retries nothing, so its failure is no dead letter.
+    assert.equal((await fail(store, await dequeueOne(store), 1)).failureReason, "");
+    await assert.rejects(store.redrive(job.jobId), JobNotRedrivableError);
+    const dead = await enqueueRetrying(store, { maxRetries: 1 });
+    const waiting = await fail(store, await dequeueOne(store), 1);
+    await waitOut(h, waiting);
+    const exhausted = await fail(store, await dequeueOne(store), 1);
+    assert.equal(exhausted.failureReason, "exhausted");
+    const back = await store.redrive(dead.jobId);
+    assert.equal(back.jobId, dead.jobId);
+    assert.equal(back.state, JobState.SCHEDULED);
+    assert.equal(back.failureReason, "");
+    assert.equal(back.result, undefined);
+    assert.equal(back.attempts.length, 2, "its attempts stay");
+    const again = await dequeueOne(store);
+    assert.equal(again.job.jobId, dead.jobId);
+    assert.equal(again.job.attempt, 3);
+    const retried = await fail(store, again, 1);
+    assert.equal(retried.state, JobState.SCHEDULED, "the fresh budget retries again");
+    await assert.rejects(store.redrive(dead.jobId), JobNotRedrivableError, "only dead letters");
+    await assert.rejects(store.redrive("01900000-0000-7000-8000-00000000dead"), JobNotFoundError);
+  },
+);
+
+conformance("a rerun is a new job that keeps rerun_of and every parameter", async ({ store }) => {
+  const original = await enqueueRetrying(store, { maxRetries: 2 });
+  const { job: rerun } = await store.enqueue({
+    requestId: "",
+    queue: QUEUE,
+    params: create(JobParamsSchema, { ...original.jobParams!, rerunOf: original.jobId }),
+    executionConfig,
+  });
+  assert.notEqual(rerun.jobId, original.jobId);
+  const fetched = await store.getJob(rerun.jobId);
+  assert.equal(fetched.jobParams?.rerunOf, original.jobId);
+  assert.equal(fetched.jobParams?.retry?.maxRetries, 2);
+  assert.equal(fetched.attempts.length, 0);
+});

@@ -44,6 +44,11 @@ function view(fields: Partial<JobView> = {}): JobView {
     leaseExpiresAtMs: 0,
     cancelReason: "",
     result: undefined,
+    retry: undefined,
+    notBeforeMs: 0,
+    usedAttempts: 0,
+    lostAttempts: 0,
+    failureReason: "",
     ...fields,
   };
 }
@@ -143,16 +148,17 @@ Deno.test("lease starts the next attempt on a waiting job", () => {
     state: JobState.RUNNING,
     attempt: 4,
     leaseExpiresAtMs: NOW + 500,
+    lost: undefined,
   });
 });
 
 Deno.test("lease takes a running job whose lease ran out, and skips a live one", () => {
-  assert.deepEqual(decideLease(running(), { visibilityTimeoutMs: 500 }, NOW + 100), {
-    kind: "lease",
-    state: JobState.RUNNING,
-    attempt: 3,
-    leaseExpiresAtMs: NOW + 600,
-  });
+  const taken = decideLease(running(), { visibilityTimeoutMs: 500 }, NOW + 100);
+  assert.ok(taken.kind === "lease");
+  assert.equal(taken.attempt, 3);
+  assert.equal(taken.leaseExpiresAtMs, NOW + 600);
+  assert.equal(taken.lost?.attemptEnd.outcome, "lost", "the lease that ran out counts as lost");
+  assert.equal(taken.lost?.usedAttempts, 1);
   assert.deepEqual(decideLease(running(), { visibilityTimeoutMs: 500 }, NOW), {
     kind: "skip",
     reason: "running",
@@ -222,7 +228,7 @@ Deno.test("extend with no visibility hands the job back", () => {
     decideExtend(running(), holder, { queue: "q", visibilityTimeoutMs: 0 }, NOW + 10),
     {
       kind: "handBack",
-      release: { kind: "reschedule", state: JobState.SCHEDULED, readyAtMs: NOW + 10 },
+      release: decideHandBack(running(), holder, NOW + 10),
       cancelled: false,
     },
   );
@@ -237,11 +243,13 @@ Deno.test("extend with no visibility hands the job back", () => {
 });
 
 Deno.test("hand back schedules the job again now, or ends a cancelled one", () => {
-  assert.deepEqual(decideHandBack(running(), holder, NOW + 5), {
-    kind: "reschedule",
-    state: JobState.SCHEDULED,
-    readyAtMs: NOW + 5,
-  });
+  const back = decideHandBack(running(), holder, NOW + 5);
+  assert.ok(back.kind === "reschedule");
+  assert.equal(back.readyAtMs, NOW + 5);
+  assert.equal(back.notBeforeMs, 0, "due at once");
+  assert.equal(back.usedAttempts, 0, "a hand-back uses no attempt");
+  assert.equal(back.attemptEnd.outcome, "handed_back");
+  assert.equal(back.notice, undefined, "followers are told nothing");
   const cancelled = decideHandBack(running({ cancelReason: "stop" }), holder, NOW);
   assert.ok(cancelled.kind === "finish");
   assert.equal(cancelled.state, JobState.CANCELLED);
@@ -258,11 +266,20 @@ Deno.test("expiry keeps a live lease and a job that is not running", () => {
 });
 
 Deno.test("expiry schedules the job again, ordered by when its lease ended", () => {
-  assert.deepEqual(decideExpiry(running(), NOW + 5_000), {
-    kind: "reschedule",
-    state: JobState.SCHEDULED,
-    readyAtMs: NOW + 100,
+  const lost = decideExpiry(running(), NOW + 5_000);
+  assert.ok(lost.kind === "reschedule");
+  assert.equal(lost.readyAtMs, NOW + 100);
+  assert.equal(lost.notBeforeMs, 0);
+  assert.deepEqual([lost.usedAttempts, lost.lostAttempts], [1, 1]);
+  assert.deepEqual(lost.attemptEnd, {
+    attempt: 2,
+    outcome: "lost",
+    exitCode: 0,
+    errorMessage: "its lease ran out: the worker died or lost the server",
+    endedAtMs: NOW + 100,
   });
+  assert.equal(lost.notice?.nextAttempt, 3);
+  assert.equal(lost.notice?.attemptsAllowed, 3);
 });
 
 Deno.test("expiry ends a cancelled job CANCELLED: its worker stopped before finishing", () => {

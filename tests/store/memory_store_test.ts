@@ -8,6 +8,7 @@ defineStoreConformance("memory", (options) => {
   return Promise.resolve({
     store,
     advance: (ms) => clock.advance(ms),
+    now: () => clock.now(),
     close: () => store.close(),
   });
 });

@@ -316,3 +316,47 @@ Deno.test("a job with 100,000 events replays them all, in order", async () => {
 function testCodec() {
   return new TaskTokenCodec(new Uint8Array(32).fill(7));
 }
+
+Deno.test("a restart during a retry's backoff loses nothing: the retry comes when due", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/airunner.db`;
+    const clock = new FakeClock();
+    const tokenCodec = TaskTokenCodec.withRandomSecret();
+    const first = SqliteJobStore.open({ path, clock, tokenCodec });
+    const { job } = await first.enqueue({
+      requestId: "",
+      queue: "default",
+      params: create(JobParamsSchema, {
+        command: "flaky",
+        retry: { maxRetries: 2, minDelayMs: 60_000n, maxDelayMs: 60_000n },
+      }),
+      executionConfig: defaultExecutionConfig(),
+    });
+    const leased = await dequeue(first);
+    await first.complete(
+      leased.taskToken,
+      create(JobResultSchema, { jobId: job.jobId, success: false, exitCode: 1 }),
+    );
+    await first.close();
+
+    const second = SqliteJobStore.open({ path, clock, tokenCodec });
+    try {
+      const waiting = await second.getJob(job.jobId);
+      assert.equal(waiting.state, JobState.SCHEDULED);
+      assert.equal(waiting.notBefore?.seconds, BigInt(Math.floor((clock.now() + 60_000) / 1000)));
+      assert.deepEqual(waiting.attempts.map((a) => a.outcome), ["failed"]);
+      const woken = second.dequeue("default", {
+        maxJobs: 1,
+        visibilityTimeoutMs: 30_000,
+        signal: AbortSignal.timeout(5_000),
+      });
+      await clock.advance(59_000);
+      await clock.advance(1_000);
+      const [retried] = await woken;
+      assert.equal(retried?.job.jobId, job.jobId, "the reopened store's timer wakes the dequeue");
+      assert.equal(retried?.job.attempt, 2);
+    } finally {
+      await second.close();
+    }
+  });
+});

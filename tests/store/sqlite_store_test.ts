@@ -15,6 +15,7 @@ defineStoreConformance("sqlite", async (options) => {
   return {
     store,
     advance: (ms) => clock.advance(ms),
+    now: () => clock.now(),
     close: async () => {
       await store.close();
       await Deno.remove(dir, { recursive: true });

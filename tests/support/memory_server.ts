@@ -16,6 +16,7 @@ import {
 } from "../../src/worker/session_worker_api.ts";
 import { createRpcWorkerApi, type WorkerApi } from "../../src/worker/worker_api.ts";
 import { memoryLog } from "./memory_log.ts";
+import type { RetryPolicy } from "../../gen/job/v1/job_pb.ts";
 
 /**
  * Runs `fn` with the server's URL, its store and the server itself; stops
@@ -23,7 +24,12 @@ import { memoryLog } from "./memory_log.ts";
  */
 export async function withMemoryServer<S extends MemoryJobStore = MemoryJobStore>(
   fn: (url: string, store: S, server: RunningServer) => Promise<void>,
-  options: { store?: S; shutdownTimeoutMs?: number; sessionHeartbeatMs?: number } = {},
+  options: {
+    store?: S;
+    shutdownTimeoutMs?: number;
+    sessionHeartbeatMs?: number;
+    defaultRetry?: RetryPolicy;
+  } = {},
 ): Promise<void> {
   const store = options.store ?? new MemoryJobStore() as S;
   const server = await startServer({
@@ -37,6 +43,7 @@ export async function withMemoryServer<S extends MemoryJobStore = MemoryJobStore
     ...(options.sessionHeartbeatMs === undefined
       ? {}
       : { sessionHeartbeatMs: options.sessionHeartbeatMs }),
+    ...(options.defaultRetry === undefined ? {} : { defaultRetry: options.defaultRetry }),
   });
   try {
     await fn(server.url, store, server);
@@ -47,14 +54,22 @@ export async function withMemoryServer<S extends MemoryJobStore = MemoryJobStore
 }
 
 /** The worker's unary API against `serverUrl`, as `airunner worker` builds it. */
-export function unaryApiTo(serverUrl: string): WorkerApi {
-  return createRpcWorkerApi(createAirunnerClients({ serverUrl, bufferRequestStreams: true }));
+export function unaryApiTo(serverUrl: string, workerName = ""): WorkerApi {
+  return createRpcWorkerApi(
+    createAirunnerClients({ serverUrl, bufferRequestStreams: true }),
+    workerName,
+  );
 }
 
 /** The worker's session API against `serverUrl` (mode `session` unless told). */
 export function sessionApiTo(
   serverUrl: string,
-  options: { mode?: "auto" | "session"; logger?: Logger; heartbeatMs?: number } = {},
+  options: {
+    mode?: "auto" | "session";
+    logger?: Logger;
+    heartbeatMs?: number;
+    workerName?: string;
+  } = {},
 ): ClosableWorkerApi {
   return createSessionWorkerApi({
     connection: { serverUrl },
@@ -63,5 +78,6 @@ export function sessionApiTo(
     clock: systemClock,
     logger: options.logger ?? memoryLog().logger,
     ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
+    ...(options.workerName === undefined ? {} : { workerName: options.workerName }),
   });
 }

@@ -20,15 +20,15 @@ const ended = (overrides: Partial<AttemptEnd> = {}): AttemptEnd => ({
 Deno.test("a command that exits by itself completes the job with its exit code", () => {
   assert.deepEqual(attemptVerdict(ended()), {
     kind: "complete",
-    result: { success: true, exitCode: 0, errorMessage: "" },
+    result: { success: true, exitCode: 0, timedOut: false, errorMessage: "" },
   });
   assert.deepEqual(attemptVerdict(ended({ exit: { exitCode: 3, signal: null } })), {
     kind: "complete",
-    result: { success: false, exitCode: 3, errorMessage: "exited with code 3" },
+    result: { success: false, exitCode: 3, timedOut: false, errorMessage: "exited with code 3" },
   });
   assert.deepEqual(attemptVerdict(ended({ exit: { exitCode: 137, signal: "SIGKILL" } })), {
     kind: "complete",
-    result: { success: false, exitCode: 137, errorMessage: "killed by SIGKILL" },
+    result: { success: false, exitCode: 137, timedOut: false, errorMessage: "killed by SIGKILL" },
   });
   assert.equal(durationOutcome(ended()), "succeeded");
   assert.equal(durationOutcome(ended({ exit: { exitCode: 3, signal: null } })), "failed");
@@ -42,7 +42,12 @@ Deno.test("a timeout fails the job with TIMEOUT_EXIT_CODE, whatever the command 
   });
   assert.deepEqual(attemptVerdict(end), {
     kind: "complete",
-    result: { success: false, exitCode: TIMEOUT_EXIT_CODE, errorMessage: "timed out after 5 s" },
+    result: {
+      success: false,
+      exitCode: TIMEOUT_EXIT_CODE,
+      timedOut: true,
+      errorMessage: "timed out after 5 s",
+    },
   });
   assert.equal(durationOutcome(end), "timed_out");
 });
@@ -54,6 +59,7 @@ Deno.test("a cancelled command keeps its exit code and says it was stopped", () 
     result: {
       success: false,
       exitCode: 143,
+      timedOut: false,
       errorMessage: "cancelled; the command was stopped",
     },
   });
@@ -71,6 +77,7 @@ Deno.test("refused events say why", () => {
     result: {
       success: false,
       exitCode: 143,
+      timedOut: false,
       errorMessage: "the server refused the job's events: event too large",
     },
   });
@@ -94,11 +101,17 @@ Deno.test("the worker's stop hands the job back", () => {
 
 Deno.test("refused events fail a result and keep a failing exit code", () => {
   assert.deepEqual(
-    withRefusedEvents({ success: true, exitCode: 0, errorMessage: "" }, "no"),
-    { success: false, exitCode: 1, errorMessage: "the server refused the job's events: no" },
+    withRefusedEvents({ success: true, exitCode: 0, timedOut: false, errorMessage: "" }, "no"),
+    {
+      success: false,
+      exitCode: 1,
+      timedOut: false,
+      errorMessage: "the server refused the job's events: no",
+    },
   );
   assert.equal(
-    withRefusedEvents({ success: false, exitCode: 7, errorMessage: "x" }, "no").exitCode,
+    withRefusedEvents({ success: false, exitCode: 7, timedOut: false, errorMessage: "x" }, "no")
+      .exitCode,
     7,
   );
 });

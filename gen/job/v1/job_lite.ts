@@ -47,6 +47,7 @@ export const EventType = {
   OUTPUT: 5 as pb.EventType.OUTPUT,
   TERMINAL_RESIZE: 6 as pb.EventType.TERMINAL_RESIZE,
   OUTPUT_BATCH: 7 as pb.EventType.OUTPUT_BATCH,
+  ATTEMPT_END: 8 as pb.EventType.ATTEMPT_END,
   0: "UNSPECIFIED",
   1: "PROCESS_START",
   2: "PROCESS_END",
@@ -55,6 +56,7 @@ export const EventType = {
   5: "OUTPUT",
   6: "TERMINAL_RESIZE",
   7: "OUTPUT_BATCH",
+  8: "ATTEMPT_END",
 } as const;
 
 /** job_pb.ts's ProcessType, as a plain object. */
@@ -88,7 +90,7 @@ export const JobState = {
 /** Every enum: value number to its JSON name. */
 export const LITE_ENUMS: Readonly<Record<string, Readonly<Record<number, string>>>> = {
   "job.v1.StreamType": { 0: "STREAM_TYPE_UNSPECIFIED", 1: "STREAM_TYPE_STDOUT", 2: "STREAM_TYPE_STDERR" },
-  "job.v1.EventType": { 0: "EVENT_TYPE_UNSPECIFIED", 1: "EVENT_TYPE_PROCESS_START", 2: "EVENT_TYPE_PROCESS_END", 3: "EVENT_TYPE_PROCESS_ERROR", 4: "EVENT_TYPE_HEARTBEAT", 5: "EVENT_TYPE_OUTPUT", 6: "EVENT_TYPE_TERMINAL_RESIZE", 7: "EVENT_TYPE_OUTPUT_BATCH" },
+  "job.v1.EventType": { 0: "EVENT_TYPE_UNSPECIFIED", 1: "EVENT_TYPE_PROCESS_START", 2: "EVENT_TYPE_PROCESS_END", 3: "EVENT_TYPE_PROCESS_ERROR", 4: "EVENT_TYPE_HEARTBEAT", 5: "EVENT_TYPE_OUTPUT", 6: "EVENT_TYPE_TERMINAL_RESIZE", 7: "EVENT_TYPE_OUTPUT_BATCH", 8: "EVENT_TYPE_ATTEMPT_END" },
   "job.v1.ProcessType": { 0: "PROCESS_TYPE_UNSPECIFIED", 1: "PROCESS_TYPE_PIPE", 2: "PROCESS_TYPE_PTY" },
   "job.v1.JobState": { 0: "JOB_STATE_UNSPECIFIED", 1: "JOB_STATE_SCHEDULED", 2: "JOB_STATE_RUNNING", 3: "JOB_STATE_COMPLETED", 4: "JOB_STATE_FAILED", 5: "JOB_STATE_CANCELLED" },
 };
@@ -106,6 +108,16 @@ export const LITE_MESSAGES: Readonly<Record<string, readonly LiteField[]>> = {
     { local: "output", json: "output", kind: "message", type: "job.v1.OutputEvent", oneof: "eventData" },
     { local: "terminalResize", json: "terminalResize", kind: "message", type: "job.v1.TerminalResizeEvent", oneof: "eventData" },
     { local: "outputBatch", json: "outputBatch", kind: "message", type: "job.v1.OutputBatchEvent", oneof: "eventData" },
+    { local: "attemptEnd", json: "attemptEnd", kind: "message", type: "job.v1.AttemptEndEvent", oneof: "eventData" },
+  ],
+  "job.v1.AttemptEndEvent": [
+    { local: "attempt", json: "attempt", kind: "scalar", type: "int32" },
+    { local: "outcome", json: "outcome", kind: "scalar", type: "string" },
+    { local: "exitCode", json: "exitCode", kind: "scalar", type: "int32" },
+    { local: "errorMessage", json: "errorMessage", kind: "scalar", type: "string" },
+    { local: "nextAttempt", json: "nextAttempt", kind: "scalar", type: "int32" },
+    { local: "attemptsAllowed", json: "attemptsAllowed", kind: "scalar", type: "int32" },
+    { local: "nextNotBefore", json: "nextNotBefore", kind: "message", type: "google.protobuf.Timestamp" },
   ],
   "job.v1.ProcessStartEvent": [
     { local: "pid", json: "pid", kind: "scalar", type: "int32" },
@@ -185,6 +197,7 @@ export const LITE_MESSAGES: Readonly<Record<string, readonly LiteField[]>> = {
     { local: "queue", json: "queue", kind: "scalar", type: "string" },
     { local: "maxJobs", json: "maxJobs", kind: "scalar", type: "int32" },
     { local: "visibilityTimeoutSeconds", json: "visibilityTimeoutSeconds", kind: "scalar", type: "int32" },
+    { local: "workerName", json: "workerName", kind: "scalar", type: "string" },
   ],
   "job.v1.DequeueJobResponse": [
     { local: "job", json: "job", kind: "message", type: "job.v1.Job" },
@@ -221,6 +234,30 @@ export const LITE_MESSAGES: Readonly<Record<string, readonly LiteField[]>> = {
     { local: "timeoutSeconds", json: "timeoutSeconds", kind: "scalar", type: "int32" },
     { local: "workingDirectory", json: "workingDirectory", kind: "scalar", type: "string" },
     { local: "secretEnvironment", json: "secretEnvironment", kind: "scalar", type: "string", mapKey: "string" },
+    { local: "retry", json: "retry", kind: "message", type: "job.v1.RetryPolicy" },
+    { local: "rerunOf", json: "rerunOf", kind: "scalar", type: "string" },
+  ],
+  "job.v1.RetryPolicy": [
+    { local: "maxRetries", json: "maxRetries", kind: "scalar", type: "int32" },
+    { local: "retryOnExitCodes", json: "retryOnExitCodes", kind: "message", type: "job.v1.ExitCodeRange", repeated: true },
+    { local: "minDelayMs", json: "minDelayMs", kind: "scalar", type: "int64" },
+    { local: "maxDelayMs", json: "maxDelayMs", kind: "scalar", type: "int64" },
+    { local: "noRetryOnTimeout", json: "noRetryOnTimeout", kind: "scalar", type: "bool" },
+  ],
+  "job.v1.ExitCodeRange": [
+    { local: "first", json: "first", kind: "scalar", type: "int32" },
+    { local: "last", json: "last", kind: "scalar", type: "int32" },
+  ],
+  "job.v1.JobAttempt": [
+    { local: "number", json: "number", kind: "scalar", type: "int32" },
+    { local: "worker", json: "worker", kind: "scalar", type: "string" },
+    { local: "startedAt", json: "startedAt", kind: "message", type: "google.protobuf.Timestamp" },
+    { local: "endedAt", json: "endedAt", kind: "message", type: "google.protobuf.Timestamp" },
+    { local: "outcome", json: "outcome", kind: "scalar", type: "string" },
+    { local: "exitCode", json: "exitCode", kind: "scalar", type: "int32" },
+    { local: "errorMessage", json: "errorMessage", kind: "scalar", type: "string" },
+    { local: "firstSequence", json: "firstSequence", kind: "scalar", type: "int64" },
+    { local: "lastSequence", json: "lastSequence", kind: "scalar", type: "int64" },
   ],
   "job.v1.Job": [
     { local: "jobId", json: "jobId", kind: "scalar", type: "string" },
@@ -233,6 +270,9 @@ export const LITE_MESSAGES: Readonly<Record<string, readonly LiteField[]>> = {
     { local: "attempt", json: "attempt", kind: "scalar", type: "int32" },
     { local: "result", json: "result", kind: "message", type: "job.v1.JobResult" },
     { local: "cancelReason", json: "cancelReason", kind: "scalar", type: "string" },
+    { local: "notBefore", json: "notBefore", kind: "message", type: "google.protobuf.Timestamp" },
+    { local: "attempts", json: "attempts", kind: "message", type: "job.v1.JobAttempt", repeated: true },
+    { local: "failureReason", json: "failureReason", kind: "scalar", type: "string" },
   ],
   "job.v1.CompleteJobRequest": [
     { local: "taskToken", json: "taskToken", kind: "scalar", type: "string" },
@@ -247,6 +287,24 @@ export const LITE_MESSAGES: Readonly<Record<string, readonly LiteField[]>> = {
     { local: "errorMessage", json: "errorMessage", kind: "scalar", type: "string" },
     { local: "startedAt", json: "startedAt", kind: "message", type: "google.protobuf.Timestamp" },
     { local: "completedAt", json: "completedAt", kind: "message", type: "google.protobuf.Timestamp" },
+    { local: "timedOut", json: "timedOut", kind: "scalar", type: "bool" },
+  ],
+  "job.v1.RedriveJobsRequest": [
+    { local: "queue", json: "queue", kind: "scalar", type: "string" },
+    { local: "finishedAfter", json: "finishedAfter", kind: "message", type: "google.protobuf.Timestamp" },
+    { local: "metadata", json: "metadata", kind: "scalar", type: "string", mapKey: "string" },
+    { local: "exitCodes", json: "exitCodes", kind: "scalar", type: "int32", repeated: true },
+    { local: "dryRun", json: "dryRun", kind: "scalar", type: "bool" },
+  ],
+  "job.v1.RedriveJobsResponse": [
+    { local: "jobs", json: "jobs", kind: "message", type: "job.v1.Job", repeated: true },
+  ],
+  "job.v1.RerunJobRequest": [
+    { local: "jobId", json: "jobId", kind: "scalar", type: "string" },
+    { local: "requestId", json: "requestId", kind: "scalar", type: "string" },
+  ],
+  "job.v1.RerunJobResponse": [
+    { local: "job", json: "job", kind: "message", type: "job.v1.Job" },
   ],
   "job.v1.GetJobRequest": [
     { local: "jobId", json: "jobId", kind: "scalar", type: "string" },
@@ -288,6 +346,7 @@ export const LITE_MESSAGES: Readonly<Record<string, readonly LiteField[]>> = {
     { local: "queue", json: "queue", kind: "scalar", type: "string" },
     { local: "visibilityTimeoutSeconds", json: "visibilityTimeoutSeconds", kind: "scalar", type: "int32" },
     { local: "heartbeatMs", json: "heartbeatMs", kind: "scalar", type: "uint32" },
+    { local: "workerName", json: "workerName", kind: "scalar", type: "string" },
   ],
   "job.v1.SessionLeaseUpdate": [
     { local: "opId", json: "opId", kind: "scalar", type: "uint64" },
@@ -332,6 +391,8 @@ export const JobServiceMethods = {
   cancelJob: { path: "/job.v1.JobService/CancelJob", kind: "unary", input: "job.v1.CancelJobRequest", output: "job.v1.CancelJobResponse" },
   enqueueJobs: { path: "/job.v1.JobService/EnqueueJobs", kind: "unary", input: "job.v1.EnqueueJobsRequest", output: "job.v1.EnqueueJobsResponse" },
   workerSession: { path: "/job.v1.JobService/WorkerSession", kind: "bidi_streaming", input: "job.v1.WorkerSessionRequest", output: "job.v1.WorkerSessionResponse" },
+  redriveJobs: { path: "/job.v1.JobService/RedriveJobs", kind: "unary", input: "job.v1.RedriveJobsRequest", output: "job.v1.RedriveJobsResponse" },
+  rerunJob: { path: "/job.v1.JobService/RerunJob", kind: "unary", input: "job.v1.RerunJobRequest", output: "job.v1.RerunJobResponse" },
 } as const satisfies Record<string, LiteMethod>;
 
 /** JobEventsService's methods, by their local names. */

@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file job/v1/job.proto.
  */
 export const file_job_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChBqb2IvdjEvam9iLnByb3RvEgZqb2IudjEi1gMKCEpvYkV2ZW50EhAKCHNlcXVlbmNlGAEgASgDEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoKZXZlbnRfdHlwZRgDIAEoDjIRLmpvYi52MS5FdmVudFR5cGUSMgoNcHJvY2Vzc19zdGFydBgEIAEoCzIZLmpvYi52MS5Qcm9jZXNzU3RhcnRFdmVudEgAEi4KC3Byb2Nlc3NfZW5kGAUgASgLMhcuam9iLnYxLlByb2Nlc3NFbmRFdmVudEgAEjIKDXByb2Nlc3NfZXJyb3IYBiABKAsyGS5qb2IudjEuUHJvY2Vzc0Vycm9yRXZlbnRIABIrCgloZWFydGJlYXQYByABKAsyFi5qb2IudjEuSGVhcnRiZWF0RXZlbnRIABIlCgZvdXRwdXQYCCABKAsyEy5qb2IudjEuT3V0cHV0RXZlbnRIABI2Cg90ZXJtaW5hbF9yZXNpemUYCSABKAsyGy5qb2IudjEuVGVybWluYWxSZXNpemVFdmVudEgAEjAKDG91dHB1dF9iYXRjaBgKIAEoCzIYLmpvYi52MS5PdXRwdXRCYXRjaEV2ZW50SABCDAoKZXZlbnRfZGF0YSJQChFQcm9jZXNzU3RhcnRFdmVudBILCgNwaWQYASABKAUSLgoKc3RhcnRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYgoPUHJvY2Vzc0VuZEV2ZW50EgsKA3BpZBgBIAEoBRIRCglleGl0X2NvZGUYAiABKAUSLwoMcnVuX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIioKEVByb2Nlc3NFcnJvckV2ZW50EhUKDWVycm9yX21lc3NhZ2UYASABKAkiWAoOSGVhcnRiZWF0RXZlbnQSLwoMZWxhcHNlZF90aW1lGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhUKDXByb2Nlc3NfYWxpdmUYAiABKAgiXgoTVGVybWluYWxSZXNpemVFdmVudBIMCgRjb2xzGAEgASgFEgwKBHJvd3MYAiABKAUSFAoMd2lkdGhfcGl4ZWxzGAMgASgFEhUKDWhlaWdodF9waXhlbHMYBCABKAUiHQoLT3V0cHV0RXZlbnQSDgoGb3V0cHV0GAEgASgMImEKCk91dHB1dEl0ZW0SDgoGb3V0cHV0GAEgASgMEicKC3N0cmVhbV90eXBlGAIgASgOMhIuam9iLnYxLlN0cmVhbVR5cGUSGgoSdGltZXN0YW1wX2RlbHRhX21zGAMgASgFIqMBChBPdXRwdXRCYXRjaEV2ZW50EiMKB291dHB1dHMYASADKAsyEi5qb2IudjEuT3V0cHV0SXRlbRIWCg5zdGFydF9zZXF1ZW5jZRgCIAEoAxIUCgxlbmRfc2VxdWVuY2UYAyABKAMSGgoSZmlyc3RfdGltZXN0YW1wX21zGAQgASgDEiAKGHBsYXliYWNrX2ludGVydmFsX21pbGxpcxgFIAEoBSKDAQoOQmF0Y2hpbmdDb25maWcSHgoWZmx1c2hfaW50ZXJ2YWxfc2Vjb25kcxgBIAEoBRIWCg5tYXhfYmF0Y2hfc2l6ZRgCIAEoBRIXCg9tYXhfYmF0Y2hfYnl0ZXMYAyABKAMSIAoYcGxheWJhY2tfaW50ZXJ2YWxfbWlsbGlzGAQgASgFIp8BCg9FeGVjdXRpb25Db25maWcSKAoIYmF0Y2hpbmcYASABKAsyFi5qb2IudjEuQmF0Y2hpbmdDb25maWcSIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYAiABKAUSJAocb3V0cHV0X2ZsdXNoX2ludGVydmFsX21pbGxpcxgDIAEoBRIYChBtYXhfb3V0cHV0X2J5dGVzGAQgASgDIk8KF1B1Ymxpc2hKb2JFdmVudHNSZXF1ZXN0EhIKCnRhc2tfdG9rZW4YASABKAkSIAoGZXZlbnRzGAIgAygLMhAuam9iLnYxLkpvYkV2ZW50IhoKGFB1Ymxpc2hKb2JFdmVudHNSZXNwb25zZSKAAQoWU3RyZWFtSm9iRXZlbnRzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSFQoNZnJvbV9zZXF1ZW5jZRgCIAEoAxIWCg5mcm9tX3RpbWVzdGFtcBgDIAEoAxInCgxldmVudF9maWx0ZXIYBCADKA4yES5qb2IudjEuRXZlbnRUeXBlIjoKF1N0cmVhbUpvYkV2ZW50c1Jlc3BvbnNlEh8KBWV2ZW50GAEgASgLMhAuam9iLnYxLkpvYkV2ZW50Il0KEUVucXVldWVKb2JSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSDQoFcXVldWUYAiABKAkSJQoKam9iX3BhcmFtcxgDIAEoCzIRLmpvYi52MS5Kb2JQYXJhbXMidQoSRW5xdWV1ZUpvYlJlc3BvbnNlEg4KBmpvYl9pZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIfCgVzdGF0ZRgDIAEoDjIQLmpvYi52MS5Kb2JTdGF0ZSJYChFEZXF1ZXVlSm9iUmVxdWVzdBINCgVxdWV1ZRgBIAEoCRIQCghtYXhfam9icxgCIAEoBRIiChp2aXNpYmlsaXR5X3RpbWVvdXRfc2Vjb25kcxgDIAEoBSJCChJEZXF1ZXVlSm9iUmVzcG9uc2USGAoDam9iGAEgASgLMgsuam9iLnYxLkpvYhISCgp0YXNrX3Rva2VuGAIgASgJIlkKEFVwZGF0ZUpvYlJlcXVlc3QSDQoFcXVldWUYASABKAkSEgoKdGFza190b2tlbhgCIAEoCRIiChp2aXNpYmlsaXR5X3RpbWVvdXRfc2Vjb25kcxgDIAEoBSImChFVcGRhdGVKb2JSZXNwb25zZRIRCgljYW5jZWxsZWQYASABKAgiYgoPTGlzdEpvYnNSZXF1ZXN0Eg0KBXF1ZXVlGAEgASgJEh8KBXN0YXRlGAIgASgOMhAuam9iLnYxLkpvYlN0YXRlEgwKBHBhZ2UYAyABKAUSEQoJcGFnZV9zaXplGAQgASgFIkAKEExpc3RKb2JzUmVzcG9uc2USGQoEam9icxgBIAMoCzILLmpvYi52MS5Kb2ISEQoJbGFzdF9wYWdlGAIgASgFIp0ECglKb2JQYXJhbXMSEgoKcmVwb3NpdG9yeRgBIAEoCRIOCgZjb21taXQYAiABKAkSDgoGYnJhbmNoGAMgASgJEjcKC2Vudmlyb25tZW50GAQgAygLMiIuam9iLnYxLkpvYlBhcmFtcy5FbnZpcm9ubWVudEVudHJ5EjEKCG1ldGFkYXRhGAUgAygLMh8uam9iLnYxLkpvYlBhcmFtcy5NZXRhZGF0YUVudHJ5Eg0KBW93bmVyGAYgASgJEg8KB2NvbW1hbmQYByABKAkSDAoEYXJncxgIIAMoCRIpCgxwcm9jZXNzX3R5cGUYCSABKA4yEy5qb2IudjEuUHJvY2Vzc1R5cGUSFwoPdGltZW91dF9zZWNvbmRzGAogASgFEhkKEXdvcmtpbmdfZGlyZWN0b3J5GAsgASgJEkQKEnNlY3JldF9lbnZpcm9ubWVudBgMIAMoCzIoLmpvYi52MS5Kb2JQYXJhbXMuU2VjcmV0RW52aXJvbm1lbnRFbnRyeRoyChBFbnZpcm9ubWVudEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjgKFlNlY3JldEVudmlyb25tZW50RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLKAgoDSm9iEg4KBmpvYl9pZBgBIAEoCRIlCgpqb2JfcGFyYW1zGAIgASgLMhEuam9iLnYxLkpvYlBhcmFtcxIfCgVzdGF0ZRgDIAEoDjIQLmpvYi52MS5Kb2JTdGF0ZRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxChBleGVjdXRpb25fY29uZmlnGAYgASgLMhcuam9iLnYxLkV4ZWN1dGlvbkNvbmZpZxINCgVxdWV1ZRgHIAEoCRIPCgdhdHRlbXB0GAggASgFEiEKBnJlc3VsdBgJIAEoCzIRLmpvYi52MS5Kb2JSZXN1bHQSFQoNY2FuY2VsX3JlYXNvbhgKIAEoCSJPChJDb21wbGV0ZUpvYlJlcXVlc3QSEgoKdGFza190b2tlbhgBIAEoCRIlCgpqb2JfcmVzdWx0GAIgASgLMhEuam9iLnYxLkpvYlJlc3VsdCIVChNDb21wbGV0ZUpvYlJlc3BvbnNlIrgBCglKb2JSZXN1bHQSDgoGam9iX2lkGAEgASgJEg8KB3N1Y2Nlc3MYAiABKAgSEQoJZXhpdF9jb2RlGAMgASgFEhUKDWVycm9yX21lc3NhZ2UYBCABKAkSLgoKc3RhcnRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29tcGxldGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIfCg1HZXRKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSIqCg5HZXRKb2JSZXNwb25zZRIYCgNqb2IYASABKAsyCy5qb2IudjEuSm9iIjIKEENhbmNlbEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSItChFDYW5jZWxKb2JSZXNwb25zZRIYCgNqb2IYASABKAsyCy5qb2IudjEuSm9iIj0KEkVucXVldWVKb2JzUmVxdWVzdBInCgRqb2JzGAEgAygLMhkuam9iLnYxLkVucXVldWVKb2JSZXF1ZXN0IkEKE0VucXVldWVKb2JzUmVzcG9uc2USKgoHcmVzdWx0cxgBIAMoCzIZLmpvYi52MS5FbnF1ZXVlSm9ic1Jlc3VsdCKXAQoRRW5xdWV1ZUpvYnNSZXN1bHQSEgoKcmVxdWVzdF9pZBgBIAEoCRIpCgNqb2IYAiABKAsyGi5qb2IudjEuRW5xdWV1ZUpvYlJlc3BvbnNlSAASJwoFZXJyb3IYAyABKAsyFi5qb2IudjEuT3BlcmF0aW9uRXJyb3JIABIPCgdjcmVhdGVkGAQgASgIQgkKB291dGNvbWUiLwoOT3BlcmF0aW9uRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJItQBChRXb3JrZXJTZXNzaW9uUmVxdWVzdBIhCgRvcGVuGAEgASgLMhMuam9iLnYxLlNlc3Npb25PcGVuEg8KB2NyZWRpdHMYAiABKAUSMQoNbGVhc2VfdXBkYXRlcxgDIAMoCzIaLmpvYi52MS5TZXNzaW9uTGVhc2VVcGRhdGUSJQoGZXZlbnRzGAQgAygLMhUuam9iLnYxLlNlc3Npb25FdmVudHMSLgoLY29tcGxldGlvbnMYBSADKAsyGS5qb2IudjEuU2Vzc2lvbkNvbXBsZXRpb24iVgoLU2Vzc2lvbk9wZW4SDQoFcXVldWUYASABKAkSIgoadmlzaWJpbGl0eV90aW1lb3V0X3NlY29uZHMYAiABKAUSFAoMaGVhcnRiZWF0X21zGAMgASgNInAKElNlc3Npb25MZWFzZVVwZGF0ZRINCgVvcF9pZBgBIAEoBBISCgp0YXNrX3Rva2VuGAIgASgJEiIKGnZpc2liaWxpdHlfdGltZW91dF9zZWNvbmRzGAMgASgFEhMKC3RyYWNlcGFyZW50GAQgASgJImkKDVNlc3Npb25FdmVudHMSDQoFb3BfaWQYASABKAQSEgoKdGFza190b2tlbhgCIAEoCRIgCgZldmVudHMYAyADKAsyEC5qb2IudjEuSm9iRXZlbnQSEwoLdHJhY2VwYXJlbnQYBCABKAkilAEKEVNlc3Npb25Db21wbGV0aW9uEg0KBW9wX2lkGAEgASgEEhIKCnRhc2tfdG9rZW4YAiABKAkSJQoKam9iX3Jlc3VsdBgDIAEoCzIRLmpvYi52MS5Kb2JSZXN1bHQSEwoLdHJhY2VwYXJlbnQYBCABKAkSIAoGZXZlbnRzGAUgAygLMhAuam9iLnYxLkpvYkV2ZW50InkKFVdvcmtlclNlc3Npb25SZXNwb25zZRIoCgRqb2JzGAEgAygLMhouam9iLnYxLkRlcXVldWVKb2JSZXNwb25zZRIgCgRhY2tzGAIgAygLMhIuam9iLnYxLlNlc3Npb25BY2sSFAoMaGVhcnRiZWF0X21zGAMgASgNIm0KClNlc3Npb25BY2sSDQoFb3BfaWQYASABKAQSJQoFZXJyb3IYAiABKAsyFi5qb2IudjEuT3BlcmF0aW9uRXJyb3ISEQoJY2FuY2VsbGVkGAMgASgIEhYKDmV2ZW50c19yZWZ1c2VkGAQgASgIKlkKClN0cmVhbVR5cGUSGwoXU1RSRUFNX1RZUEVfVU5TUEVDSUZJRUQQABIWChJTVFJFQU1fVFlQRV9TVERPVVQQARIWChJTVFJFQU1fVFlQRV9TVERFUlIQAirtAQoJRXZlbnRUeXBlEhoKFkVWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIcChhFVkVOVF9UWVBFX1BST0NFU1NfU1RBUlQQARIaChZFVkVOVF9UWVBFX1BST0NFU1NfRU5EEAISHAoYRVZFTlRfVFlQRV9QUk9DRVNTX0VSUk9SEAMSGAoURVZFTlRfVFlQRV9IRUFSVEJFQVQQBBIVChFFVkVOVF9UWVBFX09VVFBVVBAFEh4KGkVWRU5UX1RZUEVfVEVSTUlOQUxfUkVTSVpFEAYSGwoXRVZFTlRfVFlQRV9PVVRQVVRfQkFUQ0gQBypYCgtQcm9jZXNzVHlwZRIcChhQUk9DRVNTX1RZUEVfVU5TUEVDSUZJRUQQABIVChFQUk9DRVNTX1RZUEVfUElQRRABEhQKEFBST0NFU1NfVFlQRV9QVFkQAiqdAQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTSk9CX1NUQVRFX1NDSEVEVUxFRBABEhUKEUpPQl9TVEFURV9SVU5OSU5HEAISFwoTSk9CX1NUQVRFX0NPTVBMRVRFRBADEhQKEEpPQl9TVEFURV9GQUlMRUQQBBIXChNKT0JfU1RBVEVfQ0FOQ0VMTEVEEAUyiAUKCkpvYlNlcnZpY2USRQoKRW5xdWV1ZUpvYhIZLmpvYi52MS5FbnF1ZXVlSm9iUmVxdWVzdBoaLmpvYi52MS5FbnF1ZXVlSm9iUmVzcG9uc2UiABJHCgpEZXF1ZXVlSm9iEhkuam9iLnYxLkRlcXVldWVKb2JSZXF1ZXN0Ghouam9iLnYxLkRlcXVldWVKb2JSZXNwb25zZSIAMAESQgoJVXBkYXRlSm9iEhguam9iLnYxLlVwZGF0ZUpvYlJlcXVlc3QaGS5qb2IudjEuVXBkYXRlSm9iUmVzcG9uc2UiABJICgtDb21wbGV0ZUpvYhIaLmpvYi52MS5Db21wbGV0ZUpvYlJlcXVlc3QaGy5qb2IudjEuQ29tcGxldGVKb2JSZXNwb25zZSIAEj8KCExpc3RKb2JzEhcuam9iLnYxLkxpc3RKb2JzUmVxdWVzdBoYLmpvYi52MS5MaXN0Sm9ic1Jlc3BvbnNlIgASOQoGR2V0Sm9iEhUuam9iLnYxLkdldEpvYlJlcXVlc3QaFi5qb2IudjEuR2V0Sm9iUmVzcG9uc2UiABJCCglDYW5jZWxKb2ISGC5qb2IudjEuQ2FuY2VsSm9iUmVxdWVzdBoZLmpvYi52MS5DYW5jZWxKb2JSZXNwb25zZSIAEkgKC0VucXVldWVKb2JzEhouam9iLnYxLkVucXVldWVKb2JzUmVxdWVzdBobLmpvYi52MS5FbnF1ZXVlSm9ic1Jlc3BvbnNlIgASUgoNV29ya2VyU2Vzc2lvbhIcLmpvYi52MS5Xb3JrZXJTZXNzaW9uUmVxdWVzdBodLmpvYi52MS5Xb3JrZXJTZXNzaW9uUmVzcG9uc2UiACgBMAEyxQEKEEpvYkV2ZW50c1NlcnZpY2USVgoPU3RyZWFtSm9iRXZlbnRzEh4uam9iLnYxLlN0cmVhbUpvYkV2ZW50c1JlcXVlc3QaHy5qb2IudjEuU3RyZWFtSm9iRXZlbnRzUmVzcG9uc2UiADABElkKEFB1Ymxpc2hKb2JFdmVudHMSHy5qb2IudjEuUHVibGlzaEpvYkV2ZW50c1JlcXVlc3QaIC5qb2IudjEuUHVibGlzaEpvYkV2ZW50c1Jlc3BvbnNlIgAoAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChBqb2IvdjEvam9iLnByb3RvEgZqb2IudjEihgQKCEpvYkV2ZW50EhAKCHNlcXVlbmNlGAEgASgDEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoKZXZlbnRfdHlwZRgDIAEoDjIRLmpvYi52MS5FdmVudFR5cGUSMgoNcHJvY2Vzc19zdGFydBgEIAEoCzIZLmpvYi52MS5Qcm9jZXNzU3RhcnRFdmVudEgAEi4KC3Byb2Nlc3NfZW5kGAUgASgLMhcuam9iLnYxLlByb2Nlc3NFbmRFdmVudEgAEjIKDXByb2Nlc3NfZXJyb3IYBiABKAsyGS5qb2IudjEuUHJvY2Vzc0Vycm9yRXZlbnRIABIrCgloZWFydGJlYXQYByABKAsyFi5qb2IudjEuSGVhcnRiZWF0RXZlbnRIABIlCgZvdXRwdXQYCCABKAsyEy5qb2IudjEuT3V0cHV0RXZlbnRIABI2Cg90ZXJtaW5hbF9yZXNpemUYCSABKAsyGy5qb2IudjEuVGVybWluYWxSZXNpemVFdmVudEgAEjAKDG91dHB1dF9iYXRjaBgKIAEoCzIYLmpvYi52MS5PdXRwdXRCYXRjaEV2ZW50SAASLgoLYXR0ZW1wdF9lbmQYCyABKAsyFy5qb2IudjEuQXR0ZW1wdEVuZEV2ZW50SABCDAoKZXZlbnRfZGF0YSLCAQoPQXR0ZW1wdEVuZEV2ZW50Eg8KB2F0dGVtcHQYASABKAUSDwoHb3V0Y29tZRgCIAEoCRIRCglleGl0X2NvZGUYAyABKAUSFQoNZXJyb3JfbWVzc2FnZRgEIAEoCRIUCgxuZXh0X2F0dGVtcHQYBSABKAUSGAoQYXR0ZW1wdHNfYWxsb3dlZBgGIAEoBRIzCg9uZXh0X25vdF9iZWZvcmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlAKEVByb2Nlc3NTdGFydEV2ZW50EgsKA3BpZBgBIAEoBRIuCgpzdGFydGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJiCg9Qcm9jZXNzRW5kRXZlbnQSCwoDcGlkGAEgASgFEhEKCWV4aXRfY29kZRgCIAEoBRIvCgxydW5fZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iKgoRUHJvY2Vzc0Vycm9yRXZlbnQSFQoNZXJyb3JfbWVzc2FnZRgBIAEoCSJYCg5IZWFydGJlYXRFdmVudBIvCgxlbGFwc2VkX3RpbWUYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFQoNcHJvY2Vzc19hbGl2ZRgCIAEoCCJeChNUZXJtaW5hbFJlc2l6ZUV2ZW50EgwKBGNvbHMYASABKAUSDAoEcm93cxgCIAEoBRIUCgx3aWR0aF9waXhlbHMYAyABKAUSFQoNaGVpZ2h0X3BpeGVscxgEIAEoBSIdCgtPdXRwdXRFdmVudBIOCgZvdXRwdXQYASABKAwiYQoKT3V0cHV0SXRlbRIOCgZvdXRwdXQYASABKAwSJwoLc3RyZWFtX3R5cGUYAiABKA4yEi5qb2IudjEuU3RyZWFtVHlwZRIaChJ0aW1lc3RhbXBfZGVsdGFfbXMYAyABKAUiowEKEE91dHB1dEJhdGNoRXZlbnQSIwoHb3V0cHV0cxgBIAMoCzISLmpvYi52MS5PdXRwdXRJdGVtEhYKDnN0YXJ0X3NlcXVlbmNlGAIgASgDEhQKDGVuZF9zZXF1ZW5jZRgDIAEoAxIaChJmaXJzdF90aW1lc3RhbXBfbXMYBCABKAMSIAoYcGxheWJhY2tfaW50ZXJ2YWxfbWlsbGlzGAUgASgFIoMBCg5CYXRjaGluZ0NvbmZpZxIeChZmbHVzaF9pbnRlcnZhbF9zZWNvbmRzGAEgASgFEhYKDm1heF9iYXRjaF9zaXplGAIgASgFEhcKD21heF9iYXRjaF9ieXRlcxgDIAEoAxIgChhwbGF5YmFja19pbnRlcnZhbF9taWxsaXMYBCABKAUinwEKD0V4ZWN1dGlvbkNvbmZpZxIoCghiYXRjaGluZxgBIAEoCzIWLmpvYi52MS5CYXRjaGluZ0NvbmZpZxIiChpoZWFydGJlYXRfaW50ZXJ2YWxfc2Vjb25kcxgCIAEoBRIkChxvdXRwdXRfZmx1c2hfaW50ZXJ2YWxfbWlsbGlzGAMgASgFEhgKEG1heF9vdXRwdXRfYnl0ZXMYBCABKAMiTwoXUHVibGlzaEpvYkV2ZW50c1JlcXVlc3QSEgoKdGFza190b2tlbhgBIAEoCRIgCgZldmVudHMYAiADKAsyEC5qb2IudjEuSm9iRXZlbnQiGgoYUHVibGlzaEpvYkV2ZW50c1Jlc3BvbnNlIoABChZTdHJlYW1Kb2JFdmVudHNSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIVCg1mcm9tX3NlcXVlbmNlGAIgASgDEhYKDmZyb21fdGltZXN0YW1wGAMgASgDEicKDGV2ZW50X2ZpbHRlchgEIAMoDjIRLmpvYi52MS5FdmVudFR5cGUiOgoXU3RyZWFtSm9iRXZlbnRzUmVzcG9uc2USHwoFZXZlbnQYASABKAsyEC5qb2IudjEuSm9iRXZlbnQiXQoRRW5xdWV1ZUpvYlJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRINCgVxdWV1ZRgCIAEoCRIlCgpqb2JfcGFyYW1zGAMgASgLMhEuam9iLnYxLkpvYlBhcmFtcyJ1ChJFbnF1ZXVlSm9iUmVzcG9uc2USDgoGam9iX2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh8KBXN0YXRlGAMgASgOMhAuam9iLnYxLkpvYlN0YXRlIm0KEURlcXVldWVKb2JSZXF1ZXN0Eg0KBXF1ZXVlGAEgASgJEhAKCG1heF9qb2JzGAIgASgFEiIKGnZpc2liaWxpdHlfdGltZW91dF9zZWNvbmRzGAMgASgFEhMKC3dvcmtlcl9uYW1lGAQgASgJIkIKEkRlcXVldWVKb2JSZXNwb25zZRIYCgNqb2IYASABKAsyCy5qb2IudjEuSm9iEhIKCnRhc2tfdG9rZW4YAiABKAkiWQoQVXBkYXRlSm9iUmVxdWVzdBINCgVxdWV1ZRgBIAEoCRISCgp0YXNrX3Rva2VuGAIgASgJEiIKGnZpc2liaWxpdHlfdGltZW91dF9zZWNvbmRzGAMgASgFIiYKEVVwZGF0ZUpvYlJlc3BvbnNlEhEKCWNhbmNlbGxlZBgBIAEoCCJiCg9MaXN0Sm9ic1JlcXVlc3QSDQoFcXVldWUYASABKAkSHwoFc3RhdGUYAiABKA4yEC5qb2IudjEuSm9iU3RhdGUSDAoEcGFnZRgDIAEoBRIRCglwYWdlX3NpemUYBCABKAUiQAoQTGlzdEpvYnNSZXNwb25zZRIZCgRqb2JzGAEgAygLMgsuam9iLnYxLkpvYhIRCglsYXN0X3BhZ2UYAiABKAUi0wQKCUpvYlBhcmFtcxISCgpyZXBvc2l0b3J5GAEgASgJEg4KBmNvbW1pdBgCIAEoCRIOCgZicmFuY2gYAyABKAkSNwoLZW52aXJvbm1lbnQYBCADKAsyIi5qb2IudjEuSm9iUGFyYW1zLkVudmlyb25tZW50RW50cnkSMQoIbWV0YWRhdGEYBSADKAsyHy5qb2IudjEuSm9iUGFyYW1zLk1ldGFkYXRhRW50cnkSDQoFb3duZXIYBiABKAkSDwoHY29tbWFuZBgHIAEoCRIMCgRhcmdzGAggAygJEikKDHByb2Nlc3NfdHlwZRgJIAEoDjITLmpvYi52MS5Qcm9jZXNzVHlwZRIXCg90aW1lb3V0X3NlY29uZHMYCiABKAUSGQoRd29ya2luZ19kaXJlY3RvcnkYCyABKAkSRAoSc2VjcmV0X2Vudmlyb25tZW50GAwgAygLMiguam9iLnYxLkpvYlBhcmFtcy5TZWNyZXRFbnZpcm9ubWVudEVudHJ5EiIKBXJldHJ5GA0gASgLMhMuam9iLnYxLlJldHJ5UG9saWN5EhAKCHJlcnVuX29mGA4gASgJGjIKEEVudmlyb25tZW50RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaOAoWU2VjcmV0RW52aXJvbm1lbnRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIp8BCgtSZXRyeVBvbGljeRITCgttYXhfcmV0cmllcxgBIAEoBRIyChNyZXRyeV9vbl9leGl0X2NvZGVzGAIgAygLMhUuam9iLnYxLkV4aXRDb2RlUmFuZ2USFAoMbWluX2RlbGF5X21zGAMgASgDEhQKDG1heF9kZWxheV9tcxgEIAEoAxIbChNub19yZXRyeV9vbl90aW1lb3V0GAUgASgIIiwKDUV4aXRDb2RlUmFuZ2USDQoFZmlyc3QYASABKAUSDAoEbGFzdBgCIAEoBSL0AQoKSm9iQXR0ZW1wdBIOCgZudW1iZXIYASABKAUSDgoGd29ya2VyGAIgASgJEi4KCnN0YXJ0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdvdXRjb21lGAUgASgJEhEKCWV4aXRfY29kZRgGIAEoBRIVCg1lcnJvcl9tZXNzYWdlGAcgASgJEhYKDmZpcnN0X3NlcXVlbmNlGAggASgDEhUKDWxhc3Rfc2VxdWVuY2UYCSABKAMiuAMKA0pvYhIOCgZqb2JfaWQYASABKAkSJQoKam9iX3BhcmFtcxgCIAEoCzIRLmpvYi52MS5Kb2JQYXJhbXMSHwoFc3RhdGUYAyABKA4yEC5qb2IudjEuSm9iU3RhdGUSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoQZXhlY3V0aW9uX2NvbmZpZxgGIAEoCzIXLmpvYi52MS5FeGVjdXRpb25Db25maWcSDQoFcXVldWUYByABKAkSDwoHYXR0ZW1wdBgIIAEoBRIhCgZyZXN1bHQYCSABKAsyES5qb2IudjEuSm9iUmVzdWx0EhUKDWNhbmNlbF9yZWFzb24YCiABKAkSLgoKbm90X2JlZm9yZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJAoIYXR0ZW1wdHMYDCADKAsyEi5qb2IudjEuSm9iQXR0ZW1wdBIWCg5mYWlsdXJlX3JlYXNvbhgNIAEoCSJPChJDb21wbGV0ZUpvYlJlcXVlc3QSEgoKdGFza190b2tlbhgBIAEoCRIlCgpqb2JfcmVzdWx0GAIgASgLMhEuam9iLnYxLkpvYlJlc3VsdCIVChNDb21wbGV0ZUpvYlJlc3BvbnNlIssBCglKb2JSZXN1bHQSDgoGam9iX2lkGAEgASgJEg8KB3N1Y2Nlc3MYAiABKAgSEQoJZXhpdF9jb2RlGAMgASgFEhUKDWVycm9yX21lc3NhZ2UYBCABKAkSLgoKc3RhcnRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29tcGxldGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgl0aW1lZF9vdXQYByABKAgi6QEKElJlZHJpdmVKb2JzUmVxdWVzdBINCgVxdWV1ZRgBIAEoCRIyCg5maW5pc2hlZF9hZnRlchgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOgoIbWV0YWRhdGEYAyADKAsyKC5qb2IudjEuUmVkcml2ZUpvYnNSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSEgoKZXhpdF9jb2RlcxgEIAMoBRIPCgdkcnlfcnVuGAUgASgIGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIwChNSZWRyaXZlSm9ic1Jlc3BvbnNlEhkKBGpvYnMYASADKAsyCy5qb2IudjEuSm9iIjUKD1JlcnVuSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCSIsChBSZXJ1bkpvYlJlc3BvbnNlEhgKA2pvYhgBIAEoCzILLmpvYi52MS5Kb2IiHwoNR2V0Sm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiKgoOR2V0Sm9iUmVzcG9uc2USGAoDam9iGAEgASgLMgsuam9iLnYxLkpvYiIyChBDYW5jZWxKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiLQoRQ2FuY2VsSm9iUmVzcG9uc2USGAoDam9iGAEgASgLMgsuam9iLnYxLkpvYiI9ChJFbnF1ZXVlSm9ic1JlcXVlc3QSJwoEam9icxgBIAMoCzIZLmpvYi52MS5FbnF1ZXVlSm9iUmVxdWVzdCJBChNFbnF1ZXVlSm9ic1Jlc3BvbnNlEioKB3Jlc3VsdHMYASADKAsyGS5qb2IudjEuRW5xdWV1ZUpvYnNSZXN1bHQilwEKEUVucXVldWVKb2JzUmVzdWx0EhIKCnJlcXVlc3RfaWQYASABKAkSKQoDam9iGAIgASgLMhouam9iLnYxLkVucXVldWVKb2JSZXNwb25zZUgAEicKBWVycm9yGAMgASgLMhYuam9iLnYxLk9wZXJhdGlvbkVycm9ySAASDwoHY3JlYXRlZBgEIAEoCEIJCgdvdXRjb21lIi8KDk9wZXJhdGlvbkVycm9yEgwKBGNvZGUYASABKAUSDwoHbWVzc2FnZRgCIAEoCSLUAQoUV29ya2VyU2Vzc2lvblJlcXVlc3QSIQoEb3BlbhgBIAEoCzITLmpvYi52MS5TZXNzaW9uT3BlbhIPCgdjcmVkaXRzGAIgASgFEjEKDWxlYXNlX3VwZGF0ZXMYAyADKAsyGi5qb2IudjEuU2Vzc2lvbkxlYXNlVXBkYXRlEiUKBmV2ZW50cxgEIAMoCzIVLmpvYi52MS5TZXNzaW9uRXZlbnRzEi4KC2NvbXBsZXRpb25zGAUgAygLMhkuam9iLnYxLlNlc3Npb25Db21wbGV0aW9uImsKC1Nlc3Npb25PcGVuEg0KBXF1ZXVlGAEgASgJEiIKGnZpc2liaWxpdHlfdGltZW91dF9zZWNvbmRzGAIgASgFEhQKDGhlYXJ0YmVhdF9tcxgDIAEoDRITCgt3b3JrZXJfbmFtZRgEIAEoCSJwChJTZXNzaW9uTGVhc2VVcGRhdGUSDQoFb3BfaWQYASABKAQSEgoKdGFza190b2tlbhgCIAEoCRIiChp2aXNpYmlsaXR5X3RpbWVvdXRfc2Vjb25kcxgDIAEoBRITCgt0cmFjZXBhcmVudBgEIAEoCSJpCg1TZXNzaW9uRXZlbnRzEg0KBW9wX2lkGAEgASgEEhIKCnRhc2tfdG9rZW4YAiABKAkSIAoGZXZlbnRzGAMgAygLMhAuam9iLnYxLkpvYkV2ZW50EhMKC3RyYWNlcGFyZW50GAQgASgJIpQBChFTZXNzaW9uQ29tcGxldGlvbhINCgVvcF9pZBgBIAEoBBISCgp0YXNrX3Rva2VuGAIgASgJEiUKCmpvYl9yZXN1bHQYAyABKAsyES5qb2IudjEuSm9iUmVzdWx0EhMKC3RyYWNlcGFyZW50GAQgASgJEiAKBmV2ZW50cxgFIAMoCzIQLmpvYi52MS5Kb2JFdmVudCJ5ChVXb3JrZXJTZXNzaW9uUmVzcG9uc2USKAoEam9icxgBIAMoCzIaLmpvYi52MS5EZXF1ZXVlSm9iUmVzcG9uc2USIAoEYWNrcxgCIAMoCzISLmpvYi52MS5TZXNzaW9uQWNrEhQKDGhlYXJ0YmVhdF9tcxgDIAEoDSJtCgpTZXNzaW9uQWNrEg0KBW9wX2lkGAEgASgEEiUKBWVycm9yGAIgASgLMhYuam9iLnYxLk9wZXJhdGlvbkVycm9yEhEKCWNhbmNlbGxlZBgDIAEoCBIWCg5ldmVudHNfcmVmdXNlZBgEIAEoCCpZCgpTdHJlYW1UeXBlEhsKF1NUUkVBTV9UWVBFX1VOU1BFQ0lGSUVEEAASFgoSU1RSRUFNX1RZUEVfU1RET1VUEAESFgoSU1RSRUFNX1RZUEVfU1RERVJSEAIqiQIKCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASHAoYRVZFTlRfVFlQRV9QUk9DRVNTX1NUQVJUEAESGgoWRVZFTlRfVFlQRV9QUk9DRVNTX0VORBACEhwKGEVWRU5UX1RZUEVfUFJPQ0VTU19FUlJPUhADEhgKFEVWRU5UX1RZUEVfSEVBUlRCRUFUEAQSFQoRRVZFTlRfVFlQRV9PVVRQVVQQBRIeChpFVkVOVF9UWVBFX1RFUk1JTkFMX1JFU0laRRAGEhsKF0VWRU5UX1RZUEVfT1VUUFVUX0JBVENIEAcSGgoWRVZFTlRfVFlQRV9BVFRFTVBUX0VORBAIKlgKC1Byb2Nlc3NUeXBlEhwKGFBST0NFU1NfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVBST0NFU1NfVFlQRV9QSVBFEAESFAoQUFJPQ0VTU19UWVBFX1BUWRACKp0BCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNKT0JfU1RBVEVfU0NIRURVTEVEEAESFQoRSk9CX1NUQVRFX1JVTk5JTkcQAhIXChNKT0JfU1RBVEVfQ09NUExFVEVEEAMSFAoQSk9CX1NUQVRFX0ZBSUxFRBAEEhcKE0pPQl9TVEFURV9DQU5DRUxMRUQQBTKTBgoKSm9iU2VydmljZRJFCgpFbnF1ZXVlSm9iEhkuam9iLnYxLkVucXVldWVKb2JSZXF1ZXN0Ghouam9iLnYxLkVucXVldWVKb2JSZXNwb25zZSIAEkcKCkRlcXVldWVKb2ISGS5qb2IudjEuRGVxdWV1ZUpvYlJlcXVlc3QaGi5qb2IudjEuRGVxdWV1ZUpvYlJlc3BvbnNlIgAwARJCCglVcGRhdGVKb2ISGC5qb2IudjEuVXBkYXRlSm9iUmVxdWVzdBoZLmpvYi52MS5VcGRhdGVKb2JSZXNwb25zZSIAEkgKC0NvbXBsZXRlSm9iEhouam9iLnYxLkNvbXBsZXRlSm9iUmVxdWVzdBobLmpvYi52MS5Db21wbGV0ZUpvYlJlc3BvbnNlIgASPwoITGlzdEpvYnMSFy5qb2IudjEuTGlzdEpvYnNSZXF1ZXN0Ghguam9iLnYxLkxpc3RKb2JzUmVzcG9uc2UiABI5CgZHZXRKb2ISFS5qb2IudjEuR2V0Sm9iUmVxdWVzdBoWLmpvYi52MS5HZXRKb2JSZXNwb25zZSIAEkIKCUNhbmNlbEpvYhIYLmpvYi52MS5DYW5jZWxKb2JSZXF1ZXN0Ghkuam9iLnYxLkNhbmNlbEpvYlJlc3BvbnNlIgASSAoLRW5xdWV1ZUpvYnMSGi5qb2IudjEuRW5xdWV1ZUpvYnNSZXF1ZXN0Ghsuam9iLnYxLkVucXVldWVKb2JzUmVzcG9uc2UiABJSCg1Xb3JrZXJTZXNzaW9uEhwuam9iLnYxLldvcmtlclNlc3Npb25SZXF1ZXN0Gh0uam9iLnYxLldvcmtlclNlc3Npb25SZXNwb25zZSIAKAEwARJICgtSZWRyaXZlSm9icxIaLmpvYi52MS5SZWRyaXZlSm9ic1JlcXVlc3QaGy5qb2IudjEuUmVkcml2ZUpvYnNSZXNwb25zZSIAEj8KCFJlcnVuSm9iEhcuam9iLnYxLlJlcnVuSm9iUmVxdWVzdBoYLmpvYi52MS5SZXJ1bkpvYlJlc3BvbnNlIgAyxQEKEEpvYkV2ZW50c1NlcnZpY2USVgoPU3RyZWFtSm9iRXZlbnRzEh4uam9iLnYxLlN0cmVhbUpvYkV2ZW50c1JlcXVlc3QaHy5qb2IudjEuU3RyZWFtSm9iRXZlbnRzUmVzcG9uc2UiADABElkKEFB1Ymxpc2hKb2JFdmVudHMSHy5qb2IudjEuUHVibGlzaEpvYkV2ZW50c1JlcXVlc3QaIC5qb2IudjEuUHVibGlzaEpvYkV2ZW50c1Jlc3BvbnNlIgAoAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * JobEvent is one entry of a job's event log.
@@ -90,6 +90,12 @@ export type JobEvent = Message<"job.v1.JobEvent"> & {
      */
     value: OutputBatchEvent;
     case: "outputBatch";
+  } | {
+    /**
+     * @generated from field: job.v1.AttemptEndEvent attempt_end = 11;
+     */
+    value: AttemptEndEvent;
+    case: "attemptEnd";
   } | { case: undefined; value?: undefined };
 };
 
@@ -99,6 +105,65 @@ export type JobEvent = Message<"job.v1.JobEvent"> & {
  */
 export const JobEventSchema: GenMessage<JobEvent> = /*@__PURE__*/
   messageDesc(file_job_v1_job, 0);
+
+/**
+ * AttemptEndEvent says an attempt ended and the job will run again; the
+ * server writes it between the attempts' events. (airunner addition)
+ *
+ * @generated from message job.v1.AttemptEndEvent
+ */
+export type AttemptEndEvent = Message<"job.v1.AttemptEndEvent"> & {
+  /**
+   * The attempt that ended (1 for the first).
+   *
+   * @generated from field: int32 attempt = 1;
+   */
+  attempt: number;
+
+  /**
+   * How it ended: failed, timed_out or lost (see JobAttempt.outcome).
+   *
+   * @generated from field: string outcome = 2;
+   */
+  outcome: string;
+
+  /**
+   * @generated from field: int32 exit_code = 3;
+   */
+  exitCode: number;
+
+  /**
+   * @generated from field: string error_message = 4;
+   */
+  errorMessage: string;
+
+  /**
+   * The attempt that comes next, and how many the job's policy allows in
+   * all (lost workers aside, see RetryPolicy).
+   *
+   * @generated from field: int32 next_attempt = 5;
+   */
+  nextAttempt: number;
+
+  /**
+   * @generated from field: int32 attempts_allowed = 6;
+   */
+  attemptsAllowed: number;
+
+  /**
+   * No worker gets the next attempt before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp next_not_before = 7;
+   */
+  nextNotBefore?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message job.v1.AttemptEndEvent.
+ * Use `create(AttemptEndEventSchema)` to create a new message.
+ */
+export const AttemptEndEventSchema: GenMessage<AttemptEndEvent> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 1);
 
 /**
  * ProcessStartEvent says the job's command started.
@@ -122,7 +187,7 @@ export type ProcessStartEvent = Message<"job.v1.ProcessStartEvent"> & {
  * Use `create(ProcessStartEventSchema)` to create a new message.
  */
 export const ProcessStartEventSchema: GenMessage<ProcessStartEvent> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 1);
+  messageDesc(file_job_v1_job, 2);
 
 /**
  * ProcessEndEvent says the job's command exited.
@@ -151,7 +216,7 @@ export type ProcessEndEvent = Message<"job.v1.ProcessEndEvent"> & {
  * Use `create(ProcessEndEventSchema)` to create a new message.
  */
 export const ProcessEndEventSchema: GenMessage<ProcessEndEvent> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 2);
+  messageDesc(file_job_v1_job, 3);
 
 /**
  * ProcessErrorEvent says the command could not run (or the worker gave up).
@@ -170,7 +235,7 @@ export type ProcessErrorEvent = Message<"job.v1.ProcessErrorEvent"> & {
  * Use `create(ProcessErrorEventSchema)` to create a new message.
  */
 export const ProcessErrorEventSchema: GenMessage<ProcessErrorEvent> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 3);
+  messageDesc(file_job_v1_job, 4);
 
 /**
  * HeartbeatEvent says the worker is alive and how long the job has run.
@@ -194,7 +259,7 @@ export type HeartbeatEvent = Message<"job.v1.HeartbeatEvent"> & {
  * Use `create(HeartbeatEventSchema)` to create a new message.
  */
 export const HeartbeatEventSchema: GenMessage<HeartbeatEvent> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 4);
+  messageDesc(file_job_v1_job, 5);
 
 /**
  * TerminalResizeEvent records the window size of a pty job.
@@ -228,7 +293,7 @@ export type TerminalResizeEvent = Message<"job.v1.TerminalResizeEvent"> & {
  * Use `create(TerminalResizeEventSchema)` to create a new message.
  */
 export const TerminalResizeEventSchema: GenMessage<TerminalResizeEvent> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 5);
+  messageDesc(file_job_v1_job, 6);
 
 /**
  * OutputEvent carries one chunk of output (unbatched form).
@@ -247,7 +312,7 @@ export type OutputEvent = Message<"job.v1.OutputEvent"> & {
  * Use `create(OutputEventSchema)` to create a new message.
  */
 export const OutputEventSchema: GenMessage<OutputEvent> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 6);
+  messageDesc(file_job_v1_job, 7);
 
 /**
  * OutputItem is one chunk of output inside a batch.
@@ -278,7 +343,7 @@ export type OutputItem = Message<"job.v1.OutputItem"> & {
  * Use `create(OutputItemSchema)` to create a new message.
  */
 export const OutputItemSchema: GenMessage<OutputItem> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 7);
+  messageDesc(file_job_v1_job, 8);
 
 /**
  * OutputBatchEvent carries consecutive output chunks of one job.
@@ -323,7 +388,7 @@ export type OutputBatchEvent = Message<"job.v1.OutputBatchEvent"> & {
  * Use `create(OutputBatchEventSchema)` to create a new message.
  */
 export const OutputBatchEventSchema: GenMessage<OutputBatchEvent> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 8);
+  messageDesc(file_job_v1_job, 9);
 
 /**
  * BatchingConfig tells a worker how to batch output.
@@ -357,7 +422,7 @@ export type BatchingConfig = Message<"job.v1.BatchingConfig"> & {
  * Use `create(BatchingConfigSchema)` to create a new message.
  */
 export const BatchingConfigSchema: GenMessage<BatchingConfig> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 9);
+  messageDesc(file_job_v1_job, 10);
 
 /**
  * ExecutionConfig tells a worker how to run and report a job.
@@ -396,7 +461,7 @@ export type ExecutionConfig = Message<"job.v1.ExecutionConfig"> & {
  * Use `create(ExecutionConfigSchema)` to create a new message.
  */
 export const ExecutionConfigSchema: GenMessage<ExecutionConfig> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 10);
+  messageDesc(file_job_v1_job, 11);
 
 /**
  * @generated from message job.v1.PublishJobEventsRequest
@@ -420,7 +485,7 @@ export type PublishJobEventsRequest = Message<"job.v1.PublishJobEventsRequest"> 
  * Use `create(PublishJobEventsRequestSchema)` to create a new message.
  */
 export const PublishJobEventsRequestSchema: GenMessage<PublishJobEventsRequest> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 11);
+  messageDesc(file_job_v1_job, 12);
 
 /**
  * @generated from message job.v1.PublishJobEventsResponse
@@ -433,7 +498,7 @@ export type PublishJobEventsResponse = Message<"job.v1.PublishJobEventsResponse"
  * Use `create(PublishJobEventsResponseSchema)` to create a new message.
  */
 export const PublishJobEventsResponseSchema: GenMessage<PublishJobEventsResponse> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 12);
+  messageDesc(file_job_v1_job, 13);
 
 /**
  * @generated from message job.v1.StreamJobEventsRequest
@@ -471,7 +536,7 @@ export type StreamJobEventsRequest = Message<"job.v1.StreamJobEventsRequest"> & 
  * Use `create(StreamJobEventsRequestSchema)` to create a new message.
  */
 export const StreamJobEventsRequestSchema: GenMessage<StreamJobEventsRequest> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 13);
+  messageDesc(file_job_v1_job, 14);
 
 /**
  * @generated from message job.v1.StreamJobEventsResponse
@@ -488,7 +553,7 @@ export type StreamJobEventsResponse = Message<"job.v1.StreamJobEventsResponse"> 
  * Use `create(StreamJobEventsResponseSchema)` to create a new message.
  */
 export const StreamJobEventsResponseSchema: GenMessage<StreamJobEventsResponse> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 14);
+  messageDesc(file_job_v1_job, 15);
 
 /**
  * @generated from message job.v1.EnqueueJobRequest
@@ -517,7 +582,7 @@ export type EnqueueJobRequest = Message<"job.v1.EnqueueJobRequest"> & {
  * Use `create(EnqueueJobRequestSchema)` to create a new message.
  */
 export const EnqueueJobRequestSchema: GenMessage<EnqueueJobRequest> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 15);
+  messageDesc(file_job_v1_job, 16);
 
 /**
  * @generated from message job.v1.EnqueueJobResponse
@@ -544,7 +609,7 @@ export type EnqueueJobResponse = Message<"job.v1.EnqueueJobResponse"> & {
  * Use `create(EnqueueJobResponseSchema)` to create a new message.
  */
 export const EnqueueJobResponseSchema: GenMessage<EnqueueJobResponse> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 16);
+  messageDesc(file_job_v1_job, 17);
 
 /**
  * @generated from message job.v1.DequeueJobRequest
@@ -568,6 +633,14 @@ export type DequeueJobRequest = Message<"job.v1.DequeueJobRequest"> & {
    * @generated from field: int32 visibility_timeout_seconds = 3;
    */
   visibilityTimeoutSeconds: number;
+
+  /**
+   * The worker's name, recorded in the attempts it starts (empty: none).
+   * (airunner addition)
+   *
+   * @generated from field: string worker_name = 4;
+   */
+  workerName: string;
 };
 
 /**
@@ -575,7 +648,7 @@ export type DequeueJobRequest = Message<"job.v1.DequeueJobRequest"> & {
  * Use `create(DequeueJobRequestSchema)` to create a new message.
  */
 export const DequeueJobRequestSchema: GenMessage<DequeueJobRequest> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 17);
+  messageDesc(file_job_v1_job, 18);
 
 /**
  * @generated from message job.v1.DequeueJobResponse
@@ -599,7 +672,7 @@ export type DequeueJobResponse = Message<"job.v1.DequeueJobResponse"> & {
  * Use `create(DequeueJobResponseSchema)` to create a new message.
  */
 export const DequeueJobResponseSchema: GenMessage<DequeueJobResponse> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 18);
+  messageDesc(file_job_v1_job, 19);
 
 /**
  * @generated from message job.v1.UpdateJobRequest
@@ -630,7 +703,7 @@ export type UpdateJobRequest = Message<"job.v1.UpdateJobRequest"> & {
  * Use `create(UpdateJobRequestSchema)` to create a new message.
  */
 export const UpdateJobRequestSchema: GenMessage<UpdateJobRequest> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 19);
+  messageDesc(file_job_v1_job, 20);
 
 /**
  * @generated from message job.v1.UpdateJobResponse
@@ -650,7 +723,7 @@ export type UpdateJobResponse = Message<"job.v1.UpdateJobResponse"> & {
  * Use `create(UpdateJobResponseSchema)` to create a new message.
  */
 export const UpdateJobResponseSchema: GenMessage<UpdateJobResponse> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 20);
+  messageDesc(file_job_v1_job, 21);
 
 /**
  * @generated from message job.v1.ListJobsRequest
@@ -690,7 +763,7 @@ export type ListJobsRequest = Message<"job.v1.ListJobsRequest"> & {
  * Use `create(ListJobsRequestSchema)` to create a new message.
  */
 export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 21);
+  messageDesc(file_job_v1_job, 22);
 
 /**
  * @generated from message job.v1.ListJobsResponse
@@ -714,7 +787,7 @@ export type ListJobsResponse = Message<"job.v1.ListJobsResponse"> & {
  * Use `create(ListJobsResponseSchema)` to create a new message.
  */
 export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 22);
+  messageDesc(file_job_v1_job, 23);
 
 /**
  * JobParams says what to run and where.
@@ -786,6 +859,21 @@ export type JobParams = Message<"job.v1.JobParams"> & {
    * @generated from field: map<string, string> secret_environment = 12;
    */
   secretEnvironment: { [key: string]: string };
+
+  /**
+   * How a failed attempt is tried again; unset: never (a lost worker still
+   * gets 3 attempts, see RetryPolicy). (airunner addition)
+   *
+   * @generated from field: job.v1.RetryPolicy retry = 13;
+   */
+  retry?: RetryPolicy | undefined;
+
+  /**
+   * The job this one runs again (`airunner rerun`), if any. (airunner addition)
+   *
+   * @generated from field: string rerun_of = 14;
+   */
+  rerunOf: string;
 };
 
 /**
@@ -793,7 +881,152 @@ export type JobParams = Message<"job.v1.JobParams"> & {
  * Use `create(JobParamsSchema)` to create a new message.
  */
 export const JobParamsSchema: GenMessage<JobParams> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 23);
+  messageDesc(file_job_v1_job, 24);
+
+/**
+ * When and how often a failed attempt is tried again. (airunner addition)
+ *
+ * @generated from message job.v1.RetryPolicy
+ */
+export type RetryPolicy = Message<"job.v1.RetryPolicy"> & {
+  /**
+   * Attempts after the first one: 0 to 100.
+   *
+   * @generated from field: int32 max_retries = 1;
+   */
+  maxRetries: number;
+
+  /**
+   * Exit codes that retry, as inclusive ranges of 1..255; empty: every
+   * non-zero code but 126 and 127 (not executable, not found).
+   *
+   * @generated from field: repeated job.v1.ExitCodeRange retry_on_exit_codes = 2;
+   */
+  retryOnExitCodes: ExitCodeRange[];
+
+  /**
+   * The first retry waits at least this long (0: 1 s); 100 ms to 24 h.
+   *
+   * @generated from field: int64 min_delay_ms = 3;
+   */
+  minDelayMs: bigint;
+
+  /**
+   * Each later retry's wait doubles, up to this (0: 5 min); min to 24 h.
+   *
+   * @generated from field: int64 max_delay_ms = 4;
+   */
+  maxDelayMs: bigint;
+
+  /**
+   * A job stopped by its timeout is not tried again (default: it is).
+   *
+   * @generated from field: bool no_retry_on_timeout = 5;
+   */
+  noRetryOnTimeout: boolean;
+};
+
+/**
+ * Describes the message job.v1.RetryPolicy.
+ * Use `create(RetryPolicySchema)` to create a new message.
+ */
+export const RetryPolicySchema: GenMessage<RetryPolicy> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 25);
+
+/**
+ * Exit codes first..last, both included. (airunner addition)
+ *
+ * @generated from message job.v1.ExitCodeRange
+ */
+export type ExitCodeRange = Message<"job.v1.ExitCodeRange"> & {
+  /**
+   * @generated from field: int32 first = 1;
+   */
+  first: number;
+
+  /**
+   * @generated from field: int32 last = 2;
+   */
+  last: number;
+};
+
+/**
+ * Describes the message job.v1.ExitCodeRange.
+ * Use `create(ExitCodeRangeSchema)` to create a new message.
+ */
+export const ExitCodeRangeSchema: GenMessage<ExitCodeRange> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 26);
+
+/**
+ * One attempt of a job: one lease, from its start to how it ended.
+ * (airunner addition)
+ *
+ * @generated from message job.v1.JobAttempt
+ */
+export type JobAttempt = Message<"job.v1.JobAttempt"> & {
+  /**
+   * 1 for the first attempt.
+   *
+   * @generated from field: int32 number = 1;
+   */
+  number: number;
+
+  /**
+   * The worker that held the lease (its --name, or its host and pid).
+   *
+   * @generated from field: string worker = 2;
+   */
+  worker: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp started_at = 3;
+   */
+  startedAt?: Timestamp | undefined;
+
+  /**
+   * Unset while the attempt runs.
+   *
+   * @generated from field: google.protobuf.Timestamp ended_at = 4;
+   */
+  endedAt?: Timestamp | undefined;
+
+  /**
+   * How it ended: completed, failed, timed_out, lost (its lease ran out),
+   * handed_back (its worker stopped cleanly) or cancelled; empty while it runs.
+   *
+   * @generated from field: string outcome = 5;
+   */
+  outcome: string;
+
+  /**
+   * @generated from field: int32 exit_code = 6;
+   */
+  exitCode: number;
+
+  /**
+   * @generated from field: string error_message = 7;
+   */
+  errorMessage: string;
+
+  /**
+   * The sequence numbers of its events, first..last (0..0: none).
+   *
+   * @generated from field: int64 first_sequence = 8;
+   */
+  firstSequence: bigint;
+
+  /**
+   * @generated from field: int64 last_sequence = 9;
+   */
+  lastSequence: bigint;
+};
+
+/**
+ * Describes the message job.v1.JobAttempt.
+ * Use `create(JobAttemptSchema)` to create a new message.
+ */
+export const JobAttemptSchema: GenMessage<JobAttempt> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 27);
 
 /**
  * @generated from message job.v1.Job
@@ -856,6 +1089,29 @@ export type Job = Message<"job.v1.Job"> & {
    * @generated from field: string cancel_reason = 10;
    */
   cancelReason: string;
+
+  /**
+   * While SCHEDULED for a retry: no worker gets the job before this time.
+   * (airunner addition)
+   *
+   * @generated from field: google.protobuf.Timestamp not_before = 11;
+   */
+  notBefore?: Timestamp | undefined;
+
+  /**
+   * Every attempt so far, oldest first. (airunner addition)
+   *
+   * @generated from field: repeated job.v1.JobAttempt attempts = 12;
+   */
+  attempts: JobAttempt[];
+
+  /**
+   * Why a FAILED job failed for good: "exhausted" once its retries are used
+   * up, "worker_lost" once its lost workers used them. (airunner addition)
+   *
+   * @generated from field: string failure_reason = 13;
+   */
+  failureReason: string;
 };
 
 /**
@@ -863,7 +1119,7 @@ export type Job = Message<"job.v1.Job"> & {
  * Use `create(JobSchema)` to create a new message.
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 24);
+  messageDesc(file_job_v1_job, 28);
 
 /**
  * @generated from message job.v1.CompleteJobRequest
@@ -885,7 +1141,7 @@ export type CompleteJobRequest = Message<"job.v1.CompleteJobRequest"> & {
  * Use `create(CompleteJobRequestSchema)` to create a new message.
  */
 export const CompleteJobRequestSchema: GenMessage<CompleteJobRequest> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 25);
+  messageDesc(file_job_v1_job, 29);
 
 /**
  * @generated from message job.v1.CompleteJobResponse
@@ -898,7 +1154,7 @@ export type CompleteJobResponse = Message<"job.v1.CompleteJobResponse"> & {
  * Use `create(CompleteJobResponseSchema)` to create a new message.
  */
 export const CompleteJobResponseSchema: GenMessage<CompleteJobResponse> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 26);
+  messageDesc(file_job_v1_job, 30);
 
 /**
  * @generated from message job.v1.JobResult
@@ -935,6 +1191,13 @@ export type JobResult = Message<"job.v1.JobResult"> & {
    * @generated from field: google.protobuf.Timestamp completed_at = 6;
    */
   completedAt?: Timestamp | undefined;
+
+  /**
+   * The job was stopped by its timeout. (airunner addition)
+   *
+   * @generated from field: bool timed_out = 7;
+   */
+  timedOut: boolean;
 };
 
 /**
@@ -942,7 +1205,114 @@ export type JobResult = Message<"job.v1.JobResult"> & {
  * Use `create(JobResultSchema)` to create a new message.
  */
 export const JobResultSchema: GenMessage<JobResult> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 27);
+  messageDesc(file_job_v1_job, 31);
+
+/**
+ * @generated from message job.v1.RedriveJobsRequest
+ */
+export type RedriveJobsRequest = Message<"job.v1.RedriveJobsRequest"> & {
+  /**
+   * Only jobs of this queue (empty: every queue).
+   *
+   * @generated from field: string queue = 1;
+   */
+  queue: string;
+
+  /**
+   * Only jobs that finished at or after this time (unset: any time).
+   *
+   * @generated from field: google.protobuf.Timestamp finished_after = 2;
+   */
+  finishedAfter?: Timestamp | undefined;
+
+  /**
+   * Only jobs whose metadata holds every one of these pairs.
+   *
+   * @generated from field: map<string, string> metadata = 3;
+   */
+  metadata: { [key: string]: string };
+
+  /**
+   * Only jobs whose last attempt exited with one of these codes (empty: any).
+   *
+   * @generated from field: repeated int32 exit_codes = 4;
+   */
+  exitCodes: number[];
+
+  /**
+   * Say which jobs would go back, and change nothing.
+   *
+   * @generated from field: bool dry_run = 5;
+   */
+  dryRun: boolean;
+};
+
+/**
+ * Describes the message job.v1.RedriveJobsRequest.
+ * Use `create(RedriveJobsRequestSchema)` to create a new message.
+ */
+export const RedriveJobsRequestSchema: GenMessage<RedriveJobsRequest> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 32);
+
+/**
+ * @generated from message job.v1.RedriveJobsResponse
+ */
+export type RedriveJobsResponse = Message<"job.v1.RedriveJobsResponse"> & {
+  /**
+   * The jobs put back (or, with dry_run, that would be), oldest first.
+   *
+   * @generated from field: repeated job.v1.Job jobs = 1;
+   */
+  jobs: Job[];
+};
+
+/**
+ * Describes the message job.v1.RedriveJobsResponse.
+ * Use `create(RedriveJobsResponseSchema)` to create a new message.
+ */
+export const RedriveJobsResponseSchema: GenMessage<RedriveJobsResponse> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 33);
+
+/**
+ * @generated from message job.v1.RerunJobRequest
+ */
+export type RerunJobRequest = Message<"job.v1.RerunJobRequest"> & {
+  /**
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * Makes the rerun idempotent, as EnqueueJobRequest.request_id does.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message job.v1.RerunJobRequest.
+ * Use `create(RerunJobRequestSchema)` to create a new message.
+ */
+export const RerunJobRequestSchema: GenMessage<RerunJobRequest> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 34);
+
+/**
+ * @generated from message job.v1.RerunJobResponse
+ */
+export type RerunJobResponse = Message<"job.v1.RerunJobResponse"> & {
+  /**
+   * @generated from field: job.v1.Job job = 1;
+   */
+  job?: Job | undefined;
+};
+
+/**
+ * Describes the message job.v1.RerunJobResponse.
+ * Use `create(RerunJobResponseSchema)` to create a new message.
+ */
+export const RerunJobResponseSchema: GenMessage<RerunJobResponse> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 35);
 
 /**
  * @generated from message job.v1.GetJobRequest
@@ -959,7 +1329,7 @@ export type GetJobRequest = Message<"job.v1.GetJobRequest"> & {
  * Use `create(GetJobRequestSchema)` to create a new message.
  */
 export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 28);
+  messageDesc(file_job_v1_job, 36);
 
 /**
  * @generated from message job.v1.GetJobResponse
@@ -976,7 +1346,7 @@ export type GetJobResponse = Message<"job.v1.GetJobResponse"> & {
  * Use `create(GetJobResponseSchema)` to create a new message.
  */
 export const GetJobResponseSchema: GenMessage<GetJobResponse> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 29);
+  messageDesc(file_job_v1_job, 37);
 
 /**
  * @generated from message job.v1.CancelJobRequest
@@ -1000,7 +1370,7 @@ export type CancelJobRequest = Message<"job.v1.CancelJobRequest"> & {
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 30);
+  messageDesc(file_job_v1_job, 38);
 
 /**
  * @generated from message job.v1.CancelJobResponse
@@ -1020,7 +1390,7 @@ export type CancelJobResponse = Message<"job.v1.CancelJobResponse"> & {
  * Use `create(CancelJobResponseSchema)` to create a new message.
  */
 export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 31);
+  messageDesc(file_job_v1_job, 39);
 
 /**
  * @generated from message job.v1.EnqueueJobsRequest
@@ -1039,7 +1409,7 @@ export type EnqueueJobsRequest = Message<"job.v1.EnqueueJobsRequest"> & {
  * Use `create(EnqueueJobsRequestSchema)` to create a new message.
  */
 export const EnqueueJobsRequestSchema: GenMessage<EnqueueJobsRequest> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 32);
+  messageDesc(file_job_v1_job, 40);
 
 /**
  * @generated from message job.v1.EnqueueJobsResponse
@@ -1058,7 +1428,7 @@ export type EnqueueJobsResponse = Message<"job.v1.EnqueueJobsResponse"> & {
  * Use `create(EnqueueJobsResponseSchema)` to create a new message.
  */
 export const EnqueueJobsResponseSchema: GenMessage<EnqueueJobsResponse> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 33);
+  messageDesc(file_job_v1_job, 41);
 
 /**
  * EnqueueJobsResult is the outcome of one job of an EnqueueJobs call.
@@ -1107,7 +1477,7 @@ export type EnqueueJobsResult = Message<"job.v1.EnqueueJobsResult"> & {
  * Use `create(EnqueueJobsResultSchema)` to create a new message.
  */
 export const EnqueueJobsResultSchema: GenMessage<EnqueueJobsResult> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 34);
+  messageDesc(file_job_v1_job, 42);
 
 /**
  * OperationError is why one item of a batch or session failed.
@@ -1133,7 +1503,7 @@ export type OperationError = Message<"job.v1.OperationError"> & {
  * Use `create(OperationErrorSchema)` to create a new message.
  */
 export const OperationErrorSchema: GenMessage<OperationError> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 35);
+  messageDesc(file_job_v1_job, 43);
 
 /**
  * WorkerSessionRequest is one message from a worker. The first message of a
@@ -1175,7 +1545,7 @@ export type WorkerSessionRequest = Message<"job.v1.WorkerSessionRequest"> & {
  * Use `create(WorkerSessionRequestSchema)` to create a new message.
  */
 export const WorkerSessionRequestSchema: GenMessage<WorkerSessionRequest> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 36);
+  messageDesc(file_job_v1_job, 44);
 
 /**
  * SessionOpen says which queue a session serves and how jobs are leased.
@@ -1204,6 +1574,14 @@ export type SessionOpen = Message<"job.v1.SessionOpen"> & {
    * @generated from field: uint32 heartbeat_ms = 3;
    */
   heartbeatMs: number;
+
+  /**
+   * The worker's name, recorded in the attempts it starts (empty: none).
+   * (airunner addition)
+   *
+   * @generated from field: string worker_name = 4;
+   */
+  workerName: string;
 };
 
 /**
@@ -1211,7 +1589,7 @@ export type SessionOpen = Message<"job.v1.SessionOpen"> & {
  * Use `create(SessionOpenSchema)` to create a new message.
  */
 export const SessionOpenSchema: GenMessage<SessionOpen> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 37);
+  messageDesc(file_job_v1_job, 45);
 
 /**
  * SessionLeaseUpdate is UpdateJob on the session's queue.
@@ -1252,7 +1630,7 @@ export type SessionLeaseUpdate = Message<"job.v1.SessionLeaseUpdate"> & {
  * Use `create(SessionLeaseUpdateSchema)` to create a new message.
  */
 export const SessionLeaseUpdateSchema: GenMessage<SessionLeaseUpdate> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 38);
+  messageDesc(file_job_v1_job, 46);
 
 /**
  * SessionEvents is one PublishJobEvents message.
@@ -1289,7 +1667,7 @@ export type SessionEvents = Message<"job.v1.SessionEvents"> & {
  * Use `create(SessionEventsSchema)` to create a new message.
  */
 export const SessionEventsSchema: GenMessage<SessionEvents> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 39);
+  messageDesc(file_job_v1_job, 47);
 
 /**
  * SessionCompletion is CompleteJob. A completion does not return a credit
@@ -1339,7 +1717,7 @@ export type SessionCompletion = Message<"job.v1.SessionCompletion"> & {
  * Use `create(SessionCompletionSchema)` to create a new message.
  */
 export const SessionCompletionSchema: GenMessage<SessionCompletion> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 40);
+  messageDesc(file_job_v1_job, 48);
 
 /**
  * WorkerSessionResponse is one message from the server.
@@ -1377,7 +1755,7 @@ export type WorkerSessionResponse = Message<"job.v1.WorkerSessionResponse"> & {
  * Use `create(WorkerSessionResponseSchema)` to create a new message.
  */
 export const WorkerSessionResponseSchema: GenMessage<WorkerSessionResponse> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 41);
+  messageDesc(file_job_v1_job, 49);
 
 /**
  * SessionAck is the outcome of one operation.
@@ -1418,7 +1796,7 @@ export type SessionAck = Message<"job.v1.SessionAck"> & {
  * Use `create(SessionAckSchema)` to create a new message.
  */
 export const SessionAckSchema: GenMessage<SessionAck> = /*@__PURE__*/
-  messageDesc(file_job_v1_job, 42);
+  messageDesc(file_job_v1_job, 50);
 
 /**
  * @generated from enum job.v1.StreamType
@@ -1489,6 +1867,14 @@ export enum EventType {
    * @generated from enum value: EVENT_TYPE_OUTPUT_BATCH = 7;
    */
   OUTPUT_BATCH = 7,
+
+  /**
+   * Written by the server when an attempt ends and another will follow.
+   * (airunner addition)
+   *
+   * @generated from enum value: EVENT_TYPE_ATTEMPT_END = 8;
+   */
+  ATTEMPT_END = 8,
 }
 
 /**
@@ -1680,6 +2066,29 @@ export const JobService: GenService<{
     methodKind: "bidi_streaming";
     input: typeof WorkerSessionRequestSchema;
     output: typeof WorkerSessionResponseSchema;
+  },
+  /**
+   * RedriveJobs puts failed jobs that used every attempt (failure_reason
+   * "exhausted" or "worker_lost") back in their queue with a fresh retry
+   * budget, keeping their id, attempts and events. (airunner addition)
+   *
+   * @generated from rpc job.v1.JobService.RedriveJobs
+   */
+  redriveJobs: {
+    methodKind: "unary";
+    input: typeof RedriveJobsRequestSchema;
+    output: typeof RedriveJobsResponseSchema;
+  },
+  /**
+   * RerunJob enqueues a new job with the parameters of an existing one
+   * (secret values included) and rerun_of naming it. (airunner addition)
+   *
+   * @generated from rpc job.v1.JobService.RerunJob
+   */
+  rerunJob: {
+    methodKind: "unary";
+    input: typeof RerunJobRequestSchema;
+    output: typeof RerunJobResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_job_v1_job, 0);

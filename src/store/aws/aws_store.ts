@@ -19,11 +19,18 @@
  *   leased job is deleted (or, for the lease's own message, left in flight).
  * - Events are conditional puts keyed by (job_id, sequence): a retried
  *   publish writes nothing twice.
+ * - Retries wait on SQS: a retry's message is sent delayed until its
+ *   backoff ends (at most SQS's 15 minutes), and a message received before
+ *   its job is due is put back in flight for the rest of the wait; the job
+ *   item's not_before_ms, tested by the lease's conditional write, is what
+ *   decides (sqs_schedule.ts). An expired lease is recorded as a lost
+ *   attempt by the lease that follows it, in the same write.
  * - Items past their TTL count as gone even before DynamoDB deletes them.
  *
  * This class only delegates: each operation lives in its own module over
  * one shared {@link AwsStoreContext} (enqueue.ts and enqueue_batch.ts,
- * receive.ts, lease_fence.ts, completion.ts, events.ts, listing.ts).
+ * receive.ts, lease_fence.ts, completion.ts, redrive.ts, events.ts,
+ * listing.ts); what each lifecycle decision writes is job_updates.ts's.
  *
  * @module
  */
@@ -51,6 +58,7 @@ import { eventLogSource, publishEvents } from "./events.ts";
 import { updateLease } from "./lease_fence.ts";
 import { getJob, listJobs } from "./listing.ts";
 import { dequeue } from "./receive.ts";
+import { redrive } from "./redrive.ts";
 import { type AwsJobStoreOptions, AwsStoreContext } from "./store_context.ts";
 
 export {
@@ -118,6 +126,11 @@ export class AwsJobStore implements JobStore {
   async cancel(jobId: string, reason: string): Promise<Job> {
     this.#ctx.assertOpen();
     return await cancel(this.#ctx, jobId, reason);
+  }
+
+  async redrive(jobId: string): Promise<Job> {
+    this.#ctx.assertOpen();
+    return await redrive(this.#ctx, jobId);
   }
 
   async publishEvents(taskToken: string, events: readonly JobEvent[]): Promise<number> {

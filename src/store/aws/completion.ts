@@ -7,22 +7,31 @@
  *
  * @module
  */
+import { countAttemptEnd } from "../attempt_records.ts";
 import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { DeleteMessageBatchCommand } from "@aws-sdk/client-sqs";
-import { toBinary } from "@bufbuild/protobuf";
-import { type Job, type JobResult, JobResultSchema, JobState } from "../../../gen/job/v1/job_pb.ts";
+import { type Job, type JobResult, JobState } from "../../../gen/job/v1/job_pb.ts";
 import { isFinished } from "../../protocol/job_state.ts";
 import { JobFinishedError, LeaseLostError } from "../errors.ts";
 import type { BatchOutcome, CompletionInput } from "../job_store.ts";
-import { decideCancel, decideCompletion } from "../lifecycle.ts";
+import {
+  decideCancel,
+  decideCompletion,
+  decideExpiry,
+  type Finish,
+  type Reschedule,
+} from "../lifecycle.ts";
 import type { TaskTokenClaims } from "../task_token.ts";
 import { BATCH_CONCURRENCY, SQS_BATCH_MAX } from "./aws_limits.ts";
 import { batchEntryError, isStaleReceipt } from "./aws_errors.ts";
 import { chunksOf, groupInto, settleBounded } from "./batching.ts";
-import { finishCancelled, settled } from "./finish_cancelled.ts";
+import { finishJob, settled } from "./finish_job.ts";
 import { jobOf, type JobRecord, jobRecordOf, viewOf } from "./job_item.ts";
-import { fencedUpdate } from "./lease_fence.ts";
-import { deleteMessage, sqsBatch } from "./sqs_messages.ts";
+import { logTopOf, repairNotice } from "./events.ts";
+import { expressionOf, finishUpdate } from "./job_updates.ts";
+import { fencedUpdate, rescheduleFenced } from "./lease_fence.ts";
+import { deleteMessage, sendMessage, sqsBatch } from "./sqs_messages.ts";
+import { delaySecondsUntil } from "./sqs_schedule.ts";
 import { type AwsStoreContext, num } from "./store_context.ts";
 
 const S = JobState;
@@ -97,8 +106,9 @@ export async function completeBatch(
 }
 
 /**
- * Records one result as the lifecycle decides (decideCompletion); returns
- * the record of the job it finished (whose message is still to be deleted),
+ * Records one result as the lifecycle decides (decideCompletion): the job's
+ * end, or a retry after its backoff. Returns the record of the job it ended
+ * the lease of (whose message is still to be deleted),
  * or undefined when the call was a resend of the recorded result and
  * changed nothing.
  */
@@ -111,19 +121,14 @@ async function completeOne(
   const holder = ctx.tokens.verify(taskToken);
   const record = await ctx.record(holder.jobId);
   const decision = decideCompletion(viewOf(record), holder, result, now);
-  if (decision.kind === "resend") return undefined;
+  if (decision.kind === "resend") {
+    // The completion that scheduled a retry may have been cut short before its notice was stored.
+    await repairNotice(ctx, record);
+    return undefined;
+  }
   try {
-    await fencedUpdate(ctx, record, now, {
-      UpdateExpression:
-        "SET #state = :final, #result = :result, lease_expires_at = :zero, updated_at = :now, #ttl = :ttl",
-      ExpressionAttributeNames: { "#result": "result", "#ttl": "ttl" },
-      ExpressionAttributeValues: {
-        ":final": num(decision.state),
-        ":result": { B: toBinary(JobResultSchema, decision.result) },
-        ":zero": num(0),
-        ":ttl": num(ctx.ttlSeconds(now)),
-      },
-    });
+    if (decision.kind === "finish") await finishFenced(ctx, record, decision, now);
+    else await retryLater(ctx, record, decision, now);
   } catch (error) {
     // A copy of this completion sent at the same time (a retry racing the
     // original, on this server or another) may have passed the fence
@@ -138,6 +143,44 @@ async function completeOne(
   }
   ctx.jobWatchers.notify(record.jobId);
   return record;
+}
+
+/** Writes the job's end behind the lease fence. */
+async function finishFenced(
+  ctx: AwsStoreContext,
+  record: JobRecord,
+  finish: Finish,
+  now: number,
+): Promise<void> {
+  const { highest } = await logTopOf(ctx, record);
+  await fencedUpdate(
+    ctx,
+    record,
+    now,
+    expressionOf(finishUpdate(record, finish, highest, now, ctx.ttlSeconds(now))),
+  );
+  countAttemptEnd(finish);
+}
+
+/**
+ * Writes a retry behind the lease fence, then sends the job's next message,
+ * delayed until its backoff ends (as far as SQS delays go; see
+ * sqs_schedule.ts). The lease's own message is deleted after, by the
+ * caller: had this stopped before the send, that message would come back
+ * when the lease's visibility ends and stand in for it.
+ */
+async function retryLater(
+  ctx: AwsStoreContext,
+  record: JobRecord,
+  reschedule: Reschedule,
+  now: number,
+): Promise<void> {
+  await rescheduleFenced(ctx, record, reschedule, now);
+  const delaySeconds = delaySecondsUntil(reschedule.notBeforeMs, now, ctx.sqsMaxDelaySeconds);
+  await sendMessage(ctx, await ctx.queueUrl(record.queue), record.jobId, record.queue, {
+    attempt: record.attempt,
+    delaySeconds,
+  });
 }
 
 /** Whether the lifecycle takes completing `record` with `result` for a resend. */
@@ -172,7 +215,12 @@ export async function cancel(ctx: AwsStoreContext, jobId: string, reason: string
       // cancel asked then, put it back in its queue): it ends as decided, not
       // as an expired cancelled lease, which the mark alone would make it look
       // like. A claim since then changed the attempt and takes the path below.
-      return jobOf(await finishCancelled(ctx, marked, decision, now), ctx.clock.now());
+      // Its lease's end, as the expiry decided it, closes the attempt it ran.
+      const expiry = decideExpiry(viewOf(record), now);
+      const ended = expiry.kind === "reschedule"
+        ? { ...decision, attemptEnd: expiry.attemptEnd }
+        : decision;
+      return jobOf(await finishJob(ctx, marked, ended, now), ctx.clock.now());
     }
     record = await settled(ctx, marked);
     const now2 = ctx.clock.now();
@@ -187,7 +235,7 @@ export async function cancel(ctx: AwsStoreContext, jobId: string, reason: string
   }
   if (decision.kind === "finish") {
     // Its SQS message is deleted when it is next received.
-    record = await finishCancelled(ctx, record, decision, now);
+    record = await finishJob(ctx, record, decision, now);
   }
   return jobOf(record, ctx.clock.now());
 }

@@ -19,16 +19,18 @@ import { isFinished } from "../../protocol/job_state.ts";
 import type { EventLogSource } from "../event_tail.ts";
 import { decidePublish } from "../lifecycle.ts";
 import { capOutput } from "../output_cap.ts";
-import { settled } from "./finish_cancelled.ts";
+import { settled } from "./finish_job.ts";
 import {
   effectiveState,
   eventItem,
   eventOf,
   type Item,
+  type JobRecord,
   publishStateOf,
   TOP_EVENT_ATTRIBUTES,
   viewOf,
 } from "./job_item.ts";
+import { pendingNoticeOf } from "./job_updates.ts";
 import { fencedUpdate, leasedRecord } from "./lease_fence.ts";
 import { type AwsStoreContext, num } from "./store_context.ts";
 
@@ -114,9 +116,73 @@ export async function publishEvents(
   return stored;
 }
 
-/** Highest event sequence stored for `jobId` (0 when none). */
-export async function highestSequence(ctx: AwsStoreContext, jobId: string): Promise<bigint> {
-  return BigInt((await topEvent(ctx, jobId))?.sequence?.N ?? "0");
+/** The highest sequence of a job's log, and its highest event item (undefined when none). */
+export interface LogTop {
+  readonly highest: bigint;
+  readonly top: Item | undefined;
+}
+
+/**
+ * How far `record`'s log reaches: above what is stored and what an attempt
+ * reserved but never wrote (a late write of its own), and not below the
+ * current attempt's base.
+ */
+export async function logTopOf(ctx: AwsStoreContext, record: JobRecord): Promise<LogTop> {
+  // Events need a lease, so a job never taken has none: skip the query.
+  const top = record.attempt === 0 ? undefined : await topEvent(ctx, record.jobId);
+  let highest = BigInt(top?.sequence?.N ?? "0");
+  if (record.reservedSequence > highest) highest = record.reservedSequence;
+  if (record.sequenceBase > highest) highest = record.sequenceBase;
+  return { highest, top };
+}
+
+/**
+ * Stores an ATTEMPT_END notice a write decided, unless it (or an event past
+ * it) is stored already. It carries the job's output so far, from `top` (the
+ * highest event below it), so the output cap keeps counting across attempts.
+ */
+export async function putNotice(
+  ctx: AwsStoreContext,
+  jobId: string,
+  notice: JobEvent,
+  top: Item | undefined,
+): Promise<void> {
+  if (BigInt(top?.sequence?.N ?? "0") >= notice.sequence) return;
+  const now = ctx.clock.now();
+  const item = eventItem(jobId, notice, eventTimestampMs(notice, now), ctx.ttlSeconds(now), {
+    localEnd: 0n,
+    storedBytes: Number(top?.output_bytes?.N ?? "0"),
+    truncated: top?.output_truncated?.BOOL ?? false,
+  });
+  const put = await ctx.call(
+    "DynamoDB PutItem",
+    () =>
+      ctx.ddb.send(
+        new PutItemCommand({
+          TableName: ctx.eventsTable,
+          Item: item,
+          // Put before, by the write's own server or the next lease's.
+          ConditionExpression: "attribute_not_exists(job_id)",
+        }),
+        ctx.abort(),
+      ),
+    { ignoreConditionFailure: true },
+  );
+  if (put !== undefined) ctx.jobWatchers.notify(jobId);
+}
+
+/**
+ * Stores the notice `record` keeps, if it has one and its put was cut
+ * short; `log` is the record's log top when the caller has read it.
+ */
+export async function repairNotice(
+  ctx: AwsStoreContext,
+  record: JobRecord,
+  log?: LogTop,
+): Promise<void> {
+  const notice = pendingNoticeOf(record);
+  if (notice === undefined) return;
+  await putNotice(ctx, record.jobId, notice, (log ?? await logTopOf(ctx, record)).top);
 }
 
 /** The highest event item of `jobId`, with the attributes publishStateOf reads. */

@@ -7,10 +7,17 @@
  * A job item holds the job's fixed parts as protobuf bytes (`params`,
  * `execution_config`, `result`) and its changing parts as plain attributes
  * that conditional updates test: `state`, `attempt`, `lease_expires_at`.
+ * Retries add `not_before_ms`, `used_attempts`, `lost_attempts` and
+ * `failure_reason`; the ended attempts are `attempts` (a Job message holding
+ * only them, as bytes), the running one `open_started_at`, `open_worker` and
+ * `sequence_base`; `pending_notice` is the ATTEMPT_END event a write decided,
+ * kept until the next lease so a put cut short can be made again (see
+ * job_updates.ts). Items written before retries lack all of these: they read
+ * as 0 and empty.
  * A RUNNING job whose lease has passed is what the lifecycle's expiry makes
  * of it by definition ({@link effectiveState}, the lifecycle's stateAt); no
  * sweep has to write a rescheduling down (a cancelled job's end is written
- * when it is next read, see finish_cancelled.ts).
+ * when it is next read, see finish_job.ts).
  *
  * @module
  */
@@ -31,6 +38,7 @@ import {
 import type { SequenceState } from "../../protocol/event_sequencing.ts";
 import { lastSequenceOf } from "../../protocol/event_position.ts";
 import { type JobView, leaseExpired, stateAt } from "../lifecycle.ts";
+import { attemptsAsOf } from "./attempt_items.ts";
 import type { OutputState, StateAfterEvent } from "../output_cap.ts";
 
 /** A DynamoDB item. */
@@ -74,6 +82,18 @@ export interface JobRecord {
   readonly result?: Uint8Array;
   /** Unix seconds after which DynamoDB's TTL may delete the item; 0 for none. */
   readonly ttl: number;
+  /** See JobView: the retry counters, the backoff's end (0: none) and why it failed. */
+  readonly notBeforeMs: number;
+  readonly usedAttempts: number;
+  readonly lostAttempts: number;
+  readonly failureReason: string;
+  /** The ended attempts, encoded (see attemptsOf); undefined when none ended. */
+  readonly attempts?: Uint8Array;
+  /** When the current attempt started (0: none is open) and the worker it named. */
+  readonly openStartedAtMs: number;
+  readonly openWorker: string;
+  /** An ATTEMPT_END event (JobEvent bytes) decided but maybe not stored yet. */
+  readonly pendingNotice?: Uint8Array;
 }
 
 const n = (value: number | bigint): AttributeValue => ({ N: String(value) });
@@ -127,6 +147,14 @@ export function jobRecordOf(item: Item): JobRecord {
     executionConfig: item.execution_config?.B ?? new Uint8Array(),
     ...(item.result?.B === undefined ? {} : { result: item.result.B }),
     ttl: num(item, "ttl"),
+    notBeforeMs: num(item, "not_before_ms"),
+    usedAttempts: num(item, "used_attempts"),
+    lostAttempts: num(item, "lost_attempts"),
+    failureReason: str(item, "failure_reason"),
+    ...(item.attempts?.B === undefined ? {} : { attempts: item.attempts.B }),
+    openStartedAtMs: num(item, "open_started_at"),
+    openWorker: str(item, "open_worker"),
+    ...(item.pending_notice?.B === undefined ? {} : { pendingNotice: item.pending_notice.B }),
   };
 }
 
@@ -149,6 +177,13 @@ export function viewOf(record: JobRecord): JobView {
     get result() {
       return record.result === undefined ? undefined : fromBinary(JobResultSchema, record.result);
     },
+    get retry() {
+      return fromBinary(JobParamsSchema, record.params).retry;
+    },
+    notBeforeMs: record.notBeforeMs,
+    usedAttempts: record.usedAttempts,
+    lostAttempts: record.lostAttempts,
+    failureReason: record.failureReason,
   };
 }
 
@@ -159,11 +194,13 @@ export function effectiveState(record: JobRecord, nowMs: number): JobState {
 
 /** The Job message of a record, as of `nowMs`. */
 export function jobOf(record: JobRecord, nowMs: number): Job {
-  const expired = leaseExpired(viewOf(record), nowMs);
+  const view = viewOf(record);
+  const expired = leaseExpired(view, nowMs);
+  const state = effectiveState(record, nowMs);
   return create(JobSchema, {
     jobId: record.jobId,
     jobParams: fromBinary(JobParamsSchema, record.params),
-    state: effectiveState(record, nowMs),
+    state,
     createdAt: timestampFromMs(record.createdAtMs),
     updatedAt: timestampFromMs(expired ? record.leaseExpiresAtMs : record.updatedAtMs),
     executionConfig: fromBinary(ExecutionConfigSchema, record.executionConfig),
@@ -171,6 +208,11 @@ export function jobOf(record: JobRecord, nowMs: number): Job {
     attempt: record.attempt,
     ...(record.result === undefined ? {} : { result: fromBinary(JobResultSchema, record.result) }),
     cancelReason: record.cancelReason,
+    failureReason: record.failureReason,
+    attempts: attemptsAsOf(record, view, nowMs),
+    ...(state === JobState.SCHEDULED && record.notBeforeMs > 0
+      ? { notBefore: timestampFromMs(record.notBeforeMs) }
+      : {}),
   });
 }
 
@@ -279,6 +321,16 @@ export function eventOf(item: Item, nowMs: number): JobEvent | undefined {
 /** The SQS message body that points at a job (the wire contract's shape). */
 export function messageBody(jobId: string, queue: string, attempt: number): string {
   return JSON.stringify({ job_id: jobId, queue, attempt });
+}
+
+/** The attempt an SQS message body names (0 when it names none). */
+export function attemptOfMessage(body: string | undefined): number {
+  try {
+    const parsed = JSON.parse(body ?? "");
+    return typeof parsed?.attempt === "number" ? parsed.attempt : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** The job id an SQS message body names, or undefined when the body is not ours. */

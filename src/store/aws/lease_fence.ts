@@ -8,16 +8,19 @@
  *
  * @module
  */
+import { countAttemptEnd } from "../attempt_records.ts";
 import { ConditionalCheckFailedException, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { JobState } from "../../../gen/job/v1/job_pb.ts";
 import { LeaseLostError } from "../errors.ts";
 import type { LeaseUpdate } from "../job_store.ts";
-import { decideExtend } from "../lifecycle.ts";
+import { decideExtend, type Reschedule } from "../lifecycle.ts";
 import type { TaskTokenClaims } from "../task_token.ts";
 import { SQS_MAX_VISIBILITY_SECONDS } from "./aws_limits.ts";
 import { asStoreError, isConditionFailed } from "./aws_errors.ts";
-import { finishCancelled } from "./finish_cancelled.ts";
+import { finishJob } from "./finish_job.ts";
+import { logTopOf, putNotice } from "./events.ts";
 import { type Item, type JobRecord, viewOf } from "./job_item.ts";
+import { expressionOf, rescheduleUpdate } from "./job_updates.ts";
 import { changeVisibility, deleteMessage } from "./sqs_messages.ts";
 import { type AwsStoreContext, num } from "./store_context.ts";
 
@@ -49,13 +52,10 @@ export async function updateLease(
   if (decision.kind === "handBack") {
     const release = decision.release;
     if (release.kind === "finish") {
-      await finishCancelled(ctx, record, release, now);
+      await finishJob(ctx, record, release, now);
       await deleteMessage(ctx, queueUrl, record.receiptHandle);
     } else {
-      await fencedUpdate(ctx, record, now, {
-        UpdateExpression: "SET #state = :scheduled, lease_expires_at = :zero, updated_at = :now",
-        ExpressionAttributeValues: { ":scheduled": num(release.state), ":zero": num(0) },
-      });
+      await rescheduleFenced(ctx, record, release, now);
       await changeVisibility(ctx, queueUrl, record.receiptHandle, 0);
     }
     return { cancelled: decision.cancelled };
@@ -86,6 +86,32 @@ export async function leasedRecord(
 ): Promise<{ record: JobRecord; holder: TaskTokenClaims }> {
   const holder = ctx.tokens.verify(taskToken);
   return { record: await ctx.record(holder.jobId), holder };
+}
+
+/**
+ * Writes `reschedule` (the lease holder's attempt ends, the job waits for
+ * its next) behind the fence, then stores its ATTEMPT_END notice, if any.
+ * The notice's number is the one after the attempt's highest: the write is
+ * refused if the attempt reserved more meanwhile (a publish racing its own
+ * completion), so no late event can take it.
+ */
+export async function rescheduleFenced(
+  ctx: AwsStoreContext,
+  record: JobRecord,
+  reschedule: Reschedule,
+  now: number,
+): Promise<void> {
+  const { highest, top } = await logTopOf(ctx, record);
+  const write = rescheduleUpdate(record, reschedule, highest, now);
+  const update = expressionOf(write.update);
+  await fencedUpdate(ctx, record, now, {
+    ...update,
+    ConditionExtra: "(attribute_not_exists(reserved_sequence) OR reserved_sequence <= :highest)",
+    ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ":highest": num(highest) },
+  });
+  countAttemptEnd(reschedule);
+  if (write.notice !== undefined) await putNotice(ctx, record.jobId, write.notice, top);
+  ctx.jobWatchers.notify(record.jobId);
 }
 
 /**

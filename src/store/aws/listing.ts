@@ -13,7 +13,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import type { Job } from "../../../gen/job/v1/job_pb.ts";
 import type { JobPage, ListJobsQuery } from "../job_store.ts";
-import { settled } from "./finish_cancelled.ts";
+import { settled } from "./finish_job.ts";
 import {
   effectiveState,
   isLiveJobItem,

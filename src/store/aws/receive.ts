@@ -2,10 +2,14 @@
  * Dequeue: receive SQS messages and claim their jobs. A message is only a
  * hint: a receive claims its job with a conditional update on the job's
  * attempt, and a message for a finished, unknown or already leased job is
- * deleted (or, for the lease's own message, left in flight).
+ * deleted (or, for the lease's own message, left in flight). A message for a
+ * job still waiting out a retry's backoff is put back in flight until it is
+ * due (see sqs_schedule.ts). A lease that follows one that ran out records
+ * the lost attempt in the same conditional write.
  *
  * @module
  */
+import { countAttemptEnd } from "../attempt_records.ts";
 import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { type Message, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { JobState } from "../../../gen/job/v1/job_pb.ts";
@@ -14,9 +18,10 @@ import type { DequeueOptions, LeasedJob } from "../job_store.ts";
 import { decideLease, type Lease } from "../lifecycle.ts";
 import { SQS_MAX_VISIBILITY_SECONDS, YOUNG_MESSAGE_MS } from "./aws_limits.ts";
 import { asStoreError, isConditionFailed } from "./aws_errors.ts";
-import { highestSequence } from "./events.ts";
-import { finishCancelled } from "./finish_cancelled.ts";
+import { logTopOf, putNotice, repairNotice } from "./events.ts";
+import { finishJob } from "./finish_job.ts";
 import {
+  attemptOfMessage,
   type Item,
   jobIdOfMessage,
   jobOf,
@@ -24,7 +29,9 @@ import {
   jobRecordOf,
   viewOf,
 } from "./job_item.ts";
+import { expressionOf, leaseUpdate } from "./job_updates.ts";
 import { changeVisibility, deleteMessage } from "./sqs_messages.ts";
+import { visibilitySecondsUntil } from "./sqs_schedule.ts";
 import { type AwsStoreContext, num } from "./store_context.ts";
 
 /** SQS's longest long poll. */
@@ -65,7 +72,10 @@ export async function dequeue(
     let failure: unknown;
     for (const message of messages) {
       try {
-        const claimed = await claim(ctx, queue, queueUrl, message, visibilityTimeoutMs);
+        const claimed = await claim(ctx, queue, queueUrl, message, {
+          visibilityTimeoutMs,
+          worker: options.workerName ?? "",
+        });
         if (claimed !== undefined) leased.push(claimed);
       } catch (error) {
         // Keep the leases already taken; this message comes back when its visibility ends.
@@ -150,8 +160,9 @@ async function claim(
   queue: string,
   queueUrl: string,
   message: Message,
-  visibilityTimeoutMs: number,
+  options: { visibilityTimeoutMs: number; worker: string },
 ): Promise<LeasedJob | undefined> {
+  const { visibilityTimeoutMs, worker } = options;
   const handle = message.ReceiptHandle ?? "";
   const messageId = message.MessageId ?? "";
   const jobId = jobIdOfMessage(message.Body);
@@ -179,7 +190,20 @@ async function claim(
   const decision = decideLease(viewOf(record), { visibilityTimeoutMs }, now);
   switch (decision.kind) {
     case "skip":
-      if (decision.reason === "running" && messageId !== "" && messageId === record.messageId) {
+      if (decision.reason === "not_due") {
+        // Early (a wait past SQS's longest delay, or a duplicate): back in
+        // flight until the job is due, never deleted, never leased.
+        await changeVisibility(
+          ctx,
+          queueUrl,
+          handle,
+          visibilitySecondsUntil(record.notBeforeMs, now),
+        );
+      } else if (isRedriveInFlight(record, message, now)) {
+        await changeVisibility(ctx, queueUrl, handle, 1);
+      } else if (
+        decision.reason === "running" && messageId !== "" && messageId === record.messageId
+      ) {
         // The lease's own message, back early (SQS caps visibility at 12 h):
         // keep it in flight until the lease ends, under its new handle.
         await adoptReceipt(ctx, record, handle);
@@ -196,54 +220,67 @@ async function claim(
       }
       return undefined;
     case "finish":
-      // Cancelled while it waited, or after its worker stopped.
-      await finishCancelled(ctx, record, decision, now);
+      // Cancelled while it waited or after its worker stopped, or its lost workers used its attempts.
+      await finishJob(ctx, record, decision, now);
       await deleteMessage(ctx, queueUrl, handle);
       return undefined;
     case "lease":
-      return await takeLease(ctx, record, decision, { queue, handle, messageId, now });
+      return await takeLease(ctx, record, decision, { queue, handle, messageId, worker, now });
   }
 }
 
 /**
- * Starts the attempt `lease` decides on `record`, conditional on nobody
- * having done so since it was read; undefined when somebody did (or
- * cancelled it).
+ * Whether `message` may be the one a redrive of this FAILED job sent before
+ * writing it SCHEDULED (redrive.ts): young, and naming the attempt the job
+ * failed on, which no other message does (an enqueue's names 0, a retry's
+ * the attempt before the one it schedules). It is looked at again shortly
+ * rather than deleted.
+ */
+function isRedriveInFlight(record: JobRecord, message: Message, now: number): boolean {
+  const sentMs = Number(message.Attributes?.SentTimestamp ?? "0");
+  return record.state === S.FAILED && record.attempt > 0 &&
+    attemptOfMessage(message.Body) === record.attempt && now - sentMs < YOUNG_MESSAGE_MS;
+}
+
+/**
+ * Starts the attempt `lease` decides on `record` (ending the lost one it
+ * may end), conditional on nobody having done so since it was read;
+ * undefined when somebody did (or cancelled it).
  */
 async function takeLease(
   ctx: AwsStoreContext,
   record: JobRecord,
   lease: Lease,
-  message: { queue: string; handle: string; messageId: string; now: number },
+  message: { queue: string; handle: string; messageId: string; worker: string; now: number },
 ): Promise<LeasedJob | undefined> {
-  const { queue, handle, messageId, now } = message;
+  const { queue, handle, messageId, worker, now } = message;
   const jobId = record.jobId;
-  // Events need a lease, so a job never taken has none: skip the query.
-  // Above what is stored and what an earlier attempt reserved (a late write of its own).
-  const storedHighest = record.attempt === 0 ? 0n : await highestSequence(ctx, jobId);
-  const sequenceBase = storedHighest > record.reservedSequence
-    ? storedHighest
-    : record.reservedSequence;
+  const log = await logTopOf(ctx, record);
+  // A retry's notice is stored before the attempt after it numbers its events.
+  await repairNotice(ctx, record, log);
+  const write = leaseUpdate(
+    record,
+    lease,
+    log.highest,
+    { worker, receiptHandle: handle, messageId },
+    now,
+  );
+  const update = expressionOf(write.update);
   let out;
   try {
     out = await ctx.ddb.send(
       new UpdateItemCommand({
         TableName: ctx.jobsTable,
         Key: { job_id: { S: jobId } },
-        UpdateExpression:
-          "SET #state = :running, attempt = :next, lease_expires_at = :until, sequence_base = :base, receipt_handle = :handle, message_id = :mid, updated_at = :now",
+        ...update,
         ConditionExpression:
-          "attempt = :seen AND attribute_not_exists(cancel_reason) AND (#state = :scheduled OR (#state = :running AND lease_expires_at <= :now))",
-        ExpressionAttributeNames: { "#state": "state" },
+          "attempt = :seen AND attribute_not_exists(cancel_reason) AND (#state = :scheduled OR (#state = :running AND lease_expires_at <= :now)) AND (#state = :running OR attribute_not_exists(not_before_ms) OR not_before_ms <= :now)",
+        ExpressionAttributeNames: { ...update.ExpressionAttributeNames, "#state": "state" },
         ExpressionAttributeValues: {
-          ":running": num(lease.state),
+          ...update.ExpressionAttributeValues,
+          ":running": num(S.RUNNING),
           ":scheduled": num(S.SCHEDULED),
-          ":next": num(lease.attempt),
           ":seen": num(record.attempt),
-          ":until": num(lease.leaseExpiresAtMs),
-          ":base": num(sequenceBase),
-          ":handle": { S: handle },
-          ":mid": { S: messageId },
           ":now": num(now),
         },
         ReturnValues: "ALL_NEW",
@@ -256,6 +293,8 @@ async function takeLease(
     if (isConditionFailed(error)) return undefined;
     throw asStoreError("DynamoDB UpdateItem", error);
   }
+  if (lease.lost !== undefined) countAttemptEnd(lease.lost);
+  if (write.notice !== undefined) await putNotice(ctx, jobId, write.notice, log.top);
   const leased = jobRecordOf(out.Attributes!);
   return {
     job: jobOf(leased, now),

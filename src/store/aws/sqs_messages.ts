@@ -24,16 +24,25 @@ import {
 import { messageBody } from "./job_item.ts";
 import type { AwsStoreContext } from "./store_context.ts";
 
-/** Sends the "this job is ready" message of a new job. */
+/**
+ * Sends the "this job is ready" message of a job: a new one (attempt 0), or
+ * one scheduled again after `attempt` (a retry, shown `delaySeconds` later,
+ * or a redrive).
+ */
 export async function sendMessage(
   ctx: AwsStoreContext,
   queueUrl: string,
   jobId: string,
   queue: string,
+  next: { attempt: number; delaySeconds: number } = { attempt: 0, delaySeconds: 0 },
 ): Promise<void> {
   await ctx.call("SQS SendMessage", () =>
     ctx.sqs.send(
-      new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: messageBody(jobId, queue, 0) }),
+      new SendMessageCommand({
+        QueueUrl: queueUrl,
+        MessageBody: messageBody(jobId, queue, next.attempt),
+        ...(next.delaySeconds > 0 ? { DelaySeconds: next.delaySeconds } : {}),
+      }),
       ctx.abort(),
     ));
 }

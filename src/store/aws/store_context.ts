@@ -21,6 +21,7 @@ import { asStoreError, isConditionFailed } from "./aws_errors.ts";
 import { settleBounded } from "./batching.ts";
 import { isLiveJobItem, type Item, type JobRecord, jobRecordOf } from "./job_item.ts";
 import { QueueDirectory } from "./queue_directory.ts";
+import { SQS_MAX_DELAY_SECONDS } from "./sqs_schedule.ts";
 
 /** Options of AwsJobStore (aws_store.ts). */
 export interface AwsJobStoreOptions {
@@ -39,6 +40,12 @@ export interface AwsJobStoreOptions {
   readonly maxJobOutputBytes?: number;
   /** Called once the store is closed (to release the clients the opener made). */
   readonly onClose?: () => void;
+  /**
+   * Longest DelaySeconds a message is sent with (SQS's cap, 900, by
+   * default); a retry that waits longer is received early and put back
+   * (see sqs_schedule.ts).
+   */
+  readonly sqsMaxDelaySeconds?: number;
 }
 
 /** The state one AWS store's operations share. */
@@ -52,6 +59,7 @@ export class AwsStoreContext {
   readonly tokens: TaskTokenCodec;
   readonly clock: Clock;
   readonly maxJobOutputBytes: number;
+  readonly sqsMaxDelaySeconds: number;
   readonly ids = new UuidV7Generator();
   /** Wakes this server's tails of a job at its writes. */
   readonly jobWatchers: Notifier<string>;
@@ -70,6 +78,7 @@ export class AwsStoreContext {
     this.tokens = options.tokenCodec;
     this.clock = options.clock ?? systemClock;
     this.maxJobOutputBytes = options.maxJobOutputBytes ?? DEFAULT_MAX_JOB_OUTPUT_BYTES;
+    this.sqsMaxDelaySeconds = options.sqsMaxDelaySeconds ?? SQS_MAX_DELAY_SECONDS;
     this.jobWatchers = new Notifier(this.clock);
     this.#onClose = options.onClose ?? (() => {});
   }

@@ -9,11 +9,15 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   ExecutionConfigSchema,
   type Job,
+  type JobAttempt,
   type JobParams,
   JobParamsSchema,
   JobResultSchema,
   JobSchema,
+  JobState,
+  RetryPolicySchema,
 } from "../../../gen/job/v1/job_pb.ts";
+import { type OpenAttempt, runningAttempt } from "../attempt_records.ts";
 import type { ListJobsQuery } from "../job_store.ts";
 import type { JobView } from "../lifecycle.ts";
 
@@ -36,11 +40,22 @@ export interface JobRow {
   execution_config: Uint8Array;
   result: Uint8Array | null;
   cancel_reason: string;
+  retry_policy: Uint8Array | null;
+  not_before_ms: number | null;
+  used_attempts: number;
+  lost_attempts: number;
+  failure_reason: string;
+  attempts: Uint8Array | null;
+  attempt_worker: string;
+  attempt_started_ms: number | null;
+  attempt_base: number;
 }
 
 /** The columns {@link viewOfRow} reads, for queries that need no more. */
 export const VIEW_COLUMNS =
-  "id, job_id, queue, state, attempt, lease_expires_at_ms, cancel_reason, result";
+  "id, job_id, queue, state, attempt, lease_expires_at_ms, cancel_reason, result, retry_policy, " +
+  "not_before_ms, used_attempts, lost_attempts, failure_reason, attempt_worker, " +
+  "attempt_started_ms, attempt_base, highest_sequence";
 
 /** A row read with {@link VIEW_COLUMNS}. */
 export type ViewRow = Pick<
@@ -53,6 +68,15 @@ export type ViewRow = Pick<
   | "lease_expires_at_ms"
   | "cancel_reason"
   | "result"
+  | "retry_policy"
+  | "not_before_ms"
+  | "used_attempts"
+  | "lost_attempts"
+  | "failure_reason"
+  | "attempt_worker"
+  | "attempt_started_ms"
+  | "attempt_base"
+  | "highest_sequence"
 >;
 
 /** What the lifecycle reads of a row. */
@@ -66,7 +90,31 @@ export function viewOfRow(row: ViewRow): JobView {
     cancelReason: row.cancel_reason,
     // Only finished jobs have a result, so running ones decode nothing.
     result: row.result === null ? undefined : fromBinary(JobResultSchema, row.result),
+    retry: row.retry_policy === null ? undefined : fromBinary(RetryPolicySchema, row.retry_policy),
+    notBeforeMs: row.not_before_ms ?? 0,
+    usedAttempts: row.used_attempts,
+    lostAttempts: row.lost_attempts,
+    failureReason: row.failure_reason,
   };
+}
+
+/** The attempt the row's current lease opened (also for a lease that ran out unrecorded). */
+export function openAttemptOfRow(row: ViewRow): OpenAttempt {
+  return {
+    number: row.attempt,
+    worker: row.attempt_worker,
+    startedAtMs: row.attempt_started_ms ?? 0,
+    sequenceBase: BigInt(row.attempt_base),
+  };
+}
+
+/** The row's attempts: the ended ones, then the running one. */
+function attemptsOfRow(row: JobRow): JobAttempt[] {
+  const ended = row.attempts === null ? [] : fromBinary(JobSchema, row.attempts).attempts;
+  if (row.state === JobState.RUNNING) {
+    ended.push(runningAttempt(openAttemptOfRow(row), BigInt(row.highest_sequence)));
+  }
+  return ended;
 }
 
 /** The Job message of a row. */
@@ -82,6 +130,9 @@ export function jobFromRow(row: JobRow): Job {
     attempt: row.attempt,
     ...(row.result === null ? {} : { result: fromBinary(JobResultSchema, row.result) }),
     cancelReason: row.cancel_reason,
+    ...(row.not_before_ms === null ? {} : { notBefore: timestampFromMs(row.not_before_ms) }),
+    attempts: attemptsOfRow(row),
+    failureReason: row.failure_reason,
   });
 }
 

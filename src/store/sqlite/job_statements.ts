@@ -4,14 +4,21 @@
  *
  * @module
  */
-import { toBinary } from "@bufbuild/protobuf";
-import { JobResultSchema, JobState } from "../../../gen/job/v1/job_pb.ts";
-import type { Finish, Reschedule } from "../lifecycle.ts";
-import { VIEW_COLUMNS, type ViewRow } from "./job_rows.ts";
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  JobEventSchema,
+  JobResultSchema,
+  JobSchema,
+  JobState,
+} from "../../../gen/job/v1/job_pb.ts";
+import type { AttemptEnd, Finish, Redrive, Reschedule } from "../lifecycle.ts";
+import { closedAttempt, noticeEvent } from "../attempt_records.ts";
+import { openAttemptOfRow, VIEW_COLUMNS, type ViewRow } from "./job_rows.ts";
 import type { SqlRunner } from "./sql_runner.ts";
 
 /** ready_key of work scheduled again: below every row id, oldest first. */
 export const RESCHEDULED_BASE = -(2 ** 52);
+const RESCHEDULED_BASE_SQL = `(${RESCHEDULED_BASE})`;
 
 /**
  * The statements that persist the lifecycle's decisions, built once (the
@@ -22,23 +29,42 @@ export const RESCHEDULED_BASE = -(2 ** 52);
  */
 export const SQL = {
   insertJob:
-    `INSERT INTO jobs (id, job_id, queue, state, attempt, request_id, created_at_ms, updated_at_ms, params, execution_config, ready_key)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO jobs (id, job_id, queue, state, attempt, request_id, created_at_ms, updated_at_ms, params, execution_config, ready_key, retry_policy)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   byRequestId: "SELECT * FROM jobs WHERE request_id = ?",
   byJobId: "SELECT * FROM jobs WHERE job_id = ?",
   viewByJobId: `SELECT ${VIEW_COLUMNS} FROM jobs WHERE job_id = ?`,
+  /** Due jobs in queue order; jobs waiting out a backoff have no ready_key yet. */
   readyCandidates:
     `SELECT ${VIEW_COLUMNS} FROM jobs WHERE queue = ? AND state = ${JobState.SCHEDULED}
-    ORDER BY ready_key LIMIT ?`,
-  /** Leases every job of a JSON array of [row id, state, attempt, lease end] in one statement. */
+    AND ready_key IS NOT NULL ORDER BY ready_key LIMIT ?`,
+  /**
+   * Leases every job of a JSON array of [row id, state, attempt, lease end]
+   * in one statement, opening each one's attempt for the named worker.
+   */
   lease: `UPDATE jobs SET state = lease.value ->> 1, attempt = lease.value ->> 2, ready_key = NULL,
-    lease_expires_at_ms = lease.value ->> 3, sequence_base = highest_sequence, updated_at_ms = ?
+    lease_expires_at_ms = lease.value ->> 3, sequence_base = highest_sequence,
+    attempt_base = highest_sequence, not_before_ms = NULL, updated_at_ms = ?,
+    attempt_worker = ?, attempt_started_ms = ?
     FROM json_each(?) AS lease WHERE jobs.id = lease.value ->> 0 RETURNING *`,
   extend: "UPDATE jobs SET lease_expires_at_ms = ? WHERE id = ?",
-  finish: `UPDATE jobs SET state = ?, result = ?, ready_key = NULL, lease_expires_at_ms = NULL,
+  finish: `UPDATE jobs SET state = ?, result = ?, failure_reason = ?, ready_key = NULL,
+    lease_expires_at_ms = NULL, not_before_ms = NULL, attempts = CAST(COALESCE(attempts, X'') || ? AS BLOB),
     updated_at_ms = ?, finished_at_ms = ? WHERE id = ?`,
   reschedule: `UPDATE jobs SET state = ?, ready_key = ?, lease_expires_at_ms = NULL,
+    not_before_ms = ?, used_attempts = ?, lost_attempts = ?,
+    attempts = CAST(COALESCE(attempts, X'') || ? AS BLOB), updated_at_ms = ? WHERE id = ?`,
+  redrive: `UPDATE jobs SET state = ?, ready_key = ?, result = NULL, failure_reason = '',
+    not_before_ms = NULL, used_attempts = ?, lost_attempts = ?, finished_at_ms = NULL,
     updated_at_ms = ? WHERE id = ?`,
+  insertNotice: "INSERT INTO events (job, end_seq, timestamp_ms, payload) VALUES (?, ?, ?, ?)",
+  highestSequence: "UPDATE jobs SET highest_sequence = ? WHERE id = ?",
+  /** Puts every job whose backoff ended by a time into its queue's order; returns their queues. */
+  promoteDue: `UPDATE jobs SET ready_key = ${RESCHEDULED_BASE_SQL} + not_before_ms
+    WHERE state = ${JobState.SCHEDULED} AND ready_key IS NULL AND not_before_ms <= ?
+    RETURNING queue`,
+  earliestDue: `SELECT MIN(not_before_ms) AS next FROM jobs
+    WHERE state = ${JobState.SCHEDULED} AND ready_key IS NULL`,
   cancelReason: "UPDATE jobs SET cancel_reason = ?, updated_at_ms = ? WHERE id = ?",
   leasesEndedBy: `SELECT ${VIEW_COLUMNS} FROM jobs WHERE state = ${JobState.RUNNING}
     AND lease_expires_at_ms <= ? ORDER BY lease_expires_at_ms`,
@@ -48,20 +74,64 @@ export const SQL = {
 
 /** Writes a finish the lifecycle decided: the job's final state and result; its lease and place in the queue end. */
 export function writeFinish(run: SqlRunner, row: ViewRow, finish: Finish, now: number): void {
-  run.sql(SQL.finish).run(finish.state, toBinary(JobResultSchema, finish.result), now, now, row.id);
+  run.sql(SQL.finish).run(
+    finish.state,
+    toBinary(JobResultSchema, finish.result),
+    finish.failureReason,
+    endedAttemptBytes(row, finish.attemptEnd),
+    now,
+    now,
+    row.id,
+  );
 }
 
-/** Writes a reschedule the lifecycle decided: the job waits again, ahead of newer work. */
+/**
+ * Writes a reschedule the lifecycle decided: the ended attempt, then the
+ * ATTEMPT_END notice after its events, and the job waiting again: due at
+ * once ahead of newer work, or out of the queue's order until its backoff
+ * ends. Returns whether it is due now.
+ */
 export function writeReschedule(
   run: SqlRunner,
   row: ViewRow,
   reschedule: Reschedule,
   now: number,
-): void {
+): boolean {
+  const due = reschedule.notBeforeMs <= now;
   run.sql(SQL.reschedule).run(
     reschedule.state,
-    RESCHEDULED_BASE + reschedule.readyAtMs,
+    due ? RESCHEDULED_BASE + reschedule.readyAtMs : null,
+    reschedule.notBeforeMs > 0 ? reschedule.notBeforeMs : null,
+    reschedule.usedAttempts,
+    reschedule.lostAttempts,
+    endedAttemptBytes(row, reschedule.attemptEnd),
     now,
     row.id,
   );
+  if (reschedule.notice !== undefined) {
+    const sequence = BigInt(row.highest_sequence) + 1n;
+    const event = noticeEvent(reschedule.notice, sequence, now);
+    run.sql(SQL.insertNotice).run(row.id, Number(sequence), now, toBinary(JobEventSchema, event));
+    run.sql(SQL.highestSequence).run(Number(sequence), row.id);
+  }
+  return due;
+}
+
+/** Writes a redrive the lifecycle decided: the job due again now, with a fresh budget. */
+export function writeRedrive(run: SqlRunner, row: ViewRow, redrive: Redrive, now: number): void {
+  run.sql(SQL.redrive).run(
+    redrive.state,
+    RESCHEDULED_BASE + redrive.readyAtMs,
+    redrive.usedAttempts,
+    redrive.lostAttempts,
+    now,
+    row.id,
+  );
+}
+
+/** The encoded attempts entry an attempt's end appends (empty when no attempt ended). */
+function endedAttemptBytes(row: ViewRow, end: AttemptEnd | undefined): Uint8Array {
+  if (end === undefined) return new Uint8Array();
+  const attempt = closedAttempt(openAttemptOfRow(row), end, BigInt(row.highest_sequence));
+  return toBinary(JobSchema, create(JobSchema, { attempts: [attempt] }));
 }

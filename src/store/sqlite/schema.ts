@@ -87,6 +87,30 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN output_bytes INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE jobs ADD COLUMN output_truncated INTEGER NOT NULL DEFAULT 0;
   `,
+  // 4 -> 5: retries and attempts (src/store/lifecycle.ts, retry_policy.ts).
+  // - retry_policy: the job's RetryPolicy, encoded (NULL: none), apart from
+  //   params so that a decision decodes no more than it reads.
+  // - not_before_ms: the end of a retry's backoff. A job waiting it out is
+  //   SCHEDULED with ready_key NULL, out of the queue's order; when it is
+  //   due the store gives it ready_key RESCHEDULED_BASE + not_before_ms
+  //   (jobs_delayed finds them; the expiry timer fires at the earliest).
+  // - used_attempts, lost_attempts, failure_reason: see JobView.
+  // - attempts: the ended attempts, a JobAttempt list encoded as the
+  //   attempts field of a Job message, so a new entry is appended in SQL
+  //   (CAST(attempts || entry AS BLOB): || alone would make it text).
+  // - attempt_worker, attempt_started_ms, attempt_base: the open attempt.
+  `
+  ALTER TABLE jobs ADD COLUMN retry_policy BLOB;
+  ALTER TABLE jobs ADD COLUMN not_before_ms INTEGER;
+  ALTER TABLE jobs ADD COLUMN used_attempts INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE jobs ADD COLUMN lost_attempts INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE jobs ADD COLUMN failure_reason TEXT NOT NULL DEFAULT '';
+  ALTER TABLE jobs ADD COLUMN attempts BLOB;
+  ALTER TABLE jobs ADD COLUMN attempt_worker TEXT NOT NULL DEFAULT '';
+  ALTER TABLE jobs ADD COLUMN attempt_started_ms INTEGER;
+  ALTER TABLE jobs ADD COLUMN attempt_base INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX jobs_delayed ON jobs (not_before_ms) WHERE state = 1 AND ready_key IS NULL;
+  `,
 ];
 
 /** The schema version this airunner writes. */

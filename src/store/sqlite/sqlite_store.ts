@@ -22,6 +22,7 @@ import {
   type JobResult,
   JobSchema,
   JobState,
+  RetryPolicySchema,
 } from "../../../gen/job/v1/job_pb.ts";
 import { type Clock, systemClock } from "../../clock.ts";
 import { JobNotFoundError, StoreClosedError, StoreFullError } from "../errors.ts";
@@ -51,11 +52,13 @@ import {
   decideExtend,
   decideLease,
   decidePublish,
+  decideRedrive,
   type Finish,
   type JobView,
   type Release,
 } from "../lifecycle.ts";
 import { EMBEDDED_MAX_EVENT_BYTES } from "../memory_store.ts";
+import { countAttemptEnd } from "../attempt_records.ts";
 import { Notifier } from "../notifier.ts";
 import { capOutput, DEFAULT_MAX_JOB_OUTPUT_BYTES } from "../output_cap.ts";
 import type { TaskTokenCodec } from "../task_token.ts";
@@ -66,7 +69,7 @@ import { deleteFinishedBefore, retainLoop } from "./retention.ts";
 import { LeaseExpiryTimer } from "../lease_expiry_timer.ts";
 import { SqlRunner } from "./sql_runner.ts";
 import { EncodedConfigCache } from "./encoded_config_cache.ts";
-import { SQL, writeFinish, writeReschedule } from "./job_statements.ts";
+import { SQL, writeFinish, writeRedrive, writeReschedule } from "./job_statements.ts";
 import { appendEvents, sqliteEventSource } from "./sqlite_events.ts";
 
 export { listingFilter } from "./job_rows.ts";
@@ -147,12 +150,18 @@ export class SqliteJobStore implements JobStore {
     }).next;
     this.#expiryTimer = new LeaseExpiryTimer({
       clock: this.#clock,
-      earliestExpiry: () =>
-        (this.#run.sql(SQL.earliestLeaseExpiry).get() as { next: number | null }).next,
+      // The earliest lease expiry or backoff end: both are due work.
+      earliestExpiry: () => {
+        const lease =
+          (this.#run.sql(SQL.earliestLeaseExpiry).get() as { next: number | null }).next;
+        const due = (this.#run.sql(SQL.earliestDue).get() as { next: number | null }).next;
+        if (lease === null) return due;
+        return due === null ? lease : Math.min(lease, due);
+      },
       reclaim: (now) => this.#reclaimExpired(now),
       onError: this.#onError,
     });
-    // Leases that ran out while the server was down are due now.
+    // Leases that ran out, and backoffs that ended, while the server was down are due now.
     this.#expiryTimer.arm();
     const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
     this.#retention = retentionMs > 0
@@ -244,6 +253,7 @@ export class SqliteJobStore implements JobStore {
       toBinary(JobParamsSchema, input.params),
       this.#configs.bytesOf(input.executionConfig),
       id,
+      input.params.retry === undefined ? null : toBinary(RetryPolicySchema, input.params.retry),
     );
     // Built from what was written rather than read back and decoded: the
     // row holds exactly these values. The parameters are the caller's own
@@ -271,7 +281,7 @@ export class SqliteJobStore implements JobStore {
       const now = this.#clock.now();
       if (this.#expiryTimer.mayHaveExpired(now)) this.#reclaimExpired(now);
       const { leased, ended } = this.#run.transaction(() =>
-        this.#leaseReady(queue, maxJobs, visibilityTimeoutMs, now)
+        this.#leaseReady(queue, maxJobs, visibilityTimeoutMs, options.workerName ?? "", now)
       );
       if (leased.length > 0) {
         this.#expiryTimer.arm(Math.min(...leased.map((row) => row.lease_expires_at_ms!)));
@@ -304,6 +314,7 @@ export class SqliteJobStore implements JobStore {
     queue: string,
     maxJobs: number,
     visibilityTimeoutMs: number,
+    worker: string,
     now: number,
   ): { leased: JobRow[]; ended: number } {
     const candidates = this.#run.sql(SQL.readyCandidates).all(
@@ -316,6 +327,9 @@ export class SqliteJobStore implements JobStore {
       const decision = decideLease(viewOfRow(row), { visibilityTimeoutMs }, now);
       switch (decision.kind) {
         case "lease":
+          // Candidates are SCHEDULED rows: a lease that ran out was ended
+          // (and its lost attempt recorded) before, so none is left to record.
+          if (decision.lost !== undefined) throw new Error("bug: a scheduled row had a lease");
           leases.push([row.id, decision.state, decision.attempt, decision.leaseExpiresAtMs]);
           break;
         case "finish":
@@ -329,7 +343,12 @@ export class SqliteJobStore implements JobStore {
     if (leases.length === 0) return { leased: [], ended };
     // One statement leases them all; RETURNING has no order, so the rows
     // are put back in queue order.
-    const rows = this.#run.sql(SQL.lease).all(now, JSON.stringify(leases)) as unknown as JobRow[];
+    const rows = this.#run.sql(SQL.lease).all(
+      now,
+      worker,
+      now,
+      JSON.stringify(leases),
+    ) as unknown as JobRow[];
     const byId = new Map(rows.map((row) => [row.id, row]));
     return { leased: leases.map(([id]) => byId.get(id)!), ended };
   }
@@ -387,7 +406,7 @@ export class SqliteJobStore implements JobStore {
     const row = this.#viewRow(claims.jobId);
     const decision = decideCompletion(this.#settled(row, now), claims, result, now);
     if (decision.kind === "resend") return undefined;
-    writeFinish(this.#run, row, decision, now);
+    this.#release(row, decision, now);
     return row.job_id;
   }
 
@@ -401,6 +420,16 @@ export class SqliteJobStore implements JobStore {
       this.#run.sql(SQL.cancelReason).run(decision.cancelReason, now, row.id);
     }
     if (decision.kind === "finish") this.#finish(row, decision, now);
+    return jobFromRow(this.#row(jobId));
+  }
+
+  async redrive(jobId: string): Promise<Job> {
+    this.#assertOpen();
+    const now = this.#clock.now();
+    this.#reclaimExpired(now);
+    const row = this.#row(jobId);
+    writeRedrive(this.#run, row, decideRedrive(viewOfRow(row), now), now);
+    this.#queueWaiters.notify(row.queue, 1);
     return jobFromRow(this.#row(jobId));
   }
 
@@ -507,19 +536,26 @@ export class SqliteJobStore implements JobStore {
     return view;
   }
 
-  /** Persists the end of a lease the lifecycle decided: the job scheduled again, or finished. */
+  /**
+   * Persists the end of an attempt the lifecycle decided: the job finished,
+   * or scheduled again (due now, or once its backoff ends).
+   */
   #release(row: ViewRow, release: Release, now: number): void {
     if (release.kind === "finish") {
       this.#finish(row, release, now);
       return;
     }
-    writeReschedule(this.#run, row, release, now);
-    this.#queueWaiters.notify(row.queue, 1);
+    const due = writeReschedule(this.#run, row, release, now);
+    countAttemptEnd(release);
+    if (release.notice !== undefined) this.#jobWatchers.notify(row.job_id);
+    if (due) this.#queueWaiters.notify(row.queue, 1);
+    else this.#expiryTimer.arm(release.notBeforeMs);
   }
 
   /** Persists a finish the lifecycle decided and wakes the job's followers. */
   #finish(row: ViewRow, finish: Finish, now: number): void {
     writeFinish(this.#run, row, finish, now);
+    countAttemptEnd(finish);
     this.#jobWatchers.notify(row.job_id);
   }
 
@@ -536,8 +572,13 @@ export class SqliteJobStore implements JobStore {
     }
   }
 
-  /** Persists what the lifecycle makes of every lease that has run out by `now`. */
+  /**
+   * Persists what the lifecycle makes of every lease that has run out by
+   * `now`, and puts every job whose backoff ended by then in its queue.
+   */
   #reclaimExpired(now: number): void {
+    const due = this.#run.sql(SQL.promoteDue).all(now) as unknown as { queue: string }[];
+    for (const { queue } of due) this.#queueWaiters.notify(queue, 1);
     const ended = this.#run.sql(SQL.leasesEndedBy).all(now) as unknown as ViewRow[];
     if (ended.length === 0) return;
     this.#run.transaction(() => {

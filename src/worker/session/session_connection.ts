@@ -53,6 +53,8 @@ export interface SessionStreamOptions {
   readonly heartbeatMs: number;
   readonly queue: string;
   readonly visibilityTimeoutSeconds: number;
+  /** Recorded by the server in the attempts this worker runs. */
+  readonly workerName: string;
   /**
    * The stream starts on `requests`: the messages it sends first (at least
    * one; the first gets the open message).
@@ -90,6 +92,7 @@ export async function runSessionStream(options: SessionStreamOptions): Promise<S
     queue: options.queue,
     visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
     heartbeatMs,
+    workerName: options.workerName,
   });
   for (const message of messages) requests.push(message);
   let opened = false;

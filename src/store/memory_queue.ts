@@ -1,0 +1,122 @@
+/**
+ * One queue of the memory store and the records it holds: the order jobs
+ * are served in (work scheduled again first, then new work in enqueue
+ * order), the running leases by expiry, and the jobs waiting out a retry's
+ * backoff by its end, with the one timer that fires at the earliest of
+ * those two. What any of it means for a job is the lifecycle's to decide.
+ *
+ * @module
+ */
+import { type Job, type JobEvent, JobState } from "../../gen/job/v1/job_pb.ts";
+import type { OpenAttempt } from "./attempt_records.ts";
+import type { LeaseExpiryTimer } from "./lease_expiry_timer.ts";
+import { MinHeap } from "./min_heap.ts";
+
+export interface JobRecord {
+  readonly job: Job;
+  readonly requestId: string;
+  /** Unix ms at which the current lease ends (meaningful while RUNNING). */
+  leaseExpiresAt: number;
+  /** Highest sequence stored when the current attempt began. */
+  sequenceBase: bigint;
+  highestSequence: bigint;
+  /** Output bytes stored for the job, all attempts (see output_cap.ts). */
+  outputBytes: number;
+  /** Whether the job's output was cut at the cap (its marker is stored). */
+  outputTruncated: boolean;
+  readonly events: JobEvent[];
+  /** The attempt the current lease opened; job.attempts holds the ended ones. */
+  open: OpenAttempt | undefined;
+  /** See JobView: the retry counters and the backoff's end (0: none). */
+  notBeforeMs: number;
+  usedAttempts: number;
+  lostAttempts: number;
+}
+
+export interface DelayEntry {
+  readonly record: JobRecord;
+  readonly notBeforeMs: number;
+}
+
+export interface LeaseEntry {
+  readonly record: JobRecord;
+  readonly attempt: number;
+  readonly expiresAt: number;
+}
+
+/** A queue's records (see the module's doc). */
+export class QueueRecord {
+  /** Jobs handed back, whose lease expired, or whose backoff ended; served before `ready`. */
+  readonly again: JobRecord[] = [];
+  /** Scheduled jobs in enqueue order; entries before `head` are taken. */
+  ready: JobRecord[] = [];
+  head = 0;
+  /** Running jobs by lease expiry; stale entries are skipped when popped. */
+  readonly leases = new MinHeap<LeaseEntry>((e) => e.expiresAt);
+  /** Jobs waiting out a retry's backoff, by its end; stale entries are skipped. */
+  readonly delayed = new MinHeap<DelayEntry>((e) => e.notBeforeMs);
+  /**
+   * Fires at the earliest lease expiry or backoff end, so waiting dequeues
+   * wake when it passes.
+   */
+  readonly expiryTimer: LeaseExpiryTimer;
+
+  constructor(
+    readonly name: string,
+    timer: (earliestExpiry: () => number | null) => LeaseExpiryTimer,
+  ) {
+    this.expiryTimer = timer(() => this.#earliestDue());
+  }
+
+  /**
+   * The next job the queue holds in order, work scheduled again first;
+   * whether it can be leased is {@link decideLease}'s to say (a job
+   * cancelled while it waited stays in the queue, finished).
+   */
+  takeNext(): JobRecord | undefined {
+    const again = this.again.shift();
+    if (again !== undefined) return again;
+    if (this.head >= this.ready.length) return undefined;
+    const record = this.ready[this.head++]!;
+    if (this.head > 1024 && this.head * 2 > this.ready.length) {
+      this.ready = this.ready.slice(this.head);
+      this.head = 0;
+    }
+    return record;
+  }
+
+  /** The earliest lease that is still current, dropping superseded entries. */
+  liveLease(): LeaseEntry | undefined {
+    for (let top = this.leases.peek(); top !== undefined; top = this.leases.peek()) {
+      const { record, attempt, expiresAt } = top;
+      if (
+        record.job.state === JobState.RUNNING && record.job.attempt === attempt &&
+        record.leaseExpiresAt === expiresAt
+      ) {
+        return top;
+      }
+      this.leases.pop();
+    }
+    return undefined;
+  }
+
+  /** The earliest backoff entry that is still current, dropping stale ones. */
+  liveDelay(): DelayEntry | undefined {
+    for (let top = this.delayed.peek(); top !== undefined; top = this.delayed.peek()) {
+      const { record, notBeforeMs } = top;
+      if (record.job.state === JobState.SCHEDULED && record.notBeforeMs === notBeforeMs) {
+        return top;
+      }
+      this.delayed.pop();
+    }
+    return undefined;
+  }
+
+  /** The earliest lease expiry or backoff end, or null when there is neither. */
+  #earliestDue(): number | null {
+    const lease = this.liveLease()?.expiresAt;
+    const due = this.liveDelay()?.notBeforeMs;
+    if (lease === undefined) return due ?? null;
+    return due === undefined ? lease : Math.min(lease, due);
+  }
+}
