@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { retryPolicyOf } from "./retry_flags.ts";
 import { create } from "@bufbuild/protobuf";
 import type { Code } from "@connectrpc/connect";
 import { RpcCode, RpcError } from "../rpc_error.ts";
@@ -213,10 +214,15 @@ function parseBatchLine(
   if (file.command === undefined || file.command.trim() === "") {
     throw new UsageError(`${where}: command is required`);
   }
-  const params = jobParamsOf(
-    { ...mergeJobSpecs(defaults, file), command: file.command },
-    `${where}: timeout`,
-  );
+  const spec = { ...mergeJobSpecs(defaults, file), command: file.command };
+  try {
+    // Checked here first, so the complaint names its line; jobParamsOf builds the same policy.
+    retryPolicyOf(spec);
+  } catch (error) {
+    if (error instanceof UsageError) throw new UsageError(`${where}: ${error.message}`);
+    throw error;
+  }
+  const params = jobParamsOf(spec, `${where}: timeout`);
   // The server's own rules, so that no line can make it refuse the call.
   try {
     const request = create(EnqueueJobRequestSchema, {

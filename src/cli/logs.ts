@@ -8,7 +8,7 @@
  */
 import { Command } from "@commander-js/extra-typings";
 import { rpcErrorOf } from "../rpc_error.ts";
-import { EventType, type Job, type JobEvent } from "../../gen/job/v1/job_pb.ts";
+import { EventType, type Job, type JobAttempt, type JobEvent } from "../../gen/job/v1/job_pb.ts";
 import type { CliClients } from "../client/json_client.ts";
 import { lastSequenceOf } from "../protocol/event_position.ts";
 import { isFinished } from "../protocol/job_state.ts";
@@ -125,13 +125,16 @@ export interface AttemptSpan {
  * none. An `n` the job has no attempt for is a usage error.
  */
 export function attemptSpan(job: Job, n: number): AttemptSpan | undefined {
-  const attempts = job.attempts;
-  const attempt = attempts[n - 1];
+  // By number, not position: the list can have gaps (attempts from before
+  // an upgrade, or middle ones dropped by the history's bound).
+  const attempt = attemptNumbered(job, n);
   if (attempt === undefined) {
-    const count = attempts.length;
+    const numbers = job.attempts.map((a) => a.number);
     throw new UsageError(
       `--attempt: job ${job.jobId} has ${
-        count === 0 ? "no attempts yet" : count === 1 ? "1 attempt" : `${count} attempts`
+        numbers.length === 0
+          ? "no attempts yet"
+          : `no attempt ${n} (it has ${numberRanges(numbers)})`
       }`,
     );
   }
@@ -141,7 +144,7 @@ export function attemptSpan(job: Job, n: number): AttemptSpan | undefined {
     return { number: n, fromSequence: attempt.firstSequence, lastSequence: attempt.lastSequence };
   }
   // Its events, when it has none yet, come after every earlier attempt's (and their notices).
-  const before = attempts.slice(0, n - 1).reduce(
+  const before = job.attempts.filter((a) => a.number < n).reduce(
     (max, a) => a.lastSequence > max ? a.lastSequence : max,
     0n,
   );
@@ -193,8 +196,8 @@ export function attemptGate(span: AttemptSpan): (event: JobEvent) => GateStep {
  * 1 for a lost or handed-back worker).
  */
 export function attemptExitCode(job: Job, n: number): number {
-  if (isFinished(job.state) && n === job.attempts.length) return exitCodeOfJob(job);
-  const attempt = job.attempts[n - 1];
+  if (isFinished(job.state) && n === job.attempt) return exitCodeOfJob(job);
+  const attempt = attemptNumbered(job, n);
   switch (attempt?.outcome) {
     case "completed":
       return ExitCode.Ok;
@@ -304,4 +307,20 @@ async function replay(
   } finally {
     clearTimeout(quiet);
   }
+}
+
+function attemptNumbered(job: Job, n: number): JobAttempt | undefined {
+  return job.attempts.find((a) => a.number === n);
+}
+
+/** Ascending numbers as ranges: "1-3, 7, 9-10". */
+function numberRanges(numbers: readonly number[]): string {
+  const ranges: string[] = [];
+  for (let i = 0; i < numbers.length;) {
+    let j = i;
+    while (j + 1 < numbers.length && numbers[j + 1] === numbers[j]! + 1) j++;
+    ranges.push(i === j ? `${numbers[i]}` : `${numbers[i]}-${numbers[j]}`);
+    i = j + 1;
+  }
+  return `attempt${numbers.length === 1 ? "" : "s"} ${ranges.join(", ")}`;
 }

@@ -10,6 +10,13 @@ import { Option } from "@commander-js/extra-typings";
 import type { RetryPolicy } from "../../gen/job/v1/job_pb.ts";
 import { parseRetries, parseRetryDelay, retryPolicyOf } from "./retry_flags.ts";
 
+const DEFAULT_NAMES = {
+  retries: "--default-retries",
+  retryOn: "--default-retry-on",
+  retryDelay: "--default-retry-delay",
+  retryOnTimeout: "--default-retry-on-timeout",
+} as const;
+
 /** The two options, for a command that serves the API. */
 export function defaultRetryOptions() {
   return [
@@ -36,5 +43,5 @@ export function defaultRetryPolicyOf(opts: {
     retryDelay: opts.defaultRetryDelay === undefined
       ? undefined
       : parseRetryDelay(opts.defaultRetryDelay, "--default-retry-delay"),
-  });
+  }, DEFAULT_NAMES);
 }

@@ -69,17 +69,39 @@ export function parseRetryDelay(text: string, label: string): RetryDelay {
   return delay;
 }
 
-/** The policy `settings` ask for, or undefined when they name none (the server's default applies). */
-export function retryPolicyOf(settings: RetrySettings): RetryPolicy | undefined {
+/** How a source spells each retry setting, for the error that names one. */
+export type RetryNames = Readonly<Record<keyof RetrySettings, string>>;
+
+/** The spellings of submit flags, with the job-file and batch-line keys they share a spec with. */
+const SUBMIT_NAMES: RetryNames = {
+  retries: "--retries (retries)",
+  retryOn: "--retry-on (retryOn)",
+  retryDelay: "--retry-delay (retryDelay)",
+  retryOnTimeout: "--no-retry-on-timeout (retryOnTimeout)",
+};
+
+/**
+ * The policy `settings` ask for, or undefined when they name none (the
+ * server's default applies). A setting without a retry count is refused:
+ * its policy would retry nothing and, being the job's own, would also
+ * switch off the server's `--default-retries`.
+ */
+export function retryPolicyOf(
+  settings: RetrySettings,
+  names: RetryNames = SUBMIT_NAMES,
+): RetryPolicy | undefined {
   const { retries, retryOn, retryDelay, retryOnTimeout } = settings;
-  if (
-    retries === undefined && retryOn === undefined && retryDelay === undefined &&
-    retryOnTimeout === undefined
-  ) {
-    return undefined;
+  if (retries === undefined) {
+    const given = (["retryOn", "retryDelay", "retryOnTimeout"] as const).find((key) =>
+      settings[key] !== undefined
+    );
+    if (given === undefined) return undefined;
+    throw new UsageError(
+      `${names[given]} needs ${names.retries}: without a retry count the job would not retry`,
+    );
   }
   return policyOf({
-    maxRetries: retries ?? 0,
+    maxRetries: retries,
     retryOnExitCodes: [...retryOn ?? []],
     minDelayMs: BigInt(retryDelay?.minMs ?? 0),
     maxDelayMs: BigInt(retryDelay?.maxMs ?? 0),

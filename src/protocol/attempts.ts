@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { JobState } from "../../gen/job/v1/job_pb.ts";
 
 /** How an attempt ended. */
 export type AttemptOutcome =
@@ -26,4 +27,9 @@ export const FAILURE_REASON_WORKER_LOST = "worker_lost";
 export function isRedrivable(failureReason: string): boolean {
   return failureReason === FAILURE_REASON_EXHAUSTED ||
     failureReason === FAILURE_REASON_WORKER_LOST;
+}
+
+/** Whether a job in `state` that failed for `failureReason` is a dead letter: FAILED after using every attempt. */
+export function isDeadLetter(state: JobState, failureReason: string): boolean {
+  return state === JobState.FAILED && isRedrivable(failureReason);
 }

@@ -57,6 +57,10 @@ export const MAX_RETRY_EXIT_CODE_RANGES = 32;
 export const MIN_RETRY_DELAY_MS = 100;
 /** Longest wait a retry policy may ask for between attempts: one day. */
 export const MAX_RETRY_DELAY_MS = 24 * 3600_000;
+/** The first retry's wait when a policy names none (min_delay_ms 0). */
+export const DEFAULT_RETRY_MIN_DELAY_MS = 1_000;
+/** The longest wait between attempts when a policy names none (max_delay_ms 0). */
+export const DEFAULT_RETRY_MAX_DELAY_MS = 5 * 60_000;
 /** Largest request message, in bytes. */
 export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 /**

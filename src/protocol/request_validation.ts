@@ -124,7 +124,10 @@ export function validateJobParams(params: JobParams | undefined): JobParams {
   }
   checkRange(`${field}.timeout_seconds`, params.timeoutSeconds, 0, limits.MAX_TIMEOUT_SECONDS);
   if (params.retry !== undefined) validateRetryPolicy(params.retry, `${field}.retry`);
-  if (params.rerunOf !== "") params.rerunOf = validateJobId(params.rerunOf, `${field}.rerun_of`);
+  if (params.rerunOf !== "") {
+    // Only RerunJob links a job to the one it reruns; a link a client set could point anywhere.
+    throw new InvalidArgumentError(`${field}.rerun_of`, "is set by RerunJob only; leave it empty");
+  }
   return params;
 }
 
@@ -156,7 +159,10 @@ export function validateRetryPolicy(policy: RetryPolicy, field: string): void {
     }
   };
   delay("min_delay_ms", policy.minDelayMs, limits.MIN_RETRY_DELAY_MS);
-  const min = policy.minDelayMs === 0n ? limits.MIN_RETRY_DELAY_MS : Number(policy.minDelayMs);
+  // The longest wait is no shorter than the first one, the default first wait (1 s) included.
+  const min = policy.minDelayMs === 0n
+    ? limits.DEFAULT_RETRY_MIN_DELAY_MS
+    : Number(policy.minDelayMs);
   delay("max_delay_ms", policy.maxDelayMs, min);
 }
 

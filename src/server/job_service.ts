@@ -15,7 +15,8 @@ import {
   type RetryPolicy,
 } from "../../gen/job/v1/job_pb.ts";
 import type { EnqueueInput } from "../protocol/job_requests.ts";
-import { redriveJobs, rerunJob } from "./redrive.ts";
+import { redriveJobs, type ReplayRights, rerunJob } from "./redrive.ts";
+import { CALLER } from "./authorization.ts";
 import type { BatchOutcome, EnqueueResult, JobStore } from "../store/job_store.ts";
 import type { Logger } from "../logger.ts";
 import { operationError } from "./error_mapping.ts";
@@ -179,17 +180,28 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
       return { job: redactJobForReaders(job) };
     },
 
-    async redriveJobs(req) {
+    async redriveJobs(req, ctx) {
       const filter = validateRedriveRequest(req);
-      const jobs = await redriveJobs(store, filter);
+      const jobs = await redriveJobs(store, filter, replayRightsOf(ctx), ctx.signal);
       if (!filter.dryRun) logger.info({ jobs: jobs.length }, "dead letters redriven");
       return { jobs: jobs.map(redactJobForReaders) };
     },
 
-    async rerunJob(req) {
-      const job = await rerunJob(store, validateRerunRequest(req), deps.executionConfig);
+    async rerunJob(req, ctx) {
+      const job = await rerunJob(
+        store,
+        validateRerunRequest(req),
+        deps.executionConfig,
+        replayRightsOf(ctx),
+      );
       logger.info({ jobId: job.jobId, rerunOf: job.jobParams?.rerunOf }, "job rerun");
       return { job: redactJobForReaders(job) };
     },
   };
+}
+
+/** A caller with admin scope, or any caller of a server without authentication, may replay secrets. */
+function replayRightsOf(ctx: HandlerContext): ReplayRights {
+  const caller = ctx.values.get(CALLER);
+  return { maySecrets: caller === undefined || caller.scopes.includes("admin") };
 }

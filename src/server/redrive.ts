@@ -5,6 +5,12 @@
  * parameters, secret values included (which no reader of the API can see,
  * so only the server can copy them), with rerun_of naming the original.
  *
+ * Both run a job again with the secret values someone else supplied, which
+ * a submit-scoped caller could not do before (it sees secret names only).
+ * So a job with secret environment is put back or rerun only for a caller
+ * that may replay secrets (admin, or no authentication at all); anyone
+ * else gets permission_denied naming the jobs, and nothing is changed.
+ *
  * @module
  */
 import { clone } from "@bufbuild/protobuf";
@@ -15,18 +21,24 @@ import {
   JobParamsSchema,
   JobState,
 } from "../../gen/job/v1/job_pb.ts";
-import { isRedrivable } from "../protocol/attempts.ts";
+import { isDeadLetter } from "../protocol/attempts.ts";
 import { MAX_REDRIVE_JOBS } from "../protocol/limits.ts";
 import type { RedriveFilter } from "../protocol/request_validation.ts";
+import { PermissionDeniedError } from "../auth/errors.ts";
 import { JobNotRedrivableError } from "../store/errors.ts";
 import type { JobStore } from "../store/job_store.ts";
 
 /** Jobs listed per page while looking for dead letters. */
 const SCAN_PAGE_SIZE = 500;
 
+/** Who asks: whether they may run a job again with secret values they were never shown. */
+export interface ReplayRights {
+  readonly maySecrets: boolean;
+}
+
 /** Whether `job` is a dead letter that `filter` selects. */
 export function redriveSelects(job: Job, filter: RedriveFilter): boolean {
-  if (job.state !== JobState.FAILED || !isRedrivable(job.failureReason)) return false;
+  if (!isDeadLetter(job.state, job.failureReason)) return false;
   if (filter.queue !== undefined && job.queue !== filter.queue) return false;
   if (filter.finishedAfterMs > 0) {
     if (job.updatedAt === undefined || timestampMs(job.updatedAt) < filter.finishedAfterMs) {
@@ -48,9 +60,15 @@ export function redriveSelects(job: Job, filter: RedriveFilter): boolean {
  * {@link MAX_REDRIVE_JOBS}; with `dryRun`, only says which. A job that
  * changed meanwhile (redriven by another call, say) is passed by.
  */
-export async function redriveJobs(store: JobStore, filter: RedriveFilter): Promise<Job[]> {
+export async function redriveJobs(
+  store: JobStore,
+  filter: RedriveFilter,
+  rights: ReplayRights,
+  signal: AbortSignal,
+): Promise<Job[]> {
   const selected: Job[] = [];
   for (let page = 1, lastPage = 1; page <= lastPage; page++) {
+    signal.throwIfAborted();
     const listed = await store.listJobs({
       page,
       pageSize: SCAN_PAGE_SIZE,
@@ -65,8 +83,12 @@ export async function redriveJobs(store: JobStore, filter: RedriveFilter): Promi
   }
   const chosen = selected.reverse();
   if (filter.dryRun) return chosen;
+  refuseSecretReplay(chosen, rights);
   const redriven: Job[] = [];
   for (const job of chosen) {
+    // A caller that gave up gets no answer: stop between jobs rather than
+    // go on changing jobs it will never hear about. Those already put back stay back.
+    if (signal.aborted) break;
     try {
       redriven.push(await store.redrive(job.jobId));
     } catch (error) {
@@ -81,8 +103,10 @@ export async function rerunJob(
   store: JobStore,
   request: { readonly jobId: string; readonly requestId: string },
   executionConfig: ExecutionConfig,
+  rights: ReplayRights,
 ): Promise<Job> {
   const original = await store.getJob(request.jobId);
+  refuseSecretReplay([original], rights);
   const params = clone(JobParamsSchema, original.jobParams!);
   params.rerunOf = original.jobId;
   const { job } = await store.enqueue({
@@ -92,4 +116,22 @@ export async function rerunJob(
     executionConfig,
   });
   return job;
+}
+
+/**
+ * @throws {PermissionDeniedError} when a job in `jobs` has secret environment
+ * and the caller may not replay secrets; it names up to five of them.
+ */
+function refuseSecretReplay(jobs: readonly Job[], rights: ReplayRights): void {
+  if (rights.maySecrets) return;
+  const secret = jobs.filter((job) =>
+    Object.keys(job.jobParams?.secretEnvironment ?? {}).length > 0
+  );
+  if (secret.length === 0) return;
+  const named = secret.slice(0, 5).map((job) => job.jobId).join(", ");
+  const more = secret.length > 5 ? ` and ${secret.length - 5} more` : "";
+  throw new PermissionDeniedError(
+    `${named}${more} ${secret.length === 1 ? "has" : "have"} secret environment; running ` +
+      "it again with its stored values needs admin scope (or submit it anew with --secret-env)",
+  );
 }

@@ -43,7 +43,9 @@ export function failedAttempt(view: JobView, result: JobResult, now: number): Fi
     return finish(JobState.FAILED, result, "", ended);
   }
   if (used < budget) {
-    const notBeforeMs = now + retryDelayMs(policy, view.jobId, used - 1);
+    // Lost workers use attempts but not backoff: the retry index counts failures only.
+    const failedRetry = used - view.lostAttempts - 1;
+    const notBeforeMs = now + retryDelayMs(policy, view.jobId, failedRetry);
     return {
       kind: "reschedule",
       state: JobState.SCHEDULED,
@@ -52,12 +54,13 @@ export function failedAttempt(view: JobView, result: JobResult, now: number): Fi
       usedAttempts: used,
       lostAttempts: view.lostAttempts,
       attemptEnd: ended,
-      notice: noticeOf(ended, budget, notBeforeMs),
+      notice: noticeOf(ended, used, budget, notBeforeMs),
     };
   }
   const last = result.timedOut ? "the last timed out" : `last exit ${result.exitCode}`;
   const exhausted = clone(JobResultSchema, result);
-  exhausted.errorMessage = `${used} of ${Math.max(used, budget)} attempts failed; ${last}`;
+  const lost = view.lostAttempts > 0 ? ` (${lostWorkers(view.lostAttempts)})` : "";
+  exhausted.errorMessage = `${used} of ${Math.max(used, budget)} attempts failed${lost}; ${last}`;
   return finish(JobState.FAILED, exhausted, FAILURE_REASON_EXHAUSTED, ended);
 }
 
@@ -88,7 +91,7 @@ export function lostLease(view: JobView, now: number): Release {
       usedAttempts: used,
       lostAttempts: lost,
       attemptEnd: ended,
-      notice: noticeOf(ended, budget, 0),
+      notice: noticeOf(ended, used, budget, 0),
     };
   }
   const result = create(JobResultSchema, {
@@ -160,15 +163,29 @@ export function attemptEndOf(
   return attemptEnd(view, outcome, result.exitCode, result.errorMessage, now);
 }
 
-/** The ATTEMPT_END event that tells followers the job goes on. */
-function noticeOf(ended: AttemptEnd, allowed: number, notBeforeMs: number): AttemptEndEvent {
+function lostWorkers(n: number): string {
+  return n === 1 ? "1 to a lost worker" : `${n} to lost workers`;
+}
+
+/**
+ * The ATTEMPT_END event that tells followers the job goes on. Attempt
+ * numbers count every lease (a hand-back's too, and those before a
+ * redrive), while the budget counts only the attempts this policy has used,
+ * so the last attempt allowed is this one plus what the budget has left.
+ */
+function noticeOf(
+  ended: AttemptEnd,
+  used: number,
+  budget: number,
+  notBeforeMs: number,
+): AttemptEndEvent {
   return create(AttemptEndEventSchema, {
     attempt: ended.attempt,
     outcome: ended.outcome,
     exitCode: ended.exitCode,
     errorMessage: ended.errorMessage,
     nextAttempt: ended.attempt + 1,
-    attemptsAllowed: allowed,
+    attemptsAllowed: ended.attempt + (budget - used),
     ...(notBeforeMs > 0 ? { nextNotBefore: timestampFromMs(notBeforeMs) } : {}),
   });
 }

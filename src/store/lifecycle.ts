@@ -75,7 +75,7 @@ import {
 import { isCompletionResend } from "./batch.ts";
 import { sameJobParams } from "./idempotency.ts";
 import type { TaskTokenClaims } from "./task_token.ts";
-import { isRedrivable } from "../protocol/attempts.ts";
+import { isDeadLetter } from "../protocol/attempts.ts";
 import type { AttemptOutcome } from "../protocol/attempts.ts";
 import {
   attemptEnd,
@@ -501,7 +501,7 @@ export function decideCancel(
  */
 export function decideRedrive(view: JobView, now: number): Redrive {
   const state = stateAt(view, now);
-  if (state !== JobState.FAILED || !isRedrivable(view.failureReason)) {
+  if (!isDeadLetter(state, view.failureReason)) {
     throw new JobNotRedrivableError(
       view.jobId,
       state === JobState.FAILED

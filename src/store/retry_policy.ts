@@ -15,23 +15,26 @@
  *   back forever; a job without retries still gets {@link LOST_WORKER_ATTEMPTS}
  *   attempts against lost workers, so one kill -9 loses nothing. A worker
  *   that hands its job back (it stopped cleanly) does not use an attempt.
- * - The wait before retry n (from 0) doubles from `min_delay_ms` up to
- *   `max_delay_ms`, drawn from [cap / 2, cap] (src/retry.ts's backoff) and
- *   never below `min_delay_ms`. The draw is a hash of the job id and the
- *   attempt, not Math.random, so the same decision comes out on every
- *   replay of it (a retried write on AWS, a restart).
+ * - The wait before retry n (from 0) is drawn from [cap / 2, cap] with
+ *   cap = min(`max_delay_ms`, `min_delay_ms` × 2^(n+1)) (src/retry.ts's
+ *   backoff), never below `min_delay_ms`: 1-2 s, 2-4 s, 4-8 s, ... for a
+ *   1 s minimum. Every wait, the first too, has jitter, so jobs that failed
+ *   together (a database down) do not all come back in the same second.
+ *   The draw is a hash of the job id and the retry, not Math.random, so the
+ *   same decision comes out on every replay of it (a retried write on AWS,
+ *   a restart). Only the retries that followed a failure step the backoff;
+ *   a lost worker runs again at once.
  *
  * @module
  */
 import type { JobResult, RetryPolicy } from "../../gen/job/v1/job_pb.ts";
 import { backoffDelayMs } from "../retry.ts";
+import { DEFAULT_RETRY_MAX_DELAY_MS, DEFAULT_RETRY_MIN_DELAY_MS } from "../protocol/limits.ts";
+
+export { DEFAULT_RETRY_MAX_DELAY_MS, DEFAULT_RETRY_MIN_DELAY_MS };
 
 /** Attempts a job gets against lost workers when its own retries allow fewer. */
 export const LOST_WORKER_ATTEMPTS = 3;
-/** The first retry's wait when the policy names none. */
-export const DEFAULT_RETRY_MIN_DELAY_MS = 1_000;
-/** The longest wait between attempts when the policy names none. */
-export const DEFAULT_RETRY_MAX_DELAY_MS = 5 * 60_000;
 /** Exit codes no retry can help: 126 (cannot execute), 127 (not found). */
 const HOPELESS_EXIT_CODES: ReadonlySet<number> = new Set([126, 127]);
 
@@ -80,7 +83,7 @@ export function lostWorkerBudget(policy: EffectivePolicy): number {
 /** The wait before retry number `retry` (0: the first retry) of job `jobId`. */
 export function retryDelayMs(policy: EffectivePolicy, jobId: string, retry: number): number {
   const drawn = backoffDelayMs(
-    retry,
+    retry + 1,
     { initialMs: policy.minDelayMs, maxMs: policy.maxDelayMs, multiplier: 2 },
     () => unitHash(`${jobId}:${retry}`),
   );

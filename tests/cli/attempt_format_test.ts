@@ -335,9 +335,16 @@ Deno.test("logs --attempt finds an attempt's events and stops at its end", () =>
   assert.equal(attemptSpan(job, 2), undefined, "an attempt without events prints nothing");
   assert.throws(() => attemptSpan(job, 3), (e: unknown) => {
     assert.ok(e instanceof UsageError);
-    assert.equal(e.message, `--attempt: job ${ID} has 2 attempts`);
+    assert.equal(e.message, `--attempt: job ${ID} has no attempt 3 (it has attempts 1-2)`);
     return true;
   });
+  // By number, not position: a job from before the upgrade lists only its later attempts.
+  const gappy = retriedJob({
+    attempt: 4,
+    attempts: [{ number: 4, outcome: "failed", firstSequence: 9n, lastSequence: 12n }],
+  });
+  assert.deepEqual(attemptSpan(gappy, 4), { number: 4, fromSequence: 9n, lastSequence: 12n });
+  assert.throws(() => attemptSpan(gappy, 1), /has no attempt 1 \(it has attempt 4\)/);
   assert.throws(
     () => attemptSpan(create(JobSchema, { jobId: ID }), 1),
     /has no attempts yet/,

@@ -93,11 +93,28 @@ Deno.test("submit's flags make the job's policy; a job file's keys give way to t
 
   const noTimeout = parseSubmitConfig(
     undefined,
-    flags({ retryOnTimeout: false }),
+    flags({ retries: "1", retryOnTimeout: false }),
     ["true"],
   ).params.retry!;
   assert.equal(noTimeout.noRetryOnTimeout, true);
-  assert.equal(noTimeout.maxRetries, 0);
+  assert.equal(noTimeout.maxRetries, 1);
+  // A setting without a count would make a policy that retries nothing and hides the server's default.
+  assert.throws(
+    () => parseSubmitConfig(undefined, flags({ retryOnTimeout: false }), ["true"]),
+    /--no-retry-on-timeout \(retryOnTimeout\) needs --retries \(retries\)/,
+  );
+  assert.throws(
+    () => parseSubmitConfig(undefined, flags({ retryDelay: "10s" }), ["true"]),
+    /--retry-delay \(retryDelay\) needs --retries/,
+  );
+  assert.throws(
+    () =>
+      parseBatchLines(
+        '{"command": "a", "retryOn": "75"}',
+        batchDefaults(undefined, flags(), {}, "ada"),
+      ),
+    /line 1: --retry-on \(retryOn\) needs --retries/,
+  );
   assert.throws(
     () => parseSubmitConfig(undefined, flags({ retries: "500" }), ["true"]),
     /--retries: is 500, outside 0..100/,
@@ -149,5 +166,9 @@ Deno.test("--default-retries and --default-retry-delay make the server's default
   assert.throws(
     () => defaultRetryPolicyOf({ defaultRetryDelay: "1ms" }),
     /--default-retry-delay: must be 0/,
+  );
+  assert.throws(
+    () => defaultRetryPolicyOf({ defaultRetryDelay: "5s" }),
+    /--default-retry-delay needs --default-retries/,
   );
 });

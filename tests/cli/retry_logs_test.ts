@@ -120,7 +120,10 @@ Deno.test("logs, logs --attempt and get --json of a job that failed twice", asyn
     assert.deepEqual([followedFirst.code, followedFirst.stdout], [1, "one\n"], "its exit code");
     const missing = await cli("logs", "--attempt", "3", jobId);
     assert.equal(missing.code, 2);
-    assert.equal(missing.stderr, `airunner: error: --attempt: job ${jobId} has 2 attempts\n`);
+    assert.equal(
+      missing.stderr,
+      `airunner: error: --attempt: job ${jobId} has no attempt 3 (it has attempts 1-2)\n`,
+    );
     assert.equal(missing.stdout, "");
 
     const got = await cli("get", "--json", jobId);
@@ -191,7 +194,10 @@ Deno.test("logs -f --attempt follows the running attempt and stops at its end", 
     const { jobs } = createAirunnerClients({ serverUrl: url });
     const { jobId } = await jobs.enqueueJob({
       queue: "default",
-      jobParams: { command: "./flaky.sh", retry: { maxRetries: 2, minDelayMs: 60_000n } },
+      jobParams: {
+        command: "./flaky.sh",
+        retry: { maxRetries: 2, minDelayMs: 60_000n, maxDelayMs: 60_000n },
+      },
     });
     const { taskToken } = await lease(store);
     const next = await publish(store, taskToken, 1n, [[OUT, "one\n"]]);
@@ -229,7 +235,7 @@ Deno.test("submit --follow prints the separator between attempts, with --json to
         "--retries",
         "1",
         "--retry-delay",
-        "1s",
+        "1s..1s",
         "--follow",
         ...(json ? ["--json"] : []),
         "--",

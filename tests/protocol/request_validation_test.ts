@@ -366,4 +366,18 @@ Deno.test("a retry policy's numbers are checked against their documented ranges"
     /between 5000 and 86400000 ms, got 1000/,
   );
   fails(check({ maxDelayMs: 86_400_001n }), "job_params.retry.max_delay_ms", /86400000/);
+  // With the default first wait (1 s), the longest wait is no shorter than that.
+  fails(
+    check({ maxRetries: 3, maxDelayMs: 200n }),
+    "job_params.retry.max_delay_ms",
+    /between 1000 and 86400000 ms, got 200/,
+  );
+});
+
+Deno.test("rerun_of is RerunJob's to set: an enqueue naming it is refused", () => {
+  fails(
+    () => validateJobParams(create(JobParamsSchema, { command: "x", rerunOf: "job-1" })),
+    "job_params.rerun_of",
+    /set by RerunJob only/,
+  );
 });

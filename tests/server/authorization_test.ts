@@ -8,6 +8,7 @@ import { type AirunnerClients, createAirunnerClients } from "../../src/protocol/
 import { startServer } from "../../src/server/http_server.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
 import { memoryLog } from "../support/memory_log.ts";
+import { deadLetter } from "../support/dead_letter.ts";
 
 const keys = await generateP256KeyPair();
 
@@ -182,5 +183,39 @@ Deno.test("an admin token and a token without a scope claim may call everything"
       }
       assert.equal(got, jobId);
     }
+  });
+});
+
+Deno.test("a job's stored secrets run again only for admin: rerun and redrive refuse a submit token", async () => {
+  await withAuthServer(async (_url, clientFor, store) => {
+    const submit = clientFor(await tokenFor("alice", ["submit"])).jobs;
+    const admin = clientFor(await tokenFor("ops", ["admin"])).jobs;
+    const plain = await deadLetter(store, "q", 1);
+    const secret = await deadLetter(store, "q", 1, {}, { TOKEN: "s3cr3t-value" });
+    await rejectsWith(
+      submit.rerunJob({ jobId: secret }),
+      Code.PermissionDenied,
+      new RegExp(`${secret} has secret environment; .*needs admin scope`),
+    );
+    await rejectsWith(
+      submit.redriveJobs({ queue: "q" }),
+      Code.PermissionDenied,
+      new RegExp(`${secret} has secret environment`),
+    );
+    assert.equal(
+      (await store.getJob(plain)).state,
+      JobState.FAILED,
+      "a refused redrive moves nothing",
+    );
+    // A dry run shows what would go back; a job without secrets reruns and redrives at submit scope.
+    assert.deepEqual(
+      (await submit.redriveJobs({ queue: "q", dryRun: true })).jobs.map((j) => j.jobId),
+      [plain, secret],
+    );
+    const rerun = await submit.rerunJob({ jobId: plain });
+    assert.equal(rerun.job?.jobParams?.rerunOf, plain);
+    await admin.rerunJob({ jobId: secret });
+    const redriven = (await admin.redriveJobs({ queue: "q" })).jobs.map((j) => j.jobId);
+    assert.deepEqual(redriven, [plain, secret]);
   });
 });

@@ -46,7 +46,11 @@ Deno.test("a retryable failure with attempts left waits its backoff, SCHEDULED, 
   const first = decideCompletion(running(), { attempt: 1 }, exit(1), NOW);
   assert.ok(first.kind === "reschedule");
   assert.equal(first.state, JobState.SCHEDULED);
-  assert.equal(first.notBeforeMs, NOW + 8_000, "the first retry waits the minimum");
+  const firstWait = first.notBeforeMs - NOW;
+  assert.ok(
+    firstWait >= 8_000 && firstWait <= 16_000,
+    `the first retry waits min..2×min: ${firstWait}`,
+  );
   assert.equal(first.readyAtMs, first.notBeforeMs, "once due, it goes ahead of newer work");
   assert.equal(first.usedAttempts, 1);
   assert.equal(first.attemptEnd.outcome, "failed");
@@ -54,7 +58,7 @@ Deno.test("a retryable failure with attempts left waits its backoff, SCHEDULED, 
   assert.equal(first.notice?.attempt, 1);
   assert.equal(first.notice?.nextAttempt, 2);
   assert.equal(first.notice?.attemptsAllowed, 4);
-  assert.equal(timestampMs(first.notice!.nextNotBefore!), NOW + 8_000);
+  assert.equal(timestampMs(first.notice!.nextNotBefore!), first.notBeforeMs);
   const second = decideCompletion(
     running({ attempt: 2, usedAttempts: 1 }),
     { attempt: 2 },
@@ -63,10 +67,10 @@ Deno.test("a retryable failure with attempts left waits its backoff, SCHEDULED, 
   );
   assert.ok(second.kind === "reschedule");
   const wait = second.notBeforeMs - NOW;
-  assert.ok(wait >= 8_000 && wait <= 16_000, `${wait}`);
+  assert.ok(wait >= 16_000 && wait <= 32_000, `${wait}`);
 });
 
-Deno.test("backoff doubles up to its maximum, with jitter within [cap / 2, cap]", () => {
+Deno.test("backoff doubles up to its maximum, with jitter within [cap / 2, cap], cap = min × 2^(n+1)", () => {
   for (let used = 0; used < 12; used++) {
     const d = decideCompletion(
       running({
@@ -83,7 +87,7 @@ Deno.test("backoff doubles up to its maximum, with jitter within [cap / 2, cap]"
       NOW,
     );
     assert.ok(d.kind === "reschedule");
-    const cap = Math.min(20_000, 1_000 * 2 ** used);
+    const cap = Math.min(20_000, 1_000 * 2 ** (used + 1));
     const wait = d.notBeforeMs - NOW;
     assert.ok(
       wait >= Math.max(1_000, cap / 2) && wait <= cap,
@@ -105,6 +109,49 @@ Deno.test("the last attempt's failure ends the job FAILED, exhausted, saying so"
   assert.equal(last.result.errorMessage, "4 of 4 attempts failed; last exit 1");
   assert.equal(last.result.exitCode, 1);
   assert.equal(last.attemptEnd?.attempt, 4);
+});
+
+Deno.test("attempt N of M counts what the budget has left, after a hand-back or a redrive", () => {
+  // --retries 3; attempt 1 was handed back (no budget used), attempt 2 fails: attempts 3..5 remain.
+  const afterHandBack = decideCompletion(
+    running({ attempt: 2, usedAttempts: 0 }),
+    { attempt: 2 },
+    exit(1),
+    NOW,
+  );
+  assert.ok(afterHandBack.kind === "reschedule");
+  assert.equal(afterHandBack.notice?.nextAttempt, 3);
+  assert.equal(afterHandBack.notice?.attemptsAllowed, 5);
+  // Redriven after 4 attempts: attempt 5 is the first of a fresh budget of 4, so up to 8.
+  const afterRedrive = decideCompletion(
+    running({ attempt: 5, usedAttempts: 0 }),
+    { attempt: 5 },
+    exit(1),
+    NOW,
+  );
+  assert.ok(afterRedrive.kind === "reschedule");
+  assert.equal(afterRedrive.notice?.attemptsAllowed, 8);
+});
+
+Deno.test("lost workers use attempts but not backoff, and the exhausted message names them", () => {
+  // Two lost workers, then the first failure: it waits the first retry's backoff, min..2×min.
+  const failed = decideCompletion(
+    running({ attempt: 3, usedAttempts: 2, lostAttempts: 2 }),
+    { attempt: 3 },
+    exit(1),
+    NOW,
+  );
+  assert.ok(failed.kind === "reschedule");
+  const wait = failed.notBeforeMs - NOW;
+  assert.ok(wait >= 8_000 && wait <= 16_000, `${wait}`);
+  const last = decideCompletion(
+    running({ attempt: 4, usedAttempts: 3, lostAttempts: 2 }),
+    { attempt: 4 },
+    exit(1),
+    NOW,
+  );
+  assert.ok(last.kind === "finish");
+  assert.equal(last.result.errorMessage, "4 of 4 attempts failed (2 to lost workers); last exit 1");
 });
 
 Deno.test("a code that does not retry, or no retry policy, ends the job at once without a reason", () => {

@@ -59,13 +59,13 @@ Deno.test("budgets: retries + 1 attempts; lost workers get at least 3", () => {
   assert.equal(lostWorkerBudget(many), 6);
 });
 
-Deno.test("delays double from the minimum to the maximum, within [cap / 2, cap], never below the minimum", () => {
+Deno.test("delays double from the minimum to the maximum, within [cap / 2, cap] with cap = min × 2^(n+1)", () => {
   const policy = effectivePolicy(
     create(RetryPolicySchema, { maxRetries: 9, minDelayMs: 5_000n, maxDelayMs: 600_000n }),
   );
   for (const job of ["a", "b", "c", "d"]) {
     for (let retry = 0; retry < 9; retry++) {
-      const cap = Math.min(600_000, 5_000 * 2 ** retry);
+      const cap = Math.min(600_000, 5_000 * 2 ** (retry + 1));
       const delay = retryDelayMs(policy, job, retry);
       assert.ok(delay >= Math.max(5_000, cap / 2) && delay <= cap, `${job} #${retry}: ${delay}`);
       assert.equal(
@@ -75,14 +75,22 @@ Deno.test("delays double from the minimum to the maximum, within [cap / 2, cap],
       );
     }
   }
-  // Jitter spreads jobs apart.
-  const spread = new Set(["a", "b", "c", "d", "e", "f"].map((j) => retryDelayMs(policy, j, 4)));
-  assert.ok(spread.size > 1);
+  // Jitter spreads jobs apart, from the first retry on.
+  for (const retry of [0, 4]) {
+    const spread = new Set(
+      ["a", "b", "c", "d", "e", "f"].map((j) => retryDelayMs(policy, j, retry)),
+    );
+    assert.ok(spread.size > 1, `retry ${retry}: ${[...spread]}`);
+  }
 });
 
 Deno.test("unset delays take the defaults", () => {
   const policy = effectivePolicy(create(RetryPolicySchema, { maxRetries: 1 }));
   assert.equal(policy.minDelayMs, DEFAULT_RETRY_MIN_DELAY_MS);
   assert.equal(policy.maxDelayMs, DEFAULT_RETRY_MAX_DELAY_MS);
-  assert.equal(retryDelayMs(policy, "x", 0), DEFAULT_RETRY_MIN_DELAY_MS);
+  const first = retryDelayMs(policy, "x", 0);
+  assert.ok(
+    first >= DEFAULT_RETRY_MIN_DELAY_MS && first <= 2 * DEFAULT_RETRY_MIN_DELAY_MS,
+    `${first}`,
+  );
 });
