@@ -47,6 +47,15 @@ export const MAX_CANCEL_REASON_LENGTH = 1024;
 export const MAX_ERROR_MESSAGE_LENGTH = 16 * 1024;
 /** Longest worker name a worker gives for its attempts. */
 export const MAX_WORKER_NAME_LENGTH = 256;
+/**
+ * Most entries a job's attempt list keeps: the first attempt and the newest
+ * after it. Hand-backs use no retry and redrive gives a fresh budget, so a
+ * job's attempts have no bound of their own; this keeps a job's record (on
+ * AWS one DynamoDB item, at most 400 KB) from growing with them.
+ */
+export const MAX_RECORDED_ATTEMPTS = 100;
+/** Most characters of an attempt entry's error message (the job's result keeps the whole one). */
+export const MAX_ATTEMPT_ERROR_LENGTH = 512;
 /** Most jobs one RedriveJobs call puts back (run it again for more). */
 export const MAX_REDRIVE_JOBS = 1000;
 /** Most retries of one job after its first attempt. */

@@ -15,6 +15,7 @@ import {
 } from "../../gen/job/v1/job_pb.ts";
 import { makeEvent } from "../protocol/event_sequencing.ts";
 import { isRedrivable } from "../protocol/attempts.ts";
+import { MAX_ATTEMPT_ERROR_LENGTH, MAX_RECORDED_ATTEMPTS } from "../protocol/limits.ts";
 import type { AttemptEnd, Finish, Reschedule } from "./lifecycle.ts";
 import { countStoreMetric } from "./store_meter.ts";
 
@@ -41,19 +42,48 @@ export function runningAttempt(open: OpenAttempt, highestSequence: bigint): JobA
 /**
  * The entry of an attempt that ended as `end` says, once the job's log
  * reached `highestSequence` (the attempt's own events; the ATTEMPT_END
- * notice that may follow is not among them).
+ * notice that may follow is not among them). `open` is undefined for an
+ * attempt whose lease opened none on record (a job leased before the
+ * attempt list existed): its events then start after `sequenceBase`.
  */
 export function closedAttempt(
-  open: OpenAttempt,
+  open: OpenAttempt | undefined,
   end: AttemptEnd,
   highestSequence: bigint,
+  sequenceBase: bigint,
 ): JobAttempt {
-  const attempt = runningAttempt(open, highestSequence);
+  const attempt = runningAttempt(
+    open ?? { number: end.attempt, worker: "", startedAtMs: end.endedAtMs, sequenceBase },
+    highestSequence,
+  );
   attempt.endedAt = timestampFromMs(end.endedAtMs);
   attempt.outcome = end.outcome;
   attempt.exitCode = end.exitCode;
-  attempt.errorMessage = end.errorMessage;
+  attempt.errorMessage = end.errorMessage.length > MAX_ATTEMPT_ERROR_LENGTH
+    ? `${end.errorMessage.slice(0, MAX_ATTEMPT_ERROR_LENGTH - 1)}…`
+    : end.errorMessage;
   return attempt;
+}
+
+/**
+ * `attempts` with `entry` appended, kept to {@link MAX_RECORDED_ATTEMPTS}:
+ * the first attempt and the newest ones (entries carry their numbers, so a
+ * reader sees which are gone).
+ */
+export function appendAttempt(attempts: readonly JobAttempt[], entry: JobAttempt): JobAttempt[] {
+  const all = [...attempts, entry];
+  return all.length <= MAX_RECORDED_ATTEMPTS
+    ? all
+    : [all[0]!, ...all.slice(all.length - (MAX_RECORDED_ATTEMPTS - 1))];
+}
+
+/**
+ * Whether a job whose attempt `attempt` just ended may hold a full list
+ * already: it holds at most one entry per attempt number, so below the
+ * bound a backend can append without reading the list first.
+ */
+export function mayHoldFullAttempts(attempt: number): boolean {
+  return attempt > MAX_RECORDED_ATTEMPTS;
 }
 
 /** The ATTEMPT_END event a backend appends at `sequence` (the job's highest + 1). */

@@ -52,7 +52,13 @@ import {
   type Release,
   type Reschedule,
 } from "./lifecycle.ts";
-import { closedAttempt, countAttemptEnd, noticeEvent, runningAttempt } from "./attempt_records.ts";
+import {
+  appendAttempt,
+  closedAttempt,
+  countAttemptEnd,
+  noticeEvent,
+  runningAttempt,
+} from "./attempt_records.ts";
 import { LeaseExpiryTimer } from "./lease_expiry_timer.ts";
 import { type JobRecord, QueueRecord } from "./memory_queue.ts";
 import { capOutput, DEFAULT_MAX_JOB_OUTPUT_BYTES } from "./output_cap.ts";
@@ -469,7 +475,7 @@ export class MemoryJobStore implements JobStore {
   /** Persists a finish the lifecycle decided: the job's final state and result. */
   #finish(record: JobRecord, finish: Finish, now: number): void {
     const job = record.job;
-    if (finish.attemptEnd !== undefined) this.#endAttempt(record, finish.attemptEnd, now);
+    if (finish.attemptEnd !== undefined) this.#endAttempt(record, finish.attemptEnd);
     job.state = finish.state;
     job.result = finish.result;
     job.failureReason = finish.failureReason;
@@ -482,14 +488,9 @@ export class MemoryJobStore implements JobStore {
   }
 
   /** Records the end of the open attempt in the job's attempt list. */
-  #endAttempt(record: JobRecord, end: AttemptEnd, now: number): void {
-    const open = record.open ?? {
-      number: end.attempt,
-      worker: "",
-      startedAtMs: now,
-      sequenceBase: record.sequenceBase,
-    };
-    record.job.attempts.push(closedAttempt(open, end, record.highestSequence));
+  #endAttempt(record: JobRecord, end: AttemptEnd): void {
+    const closed = closedAttempt(record.open, end, record.highestSequence, record.sequenceBase);
+    record.job.attempts = appendAttempt(record.job.attempts, closed);
     record.open = undefined;
   }
 
@@ -498,7 +499,7 @@ export class MemoryJobStore implements JobStore {
    * the counters and backoff); where the job waits is the caller's.
    */
   #rescheduled(record: JobRecord, reschedule: Reschedule, now: number): void {
-    this.#endAttempt(record, reschedule.attemptEnd, now);
+    this.#endAttempt(record, reschedule.attemptEnd);
     if (reschedule.notice !== undefined) {
       record.highestSequence += 1n;
       record.events.push(noticeEvent(reschedule.notice, record.highestSequence, now));

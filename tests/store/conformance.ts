@@ -36,6 +36,12 @@ import { makeEvent } from "../../src/protocol/event_sequencing.ts";
 import { AttemptEndEventSchema } from "../../gen/job/v1/job_pb.ts";
 import type { JobStore, LeasedJob, StreamEventsOptions } from "../../src/store/job_store.ts";
 import { isUuid } from "../../src/protocol/job_id.ts";
+import {
+  MAX_ATTEMPT_ERROR_LENGTH,
+  MAX_ERROR_MESSAGE_LENGTH,
+  MAX_RECORDED_ATTEMPTS,
+} from "../../src/protocol/limits.ts";
+import { installStoreMeter } from "../../src/store/store_meter.ts";
 
 /** A store under test and a way to let its time pass. */
 export interface StoreHarness {
@@ -1313,6 +1319,96 @@ conformance("each lost lease counts: the third ends the job FAILED, worker lost"
   assert.deepEqual(lost.attempts.map((a) => a.outcome), ["lost", "lost", "lost"]);
   assert.deepEqual(await dequeueNow(store), [], "it never comes back");
 });
+
+conformance(
+  "the attempt list keeps the first attempt and the newest, however many hand-backs",
+  async (h) => {
+    const { store } = h;
+    const job = await enqueueRetrying(store, { maxRetries: 1, minDelayMs: 100, maxDelayMs: 100 });
+    // Attempt 1 fails with an error far longer than an entry keeps.
+    const first = await dequeueOne(store);
+    await store.complete(
+      first.taskToken,
+      create(JobResultSchema, {
+        jobId: job.jobId,
+        exitCode: 1,
+        errorMessage: "x".repeat(MAX_ERROR_MESSAGE_LENGTH),
+      }),
+    );
+    await waitOut(h, await store.getJob(job.jobId));
+    // Then more hand-backs (no budget used) than the list keeps.
+    const handBacks = MAX_RECORDED_ATTEMPTS + 5;
+    for (let n = 0; n < handBacks; n++) {
+      const leased = await dequeueOne(store);
+      await store.updateLease(leased.taskToken, QUEUE, 0);
+    }
+    const last = await dequeueOne(store);
+    assert.equal(last.job.attempt, handBacks + 2);
+    await store.complete(last.taskToken, result(job.jobId, 0));
+    const done = await store.getJob(job.jobId);
+    assert.equal(done.state, JobState.COMPLETED, "a long history does not stop the job");
+    assert.equal(done.attempts.length, MAX_RECORDED_ATTEMPTS);
+    assert.equal(done.attempts[0]!.number, 1, "the first attempt stays");
+    assert.ok(done.attempts[0]!.errorMessage.length <= MAX_ATTEMPT_ERROR_LENGTH);
+    assert.deepEqual(
+      done.attempts.slice(1).map((a) => a.number),
+      Array.from(
+        { length: MAX_RECORDED_ATTEMPTS - 1 },
+        (_, i) => handBacks + 4 - MAX_RECORDED_ATTEMPTS + i,
+      ),
+      "then the newest, in order",
+    );
+    assert.equal(done.attempts.at(-1)!.outcome, "completed");
+  },
+);
+
+conformance(
+  "attempt metrics count each decision once: retries, outcomes, dead letters",
+  async (h) => {
+    const { store } = h;
+    const counted: string[] = [];
+    installStoreMeter({
+      count(name, value, attributes) {
+        if (!name.startsWith("airunner.jobs.")) return;
+        const label = Object.values(attributes ?? {}).join(",");
+        for (let i = 0; i < value; i++) counted.push(label === "" ? name : `${name}{${label}}`);
+      },
+      record() {},
+    });
+    try {
+      const retried = await enqueueRetrying(store, {
+        maxRetries: 1,
+        minDelayMs: 100,
+        maxDelayMs: 100,
+      });
+      const first = await dequeueOne(store);
+      await fail(store, first, 3);
+      // The same completion again is a resend: nothing more is counted.
+      await store.complete(first.taskToken, result(retried.jobId, 3));
+      await waitOut(h, await store.getJob(retried.jobId));
+      await fail(store, await dequeueOne(store), 3);
+      const lost = await enqueue(store);
+      for (let n = 1; n <= 3; n++) {
+        await dequeueOne(store, QUEUE, 1_000);
+        await h.advance(1_500);
+      }
+      assert.equal((await store.getJob(lost.jobId)).failureReason, "worker_lost");
+      await store.getJob(lost.jobId); // a read after the end counts nothing
+      assert.deepEqual(counted.sort(), [
+        "airunner.jobs.attempts.total{failed}",
+        "airunner.jobs.attempts.total{failed}",
+        "airunner.jobs.attempts.total{lost}",
+        "airunner.jobs.attempts.total{lost}",
+        "airunner.jobs.attempts.total{lost}",
+        "airunner.jobs.exhausted.total{exhausted}",
+        "airunner.jobs.exhausted.total{worker_lost}",
+        "airunner.jobs.retries.scheduled.total",
+      ]);
+    } finally {
+      installStoreMeter({ count() {}, record() {} });
+    }
+  },
+);
 
 conformance("a retry policy gives lost workers as many attempts as it allows", async (h) => {
   const { store } = h;

@@ -360,3 +360,55 @@ Deno.test("a restart during a retry's backoff loses nothing: the retry comes whe
     }
   });
 });
+
+Deno.test("a retry's reschedule and its notice commit together: a refused notice leaves the job as it was", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/airunner.db`;
+    const store = SqliteJobStore.open({
+      path,
+      clock: new FakeClock(),
+      tokenCodec: TaskTokenCodec.withRandomSecret(),
+    });
+    try {
+      const { job } = await store.enqueue({
+        requestId: "",
+        queue: "default",
+        params: create(JobParamsSchema, {
+          command: "flaky",
+          retry: { maxRetries: 2, minDelayMs: 60_000n, maxDelayMs: 60_000n },
+        }),
+        executionConfig: defaultExecutionConfig(),
+      });
+      const leased = await dequeue(store);
+      await store.publishEvents(leased.taskToken, [startEvent(1)]);
+      // Another connection makes every event insert fail, as a full disk would the notice's.
+      const other = new DatabaseSync(path);
+      other.exec(
+        "CREATE TRIGGER refuse_events BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'refused'); END",
+      );
+      const failed = create(JobResultSchema, { jobId: job.jobId, success: false, exitCode: 1 });
+      await assert.rejects(store.complete(leased.taskToken, failed), /refused/);
+      const unchanged = await store.getJob(job.jobId);
+      assert.equal(unchanged.state, JobState.RUNNING, "no half-written reschedule");
+      assert.deepEqual(
+        unchanged.attempts.map((a) => a.outcome),
+        [""],
+        "no ended attempt on record",
+      );
+      other.exec("DROP TRIGGER refuse_events");
+      other.close();
+      // The worker's retried completion now goes through whole, and the next attempt's output lands.
+      assert.equal(await store.complete(leased.taskToken, failed), true);
+      const waiting = await store.getJob(job.jobId);
+      assert.equal(waiting.state, JobState.SCHEDULED);
+      await store.cancel(job.jobId, "enough"); // ends the log, for reading it whole
+      const events = await storedEvents(store, job.jobId);
+      assert.deepEqual(events.slice(0, 2).map((e) => [e.sequence, e.eventData.case]), [
+        [1n, "processStart"],
+        [2n, "attemptEnd"],
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+});

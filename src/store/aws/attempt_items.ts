@@ -66,5 +66,5 @@ function openAttemptEntry(
   if (expiry.kind === "keep" || expiry.attemptEnd === undefined) {
     return runningAttempt(open, highest);
   }
-  return closedAttempt(open, expiry.attemptEnd, highest);
+  return closedAttempt(open, expiry.attemptEnd, highest, open.sequenceBase);
 }

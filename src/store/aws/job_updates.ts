@@ -18,7 +18,7 @@ import {
   JobEventSchema,
   JobResultSchema,
 } from "../../../gen/job/v1/job_pb.ts";
-import { closedAttempt, noticeEvent } from "../attempt_records.ts";
+import { appendAttempt, closedAttempt, noticeEvent } from "../attempt_records.ts";
 import type { AttemptEnd, Finish, Lease, Redrive, Reschedule } from "../lifecycle.ts";
 import { attemptsAttribute, attemptsOf, openAttemptOf } from "./attempt_items.ts";
 import type { Item, JobRecord } from "./job_item.ts";
@@ -84,19 +84,11 @@ function setOrRemove(name: string, value: string): ItemUpdate {
  * The attempt list with the open attempt closed as `end` says, the job's
  * log having reached `highest` (the attempt's own events).
  */
-function attemptsEndedBy(
-  record: JobRecord,
-  end: AttemptEnd,
-  highest: bigint,
-  nowMs: number,
-): JobAttempt[] {
-  const open = openAttemptOf(record) ?? {
-    number: end.attempt,
-    worker: "",
-    startedAtMs: nowMs,
-    sequenceBase: record.sequenceBase,
-  };
-  return [...attemptsOf(record), closedAttempt(open, end, highest)];
+function attemptsEndedBy(record: JobRecord, end: AttemptEnd, highest: bigint): JobAttempt[] {
+  return appendAttempt(
+    attemptsOf(record),
+    closedAttempt(openAttemptOf(record), end, highest, record.sequenceBase),
+  );
 }
 
 /** What closes the open attempt (when `end` is given) and leaves none open. */
@@ -104,14 +96,13 @@ function closeAttempt(
   record: JobRecord,
   end: AttemptEnd | undefined,
   highest: bigint,
-  nowMs: number,
 ): ItemUpdate {
   return {
     set: {
       open_started_at: n(0),
       ...(end === undefined
         ? {}
-        : { attempts: attemptsAttribute(attemptsEndedBy(record, end, highest, nowMs)) }),
+        : { attempts: attemptsAttribute(attemptsEndedBy(record, end, highest)) }),
     },
     remove: ["open_worker"],
   };
@@ -138,7 +129,7 @@ export function finishUpdate(
   };
   return mergeUpdates(
     mergeUpdates(ended, setOrRemove("failure_reason", finish.failureReason)),
-    closeAttempt(record, finish.attemptEnd, highest, nowMs),
+    closeAttempt(record, finish.attemptEnd, highest),
   );
 }
 
@@ -177,7 +168,7 @@ export function rescheduleUpdate(
     remove: notice === undefined ? ["pending_notice"] : [],
   };
   return {
-    update: mergeUpdates(waiting, closeAttempt(record, reschedule.attemptEnd, highest, nowMs)),
+    update: mergeUpdates(waiting, closeAttempt(record, reschedule.attemptEnd, highest)),
     notice,
   };
 }

@@ -12,7 +12,13 @@ import {
   JobState,
 } from "../../../gen/job/v1/job_pb.ts";
 import type { AttemptEnd, Finish, Redrive, Reschedule } from "../lifecycle.ts";
-import { closedAttempt, noticeEvent } from "../attempt_records.ts";
+import { fromBinary } from "@bufbuild/protobuf";
+import {
+  appendAttempt,
+  closedAttempt,
+  mayHoldFullAttempts,
+  noticeEvent,
+} from "../attempt_records.ts";
 import { openAttemptOfRow, VIEW_COLUMNS, type ViewRow } from "./job_rows.ts";
 import type { SqlRunner } from "./sql_runner.ts";
 
@@ -59,6 +65,8 @@ export const SQL = {
     updated_at_ms = ? WHERE id = ?`,
   insertNotice: "INSERT INTO events (job, end_seq, timestamp_ms, payload) VALUES (?, ?, ?, ?)",
   highestSequence: "UPDATE jobs SET highest_sequence = ? WHERE id = ?",
+  attemptsOf: "SELECT attempts FROM jobs WHERE id = ?",
+  setAttempts: "UPDATE jobs SET attempts = ? WHERE id = ?",
   /** Puts every job whose backoff ended by a time into its queue's order; returns their queues. */
   promoteDue: `UPDATE jobs SET ready_key = ${RESCHEDULED_BASE_SQL} + not_before_ms
     WHERE state = ${JobState.SCHEDULED} AND ready_key IS NULL AND not_before_ms <= ?
@@ -72,13 +80,22 @@ export const SQL = {
     `SELECT MIN(lease_expires_at_ms) AS next FROM jobs WHERE state = ${JobState.RUNNING}`,
 } as const;
 
-/** Writes a finish the lifecycle decided: the job's final state and result; its lease and place in the queue end. */
+/**
+ * Writes a finish the lifecycle decided: the job's final state and result;
+ * its lease and place in the queue end. Each write of a decision is one
+ * transaction (joining the caller's, if any), so a crash or a full disk
+ * leaves all of it or none.
+ */
 export function writeFinish(run: SqlRunner, row: ViewRow, finish: Finish, now: number): void {
+  run.transaction(() => writeFinishIn(run, row, finish, now));
+}
+
+function writeFinishIn(run: SqlRunner, row: ViewRow, finish: Finish, now: number): void {
   run.sql(SQL.finish).run(
     finish.state,
     toBinary(JobResultSchema, finish.result),
     finish.failureReason,
-    endedAttemptBytes(row, finish.attemptEnd),
+    endedAttemptBytes(run, row, finish.attemptEnd),
     now,
     now,
     row.id,
@@ -97,6 +114,17 @@ export function writeReschedule(
   reschedule: Reschedule,
   now: number,
 ): boolean {
+  // The reschedule, its notice and the job's new highest sequence: one
+  // commit, or the notice could sit at a number the job does not know of.
+  return run.transaction(() => writeRescheduleIn(run, row, reschedule, now));
+}
+
+function writeRescheduleIn(
+  run: SqlRunner,
+  row: ViewRow,
+  reschedule: Reschedule,
+  now: number,
+): boolean {
   const due = reschedule.notBeforeMs <= now;
   run.sql(SQL.reschedule).run(
     reschedule.state,
@@ -104,7 +132,7 @@ export function writeReschedule(
     reschedule.notBeforeMs > 0 ? reschedule.notBeforeMs : null,
     reschedule.usedAttempts,
     reschedule.lostAttempts,
-    endedAttemptBytes(row, reschedule.attemptEnd),
+    endedAttemptBytes(run, row, reschedule.attemptEnd),
     now,
     row.id,
   );
@@ -129,9 +157,28 @@ export function writeRedrive(run: SqlRunner, row: ViewRow, redrive: Redrive, now
   );
 }
 
-/** The encoded attempts entry an attempt's end appends (empty when no attempt ended). */
-function endedAttemptBytes(row: ViewRow, end: AttemptEnd | undefined): Uint8Array {
+/**
+ * The encoded attempts entry an attempt's end appends (empty when no
+ * attempt ended). Past the list's bound, the stored list is first cut so
+ * that it stays bounded with the entry appended (attempt_records.ts).
+ */
+function endedAttemptBytes(run: SqlRunner, row: ViewRow, end: AttemptEnd | undefined): Uint8Array {
   if (end === undefined) return new Uint8Array();
-  const attempt = closedAttempt(openAttemptOfRow(row), end, BigInt(row.highest_sequence));
+  const attempt = closedAttempt(
+    openAttemptOfRow(row),
+    end,
+    BigInt(row.highest_sequence),
+    BigInt(row.attempt_base),
+  );
+  if (mayHoldFullAttempts(end.attempt)) {
+    const stored = run.sql(SQL.attemptsOf).get(row.id) as { attempts: Uint8Array | null };
+    const list = stored.attempts === null ? [] : fromBinary(JobSchema, stored.attempts).attempts;
+    const kept = appendAttempt(list, attempt);
+    kept.pop();
+    run.sql(SQL.setAttempts).run(
+      toBinary(JobSchema, create(JobSchema, { attempts: kept })),
+      row.id,
+    );
+  }
   return toBinary(JobSchema, create(JobSchema, { attempts: [attempt] }));
 }

@@ -376,9 +376,10 @@ export class SqliteJobStore implements JobStore {
   async complete(taskToken: string, result: JobResult): Promise<boolean> {
     this.#assertOpen();
     const now = this.#clock.now();
-    // A read and one UPDATE need no transaction (the store is the only
-    // writer, and both run before anything else can); a lease found expired
-    // on the way stays rescheduled even though the completion is refused.
+    // The read needs no transaction (the store is the only writer, and the
+    // call runs to its end before anything else can); each decision's write
+    // is one (job_statements.ts). A lease found expired on the way stays
+    // rescheduled even though the completion is refused.
     const jobId = this.#completeJob(taskToken, result, now);
     if (jobId !== undefined) this.#jobWatchers.notify(jobId);
     return jobId !== undefined;
