@@ -76,7 +76,12 @@ export async function redriveJobs(
       ...(filter.queue === undefined ? {} : { queue: filter.queue }),
     });
     lastPage = listed.lastPage;
-    selected.push(...listed.jobs.filter((job) => redriveSelects(job, filter)));
+    // A job that failed meanwhile shifts the newest-first pages: one seen
+    // twice is listed once.
+    const seen = new Set(selected.map((job) => job.jobId));
+    selected.push(
+      ...listed.jobs.filter((job) => !seen.has(job.jobId) && redriveSelects(job, filter)),
+    );
     // Listings are newest first and the oldest go back first: keep only the
     // oldest MAX_REDRIVE_JOBS seen, so memory stays bounded.
     if (selected.length > MAX_REDRIVE_JOBS) selected.splice(0, selected.length - MAX_REDRIVE_JOBS);
