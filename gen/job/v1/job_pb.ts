@@ -138,8 +138,9 @@ export type AttemptEndEvent = Message<"job.v1.AttemptEndEvent"> & {
   errorMessage: string;
 
   /**
-   * The attempt that comes next, and how many the job's policy allows in
-   * all (lost workers aside, see RetryPolicy).
+   * The attempt that comes next, and the number of the last attempt the
+   * job's remaining budget allows (attempt numbers count hand-backs and
+   * earlier redrives too, so this is not the budget itself).
    *
    * @generated from field: int32 next_attempt = 5;
    */
