@@ -28,10 +28,10 @@ resource "aws_sqs_queue" "main" {
   receive_wait_time_seconds  = 20
   sqs_managed_sse_enabled    = true
 
-  # maxReceiveCount counts every receive, not only failed runs: each lease
-  # that expires (a worker died or lost its network) and each job a worker
-  # hands back is received again. It must sit far above the retries you
-  # expect, or healthy jobs land in the dead-letter queue.
+  # maxReceiveCount counts every receive of one message. airunner sends a
+  # fresh message for each attempt (a retry, a lost worker, a hand-back), so
+  # a message reaches the dead-letter queue only when something keeps
+  # returning it without airunner writing anything (see infra/README.md).
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dlq[each.key].arn
     maxReceiveCount     = var.max_receive_count

@@ -53,12 +53,13 @@ variable "max_receive_count" {
   description = "Receives after which SQS moves a message to its queue's dead-letter queue."
   type        = number
   nullable    = false
-  default     = 100
+  default     = 200
 
-  # Every receive counts, not only failures: a lease that expires because a
-  # worker died, and a job a worker hands back, each end in another receive.
-  # Keep this far above the retries you expect, or healthy jobs end up in the
-  # dead-letter queue.
+  # airunner sends a fresh message for every attempt (a retry, a lost
+  # worker, a hand-back), so one message is received only a few times; this
+  # catches a message that something else keeps returning. The server's
+  # own provisioning uses the same 200, above the 101 attempts a job may
+  # have (--retries 100).
   validation {
     condition     = var.max_receive_count >= 1 && var.max_receive_count <= 1000 && floor(var.max_receive_count) == var.max_receive_count
     error_message = "max_receive_count must be a whole number from 1 to 1000 (the SQS range)."

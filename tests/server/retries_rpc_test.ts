@@ -8,15 +8,8 @@ import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import {
-  ExecutionConfigSchema,
-  JobParamsSchema,
-  JobResultSchema,
-  JobState,
-  RetryPolicySchema,
-} from "../../gen/job/v1/job_pb.ts";
+import { JobResultSchema, JobState, RetryPolicySchema } from "../../gen/job/v1/job_pb.ts";
 import { createAirunnerClients } from "../../src/protocol/transport.ts";
-import type { MemoryJobStore } from "../../src/store/memory_store.ts";
 import { sessionApiTo, unaryApiTo, withMemoryServer } from "../support/memory_server.ts";
 import { deadLetter } from "../support/dead_letter.ts";
 

@@ -29,6 +29,8 @@ import { createAwsClients } from "../../src/store/aws/aws_clients.ts";
 import { SDK_MAX_ATTEMPTS } from "../../src/store/aws/aws_errors.ts";
 import { AwsJobStore, type AwsJobStoreOptions } from "../../src/store/aws/aws_store.ts";
 import { idempotencyItem, messageBody } from "../../src/store/aws/job_item.ts";
+import { MAX_RECEIVE_COUNT, provisionAwsResources } from "../../src/store/aws/provision.ts";
+import { MAX_RETRIES } from "../../src/protocol/limits.ts";
 import {
   BackendUnavailableError,
   JobNotFoundError,
@@ -701,5 +703,217 @@ Deno.test("aws store: a retry that waits past SQS's longest delay is received ea
     assert.equal(second?.job.attempt, 2);
   } finally {
     await store.close();
+  }
+});
+
+// ------------------------------------------------ one SQS message per attempt
+
+/**
+ * A store over fresh resources whose queues move a message to their
+ * dead-letter queue after `maxReceiveCount` receives (100 for real, fewer
+ * here to keep the cases short).
+ */
+async function storeWithReceiveCount(maxReceiveCount: number) {
+  const id = crypto.randomUUID().slice(0, 8);
+  const names = { jobsTable: `t${id}-jobs`, eventsTable: `t${id}-events`, queuePrefix: `t${id}-` };
+  await provisionAwsResources(clients, {
+    jobsTable: names.jobsTable,
+    eventsTable: names.eventsTable,
+    sqsQueues: [`${names.queuePrefix}default`],
+    maxReceiveCount,
+  });
+  const store = new AwsJobStore({
+    dynamodb: clients.dynamodb,
+    sqs: clients.sqs,
+    ...names,
+    queueUrls: new Map(),
+    tokenCodec: TaskTokenCodec.withRandomSecret(),
+  });
+  const messagesIn = async (queueName: string) => {
+    const { QueueUrl } = await clients.sqs.send(new GetQueueUrlCommand({ QueueName: queueName }));
+    const { Attributes } = await clients.sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl,
+        AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+      }),
+    );
+    return Number(Attributes?.ApproximateNumberOfMessages) +
+      Number(Attributes?.ApproximateNumberOfMessagesNotVisible);
+  };
+  return {
+    store,
+    /** Messages, visible or in flight, in the queue and in its dead-letter queue. */
+    messages: async () => ({
+      queue: await messagesIn(`${names.queuePrefix}default`),
+      dlq: await messagesIn(`${names.queuePrefix}default-dlq`),
+    }),
+  };
+}
+
+Deno.test("aws store: the receive count is per attempt: MAX_RETRIES + 1 attempts fit under SQS's maxReceiveCount", () => {
+  assert.ok(MAX_RETRIES + 1 < MAX_RECEIVE_COUNT);
+});
+
+Deno.test("aws store: a job whose leases run out more often than one message may be received ends FAILED worker_lost", async () => {
+  // 3 receives per message; max_retries 4 lets its workers be lost 5 times.
+  const { store, messages } = await storeWithReceiveCount(3);
+  try {
+    const { job } = await store.enqueue({
+      ...jobInput(),
+      params: create(JobParamsSchema, {
+        command: "true",
+        retry: create(RetryPolicySchema, { maxRetries: 4 }),
+      }),
+    });
+    const attempts: number[] = [];
+    const deadline = Date.now() + 40_000;
+    while ((await store.getJob(job.jobId)).state !== JobState.FAILED && Date.now() < deadline) {
+      // Each lease lasts 1 s, and its worker never comes back.
+      const leased = await store.dequeue("default", {
+        ...now(10_000),
+        visibilityTimeoutMs: 1_000,
+        maxWaitMs: 3_000,
+      });
+      attempts.push(...leased.map((l) => l.job.attempt));
+    }
+    assert.deepEqual(attempts, [1, 2, 3, 4, 5]);
+    const failed = await store.getJob(job.jobId);
+    assert.equal(failed.state, JobState.FAILED);
+    assert.equal(failed.failureReason, "worker_lost");
+    assert.deepEqual(failed.attempts.map((a) => a.outcome), Array(5).fill("lost"));
+    assert.deepEqual(await messages(), { queue: 0, dlq: 0 }, "nothing left, nothing dead-lettered");
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("aws store: a job handed back more often than one message may be received is still leased", async () => {
+  const { store, messages } = await storeWithReceiveCount(3);
+  try {
+    const { job } = await store.enqueue(jobInput());
+    for (let attempt = 1; attempt <= 6; attempt++) {
+      const [leased] = await store.dequeue("default", now());
+      assert.equal(leased?.job.attempt, attempt);
+      assert.deepEqual(await store.updateLease(leased!.taskToken, "default", 0), {
+        cancelled: false,
+      });
+    }
+    const [last] = await store.dequeue("default", now());
+    assert.equal(last?.job.attempt, 7);
+    await store.complete(
+      last!.taskToken,
+      create(JobResultSchema, { jobId: job.jobId, success: true }),
+    );
+    const done = await store.getJob(job.jobId);
+    assert.equal(done.state, JobState.COMPLETED);
+    assert.deepEqual(
+      done.attempts.map((a) => a.outcome),
+      [...Array(6).fill("handed_back"), "completed"],
+    );
+    assert.deepEqual(await messages(), { queue: 0, dlq: 0 });
+  } finally {
+    await store.close();
+  }
+});
+
+// ------------------------------------------------ a cancel racing a lease holder's write
+
+/**
+ * A store whose DynamoDB client runs `before` ahead of its next UpdateItem
+ * (once armed): to land a cancel between a read and the write decided on it.
+ */
+async function storeWithHookBeforeUpdate() {
+  const own = createAwsClients({
+    region: "us-east-1",
+    dynamodbEndpoint: emulators.dynamodbEndpoint,
+    sqsEndpoint: emulators.sqsEndpoint,
+  });
+  let before: (() => Promise<unknown>) | undefined;
+  own.dynamodb.middlewareStack.add((next, context) => async (args) => {
+    if (before !== undefined && context.commandName === "UpdateItemCommand") {
+      const hook = before;
+      before = undefined;
+      await hook();
+    }
+    return await next(args);
+  }, { step: "initialize", name: "beforeUpdate" });
+  const names = await freshAwsResources(clients);
+  const codec = TaskTokenCodec.withRandomSecret();
+  const options = { ...names, queueUrls: new Map(), tokenCodec: codec };
+  const store = new AwsJobStore({
+    dynamodb: own.dynamodb,
+    sqs: own.sqs,
+    ...options,
+    onClose: () => own.destroy(),
+  });
+  // Another server, on clients of its own: its calls are not hooked.
+  const other = new AwsJobStore({ dynamodb: clients.dynamodb, sqs: clients.sqs, ...options });
+  const { QueueUrl } = await clients.sqs.send(
+    new GetQueueUrlCommand({ QueueName: `${names.queuePrefix}default` }),
+  );
+  return {
+    store,
+    other,
+    beforeNextUpdate: (hook: () => Promise<unknown>) => before = hook,
+    messages: async () => {
+      const { Attributes } = await clients.sqs.send(
+        new GetQueueAttributesCommand({
+          QueueUrl,
+          AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        }),
+      );
+      return Number(Attributes?.ApproximateNumberOfMessages) +
+        Number(Attributes?.ApproximateNumberOfMessagesNotVisible);
+    },
+  };
+}
+
+Deno.test("aws store: a cancel between a failed completion's read and its retry write ends the job CANCELLED", async () => {
+  const { store, other, beforeNextUpdate, messages } = await storeWithHookBeforeUpdate();
+  try {
+    const { job } = await store.enqueue({
+      ...jobInput(),
+      params: create(JobParamsSchema, {
+        command: "false",
+        retry: create(RetryPolicySchema, { maxRetries: 3, minDelayMs: 60_000n }),
+      }),
+    });
+    const [leased] = await store.dequeue("default", now());
+    // The completion has read the job (no cancel yet) when the cancel lands.
+    let marked: JobState | undefined;
+    beforeNextUpdate(async () => marked = (await other.cancel(job.jobId, "stop")).state);
+    assert.equal(
+      await store.complete(
+        leased!.taskToken,
+        create(JobResultSchema, { jobId: job.jobId, success: false, exitCode: 1 }),
+      ),
+      true,
+    );
+    assert.equal(marked, JobState.RUNNING, "the cancel found it running and marked it");
+    const cancelled = await store.getJob(job.jobId);
+    assert.equal(cancelled.state, JobState.CANCELLED);
+    assert.equal(cancelled.cancelReason, "stop");
+    assert.deepEqual(cancelled.attempts.map((a) => a.outcome), ["cancelled"]);
+    assert.equal(await messages(), 0, "no retry was sent, and the lease's message is deleted");
+  } finally {
+    await store.close();
+    await other.close();
+  }
+});
+
+Deno.test("aws store: a cancel between a hand-back's read and its write ends the job CANCELLED", async () => {
+  const { store, other, beforeNextUpdate, messages } = await storeWithHookBeforeUpdate();
+  try {
+    const { job } = await store.enqueue(jobInput());
+    const [leased] = await store.dequeue("default", now());
+    beforeNextUpdate(() => other.cancel(job.jobId, "stop"));
+    assert.deepEqual(await store.updateLease(leased!.taskToken, "default", 0), { cancelled: true });
+    const cancelled = await store.getJob(job.jobId);
+    assert.equal(cancelled.state, JobState.CANCELLED);
+    assert.deepEqual(cancelled.attempts.map((a) => a.outcome), ["cancelled"]);
+    assert.equal(await messages(), 0);
+  } finally {
+    await store.close();
+    await other.close();
   }
 });

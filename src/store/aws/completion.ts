@@ -21,7 +21,6 @@ import {
   type Finish,
   type Reschedule,
 } from "../lifecycle.ts";
-import type { TaskTokenClaims } from "../task_token.ts";
 import { BATCH_CONCURRENCY, SQS_BATCH_MAX } from "./aws_limits.ts";
 import { batchEntryError, isStaleReceipt } from "./aws_errors.ts";
 import { chunksOf, groupInto, settleBounded } from "./batching.ts";
@@ -117,29 +116,32 @@ async function completeOne(
   taskToken: string,
   result: JobResult,
 ): Promise<JobRecord | undefined> {
-  const now = ctx.clock.now();
   const holder = ctx.tokens.verify(taskToken);
-  const record = await ctx.record(holder.jobId);
-  const decision = decideCompletion(viewOf(record), holder, result, now);
-  if (decision.kind === "resend") {
-    // The completion that scheduled a retry may have been cut short before its notice was stored.
-    await repairNotice(ctx, record);
-    return undefined;
-  }
-  try {
-    if (decision.kind === "finish") await finishFenced(ctx, record, decision, now);
-    else await retryLater(ctx, record, decision, now);
-  } catch (error) {
-    // A copy of this completion sent at the same time (a retry racing the
-    // original, on this server or another) may have passed the fence
-    // first: this one is then its resend, as it would be had it come later.
-    if (error instanceof LeaseLostError) {
-      const after = await ctx.getItem(record.jobId);
-      if (after !== undefined && isResend(jobRecordOf(after), holder, result, now)) {
-        return undefined;
-      }
+  let record = await ctx.record(holder.jobId);
+  for (let decided = 1;; decided++) {
+    const now = ctx.clock.now();
+    const decision = decideCompletion(viewOf(record), holder, result, now);
+    if (decision.kind === "resend") {
+      // The completion that scheduled a retry may have been cut short before its notice was stored.
+      await repairNotice(ctx, record);
+      return undefined;
     }
-    throw error;
+    try {
+      if (decision.kind === "finish") await finishFenced(ctx, record, decision, now);
+      else await retryLater(ctx, record, decision, now);
+      break;
+    } catch (error) {
+      if (!(error instanceof LeaseLostError) || decided > 1) throw error;
+      // Refused by its condition: decided again, once, on the job as it is
+      // now. A cancel since the read (the retry's fence refuses it) ends the
+      // job CANCELLED. A copy of this completion sent at the same time (a
+      // retry racing the original, on this server or another) may have
+      // passed the fence first: this one is then its resend, as it would be
+      // had it come later. A lease that ended is refused.
+      const after = await ctx.getItem(record.jobId);
+      if (after === undefined) throw error;
+      record = jobRecordOf(after);
+    }
   }
   ctx.jobWatchers.notify(record.jobId);
   return record;
@@ -181,20 +183,6 @@ async function retryLater(
     attempt: record.attempt,
     delaySeconds,
   });
-}
-
-/** Whether the lifecycle takes completing `record` with `result` for a resend. */
-function isResend(
-  record: JobRecord,
-  holder: TaskTokenClaims,
-  result: JobResult,
-  now: number,
-): boolean {
-  try {
-    return decideCompletion(viewOf(record), holder, result, now).kind === "resend";
-  } catch {
-    return false; // refused outright: no resend either
-  }
 }
 
 /**

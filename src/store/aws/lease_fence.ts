@@ -13,7 +13,7 @@ import { ConditionalCheckFailedException, UpdateItemCommand } from "@aws-sdk/cli
 import { JobState } from "../../../gen/job/v1/job_pb.ts";
 import { LeaseLostError } from "../errors.ts";
 import type { LeaseUpdate } from "../job_store.ts";
-import { decideExtend, type Reschedule } from "../lifecycle.ts";
+import { decideExtend, type Release, type Reschedule } from "../lifecycle.ts";
 import type { TaskTokenClaims } from "../task_token.ts";
 import { SQS_MAX_VISIBILITY_SECONDS } from "./aws_limits.ts";
 import { asStoreError, isConditionFailed } from "./aws_errors.ts";
@@ -21,7 +21,7 @@ import { finishJob } from "./finish_job.ts";
 import { logTopOf, putNotice } from "./events.ts";
 import { type Item, type JobRecord, viewOf } from "./job_item.ts";
 import { expressionOf, rescheduleUpdate } from "./job_updates.ts";
-import { changeVisibility, deleteMessage } from "./sqs_messages.ts";
+import { changeVisibility, deleteMessage, replaceMessage } from "./sqs_messages.ts";
 import { type AwsStoreContext, num } from "./store_context.ts";
 
 const S = JobState;
@@ -50,13 +50,18 @@ export async function updateLease(
   const decision = decideExtend(viewOf(record), holder, { queue, visibilityTimeoutMs }, now);
   const queueUrl = await ctx.queueUrl(record.queue);
   if (decision.kind === "handBack") {
-    const release = decision.release;
-    if (release.kind === "finish") {
-      await finishJob(ctx, record, release, now);
-      await deleteMessage(ctx, queueUrl, record.receiptHandle);
-    } else {
-      await rescheduleFenced(ctx, record, release, now);
-      await changeVisibility(ctx, queueUrl, record.receiptHandle, 0);
+    try {
+      await handBack(ctx, record, decision.release, queueUrl, now);
+    } catch (error) {
+      if (!(error instanceof LeaseLostError)) throw error;
+      // The reschedule was refused: a cancel since the read (or the lease
+      // ended). Decided again on the job as it is now: CANCELLED (or refused).
+      const again = await ctx.record(record.jobId);
+      const now2 = ctx.clock.now();
+      const redecided = decideExtend(viewOf(again), holder, { queue, visibilityTimeoutMs }, now2);
+      if (redecided.kind !== "handBack") throw error;
+      await handBack(ctx, again, redecided.release, queueUrl, now2);
+      return { cancelled: redecided.cancelled };
     }
     return { cancelled: decision.cancelled };
   }
@@ -73,6 +78,27 @@ export async function updateLease(
     Math.min(SQS_MAX_VISIBILITY_SECONDS, Math.ceil(visibilityTimeoutMs / 1000)),
   );
   return { cancelled: decision.cancelled };
+}
+
+/**
+ * Persists a hand-back's `release`: the job's end (its message deleted), or
+ * the wait for its next attempt, which gets a fresh message (replaceMessage),
+ * so hand-backs never add up on one message's receive count.
+ */
+async function handBack(
+  ctx: AwsStoreContext,
+  record: JobRecord,
+  release: Release,
+  queueUrl: string,
+  now: number,
+): Promise<void> {
+  if (release.kind === "finish") {
+    await finishJob(ctx, record, release, now);
+    await deleteMessage(ctx, queueUrl, record.receiptHandle);
+  } else {
+    await rescheduleFenced(ctx, record, release, now);
+    await replaceMessage(ctx, queueUrl, record.receiptHandle, record);
+  }
 }
 
 /**
@@ -93,7 +119,10 @@ export async function leasedRecord(
  * its next) behind the fence, then stores its ATTEMPT_END notice, if any.
  * The notice's number is the one after the attempt's highest: the write is
  * refused if the attempt reserved more meanwhile (a publish racing its own
- * completion), so no late event can take it.
+ * completion), so no late event can take it. It is refused too once a
+ * cancel was asked since the record was read: the lifecycle, deciding
+ * again, ends the job CANCELLED rather than have it wait for an attempt.
+ * A refusal is LeaseLostError.
  */
 export async function rescheduleFenced(
   ctx: AwsStoreContext,
@@ -106,7 +135,8 @@ export async function rescheduleFenced(
   const update = expressionOf(write.update);
   await fencedUpdate(ctx, record, now, {
     ...update,
-    ConditionExtra: "(attribute_not_exists(reserved_sequence) OR reserved_sequence <= :highest)",
+    ConditionExtra:
+      "(attribute_not_exists(reserved_sequence) OR reserved_sequence <= :highest) AND attribute_not_exists(cancel_reason)",
     ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ":highest": num(highest) },
   });
   countAttemptEnd(reschedule);

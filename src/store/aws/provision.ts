@@ -18,15 +18,27 @@ import {
   GetQueueUrlCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
+import { MAX_RETRIES } from "../../protocol/limits.ts";
 import { asStoreError, isQueueMissing } from "./aws_errors.ts";
 import { QUEUE_INDEX, REQUEST_ID_INDEX } from "./job_item.ts";
 
 /**
  * Receives of one message before SQS moves it to the dead-letter queue.
- * Every lease that runs out and every hand-back is a receive, so this is
- * far above the retries a healthy job sees.
+ * Each attempt has a message of its own (a retry, a lost lease and a
+ * hand-back each send the next attempt's and delete the last one's), so a
+ * message sees a few receives: its lease, the receipt after the lease ran
+ * out, the put-backs of a long wait or a 12-hour lease. Even were every
+ * attempt of the largest budget received through one message, it would
+ * stay below this (checked below).
  */
-export const MAX_RECEIVE_COUNT = 100;
+export const MAX_RECEIVE_COUNT = 200;
+if (MAX_RETRIES + 1 >= MAX_RECEIVE_COUNT) {
+  throw new Error(
+    `MAX_RECEIVE_COUNT (${MAX_RECEIVE_COUNT}) must exceed a job's most attempts, MAX_RETRIES + 1 (${
+      MAX_RETRIES + 1
+    })`,
+  );
+}
 /** SQS's longest message retention: 14 days. */
 const RETENTION_SECONDS = 1_209_600;
 
@@ -36,6 +48,8 @@ export interface AwsResources {
   readonly eventsTable: string;
   /** SQS queue names (already prefixed). */
   readonly sqsQueues: readonly string[];
+  /** Receives of one message before SQS dead-letters it: MAX_RECEIVE_COUNT unless given (tests). */
+  readonly maxReceiveCount?: number;
 }
 
 /** One line per resource: what was created and what existed. */
@@ -87,7 +101,10 @@ export async function provisionAwsResources(
     ],
   });
   for (const name of resources.sqsQueues) {
-    report.queueUrls.set(name, await ensureQueue(clients.sqs, report, name));
+    report.queueUrls.set(
+      name,
+      await ensureQueue(clients.sqs, report, name, resources.maxReceiveCount ?? MAX_RECEIVE_COUNT),
+    );
   }
   return report;
 }
@@ -140,7 +157,12 @@ async function waitUntilActive(dynamodb: DynamoDBClient, name: string): Promise<
   throw new Error(`table ${name} did not become ACTIVE within 60 s`);
 }
 
-async function ensureQueue(sqs: SQSClient, report: ProvisionReport, name: string): Promise<string> {
+async function ensureQueue(
+  sqs: SQSClient,
+  report: ProvisionReport,
+  name: string,
+  maxReceiveCount: number,
+): Promise<string> {
   const existing = await queueUrlOf(sqs, name);
   if (existing !== undefined) {
     report.existing.push(`SQS queue ${name}`);
@@ -169,7 +191,7 @@ async function ensureQueue(sqs: SQSClient, report: ProvisionReport, name: string
           ReceiveMessageWaitTimeSeconds: "20",
           RedrivePolicy: JSON.stringify({
             deadLetterTargetArn: Attributes?.QueueArn,
-            maxReceiveCount: MAX_RECEIVE_COUNT,
+            maxReceiveCount,
           }),
         },
       }),

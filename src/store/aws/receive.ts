@@ -4,8 +4,10 @@
  * attempt, and a message for a finished, unknown or already leased job is
  * deleted (or, for the lease's own message, left in flight). A message for a
  * job still waiting out a retry's backoff is put back in flight until it is
- * due (see sqs_schedule.ts). A lease that follows one that ran out records
- * the lost attempt in the same conditional write.
+ * due (see sqs_schedule.ts). The receipt of a message whose lease ran out
+ * records the lost attempt (a conditional write) and puts a fresh message in
+ * its place, which the next attempt is leased through: each attempt has a
+ * message of its own, so SQS's receive count never adds up lost attempts.
  *
  * @module
  */
@@ -15,7 +17,7 @@ import { type Message, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { JobState } from "../../../gen/job/v1/job_pb.ts";
 import { backoffDelayMs, type BackoffPolicy, retry } from "../../retry.ts";
 import type { DequeueOptions, LeasedJob } from "../job_store.ts";
-import { decideLease, type Lease } from "../lifecycle.ts";
+import { decideLease, type Lease, type Reschedule } from "../lifecycle.ts";
 import { SQS_MAX_VISIBILITY_SECONDS, YOUNG_MESSAGE_MS } from "./aws_limits.ts";
 import { asStoreError, isConditionFailed } from "./aws_errors.ts";
 import { logTopOf, putNotice, repairNotice } from "./events.ts";
@@ -29,8 +31,8 @@ import {
   jobRecordOf,
   viewOf,
 } from "./job_item.ts";
-import { expressionOf, leaseUpdate } from "./job_updates.ts";
-import { changeVisibility, deleteMessage } from "./sqs_messages.ts";
+import { expressionOf, leaseUpdate, rescheduleUpdate } from "./job_updates.ts";
+import { changeVisibility, deleteMessage, replaceMessage } from "./sqs_messages.ts";
 import { visibilitySecondsUntil } from "./sqs_schedule.ts";
 import { type AwsStoreContext, num } from "./store_context.ts";
 
@@ -225,6 +227,10 @@ async function claim(
       await deleteMessage(ctx, queueUrl, handle);
       return undefined;
     case "lease":
+      if (decision.lost !== undefined) {
+        await recordLost(ctx, record, decision.lost, { queueUrl, handle, now });
+        return undefined;
+      }
       return await takeLease(ctx, record, decision, { queue, handle, messageId, worker, now });
   }
 }
@@ -300,6 +306,55 @@ async function takeLease(
     job: jobOf(leased, now),
     taskToken: ctx.tokens.sign({ jobId, queue, attempt: leased.attempt }),
   };
+}
+
+/**
+ * Ends the attempt whose lease ran out as `lost` says (the job waits
+ * SCHEDULED for its next), conditional on nobody having done so since it was
+ * read, then replaces the lease's message (`handle`) with a fresh one, which
+ * the next attempt is leased through (by this dequeue or another): as a
+ * retry does (completion.ts retryLater), write, send, delete. When somebody
+ * changed the job first, this message is handled at its next receipt.
+ */
+async function recordLost(
+  ctx: AwsStoreContext,
+  record: JobRecord,
+  lost: Reschedule,
+  message: { queueUrl: string; handle: string; now: number },
+): Promise<void> {
+  const { queueUrl, handle, now } = message;
+  const log = await logTopOf(ctx, record);
+  const write = rescheduleUpdate(record, lost, log.highest, now);
+  const update = expressionOf(write.update);
+  const out = await ctx.call(
+    "DynamoDB UpdateItem",
+    () =>
+      ctx.ddb.send(
+        new UpdateItemCommand({
+          TableName: ctx.jobsTable,
+          Key: { job_id: { S: record.jobId } },
+          ...update,
+          // As takeLease's, for a lease that ran out (a cancel ends it instead: decideLease).
+          ConditionExpression:
+            "attempt = :seen AND attribute_not_exists(cancel_reason) AND #state = :running AND lease_expires_at <= :now",
+          ExpressionAttributeNames: { ...update.ExpressionAttributeNames, "#state": "state" },
+          ExpressionAttributeValues: {
+            ...update.ExpressionAttributeValues,
+            ":running": num(S.RUNNING),
+            ":seen": num(record.attempt),
+            ":now": num(now),
+          },
+          ReturnValues: "NONE",
+        }),
+        ctx.abort(),
+      ),
+    { ignoreConditionFailure: true },
+  );
+  if (out === undefined) return;
+  countAttemptEnd(lost);
+  if (write.notice !== undefined) await putNotice(ctx, record.jobId, write.notice, log.top);
+  ctx.jobWatchers.notify(record.jobId);
+  await replaceMessage(ctx, queueUrl, handle, record);
 }
 
 /** 5 ms doubling: 5, 10, 20, 40, 80 ms. */

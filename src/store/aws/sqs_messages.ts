@@ -47,6 +47,25 @@ export async function sendMessage(
     ));
 }
 
+/**
+ * Puts the next attempt's message (after `attempt`, shown at once) in place
+ * of the one `handle` holds: sent, then the old one deleted. Each attempt
+ * so has a message of its own, whose receive count (maxReceiveCount,
+ * provision.ts) counts that attempt's receives only. The caller has written
+ * the job SCHEDULED first: a fresh message received before that write would
+ * find the job held and be deleted. Cut short before the send, the old
+ * message comes back when its visibility ends and stands in.
+ */
+export async function replaceMessage(
+  ctx: AwsStoreContext,
+  queueUrl: string,
+  handle: string,
+  job: { jobId: string; queue: string; attempt: number },
+): Promise<void> {
+  await sendMessage(ctx, queueUrl, job.jobId, job.queue, { attempt: job.attempt, delaySeconds: 0 });
+  await deleteMessage(ctx, queueUrl, handle);
+}
+
 export async function changeVisibility(
   ctx: AwsStoreContext,
   queueUrl: string,
