@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { JobState } from "../../gen/job/v1/job_pb.ts";
+// The lite enum: the CLI reads this module, and its start loads no protobuf runtime.
+import { JobState } from "../../gen/job/v1/job_lite.ts";
 
 /** How an attempt ended. */
 export type AttemptOutcome =
