@@ -30,6 +30,7 @@ import type {
 import { FAILURE_REASON_EXHAUSTED, FAILURE_REASON_WORKER_LOST } from "../protocol/attempts.ts";
 import { effectivePolicy } from "../store/retry_policy.ts";
 import { formatElapsed } from "./terminal.ts";
+import { millis } from "../protocol/timestamp_ms.ts";
 
 /** One attempt in `get --json` (null: not known, or not yet). */
 export interface AttemptJson {
@@ -60,10 +61,7 @@ export interface RetryJson {
   readonly retryOnTimeout: boolean;
 }
 
-/** Unix ms of a timestamp, or undefined. */
-export function millis(ts: Timestamp | undefined): number | undefined {
-  return ts === undefined ? undefined : Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6);
-}
+export { millis };
 
 /** A timestamp in RFC 3339 (UTC, milliseconds), or null when unset. */
 export function iso(ts: Timestamp | undefined): string | null {
@@ -186,14 +184,19 @@ export function notBeforeText(notBefore: Timestamp, nowMs: number): string {
   return `${new Date(ms).toISOString()} (${when})`;
 }
 
-/** The table's note on a job waiting out a backoff (`retry in 8s`), or undefined. */
+/**
+ * The table's note on a job waiting out a backoff (`retry in 8s`), or, for
+ * a `firstAttempt` not yet run, a delayed start (`starts in 10m`); undefined
+ * when it waits for nothing.
+ */
 export function retryCountdown(
   notBefore: Timestamp | undefined,
   nowMs: number,
+  firstAttempt = false,
 ): string | undefined {
   const ms = millis(notBefore);
   if (ms === undefined || ms <= nowMs) return undefined;
-  return `retry in ${formatElapsed(ms - nowMs)}`;
+  return `${firstAttempt ? "starts" : "retry"} in ${formatElapsed(ms - nowMs)}`;
 }
 
 /** `get`'s explanation of a failure reason. */

@@ -61,6 +61,8 @@ import {
   mergeJobSpecs,
   type RetryFlags,
   retrySpecOf,
+  type StartFlags,
+  startSpecOf,
 } from "./job_spec.ts";
 import { parseKeyValues, parseSecretEnvEntries, usageChecked, UsageError } from "./parse.ts";
 
@@ -83,7 +85,7 @@ export interface BatchDefaults extends JobSpec {
 }
 
 /** The `submit` flags `--batch` reads or refuses. */
-export interface BatchFlags extends RetryFlags {
+export interface BatchFlags extends RetryFlags, StartFlags {
   readonly queue?: string;
   readonly command?: string;
   readonly arg: readonly string[];
@@ -160,6 +162,7 @@ export function batchDefaults(
     ...checkedCheckoutFlags(repository, opts),
     ...given("workingDirectory", opts.workdir),
     ...retrySpecOf(opts),
+    ...startSpecOf(opts),
   };
 }
 

@@ -10,6 +10,13 @@ import { MAX_TIMEOUT_SECONDS } from "../protocol/limits.ts";
 import { parseDurationMs, UsageError } from "./parse.ts";
 import type { ExitCodeRange } from "../../gen/job/v1/job_pb.ts";
 import { parseRetries, parseRetryDelay, parseRetryOn, type RetryDelay } from "./retry_flags.ts";
+import {
+  parsePriority,
+  parseRunAt,
+  parseStartDelay,
+  type StartTime,
+  startTimeOf,
+} from "./start_flags.ts";
 
 /** What a job file may say. */
 export interface JobFile {
@@ -35,6 +42,10 @@ export interface JobFile {
   retryDelay?: RetryDelay;
   /** `retryOnTimeout` (default true). */
   retryOnTimeout?: boolean;
+  /** `delay: 10m` or `at: 2026-12-24T09:00:00Z` (one of them). */
+  start?: StartTime;
+  /** `priority`: -100..100, higher first. */
+  priority?: number;
 }
 
 const STRING_KEYS = [
@@ -58,6 +69,9 @@ const KNOWN_KEYS = [
   "retryOn",
   "retryDelay",
   "retryOnTimeout",
+  "delay",
+  "at",
+  "priority",
 ];
 
 /**
@@ -134,7 +148,32 @@ export function checkJobFields(
     file.timeoutSeconds = seconds;
   }
   readRetryFields(fields, where, file);
+  readStartFields(fields, where, file);
   return file;
+}
+
+/** Reads `delay`, `at` and `priority` into `file`, each checked and named. */
+function readStartFields(fields: Record<string, unknown>, where: string, file: JobFile): void {
+  const text = (key: string): string | undefined => {
+    const v = fields[key];
+    if (v === undefined || v === null) return undefined;
+    // YAML reads an unquoted 2026-12-24T09:00:00Z as a Date.
+    if (v instanceof Date) return v.toISOString();
+    if (typeof v !== "string" && typeof v !== "number") {
+      throw new UsageError(`${where}: ${key} must be a string`);
+    }
+    return String(v);
+  };
+  const delay = text("delay");
+  const at = text("at");
+  const start = startTimeOf(
+    delay === undefined ? undefined : parseStartDelay(delay, `${where}: delay`),
+    at === undefined ? undefined : parseRunAt(at, `${where}: at`),
+    { delay: `${where}: delay`, at: "at" },
+  );
+  if (start !== undefined) file.start = start;
+  const priority = text("priority");
+  if (priority !== undefined) file.priority = parsePriority(priority, `${where}: priority`);
 }
 
 /** Reads the retry keys of a job file or batch line into `file`, each checked and named. */

@@ -45,6 +45,8 @@ export interface JobSummary {
   readonly notBefore: string | null;
   /** Why a FAILED job failed for good: "exhausted" or "worker_lost"; null otherwise. */
   readonly failureReason: string | null;
+  /** -100..100, higher first within the queue. */
+  readonly priority: number;
 }
 
 /** The JSON shape of `get --json`: the summary and everything else about the job. */
@@ -65,6 +67,9 @@ export interface JobDetails extends JobSummary {
   readonly cancelReason: string | null;
   /** The job this one reruns (`airunner rerun`). */
   readonly rerunOf: string | null;
+  /** The delayed start asked for: a wait from the submit (0: none), or a time. */
+  readonly delayMs: number;
+  readonly runAt: string | null;
   /** The job's retry policy with the server's defaults filled in; null: it does not retry. */
   readonly retry: RetryJson | null;
   /** Every attempt so far, oldest first; the running one last, with no end. */
@@ -98,6 +103,7 @@ export function summarizeJob(job: Job): JobSummary {
     completedAt: iso(job.result?.completedAt),
     notBefore: iso(job.notBefore),
     failureReason: job.failureReason || null,
+    priority: job.jobParams?.priority ?? 0,
   };
 }
 
@@ -140,6 +146,8 @@ export function jobDetails(job: Job, showEnv: boolean): JobDetails {
     error: job.result?.errorMessage || null,
     cancelReason: job.cancelReason || null,
     rerunOf: p?.rerunOf || null,
+    delayMs: Number(p?.delayMs ?? 0n),
+    runAt: iso(p?.runAt),
     retry: retryJson(p?.retry),
     attempts: attemptsJson(job.attempts),
   };
@@ -165,7 +173,7 @@ export function formatJobTable(jobs: readonly Job[], nowMs: number, wide = false
     const s = summarizeJob(job);
     const age = millis(job.createdAt);
     const countdown = job.state === JobState.SCHEDULED
-      ? retryCountdown(job.notBefore, nowMs)
+      ? retryCountdown(job.notBefore, nowMs, job.attempt === 0)
       : undefined;
     const row = [
       s.id,
@@ -199,8 +207,11 @@ export function describeJob(job: Job, nowMs: number, showEnv: boolean): string {
     ["duration", formatElapsed(runTimeMs(job, nowMs) ?? Number.NaN)],
   ];
   if (job.notBefore !== undefined) {
-    lines.push(["next attempt", `not before ${notBeforeText(job.notBefore, nowMs)}`]);
+    // Before the first attempt the wait is a delayed start; after one, a retry's backoff.
+    const label = job.attempt === 0 ? "starts" : "next attempt";
+    lines.push([label, `not before ${notBeforeText(job.notBefore, nowMs)}`]);
   }
+  if (d.priority !== 0) lines.push(["priority", String(d.priority)]);
   if (d.failureReason !== null) lines.push(["failure", failureReasonText(d.failureReason)]);
   if (d.rerunOf !== null) lines.push(["rerun of", d.rerunOf]);
   if (d.repository !== "") {

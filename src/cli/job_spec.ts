@@ -22,6 +22,8 @@ import {
 } from "../protocol/request_validation.ts";
 import { usageChecked } from "./parse.ts";
 import { parseRetries, parseRetryDelay, parseRetryOn, retryPolicyOf } from "./retry_flags.ts";
+import { parsePriority, parseRunAt, parseStartDelay, startTimeOf } from "./start_flags.ts";
+import { timestampOfMillis } from "../protocol/timestamp_ms.ts";
 
 /** One source of a job's settings: the keys of a job file, each optional (undefined: not given). */
 export type JobSpec = { readonly [K in keyof JobFile]?: JobFile[K] | undefined };
@@ -69,6 +71,30 @@ export function jobParamsOf(
     processType: spec.processType === "pty" ? ProcessType.PTY : ProcessType.PIPE,
     rerunOf: "",
     retry: retryPolicyOf(spec),
+    delayMs: BigInt(spec.start?.delayMs ?? 0),
+    ...(spec.start?.runAtMs === undefined ? {} : { runAt: timestampOfMillis(spec.start.runAtMs) }),
+    priority: spec.priority ?? 0,
+  };
+}
+
+/** The start and order flags of `submit` (and of `submit --batch`, every line's defaults). */
+export interface StartFlags {
+  readonly delay?: string | undefined;
+  readonly at?: string | undefined;
+  readonly priority?: string | undefined;
+}
+
+/** The start time and priority the flags give, each checked and named by its flag. */
+export function startSpecOf(flags: StartFlags): Pick<JobSpec, "start" | "priority"> {
+  return {
+    start: startTimeOf(
+      flags.delay === undefined ? undefined : parseStartDelay(flags.delay, "--delay"),
+      flags.at === undefined ? undefined : parseRunAt(flags.at, "--at"),
+      { delay: "--delay", at: "--at" },
+    ),
+    priority: flags.priority === undefined
+      ? undefined
+      : parsePriority(flags.priority, "--priority"),
   };
 }
 

@@ -37,6 +37,8 @@ import {
   mergeJobSpecs,
   type RetryFlags,
   retrySpecOf,
+  type StartFlags,
+  startSpecOf,
 } from "./job_spec.ts";
 import { jobStateName } from "./parse.ts";
 import { writeOutput } from "./output.ts";
@@ -54,7 +56,7 @@ export interface SubmitConfig {
 }
 
 /** The flags of `submit` (as commander parses them). */
-export interface SubmitFlags extends RetryFlags {
+export interface SubmitFlags extends RetryFlags, StartFlags {
   queue?: string;
   command?: string;
   arg: string[];
@@ -93,6 +95,22 @@ const RETRY_OPTIONS: readonly OptionSpec[] = [
   {
     flags: "--no-retry-on-timeout",
     description: "an attempt that timed out is not tried again",
+  },
+];
+
+/** When and in what order the job runs (README "Scheduling"). */
+const START_OPTIONS: readonly OptionSpec[] = [
+  {
+    flags: "--delay <duration>",
+    description: "start no earlier than this long from now, such as 10m or 1h30m (at most 366d)",
+  },
+  {
+    flags: "--at <time>",
+    description: "start no earlier than this RFC 3339 time, such as 2026-12-24T09:00:00Z",
+  },
+  {
+    flags: "--priority <n>",
+    description: "higher runs first within the queue (-100..100; default 0)",
   },
 ];
 
@@ -157,6 +175,7 @@ const SUBMIT_OPTIONS: readonly OptionSpec[] = [
     choices: ["pipe", "pty"],
   },
   ...RETRY_OPTIONS,
+  ...START_OPTIONS,
   {
     flags: "--request-id <id>",
     description: "idempotency key: repeating a submit with it returns the same job",
@@ -346,6 +365,7 @@ export function parseSubmitConfig(
     processType: opts.processType,
     owner: opts.owner,
     ...retrySpecOf(opts),
+    ...startSpecOf(opts),
   };
   const spec = mergeJobSpecs({ owner: localUserName() }, file, { environment: envFile }, flags);
   return {

@@ -58,6 +58,13 @@ export const MAX_RECORDED_ATTEMPTS = 100;
 export const MAX_ATTEMPT_ERROR_LENGTH = 512;
 /** Most jobs one RedriveJobs call puts back (run it again for more). */
 export const MAX_REDRIVE_JOBS = 1000;
+/** Longest delayed start (JobParams.delay_ms, or run_at ahead of now): 366 days. */
+export const MAX_START_DELAY_MS = 366 * 24 * 3600_000;
+/** How far in the past a run_at may lie (clocks differ; a minute late is "now"). */
+export const RUN_AT_PAST_TOLERANCE_MS = 60_000;
+/** Lowest and highest JobParams.priority. */
+export const MIN_PRIORITY = -100;
+export const MAX_PRIORITY = 100;
 /** Most retries of one job after its first attempt. */
 export const MAX_RETRIES = 100;
 /** Most exit-code ranges a retry policy lists. */

@@ -26,6 +26,7 @@ import type {
 import { EventType, JobState, ProcessType } from "../../gen/job/v1/job_lite.ts";
 import type { EnqueueInput, ListJobsQuery } from "./job_requests.ts";
 import { isUuid } from "./job_id.ts";
+import { millis } from "./timestamp_ms.ts";
 import {
   branchNameProblem,
   isHexObjectId,
@@ -86,8 +87,11 @@ export function validateRequestId(requestId: string): string {
   return requestId;
 }
 
-/** Checks a job's parameters. */
-export function validateJobParams(params: JobParams | undefined): JobParams {
+/** Checks a job's parameters; `nowMs` is what a run_at is held against. */
+export function validateJobParams(
+  params: JobParams | undefined,
+  nowMs: number = Date.now(),
+): JobParams {
   const field = "job_params";
   if (params === undefined) throw new InvalidArgumentError(field, "is required");
   if (params.command.trim() === "") {
@@ -124,11 +128,58 @@ export function validateJobParams(params: JobParams | undefined): JobParams {
   }
   checkRange(`${field}.timeout_seconds`, params.timeoutSeconds, 0, limits.MAX_TIMEOUT_SECONDS);
   if (params.retry !== undefined) validateRetryPolicy(params.retry, `${field}.retry`);
+  validateStartTime(params, field, nowMs);
+  checkRange(`${field}.priority`, params.priority, limits.MIN_PRIORITY, limits.MAX_PRIORITY);
   if (params.rerunOf !== "") {
     // Only RerunJob links a job to the one it reruns; a link a client set could point anywhere.
     throw new InvalidArgumentError(`${field}.rerun_of`, "is set by RerunJob only; leave it empty");
   }
   return params;
+}
+
+/**
+ * A delayed start: delay_ms or run_at, not both; delay_ms within 0..366
+ * days; run_at no more than a minute before `nowMs` (a clock a little
+ * behind the server's is "now", a time long gone is a mistake) and no more
+ * than 366 days after it.
+ */
+function validateStartTime(params: JobParams, field: string, nowMs: number): void {
+  const delay = params.delayMs;
+  if (delay < 0n || delay > BigInt(limits.MAX_START_DELAY_MS)) {
+    throw new InvalidArgumentError(
+      `${field}.delay_ms`,
+      `is ${delay}, outside 0..${limits.MAX_START_DELAY_MS} (366 days)`,
+    );
+  }
+  if (params.runAt === undefined) return;
+  if (delay > 0n) {
+    throw new InvalidArgumentError(`${field}.run_at`, "and delay_ms are both set; give one");
+  }
+  const runAt = params.runAt;
+  if (runAt.nanos < 0 || runAt.nanos > 999_999_999) {
+    throw new InvalidArgumentError(
+      `${field}.run_at`,
+      `has nanos ${runAt.nanos}, outside 0..999999999`,
+    );
+  }
+  const at = millis(runAt)!;
+  if (at > nowMs + limits.MAX_START_DELAY_MS) {
+    throw new InvalidArgumentError(
+      `${field}.run_at`,
+      `is ${isoOf(at)}, more than 366 days ahead`,
+    );
+  }
+  if (at < nowMs - limits.RUN_AT_PAST_TOLERANCE_MS) {
+    throw new InvalidArgumentError(
+      `${field}.run_at`,
+      `is ${isoOf(at)}, more than a minute in the past (now ${isoOf(nowMs)})`,
+    );
+  }
+}
+
+/** `ms` in RFC 3339, or as a number where no Date can hold it (beyond ±275,000 years). */
+function isoOf(ms: number): string {
+  return Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : `${ms} ms since 1970`;
 }
 
 /**

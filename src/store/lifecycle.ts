@@ -75,6 +75,7 @@ import {
 import { isCompletionResend } from "./batch.ts";
 import { sameJobParams } from "./idempotency.ts";
 import type { TaskTokenClaims } from "./task_token.ts";
+import { millis } from "../protocol/timestamp_ms.ts";
 import { isDeadLetter } from "../protocol/attempts.ts";
 import type { AttemptOutcome } from "../protocol/attempts.ts";
 import {
@@ -192,8 +193,17 @@ export type Release = Reschedule | Finish;
 
 /** The outcome of {@link decideEnqueue}. */
 export type EnqueueDecision =
-  /** Store a new job in this state. */
-  | { readonly kind: "create"; readonly state: JobState.SCHEDULED; readonly attempt: 0 }
+  /**
+   * Store a new job in this state; with `notBeforeMs` > 0 (a delayed
+   * start) it waits out of the queue's order until then, as a retry's
+   * backoff does.
+   */
+  | {
+    readonly kind: "create";
+    readonly state: JobState.SCHEDULED;
+    readonly attempt: 0;
+    readonly notBeforeMs: number;
+  }
   /** The request_id made this job before: answer with it and store nothing. */
   | { readonly kind: "existing"; readonly jobId: string };
 
@@ -332,13 +342,31 @@ export function checkLease(view: JobView, holder: LeaseHolder, now: number): voi
 export function decideEnqueue(
   existing: EnqueuedView | undefined,
   request: { readonly requestId: string; readonly queue: string; readonly params: JobParams },
-  _now: number,
+  now: number,
 ): EnqueueDecision {
-  if (existing === undefined) return { kind: "create", state: JobState.SCHEDULED, attempt: 0 };
+  if (existing === undefined) {
+    return {
+      kind: "create",
+      state: JobState.SCHEDULED,
+      attempt: 0,
+      notBeforeMs: startNotBeforeMs(request.params, now),
+    };
+  }
   if (existing.queue !== request.queue || !sameJobParams(existing.params, request.params)) {
     throw new IdempotencyConflictError(request.requestId, existing.jobId);
   }
   return { kind: "existing", jobId: existing.jobId };
+}
+
+/**
+ * When a new job's first attempt may start: its run_at, or `now` plus its
+ * delay_ms; 0 (at once) for neither, or for a run_at that is already past.
+ */
+export function startNotBeforeMs(params: JobParams, now: number): number {
+  const at = params.runAt === undefined
+    ? (params.delayMs > 0n ? now + Number(params.delayMs) : 0)
+    : millis(params.runAt)!;
+  return at > now ? at : 0;
 }
 
 /**

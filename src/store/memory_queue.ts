@@ -1,7 +1,8 @@
 /**
  * One queue of the memory store and the records it holds: the order jobs
- * are served in (work scheduled again first, then new work in enqueue
- * order), the running leases by expiry, and the jobs waiting out a retry's
+ * are served in (highest priority first; within one priority, work
+ * scheduled again first, then new work in enqueue order), the running
+ * leases by expiry, and the jobs waiting out a delayed start or a retry's
  * backoff by its end, with the one timer that fires at the earliest of
  * those two. What any of it means for a job is the lifecycle's to decide.
  *
@@ -44,16 +45,35 @@ export interface LeaseEntry {
   readonly expiresAt: number;
 }
 
-/** A queue's records (see the module's doc). */
-export class QueueRecord {
-  /** Jobs handed back, whose lease expired, or whose backoff ended; served before `ready`. */
+/** The waiting jobs of one priority: work scheduled again, then new work in enqueue order. */
+class Band {
+  /** Jobs handed back, whose lease expired, or whose wait ended; served before `ready`. */
   readonly again: JobRecord[] = [];
   /** Scheduled jobs in enqueue order; entries before `head` are taken. */
   ready: JobRecord[] = [];
   head = 0;
+
+  take(): JobRecord | undefined {
+    const again = this.again.shift();
+    if (again !== undefined) return again;
+    if (this.head >= this.ready.length) return undefined;
+    const record = this.ready[this.head++]!;
+    if (this.head > 1024 && this.head * 2 > this.ready.length) {
+      this.ready = this.ready.slice(this.head);
+      this.head = 0;
+    }
+    return record;
+  }
+}
+
+/** A queue's records (see the module's doc). */
+export class QueueRecord {
+  /** Waiting jobs by priority; `#priorities` lists the bands' priorities, highest first. */
+  readonly #bands = new Map<number, Band>();
+  #priorities: number[] = [];
   /** Running jobs by lease expiry; stale entries are skipped when popped. */
   readonly leases = new MinHeap<LeaseEntry>((e) => e.expiresAt);
-  /** Jobs waiting out a retry's backoff, by its end; stale entries are skipped. */
+  /** Jobs waiting out a delayed start or a retry's backoff, by its end; stale entries are skipped. */
   readonly delayed = new MinHeap<DelayEntry>((e) => e.notBeforeMs);
   /**
    * Fires at the earliest lease expiry or backoff end, so waiting dequeues
@@ -68,21 +88,40 @@ export class QueueRecord {
     this.expiryTimer = timer(() => this.#earliestDue());
   }
 
+  /** Queues a new job behind the waiting ones of its priority. */
+  pushNew(record: JobRecord): void {
+    this.#band(record).ready.push(record);
+  }
+
+  /** Queues a job scheduled again (or due after a wait) ahead of new work of its priority. */
+  pushAgain(record: JobRecord): void {
+    this.#band(record).again.push(record);
+  }
+
   /**
-   * The next job the queue holds in order, work scheduled again first;
-   * whether it can be leased is {@link decideLease}'s to say (a job
-   * cancelled while it waited stays in the queue, finished).
+   * The next job the queue holds in order: the highest priority first,
+   * within one priority work scheduled again first, then FIFO; whether it
+   * can be leased is {@link decideLease}'s to say (a job cancelled while it
+   * waited stays in the queue, finished).
    */
   takeNext(): JobRecord | undefined {
-    const again = this.again.shift();
-    if (again !== undefined) return again;
-    if (this.head >= this.ready.length) return undefined;
-    const record = this.ready[this.head++]!;
-    if (this.head > 1024 && this.head * 2 > this.ready.length) {
-      this.ready = this.ready.slice(this.head);
-      this.head = 0;
+    for (const priority of this.#priorities) {
+      const record = this.#bands.get(priority)!.take();
+      if (record !== undefined) return record;
     }
-    return record;
+    return undefined;
+  }
+
+  #band(record: JobRecord): Band {
+    const priority = record.job.jobParams?.priority ?? 0;
+    let band = this.#bands.get(priority);
+    if (band === undefined) {
+      // At most 201 priorities exist (limits.ts), so the list stays short.
+      band = new Band();
+      this.#bands.set(priority, band);
+      this.#priorities = [...this.#bands.keys()].sort((a, b) => b - a);
+    }
+    return band;
   }
 
   /** The earliest lease that is still current, dropping superseded entries. */

@@ -162,8 +162,17 @@ export class MemoryJobStore implements JobStore {
     this.#jobs.set(record.job.jobId, record);
     this.#order.push(record);
     if (input.requestId !== "") this.#byRequestId.set(input.requestId, record);
-    this.#queue(input.queue).ready.push(record);
-    this.#queueWaiters.notify(input.queue, 1);
+    const queue = this.#queue(input.queue);
+    if (decision.notBeforeMs > 0) {
+      // A delayed start waits as a retry's backoff does, then goes ahead of newer work.
+      record.notBeforeMs = decision.notBeforeMs;
+      record.job.notBefore = timestampFromMs(decision.notBeforeMs);
+      queue.delayed.push({ record, notBeforeMs: decision.notBeforeMs });
+      queue.expiryTimer.arm(decision.notBeforeMs);
+    } else {
+      queue.pushNew(record);
+      this.#queueWaiters.notify(input.queue, 1);
+    }
     return { job: copyOf(record), created: true };
   }
 
@@ -273,7 +282,7 @@ export class MemoryJobStore implements JobStore {
     record.usedAttempts = decision.usedAttempts;
     record.lostAttempts = decision.lostAttempts;
     const queue = this.#queue(job.queue);
-    queue.again.push(record);
+    queue.pushAgain(record);
     this.#queueWaiters.notify(queue.name, 1);
     return copyOf(record);
   }
@@ -460,7 +469,7 @@ export class MemoryJobStore implements JobStore {
     for (let top = queue.liveDelay(); top !== undefined; top = queue.liveDelay()) {
       if (top.notBeforeMs > now) break;
       queue.delayed.pop();
-      queue.again.push(top.record);
+      queue.pushAgain(top.record);
       this.#queueWaiters.notify(queue.name, 1);
     }
     for (let top = queue.liveLease(); top !== undefined; top = queue.liveLease()) {
@@ -533,7 +542,7 @@ export class MemoryJobStore implements JobStore {
       queue.expiryTimer.arm(release.notBeforeMs);
       return;
     }
-    queue.again.push(record);
+    queue.pushAgain(record);
     this.#queueWaiters.notify(queue.name, 1);
   }
 }

@@ -236,6 +236,9 @@ export const LITE_MESSAGES: Readonly<Record<string, readonly LiteField[]>> = {
     { local: "secretEnvironment", json: "secretEnvironment", kind: "scalar", type: "string", mapKey: "string" },
     { local: "retry", json: "retry", kind: "message", type: "job.v1.RetryPolicy" },
     { local: "rerunOf", json: "rerunOf", kind: "scalar", type: "string" },
+    { local: "delayMs", json: "delayMs", kind: "scalar", type: "int64" },
+    { local: "runAt", json: "runAt", kind: "message", type: "google.protobuf.Timestamp" },
+    { local: "priority", json: "priority", kind: "scalar", type: "int32" },
   ],
   "job.v1.RetryPolicy": [
     { local: "maxRetries", json: "maxRetries", kind: "scalar", type: "int32" },

@@ -13,7 +13,8 @@ import { toBinary } from "@bufbuild/protobuf";
 import { ExecutionConfigSchema, JobState } from "../../../gen/job/v1/job_pb.ts";
 import { BackendUnavailableError } from "../errors.ts";
 import type { EnqueueInput, EnqueueResult } from "../job_store.ts";
-import { decideEnqueue } from "../lifecycle.ts";
+import { decideEnqueue, startNotBeforeMs } from "../lifecycle.ts";
+import { delaySecondsUntil } from "./sqs_schedule.ts";
 import { YOUNG_MESSAGE_MS } from "./aws_limits.ts";
 import { asStoreError, isConditionFailed } from "./aws_errors.ts";
 import {
@@ -53,8 +54,21 @@ export async function enqueueTo(
 ): Promise<EnqueueResult> {
   const now = ctx.clock.now();
   const plan = await planEnqueue(ctx, input, ctx.ids.next(now), now);
-  if (plan.send) await sendMessage(ctx, queueUrl, plan.jobId, input.queue);
+  if (plan.send) {
+    await sendMessage(ctx, queueUrl, plan.jobId, input.queue, {
+      attempt: 0,
+      delaySeconds: firstDelaySeconds(ctx, input, now),
+    });
+  }
   return plan.existing ?? await putNewJob(ctx, input, plan.jobId, now);
+}
+
+/**
+ * The DelaySeconds of a new job's first message: its delayed start, as far
+ * as SQS delays go (a longer wait is put back on receipt, sqs_schedule.ts).
+ */
+export function firstDelaySeconds(ctx: AwsStoreContext, input: EnqueueInput, now: number): number {
+  return delaySecondsUntil(startNotBeforeMs(input.params, now), now, ctx.sqsMaxDelaySeconds);
 }
 
 /**

@@ -17,7 +17,13 @@ import { countStoreMetric } from "../store_meter.ts";
 import { BATCH_CONCURRENCY, DYNAMODB_BATCH_RETRIES, SQS_BATCH_MAX } from "./aws_limits.ts";
 import { asStoreError } from "./aws_errors.ts";
 import { chunksOf, compareStrings, groupBy, sendUntilNoneLeft, settleBounded } from "./batching.ts";
-import { type EnqueuePlan, enqueueTo, planEnqueue, putNewJob } from "./enqueue.ts";
+import {
+  type EnqueuePlan,
+  enqueueTo,
+  firstDelaySeconds,
+  planEnqueue,
+  putNewJob,
+} from "./enqueue.ts";
 import { type Item, jobOf, jobRecordOf, messageBody, newJobItem } from "./job_item.ts";
 import { sqsBatch } from "./sqs_messages.ts";
 import type { AwsStoreContext } from "./store_context.ts";
@@ -133,6 +139,11 @@ async function sendWindow(
 ): Promise<Map<number, unknown>> {
   const failures = new Map<number, unknown>();
   const toSend = window.flatMap((entry, i) => entry.plan.send ? [i] : []);
+  const now = ctx.clock.now();
+  const delayOf = (input: EnqueueInput) => {
+    const delaySeconds = firstDelaySeconds(ctx, input, now);
+    return delaySeconds > 0 ? { DelaySeconds: delaySeconds } : {};
+  };
   const byQueue = groupBy(toSend, (i) => window[i]!.queueUrl);
   await Promise.all([...byQueue].map(async ([queueUrl, members]) => {
     for (const group of chunksOf(members, SQS_BATCH_MAX)) {
@@ -142,6 +153,7 @@ async function sendWindow(
         group.map((i) => ({
           Id: String(i),
           MessageBody: messageBody(window[i]!.plan.jobId, window[i]!.input.queue, 0),
+          ...delayOf(window[i]!.input),
         })),
         (entries) =>
           ctx.sqs.send(

@@ -35,15 +35,18 @@ const RESCHEDULED_BASE_SQL = `(${RESCHEDULED_BASE})`;
  */
 export const SQL = {
   insertJob:
-    `INSERT INTO jobs (id, job_id, queue, state, attempt, request_id, created_at_ms, updated_at_ms, params, execution_config, ready_key, retry_policy)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO jobs (id, job_id, queue, state, attempt, request_id, created_at_ms, updated_at_ms, params, execution_config, ready_key, retry_policy, priority, not_before_ms)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   byRequestId: "SELECT * FROM jobs WHERE request_id = ?",
   byJobId: "SELECT * FROM jobs WHERE job_id = ?",
   viewByJobId: `SELECT ${VIEW_COLUMNS} FROM jobs WHERE job_id = ?`,
-  /** Due jobs in queue order; jobs waiting out a backoff have no ready_key yet. */
+  /**
+   * Due jobs in queue order, highest priority first; jobs waiting out a
+   * delayed start or a backoff have no ready_key yet.
+   */
   readyCandidates:
     `SELECT ${VIEW_COLUMNS} FROM jobs WHERE queue = ? AND state = ${JobState.SCHEDULED}
-    AND ready_key IS NOT NULL ORDER BY ready_key LIMIT ?`,
+    AND ready_key IS NOT NULL ORDER BY priority DESC, ready_key LIMIT ?`,
   /**
    * Leases every job of a JSON array of [row id, state, attempt, lease end]
    * in one statement, opening each one's attempt for the named worker.

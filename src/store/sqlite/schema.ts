@@ -111,6 +111,15 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN attempt_base INTEGER NOT NULL DEFAULT 0;
   CREATE INDEX jobs_delayed ON jobs (not_before_ms) WHERE state = 1 AND ready_key IS NULL;
   `,
+  // 5 -> 6: priorities and delayed starts (JobParams.priority, delay_ms,
+  // run_at). A queue serves its highest priority first, each in ready_key
+  // order, so jobs_ready leads with the priority. A delayed start uses
+  // not_before_ms as a retry's backoff does (ready_key NULL until due).
+  `
+  ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+  DROP INDEX jobs_ready;
+  CREATE INDEX jobs_ready ON jobs (queue, priority DESC, ready_key) WHERE state = 1;
+  `,
 ];
 
 /** The schema version this airunner writes. */

@@ -238,6 +238,7 @@ export class SqliteJobStore implements JobStore {
     );
     if (decision.kind === "existing") return { job: jobFromRow(existing!), created: false };
     const jobId = this.#ids.next(now);
+    const delayed = decision.notBeforeMs > 0;
     // The row id is chosen here, so the row is written whole in one
     // statement (its ready_key, the queue order, is its id).
     const id = this.#nextRowId++;
@@ -252,9 +253,13 @@ export class SqliteJobStore implements JobStore {
       now,
       toBinary(JobParamsSchema, input.params),
       this.#configs.bytesOf(input.executionConfig),
-      id,
+      // A delayed start is out of the queue's order until due (promoteDue).
+      delayed ? null : id,
       input.params.retry === undefined ? null : toBinary(RetryPolicySchema, input.params.retry),
+      input.params.priority,
+      delayed ? decision.notBeforeMs : null,
     );
+    if (delayed) this.#expiryTimer.arm(decision.notBeforeMs);
     // Built from what was written rather than read back and decoded: the
     // row holds exactly these values. The parameters are the caller's own
     // object; the config is copied (the server shares one across jobs).
@@ -268,6 +273,7 @@ export class SqliteJobStore implements JobStore {
       executionConfig: clone(ExecutionConfigSchema, input.executionConfig),
       queue: input.queue,
       attempt: decision.attempt,
+      ...(delayed ? { notBefore: timestampFromMs(decision.notBeforeMs) } : {}),
     });
     return { job, created: true };
   }

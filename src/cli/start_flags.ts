@@ -1,0 +1,74 @@
+/**
+ * When and in what order a job runs, as the CLI takes it: `submit --delay
+ * 10m`, `--at 2026-12-24T09:00:00Z`, `--priority 5`, and the keys `delay`,
+ * `at` and `priority` of job files and `--batch` lines. Pure. Each value is
+ * checked where it is read, by the server's ranges (protocol/limits.ts), so
+ * a mistake names the flag or key as the user wrote it.
+ *
+ * @module
+ */
+import { MAX_PRIORITY, MAX_START_DELAY_MS, MIN_PRIORITY } from "../protocol/limits.ts";
+import { parseDurationMs, UsageError } from "./parse.ts";
+
+/** A delayed start: a wait from the enqueue, or a point in time (Unix ms). */
+export type StartTime =
+  | { readonly delayMs: number; readonly runAtMs?: undefined }
+  | { readonly runAtMs: number; readonly delayMs?: undefined };
+
+/** `10m` as a start delay of at most 366 days, named `label` in an error. */
+export function parseStartDelay(text: string, label: string): StartTime {
+  const ms = parseDurationMs(text, label);
+  if (ms > MAX_START_DELAY_MS) {
+    throw new UsageError(`${label}: "${text}" is longer than the limit of 366 days`);
+  }
+  return { delayMs: ms };
+}
+
+/**
+ * An RFC 3339 time with a zone (`2026-12-24T09:00:00Z`, `...+01:00`) as a
+ * start time. A time without a zone is refused rather than read in this
+ * machine's zone: a job file or script moved to a server elsewhere would
+ * run at another hour.
+ */
+export function parseRunAt(text: string, label: string): StartTime {
+  const value = text.trim();
+  const rfc3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})$/;
+  if (!rfc3339.test(value)) {
+    const local = /^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$/.test(value);
+    throw new UsageError(
+      local
+        ? `${label}: "${text}" has no time zone; add Z for UTC or an offset, as in ${
+          value.length > 10 ? value : `${value}T09:00:00`
+        }Z or ${value.length > 10 ? value : `${value}T09:00:00`}+01:00`
+        : `${label}: "${text}" is not an RFC 3339 time such as 2026-12-24T09:00:00Z`,
+    );
+  }
+  const ms = Date.parse(value.replace(" ", "T"));
+  if (Number.isNaN(ms)) throw new UsageError(`${label}: "${text}" is not a valid time`);
+  return { runAtMs: ms };
+}
+
+/** A priority, -100..100 (higher runs first), named `label` in an error. */
+export function parsePriority(value: string | number, label: string): number {
+  const text = String(value).trim();
+  if (!/^[+-]?\d+$/.test(text)) {
+    throw new UsageError(`${label}: "${value}" is not a whole number`);
+  }
+  const n = Number(text);
+  if (n < MIN_PRIORITY || n > MAX_PRIORITY) {
+    throw new UsageError(`${label}: is ${n}, outside ${MIN_PRIORITY}..${MAX_PRIORITY}`);
+  }
+  return n;
+}
+
+/** `--delay` and `--at` (or the keys `delay` and `at`) together: one of them, or none. */
+export function startTimeOf(
+  delay: StartTime | undefined,
+  at: StartTime | undefined,
+  labels: { readonly delay: string; readonly at: string },
+): StartTime | undefined {
+  if (delay !== undefined && at !== undefined) {
+    throw new UsageError(`${labels.delay} and ${labels.at}: give one, not both`);
+  }
+  return delay ?? at;
+}
