@@ -63,6 +63,13 @@ export interface StoreCapabilities {
    * promise this; the embedded stores do.
    */
   readonly redeliversBeforeNewerWork: boolean;
+  /**
+   * How far JobParams.priority orders a queue: "exact", every priority
+   * before the next lower one; "bands", only across the bands above 0, at
+   * 0 and below 0 (the AWS store keeps one SQS queue per band; see
+   * specs/storage.md).
+   */
+  readonly priorityOrder: "exact" | "bands";
 }
 
 /** The outcome of an enqueue. */

@@ -86,6 +86,7 @@ export class MemoryJobStore implements JobStore {
     pushesEvents: true,
     maxEventBytes: EMBEDDED_MAX_EVENT_BYTES,
     redeliversBeforeNewerWork: true,
+    priorityOrder: "exact",
   };
 
   readonly #clock: Clock;

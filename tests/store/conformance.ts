@@ -19,7 +19,7 @@ import {
   RetryPolicySchema,
   StreamType,
 } from "../../gen/job/v1/job_pb.ts";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import {
   EventTooLargeError,
   IdempotencyConflictError,
@@ -1551,4 +1551,123 @@ conformance("a rerun is a new job that keeps rerun_of and every parameter", asyn
   assert.equal(fetched.jobParams?.rerunOf, original.jobId);
   assert.equal(fetched.jobParams?.retry?.maxRetries, 2);
   assert.equal(fetched.attempts.length, 0);
+});
+
+// ---------------------------------------------------------------- delayed starts and priorities
+
+async function enqueueWith(
+  store: JobStore,
+  fields: { delayMs?: number; runAtMs?: number; priority?: number; command?: string },
+): Promise<Job> {
+  const { job } = await store.enqueue({
+    requestId: "",
+    queue: QUEUE,
+    params: create(JobParamsSchema, {
+      command: fields.command ?? "echo",
+      delayMs: BigInt(fields.delayMs ?? 0),
+      ...(fields.runAtMs === undefined ? {} : { runAt: timestampFromMs(fields.runAtMs) }),
+      priority: fields.priority ?? 0,
+    }),
+    executionConfig,
+  });
+  return job;
+}
+
+conformance("a delayed start waits SCHEDULED until its time, leased no earlier", async (h) => {
+  const { store } = h;
+  const before = h.now();
+  const job = await enqueueWith(store, { delayMs: 5_000 });
+  assert.equal(job.state, JobState.SCHEDULED);
+  const due = timestampMs(job.notBefore!);
+  assert.ok(
+    due >= before + 5_000 && due <= h.now() + 5_000,
+    "not-before is the enqueue plus the delay",
+  );
+  const got = await store.getJob(job.jobId);
+  assert.equal(timestampMs(got.notBefore!), due, "get shows it");
+  assert.equal(got.attempt, 0);
+  const listed = await store.listJobs({ page: 1, pageSize: 10, state: JobState.SCHEDULED });
+  assert.equal(listed.jobs[0]?.notBefore !== undefined, true, "list shows it");
+  assert.deepEqual(await dequeueNow(store), [], "nothing leases it early");
+  await h.advance(4_000);
+  assert.deepEqual(await dequeueNow(store), [], "still not due");
+  await h.advance(2_100);
+  const leased = await dequeueOne(store);
+  assert.equal(leased.job.jobId, job.jobId);
+  assert.equal(leased.job.attempt, 1);
+  assert.equal(leased.job.notBefore, undefined, "a running job waits for nothing");
+});
+
+conformance("a run_at start waits for its time; one already past runs at once", async (h) => {
+  const { store } = h;
+  const later = await enqueueWith(store, { runAtMs: h.now() + 3_000 });
+  const past = await enqueueWith(store, { runAtMs: h.now() - 30_000 });
+  assert.equal(past.notBefore, undefined, "a past time waits for nothing");
+  assert.deepEqual((await dequeueNow(store)).map((l) => l.job.jobId), [past.jobId]);
+  await h.advance(4_100);
+  assert.equal((await dequeueOne(store)).job.jobId, later.jobId);
+});
+
+conformance("a delayed job can be cancelled before it starts, and never runs", async (h) => {
+  const { store } = h;
+  const job = await enqueueWith(store, { delayMs: 2_000 });
+  const cancelled = await store.cancel(job.jobId, "not today");
+  assert.equal(cancelled.state, JobState.CANCELLED);
+  assert.equal(cancelled.attempts.length, 0, "no attempt ran");
+  await h.advance(3_100);
+  assert.deepEqual(await dequeueNow(store), [], "its time passes with nothing leased");
+});
+
+conformance("a waiting dequeue is woken when a delayed start comes due", async (h) => {
+  const { store } = h;
+  const job = await enqueueWith(store, { delayMs: 1_000 });
+  const woken = store.dequeue(QUEUE, {
+    maxJobs: 1,
+    visibilityTimeoutMs: VISIBILITY_MS,
+    signal: AbortSignal.timeout(10_000),
+  });
+  await h.advance(2_100);
+  const jobs = await woken;
+  assert.equal(jobs[0]?.job.jobId, job.jobId);
+});
+
+conformance(
+  "a waiting job of higher priority is leased first; FIFO within a priority",
+  async (h) => {
+    const { store } = h;
+    const low = await enqueueWith(store, { priority: -5 });
+    const a = await enqueueWith(store, { priority: 0 });
+    const b = await enqueueWith(store, { priority: 0 });
+    const urgent = await enqueueWith(store, { priority: 5 });
+    const leased: string[] = [];
+    for (let n = 0; n < 4; n++) leased.push((await dequeueOne(store)).job.jobId);
+    assert.equal(leased[0], urgent.jobId, "the higher priority goes first");
+    assert.deepEqual(new Set(leased.slice(1, 3)), new Set([a.jobId, b.jobId]));
+    assert.equal(leased[3], low.jobId, "the lower priority goes last");
+    if (store.capabilities.redeliversBeforeNewerWork) {
+      assert.deepEqual(leased.slice(1, 3), [a.jobId, b.jobId], "FIFO within one priority");
+    }
+    if (store.capabilities.priorityOrder === "exact") {
+      const five = await enqueueWith(store, { priority: 5 });
+      const fifty = await enqueueWith(store, { priority: 50 });
+      assert.deepEqual(
+        [(await dequeueOne(store)).job.jobId, (await dequeueOne(store)).job.jobId],
+        [fifty.jobId, five.jobId],
+        "every priority is its own step",
+      );
+    }
+  },
+);
+
+conformance("a retried job keeps its priority: it goes ahead of lower work once due", async (h) => {
+  const { store } = h;
+  const urgent = await enqueueWith(store, { priority: 3 });
+  const first = await dequeueOne(store, QUEUE, 1_000);
+  assert.equal(first.job.jobId, urgent.jobId);
+  const normal = await enqueueWith(store, {});
+  await h.advance(1_500); // the lease runs out: the job waits again
+  const next = await dequeueOne(store);
+  assert.equal(next.job.jobId, urgent.jobId, "ahead of the normal job enqueued meanwhile");
+  assert.equal(next.job.attempt, 2);
+  assert.equal((await dequeueOne(store)).job.jobId, normal.jobId);
 });

@@ -79,6 +79,7 @@ export class AwsJobStore implements JobStore {
     maxEventBytes: AWS_MAX_EVENT_BYTES,
     // SQS standard queues order messages best-effort only.
     redeliversBeforeNewerWork: false,
+    priorityOrder: "bands",
   };
 
   readonly #ctx: AwsStoreContext;

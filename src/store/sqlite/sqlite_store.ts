@@ -113,6 +113,7 @@ export class SqliteJobStore implements JobStore {
     pushesEvents: true,
     maxEventBytes: EMBEDDED_MAX_EVENT_BYTES,
     redeliversBeforeNewerWork: true,
+    priorityOrder: "exact",
   };
 
   readonly #db: DatabaseSync;
