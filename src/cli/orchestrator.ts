@@ -28,6 +28,7 @@ import {
   tlsKeyOption,
   tlsModeOption,
 } from "./security_options.ts";
+import { bandQueueNames } from "../store/aws/priority_bands.ts";
 
 /** Queues `orchestrator init` creates unless told otherwise. */
 const DEFAULT_QUEUES = ["default", "priority"];
@@ -121,8 +122,9 @@ function initCommand(setExitCode: ExitCodeSink) {
             throw new UsageError(`--queue: ${(error as Error).message}`);
           }
         }
-        // Queues given by URL exist already; the rest are <prefix><name>.
-        const sqsQueues = names.filter((n) =>
+        // Each queue with its priority bands (<name>-hi, <name>-lo); queues
+        // given by URL exist already, the rest are <prefix><name>.
+        const sqsQueues = names.flatMap((n) => bandQueueNames(n)).filter((n) =>
           !settings.queueUrls.has(n) && !settings.queueUrls.has(environmentKeyOf(n))
         ).map((n) => `${settings.queuePrefix}${n}`);
         // Loaded only here, so other commands start without the AWS SDK.

@@ -7,6 +7,7 @@
 import { type AwsEmulators, startAwsEmulators } from "../../scripts/aws_emulators.ts";
 import { type AwsClients, createAwsClients } from "../../src/store/aws/aws_clients.ts";
 import { provisionAwsResources } from "../../src/store/aws/provision.ts";
+import { bandQueueNames } from "../../src/store/aws/priority_bands.ts";
 
 export type { AwsEmulators };
 export { startAwsEmulators };
@@ -28,10 +29,14 @@ export function emulatorClients(emulators: AwsEmulators): AwsClients {
   });
 }
 
-/** Creates tables and the given queues under unique names. */
+/**
+ * Creates tables and the given queues under unique names, each with its
+ * priority band queues unless `bands` is false (a deployment from before them).
+ */
 export async function freshAwsResources(
   clients: AwsClients,
   queues: readonly string[] = ["default", "other"],
+  bands = true,
 ): Promise<AwsNames> {
   const id = crypto.randomUUID().slice(0, 8);
   const names = {
@@ -42,7 +47,9 @@ export async function freshAwsResources(
   await provisionAwsResources(clients, {
     jobsTable: names.jobsTable,
     eventsTable: names.eventsTable,
-    sqsQueues: queues.map((q) => `${names.queuePrefix}${q}`),
+    sqsQueues: queues.flatMap((q) => bands ? bandQueueNames(q) : [q]).map((q) =>
+      `${names.queuePrefix}${q}`
+    ),
   });
   return names;
 }

@@ -31,7 +31,7 @@ import { expressionOf, finishUpdate } from "./job_updates.ts";
 import { fencedUpdate, rescheduleFenced } from "./lease_fence.ts";
 import { deleteMessage, sendMessage, sqsBatch } from "./sqs_messages.ts";
 import { delaySecondsUntil } from "./sqs_schedule.ts";
-import { type AwsStoreContext, num } from "./store_context.ts";
+import { type AwsStoreContext, num, queueUrlKey } from "./store_context.ts";
 
 const S = JobState;
 
@@ -43,7 +43,7 @@ export async function complete(
 ): Promise<boolean> {
   const record = await completeOne(ctx, taskToken, result);
   if (record === undefined) return false;
-  const queueUrl = await ctx.queueUrl(record.queue);
+  const queueUrl = await ctx.queueUrl(record.queue, record.priority);
   await deleteMessage(ctx, queueUrl, record.receiptHandle);
   return true;
 }
@@ -72,10 +72,10 @@ export async function completeBatch(
       ? [{ index, record: outcome.value }]
       : []
   );
-  const urls = await ctx.queueUrls(finished.map(({ record }) => record.queue));
+  const urls = await ctx.queueUrls(finished.map(({ record }) => record));
   const byQueue = new Map<string, typeof finished>();
   for (const entry of finished) {
-    const url = urls.get(entry.record.queue)!;
+    const url = urls.get(queueUrlKey(entry.record))!;
     if (url.ok) groupInto(byQueue, url.value, entry);
     else outcomes[entry.index] = url;
   }
@@ -179,10 +179,16 @@ async function retryLater(
 ): Promise<void> {
   await rescheduleFenced(ctx, record, reschedule, now);
   const delaySeconds = delaySecondsUntil(reschedule.notBeforeMs, now, ctx.sqsMaxDelaySeconds);
-  await sendMessage(ctx, await ctx.queueUrl(record.queue), record.jobId, record.queue, {
-    attempt: record.attempt,
-    delaySeconds,
-  });
+  await sendMessage(
+    ctx,
+    await ctx.queueUrl(record.queue, record.priority),
+    record.jobId,
+    record.queue,
+    {
+      attempt: record.attempt,
+      delaySeconds,
+    },
+  );
 }
 
 /**

@@ -42,7 +42,7 @@ export interface EnqueuePlan {
 
 export async function enqueue(ctx: AwsStoreContext, input: EnqueueInput): Promise<EnqueueResult> {
   // Resolve the queue first: an unknown queue writes nothing.
-  const queueUrl = await ctx.queueUrl(input.queue);
+  const queueUrl = await ctx.queueUrl(input.queue, input.params.priority);
   return await enqueueTo(ctx, queueUrl, input);
 }
 

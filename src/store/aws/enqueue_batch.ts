@@ -26,7 +26,7 @@ import {
 } from "./enqueue.ts";
 import { type Item, jobOf, jobRecordOf, messageBody, newJobItem } from "./job_item.ts";
 import { sqsBatch } from "./sqs_messages.ts";
-import type { AwsStoreContext } from "./store_context.ts";
+import { type AwsStoreContext, queueUrlKey } from "./store_context.ts";
 
 /** DynamoDB's most requests per BatchWriteItem. */
 const DYNAMODB_BATCH_WRITE_MAX = 25;
@@ -53,13 +53,15 @@ export async function enqueueBatch(
 ): Promise<BatchOutcome<EnqueueResult>[]> {
   const outcomes = new Array<BatchOutcome<EnqueueResult>>(inputs.length);
   // Resolve every queue first: an item for an unknown queue writes nothing.
-  const urls = await ctx.queueUrls(inputs.map((input) => input.queue));
+  const urls = await ctx.queueUrls(
+    inputs.map((input) => ({ queue: input.queue, priority: input.params.priority })),
+  );
   const now = ctx.clock.now();
   const entries: { index: number; queueUrl: string; input: EnqueueInput; jobId: string }[] = [];
   const repeats: { index: number; queueUrl: string; input: EnqueueInput }[] = [];
   const requestIds = new Set<string>();
   inputs.forEach((input, index) => {
-    const url = urls.get(input.queue)!;
+    const url = urls.get(queueUrlKey({ queue: input.queue, priority: input.params.priority }))!;
     if (!url.ok) {
       outcomes[index] = url;
     } else if (input.requestId !== "" && requestIds.has(input.requestId)) {

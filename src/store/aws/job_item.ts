@@ -72,6 +72,8 @@ export interface JobRecord {
    * how far the attempt got); 0 and 0n when none.
    */
   readonly droppedAttempt: number;
+  /** JobParams.priority, kept apart so a message's band is known without decoding params. */
+  readonly priority: number;
   readonly droppedLocalEnd: bigint;
   readonly cancelReason: string;
   /** SQS receipt handle and message id of the message the current attempt received. */
@@ -143,6 +145,7 @@ export function jobRecordOf(item: Item): JobRecord {
     sequenceBase: BigInt(item.sequence_base?.N ?? "0"),
     reservedSequence: BigInt(item.reserved_sequence?.N ?? "0"),
     droppedAttempt: num(item, "output_dropped_attempt"),
+    priority: num(item, "priority"),
     droppedLocalEnd: BigInt(item.output_dropped_local_end?.N ?? "0"),
     cancelReason: item.cancel_reason?.S ?? "",
     receiptHandle: item.receipt_handle?.S ?? "",

@@ -48,7 +48,7 @@ export async function updateLease(
   const now = ctx.clock.now();
   const { record, holder } = await leasedRecord(ctx, taskToken);
   const decision = decideExtend(viewOf(record), holder, { queue, visibilityTimeoutMs }, now);
-  const queueUrl = await ctx.queueUrl(record.queue);
+  const queueUrl = await ctx.queueUrl(record.queue, record.priority);
   if (decision.kind === "handBack") {
     try {
       await handBack(ctx, record, decision.release, queueUrl, now);

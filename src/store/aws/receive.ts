@@ -50,7 +50,6 @@ export async function dequeue(
   options: DequeueOptions,
 ): Promise<LeasedJob[]> {
   const { maxJobs, visibilityTimeoutMs, signal } = options;
-  const queueUrl = await ctx.queueUrl(queue);
   const deadline = options.maxWaitMs === undefined
     ? undefined
     : ctx.clock.now() + options.maxWaitMs;
@@ -58,23 +57,30 @@ export async function dequeue(
     SQS_MAX_VISIBILITY_SECONDS,
     Math.max(1, Math.ceil(visibilityTimeoutMs / 1000)),
   );
+  const max = Math.min(maxJobs, SQS_MAX_MESSAGES);
   while (!ctx.closed && !signal.aborted) {
     const remainingMs = deadline === undefined ? Infinity : deadline - ctx.clock.now();
     if (remainingMs <= 0) break;
     const waitSeconds = Math.min(SQS_MAX_WAIT_SECONDS, Math.ceil(remainingMs / 1000));
-    const messages = await receive(
+    const bands = await ctx.bandUrls(queue);
+    const received = await receiveByPriority(
       ctx,
-      queueUrl,
-      Math.min(maxJobs, SQS_MAX_MESSAGES),
+      bands,
+      max,
       visibilitySeconds,
       waitSeconds,
       signal,
     );
     const leased: LeasedJob[] = [];
     let failure: unknown;
-    for (const message of messages) {
+    for (const { url, message } of received) {
+      if (leased.length >= maxJobs) {
+        // More than asked for (several bands answered at once): back to the queue now.
+        await changeVisibility(ctx, url, message.ReceiptHandle ?? "", 0).catch(() => {});
+        continue;
+      }
       try {
-        const claimed = await claim(ctx, queue, queueUrl, message, {
+        const claimed = await claim(ctx, queue, url, message, {
           visibilityTimeoutMs,
           worker: options.workerName ?? "",
         });
@@ -88,6 +94,59 @@ export async function dequeue(
     if (failure !== undefined) throw failure;
   }
   return [];
+}
+
+/**
+ * The messages of one round of receives, highest band first. With band
+ * queues (priority_bands.ts), each is first asked without waiting, highest
+ * first, and the first that has messages answers, so a waiting job of a
+ * higher band goes before any lower one. (A short poll samples some of
+ * SQS's servers: under light load it can miss a message, which the long
+ * poll then finds.) When none has any, all are long-polled together and the
+ * first answer ends the others' waits; messages they bring meanwhile are
+ * kept, in band order, or made visible again by receive().
+ */
+async function receiveByPriority(
+  ctx: AwsStoreContext,
+  bands: readonly { readonly url: string }[],
+  max: number,
+  visibilitySeconds: number,
+  waitSeconds: number,
+  signal: AbortSignal,
+): Promise<{ url: string; message: Message }[]> {
+  const tagged = (url: string, messages: Message[]) =>
+    messages.map((message) => ({ url, message }));
+  if (bands.length === 1) {
+    const { url } = bands[0]!;
+    return tagged(url, await receive(ctx, url, max, visibilitySeconds, waitSeconds, signal));
+  }
+  for (const { url } of bands) {
+    const messages = await receive(ctx, url, max, visibilitySeconds, 0, signal);
+    if (messages.length > 0) return tagged(url, messages);
+  }
+  const answered = new AbortController();
+  const stop = () => answered.abort();
+  signal.addEventListener("abort", stop, { once: true });
+  try {
+    const polls = await Promise.allSettled(bands.map(async ({ url }) => {
+      const messages = await receive(
+        ctx,
+        url,
+        max,
+        visibilitySeconds,
+        waitSeconds,
+        answered.signal,
+      );
+      if (messages.length > 0) answered.abort();
+      return tagged(url, messages);
+    }));
+    const got = polls.flatMap((poll) => poll.status === "fulfilled" ? poll.value : []);
+    const failed = polls.find((poll) => poll.status === "rejected");
+    if (got.length === 0 && failed !== undefined) throw failed.reason;
+    return got;
+  } finally {
+    signal.removeEventListener("abort", stop);
+  }
 }
 
 /**

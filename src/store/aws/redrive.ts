@@ -46,7 +46,7 @@ async function redriveOnce(
 ): Promise<JobRecord | undefined> {
   const now = ctx.clock.now();
   const decision = decideRedrive(viewOf(record), now);
-  const queueUrl = await ctx.queueUrl(record.queue);
+  const queueUrl = await ctx.queueUrl(record.queue, record.priority);
   await sendMessage(ctx, queueUrl, record.jobId, record.queue, {
     attempt: record.attempt,
     delaySeconds: 0,

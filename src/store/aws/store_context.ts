@@ -22,6 +22,7 @@ import { settleBounded } from "./batching.ts";
 import { isLiveJobItem, type Item, type JobRecord, jobRecordOf } from "./job_item.ts";
 import { QueueDirectory } from "./queue_directory.ts";
 import { SQS_MAX_DELAY_SECONDS } from "./sqs_schedule.ts";
+import { bandOf, type PriorityBand } from "./priority_bands.ts";
 
 /** Options of AwsJobStore (aws_store.ts). */
 export interface AwsJobStoreOptions {
@@ -131,20 +132,30 @@ export class AwsStoreContext {
     }
   }
 
-  /** The URL of `queue`'s SQS queue. */
-  queueUrl(queue: string): Promise<string> {
-    return this.queues.urlOf(queue, this.#closing.signal);
+  /** The band queues of `queue` that exist, highest first (priority_bands.ts). */
+  bandUrls(queue: string): Promise<{ band: PriorityBand; url: string }[]> {
+    return this.queues.bandUrls(queue, this.#closing.signal);
   }
 
-  /** Each distinct queue's URL, or the error resolving it met. */
-  async queueUrls(queues: readonly string[]): Promise<Map<string, BatchOutcome<string>>> {
-    const distinct = [...new Set(queues)];
+  /** The URL of the SQS queue of `queue` that holds jobs of `priority` (priority_bands.ts). */
+  queueUrl(queue: string, priority = 0): Promise<string> {
+    return this.queues.bandUrlOf(queue, bandOf(priority), this.#closing.signal);
+  }
+
+  /**
+   * Each distinct (queue, band)'s URL, or the error resolving it met, keyed
+   * by {@link queueUrlKey}.
+   */
+  async queueUrls(
+    jobs: readonly { readonly queue: string; readonly priority: number }[],
+  ): Promise<Map<string, BatchOutcome<string>>> {
+    const distinct = [...new Map(jobs.map((job) => [queueUrlKey(job), job])).values()];
     const urls = await settleBounded(
       distinct,
       BATCH_CONCURRENCY,
-      (queue) => this.queueUrl(queue),
+      (job) => this.queueUrl(job.queue, job.priority),
     );
-    return new Map(distinct.map((queue, i) => [queue, urls[i]!]));
+    return new Map(distinct.map((job, i) => [queueUrlKey(job), urls[i]!]));
   }
 
   /**
@@ -176,4 +187,9 @@ export class AwsStoreContext {
 /** A DynamoDB number attribute. */
 export function num(value: number | bigint): { N: string } {
   return { N: String(value) };
+}
+
+/** The key of {@link AwsStoreContext.queueUrls}'s map for a job of `queue` and `priority`. */
+export function queueUrlKey(job: { readonly queue: string; readonly priority: number }): string {
+  return `${job.queue}/${bandOf(job.priority)}`;
 }
