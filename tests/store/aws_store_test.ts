@@ -917,3 +917,70 @@ Deno.test("aws store: a cancel between a hand-back's read and its write ends the
     await other.close();
   }
 });
+
+Deno.test("aws store: without band queues, priority 0 runs as before and another priority names the queue to create", async () => {
+  const names = await freshAwsResources(clients, ["default"], false);
+  const store = new AwsJobStore({
+    dynamodb: clients.dynamodb,
+    sqs: clients.sqs,
+    ...names,
+    queueUrls: new Map(),
+    tokenCodec: TaskTokenCodec.withRandomSecret(),
+  });
+  try {
+    const urgent = {
+      ...jobInput(),
+      params: create(JobParamsSchema, { command: "true", priority: 5 }),
+    };
+    await assert.rejects(
+      store.enqueue(urgent),
+      new RegExp(`priorities above 0 need the SQS queue "${names.queuePrefix}default-hi"`),
+    );
+    await assert.rejects(
+      store.enqueueBatch([urgent]).then(([o]) => {
+        if (!o!.ok) throw o!.error;
+      }),
+      QueueNotFoundError,
+    );
+    const { job } = await store.enqueue(jobInput());
+    const [leased] = await store.dequeue("default", now());
+    assert.equal(leased?.job.jobId, job.jobId, "the normal band alone serves the queue");
+    assert.equal(
+      (await store.listJobs({ page: 1, pageSize: 10 })).jobs.length,
+      1,
+      "nothing else written",
+    );
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("aws store: each band's messages go to its own SQS queue; a retry stays in its band", async () => {
+  const { store, names } = await awsStore();
+  try {
+    const queueOf = async (suffix: string) =>
+      (await clients.sqs.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: (await clients.sqs.send(
+            new GetQueueUrlCommand({ QueueName: `${names.queuePrefix}default${suffix}` }),
+          )).QueueUrl,
+          AttributeNames: ["ApproximateNumberOfMessages"],
+        }),
+      )).Attributes?.ApproximateNumberOfMessages;
+    for (const priority of [7, 0, -3]) {
+      await store.enqueue({
+        ...jobInput(),
+        params: create(JobParamsSchema, { command: "x", priority }),
+      });
+    }
+    assert.deepEqual(
+      [await queueOf("-hi"), await queueOf(""), await queueOf("-lo")],
+      ["1", "1", "1"],
+    );
+    const leased = await store.dequeue("default", { ...now(), maxJobs: 3 });
+    assert.equal(leased.length, 1, "one band answers a round");
+    assert.equal(leased[0]!.job.jobParams?.priority, 7);
+  } finally {
+    await store.close();
+  }
+});
