@@ -103,8 +103,9 @@ export async function dequeue(
  * higher band goes before any lower one. (A short poll samples some of
  * SQS's servers: under light load it can miss a message, which the long
  * poll then finds.) When none has any, all are long-polled together and the
- * first answer ends the others' waits; messages they bring meanwhile are
- * kept, in band order, or made visible again by receive().
+ * first answer, even an empty one, ends the others' waits; messages they
+ * bring meanwhile are kept, in band order, or made visible again by
+ * receive().
  */
 async function receiveByPriority(
   ctx: AwsStoreContext,
@@ -137,7 +138,10 @@ async function receiveByPriority(
         waitSeconds,
         answered.signal,
       );
-      if (messages.length > 0) answered.abort();
+      // Any answer ends the round, an empty one too (SQS ends a long poll
+      // early when another receiver took the message it woke for): the
+      // next round asks every band again.
+      answered.abort();
       return tagged(url, messages);
     }));
     const got = polls.flatMap((poll) => poll.status === "fulfilled" ? poll.value : []);
