@@ -245,6 +245,8 @@ function parseBatchLine(
 function lineKeyOf(field: string): string {
   const key = field.replace(/^job_params\./, "");
   if (key === "timeout_seconds") return "timeout";
+  if (key === "run_at") return "at";
+  if (key === "delay_ms") return "delay";
   if (key.startsWith("secret_environment")) return key.replace("secret_environment", "secret_env");
   if (key === "request_id") return key;
   return key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());

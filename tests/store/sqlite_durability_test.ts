@@ -18,6 +18,7 @@ import { makeEvent } from "../../src/protocol/event_sequencing.ts";
 import { loadTokenSecret, lockDataDir, openDataDirStore } from "../../src/store/data_dir.ts";
 import { DataDirError, migrate, SCHEMA_VERSION } from "../../src/store/sqlite/schema.ts";
 import { listingFilter, SqliteJobStore } from "../../src/store/sqlite/sqlite_store.ts";
+import { SQL } from "../../src/store/sqlite/job_statements.ts";
 import { TaskTokenCodec } from "../../src/store/task_token.ts";
 import type { JobEvent } from "../../gen/job/v1/job_pb.ts";
 import type { JobStore } from "../../src/store/job_store.ts";
@@ -409,6 +410,53 @@ Deno.test("a retry's reschedule and its notice commit together: a refused notice
       ]);
     } finally {
       await store.close();
+    }
+  });
+});
+
+Deno.test("the next job to lease is found through jobs_ready, priority and order both, with no sort", () => {
+  const db = new DatabaseSync(":memory:");
+  migrate(db, ":memory:");
+  const plan = db.prepare(`EXPLAIN QUERY PLAN ${SQL.readyCandidates}`).all("q", 10)
+    .map((r) => String(r.detail)).join("; ");
+  db.close();
+  assert.match(plan, /USING INDEX jobs_ready/);
+  assert.doesNotMatch(plan, /TEMP B-TREE/, "no sort step: the index gives the order");
+});
+
+Deno.test("a restart during a delayed start loses nothing: the job starts when due", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/airunner.db`;
+    const clock = new FakeClock();
+    const tokenCodec = TaskTokenCodec.withRandomSecret();
+    const first = SqliteJobStore.open({ path, clock, tokenCodec });
+    const { job } = await first.enqueue({
+      requestId: "",
+      queue: "default",
+      params: create(JobParamsSchema, { command: "nightly", delayMs: 60_000n, priority: 4 }),
+      executionConfig: defaultExecutionConfig(),
+    });
+    await first.close();
+
+    const second = SqliteJobStore.open({ path, clock, tokenCodec });
+    try {
+      const waiting = await second.getJob(job.jobId);
+      assert.equal(waiting.state, JobState.SCHEDULED);
+      assert.equal(waiting.attempt, 0);
+      assert.equal(waiting.notBefore?.seconds, BigInt(Math.floor((clock.now() + 60_000) / 1000)));
+      assert.equal(waiting.jobParams?.priority, 4);
+      const woken = second.dequeue("default", {
+        maxJobs: 1,
+        visibilityTimeoutMs: 30_000,
+        signal: AbortSignal.timeout(5_000),
+      });
+      await clock.advance(59_000);
+      await clock.advance(1_000);
+      const [started] = await woken;
+      assert.equal(started?.job.jobId, job.jobId, "the reopened store's timer wakes the dequeue");
+      assert.equal(started?.job.attempt, 1);
+    } finally {
+      await second.close();
     }
   });
 });
