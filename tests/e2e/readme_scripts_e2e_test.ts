@@ -60,3 +60,29 @@ Deno.test("the README's retry examples run as written", async () => {
   const redriven = await Deno.readTextFile(join(dev.scratch, "redriven.txt"));
   assert.equal(redriven.trim(), lines[5]);
 });
+
+Deno.test("the README's scheduling example runs as written", async () => {
+  const [script] = shellBlocksOf(await Deno.readTextFile(README), "Scheduling");
+  assert.ok(script !== undefined);
+  await using dev = await startDev({ prefix: "airunner-readme-scheduling-" });
+  const startedMs = Date.now();
+  const r = await dev.runScript(script);
+  assert.equal(r.code, 0, r.stderr);
+  const [started, row, urgent] = r.stdout.trim().split("\n");
+  assert.ok(Number(started) * 1000 >= Math.floor(startedMs / 1000) * 1000 + 2_000, started);
+  assert.match(row!, / scheduled \(starts in (59m\d+s|1h0m0s)\) +echo later /);
+  assert.equal(urgent, "urgent");
+  // The urgent job started before the five submitted ahead of it had all run.
+  const jobs = JSON.parse((await dev.runScript("airunner list --json")).stdout) as {
+    command: string;
+    startedAt: string | null;
+  }[];
+  const start = (j: { startedAt: string | null }) => Date.parse(j.startedAt ?? "");
+  const urgentStart = start(jobs.find((j) => j.command === "echo urgent")!);
+  const sleeps = jobs.filter((j) => j.command === "sleep 1");
+  assert.equal(sleeps.length, 5);
+  // The first sleep starts while the loop still submits (a CLI start each);
+  // the rest wait, and start after the urgent job, or have not started yet.
+  const behind = sleeps.filter((j) => j.startedAt === null || start(j) > urgentStart).length;
+  assert.ok(behind >= 2, `it went ahead of the backlog: ${behind} of 5 ran after it`);
+});
