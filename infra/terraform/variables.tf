@@ -49,6 +49,13 @@ variable "queue_prefix" {
   }
 }
 
+variable "priority_bands" {
+  description = "Create each queue's priority band queues (<name>-hi, <name>-lo), which jobs with --priority other than 0 need."
+  type        = bool
+  nullable    = false
+  default     = true
+}
+
 variable "max_receive_count" {
   description = "Receives after which SQS moves a message to its queue's dead-letter queue."
   type        = number
