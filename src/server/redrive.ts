@@ -114,6 +114,9 @@ export async function rerunJob(
   refuseSecretReplay([original], rights);
   const params = clone(JobParamsSchema, original.jobParams!);
   params.rerunOf = original.jobId;
+  // A rerun runs now: the original's delayed start was about its own first run.
+  params.delayMs = 0n;
+  params.runAt = undefined;
   const { job } = await store.enqueue({
     requestId: request.requestId,
     queue: original.queue,

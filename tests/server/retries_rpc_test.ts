@@ -91,6 +91,8 @@ Deno.test("RerunJob enqueues a copy with every parameter, secret values included
         args: ["--prod"],
         secretEnvironment: { TOKEN: "s3cr3t" },
         retry: { maxRetries: 3 },
+        priority: 7,
+        delayMs: 3_600_000n,
       },
     });
     const { job } = await jobs.rerunJob({ jobId, requestId: "rerun-1" });
@@ -102,6 +104,9 @@ Deno.test("RerunJob enqueues a copy with every parameter, secret values included
     assert.deepEqual(stored.jobParams?.secretEnvironment, { TOKEN: "s3cr3t" });
     assert.deepEqual(stored.jobParams?.args, ["--prod"]);
     assert.equal(stored.jobParams?.retry?.maxRetries, 3);
+    assert.equal(stored.jobParams?.priority, 7, "the priority stays");
+    assert.equal(stored.jobParams?.delayMs, 0n, "a rerun runs now, not after the original's delay");
+    assert.equal(stored.notBefore, undefined);
     const repeat = await jobs.rerunJob({ jobId, requestId: "rerun-1" });
     assert.equal(repeat.job?.jobId, job.jobId, "the request_id makes it idempotent");
   });
