@@ -17,7 +17,6 @@ import type {
   ListJobsRequest,
   RedriveJobsRequest,
   RerunJobRequest,
-  RetryPolicy,
   SessionOpen,
   StreamJobEventsRequest,
   UpdateJobRequest,
@@ -26,7 +25,8 @@ import type {
 import { EventType, JobState, ProcessType } from "../../gen/job/v1/job_lite.ts";
 import type { EnqueueInput, ListJobsQuery } from "./job_requests.ts";
 import { isUuid } from "./job_id.ts";
-import { millis } from "./timestamp_ms.ts";
+import { checkRange, InvalidArgumentError } from "./invalid_argument.ts";
+import { validateRetryPolicy, validateStartTime } from "./timing_validation.ts";
 import {
   branchNameProblem,
   isHexObjectId,
@@ -40,13 +40,7 @@ import {
   MAX_SESSION_OPERATIONS,
 } from "./session.ts";
 
-/** A request field breaks a rule; `field` is its path in the request, as in the proto. */
-export class InvalidArgumentError extends Error {
-  constructor(readonly field: string, readonly problem: string) {
-    super(`${field}: ${problem}`);
-    this.name = "InvalidArgumentError";
-  }
-}
+export { InvalidArgumentError, validateRetryPolicy };
 
 const QUEUE_NAME = /^[A-Za-z0-9_-]+$/;
 
@@ -135,86 +129,6 @@ export function validateJobParams(
     throw new InvalidArgumentError(`${field}.rerun_of`, "is set by RerunJob only; leave it empty");
   }
   return params;
-}
-
-/**
- * A delayed start: delay_ms or run_at, not both; delay_ms within 0..366
- * days; run_at no more than a minute before `nowMs` (a clock a little
- * behind the server's is "now", a time long gone is a mistake) and no more
- * than 366 days after it.
- */
-function validateStartTime(params: JobParams, field: string, nowMs: number): void {
-  const delay = params.delayMs;
-  if (delay < 0n || delay > BigInt(limits.MAX_START_DELAY_MS)) {
-    throw new InvalidArgumentError(
-      `${field}.delay_ms`,
-      `is ${delay}, outside 0..${limits.MAX_START_DELAY_MS} (366 days)`,
-    );
-  }
-  if (params.runAt === undefined) return;
-  if (delay > 0n) {
-    throw new InvalidArgumentError(`${field}.run_at`, "and delay_ms are both set; give one");
-  }
-  const runAt = params.runAt;
-  if (runAt.nanos < 0 || runAt.nanos > 999_999_999) {
-    throw new InvalidArgumentError(
-      `${field}.run_at`,
-      `has nanos ${runAt.nanos}, outside 0..999999999`,
-    );
-  }
-  const at = millis(runAt)!;
-  if (at > nowMs + limits.MAX_START_DELAY_MS) {
-    throw new InvalidArgumentError(
-      `${field}.run_at`,
-      `is ${isoOf(at)}, more than 366 days ahead`,
-    );
-  }
-  if (at < nowMs - limits.RUN_AT_PAST_TOLERANCE_MS) {
-    throw new InvalidArgumentError(
-      `${field}.run_at`,
-      `is ${isoOf(at)}, more than a minute in the past (now ${isoOf(nowMs)})`,
-    );
-  }
-}
-
-/** `ms` in RFC 3339, or as a number where no Date can hold it (beyond ±275,000 years). */
-function isoOf(ms: number): string {
-  return Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : `${ms} ms since 1970`;
-}
-
-/**
- * A retry policy's numbers, each within its documented range (0 delays
- * stand for the defaults); exit codes 1..255 in ranges whose first is not
- * above their last.
- */
-export function validateRetryPolicy(policy: RetryPolicy, field: string): void {
-  checkRange(`${field}.max_retries`, policy.maxRetries, 0, limits.MAX_RETRIES);
-  if (policy.retryOnExitCodes.length > limits.MAX_RETRY_EXIT_CODE_RANGES) {
-    throw new InvalidArgumentError(
-      `${field}.retry_on_exit_codes`,
-      `has ${policy.retryOnExitCodes.length} ranges, more than the limit of ${limits.MAX_RETRY_EXIT_CODE_RANGES}`,
-    );
-  }
-  policy.retryOnExitCodes.forEach((range, i) => {
-    const where = `${field}.retry_on_exit_codes[${i}]`;
-    checkRange(`${where}.first`, range.first, 1, 255);
-    checkRange(`${where}.last`, range.last, range.first, 255);
-  });
-  const delay = (name: string, value: bigint, min: number) => {
-    if (value === 0n) return;
-    if (value < BigInt(min) || value > BigInt(limits.MAX_RETRY_DELAY_MS)) {
-      throw new InvalidArgumentError(
-        `${field}.${name}`,
-        `must be 0 (the default) or between ${min} and ${limits.MAX_RETRY_DELAY_MS} ms, got ${value}`,
-      );
-    }
-  };
-  delay("min_delay_ms", policy.minDelayMs, limits.MIN_RETRY_DELAY_MS);
-  // The longest wait is no shorter than the first one, the default first wait (1 s) included.
-  const min = policy.minDelayMs === 0n
-    ? limits.DEFAULT_RETRY_MIN_DELAY_MS
-    : Number(policy.minDelayMs);
-  delay("max_delay_ms", policy.maxDelayMs, min);
 }
 
 /**
@@ -584,12 +498,6 @@ function checkEnvName(field: string, key: string): void {
 
 function checkNoNul(field: string, value: string): void {
   if (value.includes("\0")) throw new InvalidArgumentError(field, "contains a NUL character");
-}
-
-function checkRange(field: string, value: number, min: number, max: number): void {
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidArgumentError(field, `is ${value}, outside ${min}..${max}`);
-  }
 }
 
 function checkMap(field: string, map: Record<string, string>): void {

@@ -301,6 +301,7 @@ Deno.test("get --json: attempts, notBefore, failureReason, rerunOf and retry", (
     "completedAt",
     "notBefore",
     "failureReason",
+    "priority",
   ]);
   const failed = summarizeJob(retriedJob({ state: JobState.FAILED, failureReason: "worker_lost" }));
   assert.equal(failed.failureReason, "worker_lost");
