@@ -118,7 +118,14 @@ Deno.test("enqueue creates a SCHEDULED job with no attempt yet", () => {
     kind: "create",
     state: JobState.SCHEDULED,
     attempt: 0,
+    notBeforeMs: 0,
   });
+  const delayed = create(JobParamsSchema, { command: "true", delayMs: 5_000n });
+  assert.deepEqual(
+    decideEnqueue(undefined, { requestId: "", queue: "q", params: delayed }, NOW),
+    { kind: "create", state: JobState.SCHEDULED, attempt: 0, notBeforeMs: NOW + 5_000 },
+    "a delayed start waits from the enqueue",
+  );
 });
 
 Deno.test("enqueue with a used request_id answers the earlier job, or refuses another job", () => {
