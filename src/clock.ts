@@ -17,7 +17,10 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
-/** The wall clock, with real timers. */
+/** The longest delay setTimeout takes: 2^31 - 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The wall clock, with real timers; a sleep past {@link MAX_TIMER_MS} ends there. */
 export const systemClock: Clock = {
   now: () => Date.now(),
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -28,7 +31,10 @@ export const systemClock: Clock = {
         signal?.removeEventListener("abort", done);
         resolve();
       };
-      const timer = setTimeout(done, Math.max(0, ms));
+      // A timer holds a signed 32-bit delay: a longer one would fire at once
+      // (and warn), so the sleep ends at the limit, about 24.8 days, early.
+      // Every caller checks the time again when it wakes.
+      const timer = setTimeout(done, Math.min(MAX_TIMER_MS, Math.max(0, ms)));
       signal?.addEventListener("abort", done, { once: true });
     });
   },
