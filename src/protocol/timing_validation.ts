@@ -12,10 +12,9 @@ import * as limits from "./limits.ts";
 import { millis } from "./timestamp_ms.ts";
 
 /**
- * A delayed start: delay_ms or run_at, not both; delay_ms within 0..366
- * days; run_at no more than a minute before `nowMs` (a clock a little
- * behind the server's is "now", a time long gone is a mistake) and no more
- * than 366 days after it.
+ * A delayed start's shape: delay_ms or run_at, not both; delay_ms within
+ * 0..366 days; run_at a valid time no more than 366 days after `nowMs`
+ * (for a time in the past see {@link checkRunAtNotPast}).
  */
 export function validateStartTime(params: JobParams, field: string, nowMs: number): void {
   const delay = params.delayMs;
@@ -43,6 +42,18 @@ export function validateStartTime(params: JobParams, field: string, nowMs: numbe
       `is ${isoOf(at)}, more than 366 days ahead`,
     );
   }
+}
+
+/**
+ * Refuses a new job whose run_at lies more than a minute before `nowMs` (a
+ * clock a little behind the server's is "now"; a time long gone is a
+ * mistake). Only a new job: a repeat of an enqueue with its request_id
+ * answers with the job it made, however late it comes, so the lifecycle
+ * checks this where it decides to create one (decideEnqueue).
+ */
+export function checkRunAtNotPast(params: JobParams, nowMs: number, field = "job_params"): void {
+  if (params.runAt === undefined) return;
+  const at = millis(params.runAt)!;
   if (at < nowMs - limits.RUN_AT_PAST_TOLERANCE_MS) {
     throw new InvalidArgumentError(
       `${field}.run_at`,

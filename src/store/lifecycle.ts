@@ -76,6 +76,7 @@ import { isCompletionResend } from "./batch.ts";
 import { sameJobParams } from "./idempotency.ts";
 import type { TaskTokenClaims } from "./task_token.ts";
 import { millis } from "../protocol/timestamp_ms.ts";
+import { checkRunAtNotPast } from "../protocol/timing_validation.ts";
 import { isDeadLetter } from "../protocol/attempts.ts";
 import type { AttemptOutcome } from "../protocol/attempts.ts";
 import {
@@ -191,19 +192,21 @@ export interface Reschedule {
 /** What ends a lease that no completion ended: the job runs again, or ends (CANCELLED, or FAILED when its lost workers used its attempts). */
 export type Release = Reschedule | Finish;
 
+/**
+ * Store a new job in this state; with `notBeforeMs` > 0 (a delayed start)
+ * it waits out of the queue's order until then, as a retry's backoff does.
+ */
+export interface CreateDecision {
+  readonly kind: "create";
+  readonly state: JobState.SCHEDULED;
+  readonly attempt: 0;
+  readonly notBeforeMs: number;
+}
+
 /** The outcome of {@link decideEnqueue}. */
 export type EnqueueDecision =
-  /**
-   * Store a new job in this state; with `notBeforeMs` > 0 (a delayed
-   * start) it waits out of the queue's order until then, as a retry's
-   * backoff does.
-   */
-  | {
-    readonly kind: "create";
-    readonly state: JobState.SCHEDULED;
-    readonly attempt: 0;
-    readonly notBeforeMs: number;
-  }
+  /** Store a new job. */
+  | CreateDecision
   /** The request_id made this job before: answer with it and store nothing. */
   | { readonly kind: "existing"; readonly jobId: string };
 
@@ -338,24 +341,33 @@ export function checkLease(view: JobView, holder: LeaseHolder, now: number): voi
  * An enqueue: a new SCHEDULED job, or, when `existing` (the job the
  * request's request_id made before) asks for the same job, that one.
  * @throws {IdempotencyConflictError} when the request_id was used for a different job.
+ * @throws {InvalidArgumentError} for a new job whose run_at is long past.
  */
 export function decideEnqueue(
   existing: EnqueuedView | undefined,
   request: { readonly requestId: string; readonly queue: string; readonly params: JobParams },
   now: number,
 ): EnqueueDecision {
-  if (existing === undefined) {
-    return {
-      kind: "create",
-      state: JobState.SCHEDULED,
-      attempt: 0,
-      notBeforeMs: startNotBeforeMs(request.params, now),
-    };
-  }
+  if (existing === undefined) return decideNewJob(request.params, now);
   if (existing.queue !== request.queue || !sameJobParams(existing.params, request.params)) {
     throw new IdempotencyConflictError(request.requestId, existing.jobId);
   }
   return { kind: "existing", jobId: existing.jobId };
+}
+
+/**
+ * A new job: SCHEDULED, no attempt yet, its first attempt due at its
+ * delayed start (0: at once).
+ * @throws {InvalidArgumentError} for a run_at long past.
+ */
+export function decideNewJob(params: JobParams, now: number): CreateDecision {
+  checkRunAtNotPast(params, now);
+  return {
+    kind: "create",
+    state: JobState.SCHEDULED,
+    attempt: 0,
+    notBeforeMs: startNotBeforeMs(params, now),
+  };
 }
 
 /**

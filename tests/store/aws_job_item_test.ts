@@ -17,6 +17,7 @@ import {
 
 const item = newJobItem({
   jobId: "01890a5d-ac96-774b-bcce-b302099a8057",
+  notBeforeMs: 0,
   queue: "default",
   requestId: "",
   nowMs: 1_000,

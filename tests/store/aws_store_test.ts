@@ -24,7 +24,7 @@ import {
   RetryPolicySchema,
   StreamType,
 } from "../../gen/job/v1/job_pb.ts";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { createAwsClients } from "../../src/store/aws/aws_clients.ts";
 import { SDK_MAX_ATTEMPTS } from "../../src/store/aws/aws_errors.ts";
 import { AwsJobStore, type AwsJobStoreOptions } from "../../src/store/aws/aws_store.ts";
@@ -39,6 +39,9 @@ import {
   ThrottledError,
 } from "../../src/store/errors.ts";
 import type { JobStore, LeasedJob } from "../../src/store/job_store.ts";
+import { MemoryJobStore } from "../../src/store/memory_store.ts";
+import { SqliteJobStore } from "../../src/store/sqlite/sqlite_store.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 import { makeEvent } from "../../src/protocol/event_sequencing.ts";
 import { lastSequenceOf } from "../../src/protocol/event_position.ts";
 import { TaskTokenCodec } from "../../src/store/task_token.ts";
@@ -982,5 +985,60 @@ Deno.test("aws store: each band's messages go to its own SQS queue; a retry stay
     assert.equal(leased[0]!.job.jobParams?.priority, 7);
   } finally {
     await store.close();
+  }
+});
+
+Deno.test("every store: a late repeat of a run_at enqueue answers with its job; a new one long past is refused", async () => {
+  const names = await freshAwsResources(clients, ["default"]);
+  const stores: [string, FakeClock, JobStore][] = [];
+  const dir = await Deno.makeTempDir({ prefix: "airunner-late-repeat-" });
+  const clocks = [new FakeClock(), new FakeClock(), new FakeClock()] as const;
+  stores.push(["memory", clocks[0], new MemoryJobStore({ clock: clocks[0] })]);
+  stores.push([
+    "sqlite",
+    clocks[1],
+    SqliteJobStore.open({
+      path: `${dir}/airunner.db`,
+      clock: clocks[1],
+      tokenCodec: TaskTokenCodec.withRandomSecret(),
+    }),
+  ]);
+  stores.push([
+    "aws",
+    clocks[2],
+    new AwsJobStore({
+      dynamodb: clients.dynamodb,
+      sqs: clients.sqs,
+      ...names,
+      queueUrls: new Map(),
+      tokenCodec: TaskTokenCodec.withRandomSecret(),
+      clock: clocks[2],
+    }),
+  ]);
+  try {
+    for (const [name, clock, store] of stores) {
+      const request = {
+        requestId: `nightly-${name}`,
+        queue: "default",
+        params: create(JobParamsSchema, {
+          command: "nightly",
+          runAt: timestampFromMs(clock.now() + 2_000),
+        }),
+        executionConfig: create(ExecutionConfigSchema, {}),
+      };
+      const first = await store.enqueue(request);
+      await clock.advance(5 * 60_000);
+      const repeat = await store.enqueue(request);
+      assert.deepEqual([repeat.created, repeat.job.jobId], [false, first.job.jobId], name);
+      await assert.rejects(
+        store.enqueue({ ...request, requestId: `other-${name}` }),
+        /job_params\.run_at: is .*, more than a minute in the past/,
+        name,
+      );
+      assert.equal((await store.listJobs({ page: 1, pageSize: 10 })).jobs.length, 1, name);
+    }
+  } finally {
+    for (const [, , store] of stores) await store.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -42,6 +42,7 @@ import {
   MAX_RECORDED_ATTEMPTS,
 } from "../../src/protocol/limits.ts";
 import { installStoreMeter } from "../../src/store/store_meter.ts";
+import { InvalidArgumentError } from "../../src/protocol/invalid_argument.ts";
 
 /** A store under test and a way to let its time pass. */
 export interface StoreHarness {
@@ -1670,4 +1671,18 @@ conformance("a retried job keeps its priority: it goes ahead of lower work once 
   assert.equal(next.job.jobId, urgent.jobId, "ahead of the normal job enqueued meanwhile");
   assert.equal(next.job.attempt, 2);
   assert.equal((await dequeueOne(store)).job.jobId, normal.jobId);
+});
+
+conformance("a new job whose run_at is long past is refused, and nothing is stored", async (h) => {
+  const { store } = h;
+  await assert.rejects(
+    store.enqueue({
+      requestId: "",
+      queue: QUEUE,
+      params: create(JobParamsSchema, { command: "x", runAt: timestampFromMs(h.now() - 120_000) }),
+      executionConfig,
+    }),
+    (e: unknown) => e instanceof InvalidArgumentError && e.field === "job_params.run_at",
+  );
+  assert.deepEqual((await store.listJobs({ page: 1, pageSize: 10 })).jobs, []);
 });

@@ -13,7 +13,8 @@ import { toBinary } from "@bufbuild/protobuf";
 import { ExecutionConfigSchema, JobState } from "../../../gen/job/v1/job_pb.ts";
 import { BackendUnavailableError } from "../errors.ts";
 import type { EnqueueInput, EnqueueResult } from "../job_store.ts";
-import { decideEnqueue, startNotBeforeMs } from "../lifecycle.ts";
+import { decideEnqueue, decideNewJob } from "../lifecycle.ts";
+import { InvalidArgumentError } from "../../protocol/invalid_argument.ts";
 import { delaySecondsUntil } from "./sqs_schedule.ts";
 import { YOUNG_MESSAGE_MS } from "./aws_limits.ts";
 import { asStoreError, isConditionFailed } from "./aws_errors.ts";
@@ -21,6 +22,7 @@ import {
   idempotencyClaimOf,
   idempotencyItem,
   idempotencyKey,
+  type Item,
   jobOf,
   jobRecordOf,
   newJobItem,
@@ -38,6 +40,12 @@ export interface EnqueuePlan {
   readonly existing?: EnqueueResult;
   /** Whether to send a message for the job. */
   readonly send: boolean;
+  /**
+   * When the job's first attempt may start (0: at once): the lifecycle's
+   * decision for a new job (decideEnqueue), the stored one for a job that
+   * exists. Its message is delayed toward it, its item keeps it.
+   */
+  readonly notBeforeMs: number;
 }
 
 export async function enqueue(ctx: AwsStoreContext, input: EnqueueInput): Promise<EnqueueResult> {
@@ -57,18 +65,39 @@ export async function enqueueTo(
   if (plan.send) {
     await sendMessage(ctx, queueUrl, plan.jobId, input.queue, {
       attempt: 0,
-      delaySeconds: firstDelaySeconds(ctx, input, now),
+      delaySeconds: firstDelaySeconds(ctx, plan.notBeforeMs, ctx.clock.now()),
     });
   }
-  return plan.existing ?? await putNewJob(ctx, input, plan.jobId, now);
+  return plan.existing ?? await putNewJob(ctx, input, plan, now);
 }
 
 /**
- * The DelaySeconds of a new job's first message: its delayed start, as far
- * as SQS delays go (a longer wait is put back on receipt, sqs_schedule.ts).
+ * The DelaySeconds of a new job's first message, sent at `now`: toward its
+ * delayed start, as far as SQS delays go (a longer wait is put back on
+ * receipt, sqs_schedule.ts).
  */
-export function firstDelaySeconds(ctx: AwsStoreContext, input: EnqueueInput, now: number): number {
-  return delaySecondsUntil(startNotBeforeMs(input.params, now), now, ctx.sqsMaxDelaySeconds);
+export function firstDelaySeconds(ctx: AwsStoreContext, notBeforeMs: number, now: number): number {
+  return delaySecondsUntil(notBeforeMs, now, ctx.sqsMaxDelaySeconds);
+}
+
+/**
+ * The lifecycle's start of a new job (decideNewJob), which also refuses a
+ * run_at long past. A request_id's repeat is answered with its job however
+ * late it comes: such a refusal stands only when no claim of the request_id
+ * exists yet (one extra read, only for a run_at long past).
+ */
+async function newJobStart(
+  ctx: AwsStoreContext,
+  input: EnqueueInput,
+  now: number,
+): Promise<number> {
+  try {
+    return decideNewJob(input.params, now).notBeforeMs;
+  } catch (error) {
+    if (!(error instanceof InvalidArgumentError) || input.requestId === "") throw error;
+    if (await readClaim(ctx, input.requestId) === undefined) throw error;
+    return 0; // a repeat: its job (or the claim's repair) decides
+  }
 }
 
 /**
@@ -82,9 +111,10 @@ export async function planEnqueue(
   freshId: string,
   now: number,
 ): Promise<EnqueuePlan> {
-  if (input.requestId === "") return { jobId: freshId, send: true };
+  const notBeforeMs = await newJobStart(ctx, input, now);
+  if (input.requestId === "") return { jobId: freshId, send: true, notBeforeMs };
   const claimed = await claimRequestId(ctx, input, freshId, now);
-  if (claimed === undefined) return { jobId: freshId, send: true };
+  if (claimed === undefined) return { jobId: freshId, send: true, notBeforeMs };
   const existing = await ctx.getItem(claimed.jobId);
   if (existing !== undefined) {
     const record = jobRecordOf(existing);
@@ -94,26 +124,29 @@ export async function planEnqueue(
       // A job nobody has taken yet may have lost its message to a crash:
       // send another (a duplicate is deleted on receipt).
       send: record.attempt === 0 && record.state === S.SCHEDULED,
+      notBeforeMs: record.notBeforeMs,
     };
   }
   if (now - claimed.claimedAtMs < YOUNG_MESSAGE_MS) {
     // The first call died between its claim and its job: finish its work.
-    return { jobId: claimed.jobId, send: true };
+    return { jobId: claimed.jobId, send: true, notBeforeMs };
   }
   // Its job is gone (past its TTL): the key is free for a new job.
   await reclaimRequestId(ctx, input, claimed.jobId, freshId, now);
-  return { jobId: freshId, send: true };
+  return { jobId: freshId, send: true, notBeforeMs };
 }
 
 /** Writes the item of a job whose message is sent; answers the enqueue. */
 export async function putNewJob(
   ctx: AwsStoreContext,
   input: EnqueueInput,
-  jobId: string,
+  plan: Pick<EnqueuePlan, "jobId" | "notBeforeMs">,
   now: number,
 ): Promise<EnqueueResult> {
+  const jobId = plan.jobId;
   const item = newJobItem({
     jobId,
+    notBeforeMs: plan.notBeforeMs,
     queue: input.queue,
     requestId: input.requestId,
     nowMs: now,
@@ -170,19 +203,11 @@ async function claimRequestId(
   );
   if (claimed !== undefined) return undefined;
   // The request_id is claimed already: by which job?
-  const out = await ctx.call("DynamoDB GetItem", () =>
-    ctx.ddb.send(
-      new GetItemCommand({
-        TableName: ctx.jobsTable,
-        Key: idempotencyKey(input.requestId),
-        ConsistentRead: true,
-      }),
-      ctx.abort(),
-    ));
-  if (out?.Item === undefined) {
+  const item = await readClaim(ctx, input.requestId);
+  if (item === undefined) {
     throw asStoreError("DynamoDB GetItem", new Error("the request_id claim vanished"));
   }
-  const claim = idempotencyClaimOf(out.Item);
+  const claim = idempotencyClaimOf(item);
   // Throws IdempotencyConflictError when the request_id was used for a different job.
   decideEnqueue(claim, input, now);
   return { jobId: claim.jobId, claimedAtMs: claim.claimedAtMs };
@@ -215,4 +240,18 @@ async function reclaimRequestId(
     }
     throw asStoreError("DynamoDB PutItem", error);
   }
+}
+
+/** The claim item of `requestId`, read consistently, or undefined when there is none. */
+async function readClaim(ctx: AwsStoreContext, requestId: string): Promise<Item | undefined> {
+  const out = await ctx.call("DynamoDB GetItem", () =>
+    ctx.ddb.send(
+      new GetItemCommand({
+        TableName: ctx.jobsTable,
+        Key: idempotencyKey(requestId),
+        ConsistentRead: true,
+      }),
+      ctx.abort(),
+    ));
+  return out?.Item;
 }

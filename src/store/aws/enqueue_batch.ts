@@ -142,8 +142,8 @@ async function sendWindow(
   const failures = new Map<number, unknown>();
   const toSend = window.flatMap((entry, i) => entry.plan.send ? [i] : []);
   const now = ctx.clock.now();
-  const delayOf = (input: EnqueueInput) => {
-    const delaySeconds = firstDelaySeconds(ctx, input, now);
+  const delayOf = (plan: EnqueuePlan) => {
+    const delaySeconds = firstDelaySeconds(ctx, plan.notBeforeMs, now);
     return delaySeconds > 0 ? { DelaySeconds: delaySeconds } : {};
   };
   const byQueue = groupBy(toSend, (i) => window[i]!.queueUrl);
@@ -155,7 +155,7 @@ async function sendWindow(
         group.map((i) => ({
           Id: String(i),
           MessageBody: messageBody(window[i]!.plan.jobId, window[i]!.input.queue, 0),
-          ...delayOf(window[i]!.input),
+          ...delayOf(window[i]!.plan),
         })),
         (entries) =>
           ctx.sqs.send(
@@ -193,6 +193,7 @@ async function writeWindow(
     else {
       const item = newJobItem({
         jobId: entry.plan.jobId,
+        notBeforeMs: entry.plan.notBeforeMs,
         queue: entry.input.queue,
         requestId: "",
         nowMs: now,
@@ -207,7 +208,7 @@ async function writeWindow(
     settleBounded(
       claimed,
       BATCH_CONCURRENCY,
-      (i) => putNewJob(ctx, window[i]!.input, window[i]!.plan.jobId, now),
+      (i) => putNewJob(ctx, window[i]!.input, window[i]!.plan, now),
     ),
   ]);
   for (const { i, item } of plain) {

@@ -37,7 +37,7 @@ import {
 } from "../../../gen/job/v1/job_pb.ts";
 import type { SequenceState } from "../../protocol/event_sequencing.ts";
 import { lastSequenceOf } from "../../protocol/event_position.ts";
-import { type JobView, leaseExpired, startNotBeforeMs, stateAt } from "../lifecycle.ts";
+import { type JobView, leaseExpired, stateAt } from "../lifecycle.ts";
 import { attemptsAsOf } from "./attempt_items.ts";
 import type { OutputState, StateAfterEvent } from "../output_cap.ts";
 
@@ -104,6 +104,8 @@ const s = (value: string): AttributeValue => ({ S: value });
 /** The item of a new SCHEDULED job. */
 export function newJobItem(fields: {
   jobId: string;
+  /** The lifecycle's start of the job (decideEnqueue); 0: at once. */
+  notBeforeMs: number;
   queue: string;
   requestId: string;
   nowMs: number;
@@ -124,9 +126,8 @@ export function newJobItem(fields: {
   };
   // Only jobs with a request_id appear in GSI2 (a sparse index).
   if (fields.requestId !== "") item.request_id = s(fields.requestId);
-  // A delayed start waits as a retry's backoff does (the lifecycle's not-before time).
-  const notBeforeMs = startNotBeforeMs(fields.params, fields.nowMs);
-  if (notBeforeMs > 0) item.not_before_ms = n(notBeforeMs);
+  // A delayed start waits as a retry's backoff does.
+  if (fields.notBeforeMs > 0) item.not_before_ms = n(fields.notBeforeMs);
   if (fields.params.priority !== 0) item.priority = n(fields.params.priority);
   return item;
 }
