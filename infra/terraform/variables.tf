@@ -22,6 +22,11 @@ variable "queue_names" {
   }
 
   validation {
+    condition     = alltrue([for name in var.queue_names : !can(regex("(?i)[-_](hi|lo|dlq)$", name))])
+    error_message = "A queue name may not end in -hi, -lo or -dlq (or _hi, _lo, _dlq): those name priority band and dead-letter queues."
+  }
+
+  validation {
     condition     = length(distinct(var.queue_names)) == length(var.queue_names)
     error_message = "queue_names lists a name twice."
   }

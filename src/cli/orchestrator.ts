@@ -28,7 +28,7 @@ import {
   tlsKeyOption,
   tlsModeOption,
 } from "./security_options.ts";
-import { bandQueueNames } from "../store/aws/priority_bands.ts";
+import { bandQueueNames, reservedQueueNameProblem } from "../store/aws/priority_bands.ts";
 
 /** Queues `orchestrator init` creates unless told otherwise. */
 const DEFAULT_QUEUES = ["default", "priority"];
@@ -121,6 +121,8 @@ function initCommand(setExitCode: ExitCodeSink) {
           } catch (error) {
             throw new UsageError(`--queue: ${(error as Error).message}`);
           }
+          const reserved = reservedQueueNameProblem(name);
+          if (reserved !== undefined) throw new UsageError(`--queue: "${name}" ${reserved}`);
         }
         // Each queue with its priority bands (<name>-hi, <name>-lo); queues
         // given by URL exist already, the rest are <prefix><name>.

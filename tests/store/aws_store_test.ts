@@ -1042,3 +1042,15 @@ Deno.test("every store: a late repeat of a run_at enqueue answers with its job; 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("aws store: a queue named like a band or dead-letter queue is refused, naming the rule", async () => {
+  const { store } = await awsStore();
+  try {
+    for (const queue of ["build-hi", "build_lo", "default-dlq"]) {
+      await assert.rejects(store.enqueue(jobInput(queue)), /queue: ends in -hi, -lo or -dlq/);
+    }
+    await assert.rejects(store.dequeue("default-hi", now(300)), /queue: ends in -hi, -lo or -dlq/);
+  } finally {
+    await store.close();
+  }
+});

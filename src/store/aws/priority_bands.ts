@@ -38,3 +38,15 @@ export function bandQueueName(queue: string, band: PriorityBand): string {
 export function bandQueueNames(queue: string): string[] {
   return BANDS_HIGHEST_FIRST.map((band) => bandQueueName(queue, band));
 }
+
+/**
+ * Why `queue` cannot be an airunner queue on SQS, or undefined: a name
+ * ending in -hi, -lo or -dlq (or _hi, _lo, _dlq, which name the same
+ * AIRUNNER_SQS_QUEUE_* variable) is another queue's band or dead-letter
+ * queue, and sharing an SQS queue would hand one queue's jobs to the other.
+ */
+export function reservedQueueNameProblem(queue: string): string | undefined {
+  return /[-_](hi|lo|dlq)$/i.test(queue)
+    ? "ends in -hi, -lo or -dlq, which the AWS store keeps for priority bands and dead-letter queues"
+    : undefined;
+}

@@ -10,7 +10,13 @@ import { GetQueueUrlCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { QueueNotFoundError } from "../errors.ts";
 import { asStoreError, isQueueMissing } from "./aws_errors.ts";
 import { environmentKeyOf } from "./queue_env.ts";
-import { bandQueueName, BANDS_HIGHEST_FIRST, type PriorityBand } from "./priority_bands.ts";
+import {
+  bandQueueName,
+  BANDS_HIGHEST_FIRST,
+  type PriorityBand,
+  reservedQueueNameProblem,
+} from "./priority_bands.ts";
+import { InvalidArgumentError } from "../../protocol/invalid_argument.ts";
 
 /** How long a band queue found missing is not looked up again (an older deployment has none). */
 const MISSING_BAND_TTL_MS = 60_000;
@@ -39,6 +45,8 @@ export class QueueDirectory {
    * @throws {QueueNotFoundError} when it does not exist, naming the priorities it serves.
    */
   async bandUrlOf(queue: string, band: PriorityBand, signal?: AbortSignal): Promise<string> {
+    const reserved = reservedQueueNameProblem(queue);
+    if (reserved !== undefined) throw new InvalidArgumentError("queue", reserved);
     if (band === "normal") return await this.urlOf(queue, signal);
     const name = bandQueueName(queue, band);
     try {
