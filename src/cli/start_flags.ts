@@ -44,7 +44,9 @@ export function parseRunAt(text: string, label: string): StartTime {
     );
   }
   const ms = Date.parse(value.replace(" ", "T"));
-  if (Number.isNaN(ms)) throw new UsageError(`${label}: "${text}" is not a valid time`);
+  if (Number.isNaN(ms) || !isCalendarTime(value)) {
+    throw new UsageError(`${label}: "${text}" is not a valid time (no such day or hour)`);
+  }
   return { runAtMs: ms };
 }
 
@@ -71,4 +73,17 @@ export function startTimeOf(
     throw new UsageError(`${labels.delay} and ${labels.at}: give one, not both`);
   }
   return delay ?? at;
+}
+
+/**
+ * Whether the date and time `value` writes exist as written: Date.parse
+ * moves 2026-02-30 to March 2 and 24:00 to the next day rather than
+ * refusing them, so the fields are built again and compared.
+ */
+function isCalendarTime(value: string): boolean {
+  const [, y, mo, d, h, mi, sec] = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2}))?/
+    .exec(value)!.map(Number);
+  const t = new Date(Date.UTC(y!, mo! - 1, d!, h!, mi!, Number.isNaN(sec) ? 0 : sec!));
+  return t.getUTCFullYear() === y && t.getUTCMonth() === mo! - 1 && t.getUTCDate() === d &&
+    t.getUTCHours() === h && t.getUTCMinutes() === mi;
 }

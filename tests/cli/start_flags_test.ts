@@ -48,6 +48,14 @@ Deno.test("--at takes RFC 3339 with a zone, and refuses a local time with a hint
   assert.throws(() => parseRunAt("2026-12-24", "--at"), /has no time zone; .*2026-12-24T09:00:00Z/);
   assert.throws(() => parseRunAt("tomorrow", "--at"), /is not an RFC 3339 time/);
   assert.throws(() => parseRunAt("2026-13-45T09:00:00Z", "--at"), /is not a valid time/);
+  assert.throws(
+    () => parseRunAt("2026-02-30T09:00:00Z", "--at"),
+    /is not a valid time \(no such day or hour\)/,
+  );
+  assert.throws(() => parseRunAt("2026-12-24T24:00:00Z", "--at"), /is not a valid time/);
+  assert.deepEqual(parseRunAt("2028-02-29T09:00:00Z", "--at"), {
+    runAtMs: Date.UTC(2028, 1, 29, 9),
+  });
 });
 
 Deno.test("--priority takes a whole number in -100..100", () => {
