@@ -84,6 +84,13 @@ export class QueueDirectory {
     return found;
   }
 
+  /** Forgets `queue`'s band queue (found deleted): it is left out for a while, then looked up again. */
+  forgetBand(queue: string, band: PriorityBand): void {
+    const name = bandQueueName(queue, band);
+    this.#urls.delete(name);
+    this.#missingBands.set(name, Date.now() + MISSING_BAND_TTL_MS);
+  }
+
   /**
    * The URL of `queue`'s SQS queue.
    * @throws {QueueNotFoundError} when it is not configured and does not exist.

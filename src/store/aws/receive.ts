@@ -13,7 +13,7 @@
  */
 import { countAttemptEnd } from "../attempt_records.ts";
 import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
-import { type Message, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import type { Message } from "@aws-sdk/client-sqs";
 import { JobState } from "../../../gen/job/v1/job_pb.ts";
 import { backoffDelayMs, type BackoffPolicy, retry } from "../../retry.ts";
 import type { DequeueOptions, LeasedJob } from "../job_store.ts";
@@ -35,11 +35,18 @@ import { expressionOf, leaseUpdate, rescheduleUpdate } from "./job_updates.ts";
 import { changeVisibility, deleteMessage, replaceMessage } from "./sqs_messages.ts";
 import { visibilitySecondsUntil } from "./sqs_schedule.ts";
 import { type AwsStoreContext, num } from "./store_context.ts";
+import { BandReceiver } from "./sqs_receive.ts";
 
 /** SQS's longest long poll. */
 const SQS_MAX_WAIT_SECONDS = 20;
 /** SQS's most messages per receive. */
 const SQS_MAX_MESSAGES = 10;
+/**
+ * How old a message for a job not yet due may get before it is replaced:
+ * below SQS's default retention (4 days; airunner's queues keep 14), so a
+ * job delayed up to 366 days keeps a message, received about twice a day.
+ */
+export const MESSAGE_REFRESH_AGE_MS = 3 * 86_400_000;
 
 const S = JobState;
 
@@ -49,7 +56,7 @@ export async function dequeue(
   queue: string,
   options: DequeueOptions,
 ): Promise<LeasedJob[]> {
-  const { maxJobs, visibilityTimeoutMs, signal } = options;
+  const { maxJobs, visibilityTimeoutMs } = options;
   const deadline = options.maxWaitMs === undefined
     ? undefined
     : ctx.clock.now() + options.maxWaitMs;
@@ -57,20 +64,32 @@ export async function dequeue(
     SQS_MAX_VISIBILITY_SECONDS,
     Math.max(1, Math.ceil(visibilityTimeoutMs / 1000)),
   );
-  const max = Math.min(maxJobs, SQS_MAX_MESSAGES);
+  const receiver = new BandReceiver(
+    ctx,
+    queue,
+    Math.min(maxJobs, SQS_MAX_MESSAGES),
+    visibilitySeconds,
+  );
+  try {
+    return await dequeueWith(ctx, queue, receiver, { ...options, deadline });
+  } finally {
+    // Long polls still out when the dequeue ends: what they bring goes back at once.
+    receiver.close();
+  }
+}
+
+async function dequeueWith(
+  ctx: AwsStoreContext,
+  queue: string,
+  receiver: BandReceiver,
+  options: DequeueOptions & { deadline: number | undefined },
+): Promise<LeasedJob[]> {
+  const { maxJobs, visibilityTimeoutMs, signal, deadline } = options;
   while (!ctx.closed && !signal.aborted) {
     const remainingMs = deadline === undefined ? Infinity : deadline - ctx.clock.now();
     if (remainingMs <= 0) break;
     const waitSeconds = Math.min(SQS_MAX_WAIT_SECONDS, Math.ceil(remainingMs / 1000));
-    const bands = await ctx.bandUrls(queue);
-    const received = await receiveByPriority(
-      ctx,
-      bands,
-      max,
-      visibilitySeconds,
-      waitSeconds,
-      signal,
-    );
+    const received = await receiver.round(await ctx.bandUrls(queue), waitSeconds, signal);
     const leased: LeasedJob[] = [];
     let failure: unknown;
     for (const { url, message } of received) {
@@ -94,125 +113,6 @@ export async function dequeue(
     if (failure !== undefined) throw failure;
   }
   return [];
-}
-
-/**
- * The messages of one round of receives, highest band first. With band
- * queues (priority_bands.ts), each is first asked without waiting, highest
- * first, and the first that has messages answers, so a waiting job of a
- * higher band goes before any lower one. (A short poll samples some of
- * SQS's servers: under light load it can miss a message, which the long
- * poll then finds.) When none has any, all are long-polled together and the
- * first answer, even an empty one, ends the others' waits; messages they
- * bring meanwhile are kept, in band order, or made visible again by
- * receive().
- */
-async function receiveByPriority(
-  ctx: AwsStoreContext,
-  bands: readonly { readonly url: string }[],
-  max: number,
-  visibilitySeconds: number,
-  waitSeconds: number,
-  signal: AbortSignal,
-): Promise<{ url: string; message: Message }[]> {
-  const tagged = (url: string, messages: Message[]) =>
-    messages.map((message) => ({ url, message }));
-  if (bands.length === 1) {
-    const { url } = bands[0]!;
-    return tagged(url, await receive(ctx, url, max, visibilitySeconds, waitSeconds, signal));
-  }
-  for (const { url } of bands) {
-    const messages = await receive(ctx, url, max, visibilitySeconds, 0, signal);
-    if (messages.length > 0) return tagged(url, messages);
-  }
-  const answered = new AbortController();
-  const stop = () => answered.abort();
-  signal.addEventListener("abort", stop, { once: true });
-  try {
-    const polls = await Promise.allSettled(bands.map(async ({ url }) => {
-      const messages = await receive(
-        ctx,
-        url,
-        max,
-        visibilitySeconds,
-        waitSeconds,
-        answered.signal,
-      );
-      // Any answer ends the round, an empty one too (SQS ends a long poll
-      // early when another receiver took the message it woke for): the
-      // next round asks every band again.
-      answered.abort();
-      return tagged(url, messages);
-    }));
-    const got = polls.flatMap((poll) => poll.status === "fulfilled" ? poll.value : []);
-    const failed = polls.find((poll) => poll.status === "rejected");
-    if (got.length === 0 && failed !== undefined) throw failed.reason;
-    return got;
-  } finally {
-    signal.removeEventListener("abort", stop);
-  }
-}
-
-/**
- * One ReceiveMessage. If `signal` aborts first this resolves with no
- * messages at once; the receive itself runs on, and whatever it brings is
- * made visible again right away, so an abandoned wait loses no job.
- */
-function receive(
-  ctx: AwsStoreContext,
-  queueUrl: string,
-  maxMessages: number,
-  visibilitySeconds: number,
-  waitSeconds: number,
-  signal: AbortSignal,
-): Promise<Message[]> {
-  const receiving = ctx.call("SQS ReceiveMessage", () =>
-    ctx.sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: queueUrl,
-        MaxNumberOfMessages: maxMessages,
-        VisibilityTimeout: visibilitySeconds,
-        WaitTimeSeconds: waitSeconds,
-        MessageSystemAttributeNames: ["SentTimestamp"],
-      }),
-      ctx.abort(),
-    )).then((out) => out?.Messages ?? []);
-  if (signal.aborted) {
-    void releaseWhenDone(ctx, queueUrl, receiving);
-    return Promise.resolve([]);
-  }
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      void releaseWhenDone(ctx, queueUrl, receiving);
-      resolve([]);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    receiving.then(
-      (messages) => {
-        signal.removeEventListener("abort", onAbort);
-        if (signal.aborted) return; // already resolved and released
-        resolve(messages);
-      },
-      (error) => {
-        signal.removeEventListener("abort", onAbort);
-        if (!signal.aborted) reject(error);
-      },
-    );
-  });
-}
-
-async function releaseWhenDone(
-  ctx: AwsStoreContext,
-  queueUrl: string,
-  receiving: Promise<Message[]>,
-): Promise<void> {
-  try {
-    for (const message of await receiving) {
-      await changeVisibility(ctx, queueUrl, message.ReceiptHandle ?? "", 0);
-    }
-  } catch {
-    // Closing, or SQS failed: the messages come back when their visibility ends.
-  }
 }
 
 /**
@@ -256,14 +156,22 @@ async function claim(
   switch (decision.kind) {
     case "skip":
       if (decision.reason === "not_due") {
-        // Early (a wait past SQS's longest delay, or a duplicate): back in
-        // flight until the job is due, never deleted, never leased.
-        await changeVisibility(
-          ctx,
-          queueUrl,
-          handle,
-          visibilitySecondsUntil(record.notBeforeMs, now),
-        );
+        const sentMs = Number(message.Attributes?.SentTimestamp ?? "0");
+        if (sentMs > 0 && now - sentMs > MESSAGE_REFRESH_AGE_MS) {
+          // A long wait (a start months ahead): SQS drops a message some
+          // days after its send however often it is put back, so this one
+          // makes way for a fresh one before it goes.
+          await replaceMessage(ctx, queueUrl, handle, record);
+        } else {
+          // Early (a wait past SQS's longest delay, or a duplicate): back in
+          // flight until the job is due, never deleted, never leased.
+          await changeVisibility(
+            ctx,
+            queueUrl,
+            handle,
+            visibilitySecondsUntil(record.notBeforeMs, now),
+          );
+        }
       } else if (isRedriveInFlight(record, message, now)) {
         await changeVisibility(ctx, queueUrl, handle, 1);
       } else if (
