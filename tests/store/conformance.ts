@@ -1686,3 +1686,45 @@ conformance("a new job whose run_at is long past is refused, and nothing is stor
   );
   assert.deepEqual((await store.listJobs({ page: 1, pageSize: 10 })).jobs, []);
 });
+
+conformance(
+  "a handed-back or redriven job keeps its priority: it goes ahead of new normal work",
+  async (h) => {
+    const { store } = h;
+    const urgent = await enqueueWith(store, { priority: 5 });
+    const leased = await dequeueOne(store);
+    assert.equal(leased.job.jobId, urgent.jobId);
+    const normal = await enqueueWith(store, {});
+    await store.updateLease(leased.taskToken, QUEUE, 0); // handed back
+    assert.equal((await dequeueOne(store)).job.jobId, urgent.jobId, "handed back: still first");
+    assert.equal((await dequeueOne(store)).job.jobId, normal.jobId);
+
+    // A dead letter of priority 5, redriven behind waiting normal work, goes first.
+    const { job: doomed } = await store.enqueue({
+      requestId: "",
+      queue: QUEUE,
+      params: create(JobParamsSchema, {
+        command: "false",
+        priority: 5,
+        retry: { maxRetries: 0 },
+      }),
+      executionConfig,
+    });
+    const lost = await dequeueOne(store, QUEUE, 1_000);
+    assert.equal(lost.job.jobId, doomed.jobId);
+    for (let n = 2; n <= 3; n++) {
+      await h.advance(1_500);
+      assert.equal((await dequeueOne(store, QUEUE, 1_000)).job.attempt, n);
+    }
+    await h.advance(1_500);
+    assert.equal((await store.getJob(doomed.jobId)).failureReason, "worker_lost");
+    const waiting = await enqueueWith(store, {});
+    await store.redrive(doomed.jobId);
+    assert.equal(
+      (await dequeueOne(store)).job.jobId,
+      doomed.jobId,
+      "redriven: ahead of priority 0",
+    );
+    assert.equal((await dequeueOne(store)).job.jobId, waiting.jobId);
+  },
+);
