@@ -66,8 +66,9 @@ defineStoreConformance("aws", async (options) => {
 
 // ------------------------------------------------ AWS-specific behaviour
 
-async function awsStore(overrides: Partial<AwsJobStoreOptions> = {}) {
-  const names = await freshAwsResources(clients);
+/** A store on fresh tables and queues ("default" and "other"; with `bands`, their band queues too). */
+async function awsStore(overrides: Partial<AwsJobStoreOptions> = {}, bands = true) {
+  const names = await freshAwsResources(clients, ["default", "other"], bands);
   const store = new AwsJobStore({
     dynamodb: clients.dynamodb,
     sqs: clients.sqs,
@@ -922,14 +923,7 @@ Deno.test("aws store: a cancel between a hand-back's read and its write ends the
 });
 
 Deno.test("aws store: without band queues, priority 0 runs as before and another priority names the queue to create", async () => {
-  const names = await freshAwsResources(clients, ["default"], false);
-  const store = new AwsJobStore({
-    dynamodb: clients.dynamodb,
-    sqs: clients.sqs,
-    ...names,
-    queueUrls: new Map(),
-    tokenCodec: TaskTokenCodec.withRandomSecret(),
-  });
+  const { store, names } = await awsStore({}, false);
   try {
     const urgent = {
       ...jobInput(),
