@@ -42,6 +42,7 @@ import {
   MAX_RECORDED_ATTEMPTS,
 } from "../../src/protocol/limits.ts";
 import { installStoreMeter } from "../../src/store/store_meter.ts";
+import { firingRequestId, nextFirings } from "../../src/store/schedule_firings.ts";
 import { InvalidArgumentError } from "../../src/protocol/invalid_argument.ts";
 
 /** A store under test and a way to let its time pass. */
@@ -1728,3 +1729,25 @@ conformance(
     assert.equal((await dequeueOne(store)).job.jobId, waiting.jobId);
   },
 );
+
+conformance("a schedule's firing makes one job, however many schedulers enqueue it", async (h) => {
+  const { store } = h;
+  const timing = { cron: "*/2 * * * * *", timeZone: "" };
+  const [firing] = nextFirings(timing, h.now(), 1);
+  const fire = () =>
+    store.enqueue({
+      requestId: firingRequestId("every-2s", firing!),
+      queue: QUEUE,
+      params: create(JobParamsSchema, { command: "tick", metadata: { schedule: "every-2s" } }),
+      executionConfig,
+    });
+  // Three schedulers (orchestrators on the same tables) fire it at once, and one again later.
+  const results = await Promise.all([fire(), fire(), fire()]);
+  const again = await fire();
+  const ids = new Set([...results, again].map((r) => r.job.jobId));
+  assert.equal(ids.size, 1, "one job for the firing");
+  assert.equal([...results, again].filter((r) => r.created).length, 1);
+  const listed = await store.listJobs({ page: 1, pageSize: 10 });
+  assert.equal(listed.jobs.length, 1);
+  assert.equal(listed.jobs[0]!.jobParams?.metadata.schedule, "every-2s");
+});
