@@ -14,7 +14,7 @@
  *
  * The flags `--queue`, `--owner`, `--env`, `--secret-env`, `--env-file`,
  * `--metadata`, `--timeout`, `--process-type`, `--workdir`, `--branch`,
- * `--commit`, the retry flags and the REPOSITORY argument are defaults: a line's own key wins,
+ * `--commit`, the retry and start flags and the REPOSITORY argument are defaults: a line's own key wins,
  * `environment`, `secret_env` and `metadata` key by key. The whole file is checked before anything is sent;
  * a line without a request id gets a random one, so a chunk retried after
  * Unavailable or DeadlineExceeded cannot enqueue a job twice.
@@ -65,6 +65,7 @@ import {
   startSpecOf,
 } from "./job_spec.ts";
 import { parseKeyValues, parseSecretEnvEntries, usageChecked, UsageError } from "./parse.ts";
+import { checkStartTime } from "./start_flags.ts";
 
 /** Jobs per EnqueueJobs call (the server takes up to MAX_ENQUEUE_BATCH). */
 export const JOBS_PER_CALL = 500;
@@ -226,6 +227,11 @@ function parseBatchLine(
     throw error;
   }
   const params = jobParamsOf(spec, `${where}: timeout`);
+  checkStartTime(
+    params,
+    typeof givenId === "string" ? givenId : "",
+    `${where}: ${spec.start?.runAtMs === undefined ? "delay" : "at"}`,
+  );
   // The server's own rules, so that no line can make it refuse the call.
   try {
     const request = create(EnqueueJobRequestSchema, {

@@ -152,6 +152,13 @@ export function checkJobFields(
   return file;
 }
 
+/** What each start key takes, for the error of a value of the wrong kind. */
+const EXPECTED: Readonly<Record<string, string>> = {
+  delay: "a duration such as 10m (or a number of seconds)",
+  at: "an RFC 3339 time such as 2026-12-24T09:00:00Z",
+  priority: "a whole number from -100 to 100",
+};
+
 /** Reads `delay`, `at` and `priority` into `file`, each checked and named. */
 function readStartFields(fields: Record<string, unknown>, where: string, file: JobFile): void {
   const text = (key: string): string | undefined => {
@@ -160,7 +167,7 @@ function readStartFields(fields: Record<string, unknown>, where: string, file: J
     // YAML reads an unquoted 2026-12-24T09:00:00Z as a Date.
     if (v instanceof Date) return v.toISOString();
     if (typeof v !== "string" && typeof v !== "number") {
-      throw new UsageError(`${where}: ${key} must be a string`);
+      throw new UsageError(`${where}: ${key} must be ${EXPECTED[key] ?? "a string"}`);
     }
     return String(v);
   };

@@ -91,9 +91,10 @@ export function summarizeJob(job: Job): JobSummary {
     state: jobStateName(job.state),
     command: commandLine(job),
     created: iso(job.createdAt),
-    // A job whose workers were lost never exited: its result's 0 is no exit code.
+    // A job whose workers were lost never exited, and one cancelled before
+    // any attempt never ran: their result's 0 is no exit code.
     exitCode: isFinished(job.state) && job.result !== undefined &&
-        job.failureReason !== FAILURE_REASON_WORKER_LOST
+        job.failureReason !== FAILURE_REASON_WORKER_LOST && job.attempt > 0
       ? job.result.exitCode
       : null,
     attempt: job.attempt,

@@ -9,6 +9,9 @@
  */
 import { MAX_PRIORITY, MAX_START_DELAY_MS, MIN_PRIORITY } from "../protocol/limits.ts";
 import { parseDurationMs, UsageError } from "./parse.ts";
+import type { JobParams } from "../../gen/job/v1/job_pb.ts";
+import { InvalidArgumentError } from "../protocol/invalid_argument.ts";
+import { checkRunAtNotPast, validateStartTime } from "../protocol/timing_validation.ts";
 
 /** A delayed start: a wait from the enqueue, or a point in time (Unix ms). */
 export type StartTime =
@@ -86,4 +89,22 @@ function isCalendarTime(value: string): boolean {
   const t = new Date(Date.UTC(y!, mo! - 1, d!, h!, mi!, Number.isNaN(sec) ? 0 : sec!));
   return t.getUTCFullYear() === y && t.getUTCMonth() === mo! - 1 && t.getUTCDate() === d &&
     t.getUTCHours() === h && t.getUTCMinutes() === mi;
+}
+
+/**
+ * The server's checks of a job's start time, made before anything is sent
+ * so that a mistake is a usage error naming `label` (`--at`, `line 7: at`):
+ * no more than 366 days ahead and, for a submit without a request id, not
+ * long past. (A repeat with its request id may come late: the server
+ * answers it with the job it made.)
+ */
+export function checkStartTime(params: JobParams, requestId: string, label: string): void {
+  try {
+    const now = Date.now();
+    validateStartTime(params, "job_params", now);
+    if (requestId === "") checkRunAtNotPast(params, now);
+  } catch (error) {
+    if (!(error instanceof InvalidArgumentError)) throw error;
+    throw new UsageError(`${label}: ${error.problem}`);
+  }
 }

@@ -43,6 +43,7 @@ import {
 import { jobStateName } from "./parse.ts";
 import { writeOutput } from "./output.ts";
 import { parseKeyValues, parseSecretEnvEntries, usageChecked, UsageError } from "./parse.ts";
+import { checkStartTime } from "./start_flags.ts";
 
 /** What `submit` sends and does, once the command line is parsed. */
 export interface SubmitConfig {
@@ -234,10 +235,11 @@ Examples:
 --batch FILE: each line is a JSON object with the keys of a --config job file
   (command, args, environment, secret_env, metadata, owner, repository,
   commit, branch, workingDirectory, processType, timeout, queue, retries,
-  retryOn, retryDelay, retryOnTimeout) plus request_id; blank lines and #
-  comments are skipped. --queue, --owner, --env, --secret-env, --env-file,
-  --metadata, --timeout, --process-type, --workdir, --branch, --commit, the
-  retry flags and REPOSITORY are defaults for every line: a line's own
+  retryOn, retryDelay, retryOnTimeout, delay, at, priority) plus request_id;
+  blank lines and # comments are skipped. --queue, --owner, --env,
+  --secret-env, --env-file, --metadata, --timeout, --process-type, --workdir,
+  --branch, --commit, the retry flags, --delay, --at, --priority and
+  REPOSITORY are defaults for every line: a line's own
   key wins (environment, secret_env and metadata key by key). The whole file
   is checked first (a bad line: exit 2, nothing sent). Prints the job ids in
   input order; a line the server refused prints nothing on stdout, its error
@@ -368,13 +370,19 @@ export function parseSubmitConfig(
     ...startSpecOf(opts),
   };
   const spec = mergeJobSpecs({ owner: localUserName() }, file, { environment: envFile }, flags);
+  const params = jobParamsOf({ ...spec, command }, "--timeout");
+  checkStartTime(
+    params,
+    opts.requestId ?? "",
+    spec.start?.runAtMs === undefined ? "--delay" : "--at",
+  );
   return {
     queue,
     requestId: opts.requestId ?? "",
     mode: opts.follow ? "follow" : opts.wait ? "wait" : "none",
     json: opts.json,
     cancelOnInterrupt: opts.cancelOnInterrupt,
-    params: jobParamsOf({ ...spec, command }, "--timeout"),
+    params,
   };
 }
 

@@ -173,3 +173,30 @@ Deno.test("a new job's first attempt waits for its run_at or its delay, and not 
   assert.equal(at({ runAt: timestampFromMs(NOW + 9_000) }), NOW + 9_000);
   assert.equal(at({ runAt: timestampFromMs(NOW - 9_000) }), 0);
 });
+
+Deno.test("submit and batch lines refuse a start time the server would, naming the flag or key", () => {
+  const past = new Date(Date.now() - 3_600_000).toISOString();
+  const far = new Date(Date.now() + 400 * 86_400_000).toISOString();
+  assert.throws(
+    () => parseSubmitConfig(undefined, flags({ at: past }), ["true"]),
+    /^UsageError: --at: is .*, more than a minute in the past/,
+  );
+  assert.throws(
+    () => parseSubmitConfig(undefined, flags({ at: far }), ["true"]),
+    /^UsageError: --at: is .*, more than 366 days ahead/,
+  );
+  // With a request id, a late repeat is the server's to answer (with the job it made).
+  const repeat = parseSubmitConfig(undefined, flags({ at: past, requestId: "nightly-1" }), [
+    "true",
+  ]);
+  assert.ok(repeat.params.runAt !== undefined);
+  const defaults = batchDefaults(undefined, flags(), {}, "ada");
+  assert.throws(
+    () => parseBatchLines(`{"command": "a"}\n{"command": "b", "at": "${past}"}`, defaults),
+    /^UsageError: line 2: at: is .*, more than a minute in the past/,
+  );
+  assert.equal(
+    parseBatchLines(`{"command": "b", "at": "${past}", "request_id": "r1"}`, defaults).length,
+    1,
+  );
+});

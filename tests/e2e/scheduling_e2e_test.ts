@@ -5,7 +5,7 @@
  * - With no worker running, a `--priority 5` job submitted after five
  *   `--priority 0` jobs runs first once a worker starts.
  * - `--at` without a time zone, a time long past, a priority out of range
- *   are refused, naming the flag, and nothing is enqueued.
+ *   are refused, naming the flag (exit 2), and nothing is enqueued.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -105,7 +105,7 @@ Deno.test("bad start times and priorities are refused, naming the flag, and enqu
   await using dev = await startDev({ prefix: "airunner-start-bad-e2e-" });
   const refused = async (args: string[], pattern: RegExp) => {
     const r = await runAirunner(["submit", "--server", dev.server, ...args, "--", "true"]);
-    assert.notEqual(r.code, 0);
+    assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, pattern);
     assert.equal(r.stdout, "");
   };
@@ -115,7 +115,7 @@ Deno.test("bad start times and priorities are refused, naming the flag, and enqu
   );
   await refused(
     ["--at", "2020-01-01T00:00:00Z"],
-    /job_params\.run_at: is 2020-01-01T00:00:00\.000Z, more than a minute in the past/,
+    /--at: is 2020-01-01T00:00:00\.000Z, more than a minute in the past/,
   );
   await refused(["--priority", "101"], /--priority: is 101, outside -100\.\.100/);
   await refused(["--delay", "400d"], /--delay: "400d" is longer than the limit of 366 days/);
