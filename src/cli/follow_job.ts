@@ -26,6 +26,8 @@ export interface FollowJobOptions {
   readonly explainFailure: boolean;
   /** Show a spinner naming this queue until the job starts (on a terminal only). */
   readonly spinnerQueue?: string;
+  /** A delayed start's time (Unix ms): until then the spinner counts down to it. */
+  readonly spinnerStartsAtMs?: number;
   /** Ctrl-C cancels the job (then follows it to its end) instead of leaving it running. */
   readonly cancelOnInterrupt?: boolean;
   /** The server has just answered about this job (see FollowOptions.jobKnownToExist). */
@@ -70,13 +72,15 @@ export async function followJobToOutcome(
   };
   Deno.addSignalListener("SIGINT", onSigint);
   const started = Date.now();
-  let stopSpinner = options.spinnerQueue === undefined
-    ? () => {}
-    : startSpinner(() =>
-      `waiting for a worker on queue "${options.spinnerQueue}" (${
-        formatElapsed(Date.now() - started)
-      })`
-    );
+  let stopSpinner = options.spinnerQueue === undefined ? () => {} : startSpinner(() => {
+    const now = Date.now();
+    const startsAt = options.spinnerStartsAtMs ?? 0;
+    return startsAt > now
+      ? `delayed start: starts in ${formatElapsed(startsAt - now)}`
+      : `waiting for a worker on queue "${options.spinnerQueue}" (${
+        formatElapsed(now - Math.max(started, startsAt))
+      })`;
+  });
   let job: Job;
   try {
     job = await followJob(clients, jobId, {

@@ -44,6 +44,7 @@ import { jobStateName } from "./parse.ts";
 import { writeOutput } from "./output.ts";
 import { parseKeyValues, parseSecretEnvEntries, usageChecked, UsageError } from "./parse.ts";
 import { checkStartTime } from "./start_flags.ts";
+import { startNotBeforeMs } from "../protocol/timing_validation.ts";
 
 /** What `submit` sends and does, once the command line is parsed. */
 export interface SubmitConfig {
@@ -461,7 +462,13 @@ async function submitAndFollow(
     jobParams,
   });
   onJobId(jobId);
-  return await reportSubmitted(clients, { jobId, queue: config.queue, state }, config, "submitted");
+  const startsAtMs = startNotBeforeMs(jobParams, Date.now());
+  return await reportSubmitted(
+    clients,
+    { jobId, queue: config.queue, state, ...(startsAtMs > 0 ? { startsAtMs } : {}) },
+    config,
+    "submitted",
+  );
 }
 
 /** How a command that made a job (`submit`, `rerun`) reports it: print, wait or follow. */
@@ -477,7 +484,13 @@ export interface SubmittedReport {
  */
 export async function reportSubmitted(
   clients: CliClients,
-  job: { readonly jobId: string; readonly queue: string; readonly state: JobState },
+  job: {
+    readonly jobId: string;
+    readonly queue: string;
+    readonly state: JobState;
+    /** A delayed start's time (Unix ms), which the report says. */
+    readonly startsAtMs?: number;
+  },
   report: SubmittedReport,
   verb: string,
 ): Promise<number> {
@@ -490,11 +503,17 @@ export async function reportSubmitted(
     );
     return 0;
   }
-  if (!report.json) console.error(`airunner: job ${jobId} ${verb} to queue "${queue}"`);
+  if (!report.json) {
+    const starts = job.startsAtMs === undefined
+      ? ""
+      : `; starts at ${new Date(job.startsAtMs).toISOString()}`;
+    console.error(`airunner: job ${jobId} ${verb} to queue "${queue}"${starts}`);
+  }
   const outcome = await followJobToOutcome(clients, jobId, {
     onEvent: report.mode === "follow" ? (e) => writeOutput(e, report.json) : () => {},
     explainFailure: !report.json,
     spinnerQueue: queue,
+    ...(job.startsAtMs === undefined ? {} : { spinnerStartsAtMs: job.startsAtMs }),
     cancelOnInterrupt: report.cancelOnInterrupt,
     jobKnownToExist: true,
   });

@@ -101,3 +101,14 @@ export function validateRetryPolicy(policy: RetryPolicy, field: string): void {
     : Number(policy.minDelayMs);
   delay("max_delay_ms", policy.maxDelayMs, min);
 }
+
+/**
+ * When a new job's first attempt may start: its run_at, or `now` plus its
+ * delay_ms; 0 (at once) for neither, or for a run_at that is already past.
+ */
+export function startNotBeforeMs(params: JobParams, now: number): number {
+  const at = params.runAt === undefined
+    ? (params.delayMs > 0n ? now + Number(params.delayMs) : 0)
+    : millis(params.runAt)!;
+  return at > now ? at : 0;
+}

@@ -76,7 +76,9 @@ import { isCompletionResend } from "./batch.ts";
 import { sameJobParams } from "./idempotency.ts";
 import type { TaskTokenClaims } from "./task_token.ts";
 import { millis } from "../protocol/timestamp_ms.ts";
-import { checkRunAtNotPast } from "../protocol/timing_validation.ts";
+import { checkRunAtNotPast, startNotBeforeMs } from "../protocol/timing_validation.ts";
+
+export { startNotBeforeMs };
 import { isDeadLetter } from "../protocol/attempts.ts";
 import type { AttemptOutcome } from "../protocol/attempts.ts";
 import {
@@ -368,17 +370,6 @@ export function decideNewJob(params: JobParams, now: number): CreateDecision {
     attempt: 0,
     notBeforeMs: startNotBeforeMs(params, now),
   };
-}
-
-/**
- * When a new job's first attempt may start: its run_at, or `now` plus its
- * delay_ms; 0 (at once) for neither, or for a run_at that is already past.
- */
-export function startNotBeforeMs(params: JobParams, now: number): number {
-  const at = params.runAt === undefined
-    ? (params.delayMs > 0n ? now + Number(params.delayMs) : 0)
-    : millis(params.runAt)!;
-  return at > now ? at : 0;
 }
 
 /**

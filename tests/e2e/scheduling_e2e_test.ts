@@ -36,6 +36,9 @@ Deno.test("submit --delay 2s --follow starts the job no earlier than 2 s after t
   const startedMs = Number(BigInt(r.stdout.trim()) / 1_000_000n);
   assert.ok(startedMs - submittedMs >= 2_000, `started ${startedMs - submittedMs} ms after`);
   const id = /job (\S+) submitted/.exec(r.stderr)?.[1];
+  const startsAt = /submitted to queue "default"; starts at (\S+)$/m.exec(r.stderr)?.[1];
+  assert.ok(startsAt !== undefined, r.stderr);
+  assert.ok(Math.abs(Date.parse(startsAt) - (submittedMs + 2_000)) < 1_500, startsAt);
   const got = JSON.parse(
     (await runAirunner(["get", "--server", dev.server, "--json", id!])).stdout,
   );
