@@ -75,7 +75,6 @@ import {
 import { isCompletionResend } from "./batch.ts";
 import { sameJobParams } from "./idempotency.ts";
 import type { TaskTokenClaims } from "./task_token.ts";
-import { millis } from "../protocol/timestamp_ms.ts";
 import { checkRunAtNotPast, startNotBeforeMs } from "../protocol/timing_validation.ts";
 
 export { startNotBeforeMs };
