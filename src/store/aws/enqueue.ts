@@ -65,19 +65,11 @@ export async function enqueueTo(
   if (plan.send) {
     await sendMessage(ctx, queueUrl, plan.jobId, input.queue, {
       attempt: 0,
-      delaySeconds: firstDelaySeconds(ctx, plan.notBeforeMs, ctx.clock.now()),
+      // Toward its delayed start, as far as SQS delays go (sqs_schedule.ts).
+      delaySeconds: delaySecondsUntil(plan.notBeforeMs, ctx.clock.now(), ctx.sqsMaxDelaySeconds),
     });
   }
   return plan.existing ?? await putNewJob(ctx, input, plan, now);
-}
-
-/**
- * The DelaySeconds of a new job's first message, sent at `now`: toward its
- * delayed start, as far as SQS delays go (a longer wait is put back on
- * receipt, sqs_schedule.ts).
- */
-export function firstDelaySeconds(ctx: AwsStoreContext, notBeforeMs: number, now: number): number {
-  return delaySecondsUntil(notBeforeMs, now, ctx.sqsMaxDelaySeconds);
 }
 
 /**

@@ -17,16 +17,11 @@ import { countStoreMetric } from "../store_meter.ts";
 import { BATCH_CONCURRENCY, DYNAMODB_BATCH_RETRIES, SQS_BATCH_MAX } from "./aws_limits.ts";
 import { asStoreError } from "./aws_errors.ts";
 import { chunksOf, compareStrings, groupBy, sendUntilNoneLeft, settleBounded } from "./batching.ts";
-import {
-  type EnqueuePlan,
-  enqueueTo,
-  firstDelaySeconds,
-  planEnqueue,
-  putNewJob,
-} from "./enqueue.ts";
+import { type EnqueuePlan, enqueueTo, planEnqueue, putNewJob } from "./enqueue.ts";
 import { type Item, jobOf, jobRecordOf, messageBody, newJobItem } from "./job_item.ts";
 import { sqsBatch } from "./sqs_messages.ts";
 import { type AwsStoreContext, queueUrlKey } from "./store_context.ts";
+import { delaySecondsUntil } from "./sqs_schedule.ts";
 
 /** DynamoDB's most requests per BatchWriteItem. */
 const DYNAMODB_BATCH_WRITE_MAX = 25;
@@ -143,7 +138,7 @@ async function sendWindow(
   const toSend = window.flatMap((entry, i) => entry.plan.send ? [i] : []);
   const now = ctx.clock.now();
   const delayOf = (plan: EnqueuePlan) => {
-    const delaySeconds = firstDelaySeconds(ctx, plan.notBeforeMs, now);
+    const delaySeconds = delaySecondsUntil(plan.notBeforeMs, now, ctx.sqsMaxDelaySeconds);
     return delaySeconds > 0 ? { DelaySeconds: delaySeconds } : {};
   };
   const byQueue = groupBy(toSend, (i) => window[i]!.queueUrl);

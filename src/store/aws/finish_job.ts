@@ -9,7 +9,6 @@
  * @module
  */
 import { countAttemptEnd } from "../attempt_records.ts";
-import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { JobState } from "../../../gen/job/v1/job_pb.ts";
 import { decideExpiry, type Finish, leaseExpired } from "../lifecycle.ts";
 import { logTopOf } from "./events.ts";
@@ -38,32 +37,18 @@ export async function finishJob(
   const update = expressionOf(
     finishUpdate(record, finish, highest, now, ctx.ttlSeconds(now)),
   );
-  const out = await ctx.call(
-    "DynamoDB UpdateItem",
-    () =>
-      ctx.ddb.send(
-        new UpdateItemCommand({
-          TableName: ctx.jobsTable,
-          Key: { job_id: { S: record.jobId } },
-          ...update,
-          // A lease holder handing a cancelled job back ends it while still holding it.
-          ConditionExpression: handBack
-            ? "attempt = :attempt AND #state IN (:scheduled, :running)"
-            : "attempt = :attempt AND (#state = :scheduled OR (#state = :running AND lease_expires_at <= :now))",
-          ExpressionAttributeNames: { ...update.ExpressionAttributeNames, "#state": "state" },
-          ExpressionAttributeValues: {
-            ...update.ExpressionAttributeValues,
-            ":scheduled": num(S.SCHEDULED),
-            ":running": num(S.RUNNING),
-            ...(handBack ? {} : { ":now": num(now) }),
-            ":attempt": num(record.attempt),
-          },
-          ReturnValues: "ALL_NEW",
-        }),
-        ctx.abort(),
-      ),
-    { ignoreConditionFailure: true },
-  );
+  const out = await ctx.updateJobIf(record.jobId, update, {
+    // A lease holder handing a cancelled job back ends it while still holding it.
+    expression: handBack
+      ? "attempt = :attempt AND #state IN (:scheduled, :running)"
+      : "attempt = :attempt AND (#state = :scheduled OR (#state = :running AND lease_expires_at <= :now))",
+    values: {
+      ":scheduled": num(S.SCHEDULED),
+      ":running": num(S.RUNNING),
+      ...(handBack ? {} : { ":now": num(now) }),
+      ":attempt": num(record.attempt),
+    },
+  }, "ALL_NEW");
   // A failed condition: someone else changed the job first; it is as they left it.
   if (out === undefined) return await ctx.record(record.jobId);
   countAttemptEnd(finish);

@@ -296,31 +296,12 @@ async function recordLost(
   const { queueUrl, handle, now } = message;
   const log = await logTopOf(ctx, record);
   const write = rescheduleUpdate(record, lost, log.highest, now);
-  const update = expressionOf(write.update);
-  const out = await ctx.call(
-    "DynamoDB UpdateItem",
-    () =>
-      ctx.ddb.send(
-        new UpdateItemCommand({
-          TableName: ctx.jobsTable,
-          Key: { job_id: { S: record.jobId } },
-          ...update,
-          // As takeLease's, for a lease that ran out (a cancel ends it instead: decideLease).
-          ConditionExpression:
-            "attempt = :seen AND attribute_not_exists(cancel_reason) AND #state = :running AND lease_expires_at <= :now",
-          ExpressionAttributeNames: { ...update.ExpressionAttributeNames, "#state": "state" },
-          ExpressionAttributeValues: {
-            ...update.ExpressionAttributeValues,
-            ":running": num(S.RUNNING),
-            ":seen": num(record.attempt),
-            ":now": num(now),
-          },
-          ReturnValues: "NONE",
-        }),
-        ctx.abort(),
-      ),
-    { ignoreConditionFailure: true },
-  );
+  const out = await ctx.updateJobIf(record.jobId, expressionOf(write.update), {
+    // As takeLease's, for a lease that ran out (a cancel ends it instead: decideLease).
+    expression:
+      "attempt = :seen AND attribute_not_exists(cancel_reason) AND #state = :running AND lease_expires_at <= :now",
+    values: { ":running": num(S.RUNNING), ":seen": num(record.attempt), ":now": num(now) },
+  }, "NONE");
   if (out === undefined) return;
   countAttemptEnd(lost);
   if (write.notice !== undefined) await putNotice(ctx, record.jobId, write.notice, log.top);

@@ -9,7 +9,6 @@
  *
  * @module
  */
-import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { type Job, JobState } from "../../../gen/job/v1/job_pb.ts";
 import { BackendUnavailableError } from "../errors.ts";
 import { decideRedrive } from "../lifecycle.ts";
@@ -52,27 +51,10 @@ async function redriveOnce(
     delaySeconds: 0,
   });
   const update = expressionOf(redriveUpdate(decision, now));
-  const out = await ctx.call(
-    "DynamoDB UpdateItem",
-    () =>
-      ctx.ddb.send(
-        new UpdateItemCommand({
-          TableName: ctx.jobsTable,
-          Key: { job_id: { S: record.jobId } },
-          ...update,
-          ConditionExpression: "attempt = :seen AND #state = :failed",
-          ExpressionAttributeNames: { ...update.ExpressionAttributeNames, "#state": "state" },
-          ExpressionAttributeValues: {
-            ...update.ExpressionAttributeValues,
-            ":seen": num(record.attempt),
-            ":failed": num(JobState.FAILED),
-          },
-          ReturnValues: "ALL_NEW",
-        }),
-        ctx.abort(),
-      ),
-    { ignoreConditionFailure: true },
-  );
+  const out = await ctx.updateJobIf(record.jobId, update, {
+    expression: "attempt = :seen AND #state = :failed",
+    values: { ":seen": num(record.attempt), ":failed": num(JobState.FAILED) },
+  }, "ALL_NEW");
   if (out === undefined) return undefined;
   ctx.jobWatchers.notify(record.jobId);
   return jobRecordOf(out.Attributes!);

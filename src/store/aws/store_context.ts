@@ -7,7 +7,13 @@
  *
  * @module
  */
-import { type DynamoDBClient, GetItemCommand } from "@aws-sdk/client-dynamodb";
+import {
+  type DynamoDBClient,
+  GetItemCommand,
+  UpdateItemCommand,
+  type UpdateItemCommandOutput,
+} from "@aws-sdk/client-dynamodb";
+import type { UpdateExpressionParts } from "./job_updates.ts";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { type Clock, systemClock } from "../../clock.ts";
 import { JobNotFoundError, StoreClosedError } from "../errors.ts";
@@ -130,6 +136,37 @@ export class AwsStoreContext {
       if (this.#closed) throw new StoreClosedError();
       throw asStoreError(operation, error);
     }
+  }
+
+  /**
+   * One UpdateItem of job `jobId` with `update`, made only if `condition`
+   * holds over the item (`#state` names its state attribute; `values` are
+   * the condition's own). Undefined when the condition failed: someone
+   * changed the job first.
+   */
+  async updateJobIf(
+    jobId: string,
+    update: UpdateExpressionParts,
+    condition: { readonly expression: string; readonly values: Item },
+    returnValues: "ALL_NEW" | "NONE",
+  ): Promise<UpdateItemCommandOutput | undefined> {
+    return await this.call(
+      "DynamoDB UpdateItem",
+      () =>
+        this.ddb.send(
+          new UpdateItemCommand({
+            TableName: this.jobsTable,
+            Key: { job_id: { S: jobId } },
+            ...update,
+            ConditionExpression: condition.expression,
+            ExpressionAttributeNames: { ...update.ExpressionAttributeNames, "#state": "state" },
+            ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ...condition.values },
+            ReturnValues: returnValues,
+          }),
+          this.abort(),
+        ),
+      { ignoreConditionFailure: true },
+    );
   }
 
   /** The band queues of `queue` that exist, highest first (priority_bands.ts). */
