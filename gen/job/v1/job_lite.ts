@@ -216,6 +216,7 @@ export const LITE_MESSAGES: Readonly<Record<string, readonly LiteField[]>> = {
     { local: "state", json: "state", kind: "enum", type: "job.v1.JobState" },
     { local: "page", json: "page", kind: "scalar", type: "int32" },
     { local: "pageSize", json: "pageSize", kind: "scalar", type: "int32" },
+    { local: "metadata", json: "metadata", kind: "scalar", type: "string", mapKey: "string" },
   ],
   "job.v1.ListJobsResponse": [
     { local: "jobs", json: "jobs", kind: "message", type: "job.v1.Job", repeated: true },
@@ -381,6 +382,64 @@ export const LITE_MESSAGES: Readonly<Record<string, readonly LiteField[]>> = {
     { local: "cancelled", json: "cancelled", kind: "scalar", type: "bool" },
     { local: "eventsRefused", json: "eventsRefused", kind: "scalar", type: "bool" },
   ],
+  "job.v1.Schedule": [
+    { local: "name", json: "name", kind: "scalar", type: "string" },
+    { local: "cron", json: "cron", kind: "scalar", type: "string" },
+    { local: "timeZone", json: "timeZone", kind: "scalar", type: "string" },
+    { local: "overlap", json: "overlap", kind: "scalar", type: "string" },
+    { local: "catchUp", json: "catchUp", kind: "scalar", type: "string" },
+    { local: "queue", json: "queue", kind: "scalar", type: "string" },
+    { local: "jobParams", json: "jobParams", kind: "message", type: "job.v1.JobParams" },
+    { local: "paused", json: "paused", kind: "scalar", type: "bool" },
+    { local: "owner", json: "owner", kind: "scalar", type: "string" },
+    { local: "createdAt", json: "createdAt", kind: "message", type: "google.protobuf.Timestamp" },
+    { local: "updatedAt", json: "updatedAt", kind: "message", type: "google.protobuf.Timestamp" },
+    { local: "lastFiringAt", json: "lastFiringAt", kind: "message", type: "google.protobuf.Timestamp" },
+    { local: "lastJobId", json: "lastJobId", kind: "scalar", type: "string" },
+    { local: "nextFirings", json: "nextFirings", kind: "message", type: "google.protobuf.Timestamp", repeated: true },
+  ],
+  "job.v1.CreateScheduleRequest": [
+    { local: "schedule", json: "schedule", kind: "message", type: "job.v1.Schedule" },
+    { local: "replace", json: "replace", kind: "scalar", type: "bool" },
+  ],
+  "job.v1.CreateScheduleResponse": [
+    { local: "schedule", json: "schedule", kind: "message", type: "job.v1.Schedule" },
+  ],
+  "job.v1.GetScheduleRequest": [
+    { local: "name", json: "name", kind: "scalar", type: "string" },
+  ],
+  "job.v1.GetScheduleResponse": [
+    { local: "schedule", json: "schedule", kind: "message", type: "job.v1.Schedule" },
+    { local: "recentJobs", json: "recentJobs", kind: "message", type: "job.v1.Job", repeated: true },
+  ],
+  "job.v1.ListSchedulesRequest": [
+  ],
+  "job.v1.ListSchedulesResponse": [
+    { local: "schedules", json: "schedules", kind: "message", type: "job.v1.Schedule", repeated: true },
+  ],
+  "job.v1.PauseScheduleRequest": [
+    { local: "name", json: "name", kind: "scalar", type: "string" },
+  ],
+  "job.v1.PauseScheduleResponse": [
+    { local: "schedule", json: "schedule", kind: "message", type: "job.v1.Schedule" },
+  ],
+  "job.v1.ResumeScheduleRequest": [
+    { local: "name", json: "name", kind: "scalar", type: "string" },
+  ],
+  "job.v1.ResumeScheduleResponse": [
+    { local: "schedule", json: "schedule", kind: "message", type: "job.v1.Schedule" },
+  ],
+  "job.v1.DeleteScheduleRequest": [
+    { local: "name", json: "name", kind: "scalar", type: "string" },
+  ],
+  "job.v1.DeleteScheduleResponse": [
+  ],
+  "job.v1.RunScheduleRequest": [
+    { local: "name", json: "name", kind: "scalar", type: "string" },
+  ],
+  "job.v1.RunScheduleResponse": [
+    { local: "job", json: "job", kind: "message", type: "job.v1.Job" },
+  ],
 };
 
 /** JobService's methods, by their local names. */
@@ -402,4 +461,15 @@ export const JobServiceMethods = {
 export const JobEventsServiceMethods = {
   streamJobEvents: { path: "/job.v1.JobEventsService/StreamJobEvents", kind: "server_streaming", input: "job.v1.StreamJobEventsRequest", output: "job.v1.StreamJobEventsResponse" },
   publishJobEvents: { path: "/job.v1.JobEventsService/PublishJobEvents", kind: "client_streaming", input: "job.v1.PublishJobEventsRequest", output: "job.v1.PublishJobEventsResponse" },
+} as const satisfies Record<string, LiteMethod>;
+
+/** ScheduleService's methods, by their local names. */
+export const ScheduleServiceMethods = {
+  createSchedule: { path: "/job.v1.ScheduleService/CreateSchedule", kind: "unary", input: "job.v1.CreateScheduleRequest", output: "job.v1.CreateScheduleResponse" },
+  getSchedule: { path: "/job.v1.ScheduleService/GetSchedule", kind: "unary", input: "job.v1.GetScheduleRequest", output: "job.v1.GetScheduleResponse" },
+  listSchedules: { path: "/job.v1.ScheduleService/ListSchedules", kind: "unary", input: "job.v1.ListSchedulesRequest", output: "job.v1.ListSchedulesResponse" },
+  pauseSchedule: { path: "/job.v1.ScheduleService/PauseSchedule", kind: "unary", input: "job.v1.PauseScheduleRequest", output: "job.v1.PauseScheduleResponse" },
+  resumeSchedule: { path: "/job.v1.ScheduleService/ResumeSchedule", kind: "unary", input: "job.v1.ResumeScheduleRequest", output: "job.v1.ResumeScheduleResponse" },
+  deleteSchedule: { path: "/job.v1.ScheduleService/DeleteSchedule", kind: "unary", input: "job.v1.DeleteScheduleRequest", output: "job.v1.DeleteScheduleResponse" },
+  runSchedule: { path: "/job.v1.ScheduleService/RunSchedule", kind: "unary", input: "job.v1.RunScheduleRequest", output: "job.v1.RunScheduleResponse" },
 } as const satisfies Record<string, LiteMethod>;

@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file job/v1/job.proto.
  */
 export const file_job_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChBqb2IvdjEvam9iLnByb3RvEgZqb2IudjEihgQKCEpvYkV2ZW50EhAKCHNlcXVlbmNlGAEgASgDEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoKZXZlbnRfdHlwZRgDIAEoDjIRLmpvYi52MS5FdmVudFR5cGUSMgoNcHJvY2Vzc19zdGFydBgEIAEoCzIZLmpvYi52MS5Qcm9jZXNzU3RhcnRFdmVudEgAEi4KC3Byb2Nlc3NfZW5kGAUgASgLMhcuam9iLnYxLlByb2Nlc3NFbmRFdmVudEgAEjIKDXByb2Nlc3NfZXJyb3IYBiABKAsyGS5qb2IudjEuUHJvY2Vzc0Vycm9yRXZlbnRIABIrCgloZWFydGJlYXQYByABKAsyFi5qb2IudjEuSGVhcnRiZWF0RXZlbnRIABIlCgZvdXRwdXQYCCABKAsyEy5qb2IudjEuT3V0cHV0RXZlbnRIABI2Cg90ZXJtaW5hbF9yZXNpemUYCSABKAsyGy5qb2IudjEuVGVybWluYWxSZXNpemVFdmVudEgAEjAKDG91dHB1dF9iYXRjaBgKIAEoCzIYLmpvYi52MS5PdXRwdXRCYXRjaEV2ZW50SAASLgoLYXR0ZW1wdF9lbmQYCyABKAsyFy5qb2IudjEuQXR0ZW1wdEVuZEV2ZW50SABCDAoKZXZlbnRfZGF0YSLCAQoPQXR0ZW1wdEVuZEV2ZW50Eg8KB2F0dGVtcHQYASABKAUSDwoHb3V0Y29tZRgCIAEoCRIRCglleGl0X2NvZGUYAyABKAUSFQoNZXJyb3JfbWVzc2FnZRgEIAEoCRIUCgxuZXh0X2F0dGVtcHQYBSABKAUSGAoQYXR0ZW1wdHNfYWxsb3dlZBgGIAEoBRIzCg9uZXh0X25vdF9iZWZvcmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlAKEVByb2Nlc3NTdGFydEV2ZW50EgsKA3BpZBgBIAEoBRIuCgpzdGFydGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJiCg9Qcm9jZXNzRW5kRXZlbnQSCwoDcGlkGAEgASgFEhEKCWV4aXRfY29kZRgCIAEoBRIvCgxydW5fZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iKgoRUHJvY2Vzc0Vycm9yRXZlbnQSFQoNZXJyb3JfbWVzc2FnZRgBIAEoCSJYCg5IZWFydGJlYXRFdmVudBIvCgxlbGFwc2VkX3RpbWUYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFQoNcHJvY2Vzc19hbGl2ZRgCIAEoCCJeChNUZXJtaW5hbFJlc2l6ZUV2ZW50EgwKBGNvbHMYASABKAUSDAoEcm93cxgCIAEoBRIUCgx3aWR0aF9waXhlbHMYAyABKAUSFQoNaGVpZ2h0X3BpeGVscxgEIAEoBSIdCgtPdXRwdXRFdmVudBIOCgZvdXRwdXQYASABKAwiYQoKT3V0cHV0SXRlbRIOCgZvdXRwdXQYASABKAwSJwoLc3RyZWFtX3R5cGUYAiABKA4yEi5qb2IudjEuU3RyZWFtVHlwZRIaChJ0aW1lc3RhbXBfZGVsdGFfbXMYAyABKAUiowEKEE91dHB1dEJhdGNoRXZlbnQSIwoHb3V0cHV0cxgBIAMoCzISLmpvYi52MS5PdXRwdXRJdGVtEhYKDnN0YXJ0X3NlcXVlbmNlGAIgASgDEhQKDGVuZF9zZXF1ZW5jZRgDIAEoAxIaChJmaXJzdF90aW1lc3RhbXBfbXMYBCABKAMSIAoYcGxheWJhY2tfaW50ZXJ2YWxfbWlsbGlzGAUgASgFIoMBCg5CYXRjaGluZ0NvbmZpZxIeChZmbHVzaF9pbnRlcnZhbF9zZWNvbmRzGAEgASgFEhYKDm1heF9iYXRjaF9zaXplGAIgASgFEhcKD21heF9iYXRjaF9ieXRlcxgDIAEoAxIgChhwbGF5YmFja19pbnRlcnZhbF9taWxsaXMYBCABKAUinwEKD0V4ZWN1dGlvbkNvbmZpZxIoCghiYXRjaGluZxgBIAEoCzIWLmpvYi52MS5CYXRjaGluZ0NvbmZpZxIiChpoZWFydGJlYXRfaW50ZXJ2YWxfc2Vjb25kcxgCIAEoBRIkChxvdXRwdXRfZmx1c2hfaW50ZXJ2YWxfbWlsbGlzGAMgASgFEhgKEG1heF9vdXRwdXRfYnl0ZXMYBCABKAMiTwoXUHVibGlzaEpvYkV2ZW50c1JlcXVlc3QSEgoKdGFza190b2tlbhgBIAEoCRIgCgZldmVudHMYAiADKAsyEC5qb2IudjEuSm9iRXZlbnQiGgoYUHVibGlzaEpvYkV2ZW50c1Jlc3BvbnNlIoABChZTdHJlYW1Kb2JFdmVudHNSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIVCg1mcm9tX3NlcXVlbmNlGAIgASgDEhYKDmZyb21fdGltZXN0YW1wGAMgASgDEicKDGV2ZW50X2ZpbHRlchgEIAMoDjIRLmpvYi52MS5FdmVudFR5cGUiOgoXU3RyZWFtSm9iRXZlbnRzUmVzcG9uc2USHwoFZXZlbnQYASABKAsyEC5qb2IudjEuSm9iRXZlbnQiXQoRRW5xdWV1ZUpvYlJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRINCgVxdWV1ZRgCIAEoCRIlCgpqb2JfcGFyYW1zGAMgASgLMhEuam9iLnYxLkpvYlBhcmFtcyJ1ChJFbnF1ZXVlSm9iUmVzcG9uc2USDgoGam9iX2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh8KBXN0YXRlGAMgASgOMhAuam9iLnYxLkpvYlN0YXRlIm0KEURlcXVldWVKb2JSZXF1ZXN0Eg0KBXF1ZXVlGAEgASgJEhAKCG1heF9qb2JzGAIgASgFEiIKGnZpc2liaWxpdHlfdGltZW91dF9zZWNvbmRzGAMgASgFEhMKC3dvcmtlcl9uYW1lGAQgASgJIkIKEkRlcXVldWVKb2JSZXNwb25zZRIYCgNqb2IYASABKAsyCy5qb2IudjEuSm9iEhIKCnRhc2tfdG9rZW4YAiABKAkiWQoQVXBkYXRlSm9iUmVxdWVzdBINCgVxdWV1ZRgBIAEoCRISCgp0YXNrX3Rva2VuGAIgASgJEiIKGnZpc2liaWxpdHlfdGltZW91dF9zZWNvbmRzGAMgASgFIiYKEVVwZGF0ZUpvYlJlc3BvbnNlEhEKCWNhbmNlbGxlZBgBIAEoCCJiCg9MaXN0Sm9ic1JlcXVlc3QSDQoFcXVldWUYASABKAkSHwoFc3RhdGUYAiABKA4yEC5qb2IudjEuSm9iU3RhdGUSDAoEcGFnZRgDIAEoBRIRCglwYWdlX3NpemUYBCABKAUiQAoQTGlzdEpvYnNSZXNwb25zZRIZCgRqb2JzGAEgAygLMgsuam9iLnYxLkpvYhIRCglsYXN0X3BhZ2UYAiABKAUiowUKCUpvYlBhcmFtcxISCgpyZXBvc2l0b3J5GAEgASgJEg4KBmNvbW1pdBgCIAEoCRIOCgZicmFuY2gYAyABKAkSNwoLZW52aXJvbm1lbnQYBCADKAsyIi5qb2IudjEuSm9iUGFyYW1zLkVudmlyb25tZW50RW50cnkSMQoIbWV0YWRhdGEYBSADKAsyHy5qb2IudjEuSm9iUGFyYW1zLk1ldGFkYXRhRW50cnkSDQoFb3duZXIYBiABKAkSDwoHY29tbWFuZBgHIAEoCRIMCgRhcmdzGAggAygJEikKDHByb2Nlc3NfdHlwZRgJIAEoDjITLmpvYi52MS5Qcm9jZXNzVHlwZRIXCg90aW1lb3V0X3NlY29uZHMYCiABKAUSGQoRd29ya2luZ19kaXJlY3RvcnkYCyABKAkSRAoSc2VjcmV0X2Vudmlyb25tZW50GAwgAygLMiguam9iLnYxLkpvYlBhcmFtcy5TZWNyZXRFbnZpcm9ubWVudEVudHJ5EiIKBXJldHJ5GA0gASgLMhMuam9iLnYxLlJldHJ5UG9saWN5EhAKCHJlcnVuX29mGA4gASgJEhAKCGRlbGF5X21zGA8gASgDEioKBnJ1bl9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcHJpb3JpdHkYESABKAUaMgoQRW52aXJvbm1lbnRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARo4ChZTZWNyZXRFbnZpcm9ubWVudEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEinwEKC1JldHJ5UG9saWN5EhMKC21heF9yZXRyaWVzGAEgASgFEjIKE3JldHJ5X29uX2V4aXRfY29kZXMYAiADKAsyFS5qb2IudjEuRXhpdENvZGVSYW5nZRIUCgxtaW5fZGVsYXlfbXMYAyABKAMSFAoMbWF4X2RlbGF5X21zGAQgASgDEhsKE25vX3JldHJ5X29uX3RpbWVvdXQYBSABKAgiLAoNRXhpdENvZGVSYW5nZRINCgVmaXJzdBgBIAEoBRIMCgRsYXN0GAIgASgFIvQBCgpKb2JBdHRlbXB0Eg4KBm51bWJlchgBIAEoBRIOCgZ3b3JrZXIYAiABKAkSLgoKc3RhcnRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB291dGNvbWUYBSABKAkSEQoJZXhpdF9jb2RlGAYgASgFEhUKDWVycm9yX21lc3NhZ2UYByABKAkSFgoOZmlyc3Rfc2VxdWVuY2UYCCABKAMSFQoNbGFzdF9zZXF1ZW5jZRgJIAEoAyK4AwoDSm9iEg4KBmpvYl9pZBgBIAEoCRIlCgpqb2JfcGFyYW1zGAIgASgLMhEuam9iLnYxLkpvYlBhcmFtcxIfCgVzdGF0ZRgDIAEoDjIQLmpvYi52MS5Kb2JTdGF0ZRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxChBleGVjdXRpb25fY29uZmlnGAYgASgLMhcuam9iLnYxLkV4ZWN1dGlvbkNvbmZpZxINCgVxdWV1ZRgHIAEoCRIPCgdhdHRlbXB0GAggASgFEiEKBnJlc3VsdBgJIAEoCzIRLmpvYi52MS5Kb2JSZXN1bHQSFQoNY2FuY2VsX3JlYXNvbhgKIAEoCRIuCgpub3RfYmVmb3JlGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIkCghhdHRlbXB0cxgMIAMoCzISLmpvYi52MS5Kb2JBdHRlbXB0EhYKDmZhaWx1cmVfcmVhc29uGA0gASgJIk8KEkNvbXBsZXRlSm9iUmVxdWVzdBISCgp0YXNrX3Rva2VuGAEgASgJEiUKCmpvYl9yZXN1bHQYAiABKAsyES5qb2IudjEuSm9iUmVzdWx0IhUKE0NvbXBsZXRlSm9iUmVzcG9uc2UiywEKCUpvYlJlc3VsdBIOCgZqb2JfaWQYASABKAkSDwoHc3VjY2VzcxgCIAEoCBIRCglleGl0X2NvZGUYAyABKAUSFQoNZXJyb3JfbWVzc2FnZRgEIAEoCRIuCgpzdGFydGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXRpbWVkX291dBgHIAEoCCLpAQoSUmVkcml2ZUpvYnNSZXF1ZXN0Eg0KBXF1ZXVlGAEgASgJEjIKDmZpbmlzaGVkX2FmdGVyGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI6CghtZXRhZGF0YRgDIAMoCzIoLmpvYi52MS5SZWRyaXZlSm9ic1JlcXVlc3QuTWV0YWRhdGFFbnRyeRISCgpleGl0X2NvZGVzGAQgAygFEg8KB2RyeV9ydW4YBSABKAgaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjAKE1JlZHJpdmVKb2JzUmVzcG9uc2USGQoEam9icxgBIAMoCzILLmpvYi52MS5Kb2IiNQoPUmVydW5Kb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJIiwKEFJlcnVuSm9iUmVzcG9uc2USGAoDam9iGAEgASgLMgsuam9iLnYxLkpvYiIfCg1HZXRKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSIqCg5HZXRKb2JSZXNwb25zZRIYCgNqb2IYASABKAsyCy5qb2IudjEuSm9iIjIKEENhbmNlbEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSItChFDYW5jZWxKb2JSZXNwb25zZRIYCgNqb2IYASABKAsyCy5qb2IudjEuSm9iIj0KEkVucXVldWVKb2JzUmVxdWVzdBInCgRqb2JzGAEgAygLMhkuam9iLnYxLkVucXVldWVKb2JSZXF1ZXN0IkEKE0VucXVldWVKb2JzUmVzcG9uc2USKgoHcmVzdWx0cxgBIAMoCzIZLmpvYi52MS5FbnF1ZXVlSm9ic1Jlc3VsdCKXAQoRRW5xdWV1ZUpvYnNSZXN1bHQSEgoKcmVxdWVzdF9pZBgBIAEoCRIpCgNqb2IYAiABKAsyGi5qb2IudjEuRW5xdWV1ZUpvYlJlc3BvbnNlSAASJwoFZXJyb3IYAyABKAsyFi5qb2IudjEuT3BlcmF0aW9uRXJyb3JIABIPCgdjcmVhdGVkGAQgASgIQgkKB291dGNvbWUiLwoOT3BlcmF0aW9uRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJItQBChRXb3JrZXJTZXNzaW9uUmVxdWVzdBIhCgRvcGVuGAEgASgLMhMuam9iLnYxLlNlc3Npb25PcGVuEg8KB2NyZWRpdHMYAiABKAUSMQoNbGVhc2VfdXBkYXRlcxgDIAMoCzIaLmpvYi52MS5TZXNzaW9uTGVhc2VVcGRhdGUSJQoGZXZlbnRzGAQgAygLMhUuam9iLnYxLlNlc3Npb25FdmVudHMSLgoLY29tcGxldGlvbnMYBSADKAsyGS5qb2IudjEuU2Vzc2lvbkNvbXBsZXRpb24iawoLU2Vzc2lvbk9wZW4SDQoFcXVldWUYASABKAkSIgoadmlzaWJpbGl0eV90aW1lb3V0X3NlY29uZHMYAiABKAUSFAoMaGVhcnRiZWF0X21zGAMgASgNEhMKC3dvcmtlcl9uYW1lGAQgASgJInAKElNlc3Npb25MZWFzZVVwZGF0ZRINCgVvcF9pZBgBIAEoBBISCgp0YXNrX3Rva2VuGAIgASgJEiIKGnZpc2liaWxpdHlfdGltZW91dF9zZWNvbmRzGAMgASgFEhMKC3RyYWNlcGFyZW50GAQgASgJImkKDVNlc3Npb25FdmVudHMSDQoFb3BfaWQYASABKAQSEgoKdGFza190b2tlbhgCIAEoCRIgCgZldmVudHMYAyADKAsyEC5qb2IudjEuSm9iRXZlbnQSEwoLdHJhY2VwYXJlbnQYBCABKAkilAEKEVNlc3Npb25Db21wbGV0aW9uEg0KBW9wX2lkGAEgASgEEhIKCnRhc2tfdG9rZW4YAiABKAkSJQoKam9iX3Jlc3VsdBgDIAEoCzIRLmpvYi52MS5Kb2JSZXN1bHQSEwoLdHJhY2VwYXJlbnQYBCABKAkSIAoGZXZlbnRzGAUgAygLMhAuam9iLnYxLkpvYkV2ZW50InkKFVdvcmtlclNlc3Npb25SZXNwb25zZRIoCgRqb2JzGAEgAygLMhouam9iLnYxLkRlcXVldWVKb2JSZXNwb25zZRIgCgRhY2tzGAIgAygLMhIuam9iLnYxLlNlc3Npb25BY2sSFAoMaGVhcnRiZWF0X21zGAMgASgNIm0KClNlc3Npb25BY2sSDQoFb3BfaWQYASABKAQSJQoFZXJyb3IYAiABKAsyFi5qb2IudjEuT3BlcmF0aW9uRXJyb3ISEQoJY2FuY2VsbGVkGAMgASgIEhYKDmV2ZW50c19yZWZ1c2VkGAQgASgIKlkKClN0cmVhbVR5cGUSGwoXU1RSRUFNX1RZUEVfVU5TUEVDSUZJRUQQABIWChJTVFJFQU1fVFlQRV9TVERPVVQQARIWChJTVFJFQU1fVFlQRV9TVERFUlIQAiqJAgoJRXZlbnRUeXBlEhoKFkVWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIcChhFVkVOVF9UWVBFX1BST0NFU1NfU1RBUlQQARIaChZFVkVOVF9UWVBFX1BST0NFU1NfRU5EEAISHAoYRVZFTlRfVFlQRV9QUk9DRVNTX0VSUk9SEAMSGAoURVZFTlRfVFlQRV9IRUFSVEJFQVQQBBIVChFFVkVOVF9UWVBFX09VVFBVVBAFEh4KGkVWRU5UX1RZUEVfVEVSTUlOQUxfUkVTSVpFEAYSGwoXRVZFTlRfVFlQRV9PVVRQVVRfQkFUQ0gQBxIaChZFVkVOVF9UWVBFX0FUVEVNUFRfRU5EEAgqWAoLUHJvY2Vzc1R5cGUSHAoYUFJPQ0VTU19UWVBFX1VOU1BFQ0lGSUVEEAASFQoRUFJPQ0VTU19UWVBFX1BJUEUQARIUChBQUk9DRVNTX1RZUEVfUFRZEAIqnQEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhcKE0pPQl9TVEFURV9TQ0hFRFVMRUQQARIVChFKT0JfU1RBVEVfUlVOTklORxACEhcKE0pPQl9TVEFURV9DT01QTEVURUQQAxIUChBKT0JfU1RBVEVfRkFJTEVEEAQSFwoTSk9CX1NUQVRFX0NBTkNFTExFRBAFMpMGCgpKb2JTZXJ2aWNlEkUKCkVucXVldWVKb2ISGS5qb2IudjEuRW5xdWV1ZUpvYlJlcXVlc3QaGi5qb2IudjEuRW5xdWV1ZUpvYlJlc3BvbnNlIgASRwoKRGVxdWV1ZUpvYhIZLmpvYi52MS5EZXF1ZXVlSm9iUmVxdWVzdBoaLmpvYi52MS5EZXF1ZXVlSm9iUmVzcG9uc2UiADABEkIKCVVwZGF0ZUpvYhIYLmpvYi52MS5VcGRhdGVKb2JSZXF1ZXN0Ghkuam9iLnYxLlVwZGF0ZUpvYlJlc3BvbnNlIgASSAoLQ29tcGxldGVKb2ISGi5qb2IudjEuQ29tcGxldGVKb2JSZXF1ZXN0Ghsuam9iLnYxLkNvbXBsZXRlSm9iUmVzcG9uc2UiABI/CghMaXN0Sm9icxIXLmpvYi52MS5MaXN0Sm9ic1JlcXVlc3QaGC5qb2IudjEuTGlzdEpvYnNSZXNwb25zZSIAEjkKBkdldEpvYhIVLmpvYi52MS5HZXRKb2JSZXF1ZXN0GhYuam9iLnYxLkdldEpvYlJlc3BvbnNlIgASQgoJQ2FuY2VsSm9iEhguam9iLnYxLkNhbmNlbEpvYlJlcXVlc3QaGS5qb2IudjEuQ2FuY2VsSm9iUmVzcG9uc2UiABJICgtFbnF1ZXVlSm9icxIaLmpvYi52MS5FbnF1ZXVlSm9ic1JlcXVlc3QaGy5qb2IudjEuRW5xdWV1ZUpvYnNSZXNwb25zZSIAElIKDVdvcmtlclNlc3Npb24SHC5qb2IudjEuV29ya2VyU2Vzc2lvblJlcXVlc3QaHS5qb2IudjEuV29ya2VyU2Vzc2lvblJlc3BvbnNlIgAoATABEkgKC1JlZHJpdmVKb2JzEhouam9iLnYxLlJlZHJpdmVKb2JzUmVxdWVzdBobLmpvYi52MS5SZWRyaXZlSm9ic1Jlc3BvbnNlIgASPwoIUmVydW5Kb2ISFy5qb2IudjEuUmVydW5Kb2JSZXF1ZXN0Ghguam9iLnYxLlJlcnVuSm9iUmVzcG9uc2UiADLFAQoQSm9iRXZlbnRzU2VydmljZRJWCg9TdHJlYW1Kb2JFdmVudHMSHi5qb2IudjEuU3RyZWFtSm9iRXZlbnRzUmVxdWVzdBofLmpvYi52MS5TdHJlYW1Kb2JFdmVudHNSZXNwb25zZSIAMAESWQoQUHVibGlzaEpvYkV2ZW50cxIfLmpvYi52MS5QdWJsaXNoSm9iRXZlbnRzUmVxdWVzdBogLmpvYi52MS5QdWJsaXNoSm9iRXZlbnRzUmVzcG9uc2UiACgBYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChBqb2IvdjEvam9iLnByb3RvEgZqb2IudjEihgQKCEpvYkV2ZW50EhAKCHNlcXVlbmNlGAEgASgDEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoKZXZlbnRfdHlwZRgDIAEoDjIRLmpvYi52MS5FdmVudFR5cGUSMgoNcHJvY2Vzc19zdGFydBgEIAEoCzIZLmpvYi52MS5Qcm9jZXNzU3RhcnRFdmVudEgAEi4KC3Byb2Nlc3NfZW5kGAUgASgLMhcuam9iLnYxLlByb2Nlc3NFbmRFdmVudEgAEjIKDXByb2Nlc3NfZXJyb3IYBiABKAsyGS5qb2IudjEuUHJvY2Vzc0Vycm9yRXZlbnRIABIrCgloZWFydGJlYXQYByABKAsyFi5qb2IudjEuSGVhcnRiZWF0RXZlbnRIABIlCgZvdXRwdXQYCCABKAsyEy5qb2IudjEuT3V0cHV0RXZlbnRIABI2Cg90ZXJtaW5hbF9yZXNpemUYCSABKAsyGy5qb2IudjEuVGVybWluYWxSZXNpemVFdmVudEgAEjAKDG91dHB1dF9iYXRjaBgKIAEoCzIYLmpvYi52MS5PdXRwdXRCYXRjaEV2ZW50SAASLgoLYXR0ZW1wdF9lbmQYCyABKAsyFy5qb2IudjEuQXR0ZW1wdEVuZEV2ZW50SABCDAoKZXZlbnRfZGF0YSLCAQoPQXR0ZW1wdEVuZEV2ZW50Eg8KB2F0dGVtcHQYASABKAUSDwoHb3V0Y29tZRgCIAEoCRIRCglleGl0X2NvZGUYAyABKAUSFQoNZXJyb3JfbWVzc2FnZRgEIAEoCRIUCgxuZXh0X2F0dGVtcHQYBSABKAUSGAoQYXR0ZW1wdHNfYWxsb3dlZBgGIAEoBRIzCg9uZXh0X25vdF9iZWZvcmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlAKEVByb2Nlc3NTdGFydEV2ZW50EgsKA3BpZBgBIAEoBRIuCgpzdGFydGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJiCg9Qcm9jZXNzRW5kRXZlbnQSCwoDcGlkGAEgASgFEhEKCWV4aXRfY29kZRgCIAEoBRIvCgxydW5fZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iKgoRUHJvY2Vzc0Vycm9yRXZlbnQSFQoNZXJyb3JfbWVzc2FnZRgBIAEoCSJYCg5IZWFydGJlYXRFdmVudBIvCgxlbGFwc2VkX3RpbWUYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFQoNcHJvY2Vzc19hbGl2ZRgCIAEoCCJeChNUZXJtaW5hbFJlc2l6ZUV2ZW50EgwKBGNvbHMYASABKAUSDAoEcm93cxgCIAEoBRIUCgx3aWR0aF9waXhlbHMYAyABKAUSFQoNaGVpZ2h0X3BpeGVscxgEIAEoBSIdCgtPdXRwdXRFdmVudBIOCgZvdXRwdXQYASABKAwiYQoKT3V0cHV0SXRlbRIOCgZvdXRwdXQYASABKAwSJwoLc3RyZWFtX3R5cGUYAiABKA4yEi5qb2IudjEuU3RyZWFtVHlwZRIaChJ0aW1lc3RhbXBfZGVsdGFfbXMYAyABKAUiowEKEE91dHB1dEJhdGNoRXZlbnQSIwoHb3V0cHV0cxgBIAMoCzISLmpvYi52MS5PdXRwdXRJdGVtEhYKDnN0YXJ0X3NlcXVlbmNlGAIgASgDEhQKDGVuZF9zZXF1ZW5jZRgDIAEoAxIaChJmaXJzdF90aW1lc3RhbXBfbXMYBCABKAMSIAoYcGxheWJhY2tfaW50ZXJ2YWxfbWlsbGlzGAUgASgFIoMBCg5CYXRjaGluZ0NvbmZpZxIeChZmbHVzaF9pbnRlcnZhbF9zZWNvbmRzGAEgASgFEhYKDm1heF9iYXRjaF9zaXplGAIgASgFEhcKD21heF9iYXRjaF9ieXRlcxgDIAEoAxIgChhwbGF5YmFja19pbnRlcnZhbF9taWxsaXMYBCABKAUinwEKD0V4ZWN1dGlvbkNvbmZpZxIoCghiYXRjaGluZxgBIAEoCzIWLmpvYi52MS5CYXRjaGluZ0NvbmZpZxIiChpoZWFydGJlYXRfaW50ZXJ2YWxfc2Vjb25kcxgCIAEoBRIkChxvdXRwdXRfZmx1c2hfaW50ZXJ2YWxfbWlsbGlzGAMgASgFEhgKEG1heF9vdXRwdXRfYnl0ZXMYBCABKAMiTwoXUHVibGlzaEpvYkV2ZW50c1JlcXVlc3QSEgoKdGFza190b2tlbhgBIAEoCRIgCgZldmVudHMYAiADKAsyEC5qb2IudjEuSm9iRXZlbnQiGgoYUHVibGlzaEpvYkV2ZW50c1Jlc3BvbnNlIoABChZTdHJlYW1Kb2JFdmVudHNSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIVCg1mcm9tX3NlcXVlbmNlGAIgASgDEhYKDmZyb21fdGltZXN0YW1wGAMgASgDEicKDGV2ZW50X2ZpbHRlchgEIAMoDjIRLmpvYi52MS5FdmVudFR5cGUiOgoXU3RyZWFtSm9iRXZlbnRzUmVzcG9uc2USHwoFZXZlbnQYASABKAsyEC5qb2IudjEuSm9iRXZlbnQiXQoRRW5xdWV1ZUpvYlJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRINCgVxdWV1ZRgCIAEoCRIlCgpqb2JfcGFyYW1zGAMgASgLMhEuam9iLnYxLkpvYlBhcmFtcyJ1ChJFbnF1ZXVlSm9iUmVzcG9uc2USDgoGam9iX2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh8KBXN0YXRlGAMgASgOMhAuam9iLnYxLkpvYlN0YXRlIm0KEURlcXVldWVKb2JSZXF1ZXN0Eg0KBXF1ZXVlGAEgASgJEhAKCG1heF9qb2JzGAIgASgFEiIKGnZpc2liaWxpdHlfdGltZW91dF9zZWNvbmRzGAMgASgFEhMKC3dvcmtlcl9uYW1lGAQgASgJIkIKEkRlcXVldWVKb2JSZXNwb25zZRIYCgNqb2IYASABKAsyCy5qb2IudjEuSm9iEhIKCnRhc2tfdG9rZW4YAiABKAkiWQoQVXBkYXRlSm9iUmVxdWVzdBINCgVxdWV1ZRgBIAEoCRISCgp0YXNrX3Rva2VuGAIgASgJEiIKGnZpc2liaWxpdHlfdGltZW91dF9zZWNvbmRzGAMgASgFIiYKEVVwZGF0ZUpvYlJlc3BvbnNlEhEKCWNhbmNlbGxlZBgBIAEoCCLMAQoPTGlzdEpvYnNSZXF1ZXN0Eg0KBXF1ZXVlGAEgASgJEh8KBXN0YXRlGAIgASgOMhAuam9iLnYxLkpvYlN0YXRlEgwKBHBhZ2UYAyABKAUSEQoJcGFnZV9zaXplGAQgASgFEjcKCG1ldGFkYXRhGAUgAygLMiUuam9iLnYxLkxpc3RKb2JzUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJAChBMaXN0Sm9ic1Jlc3BvbnNlEhkKBGpvYnMYASADKAsyCy5qb2IudjEuSm9iEhEKCWxhc3RfcGFnZRgCIAEoBSKjBQoJSm9iUGFyYW1zEhIKCnJlcG9zaXRvcnkYASABKAkSDgoGY29tbWl0GAIgASgJEg4KBmJyYW5jaBgDIAEoCRI3CgtlbnZpcm9ubWVudBgEIAMoCzIiLmpvYi52MS5Kb2JQYXJhbXMuRW52aXJvbm1lbnRFbnRyeRIxCghtZXRhZGF0YRgFIAMoCzIfLmpvYi52MS5Kb2JQYXJhbXMuTWV0YWRhdGFFbnRyeRINCgVvd25lchgGIAEoCRIPCgdjb21tYW5kGAcgASgJEgwKBGFyZ3MYCCADKAkSKQoMcHJvY2Vzc190eXBlGAkgASgOMhMuam9iLnYxLlByb2Nlc3NUeXBlEhcKD3RpbWVvdXRfc2Vjb25kcxgKIAEoBRIZChF3b3JraW5nX2RpcmVjdG9yeRgLIAEoCRJEChJzZWNyZXRfZW52aXJvbm1lbnQYDCADKAsyKC5qb2IudjEuSm9iUGFyYW1zLlNlY3JldEVudmlyb25tZW50RW50cnkSIgoFcmV0cnkYDSABKAsyEy5qb2IudjEuUmV0cnlQb2xpY3kSEAoIcmVydW5fb2YYDiABKAkSEAoIZGVsYXlfbXMYDyABKAMSKgoGcnVuX2F0GBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwcmlvcml0eRgRIAEoBRoyChBFbnZpcm9ubWVudEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjgKFlNlY3JldEVudmlyb25tZW50RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKfAQoLUmV0cnlQb2xpY3kSEwoLbWF4X3JldHJpZXMYASABKAUSMgoTcmV0cnlfb25fZXhpdF9jb2RlcxgCIAMoCzIVLmpvYi52MS5FeGl0Q29kZVJhbmdlEhQKDG1pbl9kZWxheV9tcxgDIAEoAxIUCgxtYXhfZGVsYXlfbXMYBCABKAMSGwoTbm9fcmV0cnlfb25fdGltZW91dBgFIAEoCCIsCg1FeGl0Q29kZVJhbmdlEg0KBWZpcnN0GAEgASgFEgwKBGxhc3QYAiABKAUi9AEKCkpvYkF0dGVtcHQSDgoGbnVtYmVyGAEgASgFEg4KBndvcmtlchgCIAEoCRIuCgpzdGFydGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHb3V0Y29tZRgFIAEoCRIRCglleGl0X2NvZGUYBiABKAUSFQoNZXJyb3JfbWVzc2FnZRgHIAEoCRIWCg5maXJzdF9zZXF1ZW5jZRgIIAEoAxIVCg1sYXN0X3NlcXVlbmNlGAkgASgDIrgDCgNKb2ISDgoGam9iX2lkGAEgASgJEiUKCmpvYl9wYXJhbXMYAiABKAsyES5qb2IudjEuSm9iUGFyYW1zEh8KBXN0YXRlGAMgASgOMhAuam9iLnYxLkpvYlN0YXRlEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKEGV4ZWN1dGlvbl9jb25maWcYBiABKAsyFy5qb2IudjEuRXhlY3V0aW9uQ29uZmlnEg0KBXF1ZXVlGAcgASgJEg8KB2F0dGVtcHQYCCABKAUSIQoGcmVzdWx0GAkgASgLMhEuam9iLnYxLkpvYlJlc3VsdBIVCg1jYW5jZWxfcmVhc29uGAogASgJEi4KCm5vdF9iZWZvcmUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiQKCGF0dGVtcHRzGAwgAygLMhIuam9iLnYxLkpvYkF0dGVtcHQSFgoOZmFpbHVyZV9yZWFzb24YDSABKAkiTwoSQ29tcGxldGVKb2JSZXF1ZXN0EhIKCnRhc2tfdG9rZW4YASABKAkSJQoKam9iX3Jlc3VsdBgCIAEoCzIRLmpvYi52MS5Kb2JSZXN1bHQiFQoTQ29tcGxldGVKb2JSZXNwb25zZSLLAQoJSm9iUmVzdWx0Eg4KBmpvYl9pZBgBIAEoCRIPCgdzdWNjZXNzGAIgASgIEhEKCWV4aXRfY29kZRgDIAEoBRIVCg1lcnJvcl9tZXNzYWdlGAQgASgJEi4KCnN0YXJ0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGltZWRfb3V0GAcgASgIIukBChJSZWRyaXZlSm9ic1JlcXVlc3QSDQoFcXVldWUYASABKAkSMgoOZmluaXNoZWRfYWZ0ZXIYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjoKCG1ldGFkYXRhGAMgAygLMiguam9iLnYxLlJlZHJpdmVKb2JzUmVxdWVzdC5NZXRhZGF0YUVudHJ5EhIKCmV4aXRfY29kZXMYBCADKAUSDwoHZHJ5X3J1bhgFIAEoCBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMAoTUmVkcml2ZUpvYnNSZXNwb25zZRIZCgRqb2JzGAEgAygLMgsuam9iLnYxLkpvYiI1Cg9SZXJ1bkpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkiLAoQUmVydW5Kb2JSZXNwb25zZRIYCgNqb2IYASABKAsyCy5qb2IudjEuSm9iIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIioKDkdldEpvYlJlc3BvbnNlEhgKA2pvYhgBIAEoCzILLmpvYi52MS5Kb2IiMgoQQ2FuY2VsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIi0KEUNhbmNlbEpvYlJlc3BvbnNlEhgKA2pvYhgBIAEoCzILLmpvYi52MS5Kb2IiPQoSRW5xdWV1ZUpvYnNSZXF1ZXN0EicKBGpvYnMYASADKAsyGS5qb2IudjEuRW5xdWV1ZUpvYlJlcXVlc3QiQQoTRW5xdWV1ZUpvYnNSZXNwb25zZRIqCgdyZXN1bHRzGAEgAygLMhkuam9iLnYxLkVucXVldWVKb2JzUmVzdWx0IpcBChFFbnF1ZXVlSm9ic1Jlc3VsdBISCgpyZXF1ZXN0X2lkGAEgASgJEikKA2pvYhgCIAEoCzIaLmpvYi52MS5FbnF1ZXVlSm9iUmVzcG9uc2VIABInCgVlcnJvchgDIAEoCzIWLmpvYi52MS5PcGVyYXRpb25FcnJvckgAEg8KB2NyZWF0ZWQYBCABKAhCCQoHb3V0Y29tZSIvCg5PcGVyYXRpb25FcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAki1AEKFFdvcmtlclNlc3Npb25SZXF1ZXN0EiEKBG9wZW4YASABKAsyEy5qb2IudjEuU2Vzc2lvbk9wZW4SDwoHY3JlZGl0cxgCIAEoBRIxCg1sZWFzZV91cGRhdGVzGAMgAygLMhouam9iLnYxLlNlc3Npb25MZWFzZVVwZGF0ZRIlCgZldmVudHMYBCADKAsyFS5qb2IudjEuU2Vzc2lvbkV2ZW50cxIuCgtjb21wbGV0aW9ucxgFIAMoCzIZLmpvYi52MS5TZXNzaW9uQ29tcGxldGlvbiJrCgtTZXNzaW9uT3BlbhINCgVxdWV1ZRgBIAEoCRIiChp2aXNpYmlsaXR5X3RpbWVvdXRfc2Vjb25kcxgCIAEoBRIUCgxoZWFydGJlYXRfbXMYAyABKA0SEwoLd29ya2VyX25hbWUYBCABKAkicAoSU2Vzc2lvbkxlYXNlVXBkYXRlEg0KBW9wX2lkGAEgASgEEhIKCnRhc2tfdG9rZW4YAiABKAkSIgoadmlzaWJpbGl0eV90aW1lb3V0X3NlY29uZHMYAyABKAUSEwoLdHJhY2VwYXJlbnQYBCABKAkiaQoNU2Vzc2lvbkV2ZW50cxINCgVvcF9pZBgBIAEoBBISCgp0YXNrX3Rva2VuGAIgASgJEiAKBmV2ZW50cxgDIAMoCzIQLmpvYi52MS5Kb2JFdmVudBITCgt0cmFjZXBhcmVudBgEIAEoCSKUAQoRU2Vzc2lvbkNvbXBsZXRpb24SDQoFb3BfaWQYASABKAQSEgoKdGFza190b2tlbhgCIAEoCRIlCgpqb2JfcmVzdWx0GAMgASgLMhEuam9iLnYxLkpvYlJlc3VsdBITCgt0cmFjZXBhcmVudBgEIAEoCRIgCgZldmVudHMYBSADKAsyEC5qb2IudjEuSm9iRXZlbnQieQoVV29ya2VyU2Vzc2lvblJlc3BvbnNlEigKBGpvYnMYASADKAsyGi5qb2IudjEuRGVxdWV1ZUpvYlJlc3BvbnNlEiAKBGFja3MYAiADKAsyEi5qb2IudjEuU2Vzc2lvbkFjaxIUCgxoZWFydGJlYXRfbXMYAyABKA0ibQoKU2Vzc2lvbkFjaxINCgVvcF9pZBgBIAEoBBIlCgVlcnJvchgCIAEoCzIWLmpvYi52MS5PcGVyYXRpb25FcnJvchIRCgljYW5jZWxsZWQYAyABKAgSFgoOZXZlbnRzX3JlZnVzZWQYBCABKAgijAMKCFNjaGVkdWxlEgwKBG5hbWUYASABKAkSDAoEY3JvbhgCIAEoCRIRCgl0aW1lX3pvbmUYAyABKAkSDwoHb3ZlcmxhcBgEIAEoCRIQCghjYXRjaF91cBgFIAEoCRINCgVxdWV1ZRgGIAEoCRIlCgpqb2JfcGFyYW1zGAcgASgLMhEuam9iLnYxLkpvYlBhcmFtcxIOCgZwYXVzZWQYCCABKAgSDQoFb3duZXIYCSABKAkSLgoKY3JlYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF9maXJpbmdfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2xhc3Rfam9iX2lkGA0gASgJEjAKDG5leHRfZmlyaW5ncxgOIAMoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTAoVQ3JlYXRlU2NoZWR1bGVSZXF1ZXN0EiIKCHNjaGVkdWxlGAEgASgLMhAuam9iLnYxLlNjaGVkdWxlEg8KB3JlcGxhY2UYAiABKAgiPAoWQ3JlYXRlU2NoZWR1bGVSZXNwb25zZRIiCghzY2hlZHVsZRgBIAEoCzIQLmpvYi52MS5TY2hlZHVsZSIiChJHZXRTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJbChNHZXRTY2hlZHVsZVJlc3BvbnNlEiIKCHNjaGVkdWxlGAEgASgLMhAuam9iLnYxLlNjaGVkdWxlEiAKC3JlY2VudF9qb2JzGAIgAygLMgsuam9iLnYxLkpvYiIWChRMaXN0U2NoZWR1bGVzUmVxdWVzdCI8ChVMaXN0U2NoZWR1bGVzUmVzcG9uc2USIwoJc2NoZWR1bGVzGAEgAygLMhAuam9iLnYxLlNjaGVkdWxlIiQKFFBhdXNlU2NoZWR1bGVSZXF1ZXN0EgwKBG5hbWUYASABKAkiOwoVUGF1c2VTY2hlZHVsZVJlc3BvbnNlEiIKCHNjaGVkdWxlGAEgASgLMhAuam9iLnYxLlNjaGVkdWxlIiUKFVJlc3VtZVNjaGVkdWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIjwKFlJlc3VtZVNjaGVkdWxlUmVzcG9uc2USIgoIc2NoZWR1bGUYASABKAsyEC5qb2IudjEuU2NoZWR1bGUiJQoVRGVsZXRlU2NoZWR1bGVSZXF1ZXN0EgwKBG5hbWUYASABKAkiGAoWRGVsZXRlU2NoZWR1bGVSZXNwb25zZSIiChJSdW5TY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIvChNSdW5TY2hlZHVsZVJlc3BvbnNlEhgKA2pvYhgBIAEoCzILLmpvYi52MS5Kb2IqWQoKU3RyZWFtVHlwZRIbChdTVFJFQU1fVFlQRV9VTlNQRUNJRklFRBAAEhYKElNUUkVBTV9UWVBFX1NURE9VVBABEhYKElNUUkVBTV9UWVBFX1NUREVSUhACKokCCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhwKGEVWRU5UX1RZUEVfUFJPQ0VTU19TVEFSVBABEhoKFkVWRU5UX1RZUEVfUFJPQ0VTU19FTkQQAhIcChhFVkVOVF9UWVBFX1BST0NFU1NfRVJST1IQAxIYChRFVkVOVF9UWVBFX0hFQVJUQkVBVBAEEhUKEUVWRU5UX1RZUEVfT1VUUFVUEAUSHgoaRVZFTlRfVFlQRV9URVJNSU5BTF9SRVNJWkUQBhIbChdFVkVOVF9UWVBFX09VVFBVVF9CQVRDSBAHEhoKFkVWRU5UX1RZUEVfQVRURU1QVF9FTkQQCCpYCgtQcm9jZXNzVHlwZRIcChhQUk9DRVNTX1RZUEVfVU5TUEVDSUZJRUQQABIVChFQUk9DRVNTX1RZUEVfUElQRRABEhQKEFBST0NFU1NfVFlQRV9QVFkQAiqdAQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTSk9CX1NUQVRFX1NDSEVEVUxFRBABEhUKEUpPQl9TVEFURV9SVU5OSU5HEAISFwoTSk9CX1NUQVRFX0NPTVBMRVRFRBADEhQKEEpPQl9TVEFURV9GQUlMRUQQBBIXChNKT0JfU1RBVEVfQ0FOQ0VMTEVEEAUykwYKCkpvYlNlcnZpY2USRQoKRW5xdWV1ZUpvYhIZLmpvYi52MS5FbnF1ZXVlSm9iUmVxdWVzdBoaLmpvYi52MS5FbnF1ZXVlSm9iUmVzcG9uc2UiABJHCgpEZXF1ZXVlSm9iEhkuam9iLnYxLkRlcXVldWVKb2JSZXF1ZXN0Ghouam9iLnYxLkRlcXVldWVKb2JSZXNwb25zZSIAMAESQgoJVXBkYXRlSm9iEhguam9iLnYxLlVwZGF0ZUpvYlJlcXVlc3QaGS5qb2IudjEuVXBkYXRlSm9iUmVzcG9uc2UiABJICgtDb21wbGV0ZUpvYhIaLmpvYi52MS5Db21wbGV0ZUpvYlJlcXVlc3QaGy5qb2IudjEuQ29tcGxldGVKb2JSZXNwb25zZSIAEj8KCExpc3RKb2JzEhcuam9iLnYxLkxpc3RKb2JzUmVxdWVzdBoYLmpvYi52MS5MaXN0Sm9ic1Jlc3BvbnNlIgASOQoGR2V0Sm9iEhUuam9iLnYxLkdldEpvYlJlcXVlc3QaFi5qb2IudjEuR2V0Sm9iUmVzcG9uc2UiABJCCglDYW5jZWxKb2ISGC5qb2IudjEuQ2FuY2VsSm9iUmVxdWVzdBoZLmpvYi52MS5DYW5jZWxKb2JSZXNwb25zZSIAEkgKC0VucXVldWVKb2JzEhouam9iLnYxLkVucXVldWVKb2JzUmVxdWVzdBobLmpvYi52MS5FbnF1ZXVlSm9ic1Jlc3BvbnNlIgASUgoNV29ya2VyU2Vzc2lvbhIcLmpvYi52MS5Xb3JrZXJTZXNzaW9uUmVxdWVzdBodLmpvYi52MS5Xb3JrZXJTZXNzaW9uUmVzcG9uc2UiACgBMAESSAoLUmVkcml2ZUpvYnMSGi5qb2IudjEuUmVkcml2ZUpvYnNSZXF1ZXN0Ghsuam9iLnYxLlJlZHJpdmVKb2JzUmVzcG9uc2UiABI/CghSZXJ1bkpvYhIXLmpvYi52MS5SZXJ1bkpvYlJlcXVlc3QaGC5qb2IudjEuUmVydW5Kb2JSZXNwb25zZSIAMsUBChBKb2JFdmVudHNTZXJ2aWNlElYKD1N0cmVhbUpvYkV2ZW50cxIeLmpvYi52MS5TdHJlYW1Kb2JFdmVudHNSZXF1ZXN0Gh8uam9iLnYxLlN0cmVhbUpvYkV2ZW50c1Jlc3BvbnNlIgAwARJZChBQdWJsaXNoSm9iRXZlbnRzEh8uam9iLnYxLlB1Ymxpc2hKb2JFdmVudHNSZXF1ZXN0GiAuam9iLnYxLlB1Ymxpc2hKb2JFdmVudHNSZXNwb25zZSIAKAEyvgQKD1NjaGVkdWxlU2VydmljZRJRCg5DcmVhdGVTY2hlZHVsZRIdLmpvYi52MS5DcmVhdGVTY2hlZHVsZVJlcXVlc3QaHi5qb2IudjEuQ3JlYXRlU2NoZWR1bGVSZXNwb25zZSIAEkgKC0dldFNjaGVkdWxlEhouam9iLnYxLkdldFNjaGVkdWxlUmVxdWVzdBobLmpvYi52MS5HZXRTY2hlZHVsZVJlc3BvbnNlIgASTgoNTGlzdFNjaGVkdWxlcxIcLmpvYi52MS5MaXN0U2NoZWR1bGVzUmVxdWVzdBodLmpvYi52MS5MaXN0U2NoZWR1bGVzUmVzcG9uc2UiABJOCg1QYXVzZVNjaGVkdWxlEhwuam9iLnYxLlBhdXNlU2NoZWR1bGVSZXF1ZXN0Gh0uam9iLnYxLlBhdXNlU2NoZWR1bGVSZXNwb25zZSIAElEKDlJlc3VtZVNjaGVkdWxlEh0uam9iLnYxLlJlc3VtZVNjaGVkdWxlUmVxdWVzdBoeLmpvYi52MS5SZXN1bWVTY2hlZHVsZVJlc3BvbnNlIgASUQoORGVsZXRlU2NoZWR1bGUSHS5qb2IudjEuRGVsZXRlU2NoZWR1bGVSZXF1ZXN0Gh4uam9iLnYxLkRlbGV0ZVNjaGVkdWxlUmVzcG9uc2UiABJICgtSdW5TY2hlZHVsZRIaLmpvYi52MS5SdW5TY2hlZHVsZVJlcXVlc3QaGy5qb2IudjEuUnVuU2NoZWR1bGVSZXNwb25zZSIAYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * JobEvent is one entry of a job's event log.
@@ -757,6 +757,14 @@ export type ListJobsRequest = Message<"job.v1.ListJobsRequest"> & {
    * @generated from field: int32 page_size = 4;
    */
   pageSize: number;
+
+  /**
+   * Only jobs whose metadata holds every one of these pairs (at most 8).
+   * (airunner addition)
+   *
+   * @generated from field: map<string, string> metadata = 5;
+   */
+  metadata: { [key: string]: string };
 };
 
 /**
@@ -1825,6 +1833,366 @@ export const SessionAckSchema: GenMessage<SessionAck> = /*@__PURE__*/
   messageDesc(file_job_v1_job, 50);
 
 /**
+ * Schedule is a cron timing and the job each of its firings enqueues.
+ * (airunner addition)
+ *
+ * @generated from message job.v1.Schedule
+ */
+export type Schedule = Message<"job.v1.Schedule"> & {
+  /**
+   * 1 to 64 characters of letters, digits, '.', '_' and '-', starting with a
+   * letter or digit.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Five fields (minute hour day-of-month month day-of-week) or six with
+   * seconds first, such as "0 3 * * *" or "*\/2 * * * * *".
+   *
+   * @generated from field: string cron = 2;
+   */
+  cron: string;
+
+  /**
+   * IANA time zone the cron expression is read in (empty: UTC).
+   *
+   * @generated from field: string time_zone = 3;
+   */
+  timeZone: string;
+
+  /**
+   * What a firing does while the schedule's previous job has not ended:
+   * "skip" (empty: the default) makes no job, "allow" makes one anyway,
+   * "cancel-previous" cancels the previous job and makes one.
+   *
+   * @generated from field: string overlap = 4;
+   */
+  overlap: string;
+
+  /**
+   * A firing missed while no server ran (more than a minute late): "none"
+   * (empty: the default) skips it, "latest" runs the latest missed one once.
+   *
+   * @generated from field: string catch_up = 5;
+   */
+  catchUp: string;
+
+  /**
+   * The queue and parameters of each firing's job (as EnqueueJobRequest's;
+   * delay_ms and run_at must be unset).
+   *
+   * @generated from field: string queue = 6;
+   */
+  queue: string;
+
+  /**
+   * @generated from field: job.v1.JobParams job_params = 7;
+   */
+  jobParams?: JobParams | undefined;
+
+  /**
+   * @generated from field: bool paused = 8;
+   */
+  paused: boolean;
+
+  /**
+   * Subject of the token that created it (empty on a server without auth).
+   *
+   * @generated from field: string owner = 9;
+   */
+  owner: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 10;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp updated_at = 11;
+   */
+  updatedAt?: Timestamp | undefined;
+
+  /**
+   * The last firing the schedulers handled (its job made or skipped), and
+   * the job of the last firing that made one.
+   *
+   * @generated from field: google.protobuf.Timestamp last_firing_at = 12;
+   */
+  lastFiringAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string last_job_id = 13;
+   */
+  lastJobId: string;
+
+  /**
+   * Set on reads: the next firings (5 from GetSchedule, 1 from
+   * ListSchedules); none while paused.
+   *
+   * @generated from field: repeated google.protobuf.Timestamp next_firings = 14;
+   */
+  nextFirings: Timestamp[];
+};
+
+/**
+ * Describes the message job.v1.Schedule.
+ * Use `create(ScheduleSchema)` to create a new message.
+ */
+export const ScheduleSchema: GenMessage<Schedule> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 51);
+
+/**
+ * @generated from message job.v1.CreateScheduleRequest
+ */
+export type CreateScheduleRequest = Message<"job.v1.CreateScheduleRequest"> & {
+  /**
+   * Name, timing, policies, queue, job_params and paused are read; the
+   * rest is the server's.
+   *
+   * @generated from field: job.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+
+  /**
+   * Replace a schedule of the same name instead of failing with
+   * already_exists.
+   *
+   * @generated from field: bool replace = 2;
+   */
+  replace: boolean;
+};
+
+/**
+ * Describes the message job.v1.CreateScheduleRequest.
+ * Use `create(CreateScheduleRequestSchema)` to create a new message.
+ */
+export const CreateScheduleRequestSchema: GenMessage<CreateScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 52);
+
+/**
+ * @generated from message job.v1.CreateScheduleResponse
+ */
+export type CreateScheduleResponse = Message<"job.v1.CreateScheduleResponse"> & {
+  /**
+   * @generated from field: job.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+};
+
+/**
+ * Describes the message job.v1.CreateScheduleResponse.
+ * Use `create(CreateScheduleResponseSchema)` to create a new message.
+ */
+export const CreateScheduleResponseSchema: GenMessage<CreateScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 53);
+
+/**
+ * @generated from message job.v1.GetScheduleRequest
+ */
+export type GetScheduleRequest = Message<"job.v1.GetScheduleRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message job.v1.GetScheduleRequest.
+ * Use `create(GetScheduleRequestSchema)` to create a new message.
+ */
+export const GetScheduleRequestSchema: GenMessage<GetScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 54);
+
+/**
+ * @generated from message job.v1.GetScheduleResponse
+ */
+export type GetScheduleResponse = Message<"job.v1.GetScheduleResponse"> & {
+  /**
+   * @generated from field: job.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+
+  /**
+   * The schedule's latest jobs (metadata schedule=NAME), newest first, at
+   * most 10.
+   *
+   * @generated from field: repeated job.v1.Job recent_jobs = 2;
+   */
+  recentJobs: Job[];
+};
+
+/**
+ * Describes the message job.v1.GetScheduleResponse.
+ * Use `create(GetScheduleResponseSchema)` to create a new message.
+ */
+export const GetScheduleResponseSchema: GenMessage<GetScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 55);
+
+/**
+ * @generated from message job.v1.ListSchedulesRequest
+ */
+export type ListSchedulesRequest = Message<"job.v1.ListSchedulesRequest"> & {
+};
+
+/**
+ * Describes the message job.v1.ListSchedulesRequest.
+ * Use `create(ListSchedulesRequestSchema)` to create a new message.
+ */
+export const ListSchedulesRequestSchema: GenMessage<ListSchedulesRequest> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 56);
+
+/**
+ * @generated from message job.v1.ListSchedulesResponse
+ */
+export type ListSchedulesResponse = Message<"job.v1.ListSchedulesResponse"> & {
+  /**
+   * @generated from field: repeated job.v1.Schedule schedules = 1;
+   */
+  schedules: Schedule[];
+};
+
+/**
+ * Describes the message job.v1.ListSchedulesResponse.
+ * Use `create(ListSchedulesResponseSchema)` to create a new message.
+ */
+export const ListSchedulesResponseSchema: GenMessage<ListSchedulesResponse> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 57);
+
+/**
+ * @generated from message job.v1.PauseScheduleRequest
+ */
+export type PauseScheduleRequest = Message<"job.v1.PauseScheduleRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message job.v1.PauseScheduleRequest.
+ * Use `create(PauseScheduleRequestSchema)` to create a new message.
+ */
+export const PauseScheduleRequestSchema: GenMessage<PauseScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 58);
+
+/**
+ * @generated from message job.v1.PauseScheduleResponse
+ */
+export type PauseScheduleResponse = Message<"job.v1.PauseScheduleResponse"> & {
+  /**
+   * @generated from field: job.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+};
+
+/**
+ * Describes the message job.v1.PauseScheduleResponse.
+ * Use `create(PauseScheduleResponseSchema)` to create a new message.
+ */
+export const PauseScheduleResponseSchema: GenMessage<PauseScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 59);
+
+/**
+ * @generated from message job.v1.ResumeScheduleRequest
+ */
+export type ResumeScheduleRequest = Message<"job.v1.ResumeScheduleRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message job.v1.ResumeScheduleRequest.
+ * Use `create(ResumeScheduleRequestSchema)` to create a new message.
+ */
+export const ResumeScheduleRequestSchema: GenMessage<ResumeScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 60);
+
+/**
+ * @generated from message job.v1.ResumeScheduleResponse
+ */
+export type ResumeScheduleResponse = Message<"job.v1.ResumeScheduleResponse"> & {
+  /**
+   * @generated from field: job.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+};
+
+/**
+ * Describes the message job.v1.ResumeScheduleResponse.
+ * Use `create(ResumeScheduleResponseSchema)` to create a new message.
+ */
+export const ResumeScheduleResponseSchema: GenMessage<ResumeScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 61);
+
+/**
+ * @generated from message job.v1.DeleteScheduleRequest
+ */
+export type DeleteScheduleRequest = Message<"job.v1.DeleteScheduleRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message job.v1.DeleteScheduleRequest.
+ * Use `create(DeleteScheduleRequestSchema)` to create a new message.
+ */
+export const DeleteScheduleRequestSchema: GenMessage<DeleteScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 62);
+
+/**
+ * @generated from message job.v1.DeleteScheduleResponse
+ */
+export type DeleteScheduleResponse = Message<"job.v1.DeleteScheduleResponse"> & {
+};
+
+/**
+ * Describes the message job.v1.DeleteScheduleResponse.
+ * Use `create(DeleteScheduleResponseSchema)` to create a new message.
+ */
+export const DeleteScheduleResponseSchema: GenMessage<DeleteScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 63);
+
+/**
+ * @generated from message job.v1.RunScheduleRequest
+ */
+export type RunScheduleRequest = Message<"job.v1.RunScheduleRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message job.v1.RunScheduleRequest.
+ * Use `create(RunScheduleRequestSchema)` to create a new message.
+ */
+export const RunScheduleRequestSchema: GenMessage<RunScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 64);
+
+/**
+ * @generated from message job.v1.RunScheduleResponse
+ */
+export type RunScheduleResponse = Message<"job.v1.RunScheduleResponse"> & {
+  /**
+   * @generated from field: job.v1.Job job = 1;
+   */
+  job?: Job | undefined;
+};
+
+/**
+ * Describes the message job.v1.RunScheduleResponse.
+ * Use `create(RunScheduleResponseSchema)` to create a new message.
+ */
+export const RunScheduleResponseSchema: GenMessage<RunScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_job_v1_job, 65);
+
+/**
  * @generated from enum job.v1.StreamType
  */
 export enum StreamType {
@@ -2149,4 +2517,90 @@ export const JobEventsService: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_job_v1_job, 1);
+
+/**
+ * ScheduleService keeps cron schedules. Each firing of a schedule enqueues
+ * one ordinary job (metadata schedule=NAME, request_id keyed by the schedule
+ * and the firing time, so schedulers on several servers make one job per
+ * firing). A token of scope submit may create schedules and manage the ones
+ * it owns; admin manages every schedule. (airunner addition)
+ *
+ * @generated from service job.v1.ScheduleService
+ */
+export const ScheduleService: GenService<{
+  /**
+   * CreateSchedule stores a new schedule; with replace, it replaces one of
+   * the same name (keeping its last firing, so no firing runs twice).
+   *
+   * @generated from rpc job.v1.ScheduleService.CreateSchedule
+   */
+  createSchedule: {
+    methodKind: "unary";
+    input: typeof CreateScheduleRequestSchema;
+    output: typeof CreateScheduleResponseSchema;
+  },
+  /**
+   * GetSchedule returns one schedule with its next firings and latest jobs.
+   *
+   * @generated from rpc job.v1.ScheduleService.GetSchedule
+   */
+  getSchedule: {
+    methodKind: "unary";
+    input: typeof GetScheduleRequestSchema;
+    output: typeof GetScheduleResponseSchema;
+  },
+  /**
+   * ListSchedules returns every schedule, by name.
+   *
+   * @generated from rpc job.v1.ScheduleService.ListSchedules
+   */
+  listSchedules: {
+    methodKind: "unary";
+    input: typeof ListSchedulesRequestSchema;
+    output: typeof ListSchedulesResponseSchema;
+  },
+  /**
+   * PauseSchedule stops a schedule's firings until ResumeSchedule.
+   *
+   * @generated from rpc job.v1.ScheduleService.PauseSchedule
+   */
+  pauseSchedule: {
+    methodKind: "unary";
+    input: typeof PauseScheduleRequestSchema;
+    output: typeof PauseScheduleResponseSchema;
+  },
+  /**
+   * ResumeSchedule lets a paused schedule fire again, from now: firings
+   * that fell while it was paused do not run.
+   *
+   * @generated from rpc job.v1.ScheduleService.ResumeSchedule
+   */
+  resumeSchedule: {
+    methodKind: "unary";
+    input: typeof ResumeScheduleRequestSchema;
+    output: typeof ResumeScheduleResponseSchema;
+  },
+  /**
+   * DeleteSchedule removes a schedule; the jobs it made stay.
+   *
+   * @generated from rpc job.v1.ScheduleService.DeleteSchedule
+   */
+  deleteSchedule: {
+    methodKind: "unary";
+    input: typeof DeleteScheduleRequestSchema;
+    output: typeof DeleteScheduleResponseSchema;
+  },
+  /**
+   * RunSchedule enqueues the schedule's job now, outside its timing (its
+   * firings and overlap policy are unaffected).
+   *
+   * @generated from rpc job.v1.ScheduleService.RunSchedule
+   */
+  runSchedule: {
+    methodKind: "unary";
+    input: typeof RunScheduleRequestSchema;
+    output: typeof RunScheduleResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_job_v1_job, 2);
 
