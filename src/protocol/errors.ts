@@ -39,6 +39,12 @@ export const StoreErrorCode = {
   BackendUnavailable: "backend_unavailable",
   /** The store's disk refused a write (full, or failing): nothing was written; reads still work. */
   StoreFull: "store_full",
+  /** No schedule has this name. */
+  ScheduleNotFound: "schedule_not_found",
+  /** A schedule of this name exists already (create without replace). */
+  ScheduleExists: "schedule_exists",
+  /** The store keeps as many schedules as it may (MAX_SCHEDULES). */
+  TooManySchedules: "too_many_schedules",
 } as const;
 
 /** One of {@link StoreErrorCode}'s values. */

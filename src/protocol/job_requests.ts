@@ -37,8 +37,22 @@ export interface ListJobsQuery {
   readonly queue?: string;
   /** Only this state; undefined for every state. */
   readonly state?: JobState;
+  /** Only jobs whose metadata holds every one of these pairs; undefined or empty for any. */
+  readonly metadata?: Readonly<Record<string, string>>;
   /** 1-based page number. */
   readonly page: number;
   /** Jobs per page (>= 1). */
   readonly pageSize: number;
+}
+
+/** Whether `metadata` holds every pair of a listing's `filter` (any metadata when undefined). */
+export function metadataMatches(
+  metadata: Readonly<Record<string, string>> | undefined,
+  filter: Readonly<Record<string, string>> | undefined,
+): boolean {
+  if (filter === undefined) return true;
+  for (const key in filter) {
+    if (metadata?.[key] !== filter[key]) return false;
+  }
+  return true;
 }

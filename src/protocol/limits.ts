@@ -35,6 +35,25 @@ export const DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 300;
 export const MAX_DEQUEUE_JOBS = 10;
 /** Largest ListJobs page. */
 export const MAX_PAGE_SIZE = 1000;
+/** Most metadata pairs one ListJobs filter names. */
+export const MAX_LIST_METADATA_FILTERS = 8;
+/**
+ * Longest metadata value a ListJobs filter can match: the embedded store
+ * indexes the pairs up to this length only, so a job with 256 values of
+ * 32 KiB does not write 8 MiB of index.
+ */
+export const MAX_FILTERABLE_METADATA_LENGTH = 256;
+/** Most schedules one store keeps. */
+export const MAX_SCHEDULES = 1000;
+/** Most schedules one owner (token subject) may have; admin is not limited. */
+export const MAX_SCHEDULES_PER_OWNER = 100;
+/**
+ * Largest schedule, protobuf-encoded: every scheduler reads every schedule
+ * once a second, so 1,000 of them stay within 64 MiB.
+ */
+export const MAX_SCHEDULE_BYTES = 64 * 1024;
+/** Longest schedule name; names use [A-Za-z0-9._-], starting with a letter or digit. */
+export const MAX_SCHEDULE_NAME_LENGTH = 64;
 /** Default ListJobs page size when a request asks for <= 0. */
 export const DEFAULT_PAGE_SIZE = 50;
 /** Most events in one PublishJobEvents message. */

@@ -42,6 +42,12 @@ import {
 
 export { InvalidArgumentError, validateRetryPolicy };
 
+import {
+  FIRING_METADATA_KEY,
+  FIRING_REQUEST_ID_PREFIX,
+  SCHEDULE_METADATA_KEY,
+} from "./schedule_keys.ts";
+
 const QUEUE_NAME = /^[A-Za-z0-9_-]+$/;
 
 /** Checks a queue name. */
@@ -233,11 +239,24 @@ export function validateSecretEnvironment(params: JobParams, paramsField = "job_
 export function validateEnqueueRequest(
   req: EnqueueJobRequest,
 ): Omit<EnqueueInput, "executionConfig"> {
-  return {
-    requestId: validateRequestId(req.requestId),
-    queue: validateQueueName(req.queue),
-    params: validateJobParams(req.jobParams),
-  };
+  const requestId = validateRequestId(req.requestId);
+  if (requestId.startsWith(FIRING_REQUEST_ID_PREFIX)) {
+    throw new InvalidArgumentError(
+      "request_id",
+      `begins with "${FIRING_REQUEST_ID_PREFIX}", which is kept for the jobs of schedules' firings`,
+    );
+  }
+  const queue = validateQueueName(req.queue);
+  const params = validateJobParams(req.jobParams);
+  for (const key of [SCHEDULE_METADATA_KEY, FIRING_METADATA_KEY]) {
+    if (key in params.metadata) {
+      throw new InvalidArgumentError(
+        `job_params.metadata[${key}]`,
+        "is set by the scheduler on a schedule's jobs only; use another key",
+      );
+    }
+  }
+  return { requestId, queue, params };
 }
 
 /**
@@ -426,11 +445,23 @@ export function validateListRequest(req: ListJobsRequest): ListJobsQuery {
   if (!(req.state in JobState)) {
     throw new InvalidArgumentError("state", `has unknown value ${req.state}`);
   }
+  const filters = Object.keys(req.metadata);
+  if (filters.length > limits.MAX_LIST_METADATA_FILTERS) {
+    throw new InvalidArgumentError(
+      "metadata",
+      `has ${filters.length} pairs, more than the limit of ${limits.MAX_LIST_METADATA_FILTERS}`,
+    );
+  }
+  checkMap("metadata", req.metadata);
+  for (const key of filters) {
+    checkLength(`metadata[${key}]`, req.metadata[key]!, limits.MAX_FILTERABLE_METADATA_LENGTH);
+  }
   return {
     page: req.page <= 0 ? 1 : req.page,
     pageSize,
     ...(req.queue === "" ? {} : { queue: validateQueueName(req.queue) }),
     ...(req.state === JobState.UNSPECIFIED ? {} : { state: req.state }),
+    ...(filters.length === 0 ? {} : { metadata: { ...req.metadata } }),
   };
 }
 

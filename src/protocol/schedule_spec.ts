@@ -36,10 +36,16 @@ export function validateCronExpression(cron: string, field = "cron"): string {
       `"${cron}" has ${fields.length} fields; give 5 (minute hour day month weekday) or 6 (seconds first)`,
     );
   }
+  let parsed: Cron;
   try {
-    new Cron(cron, { paused: true });
+    parsed = new Cron(cron, { paused: true, timezone: "UTC" });
   } catch (error) {
     throw new InvalidArgumentError(field, `"${cron}" is not a cron expression: ${reasonOf(error)}`);
+  }
+  // A date that never comes (February 30th) would cost every scheduler a
+  // futile search of a few ms per pass; it is refused here, once.
+  if (parsed.nextRun() === null) {
+    throw new InvalidArgumentError(field, `"${cron}" never fires (no such date comes)`);
   }
   return cron;
 }

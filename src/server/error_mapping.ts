@@ -31,6 +31,9 @@ export const CONNECT_CODE_OF: Readonly<Record<StoreErrorCode, Code>> = {
   queue_not_found: Code.NotFound,
   backend_unavailable: Code.Unavailable,
   store_full: Code.ResourceExhausted,
+  schedule_not_found: Code.NotFound,
+  schedule_exists: Code.AlreadyExists,
+  too_many_schedules: Code.ResourceExhausted,
 };
 
 /** The Connect code of each way the HTTP edge refuses a request body. */

@@ -137,3 +137,36 @@ export class StoreFullError extends StoreError {
     this.name = "StoreFullError";
   }
 }
+
+/** No schedule has the given name. */
+export class ScheduleNotFoundError extends StoreError {
+  readonly code = StoreErrorCode.ScheduleNotFound;
+  constructor(readonly scheduleName: string) {
+    super(`schedule "${scheduleName}" not found`);
+    this.name = "ScheduleNotFoundError";
+  }
+}
+
+/** A schedule of this name exists already. */
+export class ScheduleExistsError extends StoreError {
+  readonly code = StoreErrorCode.ScheduleExists;
+  constructor(readonly scheduleName: string) {
+    super(
+      `schedule "${scheduleName}" exists already (replace it with --replace, or delete it first)`,
+    );
+    this.name = "ScheduleExistsError";
+  }
+}
+
+/** The store keeps as many schedules as it may. */
+export class TooManySchedulesError extends StoreError {
+  readonly code = StoreErrorCode.TooManySchedules;
+  constructor(limit: number, owner?: string) {
+    super(
+      owner === undefined
+        ? `the store keeps at most ${limit} schedules; delete one first`
+        : `"${owner}" has ${limit} schedules, the most one owner may have; delete one first (admin is not limited)`,
+    );
+    this.name = "TooManySchedulesError";
+  }
+}

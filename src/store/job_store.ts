@@ -38,6 +38,7 @@ import type {
   LeaseUpdate,
   ListJobsQuery,
 } from "../protocol/job_requests.ts";
+import type { ScheduleStore } from "./schedule_store.ts";
 
 export { DEFAULT_CANCEL_REASON } from "../protocol/job_requests.ts";
 export type {
@@ -168,6 +169,9 @@ export interface JobPage {
 export interface JobStore extends AsyncDisposable {
   /** What this backend can do. */
   readonly capabilities: StoreCapabilities;
+
+  /** The cron schedules kept with these jobs (see schedule_store.ts). */
+  readonly schedules: ScheduleStore;
 
   /** Adds a SCHEDULED job to `input.queue`, or returns the job an earlier call with the same request_id made. */
   enqueue(input: EnqueueInput): Promise<EnqueueResult>;

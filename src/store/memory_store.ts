@@ -4,6 +4,9 @@
  *
  * @module
  */
+import { MemoryScheduleStore } from "./memory_schedules.ts";
+import type { ScheduleStore } from "./schedule_store.ts";
+import { metadataMatches } from "../protocol/job_requests.ts";
 import { settleEachSync } from "./batch.ts";
 import { clone, create, equals } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -88,6 +91,7 @@ export class MemoryJobStore implements JobStore {
     redeliversBeforeNewerWork: true,
     priorityOrder: "exact",
   };
+  readonly schedules: ScheduleStore;
 
   readonly #clock: Clock;
   readonly #tokens: TaskTokenCodec;
@@ -109,6 +113,7 @@ export class MemoryJobStore implements JobStore {
     this.#maxJobOutputBytes = options.maxJobOutputBytes ?? DEFAULT_MAX_JOB_OUTPUT_BYTES;
     this.#queueWaiters = new Notifier(this.#clock);
     this.#jobWatchers = new Notifier(this.#clock);
+    this.schedules = new MemoryScheduleStore(this.#clock, () => this.#assertOpen());
   }
 
   async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
@@ -336,6 +341,7 @@ export class MemoryJobStore implements JobStore {
       const job = record.job;
       if (query.queue !== undefined && job.queue !== query.queue) continue;
       if (query.state !== undefined && job.state !== query.state) continue;
+      if (!metadataMatches(job.jobParams?.metadata, query.metadata)) continue;
       if (matched >= first && jobs.length < query.pageSize) jobs.push(copyOf(record));
       matched++;
     }

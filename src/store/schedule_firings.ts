@@ -18,6 +18,7 @@
  * @module
  */
 import { type CatchUpPolicy, cronOf, type ScheduleTiming } from "../protocol/schedule_spec.ts";
+import { FIRING_REQUEST_ID_PREFIX } from "../protocol/schedule_keys.ts";
 
 /** How late a firing may be found and still be on time (a tick, a slow server). */
 export const ON_TIME_MS = 60_000;
@@ -35,9 +36,11 @@ export interface FiringDecision {
   readonly lastFiringMs: number;
   /** When the next firing is due, for the tick's timer; undefined when the timing has none. */
   readonly nextFiringMs: number | undefined;
+  /** Due firings that were missed and do not run (at least this many, past the scan's end). */
+  readonly missed: number;
 }
 
-/** Most due firings one tick looks at (a seconds schedule after a long stop has many). */
+/** Most due firings one tick walks (a seconds schedule after a long stop has many). */
 const MAX_DUE_SCAN = 1_000;
 
 /**
@@ -51,36 +54,51 @@ export function decideFirings(
   nowMs: number,
 ): FiringDecision {
   const cron = cronOf(timing);
-  const due: number[] = [];
-  let after = new Date(state.lastFiringMs);
-  let next: number | undefined;
-  for (let n = 0; n < MAX_DUE_SCAN; n++) {
-    const run = cron.nextRun(after);
-    if (run === null) break;
-    const at = run.getTime();
-    if (at > nowMs) {
-      next = at;
-      break;
-    }
-    due.push(at);
-    after = run;
+  const scan = dueFirings(cron, state.lastFiringMs, nowMs);
+  if (scan.due.length === 0) {
+    return { fire: [], lastFiringMs: state.lastFiringMs, nextFiringMs: scan.next, missed: 0 };
   }
-  if (due.length === 0) {
-    return { fire: [], lastFiringMs: state.lastFiringMs, nextFiringMs: next };
+  let due = scan.due;
+  let latest = due[due.length - 1]!;
+  let missedBefore = 0;
+  if (scan.capped) {
+    // Past the walk's end (a seconds schedule stopped for long): the last
+    // minute's firings are walked afresh, and the latest firing is found
+    // backwards from now, so neither is lost behind the cap.
+    const recent = dueFirings(cron, Math.max(state.lastFiringMs, nowMs - ON_TIME_MS - 1), nowMs);
+    latest = cron.previousRuns(1, new Date(nowMs + 1))[0]?.getTime() ?? latest;
+    missedBefore = MAX_DUE_SCAN;
+    due = recent.due.length > 0 ? recent.due : [latest];
   }
-  const latest = due[due.length - 1]!;
   const onTime = due.filter((at) => nowMs - at <= ON_TIME_MS);
   const fire = onTime.length > 0 ? onTime : state.catchUp === "latest" ? [latest] : [];
-  // Past the scan's end (a seconds schedule stopped for long), start over from now.
-  const lastFiringMs = due.length === MAX_DUE_SCAN ? nowMs : latest;
   return {
     fire,
-    lastFiringMs,
-    nextFiringMs: next ?? cron.nextRun(new Date(lastFiringMs))?.getTime(),
+    lastFiringMs: Math.max(latest, ...due),
+    nextFiringMs: cron.nextRun(new Date(Math.max(latest, ...due)))?.getTime(),
+    missed: missedBefore + due.length - fire.length,
   };
+}
+
+/** The firings after `afterMs` up to `nowMs`, walked up to MAX_DUE_SCAN, and the next one after. */
+function dueFirings(
+  cron: ReturnType<typeof cronOf>,
+  afterMs: number,
+  nowMs: number,
+): { due: number[]; capped: boolean; next: number | undefined } {
+  const due: number[] = [];
+  let after = new Date(afterMs);
+  for (let n = 0; n < MAX_DUE_SCAN; n++) {
+    const run = cron.nextRun(after);
+    if (run === null) return { due, capped: false, next: undefined };
+    if (run.getTime() > nowMs) return { due, capped: false, next: run.getTime() };
+    due.push(run.getTime());
+    after = run;
+  }
+  return { due, capped: true, next: undefined };
 }
 
 /** The request_id of the job of `schedule`'s firing at `firingMs`: one job per firing. */
 export function firingRequestId(schedule: string, firingMs: number): string {
-  return `schedule:${schedule}:${new Date(firingMs).toISOString()}`;
+  return `${FIRING_REQUEST_ID_PREFIX}${schedule}:${new Date(firingMs).toISOString()}`;
 }

@@ -34,6 +34,7 @@ export function instrumentStore(store: JobStore): JobStore & { stopObserving(): 
 /** The wrapper {@link instrumentStore} makes: each call in a span, with the job metrics. */
 class InstrumentedStore implements JobStore {
   readonly capabilities: JobStore["capabilities"];
+  readonly schedules: JobStore["schedules"];
   /** Stops reporting queue depths (close does it too). */
   readonly stopObserving: () => void;
   readonly #store: JobStore;
@@ -43,6 +44,7 @@ class InstrumentedStore implements JobStore {
   constructor(store: JobStore) {
     this.#store = store;
     this.capabilities = store.capabilities;
+    this.schedules = store.schedules;
     this.stopObserving = observeQueueDepths(store, this.#queues);
   }
 

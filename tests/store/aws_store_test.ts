@@ -22,6 +22,7 @@ import {
   ProcessEndEventSchema,
   ProcessStartEventSchema,
   RetryPolicySchema,
+  ScheduleSchema,
   StreamType,
 } from "../../gen/job/v1/job_pb.ts";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
@@ -36,6 +37,8 @@ import {
   JobNotFoundError,
   LeaseLostError,
   QueueNotFoundError,
+  ScheduleExistsError,
+  ScheduleNotFoundError,
   ThrottledError,
 } from "../../src/store/errors.ts";
 import type { JobStore, LeasedJob } from "../../src/store/job_store.ts";
@@ -1044,6 +1047,90 @@ Deno.test("aws store: a queue named like a band or dead-letter queue is refused,
       await assert.rejects(store.enqueue(jobInput(queue)), /queue: ends in -hi, -lo or -dlq/);
     }
     await assert.rejects(store.dequeue("default-hi", now(300)), /queue: ends in -hi, -lo or -dlq/);
+  } finally {
+    await store.close();
+  }
+});
+
+// ------------------------------------------------ schedules in the jobs table
+
+Deno.test("aws store: schedule items share the jobs table but are no jobs to any read or listing", async () => {
+  const { store } = await awsStore();
+  try {
+    await store.schedules.put(
+      create(ScheduleSchema, {
+        name: "nightly",
+        cron: "0 3 * * *",
+        queue: "default",
+        jobParams: create(JobParamsSchema, {
+          command: "backup",
+          metadata: { schedule: "nightly" },
+        }),
+      }),
+      { replace: false },
+    );
+    const { job } = await store.enqueue({
+      ...jobInput(),
+      params: create(JobParamsSchema, { command: "backup", metadata: { schedule: "nightly" } }),
+    });
+    const ids = async (query: { queue?: string; metadata?: Record<string, string> }) =>
+      (await store.listJobs({ page: 1, pageSize: 10, ...query })).jobs.map((j) => j.jobId);
+    assert.deepEqual(await ids({}), [job.jobId], "the Scan passes over them");
+    assert.deepEqual(await ids({ queue: "default" }), [job.jobId], "they are in no queue index");
+    assert.deepEqual(await ids({ metadata: { schedule: "nightly" } }), [job.jobId]);
+    for (const id of ["schedule#nightly", "schedules#index"]) {
+      await assert.rejects(store.getJob(id), JobNotFoundError, id);
+      await assert.rejects(store.redrive(id), JobNotFoundError, id);
+      await assert.rejects(store.cancel(id, "stop"), JobNotFoundError, id);
+    }
+    assert.equal((await store.schedules.get("nightly")).cron, "0 3 * * *", "nothing changed it");
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("aws store: a schedule create or delete cut short between its two writes is finished by its retry", async () => {
+  const own = createAwsClients({
+    region: "us-east-1",
+    dynamodbEndpoint: emulators.dynamodbEndpoint,
+    sqsEndpoint: emulators.sqsEndpoint,
+  });
+  // The next call of this command fails once, as a lost connection would.
+  let failNext: string | undefined;
+  own.dynamodb.middlewareStack.add((next, context) => async (args) => {
+    if (context.commandName === failNext) {
+      failNext = undefined;
+      throw Object.assign(new Error("connection reset"), { name: "NetworkingError" });
+    }
+    return await next(args);
+  }, { step: "initialize", name: "failOnce" });
+  const names = await freshAwsResources(clients);
+  const store = new AwsJobStore({
+    dynamodb: own.dynamodb,
+    sqs: own.sqs,
+    ...names,
+    queueUrls: new Map(),
+    tokenCodec: TaskTokenCodec.withRandomSecret(),
+    onClose: () => own.destroy(),
+  });
+  const nightly = create(ScheduleSchema, { name: "nightly", cron: "0 3 * * *", queue: "default" });
+  const listed = async () => (await store.schedules.list()).map((s) => s.name);
+  try {
+    // The schedule is written, the index's ADD is lost.
+    failNext = "UpdateItemCommand";
+    await assert.rejects(store.schedules.put(nightly, { replace: false }), BackendUnavailableError);
+    assert.deepEqual(await listed(), [], "written but not listed");
+    assert.equal((await store.schedules.get("nightly")).name, "nightly");
+    await assert.rejects(store.schedules.put(nightly, { replace: false }), ScheduleExistsError);
+    assert.deepEqual(await listed(), ["nightly"], "the retry listed it");
+
+    // The name leaves the index, the DeleteItem is lost.
+    failNext = "DeleteItemCommand";
+    await assert.rejects(store.schedules.delete("nightly"), BackendUnavailableError);
+    assert.deepEqual(await listed(), [], "no longer listed (so no longer fired)");
+    await store.schedules.delete("nightly");
+    await assert.rejects(store.schedules.get("nightly"), ScheduleNotFoundError);
+    await assert.rejects(store.schedules.delete("nightly"), ScheduleNotFoundError);
   } finally {
     await store.close();
   }

@@ -44,6 +44,7 @@ import {
 import { installStoreMeter } from "../../src/store/store_meter.ts";
 import { firingRequestId, nextFirings } from "../../src/store/schedule_firings.ts";
 import { InvalidArgumentError } from "../../src/protocol/invalid_argument.ts";
+import { registerScheduleCases } from "./schedule_conformance.ts";
 
 /** A store under test and a way to let its time pass. */
 export interface StoreHarness {
@@ -1751,3 +1752,5 @@ conformance("a schedule's firing makes one job, however many schedulers enqueue 
   assert.equal(listed.jobs.length, 1);
   assert.equal(listed.jobs[0]!.jobParams?.metadata.schedule, "every-2s");
 });
+
+registerScheduleCases(conformance);

@@ -93,16 +93,33 @@ Deno.test("a firing found on time runs; missed ones run once with catch-up lates
   assert.equal(latest.nextFiringMs, t0 + 35 * 60_000);
 
   const nothing = decideFirings(every5, { lastFiringMs: t0, catchUp: "latest" }, t0 + 60_000);
-  assert.deepEqual(nothing, { fire: [], lastFiringMs: t0, nextFiringMs: t0 + 5 * 60_000 });
+  assert.deepEqual(nothing, {
+    fire: [],
+    lastFiringMs: t0,
+    nextFiringMs: t0 + 5 * 60_000,
+    missed: 0,
+  });
   assert.ok(ON_TIME_MS >= 10_000, "a tick every few seconds is never late");
 });
 
 Deno.test("a seconds schedule stopped for long scans a bounded number of firings", () => {
   const everySecond = { cron: "* * * * * *", timeZone: "" };
   const t0 = Date.UTC(2026, 11, 4, 10, 0);
-  const d = decideFirings(everySecond, { lastFiringMs: t0, catchUp: "latest" }, t0 + 86_400_000);
-  assert.equal(d.fire.length, 1);
-  assert.equal(d.lastFiringMs, t0 + 86_400_000, "starts over from now");
+  const now = t0 + 86_400_000 + 30_500;
+  const d = decideFirings(everySecond, { lastFiringMs: t0, catchUp: "none" }, now);
+  // Past the walk's cap, the last minute's firings are still found and run.
+  assert.equal(d.fire.length, 60, "the firings of the last minute are on time");
+  assert.equal(d.fire.at(-1), now - 500);
+  assert.equal(d.lastFiringMs, now - 500, "recorded up to the latest");
+  assert.equal(d.nextFiringMs, now + 500);
+  assert.ok(d.missed >= 1_000, `missed ${d.missed}`);
+  // A daily-hours schedule whose last minute had none: latest runs the real latest firing.
+  const hours = { cron: "* * 9 * * *", timeZone: "" };
+  const evening = Date.UTC(2026, 11, 6, 18);
+  const late = decideFirings(hours, { lastFiringMs: t0, catchUp: "latest" }, evening);
+  assert.deepEqual(late.fire, [Date.UTC(2026, 11, 6, 9, 59, 59)]);
+  assert.equal(late.lastFiringMs, Date.UTC(2026, 11, 6, 9, 59, 59));
+  assert.equal(late.nextFiringMs, Date.UTC(2026, 11, 7, 9));
 });
 
 Deno.test("each firing has its own request_id, the same on every scheduler", () => {

@@ -30,7 +30,8 @@
  * This class only delegates: each operation lives in its own module over
  * one shared {@link AwsStoreContext} (enqueue.ts and enqueue_batch.ts,
  * receive.ts, lease_fence.ts, completion.ts, redrive.ts, events.ts,
- * listing.ts); what each lifecycle decision writes is job_updates.ts's.
+ * listing.ts, schedules.ts); what each lifecycle decision writes is
+ * job_updates.ts's.
  *
  * @module
  */
@@ -50,6 +51,7 @@ import type {
   StoreCapabilities,
   StreamEventsOptions,
 } from "../job_store.ts";
+import type { ScheduleStore } from "../schedule_store.ts";
 import { AWS_MAX_EVENT_BYTES } from "./aws_limits.ts";
 import { cancel, complete, completeBatch } from "./completion.ts";
 import { enqueue } from "./enqueue.ts";
@@ -59,6 +61,7 @@ import { updateLease } from "./lease_fence.ts";
 import { getJob, listJobs } from "./listing.ts";
 import { dequeue } from "./receive.ts";
 import { redrive } from "./redrive.ts";
+import { AwsScheduleStore } from "./schedules.ts";
 import { type AwsJobStoreOptions, AwsStoreContext } from "./store_context.ts";
 
 export {
@@ -82,12 +85,15 @@ export class AwsJobStore implements JobStore {
     priorityOrder: "bands",
   };
 
+  readonly schedules: ScheduleStore;
+
   readonly #ctx: AwsStoreContext;
   readonly #eventSource: EventLogSource;
 
   constructor(options: AwsJobStoreOptions) {
     this.#ctx = new AwsStoreContext(options);
     this.#eventSource = eventLogSource(this.#ctx);
+    this.schedules = new AwsScheduleStore(this.#ctx);
   }
 
   async enqueue(input: EnqueueInput): Promise<EnqueueResult> {

@@ -50,6 +50,14 @@ export const QUEUE_INDEX = "GSI1";
 export const REQUEST_ID_INDEX = "GSI2";
 /** Prefix of the items that claim a request_id (idempotency), kept in the jobs table. */
 export const IDEMPOTENCY_PREFIX = "request#";
+/**
+ * Prefix of the schedule items (`schedule#<name>`), and the key of the one
+ * item that lists their names, both kept in the jobs table (schedules.ts).
+ * Neither has `created_at`, `queue` or `request_id`: they are in no index,
+ * and job reads and listings pass over them ({@link isLiveJobItem}).
+ */
+export const SCHEDULE_PREFIX = "schedule#";
+export const SCHEDULE_INDEX_ID = "schedules#index";
 
 /** A job item, decoded. */
 export interface JobRecord {
@@ -166,7 +174,7 @@ export function jobRecordOf(item: Item): JobRecord {
   };
 }
 
-/** Whether the item is a job (not an idempotency claim) that TTL has not removed. */
+/** Whether the item is a job (not an idempotency claim or a schedule) that TTL has not removed. */
 export function isLiveJobItem(item: Item | undefined, nowMs: number): item is Item {
   if (item === undefined || item.created_at === undefined) return false;
   const ttl = Number(item.ttl?.N ?? "0");

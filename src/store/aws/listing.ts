@@ -1,7 +1,8 @@
 /**
  * Reading jobs back: one job by id, and pages of jobs (a Scan of the jobs
- * table, or a Query of its queue index), newest first. Each job read is
- * settled first, so a cancelled job whose worker is gone reads as CANCELLED.
+ * table, or a Query of its queue index), newest first, of a state and
+ * with metadata pairs when asked. Each job read is settled first, so a
+ * cancelled job whose worker is gone reads as CANCELLED.
  *
  * @module
  */
@@ -11,7 +12,9 @@ import {
   ScanCommand,
   type ScanCommandInput,
 } from "@aws-sdk/client-dynamodb";
-import type { Job } from "../../../gen/job/v1/job_pb.ts";
+import { fromBinary } from "@bufbuild/protobuf";
+import { type Job, JobParamsSchema } from "../../../gen/job/v1/job_pb.ts";
+import { metadataMatches } from "../../protocol/job_requests.ts";
 import type { JobPage, ListJobsQuery } from "../job_store.ts";
 import { settled } from "./finish_job.ts";
 import {
@@ -46,7 +49,8 @@ export async function listJobs(ctx: AwsStoreContext, query: ListJobsQuery): Prom
   const now = ctx.clock.now();
   const records: JobRecord[] = [];
   for (const item of items) {
-    if (!isLiveJobItem(item, now)) continue;
+    // Schedules and idempotency claims share the table; they have no created_at.
+    if (!isLiveJobItem(item, now) || !hasMetadata(item, query.metadata)) continue;
     records.push(await settled(ctx, jobRecordOf(item)));
   }
   const matching = records
@@ -57,6 +61,17 @@ export async function listJobs(ctx: AwsStoreContext, query: ListJobsQuery): Prom
     jobs: matching.slice(start, start + query.pageSize).map((r) => jobOf(r, now)),
     lastPage: Math.max(1, Math.ceil(matching.length / query.pageSize)),
   };
+}
+
+/**
+ * Whether a job item's metadata holds every pair of `filter`: its params
+ * are decoded only when there is a filter, and before the job is settled,
+ * so a job left out costs no write.
+ */
+function hasMetadata(item: Item, filter: ListJobsQuery["metadata"]): boolean {
+  if (filter === undefined || Object.keys(filter).length === 0) return true;
+  const params = fromBinary(JobParamsSchema, item.params?.B ?? new Uint8Array());
+  return metadataMatches(params.metadata, filter);
 }
 
 async function scanAll(ctx: AwsStoreContext, input: ScanCommandInput): Promise<Item[]> {

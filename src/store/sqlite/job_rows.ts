@@ -138,9 +138,11 @@ export function jobFromRow(row: JobRow): Job {
 
 /**
  * The WHERE clause of a listing. The state is written in as a literal, not
- * bound: only then can SQLite use the partial index of that state.
+ * bound: only then can SQLite use the partial index of that state. Each
+ * metadata pair is bound, and found through job_metadata (jobs stored
+ * before schema 7 have no pairs there, see schema.ts).
  */
-export function listingFilter(query: Pick<ListJobsQuery, "queue" | "state">): {
+export function listingFilter(query: Pick<ListJobsQuery, "queue" | "state" | "metadata">): {
   filter: string;
   args: string[];
 } {
@@ -155,6 +157,10 @@ export function listingFilter(query: Pick<ListJobsQuery, "queue" | "state">): {
       throw new TypeError(`state ${query.state} is not a number`);
     }
     where.push(`state = ${query.state}`);
+  }
+  for (const [key, value] of Object.entries(query.metadata ?? {})) {
+    where.push("id IN (SELECT job FROM job_metadata WHERE key = ? AND value = ?)");
+    args.push(key, value);
   }
   return { filter: where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`, args };
 }

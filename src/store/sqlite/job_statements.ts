@@ -7,11 +7,15 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
   JobEventSchema,
+  JobParamsSchema,
   JobResultSchema,
   JobSchema,
   JobState,
+  RetryPolicySchema,
 } from "../../../gen/job/v1/job_pb.ts";
-import type { AttemptEnd, Finish, Redrive, Reschedule } from "../lifecycle.ts";
+import { MAX_FILTERABLE_METADATA_LENGTH } from "../../protocol/limits.ts";
+import type { EnqueueInput } from "../job_store.ts";
+import type { AttemptEnd, CreateDecision, Finish, Redrive, Reschedule } from "../lifecycle.ts";
 import { fromBinary } from "@bufbuild/protobuf";
 import {
   appendAttempt,
@@ -37,6 +41,7 @@ export const SQL = {
   insertJob:
     `INSERT INTO jobs (id, job_id, queue, state, attempt, request_id, created_at_ms, updated_at_ms, params, execution_config, ready_key, retry_policy, priority, not_before_ms)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  insertMetadata: "INSERT INTO job_metadata (key, value, job) VALUES (?, ?, ?)",
   byRequestId: "SELECT * FROM jobs WHERE request_id = ?",
   byJobId: "SELECT * FROM jobs WHERE job_id = ?",
   viewByJobId: `SELECT ${VIEW_COLUMNS} FROM jobs WHERE job_id = ?`,
@@ -82,6 +87,53 @@ export const SQL = {
   earliestLeaseExpiry:
     `SELECT MIN(lease_expires_at_ms) AS next FROM jobs WHERE state = ${JobState.RUNNING}`,
 } as const;
+
+/** What {@link writeNewJob} writes besides the caller's input. */
+export interface NewJobRow {
+  /** The row id, chosen by the store (one above the highest). */
+  readonly id: number;
+  readonly jobId: string;
+  /** The encoded execution config. */
+  readonly executionConfig: Uint8Array;
+}
+
+/**
+ * Writes a new job the lifecycle decided: its row whole in one statement
+ * (its ready_key, the queue order, is its id; a delayed start is out of the
+ * queue's order until due, see promoteDue), and the metadata pairs a
+ * listing can filter on (values of at most MAX_FILTERABLE_METADATA_LENGTH
+ * characters: validation refuses a filter on a longer one). Runs inside the
+ * caller's transaction, so the job and its pairs commit together.
+ */
+export function writeNewJob(
+  run: SqlRunner,
+  row: NewJobRow,
+  input: EnqueueInput,
+  decision: CreateDecision,
+  now: number,
+): void {
+  const delayed = decision.notBeforeMs > 0;
+  run.sql(SQL.insertJob).run(
+    row.id,
+    row.jobId,
+    input.queue,
+    decision.state,
+    decision.attempt,
+    input.requestId === "" ? null : input.requestId,
+    now,
+    now,
+    toBinary(JobParamsSchema, input.params),
+    row.executionConfig,
+    delayed ? null : row.id,
+    input.params.retry === undefined ? null : toBinary(RetryPolicySchema, input.params.retry),
+    input.params.priority,
+    delayed ? decision.notBeforeMs : null,
+  );
+  for (const [key, value] of Object.entries(input.params.metadata)) {
+    if (value.length > MAX_FILTERABLE_METADATA_LENGTH) continue;
+    run.sql(SQL.insertMetadata).run(key, value, row.id);
+  }
+}
 
 /**
  * Writes a finish the lifecycle decided: the job's final state and result;

@@ -1,7 +1,7 @@
 /**
  * Retention of the SQLite store: finished jobs older than the retention
- * period are deleted with their events, a bounded batch at a time, so that
- * requests are never held up long.
+ * period are deleted with their events and metadata pairs, a bounded batch
+ * at a time, so that requests are never held up long.
  *
  * @module
  */
@@ -15,9 +15,9 @@ const RETENTION_BATCH = 500;
 
 /**
  * Deletes up to one batch of finished jobs older than `cutoffMs`, with
- * their events; returns how many jobs went (0 once `isClosed()` turns true).
- * Event rows go in batches of their own, so a job with a huge log never
- * holds the database long.
+ * their events and metadata pairs; returns how many jobs went (0 once
+ * `isClosed()` turns true). Event rows go in batches of their own, so a job
+ * with a huge log never holds the database long.
  */
 export async function deleteFinishedBefore(
   runner: SqlRunner,
@@ -35,7 +35,12 @@ export async function deleteFinishedBefore(
       await nextMacrotask();
     }
     if (isClosed()) return 0;
-    runner.sql("DELETE FROM jobs WHERE id = ?").run(id);
+    // The pairs go with the row, in one commit: a pair left behind would
+    // match the next job given this id (one above the highest, at open).
+    runner.transaction(() => {
+      runner.sql("DELETE FROM job_metadata WHERE job = ?").run(id);
+      runner.sql("DELETE FROM jobs WHERE id = ?").run(id);
+    });
   }
   return jobs.length;
 }

@@ -27,6 +27,10 @@ export class DataDirError extends Error {
  *   first. Protobuf blobs keep the parts no query looks into.
  * - events: one row per stored event, found by (job, end_seq), the last
  *   sequence the event occupies (a batch spans several).
+ * - schedules: one row per cron schedule, by name: its definition encoded,
+ *   and its state (schedule_records.ts) in columns a conditional write reads.
+ * - job_metadata: the (key, value) pairs of each job's metadata that a
+ *   listing can filter on, pointing at the job's row id.
  */
 const MIGRATIONS: readonly string[] = [
   `
@@ -119,6 +123,38 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
   DROP INDEX jobs_ready;
   CREATE INDEX jobs_ready ON jobs (queue, priority DESC, ready_key) WHERE state = 1;
+  `,
+  // 6 -> 7: cron schedules (src/store/schedule_store.ts) and listing jobs by
+  // metadata, which a schedule's firings are found by.
+  // - schedules: `definition` is the Schedule message of definitionOf
+  //   (schedule_records.ts); the state is in columns so that recording a
+  //   firing is one conditional UPDATE (last_firing_ms < the firing's time).
+  // - job_metadata: a job's metadata pairs, written with the job. Only pairs
+  //   whose value is at most MAX_FILTERABLE_METADATA_LENGTH characters are
+  //   indexed (protocol/limits.ts): a filter cannot ask for longer ones
+  //   (validation refuses them), and a job's 256 values of 32 KiB would
+  //   otherwise write 8 MiB of index. WITHOUT ROWID: the key is the whole
+  //   row. job_metadata_by_job serves the deletion of a job's pairs.
+  // Jobs from before version 7 have no pairs (no backfill): a metadata
+  // filter does not find them. Schedules did not exist before 7, so the
+  // jobs their firings made, the ones filtered for, all have theirs.
+  `
+  CREATE TABLE schedules (
+    name           TEXT PRIMARY KEY,
+    definition     BLOB NOT NULL,
+    paused         INTEGER NOT NULL,
+    created_at_ms  INTEGER NOT NULL,
+    updated_at_ms  INTEGER NOT NULL,
+    last_firing_ms INTEGER NOT NULL,
+    last_job_id    TEXT NOT NULL DEFAULT ''
+  );
+  CREATE TABLE job_metadata (
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    job   INTEGER NOT NULL,
+    PRIMARY KEY (key, value, job)
+  ) WITHOUT ROWID;
+  CREATE INDEX job_metadata_by_job ON job_metadata (job);
   `,
 ];
 

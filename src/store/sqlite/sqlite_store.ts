@@ -10,7 +10,7 @@
  * @module
  */
 import { settleEachSync } from "../batch.ts";
-import { clone, create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { clone, create, fromBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
@@ -22,7 +22,6 @@ import {
   type JobResult,
   JobSchema,
   JobState,
-  RetryPolicySchema,
 } from "../../../gen/job/v1/job_pb.ts";
 import { type Clock, systemClock } from "../../clock.ts";
 import { JobNotFoundError, StoreClosedError, StoreFullError } from "../errors.ts";
@@ -69,8 +68,10 @@ import { deleteFinishedBefore, retainLoop } from "./retention.ts";
 import { LeaseExpiryTimer } from "../lease_expiry_timer.ts";
 import { SqlRunner } from "./sql_runner.ts";
 import { EncodedConfigCache } from "./encoded_config_cache.ts";
-import { SQL, writeFinish, writeRedrive, writeReschedule } from "./job_statements.ts";
+import { SQL, writeFinish, writeNewJob, writeRedrive, writeReschedule } from "./job_statements.ts";
 import { appendEvents, sqliteEventSource } from "./sqlite_events.ts";
+import { SqliteScheduleStore } from "./sqlite_schedules.ts";
+import type { ScheduleStore } from "../schedule_store.ts";
 
 export { listingFilter } from "./job_rows.ts";
 
@@ -115,6 +116,7 @@ export class SqliteJobStore implements JobStore {
     redeliversBeforeNewerWork: true,
     priorityOrder: "exact",
   };
+  readonly schedules: ScheduleStore;
 
   readonly #db: DatabaseSync;
   readonly #run: SqlRunner;
@@ -146,6 +148,7 @@ export class SqliteJobStore implements JobStore {
     this.#jobWatchers = new Notifier(this.#clock);
     this.#eventSource = sqliteEventSource(this.#run, () => this.#assertOpen(), this.#jobWatchers);
     this.#onClose = options.onClose ?? (() => {});
+    this.schedules = new SqliteScheduleStore(this.#run, this.#clock, () => this.#assertOpen());
     this.#nextRowId = (db.prepare("SELECT COALESCE(MAX(id), 0) + 1 AS next FROM jobs").get() as {
       next: number;
     }).next;
@@ -240,26 +243,10 @@ export class SqliteJobStore implements JobStore {
     if (decision.kind === "existing") return { job: jobFromRow(existing!), created: false };
     const jobId = this.#ids.next(now);
     const delayed = decision.notBeforeMs > 0;
-    // The row id is chosen here, so the row is written whole in one
-    // statement (its ready_key, the queue order, is its id).
+    // The row id is chosen here, so the row is written whole in one statement.
     const id = this.#nextRowId++;
-    this.#run.sql(SQL.insertJob).run(
-      id,
-      jobId,
-      input.queue,
-      decision.state,
-      decision.attempt,
-      input.requestId === "" ? null : input.requestId,
-      now,
-      now,
-      toBinary(JobParamsSchema, input.params),
-      this.#configs.bytesOf(input.executionConfig),
-      // A delayed start is out of the queue's order until due (promoteDue).
-      delayed ? null : id,
-      input.params.retry === undefined ? null : toBinary(RetryPolicySchema, input.params.retry),
-      input.params.priority,
-      delayed ? decision.notBeforeMs : null,
-    );
+    const executionConfig = this.#configs.bytesOf(input.executionConfig);
+    writeNewJob(this.#run, { id, jobId, executionConfig }, input, decision, now);
     if (delayed) this.#expiryTimer.arm(decision.notBeforeMs);
     // Built from what was written rather than read back and decoded: the
     // row holds exactly these values. The parameters are the caller's own
