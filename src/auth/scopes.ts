@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { JobEventsService, JobService } from "../../gen/job/v1/job_pb.ts";
+import { JobEventsService, JobService, ScheduleService } from "../../gen/job/v1/job_pb.ts";
 
 /** The scopes a token can carry. */
 export const SCOPES = ["submit", "worker", "admin"] as const;
@@ -30,6 +30,11 @@ export const SCOPE_OF_PROCEDURE: ReadonlyMap<string, Exclude<Scope, "admin">> = 
     procedureName(JobEventsService.typeName, JobEventsService.method.streamJobEvents.name),
     "submit",
   ],
+  // Reads and creation are open to submit; managing another owner's
+  // schedule needs admin, which ScheduleService checks (it knows the owner).
+  ...Object.values(ScheduleService.method).map((method) =>
+    [procedureName(ScheduleService.typeName, method.name), "submit"] as const
+  ),
   [procedureName(JobService.typeName, JobService.method.dequeueJob.name), "worker"],
   [procedureName(JobService.typeName, JobService.method.workerSession.name), "worker"],
   [procedureName(JobService.typeName, JobService.method.updateJob.name), "worker"],

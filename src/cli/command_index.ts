@@ -152,6 +152,16 @@ export const COMMANDS: readonly CommandDescriptor[] = [
     ...specLoaders(async () => (await import("./rerun.ts")).rerunSpec),
   },
   {
+    name: "schedule",
+    description: "run jobs on a cron schedule: add, list, get, pause, resume, delete, run",
+    hasOptions: false,
+    args: "",
+    load: async () => {
+      const { scheduleCommand } = await import("./schedule.ts");
+      return (c) => scheduleCommand(c);
+    },
+  },
+  {
     name: "token",
     description: "mint an API token, or make its signing keys (token keygen)",
     hasOptions: true,

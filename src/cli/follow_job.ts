@@ -11,7 +11,7 @@ import { rpcErrorOf } from "../rpc_error.ts";
 import type { Job, JobEvent } from "../../gen/job/v1/job_pb.ts";
 import { type EventType, JobState } from "../../gen/job/v1/job_lite.ts";
 import { followJob } from "../client/follow.ts";
-import type { CliClients } from "../client/json_client.ts";
+import type { CliJobClients } from "../client/json_client.ts";
 import { ExitCode, exitCodeOfJob } from "./exit_codes.ts";
 import { formatElapsed, startSpinner } from "./terminal.ts";
 
@@ -51,7 +51,7 @@ class StopFollowing extends Error {}
 
 /** Follows `jobId` to its end (or to Ctrl-C). */
 export async function followJobToOutcome(
-  clients: CliClients,
+  clients: CliJobClients,
   jobId: string,
   options: FollowJobOptions,
 ): Promise<FollowOutcome> {

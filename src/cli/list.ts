@@ -10,8 +10,9 @@ import type { CliClients } from "../client/json_client.ts";
 import { CLIENT_OPTIONS, type ClientCommandFlags, clientsFrom } from "./common_options.ts";
 import { reportError } from "./errors.ts";
 import { environmentOf, formatJobTable, secretEnvironmentOf, summarizeJob } from "./job_format.ts";
-import { parseInteger, parseJobState, STATE_NAMES, UsageError } from "./parse.ts";
+import { parseInteger, parseJobState, parseKeyValues, STATE_NAMES, UsageError } from "./parse.ts";
 import { ansi, stdoutIsTerminal } from "./terminal.ts";
+import { SCHEDULE_METADATA_KEY } from "../protocol/schedule_keys.ts";
 
 /** How long `--watch` waits between redraws. */
 const WATCH_INTERVAL_MS = 2_000;
@@ -20,6 +21,8 @@ const WATCH_INTERVAL_MS = 2_000;
 interface ListFlags extends ClientCommandFlags {
   readonly queue?: string;
   readonly state?: string;
+  readonly schedule?: string;
+  readonly metadata: string[];
   readonly page: string;
   readonly pageSize: string;
   readonly output: "table" | "wide" | "json";
@@ -38,6 +41,16 @@ export function listSpec({ setExitCode }: CommandContext): CommandSpec {
       ...CLIENT_OPTIONS,
       { flags: "--queue <name>", description: "only this queue" },
       { flags: "--state <state>", description: "only jobs in this state", choices: STATE_NAMES },
+      {
+        flags: "--schedule <name>",
+        description: "only the jobs this schedule made (same as --metadata schedule=NAME)",
+      },
+      {
+        flags: "--metadata <KEY=VALUE>",
+        description: "only jobs with this metadata (repeatable: every pair must match)",
+        repeatable: true,
+        defaultValue: [],
+      },
       { flags: "--page <n>", description: "page number, from 1", defaultValue: "1" },
       { flags: "--page-size <n>", description: "jobs per page", defaultValue: "50" },
       {
@@ -60,7 +73,7 @@ export function listSpec({ setExitCode }: CommandContext): CommandSpec {
       },
     ],
     helpAfter:
-      "\nExamples:\n  airunner list --state failed\n  airunner list --output wide --watch\n  airunner list --json | jq -r '.[0].id'",
+      "\nExamples:\n  airunner list --state failed\n  airunner list --schedule nightly --page-size 10\n  airunner list --output wide --watch\n  airunner list --json | jq -r '.[0].id'",
     run: async ({ opts: parsed }) => {
       const opts = parsed as unknown as ListFlags;
       try {
@@ -70,6 +83,10 @@ export function listSpec({ setExitCode }: CommandContext): CommandSpec {
           state: opts.state === undefined ? 0 : parseJobState(opts.state),
           page: parseInteger(opts.page, "--page", 1, 1_000_000),
           pageSize: parseInteger(opts.pageSize, "--page-size", 1, 1000),
+          metadata: {
+            ...parseKeyValues(opts.metadata, "--metadata"),
+            ...(opts.schedule === undefined ? {} : { [SCHEDULE_METADATA_KEY]: opts.schedule }),
+          },
         };
         const clients = await clientsFrom({ ...opts, callTimeout: opts.timeout });
         if (opts.watch) {

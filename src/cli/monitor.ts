@@ -278,9 +278,15 @@ class HeaderView implements View {
       : job.state === JobState.FAILED || job.state === JobState.CANCELLED
       ? this.#style.red(state)
       : this.#style.yellow(state);
+    // A schedule's job says which schedule made it; a priority shows when not the default.
+    const schedule = job.jobParams?.metadata.schedule;
+    const priority = job.jobParams?.priority ?? 0;
+    const extra = `${schedule === undefined ? "" : `  schedule ${schedule}`}${
+      priority === 0 ? "" : `  priority ${priority}`
+    }`;
     const header = `${
       this.#style.bold(`job ${job.jobId}`)
-    }  queue ${job.queue}  ${colouredState}  attempt ${job.attempt}  elapsed ${elapsed}  exit ${
+    }  queue ${job.queue}${extra}  ${colouredState}  attempt ${job.attempt}  elapsed ${elapsed}  exit ${
       this.#exitCode ?? "-"
     }`;
     this.#write(

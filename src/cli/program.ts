@@ -38,12 +38,12 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     return ExitCode.Ok;
   }
 
-  // `submit ... -- COMMAND ARGS` : the words after the first "--" are the
-  // job's command line, never airunner's flags.
+  // `submit ... -- COMMAND ARGS` (and `schedule add ... --`): the words
+  // after the first "--" are the job's command line, never airunner's flags.
   let trailing: string[] | undefined;
   let args = [...argv];
   const dashes = args.indexOf("--");
-  if (args[0] === "submit" && dashes >= 0) {
+  if ((args[0] === "submit" || (args[0] === "schedule" && args[1] === "add")) && dashes >= 0) {
     trailing = args.slice(dashes + 1);
     args = args.slice(0, dashes);
   }

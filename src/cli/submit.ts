@@ -116,8 +116,22 @@ const START_OPTIONS: readonly OptionSpec[] = [
   },
 ];
 
+/** How a command that makes a job waits for it: `--follow` or `--wait` (submit, schedule run). */
+export const FOLLOW_OPTIONS: readonly OptionSpec[] = [
+  {
+    flags: "--follow",
+    description: "stream the job's output, then exit with its exit code",
+    defaultValue: false,
+  },
+  {
+    flags: "--wait",
+    description: "wait for the job to end, then exit with its exit code",
+    defaultValue: false,
+  },
+];
+
 /** The options of `submit`, in the order its help lists them. */
-const SUBMIT_OPTIONS: readonly OptionSpec[] = [
+export const SUBMIT_OPTIONS: readonly OptionSpec[] = [
   SERVER_OPTION,
   TOKEN_OPTION,
   CA_CERT_OPTION,
@@ -187,16 +201,7 @@ const SUBMIT_OPTIONS: readonly OptionSpec[] = [
     description: "branch to check out (default: the repository's default)",
   },
   { flags: "--commit <commit>", description: "commit to check out (wins over --branch)" },
-  {
-    flags: "--follow",
-    description: "stream the job's output, then exit with its exit code",
-    defaultValue: false,
-  },
-  {
-    flags: "--wait",
-    description: "wait for the job to end, then exit with its exit code",
-    defaultValue: false,
-  },
+  ...FOLLOW_OPTIONS,
   {
     flags: "--json",
     description:
@@ -302,7 +307,8 @@ async function submitBatch(
   return await runBatchSubmit(jobs, clients, { json: opts.json, serverUrl: opts.server });
 }
 
-async function readEnvFile(path: string): Promise<Record<string, string>> {
+/** The entries of the `--env-file` at `path`. */
+export async function readEnvFile(path: string): Promise<Record<string, string>> {
   try {
     return parseEnvFile(await Deno.readTextFile(path), path);
   } catch (error) {

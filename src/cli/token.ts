@@ -51,7 +51,8 @@ export function tokenCommand(setExitCode: ExitCodeSink) {
       "after",
       `
 Scopes:
-  submit   submit, get, list, cancel and follow jobs
+  submit   submit, get, list, cancel and follow jobs; add schedules and
+           manage its own
   worker   take jobs, report their output and results
   admin    everything
 

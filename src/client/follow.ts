@@ -13,7 +13,7 @@ import { type Clock, systemClock } from "../clock.ts";
 import { lastSequenceOf } from "../protocol/event_position.ts";
 import { isFinished } from "../protocol/job_state.ts";
 import { isTransient, retry, transientCodes } from "../retry.ts";
-import type { CliClients } from "./json_client.ts";
+import type { CliJobClients } from "./json_client.ts";
 
 /** Options of {@link followJob}. */
 export interface FollowOptions {
@@ -41,7 +41,7 @@ export interface FollowOptions {
 
 /** Follows `jobId` until it finishes; returns the finished job. */
 export async function followJob(
-  clients: CliClients,
+  clients: CliJobClients,
   jobId: string,
   options: FollowOptions,
 ): Promise<Job> {

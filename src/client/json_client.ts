@@ -16,11 +16,12 @@
  * @module
  */
 import type { Client } from "@connectrpc/connect";
-import type { JobEventsService, JobService } from "../../gen/job/v1/job_pb.ts";
+import type { JobEventsService, JobService, ScheduleService } from "../../gen/job/v1/job_pb.ts";
 import {
   JobEventsServiceMethods,
   JobServiceMethods,
   type LiteMethod,
+  ScheduleServiceMethods,
 } from "../../gen/job/v1/job_lite.ts";
 import { fromJsonValue, type JsonValue, toJsonValue } from "../protocol/json_codec.ts";
 import {
@@ -49,10 +50,18 @@ export type CliJobCalls = Pick<
 /** The JobEventsService calls client commands make. */
 export type CliEventCalls = Pick<Client<typeof JobEventsService>, "streamJobEvents">;
 
-/** Both services' calls, as client commands use them. */
-export interface CliClients {
+/** The ScheduleService calls (`airunner schedule`). */
+export type CliScheduleCalls = Client<typeof ScheduleService>;
+
+/** The job and event calls, what following a job takes. */
+export interface CliJobClients {
   readonly jobs: CliJobCalls;
   readonly events: CliEventCalls;
+}
+
+/** The services' calls, as client commands use them. */
+export interface CliClients extends CliJobClients {
+  readonly schedules: CliScheduleCalls;
 }
 
 /** The call options this client honours (Connect's others are accepted and ignored). */
@@ -100,7 +109,10 @@ export function createJsonClients(options: ConnectionOptions): CliClients {
     streamJobEvents: (request: object, opts?: CallOptions) =>
       serverStream(endpoint, JobEventsServiceMethods.streamJobEvents, request, opts ?? {}),
   } as CliEventCalls;
-  return { jobs, events };
+  const schedules = Object.fromEntries(
+    Object.entries(ScheduleServiceMethods).map(([name, method]) => [name, unary(method)]),
+  ) as unknown as CliScheduleCalls;
+  return { jobs, events, schedules };
 }
 
 /** A call's abort signal: the caller's, and the deadline's (ending in deadline_exceeded). */

@@ -13,7 +13,7 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import type { ExecutionConfig, RetryPolicy } from "../../gen/job/v1/job_pb.ts";
-import { JobEventsService, JobService } from "../../gen/job/v1/job_pb.ts";
+import { JobEventsService, JobService, ScheduleService } from "../../gen/job/v1/job_pb.ts";
 import type { ApiTokenVerifier } from "../auth/jwt.ts";
 import type { Logger } from "../logger.ts";
 import type { JobStore } from "../store/job_store.ts";
@@ -21,6 +21,9 @@ import { defaultExecutionConfig } from "./execution_config.ts";
 import { isExpectedError, toConnectError } from "./error_mapping.ts";
 import { createJobEventsService } from "./job_events_service.ts";
 import { createJobService } from "./job_service.ts";
+import { createScheduleService } from "./schedule_service.ts";
+import { runScheduler } from "./scheduler.ts";
+import { systemClock } from "../clock.ts";
 import { CALLER } from "./authorization.ts";
 import { BODY_IDLE_TIMEOUT_MS, MAX_MESSAGE_BYTES } from "../protocol/limits.ts";
 import { SESSION_HEARTBEAT_MS } from "../protocol/session.ts";
@@ -70,6 +73,12 @@ export interface ServerOptions {
    * through Connect's handlers, which tests compare the fast path with.
    */
   readonly fastUnaryPath?: boolean;
+  /**
+   * Run the scheduler, which enqueues the jobs of the store's schedules at
+   * their firings (default true; several servers over one store may all
+   * run it, see scheduler.ts).
+   */
+  readonly scheduler?: boolean;
 }
 
 /** A listening server. */
@@ -105,17 +114,27 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     requestGate: edgeRefusalGate(logRefusal(logger)),
   };
   const router = createConnectRouter(routerOptions);
+  const jobDefaults = {
+    executionConfig: options.executionConfig ?? defaultExecutionConfig(),
+    ...(options.defaultRetry === undefined ? {} : { defaultRetry: options.defaultRetry }),
+  };
   const jobService = createJobService({
     store,
     logger,
-    executionConfig: options.executionConfig ?? defaultExecutionConfig(),
     maxDequeueWaitMs: options.maxDequeueWaitMs ?? 60_000,
     sessionHeartbeatMs: options.sessionHeartbeatMs ?? SESSION_HEARTBEAT_MS,
-    ...(options.defaultRetry === undefined ? {} : { defaultRetry: options.defaultRetry }),
+    ...jobDefaults,
   });
   const jobEventsService = createJobEventsService({ store });
   router.service(JobService, jobService);
   router.service(JobEventsService, jobEventsService);
+  router.service(
+    ScheduleService,
+    createScheduleService({ store, logger, clock: systemClock, ...jobDefaults }),
+  );
+  const schedulerStopped = options.scheduler === false
+    ? Promise.resolve()
+    : runScheduler({ store, logger, signal: shutdown.signal, ...jobDefaults });
   const fastRoutes = options.fastUnaryPath === false
     ? new Map<string, FastUnaryRoute>()
     : createFastUnaryRoutes([
@@ -177,6 +196,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         ),
       ]);
       if (!stopped) logger.warn("shutdown timed out; abandoning calls still in flight");
+      await schedulerStopped;
       watchdog.close();
       store.stopObserving();
     })();

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Job } from "../../gen/job/v1/job_pb.ts";
+import type { Job, JobParams, Schedule } from "../../gen/job/v1/job_pb.ts";
 
 /** What a reader sees in place of a secret value. */
 export const REDACTED_SECRET = "***";
@@ -17,15 +17,23 @@ export const REDACTED_SECRET = "***";
  * store hands out what it keeps).
  */
 export function redactJobForReaders(job: Job): Job {
-  const params = job.jobParams;
-  if (params === undefined) return job;
+  const jobParams = redactedParams(job.jobParams);
+  return jobParams === job.jobParams ? job : { ...job, jobParams };
+}
+
+/** `schedule` as {@link redactJobForReaders} gives a job: its job's secret values hidden. */
+export function redactScheduleForReaders(schedule: Schedule): Schedule {
+  const jobParams = redactedParams(schedule.jobParams);
+  return jobParams === schedule.jobParams ? schedule : { ...schedule, jobParams };
+}
+
+/** `params` with its secret values hidden; `params` itself when it has none. */
+function redactedParams(params: JobParams | undefined): JobParams | undefined {
+  if (params === undefined) return params;
   const names = Object.keys(params.secretEnvironment);
-  if (names.length === 0) return job;
+  if (names.length === 0) return params;
   return {
-    ...job,
-    jobParams: {
-      ...params,
-      secretEnvironment: Object.fromEntries(names.map((name) => [name, REDACTED_SECRET])),
-    },
+    ...params,
+    secretEnvironment: Object.fromEntries(names.map((name) => [name, REDACTED_SECRET])),
   };
 }

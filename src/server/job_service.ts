@@ -20,6 +20,7 @@ import { CALLER } from "./authorization.ts";
 import type { BatchOutcome, EnqueueResult, JobStore } from "../store/job_store.ts";
 import type { Logger } from "../logger.ts";
 import { operationError } from "./error_mapping.ts";
+import { withDefaultRetry } from "./job_defaults.ts";
 import { redactJobForReaders } from "./job_redaction.ts";
 import { handBackLeasedJobs } from "./hand_back.ts";
 import { serveWorkerSession } from "./worker_session.ts";
@@ -51,15 +52,6 @@ export interface JobServiceDeps {
   readonly sessionHeartbeatMs: number;
   /** The retry policy of a job enqueued without one (`--default-retries`); none when absent. */
   readonly defaultRetry?: RetryPolicy;
-}
-
-/** `input` with the server's default retry policy when it names none. */
-function withDefaultRetry<T extends Pick<EnqueueInput, "params">>(
-  input: T,
-  defaultRetry: RetryPolicy | undefined,
-): T {
-  if (defaultRetry === undefined || input.params.retry !== undefined) return input;
-  return { ...input, params: { ...input.params, retry: defaultRetry } };
 }
 
 /** One item's answer of EnqueueJobs: its job, or the error that item alone met. */

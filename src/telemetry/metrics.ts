@@ -106,6 +106,12 @@ export const METRICS = {
     description:
       "jobs that failed for good after using every attempt (dead letters); attribute reason (exhausted, worker_lost)",
   },
+  "airunner.schedules.firings.total": {
+    kind: "counter",
+    unit: "{firing}",
+    description:
+      "schedule firings a scheduler handled; attribute outcome (enqueued, skipped: the previous job still ran, missed: no server ran at the time, failed)",
+  },
   "airunner.jobs.visibility_updates.total": {
     kind: "counter",
     unit: "{call}",

@@ -16,6 +16,7 @@ const COMMANDS = [
   "cancel",
   "redrive",
   "rerun",
+  "schedule",
   "token",
   "orchestrator",
   "dev",
@@ -37,4 +38,7 @@ Deno.test("--help texts are pinned", async () => {
   for (const [i, result] of all.entries()) {
     await assertSnapshot(`help-${COMMANDS[i]}.txt`, result.stdout);
   }
+  // schedule add takes submit's job flags, less those that make no sense for a schedule.
+  const scheduleAdd = await runAirunner(["schedule", "add", "--help"], { env });
+  await assertSnapshot("help-schedule-add.txt", scheduleAdd.stdout);
 });

@@ -211,3 +211,50 @@ Deno.test("across orchestrators a stale task token is refused after redelivery a
     await stopAll(a.process, b.process);
   }
 });
+
+Deno.test("two orchestrators on the same tables make one job per schedule firing, not two", async () => {
+  const names = await freshAwsResources(awsClients);
+  const a = await orchestrator(names);
+  const b = await orchestrator(names);
+  try {
+    const add = await runAirunner([
+      "schedule",
+      "add",
+      "tick",
+      "--server",
+      a.url,
+      "--cron",
+      "*/2 * * * * *",
+      "--overlap",
+      "allow",
+      "--",
+      "true",
+    ]);
+    assert.equal(add.code, 0, add.stderr);
+    const addedMs = Date.now();
+    // No worker: the jobs stay queued, so each one counted was made by a firing.
+    await new Promise((resolve) => setTimeout(resolve, 8_000));
+    const deleted = await runAirunner(["schedule", "delete", "tick", "--server", b.url]);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    const deletedMs = Date.now();
+
+    const clients = createAirunnerClients({ serverUrl: b.url });
+    const { jobs } = await clients.jobs.listJobs({
+      metadata: { schedule: "tick" },
+      pageSize: 100,
+    });
+    const firings = jobs.map((j) => Date.parse(j.jobParams!.metadata.schedule_firing!))
+      .sort((x, y) => x - y);
+    assert.equal(new Set(firings).size, firings.length, `a firing made two jobs: ${firings}`);
+    const expected = Math.floor(deletedMs / 2_000) - Math.floor(addedMs / 2_000);
+    assert.ok(
+      firings.length >= expected - 1 && firings.length <= expected + 1,
+      `${firings.length} jobs for ${expected} firings`,
+    );
+    for (let i = 1; i < firings.length; i++) {
+      assert.equal(firings[i]! - firings[i - 1]!, 2_000, "no firing skipped");
+    }
+  } finally {
+    await stopAll(a.process, b.process);
+  }
+});

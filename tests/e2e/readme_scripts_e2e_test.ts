@@ -63,7 +63,7 @@ Deno.test("the README's retry examples run as written", async () => {
 
 Deno.test("the README's scheduling example runs as written", async () => {
   const [script] = shellBlocksOf(await Deno.readTextFile(README), "Scheduling");
-  assert.ok(script !== undefined);
+  assert.ok(script !== undefined && script.includes("--delay 2s"));
   await using dev = await startDev({ prefix: "airunner-readme-scheduling-" });
   const startedMs = Date.now();
   const r = await dev.runScript(script);
@@ -85,4 +85,30 @@ Deno.test("the README's scheduling example runs as written", async () => {
   // the rest wait, and start after the urgent job, or have not started yet.
   const behind = sleeps.filter((j) => j.startedAt === null || start(j) > urgentStart).length;
   assert.ok(behind >= 2, `it went ahead of the backlog: ${behind} of 5 ran after it`);
+});
+
+Deno.test("the README's schedule examples run as written", async () => {
+  const [, script] = shellBlocksOf(await Deno.readTextFile(README), "Scheduling");
+  assert.ok(script !== undefined && script.includes("schedule add tick"));
+  await using dev = await startDev({ prefix: "airunner-readme-schedules-" });
+  const r = await dev.runScript(script);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split("\n");
+  assert.equal(lines[0], "tick", "add prints the name");
+  // list --schedule: a header, then one row per firing in the 5 s.
+  const rows = lines.filter((l) => /^[0-9a-f-]{36} +default +\w+ +date \+%s /.test(l));
+  assert.ok(rows.length >= 2 && rows.length <= 3, `${rows.length} jobs in 5 s:\n${r.stdout}`);
+  assert.equal(lines.filter((l) => l.startsWith("next: ")).length, 5, "get shows 5 firings");
+  assert.ok(lines.includes("nightly") && lines.includes("backup"), r.stdout);
+  assert.equal(lines.at(-1), "nightly", "pause prints the name");
+  const schedules = JSON.parse((await dev.runScript("airunner schedule list --json")).stdout);
+  assert.deepEqual(
+    schedules.map((s: { name: string; paused: boolean; timeZone: string; catchUp: string }) => [
+      s.name,
+      s.paused,
+      s.timeZone,
+      s.catchUp,
+    ]),
+    [["nightly", true, "Europe/Berlin", "latest"]],
+  );
 });

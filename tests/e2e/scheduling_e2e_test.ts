@@ -126,3 +126,128 @@ Deno.test("bad start times and priorities are refused, naming the flag, and enqu
   const listed = await runAirunner(["list", "--server", dev.server, "--json"]);
   assert.deepEqual(JSON.parse(listed.stdout), []);
 });
+
+/** `airunner ARGS --json` against `server`, its stdout parsed. */
+async function json(server: string, ...args: string[]) {
+  const dashes = args.indexOf("--");
+  const [own, job] = dashes < 0 ? [args, []] : [args.slice(0, dashes), args.slice(dashes)];
+  const r = await runAirunner([...own, "--server", server, "--json", ...job]);
+  assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** The firing each job of `schedule` was made for (metadata schedule_firing), oldest first. */
+async function firingsOf(server: string, schedule: string): Promise<number[]> {
+  const listed = await json(server, "list", "--schedule", schedule, "--page-size", "100");
+  const firings: number[] = [];
+  for (const { id } of listed) {
+    const job = await json(server, "get", id);
+    assert.equal(job.metadata.schedule, schedule);
+    firings.push(Date.parse(job.metadata.schedule_firing));
+  }
+  return firings.sort((a, b) => a - b);
+}
+
+Deno.test("a */2 * * * * * schedule makes one job every 2 s under dev; every schedule command has --json", async () => {
+  await using dev = await startDev({ prefix: "airunner-schedule-e2e-" });
+  const added = await json(
+    dev.server,
+    "schedule",
+    "add",
+    "tick",
+    "--cron",
+    "*/2 * * * * *",
+    "--overlap",
+    "allow",
+    "--metadata",
+    "team=ops",
+    "--",
+    "date",
+    "+%s%N",
+  );
+  const addedMs = Date.now();
+  assert.equal(added.name, "tick");
+  assert.equal(added.nextFirings.length, 5);
+  assert.equal(added.job.command, "date +%s%N");
+  assert.deepEqual(added.job.metadata, { team: "ops" });
+  await new Promise((resolve) => setTimeout(resolve, 7_000));
+  const paused = await json(dev.server, "schedule", "pause", "tick");
+  const pausedMs = Date.now();
+  assert.equal(paused.paused, true);
+  assert.deepEqual(paused.nextFirings, []);
+
+  const firings = await firingsOf(dev.server, "tick");
+  // Every even second between the add and the pause fired once (the edges may go either way).
+  const expected = Math.floor(pausedMs / 2_000) - Math.floor(addedMs / 2_000);
+  assert.ok(
+    firings.length >= expected - 1 && firings.length <= expected + 1,
+    `${firings.length} jobs for ${expected} firings`,
+  );
+  assert.ok(firings.length >= 3, `${firings.length} jobs in 7 s`);
+  for (let i = 1; i < firings.length; i++) {
+    assert.equal(firings[i]! - firings[i - 1]!, 2_000, "one job per firing, none skipped");
+  }
+  // Each job ran its command, at or after its firing.
+  const details = await json(dev.server, "schedule", "get", "tick");
+  assert.equal(details.recentJobs.length, firings.length);
+  assert.ok(details.recentJobs.every((j: { state: string }) => j.state === "completed"));
+
+  // Paused: no more jobs. A run by hand still makes one.
+  await new Promise((resolve) => setTimeout(resolve, 2_500));
+  assert.equal((await firingsOf(dev.server, "tick")).length, firings.length);
+  const run = await json(dev.server, "schedule", "run", "tick");
+  assert.equal(run.queue, "default");
+  const listed = await json(dev.server, "schedule", "list");
+  assert.deepEqual(listed.map((s: { name: string }) => s.name), ["tick"]);
+  const resumed = await json(dev.server, "schedule", "resume", "tick");
+  assert.equal(resumed.paused, false);
+  assert.ok(Date.parse(resumed.lastFiringAt) >= pausedMs, "resumed from now");
+  assert.deepEqual(await json(dev.server, "schedule", "delete", "tick"), {
+    name: "tick",
+    deleted: true,
+  });
+  const gone = await runAirunner(["schedule", "get", "tick", "--server", dev.server]);
+  assert.equal(gone.code, 1);
+  assert.match(gone.stderr, /^airunner: error: schedule "tick" not found/m);
+});
+
+Deno.test("bad schedules are refused, naming the flag, and store nothing", async () => {
+  await using dev = await startDev({ prefix: "airunner-schedule-bad-e2e-" });
+  const cases: [string[], RegExp][] = [
+    [["--cron", "* * *"], /--cron: "\* \* \*" has 3 fields/],
+    [
+      ["--cron", "0 3 * * *", "--timezone", "Mars/Base"],
+      /--timezone: "Mars\/Base" is not a time zone/,
+    ],
+    [["--cron", "0 3 * * *", "--overlap", "queue"], /--overlap/],
+    [["--cron", "0 3 * * *", "--delay", "5s"], /unknown option '--delay'/],
+    [[], /--cron: required/],
+  ];
+  for (const [flags, pattern] of cases) {
+    const r = await runAirunner([
+      "schedule",
+      "add",
+      "bad",
+      "--server",
+      dev.server,
+      ...flags,
+      "--",
+      "true",
+    ]);
+    assert.equal(r.code, 2, `${flags.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, pattern);
+  }
+  const r = await runAirunner([
+    "schedule",
+    "add",
+    "-bad",
+    "--server",
+    dev.server,
+    "--cron",
+    "* * * * *",
+    "--",
+    "true",
+  ]);
+  assert.notEqual(r.code, 0);
+  assert.deepEqual(await json(dev.server, "schedule", "list"), []);
+});

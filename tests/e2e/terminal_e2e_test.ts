@@ -32,21 +32,35 @@ Deno.test("monitor and list --watch render in a terminal and exit cleanly", asyn
   await using dev = await startDev({ prefix: "airunner-tty-" });
   const { server } = dev;
   const env = { AIRUNNER_SERVER: server, TERM: "xterm-256color" };
-  const submitted = await runAirunner([
-    "submit",
+  // A schedule's job, run by hand: the header names its schedule and priority.
+  const added = await runAirunner([
+    "schedule",
+    "add",
+    "nightly",
     "--server",
     server,
+    "--cron",
+    "0 3 * * *",
+    "--paused",
+    "--priority",
+    "3",
     "--",
     "sh",
     "-c",
     "printf '\\033[31mred\\033[0m\\n'; sleep 1; echo done; exit 3",
   ]);
+  assert.equal(added.code, 0, added.stderr);
+  const submitted = await runAirunner(["schedule", "run", "nightly", "--server", server]);
+  assert.equal(submitted.code, 0, submitted.stderr);
   const id = submitted.stdout.trim();
 
   const monitor = await inTerminal(airunnerShell("monitor", id), env);
   assert.equal(monitor.code, 3);
   assert.ok(monitor.screen.includes("\x1b[3;30r"), "the output scrolls below a fixed header");
-  assert.match(monitor.screen, new RegExp(`job ${id}.*queue default`));
+  assert.match(
+    monitor.screen,
+    new RegExp(`job ${id}.*queue default  schedule nightly  priority 3`),
+  );
   assert.match(monitor.screen, /exit 3/);
   assert.ok(monitor.screen.includes("\x1b[31mred\x1b[0m"), "the job's colours pass through");
   assert.ok(monitor.screen.includes("\x1b[r"), "the whole screen scrolls again at the end");

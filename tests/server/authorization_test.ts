@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { JobEventsService, JobService, JobState } from "../../gen/job/v1/job_pb.ts";
+import {
+  JobEventsService,
+  JobService,
+  JobState,
+  ScheduleService,
+} from "../../gen/job/v1/job_pb.ts";
 import { ApiTokenVerifier, mintApiToken } from "../../src/auth/jwt.ts";
 import { generateP256KeyPair } from "../../src/auth/keys.ts";
 import { procedureName, type Scope, SCOPE_OF_PROCEDURE } from "../../src/auth/scopes.ts";
@@ -65,7 +70,7 @@ async function drain(stream: AsyncIterable<unknown>) {
 }
 
 Deno.test("every job.v1 procedure has a scope, and only admin is left to the default", () => {
-  const procedures = [JobService, JobEventsService].flatMap((service) =>
+  const procedures = [JobService, JobEventsService, ScheduleService].flatMap((service) =>
     service.methods.map((method) => procedureName(service.typeName, method.name))
   );
   for (const procedure of procedures) {
