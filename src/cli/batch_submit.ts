@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { type DependencyFlags, dependencySpecOf } from "./dependency_flags.ts";
 import { retryPolicyOf } from "./retry_flags.ts";
 import { create } from "@bufbuild/protobuf";
 import type { Code } from "@connectrpc/connect";
@@ -86,7 +87,7 @@ export interface BatchDefaults extends JobSpec {
 }
 
 /** The `submit` flags `--batch` reads or refuses. */
-export interface BatchFlags extends RetryFlags, StartFlags {
+export interface BatchFlags extends RetryFlags, StartFlags, DependencyFlags {
   readonly queue?: string;
   readonly command?: string;
   readonly arg: readonly string[];
@@ -164,6 +165,7 @@ export function batchDefaults(
     ...given("workingDirectory", opts.workdir),
     ...retrySpecOf(opts),
     ...startSpecOf(opts),
+    ...dependencySpecOf(opts),
   };
 }
 

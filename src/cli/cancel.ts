@@ -10,10 +10,12 @@ import type { CommandSpec } from "./command_spec.ts";
 import { CLIENT_OPTIONS, type ClientCommandFlags, clientsFrom } from "./common_options.ts";
 import { reportError } from "./errors.ts";
 import { checkedJobId } from "./parse.ts";
+import { summarizeJob } from "./job_format.ts";
 
 /** The flags of `cancel`, as its spec parses them. */
 interface CancelFlags extends ClientCommandFlags {
   readonly reason: string;
+  readonly json: boolean;
 }
 
 /** The `cancel` command. */
@@ -25,6 +27,11 @@ export function cancelSpec({ setExitCode }: CommandContext): CommandSpec {
     options: [
       ...CLIENT_OPTIONS,
       { flags: "--reason <text>", description: "why, for the record", defaultValue: "" },
+      {
+        flags: "--json",
+        description: "print the job after the cancel as JSON (as list --json shows a job)",
+        defaultValue: false,
+      },
     ],
     helpAfter: "\nExample:\n  airunner cancel \"$id\" --reason 'superseded by a newer build'",
     run: async ({ args: [jobId], opts }) => {
@@ -35,8 +42,10 @@ export function cancelSpec({ setExitCode }: CommandContext): CommandSpec {
           jobId: checkedJobId(jobId!),
           reason: flags.reason,
         });
+        if (job === undefined) throw new Error("the server returned no job");
+        if (flags.json) console.log(JSON.stringify(summarizeJob(job)));
         console.error(
-          job?.state === JobState.CANCELLED
+          job.state === JobState.CANCELLED
             ? `airunner: job ${jobId} cancelled`
             : `airunner: job ${jobId} is running; its worker stops it within a few seconds`,
         );

@@ -79,7 +79,7 @@ export const COMMANDS: readonly CommandDescriptor[] = [
   },
   {
     name: "worker",
-    description: "run jobs from a queue",
+    description: "run jobs from a queue, or from several in order of preference",
     hasOptions: true,
     args: "",
     load: async () => {
@@ -110,10 +110,21 @@ export const COMMANDS: readonly CommandDescriptor[] = [
     name: "logs",
     description: "print a job's output (-f: follow it until the job ends, then exit with its code)",
     hasOptions: true,
-    args: "<job-id>",
+    args: "[job-id...]",
     load: async () => {
       const { logsCommand } = await import("./logs.ts");
       return (c) => logsCommand(c.setExitCode);
+    },
+  },
+  {
+    name: "wait",
+    description:
+      "wait for jobs to end; prints a line per job as it ends, exits with the first failure",
+    hasOptions: true,
+    args: "<job-id...>",
+    load: async () => {
+      const { waitCommand } = await import("./wait.ts");
+      return (c) => waitCommand(c.setExitCode);
     },
   },
   {

@@ -11,7 +11,7 @@ import { createLogger, type LogLevel } from "../logger.ts";
 import { defaultExecutionConfig } from "../server/execution_config.ts";
 import { startServer } from "../server/http_server.ts";
 import type { ExitCodeSink } from "./common_options.ts";
-import { listenOption, logLevelOption, queueOption } from "./commander_options.ts";
+import { listenOption, logLevelOption } from "./commander_options.ts";
 import { reportError } from "./errors.ts";
 import { isLoopback, parseInteger, parseListenAddress, UsageError } from "./parse.ts";
 import { listenOrExplain } from "./server.ts";
@@ -28,13 +28,16 @@ import { openStore } from "./store_opener.ts";
 import { onShutdownSignals } from "./shutdown_signals.ts";
 import {
   defaultWorkspaceRoot,
+  describeQueues,
   jobUserFor,
   parseWorkerConfig,
+  parseWorkerQueues,
   protocolOption,
   runAsOption,
   shutdownSteps,
   startWorkerFor,
   WORKER_DEFAULTS,
+  workerQueueOption,
 } from "./worker.ts";
 
 /** How long dev keeps serving after its workers stopped, for followers to read results. */
@@ -50,7 +53,7 @@ export function devCommand(setExitCode: ExitCodeSink) {
     .addOption(retentionOption())
     .addOption(maxJobOutputOption())
     .addOption(new Option("--workers <n>", "workers to run").default("1"))
-    .addOption(queueOption("queue the workers take jobs from"))
+    .addOption(workerQueueOption("queue the workers take jobs from"))
     .addOption(protocolOption())
     .addOption(runAsOption())
     .addOption(defaultRetryOptions()[0])
@@ -76,7 +79,7 @@ async function runDev(opts: {
   retention: string;
   maxJobOutput: string;
   workers: string;
-  queue: string;
+  queue: readonly string[];
   protocol: string;
   runAs?: string | undefined;
   logLevel: string;
@@ -90,6 +93,8 @@ async function runDev(opts: {
     );
   }
   const workers = parseInteger(opts.workers, "--workers", 1, 64);
+  // Checked before anything starts; parseWorkerConfig takes them as they are.
+  const queues = parseWorkerQueues(opts.queue);
   const defaultRetry = defaultRetryPolicyOf(opts);
   const storeConfig = parseStoreConfig(opts);
   const logger = createLogger({ level: opts.logLevel as LogLevel });
@@ -107,7 +112,7 @@ async function runDev(opts: {
     }), listen);
   const config = parseWorkerConfig({
     server: server.url,
-    queue: opts.queue,
+    queue: queues,
     concurrency: "1",
     visibilityTimeout: WORKER_DEFAULTS.visibilityTimeout,
     shutdownGrace: WORKER_DEFAULTS.shutdownGrace,
@@ -123,7 +128,9 @@ async function runDev(opts: {
   const runAs = await jobUserFor(config, logger);
   const running = Array.from({ length: workers }, () => startWorkerFor(config, logger, runAs));
   console.error(
-    `airunner dev: server on ${server.url}, ${workers} worker(s) on queue "${config.queue}"; submit with: airunner submit --server ${server.url} --follow -- echo hello`,
+    `airunner dev: server on ${server.url}, ${workers} worker(s) on ${
+      describeQueues(config.queues)
+    }; submit with: airunner submit --server ${server.url} --follow -- echo hello`,
   );
   console.error(`airunner dev: ${opened.description}; no authentication (loopback only)`);
   const unsubscribe = onShutdownSignals(...shutdownSteps(running, config.shutdownGraceMs));

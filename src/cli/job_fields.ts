@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { jobIdsField } from "./dependency_flags.ts";
 import { MAX_TIMEOUT_SECONDS } from "../protocol/limits.ts";
 import { parseDurationMs, UsageError } from "./parse.ts";
 import type { ExitCodeRange } from "../../gen/job/v1/job_pb.ts";
@@ -46,6 +47,10 @@ export interface JobFile {
   start?: StartTime;
   /** `priority`: -100..100, higher first. */
   priority?: number;
+  /** `after`: job ids that must complete first. */
+  after?: string[];
+  /** `afterAny`: job ids that must end first, whatever their outcome. */
+  afterAny?: string[];
 }
 
 const STRING_KEYS = [
@@ -72,6 +77,8 @@ const KNOWN_KEYS = [
   "delay",
   "at",
   "priority",
+  "after",
+  "afterAny",
 ];
 
 /**
@@ -149,6 +156,10 @@ export function checkJobFields(
   }
   readRetryFields(fields, where, file);
   readStartFields(fields, where, file);
+  for (const key of ["after", "afterAny"] as const) {
+    const v = fields[key];
+    if (v !== undefined && v !== null) file[key] = jobIdsField(v, `${where}: ${key}`);
+  }
   return file;
 }
 

@@ -47,6 +47,8 @@ export interface JobSummary {
   readonly failureReason: string | null;
   /** -100..100, higher first within the queue. */
   readonly priority: number;
+  /** While SCHEDULED: the dependencies that have not ended as needed yet. */
+  readonly waitingFor: string[];
 }
 
 /** The JSON shape of `get --json`: the summary and everything else about the job. */
@@ -70,6 +72,9 @@ export interface JobDetails extends JobSummary {
   /** The delayed start asked for: a wait from the submit (0: none), or a time. */
   readonly delayMs: number;
   readonly runAt: string | null;
+  /** Jobs that must complete first (`--after`), and end first whatever the outcome (`--after-any`). */
+  readonly after: string[];
+  readonly afterAny: string[];
   /** The job's retry policy with the server's defaults filled in; null: it does not retry. */
   readonly retry: RetryJson | null;
   /** Every attempt so far, oldest first; the running one last, with no end. */
@@ -105,6 +110,7 @@ export function summarizeJob(job: Job): JobSummary {
     notBefore: iso(job.notBefore),
     failureReason: job.failureReason || null,
     priority: job.jobParams?.priority ?? 0,
+    waitingFor: [...(job.waitingFor ?? [])],
   };
 }
 
@@ -149,6 +155,8 @@ export function jobDetails(job: Job, showEnv: boolean): JobDetails {
     rerunOf: p?.rerunOf || null,
     delayMs: Number(p?.delayMs ?? 0n),
     runAt: iso(p?.runAt),
+    after: [...(p?.after ?? [])],
+    afterAny: [...(p?.afterAny ?? [])],
     retry: retryJson(p?.retry),
     attempts: attemptsJson(job.attempts),
   };
@@ -173,9 +181,12 @@ export function formatJobTable(jobs: readonly Job[], nowMs: number, wide = false
   for (const job of jobs) {
     const s = summarizeJob(job);
     const age = millis(job.createdAt);
-    const countdown = job.state === JobState.SCHEDULED
-      ? retryCountdown(job.notBefore, nowMs, job.attempt === 0)
-      : undefined;
+    const waiting = s.waitingFor.length;
+    const countdown = job.state !== JobState.SCHEDULED
+      ? undefined
+      : waiting > 0
+      ? `waiting for ${waiting} job${waiting === 1 ? "" : "s"}`
+      : retryCountdown(job.notBefore, nowMs, job.attempt === 0);
     const row = [
       s.id,
       s.queue,
@@ -213,6 +224,9 @@ export function describeJob(job: Job, nowMs: number, showEnv: boolean): string {
     lines.push([label, `not before ${notBeforeText(job.notBefore, nowMs)}`]);
   }
   if (d.priority !== 0) lines.push(["priority", String(d.priority)]);
+  if (d.after.length > 0) lines.push(["after", d.after.join(", ")]);
+  if (d.afterAny.length > 0) lines.push(["after any", d.afterAny.join(", ")]);
+  if (d.waitingFor.length > 0) lines.push(["waiting for", d.waitingFor.join(", ")]);
   if (d.failureReason !== null) lines.push(["failure", failureReasonText(d.failureReason)]);
   if (d.rerunOf !== null) lines.push(["rerun of", d.rerunOf]);
   if (d.repository !== "") {

@@ -74,6 +74,8 @@ export function jobParamsOf(
     delayMs: BigInt(spec.start?.delayMs ?? 0),
     ...(spec.start?.runAtMs === undefined ? {} : { runAt: timestampOfMillis(spec.start.runAtMs) }),
     priority: spec.priority ?? 0,
+    after: [...(spec.after ?? [])],
+    afterAny: [...(spec.afterAny ?? [])],
   };
 }
 

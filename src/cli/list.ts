@@ -10,7 +10,17 @@ import type { CliClients } from "../client/json_client.ts";
 import { CLIENT_OPTIONS, type ClientCommandFlags, clientsFrom } from "./common_options.ts";
 import { reportError } from "./errors.ts";
 import { environmentOf, formatJobTable, secretEnvironmentOf, summarizeJob } from "./job_format.ts";
-import { parseInteger, parseJobState, parseKeyValues, STATE_NAMES, UsageError } from "./parse.ts";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampOfMillis } from "../protocol/timestamp_ms.ts";
+import { parseRunAt } from "./start_flags.ts";
+import {
+  parseDurationMs,
+  parseInteger,
+  parseJobState,
+  parseKeyValues,
+  STATE_NAMES,
+  UsageError,
+} from "./parse.ts";
 import { ansi, stdoutIsTerminal } from "./terminal.ts";
 import { SCHEDULE_METADATA_KEY } from "../protocol/schedule_keys.ts";
 
@@ -23,6 +33,10 @@ interface ListFlags extends ClientCommandFlags {
   readonly state?: string;
   readonly schedule?: string;
   readonly metadata: string[];
+  readonly owner?: string;
+  readonly since?: string;
+  readonly until?: string;
+  readonly limit?: string;
   readonly page: string;
   readonly pageSize: string;
   readonly output: "table" | "wide" | "json";
@@ -51,6 +65,16 @@ export function listSpec({ setExitCode }: CommandContext): CommandSpec {
         repeatable: true,
         defaultValue: [],
       },
+      { flags: "--owner <name>", description: "only jobs of this owner" },
+      {
+        flags: "--since <when>",
+        description: "only jobs created in the last DURATION (2h) or since an RFC 3339 time",
+      },
+      {
+        flags: "--until <when>",
+        description: "only jobs created before DURATION ago (30m) or an RFC 3339 time",
+      },
+      { flags: "--limit <n>", description: "at most N jobs (1..1000; same as --page-size)" },
       { flags: "--page <n>", description: "page number, from 1", defaultValue: "1" },
       { flags: "--page-size <n>", description: "jobs per page", defaultValue: "50" },
       {
@@ -73,7 +97,7 @@ export function listSpec({ setExitCode }: CommandContext): CommandSpec {
       },
     ],
     helpAfter:
-      "\nExamples:\n  airunner list --state failed\n  airunner list --schedule nightly --page-size 10\n  airunner list --output wide --watch\n  airunner list --json | jq -r '.[0].id'",
+      "\nExamples:\n  airunner list --state failed --since 2h\n  airunner list --schedule nightly --limit 10\n  airunner list --owner ci --metadata build=1234 --json\n  airunner list --output wide --watch\n  airunner list --json | jq -r '.[0].id'",
     run: async ({ opts: parsed }) => {
       const opts = parsed as unknown as ListFlags;
       try {
@@ -82,7 +106,15 @@ export function listSpec({ setExitCode }: CommandContext): CommandSpec {
           queue: opts.queue ?? "",
           state: opts.state === undefined ? 0 : parseJobState(opts.state),
           page: parseInteger(opts.page, "--page", 1, 1_000_000),
-          pageSize: parseInteger(opts.pageSize, "--page-size", 1, 1000),
+          pageSize: parseInteger(
+            opts.limit ?? opts.pageSize,
+            opts.limit === undefined ? "--page-size" : "--limit",
+            1,
+            1000,
+          ),
+          owner: opts.owner ?? "",
+          ...timeBound("createdAfter", opts.since, "--since"),
+          ...timeBound("createdBefore", opts.until, "--until"),
           metadata: {
             ...parseKeyValues(opts.metadata, "--metadata"),
             ...(opts.schedule === undefined ? {} : { [SCHEDULE_METADATA_KEY]: opts.schedule }),
@@ -104,6 +136,7 @@ export function listSpec({ setExitCode }: CommandContext): CommandSpec {
                 ...summarizeJob(job),
                 environment: environmentOf(job, opts.showEnv),
                 secretEnvironment: secretEnvironmentOf(job),
+                metadata: { ...job.jobParams?.metadata },
               })),
               null,
               2,
@@ -121,6 +154,22 @@ export function listSpec({ setExitCode }: CommandContext): CommandSpec {
       }
     },
   };
+}
+
+/**
+ * `--since`/`--until` as a ListJobsRequest bound: a duration counts back
+ * from now (`2h`), anything else must be an RFC 3339 time with a zone.
+ */
+function timeBound(
+  field: "createdAfter" | "createdBefore",
+  value: string | undefined,
+  flag: string,
+): { createdAfter?: Timestamp; createdBefore?: Timestamp } {
+  if (value === undefined) return {};
+  const ms = /^\d/.test(value) && !/^\d{4}-\d{2}-\d{2}/.test(value)
+    ? Date.now() - parseDurationMs(value, flag)
+    : parseRunAt(value, flag).runAtMs!;
+  return { [field]: timestampOfMillis(ms) };
 }
 
 /**
@@ -150,7 +199,12 @@ async function watch(
         new Date().toLocaleTimeString()
       }`;
       if (terminal) {
-        write(`${ansi.home}${title}\n\n${table.replaceAll("\n", `\n`)}\n${ansi.clearBelow}`);
+        // Each line ends by erasing the rest of it: a row drawn shorter
+        // than before ("failed" where "running" was) leaves nothing behind.
+        const lines = [title, "", ...table.split("\n")];
+        write(
+          `${ansi.home}${lines.map((l) => l + ansi.clearToEnd).join("\n")}\n${ansi.clearBelow}`,
+        );
       } else write(`${title}\n${table}\n\n`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, WATCH_INTERVAL_MS);

@@ -1,35 +1,39 @@
 /**
  * `airunner logs JOB_ID`: a job's output, stdout to stdout and stderr to
  * stderr, byte for byte, with a line on stderr between two attempts of a
- * retried job. `-f` follows it until the job ends and exits with the job's
- * exit code. `--attempt N` prints one attempt's output alone.
+ * retried job. Without -f it prints what is stored now and exits at once,
+ * however fast the job keeps printing; `-f` follows it until the job ends
+ * and exits with the job's exit code. `--attempt N` prints one attempt's
+ * output alone; `--json` prints one JSON object per event line. Several ids,
+ * or `--metadata`/`--queue`, read many jobs at once (logs_many.ts).
  *
  * @module
  */
 import { Command } from "@commander-js/extra-typings";
-import { rpcErrorOf } from "../rpc_error.ts";
-import { EventType, type Job, type JobAttempt, type JobEvent } from "../../gen/job/v1/job_pb.ts";
+import type { Job, JobAttempt, JobEvent } from "../../gen/job/v1/job_pb.ts";
+import { EventType } from "../../gen/job/v1/job_lite.ts";
 import type { CliClients } from "../client/json_client.ts";
-import { lastSequenceOf } from "../protocol/event_position.ts";
+import { replayStored } from "../client/follow.ts";
+import { eventTimestampMs, lastSequenceOf } from "../protocol/event_position.ts";
 import { isFinished } from "../protocol/job_state.ts";
 import { clientsFrom, type ExitCodeSink } from "./common_options.ts";
 import { caCertOption, callTimeoutOption, serverOption, tokenOption } from "./commander_options.ts";
 import { reportError } from "./errors.ts";
+import { EventJsonEncoder, JSON_EVENT_TYPES } from "./event_json.ts";
 import { EXIT_CODES_HELP, ExitCode, exitCodeOfJob } from "./exit_codes.ts";
 import { followJobToOutcome, type FollowStep } from "./follow_job.ts";
 import { outputChunks } from "./job_format.ts";
-import { checkedJobId, UsageError } from "./parse.ts";
-import { writeOutput } from "./output.ts";
+import { logsOfMany, OUTPUT_TYPES, selectJobs, selectsByQuery } from "./logs_many.ts";
+import { parsePrefix } from "./multi_follow.ts";
+import { checkedJobId, parseKeyValues, UsageError } from "./parse.ts";
+import { writeAll, writeOutput } from "./output.ts";
 import { parseDurationMs, parseInteger } from "./parse.ts";
-
-/** How long a running job's replay may pause before `logs` (without -f) stops reading. */
-const QUIET_MS = 300;
 
 /** Builds the `logs` command. */
 export function logsCommand(setExitCode: ExitCodeSink) {
   return new Command("logs")
     .description("print a job's output (-f: follow it until the job ends, then exit with its code)")
-    .argument("<job-id>", "id of the job")
+    .argument("[job-id...]", "ids of the jobs (or select them with --metadata or --queue)")
     .addOption(serverOption())
     .addOption(tokenOption())
     .addOption(caCertOption())
@@ -41,6 +45,18 @@ export function logsCommand(setExitCode: ExitCodeSink) {
     )
     .option("--from-sequence <n>", "start at this event sequence", "0")
     .option("--since <duration>", "only output from the last DURATION (e.g. 10m)")
+    .option("--json", "one JSON object per line: each output chunk and lifecycle event", false)
+    .option(
+      "--metadata <KEY=VALUE>",
+      "the jobs whose metadata has this pair, as they are now (repeatable: every pair)",
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
+    .option("--queue <name>", "the jobs of this queue, as they are now")
+    .option(
+      "--prefix <how>",
+      "before each line of many jobs: id (their default), none, or a metadata KEY (its value)",
+    )
     .addHelpText(
       "after",
       `
@@ -49,19 +65,30 @@ Examples:
   airunner logs -f "$id"
   airunner logs --attempt 2 "$id"      # the second attempt's output alone
   airunner logs -f --attempt 3 "$id"   # follow attempt 3 (running) until it ends
+  airunner logs --json "$id" | jq -r 'select(.type == "output") | .text'
+  airunner logs -f "$a" "$b" "$c"      # all three, each line prefixed with its job
+  airunner logs -f --metadata run=nightly --prefix shard
 
-Between two attempts of a retried job, a line such as
+Without -f, logs prints what is stored when it starts and exits, even while
+the job runs and prints. Between two attempts of a retried job, a line such as
   airunner: attempt 2 of 4 after exit 1, in 8 s
 goes to stderr (not with --attempt, which prints one attempt's output alone).
 With -f --attempt N, an attempt that has ended is printed, not followed; the
 exit code is then that attempt's (its command's code, 124 after a timeout,
 1 for a lost worker), or the job's when the attempt was the job's last.
 
+Many jobs (several ids, --metadata or --queue: the jobs that exist when logs
+starts, at most 1000): each line is whole and starts with the job's short id
+("3f9a2c1d | ..."), stdout to stdout and stderr to stderr; with -f, logs
+exits once every job has ended, with the highest of their exit codes.
+--json lines carry jobId, sequence, timestamp and type; output lines add
+stream and text (with --attempt: output lines only).
+
 ${EXIT_CODES_HELP}`,
     )
-    .action(async (jobId, opts) => {
+    .action(async (jobIds, opts) => {
       try {
-        const id = checkedJobId(jobId);
+        const ids = jobIds.map(checkedJobId);
         const fromSequence = BigInt(
           parseInteger(opts.fromSequence, "--from-sequence", 0, Number.MAX_SAFE_INTEGER),
         );
@@ -71,42 +98,98 @@ ${EXIT_CODES_HELP}`,
         const fromTimestampMs = opts.since === undefined
           ? 0
           : Date.now() - parseDurationMs(opts.since, "--since");
+        const selection = {
+          ids,
+          metadata: parseKeyValues(opts.metadata, "--metadata"),
+          queue: opts.queue ?? "",
+        };
+        const prefix = opts.prefix === undefined ? undefined : parsePrefix(opts.prefix);
         const clients = await clientsFrom({ ...opts, callTimeout: opts.timeout });
-        if (attempt !== undefined) {
+        if (ids.length !== 1 || selectsByQuery(selection) || (prefix && prefix.kind !== "none")) {
+          if (attempt !== undefined) throw new UsageError("--attempt reads one job: give one id");
+          if (fromSequence > 0n) throw new UsageError("--from-sequence reads one job: give one id");
+          const jobs = await selectJobs(clients, selection);
           setExitCode(
-            await printAttempt(clients, id, attempt, {
-              fromSequence,
-              fromTimestampMs,
+            await logsOfMany(clients, jobs, {
               follow: opts.follow,
+              json: opts.json,
+              prefix: prefix ?? { kind: "id" },
+              fromTimestampMs,
             }),
           );
-        } else if (opts.follow) {
-          const outcome = await followJobToOutcome(clients, id, {
-            fromSequence,
-            fromTimestampMs,
-            eventTypes: OUTPUT_TYPES,
-            onEvent: (e) => writeOutput(e),
-            explainFailure: true,
-          });
-          setExitCode(outcome.exitCode);
-        } else {
-          const { job } = await clients.jobs.getJob({ jobId: id });
-          await replay(clients, id, {
-            fromSequence,
-            fromTimestampMs,
-            finished: job !== undefined && isFinished(job.state),
-            onEvent: (e) => writeOutput(e),
-          });
-          setExitCode(0);
+          return;
         }
+        setExitCode(
+          await logsOfOne(clients, ids[0]!, {
+            fromSequence,
+            fromTimestampMs,
+            attempt,
+            follow: opts.follow,
+            json: opts.json,
+          }),
+        );
       } catch (error) {
         setExitCode(reportError(error, opts.server));
       }
     });
 }
 
-/** The events `logs` reads: output, and the notices between attempts. */
-const OUTPUT_TYPES = [EventType.OUTPUT_BATCH, EventType.OUTPUT, EventType.ATTEMPT_END];
+/** `logs` of one job: an attempt's output, the job's followed, or what is stored now. */
+async function logsOfOne(
+  clients: CliClients,
+  id: string,
+  options: {
+    readonly fromSequence: bigint;
+    readonly fromTimestampMs: number;
+    readonly attempt: number | undefined;
+    readonly follow: boolean;
+    readonly json: boolean;
+  },
+): Promise<number> {
+  const { fromSequence, fromTimestampMs, attempt } = options;
+  const write = options.json ? jsonWriter(id) : (e: JobEvent) => writeOutput(e);
+  if (attempt !== undefined) {
+    return await printAttempt(clients, id, attempt, {
+      fromSequence,
+      fromTimestampMs,
+      follow: options.follow,
+      write,
+    });
+  }
+  if (options.follow) {
+    const outcome = await followJobToOutcome(clients, id, {
+      fromSequence,
+      fromTimestampMs,
+      eventTypes: options.json ? JSON_EVENT_TYPES : OUTPUT_TYPES,
+      onEvent: write,
+      explainFailure: true,
+    });
+    return outcome.exitCode;
+  }
+  const types = new Set<EventType>(options.json ? JSON_EVENT_TYPES : OUTPUT_TYPES);
+  await replayStored(clients, id, {
+    fromSequence,
+    onEvent: async (e) => {
+      if (types.has(e.eventType) && since(e, fromTimestampMs)) await write(e);
+    },
+  });
+  return 0;
+}
+
+/** Whether `event` is at or after `fromTimestampMs` (0: any time). */
+function since(event: JobEvent, fromTimestampMs: number): boolean {
+  return fromTimestampMs <= 0 || eventTimestampMs(event, 0) >= fromTimestampMs;
+}
+
+/** Writes a job's events as JSON lines on stdout (event_json.ts). */
+function jsonWriter(jobId: string): (event: JobEvent) => Promise<void> {
+  const encoder = new EventJsonEncoder(jobId);
+  const bytes = new TextEncoder();
+  return async (event) => {
+    const text = encoder.lines(event).map((line) => `${JSON.stringify(line)}\n`).join("");
+    if (text !== "") await writeAll(Deno.stdout, bytes.encode(text));
+  };
+}
 
 /** The events `logs --attempt` reads: those, and process starts (an attempt that was handed back writes no notice). */
 const ATTEMPT_TYPES = [...OUTPUT_TYPES, EventType.PROCESS_START];
@@ -219,7 +302,12 @@ async function printAttempt(
   clients: CliClients,
   jobId: string,
   n: number,
-  options: { fromSequence: bigint; fromTimestampMs: number; follow: boolean },
+  options: {
+    fromSequence: bigint;
+    fromTimestampMs: number;
+    follow: boolean;
+    write: (event: JobEvent) => Promise<void>;
+  },
 ): Promise<number> {
   const { job } = await clients.jobs.getJob({ jobId });
   if (job === undefined) throw new Error("the server returned no job");
@@ -233,7 +321,7 @@ async function printAttempt(
   const gate = attemptGate(span);
   const onEvent = async (event: JobEvent): Promise<FollowStep> => {
     const step = gate(event);
-    if (step.print) await writeOutput(event);
+    if (step.print) await options.write(event);
     return step.stop ? "stop" : undefined;
   };
   const fromSequence = options.fromSequence > span.fromSequence
@@ -250,63 +338,14 @@ async function printAttempt(
     });
     return outcome.stopped ? await exitCode() : outcome.exitCode;
   }
-  await replay(clients, jobId, {
+  const types = new Set<EventType>(ATTEMPT_TYPES);
+  await replayStored(clients, jobId, {
+    job,
     fromSequence,
-    fromTimestampMs: options.fromTimestampMs,
-    eventTypes: ATTEMPT_TYPES,
-    finished: isFinished(job.state),
-    onEvent,
+    onEvent: (e) =>
+      types.has(e.eventType) && since(e, options.fromTimestampMs) ? onEvent(e) : undefined,
   });
   return await exitCode();
-}
-
-/**
- * Prints the events stored so far, until `onEvent` says "stop". A finished
- * job's stream ends by itself; a running job's replay is read until it
- * pauses.
- */
-async function replay(
-  clients: CliClients,
-  jobId: string,
-  options: {
-    fromSequence: bigint;
-    fromTimestampMs: number;
-    eventTypes?: readonly EventType[];
-    finished: boolean;
-    onEvent: (event: JobEvent) => Promise<FollowStep>;
-  },
-): Promise<void> {
-  const stop = new AbortController();
-  let quiet: ReturnType<typeof setTimeout> | undefined;
-  const armQuiet = () => {
-    if (options.finished) return;
-    clearTimeout(quiet);
-    quiet = setTimeout(() => stop.abort(), QUIET_MS);
-  };
-  armQuiet();
-  try {
-    const stream = clients.events.streamJobEvents(
-      {
-        jobId,
-        fromSequence: options.fromSequence,
-        fromTimestamp: BigInt(options.fromTimestampMs),
-        eventFilter: [...options.eventTypes ?? OUTPUT_TYPES],
-      },
-      { signal: stop.signal },
-    );
-    for await (const { event } of stream) {
-      armQuiet();
-      if (event === undefined) continue;
-      if (await options.onEvent(event) === "stop") {
-        stop.abort();
-        break;
-      }
-    }
-  } catch (error) {
-    if (!(stop.signal.aborted && rpcErrorOf(error) !== undefined)) throw error;
-  } finally {
-    clearTimeout(quiet);
-  }
 }
 
 function attemptNumbered(job: Job, n: number): JobAttempt | undefined {

@@ -15,6 +15,7 @@ import { isFinished } from "../protocol/job_state.ts";
 import { clientsFrom, type ExitCodeSink } from "./common_options.ts";
 import { caCertOption, callTimeoutOption, serverOption, tokenOption } from "./commander_options.ts";
 import { reportError } from "./errors.ts";
+import { EventJsonEncoder } from "./event_json.ts";
 import { EXIT_CODES_HELP } from "./exit_codes.ts";
 import { followJobToOutcome } from "./follow_job.ts";
 import { attemptSeparator } from "./attempt_format.ts";
@@ -48,6 +49,11 @@ export function monitorCommand(setExitCode: ExitCodeSink) {
     .option("--from-timestamp <time>", "start at this time (ISO 8601, or Unix milliseconds)")
     .option("--event-filter <types>", "only these event types, e.g. process_start,process_end")
     .option("--playback", "replay a finished job at its original pace", false)
+    .option(
+      "--json",
+      "print each event as one JSON object a line (as logs --json), no header",
+      false,
+    )
     .addHelpText(
       "after",
       `\nExamples:\n  airunner monitor "$id"\n  airunner monitor "$id" --playback\n  airunner monitor "$id" --event-filter process_start,process_end\n\n${EXIT_CODES_HELP}`,
@@ -69,6 +75,7 @@ export function monitorCommand(setExitCode: ExitCodeSink) {
             fromTimestampMs,
             eventTypes,
             playback: opts.playback,
+            json: opts.json,
           }),
         );
       } catch (error) {
@@ -111,6 +118,7 @@ interface MonitorOptions {
   readonly fromTimestampMs: number;
   readonly eventTypes: EventType[];
   readonly playback: boolean;
+  readonly json: boolean;
 }
 
 async function runMonitor(
@@ -125,7 +133,11 @@ async function runMonitor(
       "--playback replays finished jobs; this one is still " + jobStateName(job.state),
     );
   }
-  const view = stdoutIsTerminal() ? new HeaderView(job) : new PlainView();
+  const view = options.json
+    ? new JsonView(jobId)
+    : stdoutIsTerminal()
+    ? new HeaderView(job)
+    : new PlainView();
   const pace = options.playback ? new Pacer() : undefined;
   view.open();
   let exitCode: number;
@@ -135,6 +147,10 @@ async function runMonitor(
       fromTimestampMs: options.fromTimestampMs,
       eventTypes: options.eventTypes,
       onEvent: async (event) => {
+        if (view instanceof JsonView) {
+          await pace?.waitUntil(millis(event.timestamp) ?? 0);
+          return view.event(event);
+        }
         for (const chunk of outputChunks(event)) {
           await pace?.waitUntil(chunk.timeMs);
           await view.output(chunk.stream, chunk.bytes);
@@ -197,6 +213,30 @@ class PlainView implements View {
     await writeAll(Deno.stdout, encoder.encode(`${this.#atLineStart ? "" : "\n"}${line}\n`));
     this.#atLineStart = true;
   }
+
+  finished(): void {}
+
+  close(): void {}
+}
+
+/** `--json`: every event as JSON lines on stdout (see event_json.ts); no header, no colours. */
+class JsonView implements View {
+  readonly #encoder: EventJsonEncoder;
+
+  constructor(jobId: string) {
+    this.#encoder = new EventJsonEncoder(jobId);
+  }
+
+  open(): void {}
+
+  async event(event: JobEvent): Promise<void> {
+    const text = this.#encoder.lines(event).map((line) => `${JSON.stringify(line)}\n`).join("");
+    if (text !== "") await writeAll(Deno.stdout, encoder.encode(text));
+  }
+
+  async output(): Promise<void> {}
+
+  async lifecycle(): Promise<void> {}
 
   finished(): void {}
 

@@ -56,6 +56,8 @@ const NOT_FOR_SCHEDULES = new Set([
   "--wait",
   "--json",
   "--cancel-on-interrupt",
+  "--after",
+  "--after-any",
 ]);
 
 const JSON_OPTION: OptionSpec = { flags: "--json", description: "print JSON", defaultValue: false };

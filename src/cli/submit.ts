@@ -44,6 +44,7 @@ import { jobStateName } from "./parse.ts";
 import { writeOutput } from "./output.ts";
 import { parseKeyValues, parseSecretEnvEntries, usageChecked, UsageError } from "./parse.ts";
 import { checkStartTime } from "./start_flags.ts";
+import { type DependencyFlags, dependencySpecOf } from "./dependency_flags.ts";
 import { startNotBeforeMs } from "../protocol/timing_validation.ts";
 
 /** What `submit` sends and does, once the command line is parsed. */
@@ -58,7 +59,7 @@ export interface SubmitConfig {
 }
 
 /** The flags of `submit` (as commander parses them). */
-export interface SubmitFlags extends RetryFlags, StartFlags {
+export interface SubmitFlags extends RetryFlags, StartFlags, DependencyFlags {
   queue?: string;
   command?: string;
   arg: string[];
@@ -130,6 +131,23 @@ export const FOLLOW_OPTIONS: readonly OptionSpec[] = [
   },
 ];
 
+/** What the job waits for (README "Dependencies"). */
+const DEPENDENCY_OPTIONS: readonly OptionSpec[] = [
+  {
+    flags: "--after <ids>",
+    description:
+      "start once these jobs (ID[,ID...], repeatable) completed; cancelled if one fails or is cancelled",
+    repeatable: true,
+    defaultValue: [],
+  },
+  {
+    flags: "--after-any <ids>",
+    description: "start once these jobs (ID[,ID...], repeatable) ended, whatever their outcome",
+    repeatable: true,
+    defaultValue: [],
+  },
+];
+
 /** The options of `submit`, in the order its help lists them. */
 export const SUBMIT_OPTIONS: readonly OptionSpec[] = [
   SERVER_OPTION,
@@ -192,6 +210,7 @@ export const SUBMIT_OPTIONS: readonly OptionSpec[] = [
   },
   ...RETRY_OPTIONS,
   ...START_OPTIONS,
+  ...DEPENDENCY_OPTIONS,
   {
     flags: "--request-id <id>",
     description: "idempotency key: repeating a submit with it returns the same job",
@@ -241,10 +260,12 @@ Examples:
 --batch FILE: each line is a JSON object with the keys of a --config job file
   (command, args, environment, secret_env, metadata, owner, repository,
   commit, branch, workingDirectory, processType, timeout, queue, retries,
-  retryOn, retryDelay, retryOnTimeout, delay, at, priority) plus request_id;
+  retryOn, retryDelay, retryOnTimeout, delay, at, priority, after, afterAny)
+  plus request_id;
   blank lines and # comments are skipped. --queue, --owner, --env,
   --secret-env, --env-file, --metadata, --timeout, --process-type, --workdir,
-  --branch, --commit, the retry flags, --delay, --at, --priority and
+  --branch, --commit, the retry flags, --delay, --at, --priority, --after,
+  --after-any and
   REPOSITORY are defaults for every line: a line's own
   key wins (environment, secret_env and metadata key by key). The whole file
   is checked first (a bad line: exit 2, nothing sent). Prints the job ids in
@@ -375,6 +396,7 @@ export function parseSubmitConfig(
     owner: opts.owner,
     ...retrySpecOf(opts),
     ...startSpecOf(opts),
+    ...dependencySpecOf(opts),
   };
   const spec = mergeJobSpecs({ owner: localUserName() }, file, { environment: envFile }, flags);
   const params = jobParamsOf({ ...spec, command }, "--timeout");

@@ -71,6 +71,8 @@ export const ansi = {
   clearScreen: "\x1b[2J\x1b[H",
   home: "\x1b[H",
   clearLine: "\x1b[2K",
+  /** Erases from the cursor to the end of its line. */
+  clearToEnd: "\x1b[K",
   clearBelow: "\x1b[J",
   saveCursor: "\x1b7",
   restoreCursor: "\x1b8",

@@ -41,6 +41,7 @@ export function tokenCommand(setExitCode: ExitCodeSink) {
         `what it may do: ${SCOPES.join(", ")} (comma-separated)`,
       ).default("submit"),
     )
+    .option("--json", "print {token, subject, scopes, expiresAt} instead of the token alone", false)
     .addOption(
       new Option(
         "--signing-key <file>",
@@ -71,7 +72,18 @@ Examples:
         }
         const { text, source } = await pemFrom(opts.signingKey, "--signing-key");
         const key = await importP256PrivateKey(text, source);
-        console.log(await mintApiToken(key, request));
+        const token = await mintApiToken(key, request);
+        console.log(
+          opts.json
+            ? JSON.stringify({
+              token,
+              subject: request.subject,
+              scopes: request.scopes,
+              // The token's own exp claim, which mintApiToken sets from the ttl.
+              expiresAt: new Date(expiryOf(token) * 1000).toISOString(),
+            })
+            : token,
+        );
         setExitCode(0);
       } catch (error) {
         setExitCode(reportError(error));
@@ -85,13 +97,16 @@ function keygenCommand(setExitCode: ExitCodeSink) {
   return new Command("keygen")
     .description("write a P-256 key pair: DIR/private.pem (0600) and DIR/public.pem")
     .requiredOption("--out <dir>", "directory to write the keys to (created if missing)")
+    .option("--json", "print {privateKey, publicKey}: the paths written", false)
     .addHelpText(
       "after",
       "\nExample:\n  airunner token keygen --out keys\n  airunner server --jwt-public-key keys/public.pem",
     )
-    .action(async (opts) => {
+    .action(async (opts, command) => {
       try {
         const paths = await writeKeyPair(opts.out);
+        // `token`'s own --json takes the flag when it is given after keygen.
+        if (opts.json || command.parent?.opts().json === true) console.log(JSON.stringify(paths));
         console.error(
           `airunner: wrote ${paths.privateKey} (keep it secret: it signs tokens) and ${paths.publicKey}\n` +
             `  server:  airunner server --jwt-public-key ${paths.publicKey}\n` +
@@ -102,6 +117,13 @@ function keygenCommand(setExitCode: ExitCodeSink) {
         setExitCode(reportError(error));
       }
     });
+}
+
+/** The exp claim (Unix seconds) of a JWT minted here. */
+function expiryOf(token: string): number {
+  const payload = token.split(".")[1] ?? "";
+  const json = atob(payload.replace(/-/g, "+").replace(/_/g, "/"));
+  return (JSON.parse(json) as { exp: number }).exp;
 }
 
 /** Checks the token flags; pure. */

@@ -1,5 +1,6 @@
 /**
- * `airunner worker`: run jobs from one queue until SIGINT/SIGTERM.
+ * `airunner worker`: run jobs from one queue or several (the first preferred)
+ * until SIGINT/SIGTERM.
  *
  * @module
  */
@@ -10,20 +11,14 @@ import { systemClock } from "../clock.ts";
 import { createAirunnerClients, parseServerUrl } from "../protocol/transport.ts";
 import { createLogger, type Logger, type LogLevel } from "../logger.ts";
 import { validateQueueName, validateWorkerName } from "../protocol/request_validation.ts";
-import { MAX_SESSION_CREDITS } from "../protocol/session.ts";
+import { MAX_SESSION_CREDITS, MAX_SESSION_QUEUES } from "../protocol/session.ts";
 import { type RunningWorker, startWorker } from "../worker/worker.ts";
 import { createRpcWorkerApi, type WorkerApi } from "../worker/worker_api.ts";
 import { createSessionWorkerApi, type WorkerProtocol } from "../worker/session_worker_api.ts";
 import { effectiveUid, prepareRunAs, RunAsError, type RunAsUser } from "../worker/run_as.ts";
 import { secureWorkspaceRoot } from "../worker/root_ownership.ts";
 import { type ExitCodeSink, readCaCert } from "./common_options.ts";
-import {
-  caCertOption,
-  logLevelOption,
-  queueOption,
-  serverOption,
-  tokenOption,
-} from "./commander_options.ts";
+import { caCertOption, logLevelOption, serverOption, tokenOption } from "./commander_options.ts";
 import { reportError } from "./errors.ts";
 import { parseDurationMs, parseInteger, usageChecked, UsageError } from "./parse.ts";
 import { onShutdownSignals } from "./shutdown_signals.ts";
@@ -31,7 +26,8 @@ import { onShutdownSignals } from "./shutdown_signals.ts";
 /** Settings of a worker. */
 export interface WorkerConfig {
   readonly serverUrl: string;
-  readonly queue: string;
+  /** The queues to take jobs from, in order of preference (`--queue`). */
+  readonly queues: readonly string[];
   readonly concurrency: number;
   readonly visibilityTimeoutSeconds: number;
   readonly shutdownGraceMs: number;
@@ -59,11 +55,11 @@ export const WORKER_DEFAULTS = {
 /** Builds the `worker` command. */
 export function workerCommand(setExitCode: ExitCodeSink) {
   return new Command("worker")
-    .description("run jobs from a queue")
+    .description("run jobs from a queue, or from several in order of preference")
     .addOption(serverOption())
     .addOption(tokenOption())
     .addOption(caCertOption())
-    .addOption(queueOption("queue to take jobs from"))
+    .addOption(workerQueueOption("queue to take jobs from"))
     .addOption(
       new Option("--concurrency <n>", "jobs run at once").env("AIRUNNER_CONCURRENCY")
         .default(WORKER_DEFAULTS.concurrency),
@@ -87,7 +83,7 @@ export function workerCommand(setExitCode: ExitCodeSink) {
     .addOption(logLevelOption())
     .addHelpText(
       "after",
-      "\nExamples:\n  airunner worker --server http://127.0.0.1:8080 --queue default\n  sudo airunner worker --run-as ci --workspace-root /srv/airunner   # jobs run as user ci",
+      "\nExamples:\n  airunner worker --server http://127.0.0.1:8080 --queue default\n  airunner worker --queue build --queue test   # build's jobs first when both have some\n  sudo airunner worker --run-as ci --workspace-root /srv/airunner   # jobs run as user ci",
     )
     .action(async (opts, command) => {
       try {
@@ -112,7 +108,8 @@ export function workerCommand(setExitCode: ExitCodeSink) {
 /** Turns worker flags into settings. */
 export function parseWorkerConfig(opts: {
   server: string;
-  queue: string;
+  /** One `--queue` value or several, each a name or a comma-separated list. */
+  queue: string | readonly string[];
   concurrency: string;
   visibilityTimeout: string;
   shutdownGrace: string;
@@ -122,14 +119,14 @@ export function parseWorkerConfig(opts: {
   runAs?: string | undefined;
   name?: string | undefined;
 }): WorkerConfig {
-  const queue = usageChecked(() => validateQueueName(opts.queue, "--queue"));
+  const queues = parseWorkerQueues(opts.queue);
   const visibilityMs = parseDurationMs(opts.visibilityTimeout, "--visibility-timeout");
   if (visibilityMs < 1000 || visibilityMs > 43_200_000) {
     throw new UsageError("--visibility-timeout: must be between 1s and 12h");
   }
   return {
     serverUrl: parseServerUrl(opts.server),
-    queue,
+    queues,
     concurrency: parseInteger(opts.concurrency, "--concurrency", 1, MAX_SESSION_CREDITS),
     visibilityTimeoutSeconds: Math.round(visibilityMs / 1000),
     shutdownGraceMs: parseDurationMs(opts.shutdownGrace, "--shutdown-grace"),
@@ -140,6 +137,55 @@ export function parseWorkerConfig(opts: {
     ...(opts.runAs === undefined ? {} : { runAs: opts.runAs }),
     workerName: usageChecked(() => validateWorkerName(opts.name ?? defaultWorkerName(), "--name")),
   };
+}
+
+/** `--queue` when it is not given: the queue `submit` uses by default. */
+const DEFAULT_QUEUES: readonly string[] = Object.freeze(["default"]);
+
+/**
+ * `--queue NAME`, repeatable, each value one name or several separated by
+ * commas (so `AIRUNNER_QUEUE=build,test` works too): the queues in order of
+ * preference. Its value is the raw list; {@link parseWorkerQueues} checks it.
+ */
+export function workerQueueOption(description: string) {
+  return new Option(
+    "--queue <name>",
+    `${description}; repeat it or separate names with commas to serve several, the first preferred`,
+  ).env("AIRUNNER_QUEUE").default(DEFAULT_QUEUES, '"default"').argParser(
+    (value: string, previous: readonly string[]): readonly string[] =>
+      previous === DEFAULT_QUEUES ? [value] : [...previous, value],
+  );
+}
+
+/**
+ * The queues of `--queue` values, in the order given: each value a name or
+ * comma-separated names; every name valid, none twice, at most
+ * MAX_SESSION_QUEUES.
+ * @throws {UsageError} naming the value that is wrong.
+ */
+export function parseWorkerQueues(values: string | readonly string[]): string[] {
+  const names = (typeof values === "string" ? [values] : values).flatMap((value) => {
+    const split = value.split(",").map((name) => name.trim());
+    if (split.length > 1 && split.includes("")) {
+      throw new UsageError(`--queue: "${value}" has an empty queue name`);
+    }
+    return split;
+  });
+  if (names.length > MAX_SESSION_QUEUES) {
+    throw new UsageError(
+      `--queue: ${names.length} queues, more than the limit of ${MAX_SESSION_QUEUES}`,
+    );
+  }
+  names.forEach((name, i) => {
+    usageChecked(() => validateQueueName(name, "--queue"));
+    if (names.indexOf(name) < i) throw new UsageError(`--queue: "${name}" is given twice`);
+  });
+  return names;
+}
+
+/** How a worker's queues read in messages: `"build"`, or `"build", "test"`. */
+export function describeQueues(queues: readonly string[]): string {
+  return `queue${queues.length === 1 ? "" : "s"} ${queues.map((q) => `"${q}"`).join(", ")}`;
 }
 
 /** A worker's name when it is given none: its host and process id. */
@@ -225,7 +271,7 @@ export async function runWorker(config: WorkerConfig, logger: Logger): Promise<n
   const runAs = await jobUserFor(config, logger);
   const worker = startWorkerFor(config, logger, runAs);
   console.error(
-    `airunner: worker taking jobs from queue "${config.queue}" at ${config.serverUrl}${
+    `airunner: worker taking jobs from ${describeQueues(config.queues)} at ${config.serverUrl}${
       runAs === undefined ? "" : `; jobs run as ${runAs.name} (uid ${runAs.uid})`
     }`,
   );
@@ -268,7 +314,7 @@ export function startWorkerFor(config: WorkerConfig, logger: Logger, runAs?: Run
   registerAllMetrics();
   return startWorker({
     api: workerApiFor(config, logger),
-    queue: config.queue,
+    queues: config.queues,
     concurrency: config.concurrency,
     clock: systemClock,
     logger,

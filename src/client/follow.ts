@@ -109,3 +109,99 @@ export async function followJob(
  * resuming would override that choice, so the follow ends as it always has.
  */
 const FOLLOW_TRANSIENT_CODES = transientCodes({ removing: [RpcCode.DeadlineExceeded] });
+
+/** How far a job's event log reached when GetJob answered. */
+export interface StoredExtent {
+  /** The highest sequence the job's attempts account for (0: none). */
+  readonly lastSequence: bigint;
+  /**
+   * Whether nothing is stored past lastSequence. It may not be when the
+   * last attempt has ended, or runs without events yet after others: the
+   * notice the server writes between two attempts (ATTEMPT_END) takes the
+   * next number and lies in no attempt's range.
+   */
+  readonly exact: boolean;
+}
+
+/**
+ * What `job` (as GetJob returns it) says is stored of its log. A running
+ * attempt's last sequence is the job's highest stored one on every backend.
+ */
+export function storedExtent(job: Job): StoredExtent {
+  const lastSequence = job.attempts.reduce(
+    (max, a) => a.lastSequence > max ? a.lastSequence : max,
+    0n,
+  );
+  const last = job.attempts.at(-1);
+  if (last === undefined) return { lastSequence, exact: job.attempt === 0 };
+  const running = last.outcome === "" && last.endedAt === undefined;
+  const first = job.attempts.length === 1 && last.number === 1 && job.attempt === 1;
+  return { lastSequence, exact: running && (last.firstSequence > 0n || first) };
+}
+
+/** Options of {@link replayStored}. */
+export interface ReplayStoredOptions {
+  /** Start at this sequence (default: the beginning). */
+  readonly fromSequence?: bigint;
+  /** Each stored event in order, of every type (the caller filters); "stop" ends the replay. */
+  readonly onEvent: (event: JobEvent) => void | "stop" | Promise<void | "stop">;
+  /** The job as the caller just read it (saves a GetJob). */
+  readonly job?: Job;
+  /**
+   * When the extent is not exact: how long to wait, once it is reached, for
+   * a notice stored after it (default 200 ms).
+   */
+  readonly noticeWaitMs?: number;
+}
+
+/**
+ * Replays what is stored of a job's log now, and stops: a finished job's
+ * stream ends by itself; a running job's replay stops at the extent GetJob
+ * gave ({@link storedExtent}), however fast the job keeps printing. Events
+ * stored after that call are not delivered (but for the notices the extent
+ * cannot count). Returns the job as GetJob gave it.
+ */
+export async function replayStored(
+  clients: CliJobClients,
+  jobId: string,
+  options: ReplayStoredOptions,
+): Promise<Job> {
+  const job = options.job ?? (await clients.jobs.getJob({ jobId })).job;
+  if (job === undefined) throw new RpcError("the server returned no job", RpcCode.Internal);
+  const finished = isFinished(job.state);
+  const { lastSequence, exact } = storedExtent(job);
+  const from = options.fromSequence !== undefined && options.fromSequence > 1n
+    ? options.fromSequence
+    : 1n;
+  if (!finished && exact && from > lastSequence) return job;
+  const stop = new AbortController();
+  let quiet: ReturnType<typeof setTimeout> | undefined;
+  const waitForNotice = () => {
+    clearTimeout(quiet);
+    quiet = setTimeout(() => stop.abort(), options.noticeWaitMs ?? 200);
+  };
+  if (!finished && from > lastSequence) waitForNotice();
+  try {
+    const stream = clients.events.streamJobEvents(
+      { jobId, fromSequence: from, fromTimestamp: 0n, eventFilter: [] },
+      { signal: stop.signal },
+    );
+    for await (const { event } of stream) {
+      if (event === undefined) continue;
+      // Past the extent, only a notice it could not count was stored before the call.
+      const past = !finished && event.sequence > lastSequence;
+      if (past && (exact || event.eventData.case !== "attemptEnd")) break;
+      if (await options.onEvent(event) === "stop") break;
+      if (!finished && lastSequenceOf(event) >= lastSequence) {
+        if (exact) break;
+        waitForNotice();
+      }
+    }
+  } catch (error) {
+    if (!(stop.signal.aborted && rpcErrorOf(error) !== undefined)) throw error;
+  } finally {
+    clearTimeout(quiet);
+    stop.abort();
+  }
+  return job;
+}

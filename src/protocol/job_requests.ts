@@ -39,6 +39,12 @@ export interface ListJobsQuery {
   readonly state?: JobState;
   /** Only jobs whose metadata holds every one of these pairs; undefined or empty for any. */
   readonly metadata?: Readonly<Record<string, string>>;
+  /** Only jobs of this owner (JobParams.owner); undefined for any. */
+  readonly owner?: string;
+  /** Only jobs created at or after this Unix ms; undefined for no bound. */
+  readonly createdAfterMs?: number;
+  /** Only jobs created before this Unix ms; undefined for no bound. */
+  readonly createdBeforeMs?: number;
   /** 1-based page number. */
   readonly page: number;
   /** Jobs per page (>= 1). */
@@ -55,4 +61,15 @@ export function metadataMatches(
     if (metadata?.[key] !== filter[key]) return false;
   }
   return true;
+}
+
+/** Whether a job of `owner`, created at `createdAtMs`, passes a listing's owner and time bounds. */
+export function ownerAndTimeMatch(
+  owner: string,
+  createdAtMs: number,
+  query: Pick<ListJobsQuery, "owner" | "createdAfterMs" | "createdBeforeMs">,
+): boolean {
+  return (query.owner === undefined || owner === query.owner) &&
+    (query.createdAfterMs === undefined || createdAtMs >= query.createdAfterMs) &&
+    (query.createdBeforeMs === undefined || createdAtMs < query.createdBeforeMs);
 }

@@ -43,6 +43,8 @@ export const MAX_LIST_METADATA_FILTERS = 8;
  * 32 KiB does not write 8 MiB of index.
  */
 export const MAX_FILTERABLE_METADATA_LENGTH = 256;
+/** Most dependencies (JobParams.after and after_any together) of one job. */
+export const MAX_DEPENDENCIES = 32;
 /** Most schedules one store keeps. */
 export const MAX_SCHEDULES = 1000;
 /** Most schedules one owner (token subject) may have; admin is not limited. */

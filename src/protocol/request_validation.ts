@@ -17,14 +17,14 @@ import type {
   ListJobsRequest,
   RedriveJobsRequest,
   RerunJobRequest,
-  SessionOpen,
   StreamJobEventsRequest,
   UpdateJobRequest,
-  WorkerSessionRequest,
 } from "../../gen/job/v1/job_pb.ts";
 import { EventType, JobState, ProcessType } from "../../gen/job/v1/job_lite.ts";
 import type { EnqueueInput, ListJobsQuery } from "./job_requests.ts";
 import { isUuid } from "./job_id.ts";
+import { millis } from "./timestamp_ms.ts";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { checkRange, InvalidArgumentError } from "./invalid_argument.ts";
 import { validateRetryPolicy, validateStartTime } from "./timing_validation.ts";
 import {
@@ -34,11 +34,6 @@ import {
   MIN_OBJECT_ID_HEX,
 } from "./git_refs.ts";
 import * as limits from "./limits.ts";
-import {
-  MAX_SESSION_CREDITS,
-  MAX_SESSION_HEARTBEAT_MS,
-  MAX_SESSION_OPERATIONS,
-} from "./session.ts";
 
 export { InvalidArgumentError, validateRetryPolicy };
 
@@ -130,11 +125,38 @@ export function validateJobParams(
   if (params.retry !== undefined) validateRetryPolicy(params.retry, `${field}.retry`);
   validateStartTime(params, field, nowMs);
   checkRange(`${field}.priority`, params.priority, limits.MIN_PRIORITY, limits.MAX_PRIORITY);
+  validateDependencies(params, field);
   if (params.rerunOf !== "") {
     // Only RerunJob links a job to the one it reruns; a link a client set could point anywhere.
     throw new InvalidArgumentError(`${field}.rerun_of`, "is set by RerunJob only; leave it empty");
   }
   return params;
+}
+
+/**
+ * Checks a job's dependencies (`after`, `after_any`): job ids, each named
+ * once, at most MAX_DEPENDENCIES in all; lower-cases them as job ids are
+ * stored. Whether they exist is the store's to check, at enqueue.
+ */
+function validateDependencies(params: JobParams, field: string): void {
+  const total = params.after.length + params.afterAny.length;
+  if (total > limits.MAX_DEPENDENCIES) {
+    throw new InvalidArgumentError(
+      `${field}.after`,
+      `names ${total} dependencies (after and after_any), more than the limit of ${limits.MAX_DEPENDENCIES}`,
+    );
+  }
+  const seen = new Set<string>();
+  for (const key of ["after", "afterAny"] as const) {
+    params[key] = params[key].map((id, i) => {
+      const jobId = validateJobId(id, `${field}.${snake(key)}[${i}]`);
+      if (seen.has(jobId)) {
+        throw new InvalidArgumentError(`${field}.${snake(key)}[${i}]`, `names ${jobId} twice`);
+      }
+      seen.add(jobId);
+      return jobId;
+    });
+  }
 }
 
 /**
@@ -275,61 +297,6 @@ export function validateEnqueueJobsRequest(
   return req.jobs.map((job, i) => withinItem(`jobs[${i}]`, () => validateEnqueueRequest(job)));
 }
 
-/** The queue and lease length a worker session opens with, with the contract's defaults. */
-export function validateSessionOpen(
-  open: SessionOpen | undefined,
-): {
-  queue: string;
-  visibilityTimeoutMs: number;
-  workerHeartbeatMs: number;
-  workerName: string;
-} {
-  if (open === undefined) {
-    throw new InvalidArgumentError("open", "is required in the first message of a session");
-  }
-  return withinItem("open", () => {
-    const seconds = open.visibilityTimeoutSeconds <= 0
-      ? limits.DEFAULT_VISIBILITY_TIMEOUT_SECONDS
-      : open.visibilityTimeoutSeconds;
-    checkRange("visibility_timeout_seconds", seconds, 1, limits.MAX_VISIBILITY_TIMEOUT_SECONDS);
-    checkRange("heartbeat_ms", open.heartbeatMs, 0, MAX_SESSION_HEARTBEAT_MS);
-    return {
-      queue: validateQueueName(open.queue),
-      visibilityTimeoutMs: seconds * 1000,
-      workerHeartbeatMs: open.heartbeatMs,
-      workerName: validateWorkerName(open.workerName),
-    };
-  });
-}
-
-/**
- * Checks `credits` granted on a session that holds `heldJobs` already
- * (credits not yet used plus jobs leased and not yet sent).
- */
-export function validateSessionCredits(credits: number, heldJobs: number): void {
-  if (credits < 0) throw new InvalidArgumentError("credits", `is ${credits}, below 0`);
-  const total = heldJobs + credits;
-  if (total > MAX_SESSION_CREDITS) {
-    throw new InvalidArgumentError(
-      "credits",
-      `would let the worker hold ${total} unsent jobs, more than the limit of ${MAX_SESSION_CREDITS}`,
-    );
-  }
-}
-
-/** Checks that one session message carries no more than MAX_SESSION_OPERATIONS operations. */
-export function validateSessionOperationCount(
-  req: Pick<WorkerSessionRequest, "events" | "leaseUpdates" | "completions">,
-): void {
-  const operations = req.events.length + req.leaseUpdates.length + req.completions.length;
-  if (operations > MAX_SESSION_OPERATIONS) {
-    throw new InvalidArgumentError(
-      "events, lease_updates and completions",
-      `together carry ${operations} operations, more than the limit of ${MAX_SESSION_OPERATIONS}`,
-    );
-  }
-}
-
 /** Runs `check`, naming `prefix` in front of the field of any error it throws. */
 export function withinItem<T>(prefix: string, check: () => T): T {
   try {
@@ -453,6 +420,15 @@ export function validateListRequest(req: ListJobsRequest): ListJobsQuery {
     );
   }
   checkMap("metadata", req.metadata);
+  checkLength("owner", req.owner, limits.MAX_SHORT_STRING_LENGTH);
+  const after = listingBound("created_after", req.createdAfter);
+  const before = listingBound("created_before", req.createdBefore);
+  if (after !== undefined && before !== undefined && after > before) {
+    throw new InvalidArgumentError(
+      "created_after",
+      `is ${new Date(after).toISOString()}, after created_before ${new Date(before).toISOString()}`,
+    );
+  }
   for (const key of filters) {
     checkLength(`metadata[${key}]`, req.metadata[key]!, limits.MAX_FILTERABLE_METADATA_LENGTH);
   }
@@ -462,7 +438,27 @@ export function validateListRequest(req: ListJobsRequest): ListJobsQuery {
     ...(req.queue === "" ? {} : { queue: validateQueueName(req.queue) }),
     ...(req.state === JobState.UNSPECIFIED ? {} : { state: req.state }),
     ...(filters.length === 0 ? {} : { metadata: { ...req.metadata } }),
+    ...(req.owner === "" ? {} : { owner: req.owner }),
+    ...(after === undefined ? {} : { createdAfterMs: after }),
+    ...(before === undefined ? {} : { createdBeforeMs: before }),
   };
+}
+
+/** Years 1..9999, what RFC 3339 (and so a Date's ISO string) can say. */
+const MIN_TIMESTAMP_SECONDS = -62_135_596_800n;
+const MAX_TIMESTAMP_SECONDS = 253_402_300_799n;
+
+/** A ListJobs time bound as Unix ms: a valid timestamp, or undefined when unset. */
+function listingBound(field: string, ts: Timestamp | undefined): number | undefined {
+  if (ts === undefined) return undefined;
+  if (ts.nanos < 0 || ts.nanos > 999_999_999) {
+    throw new InvalidArgumentError(field, `has nanos ${ts.nanos}, outside 0..999999999`);
+  }
+  const seconds = BigInt(ts.seconds);
+  if (seconds < MIN_TIMESTAMP_SECONDS || seconds > MAX_TIMESTAMP_SECONDS) {
+    throw new InvalidArgumentError(field, `is ${seconds} seconds, outside the years 1..9999`);
+  }
+  return millis(ts);
 }
 
 /** The replay bounds of a StreamJobEvents request. */

@@ -73,6 +73,12 @@ export function validateCreateScheduleRequest(req: CreateScheduleRequest): Sched
         ...(s.jobParams === undefined ? {} : { jobParams: s.jobParams }),
       }),
     ));
+  if (job.params.after.length > 0 || job.params.afterAny.length > 0) {
+    throw new InvalidArgumentError(
+      "schedule.job_params",
+      "sets after or after_any; every firing would wait for the same jobs, so leave both unset",
+    );
+  }
   if (job.params.delayMs !== 0n || job.params.runAt !== undefined) {
     throw new InvalidArgumentError(
       "schedule.job_params",

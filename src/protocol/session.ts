@@ -14,6 +14,12 @@
 
 /** Most jobs a worker session may hold at once (its credits). */
 export const MAX_SESSION_CREDITS = 1000;
+/**
+ * Most queues one worker session serves (SessionOpen.queues): enough for a
+ * worker that takes several kinds of work, few enough that a push looks at
+ * each of them in turn without cost.
+ */
+export const MAX_SESSION_QUEUES = 16;
 /** Most operations (lease updates, event batches, completions) in one session message. */
 export const MAX_SESSION_OPERATIONS = 1000;
 /**

@@ -117,6 +117,10 @@ export async function rerunJob(
   // A rerun runs now: the original's delayed start was about its own first run.
   params.delayMs = 0n;
   params.runAt = undefined;
+  // And its dependencies were about the original's run: a rerun of a job
+  // their failure cancelled would be cancelled again at once.
+  params.after = [];
+  params.afterAny = [];
   const { job } = await store.enqueue({
     requestId: request.requestId,
     queue: original.queue,

@@ -1,8 +1,9 @@
 /**
  * The server side of WorkerSession: one bidirectional stream per worker
  * process. The worker grants credits; a pusher leases jobs from the store
- * while credits remain and sends them; the worker's operations (lease
- * updates, event batches, completions) are applied in the order they arrive
+ * while credits remain, from the session's queues in the order the worker
+ * gave them (queue_order_lease.ts), and sends them; the worker's operations
+ * (lease updates, event batches, completions) are applied in the order they arrive
  * and acknowledged by op_id. Jobs and acks that are ready together go out as
  * one message, so under load one write carries many of them.
  *
@@ -35,13 +36,16 @@ import {
   InvalidArgumentError,
   validateCompleteRequest,
   validatePublishMessage,
+  validateUpdateRequest,
+} from "../protocol/request_validation.ts";
+import {
   validateSessionCredits,
   validateSessionOpen,
   validateSessionOperationCount,
-  validateUpdateRequest,
-} from "../protocol/request_validation.ts";
+} from "../protocol/session_validation.ts";
 import { handBackLeasedJobs } from "./hand_back.ts";
-import { LeaseLostError } from "../store/errors.ts";
+import { leaseInQueueOrder } from "./queue_order_lease.ts";
+import { LeaseLostError, QueueMismatchError } from "../store/errors.ts";
 
 /** What a session needs. */
 export interface WorkerSessionDeps {
@@ -91,7 +95,13 @@ class ServerSession {
   /** Stops the pusher (the worker closed its side, or the call ended). */
   readonly #stop = new AbortController();
   readonly #callSignal: AbortSignal;
-  #queue = "";
+  /** The queues served, in the worker's order of preference. */
+  #queues: readonly string[] = [];
+  /**
+   * The queue of each job this session pushed and has not seen end, by task
+   * token, so its lease updates name it (sessions of several queues only).
+   */
+  readonly #queueOfToken = new Map<string, string>();
   #visibilityTimeoutMs = 0;
   #workerName = "";
   #credits = 0;
@@ -139,13 +149,13 @@ class ServerSession {
         this.#watchdog.heard(performance.now());
         if (first) {
           const open = validateSessionOpen(req.open);
-          this.#queue = open.queue;
+          this.#queues = open.queues;
           this.#visibilityTimeoutMs = open.visibilityTimeoutMs;
           this.#workerName = open.workerName;
           this.#watchdog.expectHeartbeatsEvery(open.workerHeartbeatMs);
           this.#pushing = this.#push();
           first = false;
-          this.#logger.debug({ queue: this.#queue }, "worker session opened");
+          this.#logger.debug({ queues: this.#queues }, "worker session opened");
         } else if (req.open !== undefined) {
           throw new InvalidArgumentError("open", "may only be sent in the first message");
         }
@@ -303,12 +313,15 @@ class ServerSession {
           await nextMacrotask();
           continue;
         }
-        const leased = await this.#store.dequeue(this.#queue, {
+        const leased = await leaseInQueueOrder(this.#store, this.#queues, this.#logger, {
           maxJobs: Math.min(this.#credits, MAX_JOBS_PER_PUSH),
           visibilityTimeoutMs: this.#visibilityTimeoutMs,
           workerName: this.#workerName,
           signal,
         });
+        if (this.#queues.length > 1) {
+          for (const { job, taskToken } of leased) this.#queueOfToken.set(taskToken, job.queue);
+        }
         this.#credits -= leased.length;
         this.#jobs.push(...leased);
         this.#wakeResponses?.();
@@ -340,18 +353,16 @@ class ServerSession {
       await this.#settle(op, "update_lease", async () => {
         const { taskToken, visibilityTimeoutMs } = validateUpdateRequest({
           ...op,
-          queue: this.#queue,
+          queue: this.#queueOf(op.taskToken),
         });
-        const { cancelled } = await this.#store.updateLease(
-          taskToken,
-          this.#queue,
-          visibilityTimeoutMs,
-        );
+        const { cancelled } = await this.#updateLease(taskToken, visibilityTimeoutMs);
+        if (visibilityTimeoutMs === 0) this.#queueOfToken.delete(taskToken);
         return cancelled;
       });
     }
     const valid: { opId: bigint; input: CompletionInput; span: Span | undefined }[] = [];
     for (const op of messages.flatMap((m) => m.completions)) {
+      this.#queueOfToken.delete(op.taskToken);
       const span = operationSpan(op, "complete");
       let input: CompletionInput;
       try {
@@ -396,6 +407,33 @@ class ServerSession {
         endSpan(valid[i]!.span, error);
         this.#ack(valid[i]!.opId, error);
       });
+    }
+  }
+
+  /**
+   * The queue a lease update names: the job's, when this session pushed it;
+   * else (a job pushed on an earlier session of the worker) the first queue.
+   */
+  #queueOf(taskToken: string): string {
+    return this.#queueOfToken.get(taskToken) ?? this.#queues[0]!;
+  }
+
+  /**
+   * The store's updateLease on the job's queue. A job this session did not
+   * push may be of any of its queues: a mismatch that names another of them
+   * is tried again on that one (the store checks the token, which is signed
+   * with the job's queue, before the queue).
+   */
+  async #updateLease(taskToken: string, visibilityTimeoutMs: number) {
+    const queue = this.#queueOf(taskToken);
+    try {
+      return await this.#store.updateLease(taskToken, queue, visibilityTimeoutMs);
+    } catch (error) {
+      if (!(error instanceof QueueMismatchError) || !this.#queues.includes(error.expected)) {
+        throw error;
+      }
+      this.#queueOfToken.set(taskToken, error.expected);
+      return await this.#store.updateLease(taskToken, error.expected, visibilityTimeoutMs);
     }
   }
 

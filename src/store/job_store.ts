@@ -161,6 +161,16 @@ export interface JobPage {
  *   is woken when it is due. A lost lease counts as an attempt. When another
  *   attempt follows a failed or lost one, the store appends an ATTEMPT_END
  *   event after the attempt's own events.
+ * - Dependencies (JobParams.after, after_any; rules in dependencies.ts):
+ *   enqueue refuses one that does not exist (InvalidArgumentError naming
+ *   `job_params.after[i]`) and stores nothing; a job whose dependencies
+ *   have not ended as needed is SCHEDULED with Job.waiting_for naming them,
+ *   and no dequeue leases it; once they have, it joins its queue (after its
+ *   delayed start, if any). When a job of `after` ends FAILED or CANCELLED,
+ *   the dependent ends CANCELLED at once with the reason, and its own
+ *   dependents follow. A lost lease is no end. Where a released dependent
+ *   goes among the jobs of its queue that were enqueued after it is not
+ *   promised (SQLite keeps its place by id; memory and AWS put it last).
  * - Batches (enqueueBatch, completeBatch) do for each item exactly what the
  *   single call does and answer per item, in order; one item's failure does
  *   not stop the others.

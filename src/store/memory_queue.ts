@@ -8,8 +8,10 @@
  *
  * @module
  */
-import { type Job, type JobEvent, JobState } from "../../gen/job/v1/job_pb.ts";
-import type { OpenAttempt } from "./attempt_records.ts";
+import { clone } from "@bufbuild/protobuf";
+import { type Job, type JobEvent, JobSchema, JobState } from "../../gen/job/v1/job_pb.ts";
+import { type OpenAttempt, runningAttempt } from "./attempt_records.ts";
+import type { JobView } from "./lifecycle.ts";
 import type { LeaseExpiryTimer } from "./lease_expiry_timer.ts";
 import { MinHeap } from "./min_heap.ts";
 
@@ -158,4 +160,50 @@ export class QueueRecord {
     if (lease === undefined) return due ?? null;
     return due === undefined ? lease : Math.min(lease, due);
   }
+}
+
+/** A new job's record: nothing leased, stored or counted yet. */
+export function newJobRecord(job: Job, requestId: string): JobRecord {
+  return {
+    job,
+    requestId,
+    leaseExpiresAt: 0,
+    sequenceBase: 0n,
+    highestSequence: 0n,
+    outputBytes: 0,
+    outputTruncated: false,
+    events: [],
+    open: undefined,
+    notBeforeMs: 0,
+    usedAttempts: 0,
+    lostAttempts: 0,
+  };
+}
+
+/** What the lifecycle reads of a record. */
+export function viewOf(record: JobRecord): JobView {
+  const job = record.job;
+  return {
+    jobId: job.jobId,
+    queue: job.queue,
+    state: job.state,
+    attempt: job.attempt,
+    leaseExpiresAtMs: record.leaseExpiresAt,
+    cancelReason: job.cancelReason,
+    result: job.result,
+    retry: job.jobParams?.retry,
+    notBeforeMs: record.notBeforeMs,
+    usedAttempts: record.usedAttempts,
+    lostAttempts: record.lostAttempts,
+    failureReason: job.failureReason,
+  };
+}
+
+/** A copy of the record's job the caller may keep, with its running attempt listed. */
+export function copyOf(record: JobRecord): Job {
+  const job = clone(JobSchema, record.job);
+  if (record.open !== undefined) {
+    job.attempts.push(runningAttempt(record.open, record.highestSequence));
+  }
+  return job;
 }

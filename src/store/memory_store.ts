@@ -4,9 +4,13 @@
  *
  * @module
  */
+import { MemoryDependents, statusOfJob } from "./memory_dependencies.ts";
+import { copyOf, newJobRecord, viewOf } from "./memory_queue.ts";
+import { type DependencyVerdict, missingDependency } from "./dependencies.ts";
 import { MemoryScheduleStore } from "./memory_schedules.ts";
 import type { ScheduleStore } from "./schedule_store.ts";
-import { metadataMatches } from "../protocol/job_requests.ts";
+import { metadataMatches, ownerAndTimeMatch } from "../protocol/job_requests.ts";
+import { millis } from "../protocol/timestamp_ms.ts";
 import { settleEachSync } from "./batch.ts";
 import { clone, create, equals } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -50,18 +54,11 @@ import {
   decidePublish,
   decideRedrive,
   type Finish,
-  type JobView,
   type Lease,
   type Release,
   type Reschedule,
 } from "./lifecycle.ts";
-import {
-  appendAttempt,
-  closedAttempt,
-  countAttemptEnd,
-  noticeEvent,
-  runningAttempt,
-} from "./attempt_records.ts";
+import { appendAttempt, closedAttempt, countAttemptEnd, noticeEvent } from "./attempt_records.ts";
 import { LeaseExpiryTimer } from "./lease_expiry_timer.ts";
 import { type JobRecord, QueueRecord } from "./memory_queue.ts";
 import { capOutput, DEFAULT_MAX_JOB_OUTPUT_BYTES } from "./output_cap.ts";
@@ -101,6 +98,12 @@ export class MemoryJobStore implements JobStore {
   /** Every job in creation order, for listing. */
   readonly #order: JobRecord[] = [];
   readonly #byRequestId = new Map<string, JobRecord>();
+  readonly #dependents = new MemoryDependents<JobRecord>((id) =>
+    statusOfJob(this.#jobs.get(id)?.job)
+  );
+  /** Dependents decided after a job ended, not yet placed (see #finish). */
+  readonly #decided: { record: JobRecord; verdict: DependencyVerdict }[] = [];
+  #placing = false;
   readonly #queues = new Map<string, QueueRecord>();
   readonly #queueWaiters: Notifier<string>;
   readonly #jobWatchers: Notifier<string>;
@@ -141,9 +144,10 @@ export class MemoryJobStore implements JobStore {
     if (decision.kind === "existing") {
       return { job: copyOf(existing!), created: false };
     }
+    missingDependency(input.params, (id) => this.#jobs.has(id));
     const stamp = timestampFromMs(now);
-    const record: JobRecord = {
-      job: create(JobSchema, {
+    const record = newJobRecord(
+      create(JobSchema, {
         jobId: this.#ids.next(now),
         jobParams: clone(JobParamsSchema, input.params),
         state: decision.state,
@@ -153,33 +157,40 @@ export class MemoryJobStore implements JobStore {
         queue: input.queue,
         attempt: decision.attempt,
       }),
-      requestId: input.requestId,
-      leaseExpiresAt: 0,
-      sequenceBase: 0n,
-      highestSequence: 0n,
-      outputBytes: 0,
-      outputTruncated: false,
-      events: [],
-      open: undefined,
-      notBeforeMs: 0,
-      usedAttempts: 0,
-      lostAttempts: 0,
-    };
+      input.requestId,
+    );
     this.#jobs.set(record.job.jobId, record);
     this.#order.push(record);
     if (input.requestId !== "") this.#byRequestId.set(input.requestId, record);
-    const queue = this.#queue(input.queue);
     if (decision.notBeforeMs > 0) {
-      // A delayed start waits as a retry's backoff does, then goes ahead of newer work.
       record.notBeforeMs = decision.notBeforeMs;
       record.job.notBefore = timestampFromMs(decision.notBeforeMs);
-      queue.delayed.push({ record, notBeforeMs: decision.notBeforeMs });
-      queue.expiryTimer.arm(decision.notBeforeMs);
+    }
+    this.#placeByDependencies(record, this.#dependents.decide(record), now);
+    return { job: copyOf(record), created: true };
+  }
+
+  /**
+   * Puts a new job, or one whose dependency ended, where its dependencies
+   * say: in its queue (after its delayed start), cancelled, or nowhere yet.
+   */
+  #placeByDependencies(record: JobRecord, verdict: DependencyVerdict, now: number): void {
+    if (verdict.kind === "wait") return;
+    if (verdict.kind === "cancel") {
+      const decision = decideCancel(viewOf(record), { reason: verdict.reason }, now);
+      record.job.cancelReason = decision.cancelReason;
+      if (decision.kind === "finish") this.#finish(record, decision, now);
+      return;
+    }
+    const queue = this.#queue(record.job.queue);
+    if (record.notBeforeMs > now) {
+      // A delayed start waits as a retry's backoff does, then goes ahead of newer work.
+      queue.delayed.push({ record, notBeforeMs: record.notBeforeMs });
+      queue.expiryTimer.arm(record.notBeforeMs);
     } else {
       queue.pushNew(record);
-      this.#queueWaiters.notify(input.queue, 1);
+      this.#queueWaiters.notify(queue.name, 1);
     }
-    return { job: copyOf(record), created: true };
   }
 
   async dequeue(queueName: string, options: DequeueOptions): Promise<LeasedJob[]> {
@@ -342,6 +353,9 @@ export class MemoryJobStore implements JobStore {
       if (query.queue !== undefined && job.queue !== query.queue) continue;
       if (query.state !== undefined && job.state !== query.state) continue;
       if (!metadataMatches(job.jobParams?.metadata, query.metadata)) continue;
+      if (!ownerAndTimeMatch(job.jobParams?.owner ?? "", millis(job.createdAt) ?? 0, query)) {
+        continue;
+      }
       if (matched >= first && jobs.length < query.pageSize) jobs.push(copyOf(record));
       matched++;
     }
@@ -496,11 +510,24 @@ export class MemoryJobStore implements JobStore {
     job.result = finish.result;
     job.failureReason = finish.failureReason;
     job.notBefore = undefined;
+    job.waitingFor = [];
     job.updatedAt = timestampFromMs(now);
     record.leaseExpiresAt = 0;
     record.notBeforeMs = 0;
     countAttemptEnd(finish);
     this.#jobWatchers.notify(job.jobId);
+    // A worklist, not recursion: a cancel down a chain of thousands of jobs
+    // finishes each in turn instead of nesting a call per link.
+    this.#decided.push(...this.#dependents.ended(job.jobId));
+    if (this.#placing) return;
+    this.#placing = true;
+    try {
+      for (let next = this.#decided.shift(); next !== undefined; next = this.#decided.shift()) {
+        this.#placeByDependencies(next.record, next.verdict, now);
+      }
+    } finally {
+      this.#placing = false;
+    }
   }
 
   /** Records the end of the open attempt in the job's attempt list. */
@@ -552,32 +579,4 @@ export class MemoryJobStore implements JobStore {
     queue.pushAgain(record);
     this.#queueWaiters.notify(queue.name, 1);
   }
-}
-
-/** What the lifecycle reads of a record. */
-function viewOf(record: JobRecord): JobView {
-  const job = record.job;
-  return {
-    jobId: job.jobId,
-    queue: job.queue,
-    state: job.state,
-    attempt: job.attempt,
-    leaseExpiresAtMs: record.leaseExpiresAt,
-    cancelReason: job.cancelReason,
-    result: job.result,
-    retry: job.jobParams?.retry,
-    notBeforeMs: record.notBeforeMs,
-    usedAttempts: record.usedAttempts,
-    lostAttempts: record.lostAttempts,
-    failureReason: job.failureReason,
-  };
-}
-
-/** A copy of the record's job the caller may keep, with its running attempt listed. */
-function copyOf(record: JobRecord): Job {
-  const job = clone(JobSchema, record.job);
-  if (record.open !== undefined) {
-    job.attempts.push(runningAttempt(record.open, record.highestSequence));
-  }
-  return job;
 }

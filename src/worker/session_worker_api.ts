@@ -29,7 +29,7 @@ import type { Logger } from "../logger.ts";
 import type { LeasedJob, LeaseUpdate } from "../protocol/job_requests.ts";
 import { currentTraceparent } from "../telemetry/tracing.ts";
 import { SESSION_HEARTBEAT_MS } from "../protocol/session.ts";
-import type { ClaimOptions, Completion, WorkerApi } from "./worker_api.ts";
+import { type ClaimOptions, claimQueues, type Completion, type WorkerApi } from "./worker_api.ts";
 import { CompletionMemory, type Operation, OperationLedger } from "./session/session_ledger.ts";
 import { SessionCredits } from "./session/session_credits.ts";
 import { messagesFor, SessionOutbox } from "./session/session_framing.ts";
@@ -89,7 +89,8 @@ class SessionWorkerApi implements ClosableWorkerApi {
   readonly #logger: Logger;
   readonly #closing = new AbortController();
   #mode: "session" | "unary" | "connecting" = "connecting";
-  #queue = "";
+  /** The queues the session serves, in order of preference (set by the first claim). */
+  #queues: readonly string[] = [];
   #visibilityTimeoutSeconds = 0;
   #loop: Promise<void> | undefined;
   readonly #ledger = new OperationLedger();
@@ -116,7 +117,7 @@ class SessionWorkerApi implements ClosableWorkerApi {
     if (this.#mode === "unary") return this.#options.unary.claim(queue, options);
     this.#claimSignal = options.signal;
     if (this.#loop === undefined) {
-      this.#queue = queue;
+      this.#queues = claimQueues(queue, options);
       this.#visibilityTimeoutSeconds = options.visibilityTimeoutSeconds;
       this.#loop = this.#connectLoop();
     }
@@ -243,7 +244,7 @@ class SessionWorkerApi implements ClosableWorkerApi {
       closing: this.#closing.signal,
       openTimeoutMs: this.#options.openTimeoutMs ?? 10_000,
       heartbeatMs: this.#options.heartbeatMs ?? SESSION_HEARTBEAT_MS,
-      queue: this.#queue,
+      queues: this.#queues,
       visibilityTimeoutSeconds: this.#visibilityTimeoutSeconds,
       workerName: this.#options.workerName ?? "",
       // A new stream starts with no credits on the server: grant what the
@@ -255,7 +256,7 @@ class SessionWorkerApi implements ClosableWorkerApi {
       opened: () => {
         if (this.#mode !== "session") {
           this.#mode = "session";
-          this.#logger.info({ queue: this.#queue }, "worker session open");
+          this.#logger.info({ queues: this.#queues }, "worker session open");
         }
       },
       received: (res) => this.#receive(res),

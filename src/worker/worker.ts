@@ -1,6 +1,7 @@
 /**
- * A worker: claims jobs from one queue and runs up to `concurrency` of them
- * at once. Shutdown is graceful: claiming stops at once, running jobs get
+ * A worker: claims jobs from its queues (the first queue's before the
+ * second's when both have work) and runs up to `concurrency` of them at
+ * once. Shutdown is graceful: claiming stops at once, running jobs get
  * `shutdownGraceMs` to finish, then they are stopped and handed back to the
  * queue for another worker.
  *
@@ -27,7 +28,8 @@ import { claimWorkspaceArea } from "./workspace_root.ts";
 /** Options of {@link startWorker}. */
 export interface WorkerOptions {
   readonly api: WorkerApi;
-  readonly queue: string;
+  /** The queues to take jobs from, in order of preference (at least one). */
+  readonly queues: readonly string[];
   readonly concurrency: number;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -67,7 +69,8 @@ export interface RunningWorker extends AsyncDisposable {
 
 /** Starts a worker. */
 export function startWorker(options: WorkerOptions): RunningWorker {
-  const { api, queue, clock, logger } = options;
+  const { api, queues, clock, logger } = options;
+  if (queues.length === 0) throw new RangeError("a worker needs at least one queue");
   const stopClaiming = new AbortController();
   const stopJobs = new AbortController();
   let running = 0;
@@ -89,10 +92,11 @@ export function startWorker(options: WorkerOptions): RunningWorker {
     };
     return runClaimLoop({
       claim: (max, signal) =>
-        api.claim(queue, {
+        api.claim(queues[0]!, {
           maxJobs: Math.min(max, MAX_DEQUEUE_JOBS),
           visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
           signal,
+          ...(queues.length > 1 ? { queues } : {}),
         }),
       handle: async (leased) => {
         running++;
@@ -132,7 +136,7 @@ export function startWorker(options: WorkerOptions): RunningWorker {
       await area.release();
     }
   })();
-  logger.info({ queue, concurrency: options.concurrency }, "worker started");
+  logger.info({ queues, concurrency: options.concurrency }, "worker started");
 
   let graceTimer: ReturnType<typeof setTimeout> | undefined;
   const shutdown = () => {

@@ -18,11 +18,27 @@ export interface ClaimOptions {
   readonly visibilityTimeoutSeconds: number;
   /** Ends the wait; the claim then resolves with no jobs. */
   readonly signal: AbortSignal;
+  /**
+   * Every queue to take jobs from, in order of preference, the claim's
+   * `queue` first: when several have jobs, the earlier queue's go first.
+   * Absent or empty: the claim's `queue` alone.
+   */
+  readonly queues?: readonly string[];
+}
+
+/** The queues a claim of `queue` with `options` serves, in order of preference. */
+export function claimQueues(queue: string, options: Pick<ClaimOptions, "queues">): string[] {
+  return options.queues === undefined || options.queues.length === 0
+    ? [queue]
+    : [...options.queues];
 }
 
 /** What a worker does to the queue. */
 export interface WorkerApi {
-  /** Waits for and leases up to `maxJobs` jobs of `queue` (none when the wait ends). */
+  /**
+   * Waits for and leases up to `maxJobs` jobs of `queue`, or of
+   * `options.queues` in their order (none when the wait ends).
+   */
   claim(queue: string, options: ClaimOptions): Promise<LeasedJob[]>;
   /**
    * Sets the lease to end `visibilityTimeoutSeconds` from now (0 hands the
@@ -90,6 +106,14 @@ export async function completeAfterEvents(
 
 /** Longest a single DequeueJob call may wait before the client gives up on it. */
 const CLAIM_DEADLINE_MS = 90_000;
+/**
+ * How long a unary claim of several queues waits on each in turn, first to
+ * last (DequeueJob takes one queue): a job waits up to this long for each
+ * empty queue before its own, and an idle worker makes a call this often.
+ * Far above a round trip, so a job leased at the end of a wait still
+ * reaches the worker before its call's deadline.
+ */
+export const UNARY_QUEUE_WAIT_MS = 1_000;
 
 /** The WorkerApi over Connect RPC. */
 export function createRpcWorkerApi(clients: AirunnerClients, workerName = ""): WorkerApi {
@@ -100,30 +124,44 @@ export function createRpcWorkerApi(clients: AirunnerClients, workerName = ""): W
       })(),
     );
   };
-  return {
-    async claim(queue, { maxJobs, visibilityTimeoutSeconds, signal }) {
-      const leased: LeasedJob[] = [];
-      try {
-        const stream = clients.jobs.dequeueJob(
-          { queue, maxJobs, visibilityTimeoutSeconds, workerName },
-          { signal, timeoutMs: CLAIM_DEADLINE_MS },
-        );
-        for await (const res of stream) {
-          if (res.job !== undefined) leased.push({ job: res.job, taskToken: res.taskToken });
-        }
-      } catch (error) {
-        const code = ConnectError.from(error).code;
-        // Jobs already received are leased to this worker: run them rather
-        // than leave them to wait out their visibility timeout.
-        if (
-          leased.length > 0 || code === Code.DeadlineExceeded ||
-          (code === Code.Canceled && signal.aborted)
-        ) {
-          return leased;
-        }
-        throw error;
+  const dequeue = async (
+    queue: string,
+    { maxJobs, visibilityTimeoutSeconds, signal }: ClaimOptions,
+    timeoutMs: number,
+  ): Promise<LeasedJob[]> => {
+    const leased: LeasedJob[] = [];
+    try {
+      const stream = clients.jobs.dequeueJob(
+        { queue, maxJobs, visibilityTimeoutSeconds, workerName },
+        { signal, timeoutMs },
+      );
+      for await (const res of stream) {
+        if (res.job !== undefined) leased.push({ job: res.job, taskToken: res.taskToken });
       }
-      return leased;
+    } catch (error) {
+      const code = ConnectError.from(error).code;
+      // Jobs already received are leased to this worker: run them rather
+      // than leave them to wait out their visibility timeout.
+      if (
+        leased.length > 0 || code === Code.DeadlineExceeded ||
+        (code === Code.Canceled && signal.aborted)
+      ) {
+        return leased;
+      }
+      throw error;
+    }
+    return leased;
+  };
+  return {
+    async claim(queue, options) {
+      const queues = claimQueues(queue, options);
+      if (queues.length === 1) return await dequeue(queues[0]!, options, CLAIM_DEADLINE_MS);
+      // In order, a short wait each; the next claim starts again at the first.
+      for (const name of queues) {
+        const leased = await dequeue(name, options, UNARY_QUEUE_WAIT_MS);
+        if (leased.length > 0 || options.signal.aborted) return leased;
+      }
+      return [];
     },
     async extendLease(taskToken, queue, visibilityTimeoutSeconds) {
       const { cancelled } = await clients.jobs.updateJob({

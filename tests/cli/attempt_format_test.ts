@@ -302,6 +302,7 @@ Deno.test("get --json: attempts, notBefore, failureReason, rerunOf and retry", (
     "notBefore",
     "failureReason",
     "priority",
+    "waitingFor",
   ]);
   const failed = summarizeJob(retriedJob({ state: JobState.FAILED, failureReason: "worker_lost" }));
   assert.equal(failed.failureReason, "worker_lost");

@@ -11,6 +11,7 @@ const COMMANDS = [
   "submit",
   "monitor",
   "logs",
+  "wait",
   "list",
   "get",
   "cancel",

@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 /** The commands people run against a server, in loops and prompts. */
-const CLIENT_COMMANDS = ["submit", "get", "list", "cancel", "logs", "monitor"];
+const CLIENT_COMMANDS = ["submit", "get", "list", "cancel", "logs", "monitor", "wait", "schedule"];
 
 /** What `deno info --json` says, as far as this test reads it. */
 interface DenoInfo {

@@ -10,8 +10,10 @@ import { README, shellBlocksOf } from "../support/readme_blocks.ts";
 
 Deno.test("the README's scripting examples run as written", async () => {
   const blocks = shellBlocksOf(await Deno.readTextFile(README), "Scripting airunner");
-  const [exitCodeScript, fanOutScript, retrySafeScript] = blocks;
-  assert.ok(blocks.length === 3 && exitCodeScript && fanOutScript && retrySafeScript);
+  const [exitCodeScript, fanOutScript, retrySafeScript, fleetScript] = blocks;
+  assert.ok(
+    blocks.length === 4 && exitCodeScript && fanOutScript && retrySafeScript && fleetScript,
+  );
 
   await using dev = await startDev({ prefix: "airunner-readme-", workers: 3 });
   const { scratch } = dev;
@@ -30,6 +32,10 @@ Deno.test("the README's scripting examples run as written", async () => {
   assert.equal(retrySafe.code, 0, retrySafe.stderr);
   assert.equal(retrySafe.stdout, "nightly passed\n");
   assert.equal(await Deno.readTextFile(join(scratch, "nightly.log")), "nightly build\n");
+
+  const fleet = await run(fleetScript);
+  assert.equal(fleet.code, 0, fleet.stderr);
+  assert.equal(fleet.stdout, "1 | shard 1\n2 | shard 2\n3 | shard 3\nall shards passed\n");
 
   // The same request id started one job, not two.
   const list = await run("airunner list --json");
@@ -111,4 +117,22 @@ Deno.test("the README's schedule examples run as written", async () => {
     ]),
     [["nightly", true, "Europe/Berlin", "latest"]],
   );
+});
+
+Deno.test("the README's dependency examples run as written", async () => {
+  const [script] = shellBlocksOf(await Deno.readTextFile(README), "Dependencies");
+  assert.ok(script !== undefined && script.includes("--after"));
+  await using dev = await startDev({ prefix: "airunner-readme-deps-", workers: 2 });
+  const r = await dev.runScript(script);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.stdout.trim().split("\n"), ["cleanup", "deployed", "1"]);
+  const jobs = JSON.parse((await dev.runScript("airunner list --json")).stdout) as {
+    command: string;
+    startedAt: string;
+    completedAt: string;
+  }[];
+  const of = (command: string) => jobs.find((j) => j.command === command)!;
+  const build = of("sh -c 'echo building; sleep 1'");
+  const deploy = of("echo deploying");
+  assert.ok(Date.parse(deploy.startedAt) >= Date.parse(build.completedAt), "deploy after build");
 });

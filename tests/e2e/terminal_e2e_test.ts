@@ -6,13 +6,14 @@
 import assert from "node:assert/strict";
 import { airunnerCommandLine, runAirunner, startDev } from "../support/airunner_process.ts";
 import { shellQuote } from "../../src/worker/pty.ts";
+import { renderScreen } from "../support/vt_screen.ts";
 
-/** Runs `shellCommand` in a 100x30 pty; returns what the terminal received and the exit code. */
-async function inTerminal(shellCommand: string, env: Record<string, string>) {
+/** Runs `shellCommand` in a COLUMNSx30 pty; returns what the terminal received and the exit code. */
+async function inTerminal(shellCommand: string, env: Record<string, string>, columns = 100) {
   // The caller's NO_COLOR (a CI setting, say) must not leak in: colour is under test.
   const { NO_COLOR: _inherited, ...inherited } = Deno.env.toObject();
   const out = await new Deno.Command("script", {
-    args: ["-q", "-e", "-f", "-c", `stty cols 100 rows 30; ${shellCommand}`, "/dev/null"],
+    args: ["-q", "-e", "-f", "-c", `stty cols ${columns} rows 30; ${shellCommand}`, "/dev/null"],
     env: { ...inherited, ...env },
     clearEnv: true,
     stdin: "null",
@@ -80,6 +81,30 @@ Deno.test("monitor and list --watch render in a terminal and exit cleanly", asyn
     "screen restored",
   );
   assert.ok(watch.screen.includes("\x1b[?25h"), "cursor shown again");
+
+  // A row redrawn shorter ("failed" where "running" stood) leaves no stale
+  // characters: the screen, as a person sees it just before Ctrl-C.
+  const shrinking = await runAirunner([
+    "submit",
+    "--server",
+    server,
+    "--",
+    "sh",
+    "-c",
+    "sleep 3; exit 3",
+  ]);
+  const shrinkingId = shrinking.stdout.trim();
+  const redraws = await inTerminal(
+    `${airunnerShell("list", "--watch")} & pid=$!; sleep 6; kill -INT $pid; wait $pid`,
+    env,
+    160,
+  );
+  const lastFrame = redraws.screen.slice(0, redraws.screen.lastIndexOf("\x1b[?1049l"));
+  const rows = renderScreen(lastFrame, 160);
+  const row = rows.find((r) => r.startsWith(shrinkingId));
+  assert.ok(row !== undefined, rows.join("\n"));
+  assert.match(row, /^\S+ +default +failed +sh -c 'sleep 3; exit 3' +\d+s +\d+s +3$/, row);
+  assert.ok(redraws.screen.includes("running"), "it was drawn running first");
 
   await dev.stop();
 });

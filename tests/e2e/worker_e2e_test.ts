@@ -193,3 +193,53 @@ for (const protocol of WORKER_PROTOCOLS) {
     });
   });
 }
+
+for (const protocol of WORKER_PROTOCOLS) {
+  Deno.test(`a worker of several queues runs a job of each, the first queue's first [${protocol}]`, async () => {
+    await withDataDir(async (dataDir) => {
+      const port = freePort();
+      const url = `http://127.0.0.1:${port}`;
+      await using srv = await server(dataDir, port);
+      const submit = async (queue: string, word: string) =>
+        (await runAirunner(["submit", "--server", url, "--queue", queue, "--", "echo", word]))
+          .stdout.trim();
+      // test's job is the older one; the worker still takes build's first.
+      const testJob = await submit("test", "tested");
+      const buildJob = await submit("build", "built");
+      // Both spellings: repeated, and comma-separated.
+      const queues = protocol === "session"
+        ? ["--queue", "build", "--queue", "test"]
+        : ["--queue", "build,test"];
+      const w = worker(protocol, url, ...queues);
+      const built = await waitForState(url, buildJob, JobState.COMPLETED);
+      const tested = await waitForState(url, testJob, JobState.COMPLETED);
+      assert.equal(built.queue, "build");
+      assert.equal(tested.queue, "test");
+      const ms = (t: { seconds: bigint; nanos: number } | undefined) =>
+        t === undefined ? NaN : Number(t.seconds) * 1000 + t.nanos / 1e6;
+      assert.ok(
+        ms(built.result?.completedAt) <= ms(tested.result?.startedAt),
+        "one slot: build's job ran to its end before test's began",
+      );
+      const stopped = await w.stop();
+      assert.equal(stopped.code, 0, stopped.stderr);
+      assert.match(stopped.stderr, /worker taking jobs from queues "build", "test" at /);
+      await srv.stop();
+    });
+  });
+}
+
+Deno.test("worker --queue refuses a name given twice, an empty name and a bad one, before connecting", async () => {
+  for (
+    const [args, message] of [
+      [["--queue", "build", "--queue", "build"], /--queue: "build" is given twice/],
+      [["--queue", "build,test,build"], /--queue: "build" is given twice/],
+      [["--queue", "build,"], /--queue: "build," has an empty queue name/],
+      [["--queue", "no/such"], /--queue: may contain only letters/],
+    ] as const
+  ) {
+    const run = await runAirunner(["worker", "--server", "http://127.0.0.1:1", ...args]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, message);
+  }
+});

@@ -18,11 +18,13 @@ import {
   validateJobParams,
   validateListRequest,
   validateQueueName,
-  validateSessionCredits,
-  validateSessionOperationCount,
   validateStreamRequest,
   validateUpdateRequest,
 } from "../../src/protocol/request_validation.ts";
+import {
+  validateSessionCredits,
+  validateSessionOperationCount,
+} from "../../src/protocol/session_validation.ts";
 import { MAX_SESSION_CREDITS, MAX_SESSION_OPERATIONS } from "../../src/protocol/session.ts";
 
 function fails(fn: () => unknown, field: string, pattern: RegExp) {

@@ -6,20 +6,30 @@
  */
 import assert from "node:assert/strict";
 import http from "node:http";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { join } from "node:path";
+import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import {
+  type DequeueJobResponse,
   EventType,
   JobResultSchema,
   JobService,
   JobState,
+  type SessionAck,
+  SessionOpenSchema,
   type WorkerSessionRequest,
   WorkerSessionRequestSchema,
   type WorkerSessionResponse,
 } from "../../gen/job/v1/job_pb.ts";
 import { createAirunnerClients, createAirunnerTransport } from "../../src/protocol/transport.ts";
 import { MemoryJobStore } from "../../src/store/memory_store.ts";
-import { MAX_SESSION_CREDITS } from "../../src/protocol/session.ts";
+import type { JobStore } from "../../src/store/job_store.ts";
+import { SqliteJobStore } from "../../src/store/sqlite/sqlite_store.ts";
+import { AwsJobStore } from "../../src/store/aws/aws_store.ts";
+import { emulatorClients, freshAwsResources, startAwsEmulators } from "../support/aws.ts";
+import { TaskTokenCodec } from "../../src/store/task_token.ts";
+import { startServer } from "../../src/server/http_server.ts";
+import { MAX_SESSION_CREDITS, MAX_SESSION_QUEUES } from "../../src/protocol/session.ts";
 import { MAX_ERROR_MESSAGE_LENGTH, MAX_EVENTS_PER_PUBLISH } from "../../src/protocol/limits.ts";
 import { makeEvent } from "../../src/protocol/event_sequencing.ts";
 import { memoryLog } from "../support/memory_log.ts";
@@ -687,3 +697,250 @@ Deno.test("a worker whose messages wait behind slow store calls is not taken for
     assert.equal(await session.end(), undefined, "the session ended cleanly, not for silence");
   }, { store: new SlowLeaseStore(), sessionHeartbeatMs: 100 });
 });
+
+// --- Sessions of several queues (issue 23) ---------------------------------
+
+/**
+ * The stores a session of several queues is tested on: the embedded ones
+ * wake a waiting dequeue per queue, the AWS one long-polls each queue.
+ */
+const QUEUE_STORES = ["memory", "sqlite", "aws"] as const;
+/** Every queue the tests of several queues use (the AWS store knows only provisioned ones). */
+const TEST_QUEUES = ["build", "test", "other", "a", "b", "c"];
+
+/** A server on 127.0.0.1 over a fresh store of `kind`; both end afterwards. */
+async function withServerOn(
+  kind: typeof QUEUE_STORES[number],
+  fn: (url: string, store: JobStore) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "airunner-session-queues-" });
+  await using emulators = kind === "aws" ? await startAwsEmulators() : undefined;
+  let store: JobStore;
+  if (emulators !== undefined) {
+    const clients = emulatorClients(emulators);
+    store = new AwsJobStore({
+      dynamodb: clients.dynamodb,
+      sqs: clients.sqs,
+      ...await freshAwsResources(clients, TEST_QUEUES),
+      queueUrls: new Map(),
+      tokenCodec: TaskTokenCodec.withRandomSecret(),
+    });
+  } else {
+    store = kind === "memory" ? new MemoryJobStore() : SqliteJobStore.open({
+      path: join(dir, "airunner.db"),
+      tokenCodec: TaskTokenCodec.withRandomSecret(),
+    });
+  }
+  const server = await startServer({
+    store,
+    logger: memoryLog().logger,
+    hostname: "127.0.0.1",
+    port: 0,
+  });
+  try {
+    await fn(server.url, store);
+  } finally {
+    await server.close();
+    await store[Symbol.asyncDispose]();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Reads responses until `jobs` jobs and `acks` acks came; returns them. */
+async function readJobsAndAcks(session: RawSession, jobs: number, acks: number) {
+  const seen = { jobs: [] as DequeueJobResponse[], acks: [] as SessionAck[] };
+  while (seen.jobs.length < jobs || seen.acks.length < acks) {
+    const res = await session.next();
+    assert.ok(
+      res !== undefined,
+      `expected ${jobs} jobs and ${acks} acks, got ${seen.jobs.length} and ${seen.acks.length}`,
+    );
+    seen.jobs.push(...res.jobs);
+    seen.acks.push(...res.acks);
+  }
+  return seen;
+}
+
+for (const kind of QUEUE_STORES) {
+  Deno.test(`a session of several queues takes the first queue's jobs first, and work on any of them wakes it [${kind}]`, async () => {
+    await withServerOn(kind, async (url, store) => {
+      const clients = createAirunnerClients({ serverUrl: url });
+      const enqueue = async (queue: string) =>
+        (await clients.jobs.enqueueJob({ queue, jobParams: params })).jobId;
+      // test's jobs are the older ones: the order is the worker's, not the jobs' age.
+      const tests = [await enqueue("test"), await enqueue("test")];
+      const builds = [await enqueue("build"), await enqueue("build")];
+      const other = await enqueue("other");
+      const session = openRawSession(url);
+      session.send({
+        open: { queues: ["build", "test"], visibilityTimeoutSeconds: 30 },
+        credits: 1,
+      });
+      let opId = 0n;
+      /** Extends the pushed job's lease and completes it, granting the credit for the next. */
+      const finish = (pushed: DequeueJobResponse) =>
+        session.send({
+          credits: 1,
+          leaseUpdates: [{
+            opId: ++opId,
+            taskToken: pushed.taskToken,
+            visibilityTimeoutSeconds: 30,
+          }],
+          completions: [{
+            opId: ++opId,
+            taskToken: pushed.taskToken,
+            jobResult: create(JobResultSchema, { jobId: pushed.job!.jobId, success: true }),
+          }],
+        });
+      const order: string[] = [];
+      let { jobs: [pushed] } = await readJobsAndAcks(session, 1, 0);
+      for (;;) {
+        order.push(pushed!.job!.jobId);
+        assert.equal(pushed!.job!.queue, order.length <= 2 ? "build" : "test");
+        finish(pushed!);
+        const next = await readJobsAndAcks(session, order.length < 4 ? 1 : 0, 2);
+        for (const ack of next.acks) assert.equal(ack.error, undefined, ack.error?.message);
+        if (order.length === 4) break;
+        pushed = next.jobs[0];
+      }
+      assert.deepEqual(
+        order,
+        [...builds, ...tests],
+        "build's jobs, then test's, one credit at a time",
+      );
+      assert.equal(await session.next(300), undefined, "a queue the session does not serve");
+      assert.equal((await store.getJob(other)).state, JobState.SCHEDULED);
+
+      // Work that comes later, on either queue, wakes the waiting session.
+      const lateTest = await enqueue("test");
+      const { jobs: [woken] } = await readJobsAndAcks(session, 1, 0);
+      assert.equal(woken?.job?.jobId, lateTest);
+      session.send({ credits: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const lateBuild = await enqueue("build");
+      const { jobs: [wokenAgain] } = await readJobsAndAcks(session, 1, 0);
+      assert.equal(wokenAgain?.job?.jobId, lateBuild);
+
+      // A later session of the worker (after a reconnect) keeps the lease of a
+      // job of any of its queues; a job of a queue it does not serve is refused.
+      const [otherLease] = await unaryApiTo(url).claim("other", {
+        maxJobs: 1,
+        visibilityTimeoutSeconds: 30,
+        signal: AbortSignal.timeout(5_000),
+      });
+      const resumed = openRawSession(url);
+      resumed.send({
+        open: { queue: "build", queues: ["build", "test"] },
+        leaseUpdates: [
+          { opId: 1n, taskToken: woken!.taskToken, visibilityTimeoutSeconds: 30 },
+          { opId: 2n, taskToken: wokenAgain!.taskToken, visibilityTimeoutSeconds: 30 },
+          { opId: 3n, taskToken: otherLease!.taskToken, visibilityTimeoutSeconds: 30 },
+        ],
+      });
+      const acks = new Map((await readAcks(resumed, 3)).map((a) => [a.opId, a]));
+      assert.equal(acks.get(1n)?.error, undefined, acks.get(1n)?.error?.message);
+      assert.equal(acks.get(2n)?.error, undefined, acks.get(2n)?.error?.message);
+      assert.equal(acks.get(3n)?.error?.code, Code.InvalidArgument);
+      assert.match(acks.get(3n)?.error?.message ?? "", /queue/);
+      for (const s of [session, resumed]) {
+        s.closeSend();
+        assert.equal(await s.end(), undefined);
+      }
+    });
+  });
+
+  Deno.test(`a session of several queues never leases more than its credits when they get work at once [${kind}]`, async () => {
+    await withServerOn(kind, async (url, store) => {
+      const session = openRawSession(url);
+      session.send({ open: { queues: ["a", "b", "c"] }, credits: 1 });
+      assert.deepEqual((await session.next())?.jobs, [], "open");
+      // Let the session wait on all three, then give two of them work in one write.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const { results } = await createAirunnerClients({ serverUrl: url }).jobs.enqueueJobs({
+        jobs: ["b", "a"].map((queue) => ({ queue, jobParams: params })),
+      });
+      const ids = results.map((r) => r.outcome.case === "job" ? r.outcome.value.jobId : "");
+      const { jobs: [first] } = await readJobsAndAcks(session, 1, 0);
+      // Both waits may have leased one: the session keeps the first queue's
+      // and hands the other back.
+      assert.equal(first?.job?.queue, "a");
+      assert.equal(await session.next(300), undefined, "one credit, one job");
+      const rest = ids.filter((id) => id !== first?.job?.jobId);
+      assert.equal(rest.length, 1);
+      assert.equal((await store.getJob(rest[0]!)).state, JobState.SCHEDULED, "the other waits");
+      session.send({ credits: 1 });
+      const { jobs: [second] } = await readJobsAndAcks(session, 1, 0);
+      assert.equal(second?.job?.jobId, rest[0]);
+      session.closeSend();
+      assert.equal(await session.end(), undefined);
+    });
+  });
+}
+
+Deno.test("a session's queues are valid names, none twice, at most 16, and `queue` is empty or the first", async () => {
+  await withMemoryServer(async (url) => {
+    const cases: { open: MessageInitShape<typeof SessionOpenSchema>; field: RegExp }[] = [
+      { open: { queues: ["build", "no such/queue"] }, field: /^open\.queues\[1\]: may contain/ },
+      { open: { queues: ["build", ""] }, field: /^open\.queues\[1\]: is required/ },
+      {
+        open: { queues: ["build", "test", "build"] },
+        field: /^open\.queues\[2\]: repeats queues\[0\] \("build"\)/,
+      },
+      {
+        open: { queues: Array.from({ length: MAX_SESSION_QUEUES + 1 }, (_, i) => `q${i}`) },
+        field: /^open\.queues: has 17 queues, more than the limit of 16/,
+      },
+      {
+        open: { queue: "test", queues: ["build", "test"] },
+        field: /^open\.queue: is "test", but must be empty or the first of queues \("build"\)/,
+      },
+    ];
+    for (const { open, field } of cases) {
+      const session = openRawSession(url);
+      session.send({ open, credits: 1 });
+      const error = await session.end();
+      assert.ok(error !== undefined, `expected an error for ${JSON.stringify(open)}`);
+      const connectError = ConnectError.from(error);
+      assert.equal(Code[connectError.code], Code[Code.InvalidArgument]);
+      assert.match(connectError.rawMessage, field);
+    }
+    // The first queue in both fields is fine.
+    const session = openRawSession(url);
+    session.send({ open: { queue: "build", queues: ["build", "test"] } });
+    assert.deepEqual((await session.next())?.jobs, []);
+    session.closeSend();
+    assert.equal(await session.end(), undefined);
+  });
+});
+
+for (const protocol of ["unary", "session"] as const) {
+  Deno.test(`WorkerApi over ${protocol} claims from several queues in their order`, async () => {
+    await withMemoryServer(async (url) => {
+      const api = protocol === "unary" ? unaryApiTo(url) : sessionApiTo(url);
+      const clients = createAirunnerClients({ serverUrl: url });
+      const enqueue = async (queue: string) =>
+        (await clients.jobs.enqueueJob({ queue, jobParams: params })).jobId;
+      const testJob = await enqueue("test");
+      const buildJob = await enqueue("build");
+      const claim = async () => {
+        const signal = AbortSignal.timeout(10_000);
+        for (;;) {
+          const leased = await api.claim("build", {
+            maxJobs: 1,
+            visibilityTimeoutSeconds: 30,
+            signal,
+            queues: ["build", "test"],
+          });
+          if (leased.length > 0 || signal.aborted) return leased.map((l) => l.job.jobId);
+        }
+      };
+      assert.deepEqual(await claim(), [buildJob]);
+      assert.deepEqual(await claim(), [testJob]);
+      const waiting = claim();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const later = await enqueue("test");
+      assert.deepEqual(await waiting, [later]);
+      await api.close?.();
+    });
+  });
+}

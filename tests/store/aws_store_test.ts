@@ -57,7 +57,8 @@ const emulators = await startAwsEmulators();
 const clients = emulatorClients(emulators);
 
 defineStoreConformance("aws", async (options) => {
-  const { store } = await awsStore(options);
+  // The dependency cases use a queue of their own.
+  const { store } = await awsStore(options, true, ["default", "other", "deps"]);
   return {
     store,
     // SQS and DynamoDB keep real time.
@@ -70,8 +71,12 @@ defineStoreConformance("aws", async (options) => {
 // ------------------------------------------------ AWS-specific behaviour
 
 /** A store on fresh tables and queues ("default" and "other"; with `bands`, their band queues too). */
-async function awsStore(overrides: Partial<AwsJobStoreOptions> = {}, bands = true) {
-  const names = await freshAwsResources(clients, ["default", "other"], bands);
+async function awsStore(
+  overrides: Partial<AwsJobStoreOptions> = {},
+  bands = true,
+  queues: readonly string[] = ["default", "other"],
+) {
+  const names = await freshAwsResources(clients, queues, bands);
   const store = new AwsJobStore({
     dynamodb: clients.dynamodb,
     sqs: clients.sqs,
@@ -1131,6 +1136,61 @@ Deno.test("aws store: a schedule create or delete cut short between its two writ
     await store.schedules.delete("nightly");
     await assert.rejects(store.schedules.get("nightly"), ScheduleNotFoundError);
     await assert.rejects(store.schedules.delete("nightly"), ScheduleNotFoundError);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("aws store: a dependent left waiting by a crash after its dependency's finish heals on its next read", async () => {
+  const { store, failNext } = await storeFailingOnce();
+  const after = (name: string, ids: string[]) => ({
+    ...jobInput(),
+    params: create(JobParamsSchema, { command: "true", metadata: { name }, after: ids }),
+  });
+  const short = { ...now(), signal: AbortSignal.timeout(1_500) };
+  try {
+    const { job: a } = await store.enqueue(jobInput());
+    const { job: b } = await store.enqueue(after("b", [a.jobId]));
+    const [leased] = await store.dequeue("default", now());
+    assert.equal(leased?.job.jobId, a.jobId);
+    // The finish is written (UpdateItem 1); the server dies before b's update (UpdateItem 2).
+    failNext("UpdateItemCommand", 2);
+    assert.equal(
+      await store.complete(
+        leased!.taskToken,
+        create(JobResultSchema, { jobId: a.jobId, success: true }),
+      ),
+      true,
+    );
+    assert.deepEqual(await store.dequeue("default", short), [], "b got no message");
+    const healed = await store.getJob(b.jobId);
+    assert.equal(healed.state, JobState.SCHEDULED);
+    assert.deepEqual(healed.waitingFor, [], "its read decided it again");
+    const [next] = await store.dequeue("default", now());
+    assert.equal(next?.job.jobId, b.jobId, "and sent its message");
+    await store.complete(
+      next!.taskToken,
+      create(JobResultSchema, { jobId: b.jobId, success: true }),
+    );
+
+    // The same for a failure: the dependent's read cancels it, and its own dependents follow.
+    const { job: x } = await store.enqueue(jobInput());
+    const { job: y } = await store.enqueue(after("y", [x.jobId]));
+    const { job: z } = await store.enqueue(after("z", [y.jobId]));
+    const [leasedX] = await store.dequeue("default", now());
+    assert.equal(leasedX?.job.jobId, x.jobId);
+    failNext("UpdateItemCommand", 2);
+    await store.complete(
+      leasedX!.taskToken,
+      create(JobResultSchema, { jobId: x.jobId, success: false, exitCode: 3 }),
+    );
+    assert.deepEqual(
+      (await store.getJob(y.jobId)).cancelReason,
+      `dependency ${x.jobId} failed with exit 3`,
+    );
+    const gotZ = await store.getJob(z.jobId);
+    assert.equal(gotZ.state, JobState.CANCELLED);
+    assert.equal(gotZ.cancelReason, `dependency ${y.jobId} was cancelled`);
   } finally {
     await store.close();
   }

@@ -45,6 +45,7 @@ import { installStoreMeter } from "../../src/store/store_meter.ts";
 import { firingRequestId, nextFirings } from "../../src/store/schedule_firings.ts";
 import { InvalidArgumentError } from "../../src/protocol/invalid_argument.ts";
 import { registerScheduleCases } from "./schedule_conformance.ts";
+import { registerDependencyCases } from "./dependency_conformance.ts";
 
 /** A store under test and a way to let its time pass. */
 export interface StoreHarness {
@@ -1754,3 +1755,4 @@ conformance("a schedule's firing makes one job, however many schedulers enqueue 
 });
 
 registerScheduleCases(conformance);
+registerDependencyCases(conformance);

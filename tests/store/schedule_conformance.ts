@@ -269,4 +269,29 @@ export function registerScheduleCases(conformance: Register): void {
     assert.deepEqual(page.jobs.map((j) => j.jobId), [a]);
     assert.equal(page.lastPage, 2);
   });
+
+  conformance("listing by owner and creation time finds the jobs within the bounds", async (h) => {
+    const { store } = h;
+    const jobOf = async (owner: string) =>
+      (await store.enqueue({
+        requestId: "",
+        queue: "default",
+        params: create(JobParamsSchema, { command: "true", owner }),
+        executionConfig,
+      })).job;
+    const a = await jobOf("alice");
+    await h.advance(20);
+    const b = await jobOf("bob");
+    await h.advance(20);
+    const c = await jobOf("alice");
+    const ids = async (query: Record<string, unknown>) =>
+      (await store.listJobs({ page: 1, pageSize: 10, ...query })).jobs.map((j) => j.jobId);
+    assert.deepEqual(await ids({ owner: "alice" }), [c.jobId, a.jobId]);
+    assert.deepEqual(await ids({ owner: "nobody" }), []);
+    const bAt = ms(b.createdAt);
+    assert.deepEqual(await ids({ createdAfterMs: bAt }), [c.jobId, b.jobId], "after is inclusive");
+    assert.deepEqual(await ids({ createdBeforeMs: bAt }), [a.jobId], "before is exclusive");
+    assert.deepEqual(await ids({ createdAfterMs: bAt, createdBeforeMs: bAt + 1 }), [b.jobId]);
+    assert.deepEqual(await ids({ owner: "alice", createdAfterMs: bAt }), [c.jobId]);
+  });
 }

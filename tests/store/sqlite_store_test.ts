@@ -6,12 +6,14 @@ import { timestampMs } from "@bufbuild/protobuf/wkt";
 import {
   ExecutionConfigSchema,
   JobParamsSchema,
+  JobResultSchema,
   JobState,
   ScheduleSchema,
 } from "../../gen/job/v1/job_pb.ts";
 import { MAX_FILTERABLE_METADATA_LENGTH } from "../../src/protocol/limits.ts";
 import { ScheduleNotFoundError, StoreFullError } from "../../src/store/errors.ts";
-import type { JobStore } from "../../src/store/job_store.ts";
+import type { JobStore, LeasedJob } from "../../src/store/job_store.ts";
+import { SQL } from "../../src/store/sqlite/job_statements.ts";
 import { migrate, SCHEMA_VERSION } from "../../src/store/sqlite/schema.ts";
 import { listingFilter, SqliteJobStore } from "../../src/store/sqlite/sqlite_store.ts";
 import { TaskTokenCodec } from "../../src/store/task_token.ts";
@@ -225,6 +227,160 @@ Deno.test("a listing by metadata finds its jobs through job_metadata's key, and 
     plan("DELETE FROM job_metadata WHERE job = ?", ["1"]),
     /USING COVERING INDEX job_metadata_by_job/,
   );
+  db.close();
+});
+
+// Dependencies (the contract's cases are in dependency_conformance.ts):
+// what outlives a restart, and how a waiting job keeps out of the
+// promotion of delayed starts.
+
+async function enqueueAfter(
+  store: JobStore,
+  name: string,
+  after: string[] = [],
+  delayMs = 0n,
+): Promise<string> {
+  const { job } = await store.enqueue({
+    requestId: "",
+    queue: "default",
+    params: create(JobParamsSchema, { command: "true", metadata: { name }, after, delayMs }),
+    executionConfig: config,
+  });
+  return job.jobId;
+}
+
+/** The names of the jobs a short dequeue leases now. */
+async function leasableNames(store: JobStore): Promise<{ names: string[]; leased: LeasedJob[] }> {
+  const leased = await store.dequeue("default", {
+    maxJobs: 10,
+    visibilityTimeoutMs: 600_000,
+    signal: AbortSignal.timeout(300),
+  });
+  return { names: leased.map((l) => l.job.jobParams!.metadata.name!).sort(), leased };
+}
+
+async function completeOk(store: JobStore, leased: LeasedJob): Promise<void> {
+  await store.complete(
+    leased.taskToken,
+    create(JobResultSchema, { jobId: leased.job.jobId, success: true, exitCode: 0 }),
+  );
+}
+
+/** The job_dependencies rows as (dependency, job row id), read by a second connection. */
+function dependencyRows(path: string): [string, number][] {
+  const db = new DatabaseSync(path);
+  try {
+    return db.prepare("SELECT dependency, job FROM job_dependencies ORDER BY job, dependency")
+      .all().map((r) => [String(r.dependency), Number(r.job)]);
+  } finally {
+    db.close();
+  }
+}
+
+Deno.test("a chain of dependencies outlives a restart: r -> a -> b, each runs once the one before completed", async () => {
+  await withStoreDir(async (path) => {
+    const clock = new FakeClock();
+    let r: string, a: string, b: string;
+    {
+      await using store = openStore(path, clock);
+      r = await enqueueAfter(store, "r");
+      a = await enqueueAfter(store, "a", [r]);
+      b = await enqueueAfter(store, "b", [a]);
+      assert.deepEqual(dependencyRows(path), [[r, 2], [a, 3]]);
+    }
+    {
+      await using store = openStore(path, clock);
+      assert.deepEqual((await store.getJob(a)).waitingFor, [r]);
+      assert.deepEqual((await store.getJob(b)).waitingFor, [a]);
+      const first = await leasableNames(store);
+      assert.deepEqual(first.names, ["r"], "a and b wait after the restart too");
+      await completeOk(store, first.leased[0]!);
+      const second = await leasableNames(store);
+      assert.deepEqual(second.names, ["a"]);
+      assert.deepEqual(dependencyRows(path), [[a, 3]]);
+      // a is running when the server goes down.
+      assert.equal(second.leased.length, 1);
+      const token = second.leased[0]!;
+      await store.close();
+      await using reopened = openStore(path, clock);
+      assert.deepEqual((await reopened.getJob(b)).waitingFor, [a]);
+      assert.deepEqual((await leasableNames(reopened)).names, [], "b still waits on a");
+      await completeOk(reopened, token);
+      const got = await reopened.getJob(b);
+      assert.deepEqual(got.waitingFor, []);
+      assert.equal(got.state, JobState.SCHEDULED);
+      assert.deepEqual((await leasableNames(reopened)).names, ["b"]);
+      assert.deepEqual(dependencyRows(path), [], "no rows outlive the wait");
+    }
+  });
+});
+
+Deno.test("a waiting job keeps out of the delayed-start promotion: without a delay it is never promoted, with one only once its dependencies allow", async () => {
+  await withStoreDir(async (path) => {
+    const clock = new FakeClock();
+    await using store = openStore(path, clock);
+    const r = await enqueueAfter(store, "r");
+    await enqueueAfter(store, "plain", [r]);
+    await enqueueAfter(store, "short", [r], 1_000n);
+    const long = await enqueueAfter(store, "long", [r], 60_000n);
+    const first = await leasableNames(store);
+    assert.deepEqual(first.names, ["r"]);
+    await clock.advance(5_000);
+    const db = new DatabaseSync(path);
+    try {
+      const due = db.prepare(SQL.earliestDue).get() as { next: number | null };
+      assert.equal(due.next, null, "no expiry timer is armed for a waiting job's delay");
+    } finally {
+      db.close();
+    }
+    // A read sweeps what is due (promoteDue) whether or not the timer fired.
+    assert.deepEqual((await store.getJob(long)).waitingFor, [r]);
+    assert.deepEqual((await leasableNames(store)).names, [], "short's delay passed, but r runs");
+    await completeOk(store, first.leased[0]!);
+    assert.deepEqual((await leasableNames(store)).names, ["plain", "short"]);
+    assert.equal((await store.getJob(long)).state, JobState.SCHEDULED);
+    assert.deepEqual((await leasableNames(store)).names, [], "long's delay is still ahead");
+    await clock.advance(60_000);
+    assert.deepEqual((await leasableNames(store)).names, ["long"]);
+  });
+});
+
+Deno.test("a waiting job cancelled, and retention of a finished one, leave no job_dependencies rows", async () => {
+  await withStoreDir(async (path) => {
+    const clock = new FakeClock();
+    await using store = openStore(path, clock);
+    const r = await enqueueAfter(store, "r");
+    const a = await enqueueAfter(store, "a", [r]);
+    const b = await enqueueAfter(store, "b", [a]);
+    await store.cancel(a, "not needed");
+    assert.equal((await store.getJob(b)).cancelReason, `dependency ${a} was cancelled`);
+    assert.deepEqual(dependencyRows(path), []);
+    await clock.advance(10_000);
+    assert.equal(await store.deleteFinishedBefore(clock.now()), 2);
+    // A job after a deleted one cannot be enqueued: it no longer exists.
+    await assert.rejects(enqueueAfter(store, "late", [a]), /does not exist/);
+    assert.equal((await store.getJob(r)).state, JobState.SCHEDULED);
+  });
+});
+
+Deno.test("the end of a job finds its dependents, and a waiting job its own rows, by job_dependencies' key", () => {
+  const db = new DatabaseSync(":memory:");
+  migrate(db, ":memory:");
+  const plan = (sql: string, ...args: (string | number)[]) =>
+    db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args).map((r) => String(r.detail)).join("; ");
+  assert.match(
+    plan("DELETE FROM job_dependencies WHERE dependency = ? RETURNING job", "x"),
+    /SEARCH job_dependencies USING PRIMARY KEY \(dependency=\?\)/,
+  );
+  assert.match(
+    plan(
+      "DELETE FROM job_dependencies WHERE job = ? AND dependency IN (SELECT value FROM json_each(?))",
+      1,
+      '["x"]',
+    ),
+    /SEARCH job_dependencies USING PRIMARY KEY \(dependency=\? AND job=\?\)/,
+  );
+  assert.match(plan(SQL.promoteDue, 1), /USING INDEX jobs_delayed/);
   db.close();
 });
 

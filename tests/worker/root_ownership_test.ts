@@ -161,7 +161,7 @@ Deno.test({
       await Deno.chown(root, OTHER, OTHER);
       const worker = startWorker({
         api: idleApi,
-        queue: "default",
+        queues: ["default"],
         concurrency: 1,
         clock: systemClock,
         logger: memoryLog().logger,

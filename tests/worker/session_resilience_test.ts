@@ -40,7 +40,7 @@ Deno.test("cutting the session's connection mid-batch loses no job, runs none tw
   const api = sessionApiTo(proxy.url, { logger: workerLog.logger });
   const worker = startWorker({
     api,
-    queue: "default",
+    queues: ["default"],
     concurrency: 8,
     clock: systemClock,
     logger: workerLog.logger,

@@ -11,7 +11,7 @@ import { storeWorkerApi } from "../support/store_worker_api.ts";
 function options(store: MemoryJobStore, overrides: Partial<WorkerOptions> = {}): WorkerOptions {
   return {
     api: storeWorkerApi(store),
-    queue: "default",
+    queues: ["default"],
     concurrency: 1,
     clock: systemClock,
     logger: memoryLog().logger,

@@ -199,7 +199,7 @@ Deno.test("a starting worker removes what a killed worker left before it claims 
     };
     await using worker = startWorker({
       api,
-      queue: "default",
+      queues: ["default"],
       concurrency: 1,
       clock: systemClock,
       logger,

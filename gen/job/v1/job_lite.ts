@@ -217,6 +217,9 @@ export const LITE_MESSAGES: Readonly<Record<string, readonly LiteField[]>> = {
     { local: "page", json: "page", kind: "scalar", type: "int32" },
     { local: "pageSize", json: "pageSize", kind: "scalar", type: "int32" },
     { local: "metadata", json: "metadata", kind: "scalar", type: "string", mapKey: "string" },
+    { local: "owner", json: "owner", kind: "scalar", type: "string" },
+    { local: "createdAfter", json: "createdAfter", kind: "message", type: "google.protobuf.Timestamp" },
+    { local: "createdBefore", json: "createdBefore", kind: "message", type: "google.protobuf.Timestamp" },
   ],
   "job.v1.ListJobsResponse": [
     { local: "jobs", json: "jobs", kind: "message", type: "job.v1.Job", repeated: true },
@@ -240,6 +243,8 @@ export const LITE_MESSAGES: Readonly<Record<string, readonly LiteField[]>> = {
     { local: "delayMs", json: "delayMs", kind: "scalar", type: "int64" },
     { local: "runAt", json: "runAt", kind: "message", type: "google.protobuf.Timestamp" },
     { local: "priority", json: "priority", kind: "scalar", type: "int32" },
+    { local: "after", json: "after", kind: "scalar", type: "string", repeated: true },
+    { local: "afterAny", json: "afterAny", kind: "scalar", type: "string", repeated: true },
   ],
   "job.v1.RetryPolicy": [
     { local: "maxRetries", json: "maxRetries", kind: "scalar", type: "int32" },
@@ -277,6 +282,7 @@ export const LITE_MESSAGES: Readonly<Record<string, readonly LiteField[]>> = {
     { local: "notBefore", json: "notBefore", kind: "message", type: "google.protobuf.Timestamp" },
     { local: "attempts", json: "attempts", kind: "message", type: "job.v1.JobAttempt", repeated: true },
     { local: "failureReason", json: "failureReason", kind: "scalar", type: "string" },
+    { local: "waitingFor", json: "waitingFor", kind: "scalar", type: "string", repeated: true },
   ],
   "job.v1.CompleteJobRequest": [
     { local: "taskToken", json: "taskToken", kind: "scalar", type: "string" },
@@ -351,6 +357,7 @@ export const LITE_MESSAGES: Readonly<Record<string, readonly LiteField[]>> = {
     { local: "visibilityTimeoutSeconds", json: "visibilityTimeoutSeconds", kind: "scalar", type: "int32" },
     { local: "heartbeatMs", json: "heartbeatMs", kind: "scalar", type: "uint32" },
     { local: "workerName", json: "workerName", kind: "scalar", type: "string" },
+    { local: "queues", json: "queues", kind: "scalar", type: "string", repeated: true },
   ],
   "job.v1.SessionLeaseUpdate": [
     { local: "opId", json: "opId", kind: "scalar", type: "uint64" },

@@ -26,11 +26,15 @@
  *   decides (sqs_schedule.ts). An expired lease is recorded as a lost
  *   attempt by the lease that follows it, in the same write.
  * - Items past their TTL count as gone even before DynamoDB deletes them.
+ * - A job waiting for dependencies has `waiting_for` and no message yet;
+ *   whoever ends a job tells the jobs registered in its `dependents`, and
+ *   a read of a waiting job decides it again, so a crash in between heals
+ *   (dependencies.ts).
  *
  * This class only delegates: each operation lives in its own module over
  * one shared {@link AwsStoreContext} (enqueue.ts and enqueue_batch.ts,
  * receive.ts, lease_fence.ts, completion.ts, redrive.ts, events.ts,
- * listing.ts, schedules.ts); what each lifecycle decision writes is
+ * listing.ts, schedules.ts, dependencies.ts); what each lifecycle decision writes is
  * job_updates.ts's.
  *
  * @module

@@ -24,6 +24,7 @@ import {
 import { BATCH_CONCURRENCY, SQS_BATCH_MAX } from "./aws_limits.ts";
 import { batchEntryError, isStaleReceipt } from "./aws_errors.ts";
 import { chunksOf, groupInto, settleBounded } from "./batching.ts";
+import { releaseDependents } from "./dependencies.ts";
 import { finishJob, settled } from "./finish_job.ts";
 import { jobOf, type JobRecord, jobRecordOf, viewOf } from "./job_item.ts";
 import { logTopOf, repairNotice } from "./events.ts";
@@ -147,7 +148,7 @@ async function completeOne(
   return record;
 }
 
-/** Writes the job's end behind the lease fence. */
+/** Writes the job's end behind the lease fence, then tells the jobs waiting on it. */
 async function finishFenced(
   ctx: AwsStoreContext,
   record: JobRecord,
@@ -155,13 +156,13 @@ async function finishFenced(
   now: number,
 ): Promise<void> {
   const { highest } = await logTopOf(ctx, record);
-  await fencedUpdate(
-    ctx,
-    record,
-    now,
-    expressionOf(finishUpdate(record, finish, highest, now, ctx.ttlSeconds(now))),
-  );
+  const written = await fencedUpdate(ctx, record, now, {
+    ...expressionOf(finishUpdate(record, finish, highest, now, ctx.ttlSeconds(now))),
+    // Its dependents as of the write: every one that registered before it.
+    ReturnValues: "ALL_NEW",
+  });
   countAttemptEnd(finish);
+  if (written !== undefined) await releaseDependents(ctx, jobRecordOf(written));
 }
 
 /**

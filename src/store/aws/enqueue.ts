@@ -4,7 +4,9 @@
  * unknown job, which is deleted on receipt once it is a minute old, never a
  * job without a message. An idempotent enqueue claims its request_id with a
  * conditional put on an item keyed by it (no read of GSI2, whose reads
- * lag), and a retry of a half-done one finishes it.
+ * lag), and a retry of a half-done one finishes it. A job whose
+ * dependencies have not ended is written with `waiting_for` and no message,
+ * which its release sends (dependencies.ts).
  *
  * @module
  */
@@ -22,11 +24,15 @@ import {
   idempotencyClaimOf,
   idempotencyItem,
   idempotencyKey,
+  isWaiting,
   type Item,
   jobOf,
+  type JobRecord,
   jobRecordOf,
   newJobItem,
 } from "./job_item.ts";
+import { startWaiting, verdictAtEnqueue } from "./dependencies.ts";
+import { dependenciesOf, type DependencyVerdict, hasDependencies } from "../dependencies.ts";
 import { sendMessage } from "./sqs_messages.ts";
 import { type AwsStoreContext, num } from "./store_context.ts";
 
@@ -60,8 +66,15 @@ export async function enqueueTo(
   queueUrl: string,
   input: EnqueueInput,
 ): Promise<EnqueueResult> {
+  // Dependencies are read before anything is written: an unknown one stores nothing.
+  const verdict = hasDependencies(input.params)
+    ? await verdictAtEnqueue(ctx, input.params)
+    : undefined;
   const now = ctx.clock.now();
   const plan = await planEnqueue(ctx, input, ctx.ids.next(now), now);
+  if (verdict !== undefined && verdict.kind !== "ready") {
+    return plan.existing ?? await putWaitingJob(ctx, input, plan, verdict, now);
+  }
   if (plan.send) {
     await sendMessage(ctx, queueUrl, plan.jobId, input.queue, {
       attempt: 0,
@@ -70,6 +83,29 @@ export async function enqueueTo(
     });
   }
   return plan.existing ?? await putNewJob(ctx, input, plan, now);
+}
+
+/**
+ * Writes the item of a job its dependencies do not let run yet, with
+ * `waiting_for` and no message, then registers it on them or cancels it
+ * (dependencies.ts startWaiting); answers the enqueue.
+ */
+async function putWaitingJob(
+  ctx: AwsStoreContext,
+  input: EnqueueInput,
+  plan: Pick<EnqueuePlan, "jobId" | "notBeforeMs">,
+  verdict: Exclude<DependencyVerdict, { kind: "ready" }>,
+  now: number,
+): Promise<EnqueueResult> {
+  // A job to cancel waits too until the cancel is written: a crash in
+  // between leaves it to be decided again at its next read.
+  const waitingFor = verdict.kind === "wait"
+    ? verdict.waitingFor
+    : dependenciesOf(input.params).map((d) => d.jobId);
+  const put = await putJobItem(ctx, input, plan, now, waitingFor);
+  if (!put.created) return { job: jobOf(put.record, now), created: false };
+  const record = await startWaiting(ctx, put.record, verdict);
+  return { job: jobOf(record, ctx.clock.now()), created: true };
 }
 
 /**
@@ -114,8 +150,9 @@ export async function planEnqueue(
       jobId: claimed.jobId,
       existing: { job: jobOf(record, now), created: false },
       // A job nobody has taken yet may have lost its message to a crash:
-      // send another (a duplicate is deleted on receipt).
-      send: record.attempt === 0 && record.state === S.SCHEDULED,
+      // send another (a duplicate is deleted on receipt). One waiting for
+      // dependencies has none yet: its release sends it.
+      send: record.attempt === 0 && record.state === S.SCHEDULED && !isWaiting(record),
       notBeforeMs: record.notBeforeMs,
     };
   }
@@ -135,8 +172,25 @@ export async function putNewJob(
   plan: Pick<EnqueuePlan, "jobId" | "notBeforeMs">,
   now: number,
 ): Promise<EnqueueResult> {
+  const put = await putJobItem(ctx, input, plan, now, []);
+  return { job: jobOf(put.record, now), created: put.created };
+}
+
+/**
+ * Writes a new job's item (with `waitingFor`, its dependencies still to
+ * end); `created` is false when a concurrent retry of the same repair
+ * wrote it first, and `record` is then the item it wrote.
+ */
+async function putJobItem(
+  ctx: AwsStoreContext,
+  input: EnqueueInput,
+  plan: Pick<EnqueuePlan, "jobId" | "notBeforeMs">,
+  now: number,
+  waitingFor: readonly string[],
+): Promise<{ record: JobRecord; created: boolean }> {
   const jobId = plan.jobId;
   const item = newJobItem({
+    waitingFor,
     jobId,
     notBeforeMs: plan.notBeforeMs,
     queue: input.queue,
@@ -163,9 +217,9 @@ export async function putNewJob(
     if (written === undefined) {
       throw asStoreError("DynamoDB PutItem", new Error(`job ${jobId} could not be written`));
     }
-    return { job: jobOf(jobRecordOf(written), now), created: false };
+    return { record: jobRecordOf(written), created: false };
   }
-  return { job: jobOf(jobRecordOf(item), now), created: true };
+  return { record: jobRecordOf(item), created: true };
 }
 
 /**

@@ -11,6 +11,7 @@ import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { toBinary } from "@bufbuild/protobuf";
 import { ExecutionConfigSchema } from "../../../gen/job/v1/job_pb.ts";
 import { settle } from "../batch.ts";
+import { hasDependencies } from "../dependencies.ts";
 import { BackendUnavailableError, StoreClosedError } from "../errors.ts";
 import type { BatchOutcome, EnqueueInput, EnqueueResult } from "../job_store.ts";
 import { countStoreMetric } from "../store_meter.ts";
@@ -40,7 +41,8 @@ interface PlannedEnqueue {
  * batch call can carry), send the messages in request order with
  * SendMessageBatch, then write the jobs, with BatchWriteItem for those
  * without a request_id. A request_id met earlier in the batch is enqueued
- * after the rest, as a later call would be.
+ * after the rest, as a later call would be. A job with dependencies is
+ * enqueued on its own, as enqueue does (its dependencies read first).
  */
 export async function enqueueBatch(
   ctx: AwsStoreContext,
@@ -54,6 +56,7 @@ export async function enqueueBatch(
   const now = ctx.clock.now();
   const entries: { index: number; queueUrl: string; input: EnqueueInput; jobId: string }[] = [];
   const repeats: { index: number; queueUrl: string; input: EnqueueInput }[] = [];
+  const dependents: { index: number; queueUrl: string; input: EnqueueInput }[] = [];
   const requestIds = new Set<string>();
   inputs.forEach((input, index) => {
     const url = urls.get(queueUrlKey({ queue: input.queue, priority: input.params.priority }))!;
@@ -61,6 +64,10 @@ export async function enqueueBatch(
       outcomes[index] = url;
     } else if (input.requestId !== "" && requestIds.has(input.requestId)) {
       repeats.push({ index, queueUrl: url.value, input });
+    } else if (hasDependencies(input.params)) {
+      // Read, written and registered as one enqueue does (dependencies.ts).
+      if (input.requestId !== "") requestIds.add(input.requestId);
+      dependents.push({ index, queueUrl: url.value, input });
     } else {
       if (input.requestId !== "") requestIds.add(input.requestId);
       // Ids are drawn in request order, so the batch's jobs sort in that order.
@@ -81,6 +88,9 @@ export async function enqueueBatch(
   for (const [k, outcome] of (await sendAndWrite(ctx, planned, now)).entries()) {
     outcomes[planned[k]!.index] = outcome;
   }
+  await settleBounded(dependents, BATCH_CONCURRENCY, async ({ index, queueUrl, input }) => {
+    outcomes[index] = await settle(() => enqueueTo(ctx, queueUrl, input));
+  });
   const byRequestId = groupBy(repeats, (repeat) => repeat.input.requestId);
   await settleBounded([...byRequestId.values()], BATCH_CONCURRENCY, async (group) => {
     for (const { index, queueUrl, input } of group) {

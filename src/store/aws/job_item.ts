@@ -39,6 +39,7 @@ import type { SequenceState } from "../../protocol/event_sequencing.ts";
 import { lastSequenceOf } from "../../protocol/event_position.ts";
 import { type JobView, leaseExpired, stateAt } from "../lifecycle.ts";
 import { attemptsAsOf } from "./attempt_items.ts";
+import { dependenciesOf } from "../dependencies.ts";
 import type { OutputState, StateAfterEvent } from "../output_cap.ts";
 
 /** A DynamoDB item. */
@@ -104,6 +105,13 @@ export interface JobRecord {
   readonly openWorker: string;
   /** An ATTEMPT_END event (JobEvent bytes) decided but maybe not stored yet. */
   readonly pendingNotice?: Uint8Array;
+  /**
+   * The dependencies it still waits for (`waiting_for`, unordered); empty
+   * once they let it run (its message is sent) or it ended (dependencies.ts).
+   */
+  readonly waitingFor: readonly string[];
+  /** The jobs that registered to be told when this one ends (`dependents`). */
+  readonly dependents: readonly string[];
 }
 
 const n = (value: number | bigint): AttributeValue => ({ N: String(value) });
@@ -119,6 +127,8 @@ export function newJobItem(fields: {
   nowMs: number;
   params: JobParams;
   executionConfig: Uint8Array;
+  /** The dependencies it waits for (none: it is ready, and its message is sent). */
+  waitingFor?: readonly string[];
 }): Item {
   const item: Item = {
     job_id: s(fields.jobId),
@@ -137,6 +147,9 @@ export function newJobItem(fields: {
   // A delayed start waits as a retry's backoff does.
   if (fields.notBeforeMs > 0) item.not_before_ms = n(fields.notBeforeMs);
   if (fields.params.priority !== 0) item.priority = n(fields.params.priority);
+  if (fields.waitingFor !== undefined && fields.waitingFor.length > 0) {
+    item.waiting_for = { SS: [...fields.waitingFor] };
+  }
   return item;
 }
 
@@ -171,7 +184,14 @@ export function jobRecordOf(item: Item): JobRecord {
     openStartedAtMs: num(item, "open_started_at"),
     openWorker: str(item, "open_worker"),
     ...(item.pending_notice?.B === undefined ? {} : { pendingNotice: item.pending_notice.B }),
+    waitingFor: item.waiting_for?.SS ?? [],
+    dependents: item.dependents?.SS ?? [],
   };
+}
+
+/** Whether the job waits for dependencies: SCHEDULED, with no message sent yet. */
+export function isWaiting(record: JobRecord): boolean {
+  return record.state === JobState.SCHEDULED && record.waitingFor.length > 0;
 }
 
 /** Whether the item is a job (not an idempotency claim or a schedule) that TTL has not removed. */
@@ -213,9 +233,11 @@ export function jobOf(record: JobRecord, nowMs: number): Job {
   const view = viewOf(record);
   const expired = leaseExpired(view, nowMs);
   const state = effectiveState(record, nowMs);
+  const params = fromBinary(JobParamsSchema, record.params);
+  const waiting = new Set(isWaiting(record) ? record.waitingFor : []);
   return create(JobSchema, {
     jobId: record.jobId,
-    jobParams: fromBinary(JobParamsSchema, record.params),
+    jobParams: params,
     state,
     createdAt: timestampFromMs(record.createdAtMs),
     updatedAt: timestampFromMs(expired ? record.leaseExpiresAtMs : record.updatedAtMs),
@@ -229,6 +251,8 @@ export function jobOf(record: JobRecord, nowMs: number): Job {
     ...(state === JobState.SCHEDULED && record.notBeforeMs > 0
       ? { notBefore: timestampFromMs(record.notBeforeMs) }
       : {}),
+    // In the order the params name them (a string set keeps none).
+    waitingFor: dependenciesOf(params).map((d) => d.jobId).filter((id) => waiting.has(id)),
   });
 }
 

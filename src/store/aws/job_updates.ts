@@ -125,7 +125,8 @@ export function finishUpdate(
       updated_at: n(nowMs),
       ttl: n(ttl),
     },
-    remove: ["pending_notice"],
+    // A job cancelled while it waited for dependencies waits no more.
+    remove: ["pending_notice", "waiting_for"],
   };
   return mergeUpdates(
     mergeUpdates(ended, setOrRemove("failure_reason", finish.failureReason)),

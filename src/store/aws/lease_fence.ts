@@ -33,6 +33,8 @@ export interface FencedUpdate {
   ConditionExtra?: string;
   ExpressionAttributeNames?: Record<string, string>;
   ExpressionAttributeValues: Item;
+  /** "ALL_NEW": answer the item as the write left it. */
+  ReturnValues?: "ALL_NEW";
 }
 
 /**
@@ -146,16 +148,17 @@ export async function rescheduleFenced(
 
 /**
  * Applies `update` only while `record`'s attempt still holds an unexpired
- * lease (the fence); a refused condition is LeaseLostError.
+ * lease (the fence); a refused condition is LeaseLostError. Answers the
+ * item as written when `update` asks for it.
  */
 export async function fencedUpdate(
   ctx: AwsStoreContext,
   record: JobRecord,
   now: number,
   update: FencedUpdate,
-): Promise<void> {
+): Promise<Item | undefined> {
   try {
-    await ctx.ddb.send(
+    const out = await ctx.ddb.send(
       new UpdateItemCommand({
         TableName: ctx.jobsTable,
         Key: { job_id: { S: record.jobId } },
@@ -170,9 +173,11 @@ export async function fencedUpdate(
           ":runningNow": num(S.RUNNING),
           ":now": num(now),
         },
+        ...(update.ReturnValues === undefined ? {} : { ReturnValues: update.ReturnValues }),
       }),
       ctx.abort(),
     );
+    return out.Attributes;
   } catch (error) {
     if (isConditionFailed(error) || error instanceof ConditionalCheckFailedException) {
       throw new LeaseLostError(record.jobId, "the lease ended while the request was made");

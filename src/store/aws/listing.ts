@@ -14,7 +14,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { fromBinary } from "@bufbuild/protobuf";
 import { type Job, JobParamsSchema } from "../../../gen/job/v1/job_pb.ts";
-import { metadataMatches } from "../../protocol/job_requests.ts";
+import { metadataMatches, ownerAndTimeMatch } from "../../protocol/job_requests.ts";
 import type { JobPage, ListJobsQuery } from "../job_store.ts";
 import { settled } from "./finish_job.ts";
 import {
@@ -50,8 +50,10 @@ export async function listJobs(ctx: AwsStoreContext, query: ListJobsQuery): Prom
   const records: JobRecord[] = [];
   for (const item of items) {
     // Schedules and idempotency claims share the table; they have no created_at.
-    if (!isLiveJobItem(item, now) || !hasMetadata(item, query.metadata)) continue;
-    records.push(await settled(ctx, jobRecordOf(item)));
+    if (!isLiveJobItem(item, now) || !paramsMatch(item, query)) continue;
+    const record = jobRecordOf(item);
+    if (!ownerAndTimeMatch(ownerOf(item, query), record.createdAtMs, query)) continue;
+    records.push(await settled(ctx, record));
   }
   const matching = records
     .filter((r) => query.state === undefined || effectiveState(r, now) === query.state)
@@ -64,14 +66,23 @@ export async function listJobs(ctx: AwsStoreContext, query: ListJobsQuery): Prom
 }
 
 /**
- * Whether a job item's metadata holds every pair of `filter`: its params
- * are decoded only when there is a filter, and before the job is settled,
- * so a job left out costs no write.
+ * Whether a job item's metadata holds every pair of the query's filter:
+ * its params are decoded only when there is a filter, and before the job
+ * is settled, so a job left out costs no write.
  */
-function hasMetadata(item: Item, filter: ListJobsQuery["metadata"]): boolean {
+function paramsMatch(item: Item, query: ListJobsQuery): boolean {
+  const filter = query.metadata;
   if (filter === undefined || Object.keys(filter).length === 0) return true;
-  const params = fromBinary(JobParamsSchema, item.params?.B ?? new Uint8Array());
-  return metadataMatches(params.metadata, filter);
+  return metadataMatches(paramsOf(item).metadata, filter);
+}
+
+/** The item's owner, decoded only when the query filters on it ("" otherwise, unread). */
+function ownerOf(item: Item, query: ListJobsQuery): string {
+  return query.owner === undefined ? "" : paramsOf(item).owner;
+}
+
+function paramsOf(item: Item) {
+  return fromBinary(JobParamsSchema, item.params?.B ?? new Uint8Array());
 }
 
 async function scanAll(ctx: AwsStoreContext, input: ScanCommandInput): Promise<Item[]> {

@@ -21,9 +21,11 @@ import { decideLease, type Lease, type Reschedule } from "../lifecycle.ts";
 import { SQS_MAX_VISIBILITY_SECONDS, YOUNG_MESSAGE_MS } from "./aws_limits.ts";
 import { asStoreError, isConditionFailed } from "./aws_errors.ts";
 import { logTopOf, putNotice, repairNotice } from "./events.ts";
+import { settleWaiting } from "./dependencies.ts";
 import { finishJob } from "./finish_job.ts";
 import {
   attemptOfMessage,
+  isWaiting,
   type Item,
   jobIdOfMessage,
   jobOf,
@@ -147,10 +149,19 @@ async function claim(
     }
     return undefined;
   }
-  const record = jobRecordOf(item);
+  let record = jobRecordOf(item);
   if (record.queue !== queue) {
     await deleteMessage(ctx, queueUrl, handle);
     return undefined;
+  }
+  if (isWaiting(record)) {
+    // Sent by a release that has not removed waiting_for yet, or was cut
+    // short in between: decided again here, and leased through this message.
+    record = await settleWaiting(ctx, record, { send: false });
+    if (isWaiting(record)) {
+      await deleteMessage(ctx, queueUrl, handle);
+      return undefined;
+    }
   }
   const decision = decideLease(viewOf(record), { visibilityTimeoutMs }, now);
   switch (decision.kind) {
@@ -251,7 +262,7 @@ async function takeLease(
         Key: { job_id: { S: jobId } },
         ...update,
         ConditionExpression:
-          "attempt = :seen AND attribute_not_exists(cancel_reason) AND (#state = :scheduled OR (#state = :running AND lease_expires_at <= :now)) AND (#state = :running OR attribute_not_exists(not_before_ms) OR not_before_ms <= :now)",
+          "attempt = :seen AND attribute_not_exists(cancel_reason) AND attribute_not_exists(waiting_for) AND (#state = :scheduled OR (#state = :running AND lease_expires_at <= :now)) AND (#state = :running OR attribute_not_exists(not_before_ms) OR not_before_ms <= :now)",
         ExpressionAttributeNames: { ...update.ExpressionAttributeNames, "#state": "state" },
         ExpressionAttributeValues: {
           ...update.ExpressionAttributeValues,

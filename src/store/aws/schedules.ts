@@ -29,7 +29,6 @@
  * @module
  */
 import {
-  BatchGetItemCommand,
   DeleteItemCommand,
   GetItemCommand,
   PutItemCommand,
@@ -52,9 +51,9 @@ import {
   stateAfterPut,
 } from "../schedule_records.ts";
 import type { FiringRecord, PutScheduleOptions, ScheduleStore } from "../schedule_store.ts";
-import { countStoreMetric } from "../store_meter.ts";
-import { BATCH_CONCURRENCY, DYNAMODB_BATCH_RETRIES } from "./aws_limits.ts";
-import { chunksOf, compareStrings, sendUntilNoneLeft, settleBounded } from "./batching.ts";
+import { BATCH_CONCURRENCY } from "./aws_limits.ts";
+import { chunksOf, compareStrings, settleBounded } from "./batching.ts";
+import { BATCH_GET_MAX, batchGetItems } from "./batch_get.ts";
 import { type Item, SCHEDULE_INDEX_ID, SCHEDULE_PREFIX } from "./job_item.ts";
 import { expressionOf, type ItemUpdate } from "./job_updates.ts";
 import { type AwsStoreContext, num } from "./store_context.ts";
@@ -62,7 +61,6 @@ import { type AwsStoreContext, num } from "./store_context.ts";
 /** Tries of a conditional write on what was read, each after reading again. */
 const WRITE_TRIES = 5;
 /** DynamoDB's most keys per BatchGetItem. */
-const BATCH_GET_MAX = 100;
 
 /** A schedule item, decoded. */
 interface ScheduleRecord {
@@ -209,39 +207,10 @@ export class AwsScheduleStore implements ScheduleStore {
    */
   async #readMany(names: readonly string[]): Promise<ScheduleRecord[]> {
     const records: ScheduleRecord[] = [];
-    let pending: Item[] = names.map(scheduleKey);
-    const round = async (retries: number): Promise<Item[]> => {
-      const out = await this.#ctx.call("DynamoDB BatchGetItem", () =>
-        this.#ctx.ddb.send(
-          new BatchGetItemCommand({
-            RequestItems: { [this.#ctx.jobsTable]: { Keys: pending, ConsistentRead: true } },
-          }),
-          this.#ctx.abort(),
-        ));
-      for (const item of out?.Responses?.[this.#ctx.jobsTable] ?? []) {
-        const record = scheduleRecordOf(item);
-        if (record !== undefined) records.push(record);
-      }
-      const unprocessed = out?.UnprocessedKeys?.[this.#ctx.jobsTable]?.Keys ?? [];
-      if (unprocessed.length === 0) return [];
-      if (retries >= DYNAMODB_BATCH_RETRIES) {
-        throw new BackendUnavailableError(
-          "DynamoDB BatchGetItem",
-          `keys stayed unprocessed after ${retries} retries`,
-        );
-      }
-      // Counted as enqueue_batch.ts counts BatchWriteItem's rounds.
-      countStoreMetric("airunner.dynamodb.batch_retries.total", 1, {
-        operation: "BatchGetItemCommand",
-      });
-      return unprocessed;
-    };
-    await sendUntilNoneLeft(async (retries) => {
-      pending = await round(retries);
-      return pending;
-    }, { clock: this.#ctx.clock, signal: this.#ctx.closing });
-    // The store closed during a backoff: as the next round would, refuse.
-    if (pending.length > 0) this.#ctx.assertOpen();
+    for (const item of await batchGetItems(this.#ctx, names.map(scheduleKey))) {
+      const record = scheduleRecordOf(item);
+      if (record !== undefined) records.push(record);
+    }
     return records;
   }
 

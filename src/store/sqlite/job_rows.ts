@@ -49,13 +49,15 @@ export interface JobRow {
   attempt_worker: string;
   attempt_started_ms: number | null;
   attempt_base: number;
+  /** Job.waiting_for as a JSON array of job ids; NULL: none. */
+  waiting_for: string | null;
 }
 
 /** The columns {@link viewOfRow} reads, for queries that need no more. */
 export const VIEW_COLUMNS =
   "id, job_id, queue, state, attempt, lease_expires_at_ms, cancel_reason, result, retry_policy, " +
   "not_before_ms, used_attempts, lost_attempts, failure_reason, attempt_worker, " +
-  "attempt_started_ms, attempt_base, highest_sequence";
+  "attempt_started_ms, attempt_base, highest_sequence, waiting_for";
 
 /** A row read with {@link VIEW_COLUMNS}. */
 export type ViewRow = Pick<
@@ -77,6 +79,7 @@ export type ViewRow = Pick<
   | "attempt_started_ms"
   | "attempt_base"
   | "highest_sequence"
+  | "waiting_for"
 >;
 
 /** What the lifecycle reads of a row. */
@@ -133,7 +136,21 @@ export function jobFromRow(row: JobRow): Job {
     ...(row.not_before_ms === null ? {} : { notBefore: timestampFromMs(row.not_before_ms) }),
     attempts: attemptsOfRow(row),
     failureReason: row.failure_reason,
+    waitingFor: waitingForOfRow(row),
   });
+}
+
+/**
+ * The job ids of a row's waiting_for (none when NULL).
+ * @throws {TypeError} when the column holds anything but a JSON array of strings.
+ */
+export function waitingForOfRow(row: Pick<JobRow, "waiting_for">): string[] {
+  if (row.waiting_for === null) return [];
+  const ids: unknown = JSON.parse(row.waiting_for);
+  if (!Array.isArray(ids) || !ids.every((id) => typeof id === "string")) {
+    throw new TypeError(`waiting_for ${row.waiting_for} is not a list of job ids`);
+  }
+  return ids;
 }
 
 /**
@@ -142,12 +159,29 @@ export function jobFromRow(row: JobRow): Job {
  * metadata pair is bound, and found through job_metadata (jobs stored
  * before schema 7 have no pairs there, see schema.ts).
  */
-export function listingFilter(query: Pick<ListJobsQuery, "queue" | "state" | "metadata">): {
+export function listingFilter(
+  query: Pick<
+    ListJobsQuery,
+    "queue" | "state" | "metadata" | "owner" | "createdAfterMs" | "createdBeforeMs"
+  >,
+): {
   filter: string;
-  args: string[];
+  args: (string | number)[];
 } {
   const where: string[] = [];
-  const args: string[] = [];
+  const args: (string | number)[] = [];
+  if (query.owner !== undefined) {
+    where.push("owner = ?");
+    args.push(query.owner);
+  }
+  if (query.createdAfterMs !== undefined) {
+    where.push("created_at_ms >= ?");
+    args.push(query.createdAfterMs);
+  }
+  if (query.createdBeforeMs !== undefined) {
+    where.push("created_at_ms < ?");
+    args.push(query.createdBeforeMs);
+  }
   if (query.queue !== undefined) {
     where.push("queue = ?");
     args.push(query.queue);

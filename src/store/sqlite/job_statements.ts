@@ -39,8 +39,8 @@ const RESCHEDULED_BASE_SQL = `(${RESCHEDULED_BASE})`;
  */
 export const SQL = {
   insertJob:
-    `INSERT INTO jobs (id, job_id, queue, state, attempt, request_id, created_at_ms, updated_at_ms, params, execution_config, ready_key, retry_policy, priority, not_before_ms)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO jobs (id, job_id, queue, state, attempt, request_id, created_at_ms, updated_at_ms, params, execution_config, ready_key, retry_policy, priority, not_before_ms, owner, waiting_for)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   insertMetadata: "INSERT INTO job_metadata (key, value, job) VALUES (?, ?, ?)",
   byRequestId: "SELECT * FROM jobs WHERE request_id = ?",
   byJobId: "SELECT * FROM jobs WHERE job_id = ?",
@@ -62,7 +62,8 @@ export const SQL = {
     attempt_worker = ?, attempt_started_ms = ?
     FROM json_each(?) AS lease WHERE jobs.id = lease.value ->> 0 RETURNING *`,
   extend: "UPDATE jobs SET lease_expires_at_ms = ? WHERE id = ?",
-  finish: `UPDATE jobs SET state = ?, result = ?, failure_reason = ?, ready_key = NULL,
+  finish:
+    `UPDATE jobs SET state = ?, result = ?, failure_reason = ?, ready_key = NULL, waiting_for = NULL,
     lease_expires_at_ms = NULL, not_before_ms = NULL, attempts = CAST(COALESCE(attempts, X'') || ? AS BLOB),
     updated_at_ms = ?, finished_at_ms = ? WHERE id = ?`,
   reschedule: `UPDATE jobs SET state = ?, ready_key = ?, lease_expires_at_ms = NULL,
@@ -75,12 +76,16 @@ export const SQL = {
   highestSequence: "UPDATE jobs SET highest_sequence = ? WHERE id = ?",
   attemptsOf: "SELECT attempts FROM jobs WHERE id = ?",
   setAttempts: "UPDATE jobs SET attempts = ? WHERE id = ?",
-  /** Puts every job whose backoff ended by a time into its queue's order; returns their queues. */
+  /**
+   * Puts every job whose backoff ended by a time into its queue's order;
+   * returns their queues. A job waiting on dependencies stays out, however
+   * due its delayed start (sqlite_dependencies.ts puts it in later).
+   */
   promoteDue: `UPDATE jobs SET ready_key = ${RESCHEDULED_BASE_SQL} + not_before_ms
-    WHERE state = ${JobState.SCHEDULED} AND ready_key IS NULL AND not_before_ms <= ?
-    RETURNING queue`,
+    WHERE state = ${JobState.SCHEDULED} AND ready_key IS NULL AND waiting_for IS NULL
+    AND not_before_ms <= ? RETURNING queue`,
   earliestDue: `SELECT MIN(not_before_ms) AS next FROM jobs
-    WHERE state = ${JobState.SCHEDULED} AND ready_key IS NULL`,
+    WHERE state = ${JobState.SCHEDULED} AND ready_key IS NULL AND waiting_for IS NULL`,
   cancelReason: "UPDATE jobs SET cancel_reason = ?, updated_at_ms = ? WHERE id = ?",
   leasesEndedBy: `SELECT ${VIEW_COLUMNS} FROM jobs WHERE state = ${JobState.RUNNING}
     AND lease_expires_at_ms <= ? ORDER BY lease_expires_at_ms`,
@@ -95,12 +100,15 @@ export interface NewJobRow {
   readonly jobId: string;
   /** The encoded execution config. */
   readonly executionConfig: Uint8Array;
+  /** The dependencies it waits on (none: it joins its queue, or its delayed start). */
+  readonly waitingFor: readonly string[];
 }
 
 /**
  * Writes a new job the lifecycle decided: its row whole in one statement
  * (its ready_key, the queue order, is its id; a delayed start is out of the
- * queue's order until due, see promoteDue), and the metadata pairs a
+ * queue's order until due, see promoteDue, and so is a job waiting on
+ * dependencies, whose job_dependencies rows are the caller's), and the metadata pairs a
  * listing can filter on (values of at most MAX_FILTERABLE_METADATA_LENGTH
  * characters: validation refuses a filter on a longer one). Runs inside the
  * caller's transaction, so the job and its pairs commit together.
@@ -113,6 +121,7 @@ export function writeNewJob(
   now: number,
 ): void {
   const delayed = decision.notBeforeMs > 0;
+  const waiting = row.waitingFor.length > 0;
   run.sql(SQL.insertJob).run(
     row.id,
     row.jobId,
@@ -124,10 +133,12 @@ export function writeNewJob(
     now,
     toBinary(JobParamsSchema, input.params),
     row.executionConfig,
-    delayed ? null : row.id,
+    delayed || waiting ? null : row.id,
     input.params.retry === undefined ? null : toBinary(RetryPolicySchema, input.params.retry),
     input.params.priority,
     delayed ? decision.notBeforeMs : null,
+    input.params.owner,
+    waiting ? JSON.stringify(row.waitingFor) : null,
   );
   for (const [key, value] of Object.entries(input.params.metadata)) {
     if (value.length > MAX_FILTERABLE_METADATA_LENGTH) continue;

@@ -1,6 +1,6 @@
 /**
  * Retention of the SQLite store: finished jobs older than the retention
- * period are deleted with their events and metadata pairs, a bounded batch
+ * period are deleted with their events, metadata pairs and dependency rows, a bounded batch
  * at a time, so that requests are never held up long.
  *
  * @module
@@ -15,7 +15,7 @@ const RETENTION_BATCH = 500;
 
 /**
  * Deletes up to one batch of finished jobs older than `cutoffMs`, with
- * their events and metadata pairs; returns how many jobs went (0 once
+ * their events, metadata pairs and job_dependencies rows; returns how many jobs went (0 once
  * `isClosed()` turns true). Event rows go in batches of their own, so a job
  * with a huge log never holds the database long.
  */
@@ -37,8 +37,15 @@ export async function deleteFinishedBefore(
     if (isClosed()) return 0;
     // The pairs go with the row, in one commit: a pair left behind would
     // match the next job given this id (one above the highest, at open).
+    // So would a dependency row, which a finished job no longer has (its own
+    // go when it ends, sqlite_dependencies.ts); those it could have are the
+    // ones of its waiting_for, found by the key.
     runner.transaction(() => {
       runner.sql("DELETE FROM job_metadata WHERE job = ?").run(id);
+      runner.sql(
+        `DELETE FROM job_dependencies WHERE job = ?1 AND dependency IN
+        (SELECT value FROM json_each((SELECT waiting_for FROM jobs WHERE id = ?1)))`,
+      ).run(id);
       runner.sql("DELETE FROM jobs WHERE id = ?").run(id);
     });
   }

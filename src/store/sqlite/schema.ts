@@ -31,6 +31,8 @@ export class DataDirError extends Error {
  *   and its state (schedule_records.ts) in columns a conditional write reads.
  * - job_metadata: the (key, value) pairs of each job's metadata that a
  *   listing can filter on, pointing at the job's row id.
+ * - job_dependencies: for each job waiting on others, the ones it still
+ *   waits on (by job_id), pointing at the waiting job's row id.
  */
 const MIGRATIONS: readonly string[] = [
   `
@@ -138,7 +140,29 @@ const MIGRATIONS: readonly string[] = [
   // Jobs from before version 7 have no pairs (no backfill): a metadata
   // filter does not find them. Schedules did not exist before 7, so the
   // jobs their firings made, the ones filtered for, all have theirs.
+  // - owner: JobParams.owner, for `list --owner` (jobs from before 7 read
+  //   as ''); unindexed: a listing by owner reads the table newest first.
+  // - dependencies (JobParams.after, after_any; src/store/dependencies.ts):
+  //   waiting_for is Job.waiting_for, a JSON array of job ids (NULL: none).
+  //   A waiting job is SCHEDULED with ready_key NULL, so no dequeue sees it,
+  //   and jobs_delayed leaves it out (its delayed start, if any, counts only
+  //   once its dependencies allow). job_dependencies has a row (dependency,
+  //   job) for each job a waiting job still waits on, exactly while it
+  //   waits: the end of a job finds its dependents by the key's prefix and
+  //   deletes their rows on it; a waiting job that ends itself deletes its
+  //   own through its waiting_for, so no index by job is needed. Jobs from
+  //   before 7 have no dependencies.
   `
+  ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+  ALTER TABLE jobs ADD COLUMN waiting_for TEXT;
+  DROP INDEX jobs_delayed;
+  CREATE INDEX jobs_delayed ON jobs (not_before_ms)
+    WHERE state = 1 AND ready_key IS NULL AND waiting_for IS NULL;
+  CREATE TABLE job_dependencies (
+    dependency TEXT NOT NULL,
+    job        INTEGER NOT NULL,
+    PRIMARY KEY (dependency, job)
+  ) WITHOUT ROWID;
   CREATE TABLE schedules (
     name           TEXT PRIMARY KEY,
     definition     BLOB NOT NULL,

@@ -71,6 +71,7 @@ import { EncodedConfigCache } from "./encoded_config_cache.ts";
 import { SQL, writeFinish, writeNewJob, writeRedrive, writeReschedule } from "./job_statements.ts";
 import { appendEvents, sqliteEventSource } from "./sqlite_events.ts";
 import { SqliteScheduleStore } from "./sqlite_schedules.ts";
+import { joinsQueue, SqliteDependencies, wakeDependents } from "./sqlite_dependencies.ts";
 import type { ScheduleStore } from "../schedule_store.ts";
 
 export { listingFilter } from "./job_rows.ts";
@@ -125,6 +126,7 @@ export class SqliteJobStore implements JobStore {
   readonly #maxJobOutputBytes: number;
   readonly #ids = new UuidV7Generator();
   readonly #configs = new EncodedConfigCache();
+  readonly #dependencies: SqliteDependencies;
   /** The id the next inserted job gets (one above the highest, as SQLite would pick). */
   #nextRowId: number;
   readonly #queueWaiters: Notifier<string>;
@@ -141,6 +143,7 @@ export class SqliteJobStore implements JobStore {
     this.#db = db;
     this.#onError = options.onBackgroundError ?? (() => {});
     this.#run = new SqlRunner(db, disk, this.#onError);
+    this.#dependencies = new SqliteDependencies(this.#run);
     this.#clock = options.clock ?? systemClock;
     this.#tokens = options.tokenCodec;
     this.#maxJobOutputBytes = options.maxJobOutputBytes ?? DEFAULT_MAX_JOB_OUTPUT_BYTES;
@@ -207,7 +210,7 @@ export class SqliteJobStore implements JobStore {
     this.#assertOpen();
     const now = this.#clock.now();
     const result = this.#run.transaction(() => this.#insertJob(input, now));
-    if (result.created) this.#queueWaiters.notify(input.queue, 1);
+    if (joinsQueue(result)) this.#queueWaiters.notify(input.queue, 1);
     return result;
   }
 
@@ -221,7 +224,7 @@ export class SqliteJobStore implements JobStore {
     );
     inputs.forEach((input, i) => {
       const outcome = outcomes[i]!;
-      if (outcome.ok && outcome.value.created) this.#queueWaiters.notify(input.queue, 1);
+      if (outcome.ok && joinsQueue(outcome.value)) this.#queueWaiters.notify(input.queue, 1);
     });
     return outcomes;
   }
@@ -241,13 +244,18 @@ export class SqliteJobStore implements JobStore {
       now,
     );
     if (decision.kind === "existing") return { job: jobFromRow(existing!), created: false };
+    const verdict = this.#dependencies.decideNew(input.params);
     const jobId = this.#ids.next(now);
     const delayed = decision.notBeforeMs > 0;
     // The row id is chosen here, so the row is written whole in one statement.
     const id = this.#nextRowId++;
     const executionConfig = this.#configs.bytesOf(input.executionConfig);
-    writeNewJob(this.#run, { id, jobId, executionConfig }, input, decision, now);
-    if (delayed) this.#expiryTimer.arm(decision.notBeforeMs);
+    const waitingFor = verdict.kind === "wait" ? verdict.waitingFor : [];
+    writeNewJob(this.#run, { id, jobId, executionConfig, waitingFor }, input, decision, now);
+    if (this.#dependencies.placeNew({ id, jobId }, verdict, now)) {
+      return { job: jobFromRow(this.#row(jobId)), created: true };
+    }
+    if (delayed && waitingFor.length === 0) this.#expiryTimer.arm(decision.notBeforeMs);
     // Built from what was written rather than read back and decoded: the
     // row holds exactly these values. The parameters are the caller's own
     // object; the config is copied (the server shares one across jobs).
@@ -262,6 +270,7 @@ export class SqliteJobStore implements JobStore {
       queue: input.queue,
       attempt: decision.attempt,
       ...(delayed ? { notBefore: timestampFromMs(decision.notBeforeMs) } : {}),
+      waitingFor: [...waitingFor],
     });
     return { job, created: true };
   }
@@ -547,11 +556,18 @@ export class SqliteJobStore implements JobStore {
     else this.#expiryTimer.arm(release.notBeforeMs);
   }
 
-  /** Persists a finish the lifecycle decided and wakes the job's followers. */
+  /**
+   * Persists a finish the lifecycle decided and what it means for the jobs
+   * waiting on it, in one transaction; then wakes whom they concern.
+   */
   #finish(row: ViewRow, finish: Finish, now: number): void {
-    writeFinish(this.#run, row, finish, now);
+    const changes = this.#run.transaction(() => {
+      writeFinish(this.#run, row, finish, now);
+      return this.#dependencies.ended(row, now);
+    });
     countAttemptEnd(finish);
     this.#jobWatchers.notify(row.job_id);
+    wakeDependents(changes, this.#queueWaiters, this.#jobWatchers, this.#expiryTimer);
   }
 
   /**

@@ -51,7 +51,8 @@ export interface SessionStreamOptions {
   readonly openTimeoutMs: number;
   /** This side's heartbeat interval, announced in the open message. */
   readonly heartbeatMs: number;
-  readonly queue: string;
+  /** The queues to serve, in order of preference (at least one). */
+  readonly queues: readonly string[];
   readonly visibilityTimeoutSeconds: number;
   /** Recorded by the server in the attempts this worker runs. */
   readonly workerName: string;
@@ -88,8 +89,12 @@ export async function runSessionStream(options: SessionStreamOptions): Promise<S
     openTimeoutMs,
   );
   const messages = options.started(requests);
+  const [queue = "", ...more] = options.queues;
   messages[0]!.open = create(SessionOpenSchema, {
-    queue: options.queue,
+    queue,
+    // A one-queue open stays as it always was; a server that predates
+    // `queues` serves `queue` (the first) alone.
+    ...(more.length === 0 ? {} : { queues: [...options.queues] }),
     visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
     heartbeatMs,
     workerName: options.workerName,
