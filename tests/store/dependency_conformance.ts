@@ -13,6 +13,7 @@ import {
   JobParamsSchema,
   JobResultSchema,
   JobState,
+  RetryPolicySchema,
 } from "../../gen/job/v1/job_pb.ts";
 import { InvalidArgumentError } from "../../src/protocol/invalid_argument.ts";
 import type { JobStore, LeasedJob } from "../../src/store/job_store.ts";
@@ -177,4 +178,59 @@ export function registerDependencyCases(conformance: Register): void {
       assert.deepEqual(names(await leasable(store)), ["b"]);
     },
   );
+
+  conformance(
+    "dependencies: a dependency waiting out a retry has not ended; its last attempt decides",
+    async (h) => {
+      const { store } = h;
+      const { job: a } = await store.enqueue({
+        requestId: "",
+        queue: QUEUE,
+        params: create(JobParamsSchema, {
+          command: "flaky",
+          metadata: { name: "a" },
+          retry: create(RetryPolicySchema, {
+            maxRetries: 1,
+            minDelayMs: 1_000n,
+            maxDelayMs: 1_000n,
+          }),
+        }),
+        executionConfig,
+      });
+      const b = await enqueue(store, "b", { after: [a.jobId] });
+      const [first] = await leasable(store);
+      await finish(store, first!, 1);
+      const retrying = await store.getJob(a.jobId);
+      assert.equal(retrying.state, JobState.SCHEDULED, "a waits for its retry");
+      assert.deepEqual((await store.getJob(b.jobId)).waitingFor, [a.jobId], "b still waits");
+      await h.advance(2_100);
+      const [second] = await leasable(store);
+      assert.equal(second?.job.jobId, a.jobId, "the retry, not b");
+      await finish(store, second!, 0);
+      assert.deepEqual(names(await leasable(store)), ["b"]);
+    },
+  );
+
+  conformance("dependencies: a delayed start and dependencies both hold", async (h) => {
+    const { store } = h;
+    const a = await enqueue(store, "a");
+    const { job: b } = await store.enqueue({
+      requestId: "",
+      queue: QUEUE,
+      params: create(JobParamsSchema, {
+        command: "true",
+        metadata: { name: "b" },
+        after: [a.jobId],
+        delayMs: 2_000n,
+      }),
+      executionConfig,
+    });
+    const [leased] = await leasable(store);
+    await finish(store, leased!, 0);
+    const got = await store.getJob(b.jobId);
+    assert.deepEqual(got.waitingFor, [], "its dependency ended");
+    assert.deepEqual(await leasable(store), [], "but its start is not due yet");
+    await h.advance(3_100);
+    assert.deepEqual(names(await leasable(store)), ["b"]);
+  });
 }

@@ -37,6 +37,7 @@ const SQL = {
   statusOf: "SELECT state, result, failure_reason FROM jobs WHERE job_id = ?",
   viewById: `SELECT ${VIEW_COLUMNS}, params FROM jobs WHERE id = ?`,
   insertDependency: "INSERT OR IGNORE INTO job_dependencies (dependency, job) VALUES (?, ?)",
+  anyDependency: "SELECT 1 FROM job_dependencies LIMIT 1",
   /** The jobs that waited on one that ended; their rows on it go. */
   takeDependents: "DELETE FROM job_dependencies WHERE dependency = ? RETURNING job",
   /** A job's own rows, found through its waiting_for (the key leads with the dependency). */
@@ -67,9 +68,16 @@ const READY: DependencyVerdict = { kind: "ready" };
 /** Dependencies of the SQLite store's jobs, on one database. */
 export class SqliteDependencies {
   readonly #run: SqlRunner;
+  /**
+   * Whether any job of this database may wait on another: until one does,
+   * a finish skips the dependents query (a statement per completion that
+   * most stores, which never use dependencies, would pay for nothing).
+   */
+  #mayHaveDependents: boolean;
 
   constructor(run: SqlRunner) {
     this.#run = run;
+    this.#mayHaveDependents = run.sql(SQL.anyDependency).get() !== undefined;
   }
 
   /**
@@ -106,6 +114,7 @@ export class SqliteDependencies {
    */
   ended(ended: ViewRow, now: number): DependentChanges {
     const changes: DependentChanges = { due: [], delayedUntilMs: [], cancelled: [] };
+    if (!this.#mayHaveDependents) return changes;
     // A worklist, not recursion: a cancel down a chain of thousands of jobs
     // decides each link in turn instead of nesting a call per link.
     const endedJobs: ViewRow[] = [ended];
@@ -164,6 +173,7 @@ export class SqliteDependencies {
   }
 
   #addRows(id: number, waitingFor: readonly string[]): void {
+    if (waitingFor.length > 0) this.#mayHaveDependents = true;
     for (const jobId of waitingFor) this.#run.sql(SQL.insertDependency).run(jobId, id);
   }
 
