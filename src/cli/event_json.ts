@@ -49,6 +49,11 @@ export class EventJsonEncoder {
     this.#jobId = jobId;
   }
 
+  /** The text to print for `event`: its lines as JSON, each ending in a newline ("" for none). */
+  text(event: JobEvent): string {
+    return this.lines(event).map((line) => `${JSON.stringify(line)}\n`).join("");
+  }
+
   /** The lines of `event`: one per output chunk, one for anything else. */
   lines(event: JobEvent): EventJson[] {
     const base = (sequence: bigint, ms: number | undefined, type: string): EventJsonBase => ({

@@ -118,12 +118,18 @@ export async function followJobToOutcome(
 }
 
 function explainFailure(job: Job): void {
+  const line = failureLine(job);
+  if (line !== undefined) console.error(line);
+}
+
+/** The line that says why a finished job failed, as `logs -f` of one job prints it; undefined when it did not. */
+export function failureLine(job: Job): string | undefined {
   if (job.state === JobState.CANCELLED) {
-    console.error(
-      `airunner: job ${job.jobId} was cancelled (${job.cancelReason || "no reason given"})`,
-    );
-  } else if (job.state === JobState.FAILED) {
-    const why = job.result?.errorMessage || `exited with code ${job.result?.exitCode ?? "?"}`;
-    console.error(`airunner: job ${job.jobId} failed: ${why}`);
+    return `airunner: job ${job.jobId} was cancelled (${job.cancelReason || "no reason given"})`;
   }
+  if (job.state === JobState.FAILED) {
+    const why = job.result?.errorMessage || `exited with code ${job.result?.exitCode ?? "?"}`;
+    return `airunner: job ${job.jobId} failed: ${why}`;
+  }
+  return undefined;
 }

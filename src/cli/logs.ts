@@ -186,7 +186,7 @@ function jsonWriter(jobId: string): (event: JobEvent) => Promise<void> {
   const encoder = new EventJsonEncoder(jobId);
   const bytes = new TextEncoder();
   return async (event) => {
-    const text = encoder.lines(event).map((line) => `${JSON.stringify(line)}\n`).join("");
+    const text = encoder.text(event);
     if (text !== "") await writeAll(Deno.stdout, bytes.encode(text));
   };
 }

@@ -16,6 +16,7 @@ import { rpcErrorOf } from "../rpc_error.ts";
 import { attemptSeparator } from "./attempt_format.ts";
 import { EventJsonEncoder, JSON_EVENT_TYPES } from "./event_json.ts";
 import { ExitCode, exitCodeOfJob } from "./exit_codes.ts";
+import { failureLine } from "./follow_job.ts";
 import { outputChunks } from "./job_format.ts";
 import {
   type OutputStream,
@@ -197,7 +198,7 @@ class ManySink {
     if (this.#options.json) {
       let encoder = this.#json.get(jobId);
       if (encoder === undefined) this.#json.set(jobId, encoder = new EventJsonEncoder(jobId));
-      const text = encoder.lines(event).map((line) => `${JSON.stringify(line)}\n`).join("");
+      const text = encoder.text(event);
       if (text !== "") await this.#write("stdout", new TextEncoder().encode(text));
       return;
     }
@@ -237,18 +238,6 @@ class ManySink {
     else this.#stderr = next.catch(() => {});
     return next;
   }
-}
-
-/** The line that says why a finished job failed, as `logs -f` of one job prints it; undefined when it did not. */
-export function failureLine(job: Job): string | undefined {
-  if (job.state === JobState.CANCELLED) {
-    return `airunner: job ${job.jobId} was cancelled (${job.cancelReason || "no reason given"})`;
-  }
-  if (job.state === JobState.FAILED) {
-    const why = job.result?.errorMessage || `exited with code ${job.result?.exitCode ?? "?"}`;
-    return `airunner: job ${job.jobId} failed: ${why}`;
-  }
-  return undefined;
 }
 
 /** `fn` of every item, at most `limit` at a time; results in the items' order. */

@@ -230,7 +230,7 @@ class JsonView implements View {
   open(): void {}
 
   async event(event: JobEvent): Promise<void> {
-    const text = this.#encoder.lines(event).map((line) => `${JSON.stringify(line)}\n`).join("");
+    const text = this.#encoder.text(event);
     if (text !== "") await writeAll(Deno.stdout, encoder.encode(text));
   }
 

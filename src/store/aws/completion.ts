@@ -30,8 +30,7 @@ import { jobOf, type JobRecord, jobRecordOf, viewOf } from "./job_item.ts";
 import { logTopOf, repairNotice } from "./events.ts";
 import { expressionOf, finishUpdate } from "./job_updates.ts";
 import { fencedUpdate, rescheduleFenced } from "./lease_fence.ts";
-import { deleteMessage, sendMessage, sqsBatch } from "./sqs_messages.ts";
-import { delaySecondsUntil } from "./sqs_schedule.ts";
+import { deleteMessage, sendMessageDueAt, sqsBatch } from "./sqs_messages.ts";
 import { type AwsStoreContext, num, queueUrlKey } from "./store_context.ts";
 
 const S = JobState;
@@ -179,16 +178,11 @@ async function retryLater(
   now: number,
 ): Promise<void> {
   await rescheduleFenced(ctx, record, reschedule, now);
-  const delaySeconds = delaySecondsUntil(reschedule.notBeforeMs, now, ctx.sqsMaxDelaySeconds);
-  await sendMessage(
+  await sendMessageDueAt(
     ctx,
     await ctx.queueUrl(record.queue, record.priority),
-    record.jobId,
-    record.queue,
-    {
-      attempt: record.attempt,
-      delaySeconds,
-    },
+    record,
+    reschedule.notBeforeMs,
   );
 }
 

@@ -31,8 +31,7 @@ import { BATCH_GET_MAX, batchGetItems } from "./batch_get.ts";
 import { writeFinish } from "./finish_write.ts";
 import { isLiveJobItem, isWaiting, type JobRecord, jobRecordOf, viewOf } from "./job_item.ts";
 import type { UpdateExpressionParts } from "./job_updates.ts";
-import { sendMessage } from "./sqs_messages.ts";
-import { delaySecondsUntil } from "./sqs_schedule.ts";
+import { sendMessageDueAt } from "./sqs_messages.ts";
 import { type AwsStoreContext, num } from "./store_context.ts";
 
 const S = JobState;
@@ -160,21 +159,14 @@ async function release(
   send: boolean,
 ): Promise<JobRecord> {
   if (send) {
-    await sendMessage(
+    await sendMessageDueAt(
       ctx,
       await ctx.queueUrl(record.queue, record.priority),
-      record.jobId,
-      record.queue,
-      {
-        attempt: record.attempt,
-        delaySeconds: delaySecondsUntil(
-          record.notBeforeMs,
-          ctx.clock.now(),
-          ctx.sqsMaxDelaySeconds,
-        ),
-      },
+      record,
+      record.notBeforeMs,
     );
   }
+
   const out = await ctx.updateJobIf(record.jobId, {
     UpdateExpression: "REMOVE waiting_for",
     ExpressionAttributeNames: {},

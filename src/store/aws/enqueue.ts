@@ -17,7 +17,6 @@ import { BackendUnavailableError } from "../errors.ts";
 import type { EnqueueInput, EnqueueResult } from "../job_store.ts";
 import { decideEnqueue, decideNewJob } from "../lifecycle.ts";
 import { InvalidArgumentError } from "../../protocol/invalid_argument.ts";
-import { delaySecondsUntil } from "./sqs_schedule.ts";
 import { YOUNG_MESSAGE_MS } from "./aws_limits.ts";
 import { asStoreError, isConditionFailed } from "./aws_errors.ts";
 import {
@@ -33,7 +32,7 @@ import {
 } from "./job_item.ts";
 import { startWaiting, verdictAtEnqueue } from "./dependencies.ts";
 import { dependenciesOf, type DependencyVerdict, hasDependencies } from "../dependencies.ts";
-import { sendMessage } from "./sqs_messages.ts";
+import { sendMessageDueAt } from "./sqs_messages.ts";
 import { type AwsStoreContext, num } from "./store_context.ts";
 
 const S = JobState;
@@ -76,11 +75,13 @@ export async function enqueueTo(
     return plan.existing ?? await putWaitingJob(ctx, input, plan, verdict, now);
   }
   if (plan.send) {
-    await sendMessage(ctx, queueUrl, plan.jobId, input.queue, {
-      attempt: 0,
-      // Toward its delayed start, as far as SQS delays go (sqs_schedule.ts).
-      delaySeconds: delaySecondsUntil(plan.notBeforeMs, ctx.clock.now(), ctx.sqsMaxDelaySeconds),
-    });
+    // Toward its delayed start, as far as SQS delays go.
+    await sendMessageDueAt(
+      ctx,
+      queueUrl,
+      { jobId: plan.jobId, queue: input.queue, attempt: 0 },
+      plan.notBeforeMs,
+    );
   }
   return plan.existing ?? await putNewJob(ctx, input, plan, now);
 }

@@ -22,6 +22,7 @@ import {
   isStaleReceipt,
 } from "./aws_errors.ts";
 import { messageBody } from "./job_item.ts";
+import { delaySecondsUntil } from "./sqs_schedule.ts";
 import type { AwsStoreContext } from "./store_context.ts";
 
 /**
@@ -45,6 +46,23 @@ export async function sendMessage(
       }),
       ctx.abort(),
     ));
+}
+
+/**
+ * Sends the message of `job`'s next attempt on `queueUrl`, due at
+ * `notBeforeMs` as far as SQS delays go (sqs_schedule.ts: a wait past the
+ * longest delay is received early and put back).
+ */
+export async function sendMessageDueAt(
+  ctx: AwsStoreContext,
+  queueUrl: string,
+  job: { readonly jobId: string; readonly queue: string; readonly attempt: number },
+  notBeforeMs: number,
+): Promise<void> {
+  await sendMessage(ctx, queueUrl, job.jobId, job.queue, {
+    attempt: job.attempt,
+    delaySeconds: delaySecondsUntil(notBeforeMs, ctx.clock.now(), ctx.sqsMaxDelaySeconds),
+  });
 }
 
 /**
